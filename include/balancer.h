@@ -1,0 +1,136 @@
+/*
+ * balancer: the selector interface, the registry of policies by name, and the
+ * health bookkeeping (in-flight, consecutive failures, ejection) that lives
+ * beside the backends so that policies stay pure.
+ *
+ * A policy never sees a socket or a connection: only the read-only array of
+ * struct balancer_backend and the samples it is told about.  Time is passed in
+ * (microseconds, monotonic) so every policy is testable with a fake clock.
+ */
+#ifndef LB_BALANCER_H
+#define LB_BALANCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BALANCER_MAX_BACKENDS 64
+
+/* How a finished request went, as far as balancing is concerned. */
+enum balancer_outcome {
+    BALANCER_OK,          /* a response that is not 5xx/429 */
+    BALANCER_HTTP_ERROR,  /* 5xx or 429 from the backend */
+    BALANCER_CONNECT_ERR, /* connect refused / failed / timed out */
+    BALANCER_TIMEOUT,     /* no (complete) response in time */
+    BALANCER_RESET,       /* connection lost / invalid response */
+};
+const char *balancer_outcome_str(enum balancer_outcome o);
+
+enum balancer_health {
+    BALANCER_UP,
+    BALANCER_EJECTED, /* passive: too many consecutive failures */
+    BALANCER_PROBING, /* ejection expired; one probe request allowed */
+    BALANCER_DOWN,    /* active health check failed */
+};
+const char *balancer_health_str(enum balancer_health h);
+
+/* Score formula of the adaptive policies. */
+enum balancer_score_mode {
+    BALANCER_SCORE_LATENCY,           /* plain argmin of the estimate */
+    BALANCER_SCORE_LATENCY_X_INFLIGHT, /* estimate * (in_flight + 1) */
+    BALANCER_SCORE_PREDICTED,         /* learned a + b * in_flight */
+};
+
+/* Everything tunable about selection and passive health. */
+struct balancer_params {
+    unsigned sma_window;        /* samples (default 20) */
+    double ewma_alpha;          /* 0 < alpha <= 1 (default 0.3) */
+    unsigned ewma_decay_ms;     /* 0 = no time decay */
+    bool load_aware;            /* false = plain argmin (prototype) */
+    int ewma_score;             /* enum balancer_score_mode; -1 = default */
+    unsigned probe_interval_ms; /* stale estimate gets a real request */
+    unsigned penalty_ms;        /* a failure counts as this latency */
+    unsigned peak_tau_ms;       /* p2c-peak-ewma decay time constant */
+    unsigned max_fails;         /* consecutive failures before ejection */
+    unsigned fail_timeout_ms;   /* first ejection period (doubles) */
+    unsigned max_eject_ms;      /* cap of the back-off */
+    uint64_t seed;              /* RNG seed (p2c, tie breaks) */
+};
+void balancer_params_default(struct balancer_params *p);
+
+/* The read-only view a policy gets of one backend. */
+struct balancer_backend {
+    unsigned weight;    /* >= 1 */
+    unsigned in_flight; /* requests dispatched and not yet observed */
+    enum balancer_health health;
+    uint64_t ejected_until_us;
+    unsigned consecutive_fails;
+    unsigned ejections;    /* how many times ejected in a row (back-off) */
+    uint64_t fail_total;
+    enum balancer_outcome last_fail;
+    bool probe_in_flight;
+};
+
+/* A policy: one file, one table, one line in the registry (balancer.c). */
+struct balancer_policy {
+    const char *name;
+    /* Returns policy state, or NULL on failure. */
+    void *(*create)(const struct balancer_params *p, size_t n,
+                    const struct balancer_backend *backends);
+    void (*destroy)(void *state);
+    /* Picks among backends with eligible[i] true (at least one is);
+     * returns the index. */
+    size_t (*pick)(void *state, const bool *eligible, uint64_t now_us);
+    /* One finished request: latency_us from dispatch to last byte (penalised
+     * by the caller for failures), inflight_at_dispatch the backend's
+     * in-flight count when it was picked (not counting this request). */
+    void (*observe)(void *state, size_t idx, uint64_t latency_us, bool ok,
+                    unsigned inflight_at_dispatch, uint64_t now_us);
+    /* The number the dashboard shows for a backend (lower = preferred). */
+    double (*score)(void *state, size_t idx, uint64_t now_us);
+};
+
+struct balancer;
+
+/* Looks a policy up by mode name (accepts the prototype's names); NULL if
+ * unknown. */
+const struct balancer_policy *balancer_find(const char *name);
+/* Writes the known mode names separated by ", " into buf. */
+void balancer_names(char *buf, size_t len);
+
+/* Creates a balancer for n backends with the given weights; NULL on error. */
+struct balancer *balancer_create(const char *mode,
+                                 const struct balancer_params *p, size_t n,
+                                 const unsigned *weights);
+void balancer_destroy(struct balancer *b);
+
+/* Picks a backend not in the `tried` bitmap (bit i = backend i), skipping
+ * ejected ones; when all untried ones are ejected, fails open to the
+ * least-bad one.  Returns the index and increments its in-flight count, or
+ * -1 if every backend was tried.  *inflight_at_dispatch receives the
+ * backend's in-flight count before this request. */
+int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
+                  unsigned *inflight_at_dispatch);
+/* Reports one finished request dispatched by balancer_pick (decrements the
+ * in-flight count, feeds the policy, updates passive health). */
+void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
+                      enum balancer_outcome outcome,
+                      unsigned inflight_at_dispatch, uint64_t now_us);
+/* Releases a pick that never reached the backend and should not count as a
+ * sample (e.g. the client went away before dispatch). */
+void balancer_cancel(struct balancer *b, size_t idx);
+/* Active health check result for a backend. */
+void balancer_set_health(struct balancer *b, size_t idx, bool up,
+                         uint64_t now_us);
+
+size_t balancer_count(const struct balancer *b);
+const char *balancer_mode(const struct balancer *b);
+const struct balancer_backend *balancer_backend(const struct balancer *b,
+                                                size_t idx);
+double balancer_score(struct balancer *b, size_t idx, uint64_t now_us);
+/* A short human reason for the backend's state ("", "5 consecutive
+ * connect_error", "health check failed"). */
+const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
+                            size_t len);
+
+#endif

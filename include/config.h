@@ -1,0 +1,92 @@
+/*
+ * config: defaults, INI loading (inih) driven by one table, command-line
+ * merge, validation.  Everything is checked before any socket is bound.
+ */
+#ifndef LB_CONFIG_H
+#define LB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "balancer.h"
+
+#define CONFIG_MAX_BACKENDS BALANCER_MAX_BACKENDS
+#define CONFIG_DEFAULT_FILE "config/lbproxy.ini"
+
+struct config_backend {
+    char id[32];   /* "A", "B", ... (default: letters in order) */
+    char host[64]; /* numeric IPv4/IPv6 address or name */
+    char port[8];
+    unsigned weight;
+};
+
+struct config {
+    char listen[128]; /* "127.0.0.1:9090" */
+    char admin[128];  /* "127.0.0.1:5002"; "off" disables */
+    char mode[32];    /* a balancer policy name */
+    bool persistent;
+    char log_path[256];  /* "" = logs/<mode>_<model>.csv, "off" = none */
+    char dashboard_dir[256]; /* "dashboard" */
+    char logs_dir[256];      /* directory served under /logs/ ("logs") */
+
+    struct config_backend backends[CONFIG_MAX_BACKENDS];
+    size_t nbackends;
+
+    /* timeouts, milliseconds */
+    unsigned client_header_timeout_ms;  /* whole request head (slowloris) */
+    unsigned client_body_timeout_ms;    /* between body reads */
+    unsigned keepalive_timeout_ms;      /* idle client connection */
+    unsigned client_write_timeout_ms;   /* client not reading a response */
+    unsigned upstream_connect_timeout_ms;
+    unsigned upstream_timeout_ms;       /* no response progress -> 504 */
+    unsigned pool_idle_timeout_ms;      /* idle pooled upstream conn */
+    unsigned drain_timeout_ms;          /* graceful shutdown deadline */
+
+    /* limits */
+    unsigned max_head_bytes;  /* request head -> 431 */
+    unsigned max_headers;     /* header count -> 431 */
+    unsigned long long max_body_bytes; /* -> 413 */
+    unsigned max_clients;     /* concurrent client connections */
+    unsigned buffer_bytes;    /* per-direction buffer size */
+    unsigned max_retries;     /* other backends tried after a failure */
+    unsigned pool_max_idle;   /* idle upstream connections per backend */
+
+    /* active health checks ("" path = off) */
+    char health_check_path[128];
+    unsigned health_check_interval_ms;
+
+    /* CSV log */
+    unsigned log_flush_ms;
+
+    struct balancer_params balancer;
+
+    /* where the values came from, for messages */
+    char config_file[256]; /* "" when none was read */
+};
+
+/* Fills every field with the built-in defaults (no backends). */
+void config_defaults(struct config *c);
+
+/* Reads an INI file over the current values.  Returns 0, or -1 with a
+ * "FILE:LINE: key: expected ..." message in err. */
+int config_load_file(struct config *c, const char *path, char *err,
+                     size_t errlen);
+
+/* Full start-up: defaults, then the config file (--config FILE, or
+ * CONFIG_DEFAULT_FILE when it exists), then the flags.  Returns 0 to run,
+ * 1 when --help/--version was printed (exit 0), -1 with err filled on a bad
+ * file or flag (exit 2). */
+int config_from_args(struct config *c, int argc, char **argv, char *err,
+                     size_t errlen);
+
+/* Checks cross-field rules; 0 or -1 with err filled. */
+int config_validate(const struct config *c, char *err, size_t errlen);
+
+/* The CSV log path after defaults: "" when logging is off. */
+void config_log_path(const struct config *c, char *buf, size_t len);
+
+/* Prints the effective configuration (for --print-config and logs). */
+void config_print(const struct config *c, FILE *out);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * record: what one finished request looked like.  Filled by the client
+ * module, consumed by csvlog (one CSV row) and stats (counters, histograms).
+ */
+#ifndef LB_RECORD_H
+#define LB_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum record_error {
+    RECORD_OK,
+    RECORD_BAD_REQUEST,    /* 400 / 431 / 413 / 501 answered by lbproxy */
+    RECORD_CONNECT,        /* no backend could be connected: 502 */
+    RECORD_TIMEOUT,        /* upstream timed out: 504 */
+    RECORD_UPSTREAM_RESET, /* upstream closed or reset mid-exchange */
+    RECORD_BAD_RESPONSE,   /* upstream sent invalid HTTP: 502 */
+    RECORD_CLIENT_CLOSED,  /* the client went away first */
+    RECORD_CLIENT_TIMEOUT, /* client too slow (head/body/write) */
+    RECORD_SHUTDOWN,       /* drain deadline passed */
+};
+const char *record_error_str(enum record_error e);
+
+struct record {
+    uint64_t wall_us;         /* request start, CLOCK_REALTIME, microseconds */
+    const char *client_addr;  /* "127.0.0.1:54321" */
+    const char *method;
+    const char *path;
+    size_t path_len;
+    int backend;              /* index, -1 when none */
+    const char *backend_id;   /* NULL when none */
+    const char *backend_addr; /* NULL when none */
+    int status;               /* status sent to the client, 0 if none */
+    uint64_t req_bytes;       /* bytes received from the client */
+    uint64_t resp_bytes;      /* bytes sent to the client */
+    int64_t connect_us;       /* -1 when not applicable (reused conn) */
+    int64_t ttfb_us;          /* dispatch to first response byte, -1 none */
+    int64_t upstream_us;      /* dispatch to last response byte, -1 none */
+    int64_t total_us;         /* first request byte to last response byte */
+    bool reused;              /* upstream connection came from the pool */
+    unsigned retries;
+    enum record_error error;
+};
+
+#endif

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lbproxy's build, tests and benchmarks need.
+# Installs only what is missing; safe to run twice.  Uses sudo when not root.
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --bench  also the peers (nginx, HAProxy) and plots
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev
+      libcmocka-dev wrk curl python3 python3-pytest
+      clang libclang-rt-14-dev
+      prometheus chromium)
+bench=(nginx-light haproxy python3-pandas python3-matplotlib linux-perf)
+if [[ ${1:-} == --bench ]]; then
+    pkgs+=("${bench[@]}")
+fi
+
+# Node.js may come from elsewhere (with its own npm); add Debian's only if absent.
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+SUDO=
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"
+else
+    echo "install-deps: all packages present"
+fi
+
+# Browser-side code for the dashboard comes from the npm registry, pinned by
+# the lockfile.
+if [[ -f package.json ]] && command -v npm >/dev/null; then
+    if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules ]]; then
+        npm ci --no-audit --no-fund --loglevel=error
+    fi
+fi

@@ -1,0 +1,300 @@
+/*
+ * loop: epoll wrapper, binary min-heap of timers, deferred releases.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOOP_MAX_EVENTS 256
+
+struct loop_deferred {
+    loop_defer_fn *fn;
+    void *ptr;
+};
+
+struct loop {
+    int epfd;
+    int stopped;
+    uint64_t now_us;
+    struct loop_timer **heap; /* heap[0] is the earliest deadline */
+    uint32_t heap_len, heap_cap;
+    struct loop_deferred *deferred;
+    size_t ndeferred, deferred_cap;
+    loop_hook_fn *before_sleep;
+    void *before_sleep_ctx;
+    struct epoll_event events[LOOP_MAX_EVENTS];
+};
+
+uint64_t loop_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+struct loop *loop_create(void)
+{
+    struct loop *loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return NULL;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0)
+        goto fail;
+    loop->now_us = loop_clock_us();
+    return loop;
+fail:
+    free(loop);
+    return NULL;
+}
+
+static void run_deferred(struct loop *loop)
+{
+    /* A deferred release may defer more; run until the list is empty. */
+    while (loop->ndeferred > 0) {
+        size_t n = loop->ndeferred;
+        struct loop_deferred *d = loop->deferred;
+        loop->deferred = NULL;
+        loop->ndeferred = 0;
+        loop->deferred_cap = 0;
+        for (size_t i = 0; i < n; i++)
+            d[i].fn(d[i].ptr);
+        free(d);
+    }
+}
+
+void loop_destroy(struct loop *loop)
+{
+    if (!loop)
+        return;
+    run_deferred(loop);
+    if (loop->epfd >= 0)
+        close(loop->epfd);
+    free(loop->heap);
+    free(loop);
+}
+
+uint64_t loop_now(const struct loop *loop) { return loop->now_us; }
+
+uint64_t loop_update_time(struct loop *loop)
+{
+    loop->now_us = loop_clock_us();
+    return loop->now_us;
+}
+
+static uint32_t to_epoll(unsigned events)
+{
+    uint32_t e = 0;
+    if (events & LOOP_READ)
+        e |= EPOLLIN | EPOLLRDHUP;
+    if (events & LOOP_WRITE)
+        e |= EPOLLOUT;
+    return e;
+}
+
+int loop_io_add(struct loop *loop, struct loop_io *io, int fd, unsigned events)
+{
+    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = io};
+    io->fd = fd;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        return -1;
+    io->events = events;
+    io->registered = 1;
+    return 0;
+}
+
+int loop_io_mod(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    if (!io->registered) {
+        errno = EBADF;
+        return -1;
+    }
+    if (io->events == events)
+        return 0;
+    struct epoll_event ev = {.events = to_epoll(events), .data.ptr = io};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+        return -1;
+    io->events = events;
+    return 0;
+}
+
+void loop_io_del(struct loop *loop, struct loop_io *io)
+{
+    if (!io->registered)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->registered = 0;
+    io->events = 0;
+}
+
+/* ---- timer heap ---- */
+
+static void heap_place(struct loop *loop, uint32_t i, struct loop_timer *t)
+{
+    loop->heap[i] = t;
+    t->heap_idx = i + 1;
+}
+
+static void heap_up(struct loop *loop, uint32_t i)
+{
+    struct loop_timer *t = loop->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (loop->heap[parent]->when_us <= t->when_us)
+            break;
+        heap_place(loop, i, loop->heap[parent]);
+        i = parent;
+    }
+    heap_place(loop, i, t);
+}
+
+static void heap_down(struct loop *loop, uint32_t i)
+{
+    struct loop_timer *t = loop->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= loop->heap_len)
+            break;
+        if (c + 1 < loop->heap_len &&
+            loop->heap[c + 1]->when_us < loop->heap[c]->when_us)
+            c++;
+        if (t->when_us <= loop->heap[c]->when_us)
+            break;
+        heap_place(loop, i, loop->heap[c]);
+        i = c;
+    }
+    heap_place(loop, i, t);
+}
+
+void loop_timer_cancel(struct loop *loop, struct loop_timer *t)
+{
+    if (!t->heap_idx)
+        return;
+    uint32_t i = t->heap_idx - 1;
+    t->heap_idx = 0;
+    loop->heap_len--;
+    if (i == loop->heap_len)
+        return;
+    struct loop_timer *last = loop->heap[loop->heap_len];
+    heap_place(loop, i, last);
+    heap_down(loop, i);
+    heap_up(loop, last->heap_idx - 1);
+}
+
+void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us)
+{
+    if (t->heap_idx) {
+        uint32_t i = t->heap_idx - 1;
+        uint64_t old = t->when_us;
+        t->when_us = when_us;
+        if (when_us < old)
+            heap_up(loop, i);
+        else
+            heap_down(loop, i);
+        return;
+    }
+    if (loop->heap_len == loop->heap_cap) {
+        uint32_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+        struct loop_timer **h = realloc(loop->heap, cap * sizeof(*h));
+        if (!h)
+            abort(); /* a timer we cannot arm would hang a session */
+        loop->heap = h;
+        loop->heap_cap = cap;
+    }
+    t->when_us = when_us;
+    loop->heap[loop->heap_len] = t;
+    loop->heap_len++;
+    heap_up(loop, loop->heap_len - 1);
+}
+
+void loop_timer_after(struct loop *loop, struct loop_timer *t, uint64_t delay_us)
+{
+    loop_timer_set(loop, t, loop->now_us + delay_us);
+}
+
+static void run_timers(struct loop *loop)
+{
+    /* Bound the work per round so a timer that re-arms at `now` cannot spin. */
+    uint32_t budget = loop->heap_len + 16;
+    while (loop->heap_len > 0 && budget-- > 0) {
+        struct loop_timer *t = loop->heap[0];
+        if (t->when_us > loop->now_us)
+            break;
+        loop_timer_cancel(loop, t);
+        t->fn(loop, t);
+    }
+}
+
+int loop_defer(struct loop *loop, loop_defer_fn *fn, void *ptr)
+{
+    if (loop->ndeferred == loop->deferred_cap) {
+        size_t cap = loop->deferred_cap ? loop->deferred_cap * 2 : 32;
+        struct loop_deferred *d = realloc(loop->deferred, cap * sizeof(*d));
+        if (!d) {
+            fn(ptr);
+            return -1;
+        }
+        loop->deferred = d;
+        loop->deferred_cap = cap;
+    }
+    loop->deferred[loop->ndeferred].fn = fn;
+    loop->deferred[loop->ndeferred].ptr = ptr;
+    loop->ndeferred++;
+    return 0;
+}
+
+void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *ctx)
+{
+    loop->before_sleep = fn;
+    loop->before_sleep_ctx = ctx;
+}
+
+void loop_stop(struct loop *loop) { loop->stopped = 1; }
+
+int loop_run(struct loop *loop)
+{
+    loop->stopped = 0;
+    while (!loop->stopped) {
+        if (loop->before_sleep)
+            loop->before_sleep(loop, loop->before_sleep_ctx);
+        int timeout = -1;
+        if (loop->heap_len > 0) {
+            loop_update_time(loop);
+            uint64_t when = loop->heap[0]->when_us;
+            if (when <= loop->now_us)
+                timeout = 0;
+            else /* round up so we never wake just before the deadline */
+                timeout = (int)((when - loop->now_us + 999) / 1000);
+        }
+        int n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        loop_update_time(loop);
+        for (int i = 0; i < n; i++) {
+            struct loop_io *io = loop->events[i].data.ptr;
+            uint32_t e = loop->events[i].events;
+            if (!io->registered)
+                continue; /* removed earlier in this round */
+            unsigned ev = 0;
+            if (e & (EPOLLIN | EPOLLRDHUP))
+                ev |= LOOP_READ;
+            if (e & EPOLLOUT)
+                ev |= LOOP_WRITE;
+            if (e & (EPOLLERR | EPOLLHUP))
+                ev |= LOOP_READ | LOOP_WRITE;
+            ev &= io->events ? io->events : ev;
+            if (ev)
+                io->fn(loop, io, ev);
+        }
+        run_timers(loop);
+        run_deferred(loop);
+    }
+    return 0;
+}
