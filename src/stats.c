@@ -1,0 +1,375 @@
+/*
+ * stats: one-second slots in a ring, rotated lazily by tagging each slot with
+ * the second it holds; a slot whose tag is not the second asked for is
+ * empty.  The ring has more slots than the history so that the current,
+ * incomplete second never overwrites one of the 60 complete ones.
+ */
+#include "stats.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+
+#define RING 64 /* > STATS_HISTORY + 1, a power of two */
+#define NO_SEC UINT64_MAX
+
+struct slot {
+    uint64_t sec; /* the second this slot holds, NO_SEC when never used */
+    uint32_t requests;
+    uint32_t errors;
+    uint64_t lat_sum_us;
+    uint32_t lat_count;
+    bool has_score;
+    double score;
+    uint32_t hist[STATS_BUCKETS];
+};
+
+struct series {
+    struct stats_counters c;
+    uint64_t le[STATS_LE_COUNT]; /* per-bound counts (not yet cumulative) */
+    uint64_t dur_count;
+    uint64_t dur_sum_us;
+    struct slot ring[RING];
+};
+
+struct stats {
+    size_t n;
+    uint64_t start_us;
+    struct series *series;    /* n backends, then the total */
+    uint64_t scratch[STATS_BUCKETS]; /* merged histogram for queries */
+};
+
+const double stats_le_bounds[STATS_LE_COUNT] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25,   0.5,   1.0,    2.5,   5.0,  10.0,  30.0,
+};
+
+/* The same bounds in microseconds, for integer comparisons. */
+static const uint64_t le_us[STATS_LE_COUNT] = {
+    500,    1000,    2500,    5000,    10000,    25000,    50000, 100000,
+    250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
+};
+
+const char *stats_err_str(enum stats_err e)
+{
+    switch (e) {
+    case STATS_ERR_HTTP_5XX: return "http_5xx";
+    case STATS_ERR_CONNECT: return "connect";
+    case STATS_ERR_TIMEOUT: return "timeout";
+    case STATS_ERR_RESET: return "reset";
+    case STATS_ERR_BAD_RESPONSE: return "bad_response";
+    case STATS_ERR_BAD_REQUEST: return "bad_request";
+    case STATS_ERR_CLIENT_CLOSED: return "client_closed";
+    case STATS_ERR_CLIENT_TIMEOUT: return "client_timeout";
+    case STATS_ERR_SHUTDOWN: return "shutdown";
+    }
+    return "?";
+}
+
+/* ---- histogram ---- */
+
+size_t stats_bucket(uint64_t us)
+{
+    if (us < 128)
+        return (size_t)us;
+    if (us >= (UINT64_C(1) << STATS_MAX_EXP))
+        return STATS_BUCKETS - 1;
+    unsigned k = 63u - (unsigned)__builtin_clzll(us); /* 7 .. MAX_EXP-1 */
+    uint64_t sub = (us >> (k - STATS_SUB_BITS)) - 64;
+    return 128 + (size_t)(k - 7) * 64 + (size_t)sub;
+}
+
+uint64_t stats_bucket_low(size_t i)
+{
+    if (i < 128)
+        return i;
+    size_t j = i - 128;
+    unsigned k = 7 + (unsigned)(j / 64);
+    return (uint64_t)(64 + j % 64) << (k - STATS_SUB_BITS);
+}
+
+uint64_t stats_bucket_width(size_t i)
+{
+    if (i < 128)
+        return 1;
+    unsigned k = 7 + (unsigned)((i - 128) / 64);
+    return UINT64_C(1) << (k - STATS_SUB_BITS);
+}
+
+/* Rank of quantile q among total samples (1-based, at least 1). */
+static uint64_t quantile_rank(uint64_t total, double q)
+{
+    if (q < 0)
+        q = 0;
+    if (q > 1)
+        q = 1;
+    /* The epsilon keeps 0.9 * 10 from rounding up to rank 10. */
+    uint64_t rank = (uint64_t)ceil(q * (double)total - 1e-9);
+    return rank < 1 ? 1 : rank;
+}
+
+static double bucket_mid(size_t i)
+{
+    return (double)stats_bucket_low(i) +
+           (double)(stats_bucket_width(i) - 1) / 2.0;
+}
+
+double stats_hist_quantile(const uint64_t *hist, uint64_t total, double q)
+{
+    if (total == 0)
+        return 0;
+    uint64_t rank = quantile_rank(total, q), seen = 0;
+    for (size_t i = 0; i < STATS_BUCKETS; i++) {
+        seen += hist[i];
+        if (seen >= rank)
+            return bucket_mid(i);
+    }
+    return bucket_mid(STATS_BUCKETS - 1);
+}
+
+/* The same over one slot's 32-bit counts (no copy per history second). */
+static double slot_quantile(const uint32_t *hist, uint64_t total, double q)
+{
+    if (total == 0)
+        return 0;
+    uint64_t rank = quantile_rank(total, q), seen = 0;
+    for (size_t i = 0; i < STATS_BUCKETS; i++) {
+        seen += hist[i];
+        if (seen >= rank)
+            return bucket_mid(i);
+    }
+    return bucket_mid(STATS_BUCKETS - 1);
+}
+
+/* ---- life cycle ---- */
+
+struct stats *stats_create(size_t nbackends, uint64_t now_us)
+{
+    struct stats *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->series = calloc(nbackends + 1, sizeof(*s->series));
+    if (!s->series)
+        goto fail;
+    s->n = nbackends;
+    s->start_us = now_us;
+    for (size_t i = 0; i <= nbackends; i++)
+        for (size_t j = 0; j < RING; j++)
+            s->series[i].ring[j].sec = NO_SEC;
+    return s;
+fail:
+    free(s);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void stats_destroy(struct stats *s)
+{
+    if (!s)
+        return;
+    free(s->series);
+    free(s);
+}
+
+size_t stats_count(const struct stats *s) { return s->n; }
+
+uint64_t stats_start_us(const struct stats *s) { return s->start_us; }
+
+/* Series for an index, or NULL when out of range. */
+static struct series *series_of(const struct stats *s, size_t idx)
+{
+    if (idx == STATS_TOTAL)
+        return &s->series[s->n];
+    if (idx < s->n)
+        return &s->series[idx];
+    return NULL;
+}
+
+/* The slot for second `sec`, cleared if it held an older second. */
+static struct slot *slot_for_write(struct series *se, uint64_t sec)
+{
+    struct slot *sl = &se->ring[sec % RING];
+    if (sl->sec != sec) {
+        memset(sl, 0, sizeof(*sl));
+        sl->sec = sec;
+    }
+    return sl;
+}
+
+/* The slot for second `sec`, or NULL when that second has no data. */
+static const struct slot *slot_for_read(const struct series *se, uint64_t sec)
+{
+    const struct slot *sl = &se->ring[sec % RING];
+    return sl->sec == sec ? sl : NULL;
+}
+
+/* ---- recording ---- */
+
+/* The error kind of a record, or -1 when it is not an error. */
+static int error_kind(const struct record *r)
+{
+    switch (r->error) {
+    case RECORD_OK:
+        return r->status >= 500 ? STATS_ERR_HTTP_5XX : -1;
+    case RECORD_BAD_REQUEST: return STATS_ERR_BAD_REQUEST;
+    case RECORD_CONNECT: return STATS_ERR_CONNECT;
+    case RECORD_TIMEOUT: return STATS_ERR_TIMEOUT;
+    case RECORD_UPSTREAM_RESET: return STATS_ERR_RESET;
+    case RECORD_BAD_RESPONSE: return STATS_ERR_BAD_RESPONSE;
+    case RECORD_CLIENT_CLOSED: return STATS_ERR_CLIENT_CLOSED;
+    case RECORD_CLIENT_TIMEOUT: return STATS_ERR_CLIENT_TIMEOUT;
+    case RECORD_SHUTDOWN: return STATS_ERR_SHUTDOWN;
+    }
+    return -1;
+}
+
+static void account(struct series *se, uint64_t sec, int kind, int64_t lat,
+                    const struct record *r)
+{
+    se->c.requests++;
+    se->c.bytes_in += r->req_bytes;
+    se->c.bytes_out += r->resp_bytes;
+    struct slot *sl = slot_for_write(se, sec);
+    sl->requests++;
+    if (kind >= 0) {
+        se->c.errors++;
+        se->c.err[kind]++;
+        sl->errors++;
+    }
+    if (lat < 0)
+        return;
+    uint64_t us = (uint64_t)lat;
+    sl->hist[stats_bucket(us)]++;
+    sl->lat_sum_us += us;
+    sl->lat_count++;
+    se->dur_count++;
+    se->dur_sum_us += us;
+    for (size_t i = 0; i < STATS_LE_COUNT; i++) {
+        if (us <= le_us[i]) {
+            se->le[i]++;
+            break;
+        }
+    }
+}
+
+void stats_record(struct stats *s, const struct record *r, uint64_t now_us)
+{
+    uint64_t sec = now_us / 1000000u;
+    int kind = error_kind(r);
+    bool backend = r->backend >= 0 && (size_t)r->backend < s->n;
+    int64_t lat = backend && r->upstream_us >= 0 ? r->upstream_us
+                                                  : r->total_us;
+    if (backend)
+        account(&s->series[r->backend], sec, kind, lat, r);
+    account(&s->series[s->n], sec, kind, lat, r);
+}
+
+void stats_set_score(struct stats *s, size_t idx, double score,
+                     uint64_t now_us)
+{
+    struct series *se = series_of(s, idx);
+    if (!se)
+        return;
+    struct slot *sl = slot_for_write(se, now_us / 1000000u);
+    sl->score = score;
+    sl->has_score = true;
+}
+
+/* ---- queries ---- */
+
+void stats_counters(const struct stats *s, size_t idx,
+                    struct stats_counters *out)
+{
+    const struct series *se = series_of(s, idx);
+    if (!se) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    *out = se->c;
+}
+
+void stats_window(struct stats *s, size_t idx, unsigned seconds,
+                  uint64_t now_us, struct stats_window *out)
+{
+    memset(out, 0, sizeof(*out));
+    const struct series *se = series_of(s, idx);
+    if (!se)
+        return;
+    if (seconds > STATS_HISTORY)
+        seconds = STATS_HISTORY;
+    uint64_t cur = now_us / 1000000u;
+    uint64_t first = s->start_us / 1000000u;
+    /* Only seconds since start count: rps is not diluted by the time
+     * before stats existed.  The starting second itself is partial but
+     * counted (it holds requests). */
+    uint64_t avail = cur > first ? cur - first : 0;
+    if (seconds > avail)
+        seconds = (unsigned)avail;
+    out->seconds = seconds;
+    memset(s->scratch, 0, sizeof(s->scratch));
+    uint64_t sum = 0;
+    for (unsigned i = 1; i <= seconds; i++) {
+        const struct slot *sl = slot_for_read(se, cur - i);
+        if (!sl)
+            continue;
+        out->requests += sl->requests;
+        out->errors += sl->errors;
+        out->latency.count += sl->lat_count;
+        sum += sl->lat_sum_us;
+        if (sl->lat_count == 0)
+            continue;
+        for (size_t b = 0; b < STATS_BUCKETS; b++)
+            s->scratch[b] += sl->hist[b];
+    }
+    if (seconds > 0)
+        out->rps = (double)out->requests / seconds;
+    struct stats_latency *l = &out->latency;
+    if (l->count == 0)
+        return;
+    l->mean_ms = (double)sum / (double)l->count / 1000.0;
+    l->p50_ms = stats_hist_quantile(s->scratch, l->count, 0.50) / 1000.0;
+    l->p90_ms = stats_hist_quantile(s->scratch, l->count, 0.90) / 1000.0;
+    l->p99_ms = stats_hist_quantile(s->scratch, l->count, 0.99) / 1000.0;
+    l->p999_ms = stats_hist_quantile(s->scratch, l->count, 0.999) / 1000.0;
+}
+
+void stats_history(const struct stats *s, size_t idx, uint64_t now_us,
+                   struct stats_second out[STATS_HISTORY])
+{
+    const struct series *se = series_of(s, idx);
+    uint64_t cur = now_us / 1000000u;
+    for (unsigned i = 0; i < STATS_HISTORY; i++) {
+        struct stats_second *o = &out[i];
+        memset(o, 0, sizeof(*o));
+        o->sec = cur - STATS_HISTORY + i;
+        const struct slot *sl = se ? slot_for_read(se, o->sec) : NULL;
+        if (!sl)
+            continue;
+        o->requests = sl->requests;
+        o->errors = sl->errors;
+        o->has_score = sl->has_score;
+        o->score = sl->score;
+        if (sl->lat_count == 0)
+            continue;
+        o->has_latency = true;
+        o->p50_ms = slot_quantile(sl->hist, sl->lat_count, 0.50) / 1000.0;
+        o->p99_ms = slot_quantile(sl->hist, sl->lat_count, 0.99) / 1000.0;
+    }
+}
+
+void stats_duration(const struct stats *s, size_t idx,
+                    uint64_t le[STATS_LE_COUNT], uint64_t *count,
+                    uint64_t *sum_us)
+{
+    const struct series *se = series_of(s, idx);
+    uint64_t acc = 0;
+    for (size_t i = 0; i < STATS_LE_COUNT; i++) {
+        acc += se ? se->le[i] : 0;
+        le[i] = acc;
+    }
+    *count = se ? se->dur_count : 0;
+    *sum_us = se ? se->dur_sum_us : 0;
+}
