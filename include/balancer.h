@@ -40,6 +40,10 @@ enum balancer_score_mode {
     BALANCER_SCORE_LATENCY_X_INFLIGHT, /* estimate * (in_flight + 1) */
     BALANCER_SCORE_PREDICTED,         /* learned a + b * in_flight */
 };
+/* "latency", "latency_x_inflight", "predicted". */
+const char *balancer_score_mode_str(enum balancer_score_mode m);
+/* Parses a score mode name; returns the enum value, or -1 if unknown. */
+int balancer_score_mode_parse(const char *name);
 
 /* Everything tunable about selection and passive health. */
 struct balancer_params {
@@ -66,6 +70,7 @@ struct balancer_backend {
     uint64_t ejected_until_us;
     unsigned consecutive_fails;
     unsigned ejections;    /* how many times ejected in a row (back-off) */
+    unsigned eject_fails;  /* consecutive failures that caused the ejection */
     uint64_t fail_total;
     enum balancer_outcome last_fail;
     bool probe_in_flight;

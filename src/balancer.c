@@ -1,0 +1,442 @@
+/*
+ * balancer: the registry of policies by name, and the generic bookkeeping
+ * that lives beside the backends — in-flight counts, passive health
+ * (consecutive failures, ejection with exponential back-off, one probe at a
+ * time), active health (DOWN), the `tried` set of a retried request and the
+ * fail-open rule.  Policies only ever see which backends are eligible.
+ */
+#include "balancer.h"
+#include "balancer_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Every policy, under its canonical mode name (policy->name). */
+static const struct balancer_policy *const policies[] = {
+    &balancer_policy_rr,
+    &balancer_policy_sma,
+    &balancer_policy_ewma,
+    &balancer_policy_least_conn,
+    &balancer_policy_p2c,
+};
+
+/* Other spellings accepted for the canonical names. */
+static const struct {
+    const char *alias;
+    const char *name;
+} aliases[] = {
+    {"rr", "round-robin"},
+    {"round_robin", "round-robin"},
+    {"roundrobin", "round-robin"},
+    {"weighted-round-robin", "round-robin"},
+    {"sma", "adaptive_sma"},
+    {"adaptive-sma", "adaptive_sma"},
+    {"ewma", "adaptive_ewma"},
+    {"adaptive-ewma", "adaptive_ewma"},
+    {"adaptive", "adaptive_ewma"},
+    {"least_conn", "least-conn"},
+    {"leastconn", "least-conn"},
+    {"least-connections", "least-conn"},
+    {"lc", "least-conn"},
+    {"p2c", "p2c-peak-ewma"},
+    {"p2c_peak_ewma", "p2c-peak-ewma"},
+    {"peak-ewma", "p2c-peak-ewma"},
+    {"peak_ewma", "p2c-peak-ewma"},
+};
+
+#define NPOLICIES (sizeof(policies) / sizeof(policies[0]))
+#define NALIASES (sizeof(aliases) / sizeof(aliases[0]))
+
+struct balancer {
+    const struct balancer_policy *pol;
+    void *state;
+    struct balancer_params p;
+    size_t n;
+    struct balancer_backend be[BALANCER_MAX_BACKENDS];
+};
+
+const char *balancer_outcome_str(enum balancer_outcome o)
+{
+    switch (o) {
+    case BALANCER_OK:
+        return "ok";
+    case BALANCER_HTTP_ERROR:
+        return "http_error";
+    case BALANCER_CONNECT_ERR:
+        return "connect_error";
+    case BALANCER_TIMEOUT:
+        return "timeout";
+    case BALANCER_RESET:
+        return "reset";
+    }
+    return "?";
+}
+
+const char *balancer_health_str(enum balancer_health h)
+{
+    switch (h) {
+    case BALANCER_UP:
+        return "up";
+    case BALANCER_EJECTED:
+        return "ejected";
+    case BALANCER_PROBING:
+        return "probing";
+    case BALANCER_DOWN:
+        return "down";
+    }
+    return "?";
+}
+
+const char *balancer_score_mode_str(enum balancer_score_mode m)
+{
+    switch (m) {
+    case BALANCER_SCORE_LATENCY:
+        return "latency";
+    case BALANCER_SCORE_LATENCY_X_INFLIGHT:
+        return "latency_x_inflight";
+    case BALANCER_SCORE_PREDICTED:
+        return "predicted";
+    }
+    return "?";
+}
+
+int balancer_score_mode_parse(const char *name)
+{
+    static const enum balancer_score_mode all[] = {
+        BALANCER_SCORE_LATENCY,
+        BALANCER_SCORE_LATENCY_X_INFLIGHT,
+        BALANCER_SCORE_PREDICTED,
+    };
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcasecmp(name, balancer_score_mode_str(all[i])) == 0)
+            return (int)all[i];
+    return -1;
+}
+
+void balancer_params_default(struct balancer_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->sma_window = 20;
+    p->ewma_alpha = 0.3;
+    p->ewma_decay_ms = 0;
+    p->load_aware = true;
+    p->ewma_score = -1;
+    p->probe_interval_ms = 1000;
+    p->penalty_ms = 5000;
+    p->peak_tau_ms = 10000;
+    p->max_fails = 3;
+    p->fail_timeout_ms = 2000;
+    p->max_eject_ms = 30000;
+    p->seed = 1;
+}
+
+const struct balancer_policy *balancer_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < NALIASES; i++)
+        if (strcasecmp(name, aliases[i].alias) == 0) {
+            name = aliases[i].name;
+            break;
+        }
+    for (size_t i = 0; i < NPOLICIES; i++)
+        if (strcasecmp(name, policies[i]->name) == 0)
+            return policies[i];
+    return NULL;
+}
+
+void balancer_names(char *buf, size_t len)
+{
+    size_t off = 0;
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    for (size_t i = 0; i < NPOLICIES && off < len; i++) {
+        int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "",
+                         policies[i]->name);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+struct balancer *balancer_create(const char *mode,
+                                 const struct balancer_params *p, size_t n,
+                                 const unsigned *weights)
+{
+    const struct balancer_policy *pol = balancer_find(mode);
+    struct balancer *b = NULL;
+
+    if (!pol || n == 0 || n > BALANCER_MAX_BACKENDS) {
+        errno = EINVAL;
+        return NULL;
+    }
+    b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->pol = pol;
+    if (p)
+        b->p = *p;
+    else
+        balancer_params_default(&b->p);
+    if (b->p.sma_window == 0)
+        b->p.sma_window = 1;
+    if (!(b->p.ewma_alpha > 0.0 && b->p.ewma_alpha <= 1.0))
+        b->p.ewma_alpha = 0.3;
+    if (b->p.peak_tau_ms == 0)
+        b->p.peak_tau_ms = 1;
+    b->n = n;
+    for (size_t i = 0; i < n; i++) {
+        b->be[i].weight = weights && weights[i] ? weights[i] : 1;
+        b->be[i].health = BALANCER_UP;
+        b->be[i].last_fail = BALANCER_OK;
+    }
+    b->state = pol->create(&b->p, n, b->be);
+    if (!b->state)
+        goto fail;
+    return b;
+fail:
+    free(b);
+    return NULL;
+}
+
+void balancer_destroy(struct balancer *b)
+{
+    if (!b)
+        return;
+    b->pol->destroy(b->state);
+    free(b);
+}
+
+/* An ejection whose time is up turns into PROBING. */
+static void refresh(struct balancer_backend *be, uint64_t now_us)
+{
+    if (be->health == BALANCER_EJECTED && now_us >= be->ejected_until_us) {
+        be->health = BALANCER_PROBING;
+        be->probe_in_flight = false;
+    }
+}
+
+static void eject(const struct balancer_params *p, struct balancer_backend *be,
+                  uint64_t now_us)
+{
+    uint64_t ms = p->fail_timeout_ms ? p->fail_timeout_ms : 1;
+    uint64_t cap = p->max_eject_ms > ms ? p->max_eject_ms : ms;
+
+    be->ejections++;
+    for (unsigned i = 1; i < be->ejections && ms < cap; i++)
+        ms *= 2;
+    if (ms > cap)
+        ms = cap;
+    be->health = BALANCER_EJECTED;
+    be->ejected_until_us = now_us + ms * 1000u;
+    be->probe_in_flight = false;
+    be->eject_fails = be->consecutive_fails;
+}
+
+/* How bad a non-eligible backend is, for the fail-open rule: a probing one
+ * (probe busy) before an ejected one, ejected ones by soonest expiry, a
+ * DOWN one last; then fewest consecutive failures, fewest in flight. */
+static int worse(const struct balancer_backend *a,
+                 const struct balancer_backend *b)
+{
+    static const int rank[] = {
+        [BALANCER_UP] = 0,
+        [BALANCER_PROBING] = 1,
+        [BALANCER_EJECTED] = 2,
+        [BALANCER_DOWN] = 3,
+    };
+    if (rank[a->health] != rank[b->health])
+        return rank[a->health] > rank[b->health];
+    if (a->health == BALANCER_EJECTED &&
+        a->ejected_until_us != b->ejected_until_us)
+        return a->ejected_until_us > b->ejected_until_us;
+    if (a->consecutive_fails != b->consecutive_fails)
+        return a->consecutive_fails > b->consecutive_fails;
+    return a->in_flight > b->in_flight;
+}
+
+int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
+                  unsigned *inflight_at_dispatch)
+{
+    bool eligible[BALANCER_MAX_BACKENDS];
+    size_t neligible = 0, probe = b->n, least_bad = b->n;
+    size_t idx;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct balancer_backend *be = &b->be[i];
+        eligible[i] = false;
+        refresh(be, now_us);
+        if (tried & ((uint64_t)1 << i))
+            continue;
+        if (be->health == BALANCER_PROBING && !be->probe_in_flight) {
+            /* The first expired ejection gets the next request. */
+            if (probe == b->n ||
+                be->ejected_until_us < b->be[probe].ejected_until_us)
+                probe = i;
+        } else if (be->health == BALANCER_UP) {
+            eligible[i] = true;
+            neligible++;
+        } else if (least_bad == b->n || worse(&b->be[least_bad], be)) {
+            least_bad = i;
+        }
+    }
+    if (probe < b->n) {
+        idx = probe;
+        b->be[idx].probe_in_flight = true;
+    } else if (neligible > 0) {
+        idx = b->pol->pick(b->state, eligible, now_us);
+    } else if (least_bad < b->n) {
+        idx = least_bad; /* fail open rather than refuse */
+    } else {
+        return -1; /* every backend was tried */
+    }
+    if (inflight_at_dispatch)
+        *inflight_at_dispatch = b->be[idx].in_flight;
+    b->be[idx].in_flight++;
+    return (int)idx;
+}
+
+void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
+                      enum balancer_outcome outcome,
+                      unsigned inflight_at_dispatch, uint64_t now_us)
+{
+    struct balancer_backend *be;
+    bool ok = outcome == BALANCER_OK;
+    uint64_t sample = latency_us;
+    uint64_t penalty_us = (uint64_t)b->p.penalty_ms * 1000u;
+
+    if (idx >= b->n)
+        return;
+    be = &b->be[idx];
+    if (be->in_flight > 0)
+        be->in_flight--;
+    /* A failure never looks fast: it counts at least the penalty. */
+    if (!ok && sample < penalty_us)
+        sample = penalty_us;
+    b->pol->observe(b->state, idx, sample, ok, inflight_at_dispatch, now_us);
+
+    refresh(be, now_us);
+    if (ok) {
+        be->consecutive_fails = 0;
+        if (be->health == BALANCER_PROBING) {
+            be->health = BALANCER_UP;
+            be->ejections = 0;
+            be->probe_in_flight = false;
+        }
+        return;
+    }
+    be->fail_total++;
+    be->last_fail = outcome;
+    be->consecutive_fails++;
+    switch (be->health) {
+    case BALANCER_UP:
+        if (b->p.max_fails > 0 && be->consecutive_fails >= b->p.max_fails)
+            eject(&b->p, be, now_us);
+        break;
+    case BALANCER_PROBING: /* the probe failed: back off for longer */
+        eject(&b->p, be, now_us);
+        break;
+    case BALANCER_EJECTED: /* a request from before the ejection, or a */
+    case BALANCER_DOWN:    /* fail-open one: already out, nothing to add */
+        break;
+    }
+}
+
+void balancer_cancel(struct balancer *b, size_t idx)
+{
+    if (idx >= b->n)
+        return;
+    if (b->be[idx].in_flight > 0)
+        b->be[idx].in_flight--;
+    if (b->be[idx].health == BALANCER_PROBING)
+        b->be[idx].probe_in_flight = false;
+}
+
+void balancer_set_health(struct balancer *b, size_t idx, bool up,
+                         uint64_t now_us)
+{
+    struct balancer_backend *be;
+
+    (void)now_us;
+    if (idx >= b->n)
+        return;
+    be = &b->be[idx];
+    if (!up) {
+        be->health = BALANCER_DOWN;
+        be->probe_in_flight = false;
+    } else if (be->health == BALANCER_DOWN) {
+        be->health = BALANCER_UP;
+        be->consecutive_fails = 0;
+        be->ejections = 0;
+    }
+}
+
+size_t balancer_count(const struct balancer *b)
+{
+    return b->n;
+}
+
+const char *balancer_mode(const struct balancer *b)
+{
+    return b->pol->name;
+}
+
+const struct balancer_backend *balancer_backend(const struct balancer *b,
+                                                size_t idx)
+{
+    return idx < b->n ? &b->be[idx] : NULL;
+}
+
+double balancer_score(struct balancer *b, size_t idx, uint64_t now_us)
+{
+    if (idx >= b->n)
+        return 0.0;
+    refresh(&b->be[idx], now_us);
+    return b->pol->score(b->state, idx, now_us);
+}
+
+const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
+                            size_t len)
+{
+    const struct balancer_backend *be;
+
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    if (idx >= b->n)
+        return buf;
+    be = &b->be[idx];
+    switch (be->health) {
+    case BALANCER_UP:
+        break;
+    case BALANCER_EJECTED:
+        snprintf(buf, len, "ejected: %u consecutive %s", be->eject_fails,
+                 balancer_outcome_str(be->last_fail));
+        break;
+    case BALANCER_PROBING:
+        snprintf(buf, len, "probing");
+        break;
+    case BALANCER_DOWN:
+        snprintf(buf, len, "health check failed");
+        break;
+    }
+    return buf;
+}
+
+uint64_t balancer_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+size_t balancer_rand_below(uint64_t *state, size_t n)
+{
+    /* The modulo bias is below 2^-50 for any n we use. */
+    return (size_t)(balancer_rand(state) % n);
+}

@@ -1,0 +1,75 @@
+/*
+ * balancer_impl: what the policy files share with balancer.c and with each
+ * other.  Not part of the public interface (include/balancer.h).
+ */
+#ifndef LB_BALANCER_IMPL_H
+#define LB_BALANCER_IMPL_H
+
+#include "balancer.h"
+
+/* The policy tables, one per file, listed in balancer.c's registry. */
+extern const struct balancer_policy balancer_policy_rr;
+extern const struct balancer_policy balancer_policy_least_conn;
+extern const struct balancer_policy balancer_policy_sma;
+extern const struct balancer_policy balancer_policy_ewma;
+extern const struct balancer_policy balancer_policy_p2c;
+
+/* A small deterministic RNG (splitmix64), seeded from params.seed. */
+uint64_t balancer_rand(uint64_t *state);
+/* A uniform integer in [0, n), n > 0. */
+size_t balancer_rand_below(uint64_t *state, size_t n);
+
+/*
+ * The machinery the two adaptive policies (SMA, EWMA) share: cold start,
+ * staleness probes, rotation tie-breaks, the score formulas and the
+ * per-backend slope learner.  A policy keeps its own estimate arithmetic and
+ * hands each new estimate to balancer_adaptive_update().
+ */
+struct balancer_adaptive_slot {
+    bool has;          /* at least one sample seen */
+    double est_us;     /* the policy's latency estimate */
+    double est_x;      /* the same average over in-flight-at-dispatch */
+    uint64_t last_us;  /* when the estimate was last refreshed */
+    uint64_t probe_us; /* when the last staleness probe was sent */
+    bool probed;       /* probe_us is valid */
+    /* Exponentially weighted least squares of latency on in-flight:
+     * weight, means and co-moments (Welford form, numerically stable). */
+    double fit_w, fit_mx, fit_my, fit_vxx, fit_cxy;
+    uint64_t fit_us; /* time of the last fitted sample */
+};
+
+struct balancer_adaptive {
+    struct balancer_params p;
+    enum balancer_score_mode mode;
+    size_t n;
+    const struct balancer_backend *be;
+    size_t rot; /* rotation start for tie-breaks */
+    struct balancer_adaptive_slot *s;
+};
+
+/* Initialises the shared state; the score mode comes from p->ewma_score, or
+ * def when it is -1, and is forced to LATENCY when load_aware is false.
+ * Returns 0, or -1 (ENOMEM). */
+int balancer_adaptive_init(struct balancer_adaptive *a,
+                           const struct balancer_params *p, size_t n,
+                           const struct balancer_backend *be,
+                           enum balancer_score_mode def);
+/* Frees what balancer_adaptive_init allocated. */
+void balancer_adaptive_fini(struct balancer_adaptive *a);
+/* The shared pick: cold backends first, then one staleness probe per
+ * probe_interval, then the lowest score (ties in rotation). */
+size_t balancer_adaptive_pick(struct balancer_adaptive *a,
+                              const bool *eligible, uint64_t now_us);
+/* Stores a new estimate (est_us over latencies, est_x over in-flight at
+ * dispatch) and, for a successful sample, feeds the slope learner. */
+void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
+                              double est_us, double est_x, double latency_us,
+                              bool ok, unsigned x, uint64_t now_us);
+/* The learned slope (microseconds per request in flight), >= 0. */
+double balancer_adaptive_slope(const struct balancer_adaptive *a,
+                               size_t idx);
+/* The score the pick minimises, in microseconds; 0 for a cold backend. */
+double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
+                               uint64_t now_us);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * balancer_rr: round-robin — smooth weighted round-robin, the nginx
+ * algorithm: every eligible backend's current weight grows by its weight,
+ * the largest is picked and loses the total.  Equal weights give strict
+ * order (a b c a b c), weights 5,1,1 give a a b a c a a.  Ineligible
+ * backends are skipped and keep their current weight.
+ */
+#include "balancer_impl.h"
+
+#include <stdlib.h>
+
+struct rr {
+    size_t n;
+    const struct balancer_backend *be;
+    long long cur[];
+};
+
+static void *rr_create(const struct balancer_params *p, size_t n,
+                       const struct balancer_backend *backends)
+{
+    struct rr *r = calloc(1, sizeof(*r) + n * sizeof(r->cur[0]));
+    (void)p;
+    if (!r)
+        return NULL;
+    r->n = n;
+    r->be = backends;
+    return r;
+}
+
+static void rr_destroy(void *state)
+{
+    free(state);
+}
+
+static size_t rr_pick(void *state, const bool *eligible, uint64_t now_us)
+{
+    struct rr *r = state;
+    long long total = 0;
+    size_t best = r->n;
+
+    (void)now_us;
+    for (size_t i = 0; i < r->n; i++) {
+        if (!eligible[i])
+            continue;
+        r->cur[i] += r->be[i].weight;
+        total += r->be[i].weight;
+        if (best == r->n || r->cur[i] > r->cur[best])
+            best = i;
+    }
+    r->cur[best] -= total;
+    return best;
+}
+
+static void rr_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
+                       unsigned x, uint64_t now_us)
+{
+    (void)state, (void)idx, (void)latency_us, (void)ok, (void)x,
+        (void)now_us;
+}
+
+/* The dashboard number: requests in flight per unit of weight. */
+static double rr_score(void *state, size_t idx, uint64_t now_us)
+{
+    struct rr *r = state;
+    (void)now_us;
+    return (double)r->be[idx].in_flight / r->be[idx].weight;
+}
+
+const struct balancer_policy balancer_policy_rr = {
+    .name = "round-robin",
+    .create = rr_create,
+    .destroy = rr_destroy,
+    .pick = rr_pick,
+    .observe = rr_observe,
+    .score = rr_score,
+};
