@@ -1,0 +1,502 @@
+// app: the live dashboard.  Fills its charts from the `history` of the first
+// snapshot, appends each SSE snapshot of /api/stream, survives lbproxy
+// restarts, and switches to a CSV log from /logs/ on request.
+
+import { ChartSet, backendColour } from './charts.js';
+import { listLogs, loadLog } from './csvlog.js';
+import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
+         fmtNum, fmtRate } from './format.js';
+
+const MAX_POINTS = 600;      // ten minutes of one-second points
+const STALE_MS = 4000;       // no snapshot for this long: reconnect
+const $ = id => document.getElementById(id);
+
+const els = {
+    rps: $('chart-rps'), share: $('chart-share'), lat: $('chart-lat'),
+    score: $('chart-score'), err: $('chart-err'),
+};
+
+// Live series, aligned on `t` (unix seconds), one array per backend id.
+const live = {
+    ids: [], t: [], requests: {}, errors: {}, p50: {}, p99: {}, score: {},
+    share: {}, health: {}, snap: null,
+};
+const events = [];
+let view = 'live';           // 'live' | 'csv'
+let charts = null;
+let csv = null;              // { name, view }
+let es = null;
+let lastMsgAt = 0;
+let connState = 'wait';      // 'wait' | 'live' | 'bad'
+let retryMs = 1000;
+let retryTimer = null;
+
+function resetLive(ids) {
+    live.ids = ids.slice();
+    live.t = [];
+    for (const k of ['requests', 'errors', 'p50', 'p99', 'score', 'share',
+                     'health']) {
+        live[k] = Object.fromEntries(ids.map(id => [id, []]));
+    }
+    for (const id of ids) backendColour(id);
+}
+
+function pushPoint(t, vals) {
+    live.t.push(t);
+    let tot = 0;
+    for (const id of live.ids) tot += vals ? vals.requests[id] || 0 : 0;
+    for (const id of live.ids) {
+        const v = vals && vals[id];
+        const req = vals ? vals.requests[id] : null;
+        live.requests[id].push(req);
+        live.errors[id].push(vals ? vals.errors[id] : null);
+        live.p50[id].push(v && req > 0 ? v.p50 : null);
+        live.p99[id].push(v && req > 0 ? v.p99 : null);
+        live.score[id].push(v ? v.score : null);
+        live.share[id].push(vals && tot > 0 ? 100 * (req || 0) / tot : null);
+        live.health[id].push(null);
+    }
+}
+
+function col(h, key, id, i) {
+    const a = h[key] && h[key][id];
+    const x = a ? a[i] : null;
+    return x == null || !isFinite(x) ? null : Number(x);
+}
+
+// Appends the seconds of `history` not seen yet; a gap in time becomes a
+// null point so the lines break instead of bridging it.
+function mergeHistory(h) {
+    const ts = (h && h.t) || [];
+    let last = live.t.length ? live.t[live.t.length - 1] : null;
+    for (let i = 0; i < ts.length; i++) {
+        const t = ts[i];
+        if (last != null && t <= last) continue;
+        if (last != null && t - last > 1) pushPoint(last + 1, null);
+        const vals = { requests: {}, errors: {} };
+        for (const id of live.ids) {
+            vals.requests[id] = col(h, 'requests', id, i) || 0;
+            vals.errors[id] = col(h, 'errors', id, i) || 0;
+            vals[id] = { p50: col(h, 'p50_ms', id, i), p99: col(h, 'p99_ms', id, i),
+                         score: col(h, 'score', id, i) };
+        }
+        pushPoint(t, vals);
+        last = t;
+    }
+    const extra = live.t.length - MAX_POINTS;
+    if (extra > 0) {
+        live.t.splice(0, extra);
+        for (const k of ['requests', 'errors', 'p50', 'p99', 'score', 'share',
+                         'health']) {
+            for (const id of live.ids) live[k][id].splice(0, extra);
+        }
+    }
+}
+
+function addEvent(cls, text, when) {
+    events.unshift({ cls, text, when: when || Date.now() / 1000 });
+    if (events.length > 200) events.length = 200;
+    if (view === 'live') renderEvents();
+}
+
+// One snapshot (from /api/stats or an SSE event).
+function onSnapshot(s) {
+    if (!s || !Array.isArray(s.backends)) return;
+    const prev = live.snap;
+    const ids = s.backends.map(b => String(b.id));
+    let rebuild = false;
+    if (prev && s.uptime_s + 0.5 < prev.uptime_s) {
+        addEvent('ev-info', `lbproxy restarted (uptime ${fmtDuration(s.uptime_s)})`,
+                 s.time);
+        resetLive(ids);
+        rebuild = true;
+    } else if (ids.join('\u0000') !== live.ids.join('\u0000')) {
+        if (prev) addEvent('ev-info', 'backend set changed: ' + ids.join(', '),
+                           s.time);
+        resetLive(ids);
+        rebuild = true;
+    }
+    mergeHistory(s.history);
+    if (!live.t.length) {
+        // no history yet (first second): start the time axis now
+        pushPoint(Math.floor(s.time || Date.now() / 1000) - 1, null);
+    }
+    const n = live.t.length - 1;
+    const before = prev && !rebuild
+        ? Object.fromEntries(prev.backends.map(b => [b.id, b])) : {};
+    for (const b of s.backends) {
+        live.health[b.id][n] = b.health;
+        const p = before[b.id];
+        if (p && p.health !== b.health) {
+            const cls = b.health === 'up' ? 'ev-ok'
+                : b.health === 'probing' ? 'ev-warn' : 'ev-bad';
+            addEvent(cls, `${b.id}: ${p.health} → ${b.health}` +
+                     (b.reason ? ` (${b.reason})` : ''), s.time);
+        } else if (!p && b.health !== 'up') {
+            addEvent(b.health === 'probing' ? 'ev-warn' : 'ev-bad',
+                     `${b.id} is ${b.health}` + (b.reason ? ` (${b.reason})` : ''),
+                     s.time);
+        }
+    }
+    live.snap = s;
+    if (view === 'live') renderLive(rebuild);
+}
+
+function liveView() {
+    return { t: live.t, requests: live.requests, errors: live.errors,
+             p50: live.p50, p99: live.p99, score: live.score,
+             share: live.share, health: live.health };
+}
+
+function renderLive(rebuild) {
+    const s = live.snap;
+    if (!s) return;
+    renderHeader(s.mode, s.persistent ? 'persistent' : 'non_persistent');
+    $('meta').textContent = [
+        s.version ? 'v' + s.version : null,
+        'up ' + fmtDuration(s.uptime_s),
+        `${s.backends.length} backend${s.backends.length === 1 ? '' : 's'}`,
+        `window ${s.window_s || '?'} s`,
+        'updated ' + fmtClock(s.time || Date.now() / 1000),
+    ].filter(Boolean).join(' · ');
+    renderLiveKpis(s);
+    renderLiveTable(s);
+    if (rebuild || !charts || charts.ids.join() !== live.ids.join()) {
+        if (charts) charts.destroy();
+        charts = new ChartSet(els, live.ids, liveView(), true);
+    } else {
+        charts.update(liveView());
+    }
+}
+
+function renderHeader(mode, model) {
+    $('mode').textContent = mode || '—';
+    $('conn-model').textContent = (model || '—').replace('_', '-');
+}
+
+function kpi(id, html, bad) {
+    const e = $(id);
+    e.innerHTML = html;
+    e.classList.toggle('bad', !!bad);
+}
+
+const unit = u => `<small>${u}</small>`;
+
+function errPct(errors, total) {
+    if (!errors || !total) return '';
+    const p = 100 * errors / total;
+    return unit(p < 0.01 ? '< 0.01 %' : p < 1 ? p.toFixed(2) + ' %'
+                                            : p.toFixed(1) + ' %');
+}
+
+function renderLiveKpis(s) {
+    const t = s.total || {};
+    const lat = t.latency_ms || {};
+    $('kpi-rps-label').textContent = 'Requests/s';
+    $('kpi-inflight-label').textContent = 'In flight';
+    kpi('kpi-rps', fmtRate(t.rps));
+    kpi('kpi-req', fmtInt(t.requests));
+    kpi('kpi-err', fmtInt(t.errors) + errPct(t.errors, t.requests), t.errors > 0);
+    kpi('kpi-inflight', fmtInt(t.in_flight));
+    kpi('kpi-p50', fmtMs(lat.p50) + unit('ms'));
+    kpi('kpi-p99', fmtMs(lat.p99) + unit('ms'));
+}
+
+function esc(x) {
+    return String(x == null ? '' : x).replace(/[&<>"]/g, c =>
+        ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}
+
+function setHead(cols) {
+    $('backends').tHead.innerHTML = '<tr>' + cols.map(([label, cls, title]) =>
+        `<th class="${cls || ''}" title="${esc(title || '')}">${label}</th>`)
+        .join('') + '</tr>';
+}
+
+function cell(colName, content, cls, title) {
+    return `<td data-col="${colName}" class="${cls || ''}"` +
+           (title ? ` title="${esc(title)}"` : '') + `>${content}</td>`;
+}
+
+function idCell(id) {
+    return cell('id', `<span class="swatch" style="background:${backendColour(id)}">` +
+                `</span>${esc(id)}`, 'l id');
+}
+
+function shareBar(id, pct) {
+    const w = Math.round(Math.max(0, Math.min(100, pct || 0)) * 0.6);
+    return `${pct == null ? '—' : pct.toFixed(1) + ' %'}` +
+           `<span class="bar" style="width:${w}px;background:${backendColour(id)}"></span>`;
+}
+
+function renderLiveTable(s) {
+    $('table-title').textContent = 'Backends';
+    $('table-hint').textContent =
+        `rates and percentiles over the last ${s.window_s || '?'} s; ` +
+        'requests and errors since start';
+    setHead([['Backend', 'l'], ['Address', 'l'], ['Health', 'l'],
+             ['Reason', 'l'], ['In flight'], ['Pool idle', '', 'idle pooled upstream connections'],
+             ['Score', '', 'selector score: lower is preferred'], ['Req/s'],
+             ['Share', '', 'share of requests/s over the window'],
+             ['p50'], ['p99'], ['Requests'], ['Errors']]);
+    const totRps = s.backends.reduce((a, b) => a + (b.rps || 0), 0);
+    const rows = s.backends.map(b => {
+        const lat = b.latency_ms || {};
+        const errs = b.errors || {};
+        const etot = typeof errs === 'number' ? errs : errs.total || 0;
+        const detail = typeof errs === 'object'
+            ? Object.entries(errs).filter(([k, v]) => k !== 'total' && v)
+                .map(([k, v]) => `${k}: ${v}`).join(', ') : '';
+        const h = esc(b.health || 'unknown');
+        return `<tr data-id="${esc(b.id)}">` +
+            idCell(b.id) +
+            cell('address', esc(b.address), 'l addr') +
+            cell('health', `<span class="health h-${h}">${h}</span>`, 'l') +
+            cell('reason', esc(b.reason || ''), 'l reason', b.reason) +
+            cell('in_flight', fmtInt(b.in_flight)) +
+            cell('pool_idle', fmtInt(b.pool_idle)) +
+            cell('score', fmtNum(b.score)) +
+            cell('rps', fmtRate(b.rps)) +
+            cell('share', shareBar(b.id, totRps ? 100 * (b.rps || 0) / totRps : null)) +
+            cell('p50', b.rps > 0 || lat.p50 > 0 ? fmtMs(lat.p50) + ' ms' : '—') +
+            cell('p99', b.rps > 0 || lat.p99 > 0 ? fmtMs(lat.p99) + ' ms' : '—') +
+            cell('requests', fmtInt(b.requests)) +
+            cell('errors', fmtInt(etot), etot ? 'err-nz' : '', detail) +
+            '</tr>';
+    });
+    $('backends').tBodies[0].innerHTML = rows.join('') ||
+        '<tr><td class="empty" colspan="13">no backends configured</td></tr>';
+}
+
+function renderEvents() {
+    $('events-title').textContent = 'Events';
+    $('events-hint').textContent = 'health changes, restarts, connection';
+    const ul = $('events');
+    if (!events.length) {
+        ul.innerHTML = '<li class="none">nothing yet: every backend has stayed up</li>';
+        return;
+    }
+    ul.innerHTML = events.map(e =>
+        `<li><time>${fmtClock(e.when)}</time><span class="${e.cls}">${esc(e.text)}</span></li>`)
+        .join('');
+}
+
+// Connection handling: EventSource reconnects by itself after a dropped
+// stream; when it gives up (CLOSED) or goes silent, start a new one.
+function setConn(state) {
+    if (state === connState) return;
+    const wasLive = connState === 'live';
+    connState = state;
+    const b = $('conn-badge');
+    b.className = 'badge ' + { live: 'badge-live', bad: 'badge-bad',
+                               wait: 'badge-wait' }[state];
+    b.textContent = { live: 'live', bad: 'disconnected — retrying',
+                      wait: 'connecting…' }[state];
+    if (state === 'bad' && wasLive) addEvent('ev-bad', 'connection to lbproxy lost');
+    if (state === 'live' && live.snap) addEvent('ev-ok', 'connected to lbproxy');
+}
+
+function connect() {
+    clearTimeout(retryTimer);
+    if (es) es.close();
+    es = new EventSource('/api/stream');
+    const handle = e => {
+        let s;
+        try { s = JSON.parse(e.data); } catch (err) { return; }
+        lastMsgAt = Date.now();
+        retryMs = 1000;
+        setConn('live');
+        onSnapshot(s);
+    };
+    es.addEventListener('stats', handle);
+    es.onmessage = handle;
+    es.onerror = () => {
+        setConn('bad');
+        if (es.readyState === EventSource.CLOSED) scheduleReconnect();
+    };
+}
+
+function scheduleReconnect() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 8000);
+}
+
+// A silent stream (half-open connection, server stopped) counts as lost.
+setInterval(() => {
+    if (lastMsgAt && Date.now() - lastMsgAt > STALE_MS) {
+        setConn('bad');
+        lastMsgAt = Date.now();
+        connect();
+    }
+}, 1000);
+
+async function fetchSnapshot() {
+    try {
+        const r = await fetch('/api/stats', { cache: 'no-store' });
+        if (r.ok) onSnapshot(await r.json());
+    } catch (e) { /* the stream will retry */ }
+}
+
+// ---- CSV logs ---------------------------------------------------------------
+
+async function refreshLogs() {
+    const sel = $('log-select');
+    const keep = sel.value;
+    let list = [];
+    try { list = await listLogs(); } catch (e) { list = []; }
+    sel.innerHTML = `<option value="">${list.length ? 'CSV logs…' : 'no CSV logs'}</option>` +
+        list.map(f => {
+            const extra = [f.size != null ? fmtBytes(f.size) : null,
+                           f.mtime ? fmtDateTime(f.mtime) : null]
+                .filter(Boolean).join(', ');
+            return `<option value="${esc(f.name)}">${esc(f.name)}` +
+                   `${extra ? ' (' + esc(extra) + ')' : ''}</option>`;
+        }).join('');
+    if (keep && list.some(f => f.name === keep)) sel.value = keep;
+    return list;
+}
+
+async function openLog(name) {
+    if (!name) { $('log-select').focus(); return; }
+    $('btn-load').disabled = true;
+    $('csv-banner').classList.remove('hidden');
+    $('csv-title').textContent = name;
+    $('csv-progress').textContent = 'loading…';
+    try {
+        const t0 = performance.now();
+        const v = await loadLog(name, rows => {
+            $('csv-progress').textContent = `parsing… ${fmtInt(rows)} rows`;
+        });
+        const ms = performance.now() - t0;
+        csv = { name, view: v };
+        history.replaceState(null, '', '#log=' + encodeURIComponent(name));
+        showCsv(ms);
+    } catch (e) {
+        $('csv-progress').textContent = String(e.message || e);
+    } finally {
+        $('btn-load').disabled = false;
+    }
+}
+
+function showCsv(ms) {
+    const v = csv.view;
+    const s = v.summary;
+    view = 'csv';
+    document.body.dataset.view = 'csv';
+    $('btn-live').classList.remove('active');
+    $('btn-load').classList.add('active');
+    $('card-score').classList.add('hidden');
+    $('csv-banner').classList.remove('hidden');
+    $('csv-title').textContent = 'Log ' + csv.name;
+    $('csv-progress').textContent = s.rows
+        ? `${fmtInt(s.rows)} requests, ${fmtDateTime(s.start)} → ` +
+          `${fmtClock(s.end)} (${fmtDuration(s.seconds)})` +
+          (ms != null ? `, parsed in ${(ms / 1000).toFixed(1)} s` : '')
+        : 'the log has no request rows';
+    renderHeader(s.mode, s.connModel);
+    $('meta').textContent = `CSV log · ${fmtInt(s.rows)} rows · ` +
+        `${v.ids.length} backend${v.ids.length === 1 ? '' : 's'}`;
+
+    $('kpi-rps-label').textContent = 'Mean req/s';
+    $('kpi-inflight-label').textContent = 'Duration';
+    kpi('kpi-rps', fmtRate(s.seconds ? s.rows / s.seconds : 0));
+    kpi('kpi-req', fmtInt(s.rows));
+    kpi('kpi-err', fmtInt(s.errors) + errPct(s.errors, s.rows), s.errors > 0);
+    kpi('kpi-inflight', fmtDuration(s.seconds));
+    kpi('kpi-p50', fmtMs(s.p50) + unit('ms'));
+    kpi('kpi-p99', fmtMs(s.p99) + unit('ms'));
+
+    $('table-title').textContent = 'Backends in this run';
+    $('table-hint').textContent = 'whole log; latency = dispatch to last byte ' +
+        '(upstream_ms) of successful requests';
+    setHead([['Backend', 'l'], ['Address', 'l'], ['Requests'], ['Share'],
+             ['Mean req/s'], ['p50'], ['p99'], ['Mean'], ['Errors'],
+             ['Reused', '', 'requests sent on a pooled connection'],
+             ['Sent', '', 'response bytes sent to clients']]);
+    const rows = s.backends.map(b => `<tr data-id="${esc(b.id)}">` +
+        idCell(b.id) + cell('address', esc(b.address), 'l addr') +
+        cell('requests', fmtInt(b.requests)) +
+        cell('share', shareBar(b.id, b.share)) +
+        cell('rps', fmtRate(b.rps)) +
+        cell('p50', fmtMs(b.p50) + ' ms') + cell('p99', fmtMs(b.p99) + ' ms') +
+        cell('mean', fmtMs(b.mean) + ' ms') +
+        cell('errors', fmtInt(b.errors), b.errors ? 'err-nz' : '') +
+        cell('reused', b.reused.toFixed(0) + ' %') +
+        cell('bytes', fmtBytes(b.bytes)) + '</tr>');
+    if (s.noBackend.n) {
+        rows.push('<tr data-id=""><td class="l id" data-col="id">' +
+            '<span class="swatch" style="background:#8b949e"></span>none</td>' +
+            '<td class="l addr">answered by lbproxy</td>' +
+            cell('requests', fmtInt(s.noBackend.n)) + '<td></td><td></td><td></td>' +
+            '<td></td><td></td>' + cell('errors', fmtInt(s.noBackend.err),
+            s.noBackend.err ? 'err-nz' : '') + '<td></td><td></td></tr>');
+    }
+    $('backends').tBodies[0].innerHTML = rows.join('') ||
+        '<tr><td class="empty" colspan="11">no requests reached a backend</td></tr>';
+
+    $('events-title').textContent = 'Run summary';
+    $('events-hint').textContent = 'errors by kind, status codes';
+    const items = [];
+    for (const [k, n] of s.errKinds) {
+        items.push(`<li><time>${fmtInt(n)}</time><span class="ev-bad">error: ${esc(k)}</span></li>`);
+    }
+    for (const [code, n] of s.statuses) {
+        const cls = code >= 500 || code === 0 ? 'ev-bad' : code >= 400 ? 'ev-warn' : 'ev-ok';
+        items.push(`<li><time>${fmtInt(n)}</time><span class="${cls}">` +
+                   `status ${code || 'none'}</span></li>`);
+    }
+    $('events').innerHTML = items.join('') || '<li class="none">empty log</li>';
+
+    if (charts) charts.destroy();
+    charts = new ChartSet(els, v.ids, { t: v.t, requests: v.requests,
+        errors: v.errors, p50: v.p50, p99: v.p99, share: v.share }, false);
+}
+
+function showLive() {
+    view = 'live';
+    document.body.dataset.view = 'live';
+    csv = null;
+    history.replaceState(null, '', location.pathname);
+    $('btn-live').classList.add('active');
+    $('btn-load').classList.remove('active');
+    $('card-score').classList.remove('hidden');
+    $('csv-banner').classList.add('hidden');
+    if (charts) { charts.destroy(); charts = null; }
+    renderEvents();
+    if (live.snap) renderLive(true);
+}
+
+$('btn-live').addEventListener('click', showLive);
+$('btn-back').addEventListener('click', showLive);
+$('btn-load').addEventListener('click', () => openLog($('log-select').value));
+$('log-select').addEventListener('focus', refreshLogs);
+$('log-select').addEventListener('keydown', e => {
+    if (e.key === 'Enter') openLog($('log-select').value);
+});
+
+// Hooks for the browser test and for poking around in the console.
+window.lbDashboard = {
+    view: () => view,
+    ids: () => (charts ? charts.ids.slice() : []),
+    coverage: () => (charts ? charts.coverage() : {}),
+    points: () => live.t.length,
+    snapshot: () => live.snap,
+    csvSummary: () => (csv ? csv.view.summary : null),
+    connection: () => connState,
+    refreshLogs,
+    openLog,
+};
+
+document.body.dataset.view = 'live';
+renderEvents();
+fetchSnapshot();
+connect();
+refreshLogs().then(() => {
+    const m = /^#log=(.+)$/.exec(location.hash);
+    if (m) {
+        const name = decodeURIComponent(m[1]);
+        $('log-select').value = name;
+        openLog(name);
+    }
+});

@@ -1,0 +1,270 @@
+// charts: the dashboard's uPlot charts.  Every chart takes the same shape of
+// input (a time axis in unix seconds and one array per backend), so the live
+// view and the CSV view draw through the same code.
+/* global uPlot */
+
+import { fmtMs, fmtNum, fmtRate } from './format.js';
+
+const PALETTE = ['#4e9bff', '#f5a623', '#3ecf8e', '#e5534b', '#b083f0',
+                 '#2fc7c9', '#f778ba', '#d4c84a', '#a5735a', '#8b949e'];
+const colours = new Map();
+
+// One colour per backend id for the whole session, in order of first sight,
+// so A is the same blue in the table, every chart and the CSV view.
+export function backendColour(id) {
+    if (!colours.has(id)) colours.set(id, PALETTE[colours.size % PALETTE.length]);
+    return colours.get(id);
+}
+
+function alpha(hex, a) {
+    const n = parseInt(hex.slice(1), 16);
+    return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})`;
+}
+
+const AXIS_STROKE = '#8a96a8';
+const GRID = '#262e3a';
+const FONT = '11px system-ui, "DejaVu Sans", sans-serif';
+const LABEL_FONT = '12px system-ui, "DejaVu Sans", sans-serif';
+const HEIGHT = 250;
+
+function yAxis(label, fmt) {
+    return {
+        stroke: AXIS_STROKE, font: FONT, labelFont: LABEL_FONT,
+        grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 },
+        label, labelSize: 18, size: 52, gap: 4,
+        values: (u, splits) => splits.map(v => (v == null ? '' : fmt(v))),
+    };
+}
+
+const pad2 = n => String(n).padStart(2, '0');
+
+// 24-hour tick labels whose precision follows the visible span.
+function timeTicks(u, splits) {
+    const span = u.scales.x.max - u.scales.x.min;
+    return splits.map(s => {
+        const d = new Date(s * 1000);
+        const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+        if (span > 2 * 86400) return `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+        if (span > 1800) return hm;
+        return `${hm}:${pad2(d.getSeconds())}`;
+    });
+}
+
+function xAxis() {
+    return {
+        stroke: AXIS_STROKE, font: FONT, values: timeTicks, space: 60,
+        grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 },
+    };
+}
+
+function zeroBased(pad) {
+    return (u, min, max) => [0, max > 0 ? max * pad : 1];
+}
+
+// Keeps a chart as wide as its container.
+function autosize(u, el) {
+    const ro = new ResizeObserver(() => {
+        const w = Math.floor(el.clientWidth);
+        if (w > 0 && w !== u.width) u.setSize({ width: w, height: HEIGHT });
+    });
+    ro.observe(el);
+    return ro;
+}
+
+class Chart {
+    constructor(el, opts, data) {
+        this.el = el;
+        el.textContent = '';
+        opts.width = Math.max(300, Math.floor(el.clientWidth || 600));
+        opts.height = HEIGHT;
+        opts.cursor = Object.assign({ sync: { key: 'lb' } }, opts.cursor);
+        opts.legend = Object.assign({ live: true }, opts.legend);
+        this.u = new uPlot(opts, data, el);
+        this.ro = autosize(this.u, el);
+    }
+    setData(data) { this.u.setData(data); }
+    destroy() { this.ro.disconnect(); this.u.destroy(); this.el.textContent = ''; }
+}
+
+function baseOpts(yLabel, fmt, range) {
+    return {
+        scales: { x: { time: true }, y: { range } },
+        axes: [xAxis(), yAxis(yLabel, fmt)],
+        series: [{ label: 'time', value: (u, v) => (v == null ? '' :
+            new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) }],
+    };
+}
+
+function lineSeries(id, extra) {
+    const c = backendColour(id);
+    return Object.assign({ label: id, stroke: c, width: 1.75,
+                           points: { show: false }, spanGaps: false }, extra);
+}
+
+// Requests per second, one line per backend.
+export function rpsChart(el, ids, view) {
+    const o = baseOpts('requests/s', fmtRate, zeroBased(1.15));
+    for (const id of ids) {
+        o.series.push(lineSeries(id, {
+            fill: alpha(backendColour(id), 0.08),
+            value: (u, v) => (v == null ? '—' : fmtRate(v) + ' req/s'),
+        }));
+    }
+    return new Chart(el, o, [view.t, ...ids.map(id => view.requests[id])]);
+}
+
+// Share of requests per backend, stacked to 100 % per second.
+export function shareChart(el, ids, ref) {
+    const view = ref.view;
+    const o = baseOpts('% of requests', v => v + ' %', () => [0, 100]);
+    o.bands = [];
+    ids.forEach((id, k) => {
+        const c = backendColour(id);
+        o.series.push({
+            label: id, stroke: c, width: 1, fill: alpha(c, 0.7),
+            points: { show: false },
+            value: (u, v, si, i) => {
+                const s = i == null ? null : ref.view.share[id][i];
+                return s == null ? '—' : s.toFixed(1) + ' %';
+            },
+        });
+        if (k > 0) o.bands.push({ series: [k + 1, k], fill: alpha(c, 0.7) });
+    });
+    return new Chart(el, o, shareData(ids, view));
+}
+
+function shareData(ids, view) {
+    const cum = ids.map(() => new Array(view.t.length));
+    for (let i = 0; i < view.t.length; i++) {
+        let acc = 0, any = false;
+        ids.forEach((id, k) => {
+            const s = view.share[id][i];
+            if (s != null) { acc += s; any = true; }
+            cum[k][i] = any ? acc : null;
+        });
+    }
+    return [view.t, ...cum];
+}
+
+// p50 (solid) and p99 (dashed) latency per backend.
+export function latencyChart(el, ids, view) {
+    const o = baseOpts('latency (ms)', fmtMs, zeroBased(1.1));
+    const data = [view.t];
+    for (const id of ids) {
+        o.series.push(lineSeries(id, {
+            label: id + ' p50',
+            value: (u, v) => (v == null ? '—' : fmtMs(v) + ' ms'),
+        }));
+        data.push(view.p50[id]);
+    }
+    for (const id of ids) {
+        o.series.push(lineSeries(id, {
+            label: id + ' p99', width: 1.25, dash: [5, 4],
+            value: (u, v) => (v == null ? '—' : fmtMs(v) + ' ms'),
+        }));
+        data.push(view.p99[id]);
+    }
+    const c = new Chart(el, o, data);
+    c.reshape = v => [v.t, ...ids.map(id => v.p50[id]),
+                      ...ids.map(id => v.p99[id])];
+    return c;
+}
+
+// The selector's score per backend (what `pick` compares).
+export function scoreChart(el, ids, view) {
+    const o = baseOpts('score', fmtNum, zeroBased(1.15));
+    for (const id of ids) {
+        o.series.push(lineSeries(id, {
+            value: (u, v) => (v == null ? '—' : fmtNum(v)),
+        }));
+    }
+    return new Chart(el, o, [view.t, ...ids.map(id => view.score[id])]);
+}
+
+const HEALTH_FILL = { ejected: '#f85149', down: '#8b949e', probing: '#d29922' };
+const LANE = 5;
+
+// Errors per second per backend, with one thin lane per backend along the
+// top that is red while it was ejected (amber probing, grey down).
+export function errorChart(el, ids, ref) {
+    const view = ref.view;
+    const o = baseOpts('errors/s', fmtRate, (u, min, max) =>
+        [0, Math.max(max, 1) * (1.25 + 0.06 * ids.length)]);
+    for (const id of ids) {
+        o.series.push(lineSeries(id, {
+            paths: uPlot.paths.stepped({ align: 1 }),
+            fill: alpha(backendColour(id), 0.12),
+            value: (u, v) => (v == null ? '—' : fmtRate(v) + ' err/s'),
+        }));
+    }
+    o.hooks = {
+        draw: [u => {
+            const v = ref.view;
+            if (!v.health) return;
+            const ctx = u.ctx;
+            const dpr = devicePixelRatio || 1;
+            const top = u.bbox.top;
+            ids.forEach((id, k) => {
+                const lane = v.health[id];
+                if (!lane) return;
+                const y = top + (2 + k * (LANE + 2)) * dpr;
+                for (let i = 0; i < v.t.length; i++) {
+                    const h = lane[i];
+                    if (!h || !HEALTH_FILL[h]) continue;
+                    const x0 = u.valToPos(v.t[i] - 0.5, 'x', true);
+                    const x1 = u.valToPos(v.t[i] + 0.5, 'x', true);
+                    ctx.fillStyle = HEALTH_FILL[h];
+                    ctx.fillRect(x0, y, Math.max(x1 - x0, 2 * dpr), LANE * dpr);
+                    ctx.fillStyle = backendColour(id);
+                    ctx.fillRect(x0, y + LANE * dpr, Math.max(x1 - x0, 2 * dpr), 1 * dpr);
+                }
+            });
+        }],
+    };
+    return new Chart(el, o, [view.t, ...ids.map(id => view.errors[id])]);
+}
+
+// The set of charts for one view; update() takes a new view of the same ids.
+export class ChartSet {
+    constructor(els, ids, view, withScore) {
+        this.ids = ids;
+        this.ref = { view };
+        this.charts = {
+            rps: rpsChart(els.rps, ids, view),
+            share: shareChart(els.share, ids, this.ref),
+            lat: latencyChart(els.lat, ids, view),
+            err: errorChart(els.err, ids, this.ref),
+        };
+        if (withScore) this.charts.score = scoreChart(els.score, ids, view);
+        this.view = view;
+    }
+    update(view) {
+        const ids = this.ids;
+        this.view = view;
+        this.ref.view = view;
+        const c = this.charts;
+        c.rps.setData([view.t, ...ids.map(id => view.requests[id])]);
+        c.share.setData(shareData(ids, view));
+        c.lat.setData(c.lat.reshape(view));
+        c.err.setData([view.t, ...ids.map(id => view.errors[id])]);
+        if (c.score) c.score.setData([view.t, ...ids.map(id => view.score[id])]);
+    }
+    // Non-null points per backend and chart, for the browser test.
+    coverage() {
+        const out = {};
+        const v = this.view;
+        for (const key of ['requests', 'p50', 'p99', 'share', 'errors', 'score']) {
+            if (!v[key]) continue;
+            out[key] = {};
+            for (const id of this.ids) {
+                const a = v[key][id] || [];
+                out[key][id] = a.filter(x => x != null && x > 0).length;
+            }
+        }
+        return out;
+    }
+    destroy() {
+        for (const c of Object.values(this.charts)) c.destroy();
+        this.charts = {};
+    }
+}
