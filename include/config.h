@@ -13,6 +13,7 @@
 
 #define CONFIG_MAX_BACKENDS BALANCER_MAX_BACKENDS
 #define CONFIG_DEFAULT_FILE "config/lbproxy.ini"
+#define LBPROXY_VERSION "0.1.0"
 
 struct config_backend {
     char id[32];   /* "A", "B", ... (default: letters in order) */
@@ -63,6 +64,10 @@ struct config {
 
     /* where the values came from, for messages */
     char config_file[256]; /* "" when none was read */
+
+    /* log level for log_verbosity: 0 warnings, 1 info (default), 2 debug;
+     * each -v adds one */
+    int verbosity;
 };
 
 /* Fills every field with the built-in defaults (no backends). */
@@ -88,5 +93,11 @@ void config_log_path(const struct config *c, char *buf, size_t len);
 
 /* Prints the effective configuration (for --print-config and logs). */
 void config_print(const struct config *c, FILE *out);
+
+/* Splits "a.b.c.d:port", "[v6]:port" or "localhost:port" (-> 127.0.0.1)
+ * into a numeric host (no brackets) and a port "1".."65535".  Returns 0, or
+ * -1 when the text is not such an address or a buffer is too small. */
+int config_parse_addr(const char *s, char *host, size_t hostlen, char *port,
+                      size_t portlen);
 
 #endif
