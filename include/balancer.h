@@ -93,6 +93,10 @@ struct balancer_policy {
                     unsigned inflight_at_dispatch, uint64_t now_us);
     /* The number the dashboard shows for a backend (lower = preferred). */
     double (*score)(void *state, size_t idx, uint64_t now_us);
+    /* Optional (may be NULL): forget what was learnt about a backend that
+     * has just come back (probe succeeded, health check up again), so the
+     * penalties of its outage do not keep it away. */
+    void (*reset)(void *state, size_t idx);
 };
 
 struct balancer;

@@ -317,9 +317,13 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     /* A failure never looks fast: it counts at least the penalty. */
     if (!ok && sample < penalty_us)
         sample = penalty_us;
+    refresh(be, now_us);
+    /* A successful probe starts the backend over: its first sample is this
+     * one, not the penalties of the outage. */
+    if (ok && be->health == BALANCER_PROBING && b->pol->reset)
+        b->pol->reset(b->state, idx);
     b->pol->observe(b->state, idx, sample, ok, inflight_at_dispatch, now_us);
 
-    refresh(be, now_us);
     if (ok) {
         be->consecutive_fails = 0;
         if (be->health == BALANCER_PROBING) {
@@ -372,6 +376,8 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
         be->health = BALANCER_UP;
         be->consecutive_fails = 0;
         be->ejections = 0;
+        if (b->pol->reset)
+            b->pol->reset(b->state, idx);
     }
 }
 

@@ -59,6 +59,11 @@ void balancer_adaptive_fini(struct balancer_adaptive *a)
     a->s = NULL;
 }
 
+void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx)
+{
+    memset(&a->s[idx], 0, sizeof(a->s[idx]));
+}
+
 double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx)
 {
     const struct balancer_adaptive_slot *s = &a->s[idx];
@@ -124,10 +129,14 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a,
             if (!eligible[i] || !s->has || a->be[i].in_flight > 0)
                 continue;
             age = now_us > s->last_us ? now_us - s->last_us : 0;
-            if (age < interval)
-                continue;
-            if (s->probed && now_us - s->probe_us < interval)
-                continue;
+            if (!s->chase) {
+                if (age < interval)
+                    continue;
+                if (s->probed && now_us - s->probe_us < interval)
+                    continue;
+            } else {
+                age = UINT64_MAX; /* a chase goes first */
+            }
             if (best == n || age > oldest) {
                 best = i;
                 oldest = age;
@@ -136,6 +145,8 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a,
         if (best < n) {
             a->s[best].probed = true;
             a->s[best].probe_us = now_us;
+            a->s[best].probe_out = true;
+            a->s[best].chase = false;
             goto done;
         }
     }
@@ -173,6 +184,13 @@ void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
     struct balancer_adaptive_slot *s = &a->s[idx];
     double lam = FIT_FORGET, w, dx, xd = (double)x;
 
+    /* A probe that finds the backend at less than half its estimate has
+     * found a recovery: keep probing (still one at a time) until the
+     * estimate has caught up, instead of one probe per interval. */
+    if (s->probe_out) {
+        s->probe_out = false;
+        s->chase = ok && latency_us < 0.5 * s->est_us;
+    }
     s->has = true;
     s->est_us = est_us;
     s->est_x = est_x;

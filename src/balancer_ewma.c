@@ -63,6 +63,12 @@ static void ewma_observe(void *state, size_t idx, uint64_t latency_us,
     balancer_adaptive_update(&e->a, idx, est, est_x, y, ok, x, now_us);
 }
 
+static void ewma_reset(void *state, size_t idx)
+{
+    struct ewma *e = state;
+    balancer_adaptive_reset(&e->a, idx);
+}
+
 static double ewma_score(void *state, size_t idx, uint64_t now_us)
 {
     struct ewma *e = state;
@@ -76,4 +82,5 @@ const struct balancer_policy balancer_policy_ewma = {
     .pick = ewma_pick,
     .observe = ewma_observe,
     .score = ewma_score,
+    .reset = ewma_reset,
 };

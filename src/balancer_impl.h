@@ -32,6 +32,8 @@ struct balancer_adaptive_slot {
     uint64_t last_us;  /* when the estimate was last refreshed */
     uint64_t probe_us; /* when the last staleness probe was sent */
     bool probed;       /* probe_us is valid */
+    bool probe_out;    /* a staleness probe awaits its sample */
+    bool chase;        /* the probe came back much faster: probe again */
     /* Exponentially weighted least squares of latency on in-flight:
      * weight, means and co-moments (Welford form, numerically stable). */
     double fit_w, fit_mx, fit_my, fit_vxx, fit_cxy;
@@ -57,7 +59,8 @@ int balancer_adaptive_init(struct balancer_adaptive *a,
 /* Frees what balancer_adaptive_init allocated. */
 void balancer_adaptive_fini(struct balancer_adaptive *a);
 /* The shared pick: cold backends first, then one staleness probe per
- * probe_interval, then the lowest score (ties in rotation). */
+ * probe_interval (sooner while probes keep coming back much faster than
+ * the estimate), then the lowest score (ties in rotation). */
 size_t balancer_adaptive_pick(struct balancer_adaptive *a,
                               const bool *eligible, uint64_t now_us);
 /* Stores a new estimate (est_us over latencies, est_x over in-flight at
@@ -65,6 +68,8 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a,
 void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
                               double est_us, double est_x, double latency_us,
                               bool ok, unsigned x, uint64_t now_us);
+/* Forgets everything about one backend (it becomes cold). */
+void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx);
 /* The learned slope (microseconds per request in flight), >= 0. */
 double balancer_adaptive_slope(const struct balancer_adaptive *a,
                                size_t idx);

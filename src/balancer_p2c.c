@@ -101,6 +101,12 @@ static void p2c_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
     s->stamp_us = now_us;
 }
 
+static void p2c_reset(void *state, size_t idx)
+{
+    struct p2c *c = state;
+    c->s[idx].has = false;
+}
+
 /* The dashboard number: the decayed cost in ms times (in_flight + 1). */
 static double p2c_score(void *state, size_t idx, uint64_t now_us)
 {
@@ -115,4 +121,5 @@ const struct balancer_policy balancer_policy_p2c = {
     .pick = p2c_pick,
     .observe = p2c_observe,
     .score = p2c_score,
+    .reset = p2c_reset,
 };

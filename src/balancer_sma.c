@@ -87,6 +87,16 @@ static void sma_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
                              (double)latency_us, ok, x, now_us);
 }
 
+static void sma_reset(void *state, size_t idx)
+{
+    struct sma *s = state;
+    s->count[idx] = 0;
+    s->head[idx] = 0;
+    s->sum[idx] = 0;
+    s->sumx[idx] = 0;
+    balancer_adaptive_reset(&s->a, idx);
+}
+
 static double sma_score(void *state, size_t idx, uint64_t now_us)
 {
     struct sma *s = state;
@@ -100,4 +110,5 @@ const struct balancer_policy balancer_policy_sma = {
     .pick = sma_pick,
     .observe = sma_observe,
     .score = sma_score,
+    .reset = sma_reset,
 };

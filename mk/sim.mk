@@ -1,0 +1,21 @@
+# The balancer simulator: the real policy code (build/liblb.a, through
+# include/balancer.h) against simulated M/G/K backends in virtual time.
+
+SIM_BIN := $(BUILD)/tests/lbsim
+
+$(SIM_BIN): tests/sim/lbsim.c $(LIBLB)
+	@mkdir -p $(dir $@)
+	$(call E,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLB) $(LDLIBS)
+
+.PHONY: sim sim-report
+
+## sim: run the balancer simulator's asserting checks (capacity, degrade)
+sim: $(SIM_BIN)
+	$(Q)./$(SIM_BIN) check
+
+## sim-report: print the simulator's table of every policy on every set
+sim-report: $(SIM_BIN)
+	$(Q)./$(SIM_BIN) report
+
+TESTS += sim

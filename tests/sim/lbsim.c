@@ -1,0 +1,746 @@
+/*
+ * lbsim: the real balancer code (through include/balancer.h, unchanged)
+ * against simulated backends, in virtual time.
+ *
+ * Each backend is an M/G/K queue: K workers (0 = unlimited), a service-time
+ * distribution (exponential or lognormal) and a FIFO queue.  C closed-loop
+ * clients each send their next request the moment the previous answer
+ * arrives (zero think time), so the offered load is whatever the backends
+ * can take.  A discrete-event loop over a binary heap advances virtual time;
+ * the balancer sees the virtual clock, real in-flight counts, and each
+ * latency sample (dispatch to completion) with the in-flight count at
+ * dispatch.  No proxy overhead is modelled.
+ *
+ *   lbsim report [SET...]   table of every policy + the oracle per set
+ *   lbsim check             the asserting run for `make sim` (exit 1 on a
+ *                           failed bound)
+ *
+ * The ORACLE is shortest expected delay with perfect knowledge: it knows
+ * each backend's K and mean service time S and sends a request where its
+ * expected completion is soonest: S if in_flight < K, else
+ * S * (1 + (in_flight - K + 1) / K).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balancer.h"
+
+#define MAX_BE 8
+#define MAX_CLIENTS 1024
+#define SEC 1000000ull
+
+enum dist { DIST_EXP, DIST_LOGNORMAL };
+
+struct be_spec {
+    const char *id;
+    unsigned k;     /* workers; 0 = unlimited */
+    double mean_ms; /* mean service time */
+    enum dist dist;
+    double sigma; /* lognormal shape */
+};
+
+struct set_spec {
+    const char *name;
+    const char *what;
+    size_t n;
+    struct be_spec be[MAX_BE];
+    unsigned clients;
+    unsigned seconds;
+    unsigned warmup;
+    /* Backend `ev_be` is changed between ev_from and ev_to seconds: service
+     * times multiplied by ev_factor, or, with ev_fail, every request fails
+     * after ev_fail_ms without using a worker. */
+    int ev_be;
+    double ev_factor;
+    bool ev_fail;
+    double ev_fail_ms;
+    unsigned ev_from, ev_to;
+};
+
+static const struct set_spec sets[] = {
+    {"capped", "saturating: K=4 each, exp 5/10/20 ms, 100 clients",
+     3,
+     {{"A", 4, 5, DIST_EXP, 0}, {"B", 4, 10, DIST_EXP, 0},
+      {"C", 4, 20, DIST_EXP, 0}},
+     100, 60, 5, -1, 1, false, 0, 0, 0},
+    {"hetero", "spare concurrency: K unlimited, lognormal 5/15/40 ms",
+     3,
+     {{"A", 0, 5, DIST_LOGNORMAL, 0.6}, {"B", 0, 15, DIST_LOGNORMAL, 0.6},
+      {"C", 0, 40, DIST_LOGNORMAL, 0.6}},
+     100, 30, 5, -1, 1, false, 0, 0, 0},
+    {"mixed", "partial: K=16/8/4, lognormal 5/10/20 ms, 100 clients",
+     3,
+     {{"A", 16, 5, DIST_LOGNORMAL, 0.6}, {"B", 8, 10, DIST_LOGNORMAL, 0.6},
+      {"C", 4, 20, DIST_LOGNORMAL, 0.6}},
+     100, 60, 5, -1, 1, false, 0, 0, 0},
+    {"degrade", "capped, A 10x slower from 20 s to 40 s",
+     3,
+     {{"A", 4, 5, DIST_EXP, 0}, {"B", 4, 10, DIST_EXP, 0},
+      {"C", 4, 20, DIST_EXP, 0}},
+     100, 60, 5, 0, 10, false, 0, 20, 40},
+    {"degrade-hetero", "hetero, A 10x slower from 20 s to 40 s",
+     3,
+     {{"A", 0, 5, DIST_LOGNORMAL, 0.6}, {"B", 0, 15, DIST_LOGNORMAL, 0.6},
+      {"C", 0, 40, DIST_LOGNORMAL, 0.6}},
+     100, 60, 5, 0, 10, false, 0, 20, 40},
+    {"failing", "capped, A fails every request in 1 ms from 20 s to 40 s",
+     3,
+     {{"A", 4, 5, DIST_EXP, 0}, {"B", 4, 10, DIST_EXP, 0},
+      {"C", 4, 20, DIST_EXP, 0}},
+     100, 60, 5, 0, 1, true, 1, 20, 40},
+};
+#define NSETS (sizeof(sets) / sizeof(sets[0]))
+
+struct pol_spec {
+    const char *label;
+    const char *mode; /* NULL = oracle */
+    int score;        /* -1 = the policy's default */
+    bool load_aware;
+};
+
+static const struct pol_spec pols[] = {
+    {"oracle (SED)", NULL, -1, true},
+    {"round-robin", "round-robin", -1, true},
+    {"least-conn", "least-conn", -1, true},
+    {"p2c-peak-ewma", "p2c-peak-ewma", -1, true},
+    {"sma latency (load_aware=0)", "adaptive_sma", -1, false},
+    {"sma latency_x_inflight *", "adaptive_sma", -1, true},
+    {"sma predicted", "adaptive_sma", BALANCER_SCORE_PREDICTED, true},
+    {"ewma latency (load_aware=0)", "adaptive_ewma", -1, false},
+    {"ewma latency_x_inflight", "adaptive_ewma",
+     BALANCER_SCORE_LATENCY_X_INFLIGHT, true},
+    {"ewma predicted *", "adaptive_ewma", -1, true},
+};
+#define NPOLS (sizeof(pols) / sizeof(pols[0]))
+
+/* ---- random numbers (xoshiro256**, seeded by splitmix64) ---- */
+
+struct rng {
+    uint64_t s[4];
+};
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static void rng_seed(struct rng *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++) {
+        uint64_t z = (seed += 0x9e3779b97f4a7c15u);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+        r->s[i] = z ^ (z >> 31);
+    }
+}
+
+static uint64_t rng_next(struct rng *r)
+{
+    uint64_t *s = r->s, res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return res;
+}
+
+/* Uniform in (0, 1). */
+static double rng_unit(struct rng *r)
+{
+    return ((double)(rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double rng_normal(struct rng *r)
+{
+    return sqrt(-2.0 * log(rng_unit(r))) * cos(2.0 * M_PI * rng_unit(r));
+}
+
+static uint64_t service_us(struct rng *r, const struct be_spec *b,
+                           double factor)
+{
+    double mean = b->mean_ms * 1000.0 * factor, v;
+    if (b->dist == DIST_EXP)
+        v = -mean * log(rng_unit(r));
+    else
+        v = exp(log(mean) - b->sigma * b->sigma / 2.0 +
+                b->sigma * rng_normal(r));
+    return v < 1.0 ? 1 : (uint64_t)(v + 0.5);
+}
+
+/* ---- the event heap ---- */
+
+struct event {
+    uint64_t t;
+    uint64_t seq; /* FIFO among equal times: deterministic */
+    unsigned client;
+};
+
+struct heap {
+    struct event *e;
+    size_t len, cap;
+};
+
+static bool ev_before(const struct event *a, const struct event *b)
+{
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void heap_push(struct heap *h, struct event ev)
+{
+    size_t i;
+    if (h->len == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 256;
+        h->e = realloc(h->e, h->cap * sizeof(*h->e));
+        if (!h->e)
+            abort();
+    }
+    i = h->len++;
+    while (i > 0 && ev_before(&ev, &h->e[(i - 1) / 2])) {
+        h->e[i] = h->e[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->e[i] = ev;
+}
+
+static struct event heap_pop(struct heap *h)
+{
+    struct event top = h->e[0], last = h->e[--h->len];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->len)
+            break;
+        if (c + 1 < h->len && ev_before(&h->e[c + 1], &h->e[c]))
+            c++;
+        if (!ev_before(&h->e[c], &last))
+            break;
+        h->e[i] = h->e[c];
+        i = c;
+    }
+    if (h->len > 0)
+        h->e[i] = last;
+    return top;
+}
+
+/* ---- one run: a set under a policy ---- */
+
+struct sim_be {
+    unsigned busy;
+    unsigned *queue; /* FIFO of waiting clients (ring) */
+    size_t qhead, qlen;
+    unsigned in_flight; /* busy + queued, as the oracle sees it */
+};
+
+struct sim_client {
+    int be;
+    uint64_t dispatch;
+    unsigned x;
+    bool failing; /* this request fails (ev_fail) */
+    uint64_t tried;
+    uint64_t started; /* first dispatch of this request (retries) */
+};
+
+#define WINDOW_US (2 * SEC)
+#define MAX_WINDOWS 64
+
+struct result {
+    double rps;
+    double p50_ms, p99_ms, mean_ms;
+    uint64_t done, errors;
+    double share[MAX_BE];                 /* picks, after warmup */
+    double win_share[MAX_WINDOWS][MAX_BE]; /* picks per 2 s window */
+    double sec_share[128];                 /* ev_be share per 1 s */
+    size_t nwin;
+};
+
+struct sim {
+    const struct set_spec *set;
+    const struct pol_spec *pol;
+    struct balancer *b;
+    struct rng rng;
+    struct heap heap;
+    uint64_t seq, now;
+    struct sim_be be[MAX_BE];
+    struct sim_client cl[MAX_CLIENTS];
+    size_t oracle_rot;
+    /* measurements */
+    uint32_t *lat;
+    size_t nlat, latcap;
+    uint64_t picks_win[MAX_WINDOWS][MAX_BE];
+    uint64_t picks_sec[128][MAX_BE];
+    uint64_t picks[MAX_BE];
+    uint64_t done, errors;
+};
+
+static bool in_event(const struct sim *s, int be)
+{
+    return be == s->set->ev_be && s->now >= s->set->ev_from * SEC &&
+           s->now < s->set->ev_to * SEC;
+}
+
+static int oracle_pick(struct sim *s, uint64_t tried)
+{
+    int best = -1;
+    double best_d = 0;
+    for (size_t k = 0; k < s->set->n; k++) {
+        size_t i = (s->oracle_rot + k) % s->set->n;
+        const struct be_spec *b = &s->set->be[i];
+        double S = b->mean_ms, x = s->be[i].in_flight, d;
+        if (tried & (1ull << i))
+            continue;
+        if (in_event(s, (int)i))
+            S *= s->set->ev_fail ? 1e6 : s->set->ev_factor;
+        if (b->k == 0 || x < b->k)
+            d = S;
+        else
+            d = S * (1.0 + (x - b->k + 1.0) / b->k);
+        if (best < 0 || d < best_d) {
+            best = (int)i;
+            best_d = d;
+        }
+    }
+    if (best >= 0) {
+        s->oracle_rot = (size_t)best + 1;
+        s->be[best].in_flight++;
+    }
+    return best;
+}
+
+static void schedule(struct sim *s, unsigned c, uint64_t t)
+{
+    heap_push(&s->heap, (struct event){t, s->seq++, c});
+}
+
+static void start_service(struct sim *s, unsigned c)
+{
+    int i = s->cl[c].be;
+    double f = in_event(s, i) ? s->set->ev_factor : 1.0;
+    s->be[i].busy++;
+    schedule(s, c, s->now + service_us(&s->rng, &s->set->be[i], f));
+}
+
+/* Sends client c's request (first try or retry) to a backend. */
+static void dispatch(struct sim *s, unsigned c)
+{
+    struct sim_client *cl = &s->cl[c];
+    struct sim_be *be;
+    unsigned x = 0;
+    int i;
+
+    if (s->b) {
+        i = balancer_pick(s->b, cl->tried, s->now, &x);
+        if (i >= 0)
+            s->be[i].in_flight++;
+    } else {
+        i = oracle_pick(s, cl->tried);
+        if (i >= 0)
+            x = s->be[i].in_flight - 1;
+    }
+    if (i < 0)
+        abort(); /* tried is never full here */
+    cl->be = i;
+    cl->dispatch = s->now;
+    cl->x = x;
+    cl->tried |= 1ull << i;
+    if (s->now >= s->set->warmup * SEC)
+        s->picks[i]++;
+    s->picks_win[s->now / WINDOW_US][i]++;
+    s->picks_sec[s->now / SEC][i]++;
+    be = &s->be[i];
+    cl->failing = s->set->ev_fail && in_event(s, i);
+    if (cl->failing) { /* refused fast, no worker used */
+        schedule(s, c, s->now + (uint64_t)(s->set->ev_fail_ms * 1000.0));
+        return;
+    }
+    if (s->set->be[i].k == 0 || be->busy < s->set->be[i].k) {
+        start_service(s, c);
+    } else {
+        size_t cap = MAX_CLIENTS;
+        be->queue[(be->qhead + be->qlen++) % cap] = c;
+    }
+}
+
+static void new_request(struct sim *s, unsigned c)
+{
+    s->cl[c].tried = 0;
+    s->cl[c].started = s->now;
+    dispatch(s, c);
+}
+
+static void record(struct sim *s, uint64_t us)
+{
+    if (s->nlat == s->latcap) {
+        s->latcap = s->latcap ? 2 * s->latcap : 65536;
+        s->lat = realloc(s->lat, s->latcap * sizeof(*s->lat));
+        if (!s->lat)
+            abort();
+    }
+    s->lat[s->nlat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static void complete(struct sim *s, unsigned c)
+{
+    struct sim_client *cl = &s->cl[c];
+    int i = cl->be;
+    struct sim_be *be = &s->be[i];
+    uint64_t lat = s->now - cl->dispatch;
+    bool measured = s->now >= s->set->warmup * SEC;
+
+    be->in_flight--;
+    if (!cl->failing) {
+        be->busy--;
+        if (be->qlen > 0) {
+            unsigned next = be->queue[be->qhead];
+            be->qhead = (be->qhead + 1) % MAX_CLIENTS;
+            be->qlen--;
+            start_service(s, next);
+        }
+    }
+    if (s->b)
+        balancer_observe(s->b, (size_t)i, lat,
+                         cl->failing ? BALANCER_CONNECT_ERR : BALANCER_OK,
+                         cl->x, s->now);
+    if (cl->failing) {
+        /* The proxy retries once on another backend, then gives up. */
+        if (__builtin_popcountll(cl->tried) < 2) {
+            dispatch(s, c);
+            return;
+        }
+        if (measured)
+            s->errors++;
+    } else if (measured) {
+        s->done++;
+        record(s, s->now - cl->started);
+    }
+    new_request(s, c);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void run(const struct set_spec *set, const struct pol_spec *pol,
+                uint64_t seed, struct result *r)
+{
+    struct sim *s = calloc(1, sizeof(*s));
+    uint64_t end = set->seconds * SEC;
+    double sum = 0;
+
+    if (!s)
+        abort();
+    s->set = set;
+    s->pol = pol;
+    rng_seed(&s->rng, seed);
+    for (size_t i = 0; i < set->n; i++) {
+        s->be[i].queue = calloc(MAX_CLIENTS, sizeof(unsigned));
+        if (!s->be[i].queue)
+            abort();
+    }
+    if (pol->mode) {
+        struct balancer_params p;
+        balancer_params_default(&p);
+        p.seed = seed;
+        p.load_aware = pol->load_aware;
+        p.ewma_score = pol->score;
+        s->b = balancer_create(pol->mode, &p, set->n, NULL);
+        if (!s->b)
+            abort();
+    }
+    for (unsigned c = 0; c < set->clients; c++)
+        new_request(s, c);
+    while (s->heap.len > 0) {
+        struct event ev = heap_pop(&s->heap);
+        if (ev.t >= end)
+            break;
+        s->now = ev.t;
+        complete(s, ev.client);
+    }
+
+    memset(r, 0, sizeof(*r));
+    r->done = s->done;
+    r->errors = s->errors;
+    r->rps = (double)s->done / (set->seconds - set->warmup);
+    if (s->nlat > 0) {
+        qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u32);
+        r->p50_ms = s->lat[s->nlat / 2] / 1000.0;
+        r->p99_ms = s->lat[(size_t)(s->nlat * 0.99)] / 1000.0;
+        for (size_t k = 0; k < s->nlat; k++)
+            sum += s->lat[k];
+        r->mean_ms = sum / s->nlat / 1000.0;
+    }
+    {
+        uint64_t tot = 0;
+        for (size_t i = 0; i < set->n; i++)
+            tot += s->picks[i];
+        for (size_t i = 0; i < set->n; i++)
+            r->share[i] = tot ? (double)s->picks[i] / tot : 0;
+    }
+    r->nwin = end / WINDOW_US;
+    for (size_t w = 0; w < r->nwin && w < MAX_WINDOWS; w++) {
+        uint64_t tot = 0;
+        for (size_t i = 0; i < set->n; i++)
+            tot += s->picks_win[w][i];
+        for (size_t i = 0; i < set->n; i++)
+            r->win_share[w][i] = tot ? (double)s->picks_win[w][i] / tot : 0;
+    }
+    for (size_t sec = 0; sec < set->seconds && sec < 128; sec++) {
+        uint64_t tot = 0;
+        int e = set->ev_be >= 0 ? set->ev_be : 0;
+        for (size_t i = 0; i < set->n; i++)
+            tot += s->picks_sec[sec][i];
+        r->sec_share[sec] = tot ? (double)s->picks_sec[sec][e] / tot : 0;
+    }
+    balancer_destroy(s->b);
+    for (size_t i = 0; i < set->n; i++)
+        free(s->be[i].queue);
+    free(s->heap.e);
+    free(s->lat);
+    free(s);
+}
+
+/* Σ K / S in requests per second; 0 when some K is unlimited. */
+static double capacity(const struct set_spec *set)
+{
+    double c = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        if (set->be[i].k == 0)
+            return 0;
+        c += set->be[i].k / (set->be[i].mean_ms / 1000.0);
+    }
+    return c;
+}
+
+static const struct set_spec *find_set(const char *name)
+{
+    for (size_t i = 0; i < NSETS; i++)
+        if (strcmp(sets[i].name, name) == 0)
+            return &sets[i];
+    return NULL;
+}
+
+static void print_backends(const struct set_spec *set)
+{
+    double cap = capacity(set);
+    printf("\n### %s — %s\n\n", set->name, set->what);
+    printf("%u clients, %u s simulated (first %u s not measured). ",
+           set->clients, set->seconds, set->warmup);
+    if (cap > 0)
+        printf("Capacity bound Σ K/S = %.0f req/s.\n\n", cap);
+    else
+        printf("Capacity unbounded (K unlimited); all clients on the "
+               "fastest backend give %.0f req/s.\n\n",
+               set->clients / (set->be[0].mean_ms / 1000.0));
+}
+
+static void report_set(const struct set_spec *set, uint64_t seed)
+{
+    struct result *r = malloc(sizeof(*r) * NPOLS);
+    double cap = capacity(set);
+    bool windows = set->ev_be >= 0;
+
+    if (!r)
+        abort();
+    print_backends(set);
+    printf("| policy | req/s | %% of %s | p50 ms | p99 ms | share",
+           cap > 0 ? "bound" : "oracle");
+    for (size_t i = 0; i < set->n; i++)
+        printf(" %s", set->be[i].id);
+    printf(" |%s\n", set->ev_fail ? " errors |" : "");
+    printf("|---|---:|---:|---:|---:|---|%s\n", set->ev_fail ? "---:|" : "");
+    for (size_t p = 0; p < NPOLS; p++) {
+        double ref;
+        run(set, &pols[p], seed, &r[p]);
+        ref = cap > 0 ? cap : r[0].rps;
+        printf("| %s | %.0f | %.1f | %.1f | %.1f |", pols[p].label, r[p].rps,
+               100.0 * r[p].rps / ref, r[p].p50_ms, r[p].p99_ms);
+        for (size_t i = 0; i < set->n; i++)
+            printf(" %.0f", 100.0 * r[p].share[i]);
+        printf(" |");
+        if (set->ev_fail)
+            printf(" %llu |", (unsigned long long)r[p].errors);
+        printf("\n");
+    }
+    if (windows) {
+        printf("\nShare of backend %s's picks (%%) per 2-s window; "
+               "event from %u s to %u s:\n\n",
+               set->be[set->ev_be].id, set->ev_from, set->ev_to);
+        printf("| policy |");
+        for (size_t w = 0; w < r[0].nwin; w++)
+            printf(" %zu |", w * 2);
+        printf("\n|---|");
+        for (size_t w = 0; w < r[0].nwin; w++)
+            printf("---:|");
+        printf("\n");
+        for (size_t p = 0; p < NPOLS; p++) {
+            printf("| %s |", pols[p].label);
+            for (size_t w = 0; w < r[p].nwin; w++)
+                printf(" %.0f |", 100.0 * r[p].win_share[w][set->ev_be]);
+            printf("\n");
+        }
+    }
+    free(r);
+}
+
+/* ---- the asserting run ---- */
+
+static int failures;
+
+static void expect(bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void expect(bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    printf("  %-4s ", ok ? "ok" : "FAIL");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    if (!ok)
+        failures++;
+}
+
+static const struct pol_spec *find_pol(const char *label)
+{
+    for (size_t p = 0; p < NPOLS; p++)
+        if (strcmp(pols[p].label, label) == 0)
+            return &pols[p];
+    abort();
+}
+
+/* Mean share of the event backend over [from, to) seconds. */
+static double mean_share(const struct result *r, unsigned from, unsigned to)
+{
+    double sum = 0;
+    for (unsigned t = from; t < to; t++)
+        sum += r->sec_share[t];
+    return sum / (to - from);
+}
+
+static void check_degrade(const struct set_spec *set, const char *label,
+                          uint64_t seed)
+{
+    struct result r;
+    double base, low, mid;
+    unsigned away = 0, back = 0;
+
+    run(set, find_pol(label), seed, &r);
+    base = mean_share(&r, set->warmup, set->ev_from);
+    low = mean_share(&r, set->ev_from + 5, set->ev_to);
+    mid = (base + low) / 2;
+    /* The first whole second after the event in which the share has
+     * crossed the midpoint between the steady states. */
+    for (unsigned t = set->ev_from; t < set->ev_to; t++)
+        if (r.sec_share[t] < mid) {
+            away = t + 1 - set->ev_from;
+            break;
+        }
+    for (unsigned t = set->ev_to; t < set->seconds; t++)
+        if (r.sec_share[t] > mid) {
+            back = t + 1 - set->ev_to;
+            break;
+        }
+    printf("%s, %s: share of A %.0f%% before, %.0f%% during\n", set->name,
+           label, 100 * base, 100 * low);
+    expect(low < 0.5 * base, "share during the slowdown %.3f < half of %.3f",
+           low, base);
+    expect(away > 0 && away <= 2, "moved away within %u s (bound 2 s)", away);
+    expect(back > 0 && back <= 5, "came back within %u s (bound 5 s)", back);
+    expect(mean_share(&r, set->ev_to + 5, set->seconds) > 0.8 * base,
+           "share after recovery %.3f > 0.8 x before (%.3f)",
+           mean_share(&r, set->ev_to + 5, set->seconds), base);
+}
+
+static int check(uint64_t seed)
+{
+    const struct set_spec *capped = find_set("capped");
+    double cap = capacity(capped);
+    const char *load_aware[] = {"ewma predicted *", "sma latency_x_inflight *",
+                                "ewma latency_x_inflight", "sma predicted"};
+    struct result r, oracle;
+    const struct be_spec *slow = &capped->be[2];
+    double rr_bound = 3.0 * slow->k / (slow->mean_ms / 1000.0);
+
+    printf("capped: capacity bound %.0f req/s\n", cap);
+    for (size_t k = 0; k < sizeof(load_aware) / sizeof(load_aware[0]); k++) {
+        run(capped, find_pol(load_aware[k]), seed, &r);
+        printf("%s: %.0f req/s, p99 %.1f ms\n", load_aware[k], r.rps,
+               r.p99_ms);
+        expect(r.rps >= 0.97 * cap, "throughput %.0f >= 97%% of bound (%.0f)",
+               r.rps, 0.97 * cap);
+    }
+    run(capped, find_pol("round-robin"), seed, &r);
+    printf("round-robin: %.0f req/s\n", r.rps);
+    expect(r.rps <= 1.03 * rr_bound,
+           "throughput %.0f <= 3 K_slow/S_slow + 3%% (%.0f)", r.rps,
+           1.03 * rr_bound);
+    run(capped, find_pol("ewma latency (load_aware=0)"), seed, &r);
+    printf("ewma latency (load_aware=0): %.0f req/s\n", r.rps);
+    expect(r.rps < 0.9 * cap, "herding loses: %.0f < 90%% of bound (%.0f)",
+           r.rps, 0.9 * cap);
+
+    /* The default against the oracle: p99 on capped, throughput on
+     * hetero.  Reported; asserted with a wider margin than the aim. */
+    run(capped, find_pol("oracle (SED)"), seed, &oracle);
+    run(capped, find_pol("ewma predicted *"), seed, &r);
+    printf("capped p99: ewma predicted %.1f ms, oracle %.1f ms\n", r.p99_ms,
+           oracle.p99_ms);
+    expect(r.p99_ms <= 1.25 * oracle.p99_ms, "p99 %.1f <= 1.25 x oracle %.1f",
+           r.p99_ms, oracle.p99_ms);
+    run(find_set("hetero"), find_pol("oracle (SED)"), seed, &oracle);
+    run(find_set("hetero"), find_pol("ewma predicted *"), seed, &r);
+    printf("hetero: ewma predicted %.0f req/s, oracle %.0f req/s\n", r.rps,
+           oracle.rps);
+    expect(r.rps >= 0.9 * oracle.rps, "throughput %.0f >= 90%% of oracle %.0f",
+           r.rps, oracle.rps);
+
+    check_degrade(find_set("degrade"), "ewma predicted *", seed);
+    check_degrade(find_set("degrade-hetero"), "ewma predicted *", seed);
+
+    printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
+    return failures ? 1 : 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: lbsim report [SET...] | lbsim check\n"
+                    "sets:");
+    for (size_t i = 0; i < NSETS; i++)
+        fprintf(stderr, " %s", sets[i].name);
+    fprintf(stderr, "\n");
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = 42;
+    const char *env = getenv("LBSIM_SEED");
+
+    if (env)
+        seed = strtoull(env, NULL, 10);
+    if (argc >= 2 && strcmp(argv[1], "check") == 0)
+        return check(seed);
+    if (argc >= 2 && strcmp(argv[1], "report") == 0) {
+        if (argc == 2)
+            for (size_t i = 0; i < NSETS; i++)
+                report_set(&sets[i], seed);
+        for (int a = 2; a < argc; a++) {
+            const struct set_spec *set = find_set(argv[a]);
+            if (!set) {
+                usage();
+                return 2;
+            }
+            report_set(set, seed);
+        }
+        return 0;
+    }
+    usage();
+    return 2;
+}
