@@ -56,11 +56,19 @@ struct config_key {
     double dmin, dmax;
 };
 
-#define CFG_FIELD(f)                                                           \
-    offsetof(struct config, f), sizeof(((struct config *)0)->f)
-#define K_STR(s, k, f) {s, k, CT_STR, 0, CFG_FIELD(f), 0, 0, 0, 0}
-#define K_TYPE(s, k, t, fl, f) {s, k, t, fl, CFG_FIELD(f), 0, 0, 0, 0}
-#define K_NUM(s, k, t, fl, f, lo, hi) {s, k, t, fl, CFG_FIELD(f), lo, hi, 0, 0}
+#define CFG_FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define K_STR(s, k, f)                                                         \
+    {                                                                          \
+        s, k, CT_STR, 0, CFG_FIELD(f), 0, 0, 0, 0                              \
+    }
+#define K_TYPE(s, k, t, fl, f)                                                 \
+    {                                                                          \
+        s, k, t, fl, CFG_FIELD(f), 0, 0, 0, 0                                  \
+    }
+#define K_NUM(s, k, t, fl, f, lo, hi)                                          \
+    {                                                                          \
+        s, k, t, fl, CFG_FIELD(f), lo, hi, 0, 0                                \
+    }
 #define K_UINT(s, k, f, lo, hi) K_NUM(s, k, CT_UINT, 0, f, lo, hi)
 #define K_MS(s, k, f) K_UINT(s, k, f, 1, CONFIG_TIMEOUT_MAX)
 
@@ -170,8 +178,8 @@ static FILE *config_out(void)
     return config_stdout ? config_stdout : stdout;
 }
 
-static void CONFIG_FMT(3, 4) set_err(char *err, size_t errlen,
-                                     const char *fmt, ...)
+static void CONFIG_FMT(3, 4)
+    set_err(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (!err || errlen == 0)
@@ -251,10 +259,20 @@ static int parse_ull(const char *v, bool size_suffix, unsigned long long *out)
     if (size_suffix && *end != '\0' && end[1] == '\0') {
         unsigned shift = 0;
         switch (*end) {
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return -1;
+        case 'k':
+        case 'K':
+            shift = 10;
+            break;
+        case 'm':
+        case 'M':
+            shift = 20;
+            break;
+        case 'g':
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            return -1;
         }
         if (x > (ULLONG_MAX >> shift))
             return -1;
@@ -325,8 +343,7 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, char *port,
     if (inet_pton(family, hb, bin) != 1)
         return -1;
     unsigned long long pn;
-    if (strlen(p) > 5 || parse_ull(p, false, &pn) < 0 || pn < 1 ||
-        pn > 65535)
+    if (strlen(p) > 5 || parse_ull(p, false, &pn) < 0 || pn < 1 || pn > 65535)
         return -1;
     char pb[8];
     snprintf(pb, sizeof(pb), "%llu", pn);
@@ -457,8 +474,9 @@ static int key_apply(struct config *c, const struct config_key *k,
                 return 0;
             }
         }
-        set_err(what, wlen, "one of default, latency, latency_x_inflight, "
-                            "predicted");
+        set_err(what, wlen,
+                "one of default, latency, latency_x_inflight, "
+                "predicted");
         return -1;
     }
     return -1;
@@ -515,8 +533,9 @@ static int backend_parse(const char *spec, bool allow_id,
             b->weight = (unsigned)w;
         } else if (val && allow_id && strcasecmp(opt, "id") == 0) {
             if (!valid_id(val)) {
-                set_err(what, wlen, "id=NAME with 1..%zu letters, digits, "
-                                    "'_', '-' or '.'",
+                set_err(what, wlen,
+                        "id=NAME with 1..%zu letters, digits, "
+                        "'_', '-' or '.'",
                         CONFIG_ID_MAX);
                 return -1;
             }
@@ -697,7 +716,7 @@ static char *ini_read_line(char *str, int num, void *stream)
 }
 
 static int ini_on_key(void *user, const char *section, const char *name,
-                       const char *value)
+                      const char *value)
 {
     struct ini_ctx *x = user;
     char msg[512], what[160];
@@ -724,8 +743,8 @@ static int ini_on_key(void *user, const char *section, const char *name,
         return 0;
     }
     if (key_apply(x->c, k, value, what, sizeof(what)) < 0) {
-        ini_error(x, "[%s] %s: expected %s, got '%s'", k->section, k->key,
-                  what, value);
+        ini_error(x, "[%s] %s: expected %s, got '%s'", k->section, k->key, what,
+                  value);
         return 0;
     }
     return 1;
@@ -747,8 +766,8 @@ int config_load_file(struct config *c, const char *path, char *err,
         return -1;
     }
     *tmp = *c;
-    struct ini_ctx x = {.c = tmp, .path = path, .f = f, .err = err,
-                        .errlen = errlen};
+    struct ini_ctx x = {
+        .c = tmp, .path = path, .f = f, .err = err, .errlen = errlen};
     int rc = ini_parse_stream(ini_read_line, &x, ini_on_key, &x);
     bool read_error = ferror(f);
     fclose(f);
@@ -764,8 +783,8 @@ int config_load_file(struct config *c, const char *path, char *err,
                 path, rc);
         x.err_line = rc;
     }
-    if (x.err_line == 0 && copy_str(tmp->config_file,
-                                    sizeof(tmp->config_file), path) < 0) {
+    if (x.err_line == 0 &&
+        copy_str(tmp->config_file, sizeof(tmp->config_file), path) < 0) {
         set_err(err, errlen, "%s: path too long", path);
         x.err_line = -1;
     }
@@ -814,8 +833,16 @@ static const struct option config_options[] = {
 
 /* What each option's value looks like, in config_options order. */
 static const char *const config_option_args[] = {
-    "FILE", "NAME", NULL, NULL, "ADDR:PORT", "ADDR:PORT[,weight=N][,id=NAME]",
-    "ADDR:PORT|off", "FILE|off", "N", "SECTION.KEY=VALUE",
+    "FILE",
+    "NAME",
+    NULL,
+    NULL,
+    "ADDR:PORT",
+    "ADDR:PORT[,weight=N][,id=NAME]",
+    "ADDR:PORT|off",
+    "FILE|off",
+    "N",
+    "SECTION.KEY=VALUE",
 };
 
 static const char config_usage[] =
@@ -890,16 +917,15 @@ static int flag_key(struct config *c, const char *flag, const char *section,
     const struct config_key *k = key_find(section, key);
     char what[160];
     if (!k || key_apply(c, k, v, what, sizeof(what)) < 0) {
-        set_err(err, errlen, "%s: expected %s, got '%s'", flag,
-                k ? what : "?", v);
+        set_err(err, errlen, "%s: expected %s, got '%s'", flag, k ? what : "?",
+                v);
         return -1;
     }
     return 0;
 }
 
 /* --set section.key=value, through the same table as the file. */
-static int flag_set(struct config *c, const char *arg, char *err,
-                    size_t errlen)
+static int flag_set(struct config *c, const char *arg, char *err, size_t errlen)
 {
     char buf[512];
     if (copy_str(buf, sizeof(buf), arg) < 0) {
@@ -933,8 +959,8 @@ static int flag_set(struct config *c, const char *arg, char *err,
         return -1;
     }
     if (key_apply(c, k, value, what, sizeof(what)) < 0) {
-        set_err(err, errlen, "--set [%s] %s: expected %s, got '%s'",
-                k->section, k->key, what, value);
+        set_err(err, errlen, "--set [%s] %s: expected %s, got '%s'", k->section,
+                k->key, what, value);
         return -1;
     }
     return 0;
@@ -1029,8 +1055,8 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
     /* Pass 2: the flags, in order, over the file. */
     optind = 0;
     int rc = 0;
-    while (rc == 0 && (ch = getopt_long(argc, argv, optstring,
-                                        config_options, NULL)) != -1) {
+    while (rc == 0 && (ch = getopt_long(argc, argv, optstring, config_options,
+                                        NULL)) != -1) {
         switch (ch) {
         case OPT_MODE:
             rc = flag_key(c, "--mode", "proxy", "mode", optarg, err, errlen);
@@ -1042,8 +1068,8 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
             c->persistent = false;
             break;
         case OPT_LISTEN:
-            rc = flag_key(c, "--listen", "proxy", "listen", optarg, err,
-                          errlen);
+            rc =
+                flag_key(c, "--listen", "proxy", "listen", optarg, err, errlen);
             break;
         case OPT_BACKEND:
             rc = flag_backend(c, optarg, &backends_seen, err, errlen);
@@ -1055,8 +1081,7 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
             rc = flag_key(c, "--log", "proxy", "log", optarg, err, errlen);
             break;
         case OPT_SEED:
-            rc = flag_key(c, "--seed", "balancer", "seed", optarg, err,
-                          errlen);
+            rc = flag_key(c, "--seed", "balancer", "seed", optarg, err, errlen);
             break;
         case OPT_SET:
             rc = flag_set(c, optarg, err, errlen);
@@ -1102,8 +1127,8 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         return -1;
     }
     if (c->nbackends > CONFIG_MAX_BACKENDS) {
-        set_err(err, errlen, "%s: %zu backends, at most %d", pre,
-                c->nbackends, CONFIG_MAX_BACKENDS);
+        set_err(err, errlen, "%s: %zu backends, at most %d", pre, c->nbackends,
+                CONFIG_MAX_BACKENDS);
         return -1;
     }
     for (size_t i = 0; i < c->nbackends; i++) {
@@ -1257,9 +1282,8 @@ static void print_double(FILE *out, double d)
 void config_print(const struct config *c, FILE *out)
 {
     const char *section = NULL;
-    fprintf(out, "; lbproxy %s effective configuration%s%s\n",
-            LBPROXY_VERSION, c->config_file[0] ? " from " : "",
-            c->config_file);
+    fprintf(out, "; lbproxy %s effective configuration%s%s\n", LBPROXY_VERSION,
+            c->config_file[0] ? " from " : "", c->config_file);
     for (size_t i = 0; i < CONFIG_NKEYS; i++) {
         const struct config_key *k = &config_keys[i];
         const void *p = (const char *)c + k->off;

@@ -299,9 +299,12 @@ static void test_load_lenient_spellings(void **state)
     assert_true(c.balancer.load_aware);
 
     const char *modes[][2] = {
-        {"rr", "round-robin"},        {"round_robin", "round-robin"},
-        {"Round-Robin", "round-robin"}, {"adaptive-sma", "adaptive_sma"},
-        {"adaptive_ewma", "adaptive_ewma"}, {"least-conn", "least-conn"},
+        {"rr", "round-robin"},
+        {"round_robin", "round-robin"},
+        {"Round-Robin", "round-robin"},
+        {"adaptive-sma", "adaptive_sma"},
+        {"adaptive_ewma", "adaptive_ewma"},
+        {"least-conn", "least-conn"},
         {"p2c_peak_ewma", "p2c-peak-ewma"},
     };
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
@@ -311,8 +314,10 @@ static void test_load_lenient_spellings(void **state)
         assert_int_equal(config_load_file(&c, path, err, sizeof(err)), 0);
         assert_string_equal(c.mode, modes[i][1]);
     }
-    const char *models[][2] = {{"persistent", "1"}, {"non_persistent", "0"},
-                               {"on", "1"}, {"false", "0"}};
+    const char *models[][2] = {{"persistent", "1"},
+                               {"non_persistent", "0"},
+                               {"on", "1"},
+                               {"false", "0"}};
     for (size_t i = 0; i < 4; i++) {
         char text[128];
         snprintf(text, sizeof(text), "[proxy]\npersistent = %s\n",
@@ -343,7 +348,7 @@ static void test_load_backends_replace(void **state)
 }
 
 struct bad_case {
-    const char *text; /* file contents */
+    const char *text;  /* file contents */
     const char *where; /* "FILE" is replaced by the path: "FILE:3:" */
     const char *also;  /* another substring of the message */
 };
@@ -367,10 +372,9 @@ static const struct bad_case bad_cases[] = {
     {"[timeouts]\ndrain_ms =\n", ":2: [timeouts] drain_ms", "got ''"},
     {"[limits]\nmax_head_bytes = 100\n", ":2: [limits] max_head_bytes",
      "1024..1048576"},
-    {"[limits]\nbuffer_bytes = 16q\n", ":2: [limits] buffer_bytes",
-     "suffix"},
-    {"[limits]\nmax_body_bytes = 99999999999g\n",
-     ":2: [limits] max_body_bytes", "integer"},
+    {"[limits]\nbuffer_bytes = 16q\n", ":2: [limits] buffer_bytes", "suffix"},
+    {"[limits]\nmax_body_bytes = 99999999999g\n", ":2: [limits] max_body_bytes",
+     "integer"},
     {"[balancer]\newma_alpha = 1.5\n", ":2: [balancer] ewma_alpha",
      "at most 1"},
     {"[balancer]\newma_alpha = 0\n", ":2: [balancer] ewma_alpha",
@@ -419,6 +423,7 @@ static const struct bad_case bad_cases[] = {
      ":2: [health] check_path: expected at most 127 characters", ""},
     /* The first error wins, even when a later one is a syntax error. */
     {"[proxy]\nmode = bad\nnot a pair\n", ":2: [proxy] mode", ""},
+    {"[proxy]\nmode = bad\nlisten = bad\n", ":2: [proxy] mode", ""},
     {"[proxy]\nnot a pair\nmode = bad\n", ":2: syntax error", ""},
 };
 
@@ -455,8 +460,7 @@ static void test_load_missing_file(void **state)
     struct config c;
     char err[512];
     config_defaults(&c);
-    assert_int_equal(config_load_file(&c, "no/such/file.ini", err,
-                                      sizeof(err)),
+    assert_int_equal(config_load_file(&c, "no/such/file.ini", err, sizeof(err)),
                      -1);
     assert_contains(err, "no/such/file.ini");
     assert_contains(err, "No such file");
@@ -555,10 +559,10 @@ static void test_args_backends(void **state)
     char err[512];
     const char *path = write_tmp(full_ini);
     /* the first --backend replaces the file's three; ids by position */
-    int rc = RUN(&c, err, "--config", path, "--backend", "127.0.0.1:9001",
-                 "--backend", "127.0.0.1:9002,weight=5",
-                 "--backend", "127.0.0.1:9003, id=fast , weight=2",
-                 "--backend", "[::1]:9004");
+    int rc =
+        RUN(&c, err, "--config", path, "--backend", "127.0.0.1:9001",
+            "--backend", "127.0.0.1:9002,weight=5", "--backend",
+            "127.0.0.1:9003, id=fast , weight=2", "--backend", "[::1]:9004");
     if (rc != 0)
         print_error("%s\n", err);
     assert_int_equal(rc, 0);
@@ -574,8 +578,8 @@ static void test_args_backends(void **state)
     assert_string_equal(c.backends[3].host, "::1");
 
     /* explicit ids clashing with positional ones */
-    rc = RUN(&c, err, "--config", "/dev/null", "--backend",
-             "127.0.0.1:1,id=B", "--backend", "127.0.0.1:2");
+    rc = RUN(&c, err, "--config", "/dev/null", "--backend", "127.0.0.1:1,id=B",
+             "--backend", "127.0.0.1:2");
     assert_int_equal(rc, -1);
     assert_contains(err, "--backend");
     assert_contains(err, "duplicate backend id 'B'");
@@ -806,9 +810,9 @@ static void test_args_errors(void **state)
     assert_int_equal(RUN(&c, err, "--config", path), -1);
     assert_contains(err, ":3: [proxy] mode");
     /* abbreviations of long options work when unambiguous */
-    assert_int_equal(RUN(&c, err, "--config", "/dev/null", "--back",
-                         "127.0.0.1:1", "--non"),
-                     0);
+    assert_int_equal(
+        RUN(&c, err, "--config", "/dev/null", "--back", "127.0.0.1:1", "--non"),
+        0);
     assert_false(c.persistent);
 }
 
@@ -928,9 +932,9 @@ static void test_validate(void **state)
     EXPECT_INVALID(strcpy(c.admin, "nowhere"), "[proxy] admin");
     EXPECT_INVALID(strcpy(c.admin, c.listen), "same address");
     EXPECT_INVALID(c.verbosity = -1, "verbosity");
-    EXPECT_INVALID((c.balancer.fail_timeout_ms = 5000,
-                    c.balancer.max_eject_ms = 1000),
-                   "fail_timeout_ms (5000) must not exceed");
+    EXPECT_INVALID(
+        (c.balancer.fail_timeout_ms = 5000, c.balancer.max_eject_ms = 1000),
+        "fail_timeout_ms (5000) must not exceed");
     EXPECT_INVALID(strcpy(c.health_check_path, "health"), "check_path");
     EXPECT_INVALID(strcpy(c.health_check_path, "/a b"), "check_path");
     EXPECT_INVALID(strcpy(c.logs_dir, ""), "must not be empty");
@@ -970,26 +974,41 @@ static void test_parse_addr(void **state)
         {"LOCALHOST:009", "127.0.0.1", "9"},
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        assert_int_equal(config_parse_addr(ok[i].in, host, sizeof(host), port,
-                                           sizeof(port)),
-                         0);
+        assert_int_equal(
+            config_parse_addr(ok[i].in, host, sizeof(host), port, sizeof(port)),
+            0);
         assert_string_equal(host, ok[i].host);
         assert_string_equal(port, ok[i].port);
     }
     const char *bad[] = {
-        "",           "127.0.0.1",   "127.0.0.1:",    ":80",
-        "1.2.3:80",   "1.2.3.4:0",   "1.2.3.4:65536", "1.2.3.4:123456",
-        "::1:80",     "[::1]",       "[::1]80",       "[127.0.0.1]:80",
-        "host:80",    "1.2.3.4:-1",  "1.2.3.4:+80",   "1.2.3.4:80 ",
-        " 1.2.3.4:80", "[::1:80",    "1.2.3.4:8o",    "[]:80",
+        "",
+        "127.0.0.1",
+        "127.0.0.1:",
+        ":80",
+        "1.2.3:80",
+        "1.2.3.4:0",
+        "1.2.3.4:65536",
+        "1.2.3.4:123456",
+        "::1:80",
+        "[::1]",
+        "[::1]80",
+        "[127.0.0.1]:80",
+        "host:80",
+        "1.2.3.4:-1",
+        "1.2.3.4:+80",
+        "1.2.3.4:80 ",
+        " 1.2.3.4:80",
+        "[::1:80",
+        "1.2.3.4:8o",
+        "[]:80",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (config_parse_addr(bad[i], host, sizeof(host), port,
-                              sizeof(port)) != -1)
+        if (config_parse_addr(bad[i], host, sizeof(host), port, sizeof(port)) !=
+            -1)
             print_error("accepted '%s'\n", bad[i]);
-        assert_int_equal(config_parse_addr(bad[i], host, sizeof(host), port,
-                                           sizeof(port)),
-                         -1);
+        assert_int_equal(
+            config_parse_addr(bad[i], host, sizeof(host), port, sizeof(port)),
+            -1);
     }
     /* buffers too small */
     assert_int_equal(config_parse_addr("127.0.0.1:80", host, 4, port, 8), -1);
@@ -1011,7 +1030,8 @@ static void test_log_path(void **state)
     assert_string_equal(buf, "logs/adaptive_ewma_non_persistent.csv");
     strcpy(c.logs_dir, "/var/log/lbproxy");
     config_log_path(&c, buf, sizeof(buf));
-    assert_string_equal(buf, "/var/log/lbproxy/adaptive_ewma_non_persistent.csv");
+    assert_string_equal(buf,
+                        "/var/log/lbproxy/adaptive_ewma_non_persistent.csv");
     strcpy(c.log_path, "requests.csv");
     config_log_path(&c, buf, sizeof(buf));
     assert_string_equal(buf, "requests.csv");
@@ -1033,7 +1053,7 @@ static void test_print_round_trip(void **state)
     const char *path = write_tmp(full_ini);
     config_defaults(&a);
     assert_int_equal(config_load_file(&a, path, err, sizeof(err)), 0);
-    a.balancer.ewma_alpha = 0.1; /* not exact in binary */
+    a.balancer.ewma_alpha = 0.1234567; /* needs 7 digits */
 
     FILE *f = tmpfile();
     config_print(&a, f);
@@ -1044,8 +1064,8 @@ static void test_print_round_trip(void **state)
     if (rc != 0)
         print_error("%s\n%s", err, out1);
     assert_int_equal(rc, 0);
-    assert_true(b.balancer.ewma_alpha == 0.1);
-    assert_contains(out1, "ewma_alpha = 0.1\n");
+    assert_true(b.balancer.ewma_alpha == 0.1234567);
+    assert_contains(out1, "ewma_alpha = 0.1234567\n");
     memcpy(b.config_file, a.config_file, sizeof(a.config_file));
     assert_memory_equal(&a, &b, sizeof(a));
 
