@@ -79,10 +79,21 @@ class Chart {
         opts.height = HEIGHT;
         opts.cursor = Object.assign({ sync: { key: 'lb' } }, opts.cursor);
         opts.legend = Object.assign({ live: true }, opts.legend);
+        // away from the cursor, the legend shows the latest values
+        opts.hooks = Object.assign({}, opts.hooks);
+        opts.hooks.setCursor = (opts.hooks.setCursor || []).concat(
+            u => { if (u.cursor.idx == null) this.showLatest(); });
         this.u = new uPlot(opts, data, el);
         this.ro = autosize(this.u, el);
+        this.showLatest();
     }
-    setData(data) { this.u.setData(data); }
+    showLatest() {
+        const u = this.u;
+        if (!u) return;
+        const n = u.data[0].length;
+        if (n && u.cursor.idx == null) u.setLegend({ idx: n - 1 }, false);
+    }
+    setData(data) { this.u.setData(data); this.showLatest(); }
     destroy() { this.ro.disconnect(); this.u.destroy(); this.el.textContent = ''; }
 }
 
@@ -190,6 +201,9 @@ export function errorChart(el, ids, ref) {
     const view = ref.view;
     const o = baseOpts('errors/s', fmtRate, (u, min, max) =>
         [0, Math.max(max, 1) * (1.25 + 0.06 * ids.length)]);
+    // whole errors only: no 0.5 error ticks
+    o.axes[1].incrs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4,
+                       2e4, 5e4, 1e5];
     for (const id of ids) {
         o.series.push(lineSeries(id, {
             paths: uPlot.paths.stepped({ align: 1 }),
