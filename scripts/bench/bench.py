@@ -1,0 +1,421 @@
+#!/usr/bin/python3
+"""bench: the benchmark matrix (`make bench`) and the quick proxy benchmark
+(`make quickbench`).
+
+    scripts/bench/bench.py            every scenario in config/scenarios/
+    scripts/bench/bench.py --quick    direct vs lbproxy vs nginx, 0 ms backends
+
+Environment overrides: SCENARIOS (names, comma or space separated),
+DURATION, REPEAT, CONNS, THREADS, WARMUP (seconds), CONFIGS (configuration
+names or "all"), LOG (on|off: lbproxy's CSV request log; on for the matrix,
+off for quickbench), OUT (run directory), ANALYZE (0 skips the report).
+
+Method (docs/benchmarks.md): the proxy under test is pinned to CPU 0, wrk
+and the backends to CPU 1.  Per scenario the backends start once (or per
+run when the scenario says restart = run, so that phase schedules start
+with the run), every configuration's proxy starts and is warmed up, then
+runs are interleaved across configurations (round k starts at the k-th
+configuration) and repeated; the report gives medians.
+"""
+import os
+import shutil
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+
+DEFAULT_ORDER = ["flat", "hetero", "capped", "flaky", "degrade"]
+QUICK_CONFIGS = ["direct", "lb-rr-p", "nginx-rr-ka", "lb-rr-np",
+                 "nginx-rr-close"]
+
+
+def log(run_dir, msg):
+    print(msg, flush=True)
+    with open(os.path.join(run_dir, "bench.log"), "a") as f:
+        f.write(msg + "\n")
+
+
+class Clock:
+    """Elapsed time and a remaining-time estimate over the planned work."""
+
+    def __init__(self, scenarios):
+        self.t0 = time.monotonic()
+        self.overhead = 0.6  # seconds per run beyond wrk's duration
+        self.remaining = {}
+        for s in scenarios:
+            self.remaining[s.name] = self.estimate(s)
+
+    def estimate(self, s, runs_done=0, warm_done=False):
+        n = len(s.configs)
+        runs = n * s.repeat - runs_done
+        if s.restart == "run":
+            per = s.duration + s.warmup + 1.0 + self.overhead
+            return runs * per
+        warm = 0 if warm_done else n * (s.warmup + 0.4) + 1.0
+        return warm + runs * (s.duration + self.overhead)
+
+    def line(self):
+        el = time.monotonic() - self.t0
+        left = sum(self.remaining.values())
+        return f"elapsed {bl.fmt_secs(el)}, ~{bl.fmt_secs(left)} left"
+
+
+def rotate(items, k):
+    k %= max(1, len(items))
+    return items[k:] + items[:k]
+
+
+def measure(scen, cfg, k, proxy, backends, sd, run_dir, writer, tag=""):
+    """One measured wrk run through proxy; returns the result row."""
+    base = f"{cfg.name}-r{k}{tag}"
+    raw = os.path.join(sd, "wrk", base + ".txt")
+    js = os.path.join(sd, "wrk", base + ".json")
+    cpu0 = proxy.cpu()
+    be0 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
+    start = time.time()
+    summ, wrk_cpu = bl.run_wrk(proxy.port, scen, scen.duration, raw, js)
+    end = time.time()
+    cpu1 = proxy.cpu()
+    be1 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
+    row = bl.result_row(scen, cfg, k, start, end, summ, cpu1 - cpu0,
+                        be1 - be0, wrk_cpu, run_dir, raw, js, proxy.log_csv)
+    writer.add(row)
+    return row
+
+
+def brief(row):
+    return (f"    -> {float(row['rps']):10.0f} rps  p50 {row['p50_ms']} ms  "
+            f"p99 {row['p99_ms']} ms  errors {row['errors']}"
+            + (f"  cpu {row['proxy_cpu_us_per_req']} us/req"
+               if row["proxy_cpu_us_per_req"] else ""))
+
+
+def lbproxy_log(scen, cfg, sd, log_on, tag=""):
+    if cfg.kind != "lbproxy" or not log_on:
+        return None
+    d = os.path.join(sd, "lbproxy")
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, f"{cfg.name}{tag}.csv")
+
+
+def warm(scen, proxy, sd, run_dir):
+    """Warm-up run; returns None when fine, else the reason it is broken."""
+    if scen.warmup <= 0:
+        return None
+    base = f"{proxy.cfg.name}-warmup"
+    raw = os.path.join(sd, "wrk", base + ".txt")
+    js = os.path.join(sd, "wrk", base + ".json")
+    try:
+        summ, _ = bl.run_wrk(proxy.port, scen, scen.warmup, raw, js)
+    except RuntimeError as e:
+        return str(e)
+    if not proxy.alive():
+        return f"exited during warm-up: {proxy.proc.tail()}"
+    ok = summ["requests"] - summ["errors"]["status"]
+    if summ["requests"] == 0 or ok <= 0:
+        return (f"warm-up served no successful request "
+                f"(requests {summ['requests']}, errors {summ['errors']})")
+    return None
+
+
+def run_scenario(scen, run_dir, writer, clock, state):
+    sd = os.path.join(run_dir, scen.name)
+    os.makedirs(sd, exist_ok=True)
+    log_on = state["log_on"]
+    cfgs = [bl.CONFIGS[n] for n in scen.configs]
+    broken = {}
+    n_runs = len(cfgs) * scen.repeat
+    done = 0
+    log(run_dir, f"== scenario {scen.name}: {scen.description}")
+    for note in scen.notes:
+        log(run_dir, f"   note: {note}")
+    log(run_dir, f"   wrk -t{scen.threads} -c{scen.connections} "
+        f"-d{scen.duration}s, {scen.repeat} run(s) x {len(cfgs)} "
+        f"configurations, warm-up {scen.warmup} s, restart per "
+        f"{scen.restart}")
+
+    def progress(cfg, k):
+        state["n"] += 1
+        log(run_dir, f"[{state['n']:3d}/{state['total']}] {scen.name:8s} "
+            f"{cfg.name:18s} run {k}/{scen.repeat}  {clock.line()}")
+
+    def after(t_run):
+        # Keep a running mean of the per-run overhead for the estimate.
+        over = max(0.0, t_run - scen.duration
+                   - (scen.warmup if scen.restart == "run" else 0))
+        clock.overhead = 0.7 * clock.overhead + 0.3 * over
+
+    if scen.restart == "scenario":
+        backends = bl.start_backends(scen, sd)
+        proxies = {}
+        try:
+            for cfg in cfgs:
+                try:
+                    proxies[cfg.name] = bl.start_proxy(
+                        cfg, backends, sd, lbproxy_log(scen, cfg, sd, log_on))
+                except RuntimeError as e:
+                    broken[cfg.name] = str(e)
+            for cfg in cfgs:
+                if cfg.name in proxies:
+                    why = warm(scen, proxies[cfg.name], sd, run_dir)
+                    if why:
+                        broken[cfg.name] = why
+            for name, why in broken.items():
+                log(run_dir, f"   SKIP {name}: {why}")
+            clock.remaining[scen.name] = clock.estimate(scen, 0, True)
+            for k in range(1, scen.repeat + 1):
+                for cfg in rotate(cfgs, k - 1):
+                    if cfg.name in broken:
+                        state["n"] += 1
+                        done += 1
+                        continue
+                    progress(cfg, k)
+                    t = time.monotonic()
+                    px = proxies[cfg.name]
+                    try:
+                        row = measure(scen, cfg, k, px, backends, sd,
+                                      run_dir, writer)
+                        log(run_dir, brief(row))
+                    except RuntimeError as e:
+                        broken[cfg.name] = str(e)
+                        log(run_dir, f"   FAIL {cfg.name}: {e}")
+                    if not px.alive():
+                        broken[cfg.name] = (f"exited during run {k}: "
+                                            f"{px.proc.tail()}")
+                        log(run_dir, f"   FAIL {cfg.name}: "
+                            f"{broken[cfg.name]}")
+                    done += 1
+                    after(time.monotonic() - t)
+                    clock.remaining[scen.name] = clock.estimate(scen, done,
+                                                                True)
+        finally:
+            for px in proxies.values():
+                px.stop()
+            for _, _, p in backends:
+                p.stop()
+    else:
+        for k in range(1, scen.repeat + 1):
+            for cfg in rotate(cfgs, k - 1):
+                if cfg.name in broken:
+                    state["n"] += 1
+                    done += 1
+                    continue
+                progress(cfg, k)
+                t = time.monotonic()
+                tag = f"-r{k}"
+                backends = []
+                px = None
+                try:
+                    backends = bl.start_backends(scen, sd, f"-{cfg.name}{tag}")
+                    px = bl.start_proxy(cfg, backends, sd,
+                                        lbproxy_log(scen, cfg, sd, log_on,
+                                                    tag), tag)
+                    why = warm(scen, px, sd, run_dir)
+                    if why:
+                        raise RuntimeError(why)
+                    row = measure(scen, cfg, k, px, backends, sd, run_dir,
+                                  writer)
+                    log(run_dir, brief(row))
+                    if not px.alive():
+                        raise RuntimeError(f"exited during run {k}: "
+                                           f"{px.proc.tail()}")
+                except RuntimeError as e:
+                    broken[cfg.name] = str(e)
+                    log(run_dir, f"   FAIL {cfg.name}: {e}")
+                finally:
+                    if px:
+                        px.stop()
+                    for _, _, p in backends:
+                        p.stop()
+                done += 1
+                after(time.monotonic() - t)
+                clock.remaining[scen.name] = clock.estimate(scen, done)
+    clock.remaining[scen.name] = 0
+    with open(os.path.join(run_dir, "broken.txt"), "a") as f:
+        for name, why in broken.items():
+            f.write(f"{scen.name}\t{name}\t{' '.join(why.split())}\n")
+    return broken
+
+
+def load_scenarios(env):
+    sdir = os.path.join(bl.ROOT, "config", "scenarios")
+    avail = {os.path.splitext(f)[0]: os.path.join(sdir, f)
+             for f in sorted(os.listdir(sdir)) if f.endswith(".ini")}
+    want = env.get("SCENARIOS", "").replace(",", " ").split()
+    if not want:
+        want = [n for n in DEFAULT_ORDER if n in avail]
+        want += [n for n in avail if n not in want]
+    out = []
+    for n in want:
+        if n not in avail:
+            raise SystemExit(f"bench: no scenario {n!r} in config/scenarios "
+                             f"(have: {' '.join(avail)})")
+        s = bl.Scenario.load(avail[n])
+        s.apply_env(env)
+        out.append(s)
+    return out
+
+
+def quick_scenario(env):
+    s = bl.Scenario("quick")
+    s.description = ("three 0 ms backends (fixed:0ms, unlimited workers): "
+                     "proxy overhead; direct = wrk to backend A alone")
+    s.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0"])
+                  for b in "ABC"]
+    s.duration = 10
+    s.warmup = 2
+    s.configs = list(QUICK_CONFIGS)
+    s.apply_env(env)
+    return s
+
+
+def med(rows, key):
+    vals = [float(r[key]) for r in rows if r.get(key) not in ("", None)]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def quick_summary(rows, scen, run_dir):
+    """The quickbench table (medians) and the lbproxy/nginx ratios."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["config"], []).append(r)
+    lines = []
+    lines.append(f"quickbench: {scen.description}")
+    lines.append(f"wrk -t{scen.threads} -c{scen.connections} "
+                 f"-d{scen.duration}s, medians of {scen.repeat} runs; "
+                 f"proxy on CPU {bl.PROXY_CPU}, wrk + backends on CPU "
+                 f"{bl.LOAD_CPU}; lbproxy --log off, nginx access_log off")
+    lines.append("")
+    hdr = ("| configuration | runs | rps | mean ms | p50 ms | p99 ms | "
+           "p99.9 ms | errors | proxy CPU us/req | load CPU busy |")
+    lines.append(hdr)
+    lines.append("|" + "---|" * 10)
+    m = {}
+    for name in scen.configs:
+        rs = by.get(name, [])
+        if not rs:
+            lines.append(f"| {name} | 0 | (failed, see bench.log) |||||||")
+            continue
+        m[name] = {k: med(rs, k) for k in
+                   ("rps", "mean_ms", "p50_ms", "p99_ms", "p999_ms",
+                    "errors", "proxy_cpu_us_per_req", "load_cpu_busy")}
+        v = m[name]
+        cpu = ("-" if name == "direct"
+               else f"{v['proxy_cpu_us_per_req']:.1f}")
+        lines.append(f"| {name} | {len(rs)} | {v['rps']:.0f} | "
+                     f"{v['mean_ms']:.3f} | {v['p50_ms']:.3f} | "
+                     f"{v['p99_ms']:.3f} | {v['p999_ms']:.3f} | "
+                     f"{v['errors']:.0f} | {cpu} | "
+                     f"{v['load_cpu_busy']:.2f} |")
+    lines.append("")
+    lines.append("| ratio | rps | p99 | CPU per request |")
+    lines.append("|---|---|---|---|")
+    for a, b in (("lb-rr-p", "nginx-rr-ka"), ("lb-rr-np", "nginx-rr-close"),
+                 ("lb-rr-p", "direct"), ("nginx-rr-ka", "direct")):
+        if a in m and b in m:
+            cpu = ("-" if b == "direct" else
+                   f"{m[a]['proxy_cpu_us_per_req'] / m[b]['proxy_cpu_us_per_req']:.2f}")
+            lines.append(f"| {a} / {b} | {m[a]['rps'] / m[b]['rps']:.2f} | "
+                         f"{m[a]['p99_ms'] / m[b]['p99_ms']:.2f} | {cpu} |")
+    lines.append("")
+    lines.append("load CPU busy = (wrk + backends CPU seconds) / run seconds "
+                 "on CPU 1; near 1.00 the load side, not the proxy, limits "
+                 "throughput.")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(run_dir, "summary.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def check_tools(quick):
+    need = ["wrk", "taskset", "nginx"] + ([] if quick else ["haproxy"])
+    missing = [t for t in need if not shutil.which(t)]
+    for b in (bl.LBPROXY, bl.LBBACKEND):
+        if not os.access(b, os.X_OK):
+            raise SystemExit(f"bench: {b} is missing; run make first")
+    if missing:
+        raise SystemExit("bench: missing " + " ".join(missing)
+                         + "; run scripts/install-deps.sh --bench")
+    if len(os.sched_getaffinity(0)) < 2:
+        print("bench: warning: fewer than 2 CPUs available; pinning to CPU "
+              "0 and 1 will fail", file=sys.stderr)
+
+
+def main(argv):
+    quick = "--quick" in argv
+    env = os.environ
+    check_tools(quick)
+    ts = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = env.get("OUT") or os.path.join(
+        bl.ROOT, "logs", "bench", ("quick-" if quick else "") + ts)
+    run_dir = os.path.abspath(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    scenarios = [quick_scenario(env)] if quick else load_scenarios(env)
+    log_on = env.get("LOG", "off" if quick else "on") != "off"
+    sdir = os.path.join(run_dir, "scenarios")
+    os.makedirs(sdir, exist_ok=True)
+    for s in scenarios:
+        if s.path:
+            shutil.copy(s.path, sdir)
+    with open(os.path.join(run_dir, "effective.txt"), "w") as f:
+        for s in scenarios:
+            f.write(f"[{s.name}] duration={s.duration} repeat={s.repeat} "
+                    f"warmup={s.warmup} threads={s.threads} "
+                    f"connections={s.connections} path={s.path_url} "
+                    f"timeout={s.timeout} restart={s.restart} "
+                    f"lbproxy_log={'on' if log_on else 'off'}\n"
+                    f"  configs={' '.join(s.configs)}\n")
+            for bid, args in s.backends:
+                f.write(f"  backend {bid}: {' '.join(args)}\n")
+    bl.write_facts(run_dir, {"command": " ".join(
+        [f"{k}={env[k]}" for k in ("SCENARIOS", "DURATION", "REPEAT",
+                                   "CONNS", "THREADS", "WARMUP", "CONFIGS",
+                                   "LOG") if env.get(k)]
+        + ["make quickbench" if quick else "make bench"])})
+    clock = Clock(scenarios)
+    total = sum(len(s.configs) * s.repeat for s in scenarios)
+    log(run_dir, f"bench: run directory {os.path.relpath(run_dir, bl.ROOT)}"
+        f"; {total} runs planned, estimated {clock.line().split(', ')[1]}")
+    writer = bl.ResultsWriter(os.path.join(run_dir, "results.csv"))
+    state = {"n": 0, "total": total, "log_on": log_on}
+    rows = []
+    try:
+        for s in scenarios:
+            run_scenario(s, run_dir, writer, clock, state)
+    except KeyboardInterrupt:
+        log(run_dir, "bench: interrupted; results so far are in "
+            "results.csv")
+        return 130
+    finally:
+        bl.Proc.stop_all()
+        writer.close()
+    log(run_dir, f"bench: done in {bl.fmt_secs(time.monotonic() - clock.t0)}"
+        f"; results in {os.path.relpath(run_dir, bl.ROOT)}/results.csv")
+    import csv
+    with open(os.path.join(run_dir, "results.csv")) as f:
+        rows = list(csv.DictReader(f))
+    if quick:
+        print()
+        print(quick_summary(rows, scenarios[0], run_dir))
+        print(f"written to {os.path.relpath(run_dir, bl.ROOT)}/summary.md")
+    elif env.get("ANALYZE", "1") != "0":
+        import subprocess
+        r = subprocess.run(["/usr/bin/python3",
+                            os.path.join(bl.ROOT, "scripts", "analyze"),
+                            run_dir])
+        if r.returncode != 0:
+            print("bench: scripts/analyze failed; the raw results are "
+                  "complete", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    import signal
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    sys.exit(main(sys.argv[1:]))

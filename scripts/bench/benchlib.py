@@ -1,0 +1,594 @@
+"""benchlib: the pieces shared by the benchmark matrix and the quick
+benchmark -- configurations, scenarios, pinned processes, peers, wrk runs,
+CPU accounting and machine facts.
+
+Everything runs as the current user; every file a run produces (peer
+configs, pid and log files, raw wrk output, lbproxy CSV logs) lands in the
+run directory.  Pinning follows docs/benchmarks.md: the proxy under test on
+CPU 0, wrk and the backends on CPU 1.
+"""
+import configparser
+import csv
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+LUA = os.path.join(ROOT, "scripts", "wrk", "report.lua")
+PEERS = os.path.join(ROOT, "scripts", "peers")
+LBPROXY = os.path.join(ROOT, os.environ.get("LBPROXY", "lbproxy"))
+LBBACKEND = os.path.join(ROOT, os.environ.get("LBBACKEND", "lbbackend"))
+
+PROXY_CPU = "0"
+LOAD_CPU = "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- configs
+
+class Config:
+    """One configuration of the matrix: which proxy and how it is set up.
+
+    kind: lbproxy | nginx | haproxy | direct
+    persistent: upstream connections reused (keep-alive pool) or one per
+    request.
+    """
+
+    def __init__(self, name, kind, mode="", persistent=True, sets=(),
+                 note=""):
+        self.name = name
+        self.kind = kind
+        self.mode = mode
+        self.persistent = persistent
+        self.sets = list(sets)
+        self.note = note
+
+    @property
+    def conn_model(self):
+        if self.kind == "direct":
+            return "direct"
+        return "persistent" if self.persistent else "non_persistent"
+
+    @property
+    def family(self):
+        return {"lbproxy": "lbproxy", "direct": "direct"}.get(self.kind,
+                                                              "peer")
+
+
+def _all_configs():
+    out = []
+    for mode, short in (("round-robin", "rr"), ("adaptive_sma", "sma"),
+                        ("adaptive_ewma", "ewma")):
+        out.append(Config(f"lb-{short}-p", "lbproxy", mode, True))
+        out.append(Config(f"lb-{short}-np", "lbproxy", mode, False))
+    out.append(Config("lb-lc-p", "lbproxy", "least-conn", True))
+    out.append(Config("lb-p2c-p", "lbproxy", "p2c-peak-ewma", True))
+    out.append(Config("lb-sma-noload-p", "lbproxy", "adaptive_sma", True,
+                      ["balancer.load_aware=false"],
+                      "plain argmin of the estimate (prototype behaviour)"))
+    out.append(Config("lb-ewma-noload-p", "lbproxy", "adaptive_ewma", True,
+                      ["balancer.load_aware=false"],
+                      "plain argmin of the estimate (prototype behaviour)"))
+    for bal, short in (("round_robin", "rr"), ("least_conn", "lc")):
+        out.append(Config(f"nginx-{short}-ka", "nginx", bal, True))
+        out.append(Config(f"nginx-{short}-close", "nginx", bal, False))
+    for bal, short in (("roundrobin", "rr"), ("leastconn", "lc")):
+        out.append(Config(f"haproxy-{short}-reuse", "haproxy", bal, True))
+        out.append(Config(f"haproxy-{short}-close", "haproxy", bal, False))
+    out.append(Config("direct", "direct", "", True,
+                      note="wrk straight to backend A (one backend)"))
+    return {c.name: c for c in out}
+
+
+CONFIGS = _all_configs()
+# The default matrix: everything except the direct reference.
+MATRIX = [n for n in CONFIGS if n != "direct"]
+
+
+def select_configs(spec):
+    """Config names from "all", "matrix" or a comma/space separated list."""
+    spec = (spec or "").replace(",", " ").split()
+    if not spec or spec == ["all"] or spec == ["matrix"]:
+        return list(MATRIX)
+    names = []
+    for s in spec:
+        if s == "all":
+            names += [n for n in MATRIX if n not in names]
+        elif s in CONFIGS:
+            names.append(s)
+        else:
+            raise SystemExit(f"bench: unknown configuration {s!r}; known: "
+                             + " ".join(CONFIGS))
+    return names
+
+
+# --------------------------------------------------------------- scenarios
+
+class Scenario:
+    """A scenario file from config/scenarios/: three backends and a load."""
+
+    def __init__(self, name, path=None):
+        self.name = name
+        self.path = path
+        self.description = ""
+        self.backends = []  # [(id, [args...])]
+        self.duration = 5
+        self.min_duration = 0
+        self.repeat = 3
+        self.warmup = 1
+        self.threads = 1
+        self.connections = 100
+        self.path_url = "/"
+        self.timeout = "2s"
+        self.restart = "scenario"  # or "run": backends + proxy per run
+        self.configs = list(MATRIX)
+        self.notes = []
+
+    @classmethod
+    def load(cls, path):
+        cp = configparser.ConfigParser(inline_comment_prefixes=("#", ";"),
+                                       interpolation=None)
+        cp.optionxform = str  # keep backend ids as written
+        with open(path) as f:
+            cp.read_file(f)
+        name = os.path.splitext(os.path.basename(path))[0]
+        s = cls(name, path)
+        sc = cp["scenario"]
+        s.description = " ".join(sc.get("description", "").split())
+        s.duration = int(sc.get("duration", s.duration))
+        s.min_duration = int(sc.get("min_duration", s.min_duration))
+        s.repeat = int(sc.get("repeat", s.repeat))
+        s.warmup = int(sc.get("warmup", s.warmup))
+        s.threads = int(sc.get("threads", s.threads))
+        s.connections = int(sc.get("connections", s.connections))
+        s.path_url = sc.get("path", s.path_url)
+        s.timeout = sc.get("timeout", s.timeout)
+        s.restart = sc.get("restart", s.restart)
+        if s.restart not in ("scenario", "run"):
+            raise SystemExit(f"{path}: restart must be scenario or run")
+        s.configs = select_configs(sc.get("configs", "all"))
+        for bid, args in cp["backends"].items():
+            s.backends.append((bid, shlex.split(args)))
+        if len(s.backends) < 1:
+            raise SystemExit(f"{path}: [backends] is empty")
+        return s
+
+    def apply_env(self, env):
+        """Applies DURATION, REPEAT, CONNS, THREADS, WARMUP, CONFIGS."""
+        if env.get("DURATION"):
+            d = int(env["DURATION"])
+            if d < self.min_duration:
+                self.notes.append(
+                    f"DURATION={d} raised to this scenario's minimum "
+                    f"{self.min_duration} s (its phases need it)")
+                d = self.min_duration
+            self.duration = d
+        if env.get("REPEAT"):
+            self.repeat = int(env["REPEAT"])
+        if env.get("CONNS"):
+            self.connections = int(env["CONNS"])
+        if env.get("THREADS"):
+            self.threads = int(env["THREADS"])
+        if env.get("WARMUP"):
+            self.warmup = int(env["WARMUP"])
+        if env.get("CONFIGS"):
+            self.configs = select_configs(env["CONFIGS"])
+
+
+# --------------------------------------------------------------- processes
+
+def free_port():
+    """A port that was free a moment ago (bind to 0, read, close)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    """Polls until 127.0.0.1:port accepts; False if proc died or timed out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+class Proc:
+    """A pinned child process in its own session, output to a log file."""
+
+    live = []
+
+    def __init__(self, args, cpu, log_path, name):
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self.log = open(log_path, "ab")
+        self.log.write(("$ " + " ".join(shlex.quote(a) for a in args)
+                        + "\n").encode())
+        self.log.flush()
+        # taskset execs the program: the pid below is the program's own.
+        self.p = subprocess.Popen(["taskset", "-c", cpu] + args,
+                                  stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, cwd=ROOT,
+                                  start_new_session=True)
+        self.pid = self.p.pid
+        Proc.live.append(self)
+
+    def poll(self):
+        return self.p.poll()
+
+    def tail(self, n=5):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:]).strip()
+        except OSError:
+            return ""
+
+    def stop(self, timeout=5.0):
+        if self.p.poll() is None:
+            try:
+                # The whole session we created: nginx's master and worker.
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait()
+        self.log.close()
+        if self in Proc.live:
+            Proc.live.remove(self)
+
+    @classmethod
+    def stop_all(cls):
+        for p in list(cls.live):
+            p.stop(timeout=2.0)
+
+
+def tree_cpu_seconds(pid):
+    """utime+stime of pid and all its descendants (seconds), from /proc."""
+    stats = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        # rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+        stats[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+    want = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in want and p not in want:
+                want.add(p)
+                grew = True
+    return sum(stats[p][1] for p in want if p in stats) / CLK_TCK
+
+
+# ---------------------------------------------------------------- backends
+
+def start_backends(scen, outdir, tag=""):
+    """Starts the scenario's backends pinned to the load CPU.
+
+    Returns [(id, port, Proc)]; raises RuntimeError when one fails."""
+    out = []
+    for i, (bid, args) in enumerate(scen.backends):
+        port = free_port()
+        cmd = [LBBACKEND, "--port", str(port), "--id", bid] + args
+        if "--seed" not in args:
+            cmd += ["--seed", str(1000 + i)]
+        p = Proc(cmd, LOAD_CPU,
+                 os.path.join(outdir, "backends", f"{bid}{tag}.log"),
+                 f"backend-{bid}")
+        out.append((bid, port, p))
+        if not wait_port(port, p):
+            for _, _, q in out:
+                q.stop()
+            raise RuntimeError(f"backend {bid} did not start: {p.tail()}")
+    return out
+
+
+# ------------------------------------------------------------------ proxies
+
+def _fill(template, values):
+    with open(os.path.join(PEERS, template)) as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", v)
+    return text
+
+
+def nginx_conf(cfg, port, backends, d):
+    user = ""
+    if os.geteuid() == 0:
+        # As root the master would hand the worker to "nobody"; stay root.
+        import grp
+        import pwd
+        user = "user %s %s;" % (pwd.getpwuid(os.geteuid()).pw_name,
+                                grp.getgrgid(os.getegid()).gr_name)
+    servers = "\n".join(f"        server 127.0.0.1:{p};"
+                        for _, p, _ in backends)
+    return _fill("nginx.conf.in", {
+        "USER": user,
+        "DIR": d,
+        "PORT": str(port),
+        "BALANCE": "least_conn;" if cfg.mode == "least_conn" else "",
+        "SERVERS": servers,
+        "KEEPALIVE": ("keepalive 64;\n        keepalive_requests 1000000;"
+                      if cfg.persistent else ""),
+        "HTTP11": ('proxy_http_version 1.1;\n'
+                   '            proxy_set_header Connection "";'
+                   if cfg.persistent else ""),
+    })
+
+
+def haproxy_cfg(cfg, port, backends):
+    servers = "\n".join(f"    server {bid} 127.0.0.1:{p}"
+                        for bid, p, _ in backends)
+    return _fill("haproxy.cfg.in", {
+        "PORT": str(port),
+        "BALANCE": cfg.mode,
+        "REUSE": ("http-reuse always" if cfg.persistent
+                  else "option http-server-close"),
+        "SERVERS": servers,
+    })
+
+
+class Proxy:
+    """A started configuration: the port wrk hits and the process (None for
+    direct)."""
+
+    def __init__(self, cfg, port, proc, log_csv=""):
+        self.cfg = cfg
+        self.port = port
+        self.proc = proc
+        self.log_csv = log_csv
+
+    def cpu(self):
+        return tree_cpu_seconds(self.proc.pid) if self.proc else 0.0
+
+    def alive(self):
+        return self.proc is None or self.proc.poll() is None
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+
+def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
+    """Starts one configuration pinned to the proxy CPU.
+
+    log_csv: lbproxy's --log file, or None for --log off.
+    Returns a Proxy; raises RuntimeError when it does not come up."""
+    if cfg.kind == "direct":
+        return Proxy(cfg, backends[0][1], None)
+    port = free_port()
+    d = os.path.join(outdir, "proxies", cfg.name + tag)
+    os.makedirs(d, exist_ok=True)
+    logf = os.path.join(d, "stdout.log")
+    if cfg.kind == "lbproxy":
+        cmd = [LBPROXY, "--listen", f"127.0.0.1:{port}", "--admin", "off",
+               "--mode", cfg.mode,
+               "--persistent" if cfg.persistent else "--non-persistent",
+               "--log", log_csv if log_csv else "off"]
+        for _, p, _ in backends:
+            cmd += ["--backend", f"127.0.0.1:{p}"]
+        for s in cfg.sets:
+            cmd += ["--set", s]
+    elif cfg.kind == "nginx":
+        for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(d, "tmp", t), exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_conf(cfg, port, backends, d))
+        cmd = ["nginx", "-p", d + "/", "-c", conf, "-g", "daemon off;"]
+    elif cfg.kind == "haproxy":
+        conf = os.path.join(d, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(haproxy_cfg(cfg, port, backends))
+        cmd = ["haproxy", "-f", conf, "-db"]
+    else:
+        raise ValueError(cfg.kind)
+    p = Proc(cmd, PROXY_CPU, logf, cfg.name)
+    if not wait_port(port, p):
+        p.stop()
+        raise RuntimeError(f"{cfg.name} did not start: {p.tail()}")
+    return Proxy(cfg, port, p, log_csv or "")
+
+
+# --------------------------------------------------------------------- wrk
+
+def run_wrk(port, scen, duration, raw_path, json_path):
+    """Runs wrk pinned to the load CPU; returns (summary dict, wrk CPU s).
+
+    The summary is the JSON line written by scripts/wrk/report.lua; raw
+    output goes to raw_path.  Raises RuntimeError if wrk fails."""
+    os.makedirs(os.path.dirname(raw_path), exist_ok=True)
+    if os.path.exists(json_path):
+        os.unlink(json_path)
+    url = f"http://127.0.0.1:{port}{scen.path_url}"
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t", str(scen.threads),
+           "-c", str(scen.connections), "-d", f"{duration}s",
+           "--timeout", scen.timeout, "--latency", "-s", LUA, url]
+    env = dict(os.environ, WRK_JSON=json_path)
+    with open(raw_path, "wb") as out:
+        out.write(("$ " + " ".join(shlex.quote(a) for a in cmd)
+                   + "\n").encode())
+        out.flush()
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env)
+        try:
+            deadline = time.monotonic() + duration + 60
+            while True:
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    p.kill()
+                    pid, status, ru = os.wait4(p.pid, 0)
+                    break
+                time.sleep(0.02)
+        except BaseException:
+            p.kill()
+            raise
+        p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0 or not os.path.exists(json_path):
+        raise RuntimeError(f"wrk failed (exit {p.returncode}), see "
+                           f"{raw_path}")
+    with open(json_path) as f:
+        summary = json.loads(f.readline())
+    return summary, ru.ru_utime + ru.ru_stime
+
+
+# ------------------------------------------------------------ results file
+
+RESULT_FIELDS = [
+    "scenario", "config", "kind", "mode", "conn_model", "run", "restart",
+    "start_unix", "end_unix", "threads", "connections", "duration_s",
+    "requests", "rps", "bytes", "mean_ms", "stdev_ms", "min_ms", "p50_ms",
+    "p75_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "err_connect",
+    "err_read", "err_write", "err_timeout", "err_status", "errors",
+    "proxy_cpu_s", "proxy_cpu_us_per_req", "backends_cpu_s", "wrk_cpu_s",
+    "load_cpu_busy", "wrk_raw", "wrk_json", "proxy_log",
+]
+
+
+def ms(us):
+    """Microseconds (integer or float from wrk) as a millisecond string."""
+    return f"{float(us) / 1000.0:.3f}"
+
+
+def result_row(scen, cfg, run, start, end, summ, proxy_cpu, be_cpu,
+               wrk_cpu, run_dir, raw, js, log_csv):
+    e = summ["errors"]
+    nerr = sum(e[k] for k in ("connect", "read", "write", "timeout",
+                              "status"))
+    req = summ["requests"]
+    secs = summ["duration_us"] / 1e6
+    rel = (lambda p: os.path.relpath(p, run_dir) if p else "")
+    return {
+        "scenario": scen.name, "config": cfg.name, "kind": cfg.kind,
+        "mode": cfg.mode, "conn_model": cfg.conn_model, "run": run,
+        "restart": scen.restart, "start_unix": f"{start:.3f}",
+        "end_unix": f"{end:.3f}", "threads": scen.threads,
+        "connections": scen.connections, "duration_s": f"{secs:.3f}",
+        "requests": req, "rps": f"{summ['rps']:.3f}",
+        "bytes": summ["bytes"],
+        "mean_ms": ms(summ["mean_us"]), "stdev_ms": ms(summ["stdev_us"]),
+        "min_ms": ms(summ["min_us"]), "p50_ms": ms(summ["p50_us"]),
+        "p75_ms": ms(summ["p75_us"]), "p90_ms": ms(summ["p90_us"]),
+        "p99_ms": ms(summ["p99_us"]), "p999_ms": ms(summ["p999_us"]),
+        "max_ms": ms(summ["max_us"]),
+        "err_connect": e["connect"], "err_read": e["read"],
+        "err_write": e["write"], "err_timeout": e["timeout"],
+        "err_status": e["status"], "errors": nerr,
+        "proxy_cpu_s": f"{proxy_cpu:.2f}" if cfg.kind != "direct" else "",
+        "proxy_cpu_us_per_req": (f"{proxy_cpu * 1e6 / req:.2f}"
+                                 if cfg.kind != "direct" and req else ""),
+        "backends_cpu_s": f"{be_cpu:.2f}", "wrk_cpu_s": f"{wrk_cpu:.2f}",
+        "load_cpu_busy": f"{(be_cpu + wrk_cpu) / secs:.2f}" if secs else "",
+        "wrk_raw": rel(raw), "wrk_json": rel(js), "proxy_log": rel(log_csv),
+    }
+
+
+class ResultsWriter:
+    """results.csv, one row per configuration x run, flushed per row."""
+
+    def __init__(self, path):
+        self.f = open(path, "w", newline="")
+        self.w = csv.DictWriter(self.f, RESULT_FIELDS)
+        self.w.writeheader()
+        self.f.flush()
+
+    def add(self, row):
+        self.w.writerow(row)
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
+# ----------------------------------------------------------- machine facts
+
+def _cmd(args):
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=10,
+                           cwd=ROOT)
+        return (r.stdout + r.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unavailable ({e})"
+
+
+def machine_facts():
+    """CPU, kernel, tool versions and lbproxy's git revision."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    rev = _cmd(["git", "rev-parse", "--short", "HEAD"])
+    dirty = _cmd(["git", "status", "--porcelain", "--untracked-files=no"])
+    facts = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "hostname": platform.node(),
+        "cpu_model": model,
+        "cpus_online": os.cpu_count(),
+        "cpus_allowed": len(os.sched_getaffinity(0)),
+        "kernel": " ".join(platform.uname()[2:4]),
+        "loadavg": open("/proc/loadavg").read().strip(),
+        "nginx": _cmd(["nginx", "-v"]).replace("nginx version: ", ""),
+        "haproxy": _cmd(["haproxy", "-v"]).splitlines()[0],
+        "wrk": _cmd(["wrk", "-v"]).splitlines()[0].split(" [")[0],
+        "lbproxy_git": rev + (" (dirty tree)" if dirty else ""),
+        "lbproxy_version": _cmd([LBPROXY, "--version"]).splitlines()[0]
+        if os.path.exists(LBPROXY) else "missing",
+        "python": sys.version.split()[0],
+        "pinning": f"proxy CPU {PROXY_CPU}; wrk + backends CPU {LOAD_CPU}",
+    }
+    gov = "/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
+    if os.path.exists(gov):
+        facts["governor"] = open(gov).read().strip()
+    return facts
+
+
+def write_facts(run_dir, extra=None):
+    facts = machine_facts()
+    if extra:
+        facts.update(extra)
+    with open(os.path.join(run_dir, "machine.json"), "w") as f:
+        json.dump(facts, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(run_dir, "machine.txt"), "w") as f:
+        for k, v in facts.items():
+            f.write(f"{k}: {v}\n")
+    return facts
+
+
+def fmt_secs(s):
+    s = int(round(s))
+    return f"{s // 60}m{s % 60:02d}s"
