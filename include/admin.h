@@ -1,0 +1,45 @@
+/*
+ * admin: the admin HTTP/1.1 listener on the proxy's loop.  Serves the
+ * dashboard's static files (and its npm libraries under /vendor/), the stats
+ * as JSON (/api/stats) and as a server-sent event stream (/api/stream), the
+ * Prometheus exposition (/metrics) and the CSV logs (/logs/).
+ *
+ * Work per event is bounded (at most one response rendered, file bodies sent
+ * in chunks as the socket drains), so the admin side never stalls the proxy.
+ * A one-second timer samples every backend's score into the stats and pushes
+ * one event to all stream subscribers.
+ */
+#ifndef LB_ADMIN_H
+#define LB_ADMIN_H
+
+#include <stddef.h>
+
+struct loop;
+struct config;
+struct stats;
+struct balancer;
+struct admin;
+
+/* What the admin reads; every pointer must outlive the admin.  config may
+ * be NULL (ids "0", "1", ...), balancer may be NULL (score 0, health "up",
+ * in-flight 0), pool_idle may be NULL (0). */
+struct admin_sources {
+    const struct config *config;
+    struct stats *stats;
+    struct balancer *balancer;
+    /* idle pooled connections of backend idx (the upstream module) */
+    size_t (*pool_idle)(void *ctx, size_t idx);
+    void *pool_ctx;
+};
+
+/* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on
+ * loop.  Returns NULL after logging why on failure (errno set). */
+struct admin *admin_create(struct loop *loop, const char *listen_addr,
+                           const struct admin_sources *src);
+/* Closes the listener and every admin connection; call it before
+ * loop_destroy().  NULL is a no-op. */
+void admin_destroy(struct admin *a);
+/* The bound port (useful when listen_addr asked for port 0). */
+int admin_port(const struct admin *a);
+
+#endif

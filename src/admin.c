@@ -1,0 +1,818 @@
+/*
+ * admin: the admin HTTP/1.1 server.  One small state per connection: an
+ * input buffer parsed by llhttp (paused at each message end so pipelined
+ * requests are answered in order), an output buffer, and an optional file
+ * sent with sendfile() as the socket drains.  While a response is pending
+ * the connection is not read (backpressure); stream subscribers are only
+ * read to notice that they went away.
+ */
+#include "admin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <llhttp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin_render.h"
+#include "balancer.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "stats.h"
+
+#define MAX_CONNS 128
+#define IN_SIZE 4096
+#define MAX_HEAD 16384        /* request line + headers */
+#define MAX_BODY 65536        /* admin requests carry no real body */
+#define URL_MAX 2048
+#define IDLE_US (30 * 1000000ull)
+#define SSE_MAX_PENDING (256 * 1024) /* a slower subscriber skips events */
+#define SEND_CHUNK (256 * 1024)      /* file bytes per writable event */
+#define ACCEPT_BATCH 32
+#define REQUESTS_PER_EVENT 8 /* pipelined requests answered per event */
+#define TICK_OFFSET_US 20000 /* tick just after each second turns */
+
+struct admin_conn {
+    struct admin *a;
+    struct admin_conn *prev, *next;
+    struct loop_io io;
+    struct loop_timer timer;
+    llhttp_t parser;
+    char in[IN_SIZE];
+    size_t in_len;
+    char url[URL_MAX];
+    size_t url_len;
+    size_t head_bytes, body_bytes;
+    int too_large;       /* 0, 414, 431 or 413 */
+    bool msg_done;       /* a request is complete and waits for handling */
+    bool keep_alive;
+    bool sse;
+    bool peer_eof;
+    bool close_after;    /* close once the output is written */
+    bool closed;
+    struct admin_buf out;
+    size_t out_off;
+    int file_fd;
+    off_t file_off, file_end;
+};
+
+struct admin {
+    struct loop *loop;
+    struct admin_sources src;
+    int fd;
+    int port;
+    struct loop_io io;
+    struct loop_timer tick;
+    struct loop_timer accept_resume;
+    uint64_t last_accept_warn;
+    struct admin_conn *conns;
+    size_t nconns;
+    llhttp_settings_t settings;
+    struct admin_buf render; /* scratch for rendered documents */
+    char vendor_root[PATH_MAX];
+};
+
+static void conn_io(struct loop *loop, struct loop_io *io, unsigned events);
+static void conn_process(struct admin_conn *c);
+
+/* ---- connection life cycle ---- */
+
+static void conn_free(void *ptr)
+{
+    struct admin_conn *c = ptr;
+    admin_buf_free(&c->out);
+    free(c);
+}
+
+static void conn_close(struct admin_conn *c)
+{
+    if (c->closed)
+        return;
+    struct admin *a = c->a;
+    c->closed = true;
+    loop_io_del(a->loop, &c->io);
+    loop_timer_cancel(a->loop, &c->timer);
+    close(c->io.fd);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->nconns--;
+    /* Events of this dispatch round may still name c: free it later. */
+    loop_defer(a->loop, conn_free, c);
+}
+
+static void conn_timeout(struct loop *loop, struct loop_timer *t)
+{
+    (void)loop;
+    conn_close(t->ctx);
+}
+
+static bool conn_pending(const struct admin_conn *c)
+{
+    return c->out_off < c->out.len || c->file_fd >= 0;
+}
+
+/* Sets the interest set and the idle timer after a change of state; `more`
+ * asks for a writable event to go on with buffered requests. */
+static void conn_update(struct admin_conn *c, bool more)
+{
+    struct loop *loop = c->a->loop;
+    bool pending = conn_pending(c);
+    unsigned ev = 0;
+    if (pending || more)
+        ev |= LOOP_WRITE;
+    /* Stream subscribers are read to see them leave; others only when
+     * there is no response in progress (backpressure). */
+    if (c->sse ? !c->peer_eof : (!pending && !c->peer_eof))
+        ev |= LOOP_READ;
+    if (loop_io_mod(loop, &c->io, ev) < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->sse && !pending)
+        loop_timer_cancel(loop, &c->timer);
+    else
+        loop_timer_after(loop, &c->timer, IDLE_US);
+}
+
+/* Writes what is pending, a bounded amount.  Returns -1 when the connection
+ * was closed. */
+static int conn_flush(struct admin_conn *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->io.fd, c->out.p + c->out_off,
+                         c->out.len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            conn_close(c);
+            return -1;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out.len = 0;
+    c->out_off = 0;
+    if (c->file_fd >= 0) {
+        size_t sent = 0;
+        while (c->file_off < c->file_end && sent < SEND_CHUNK) {
+            size_t want = (size_t)(c->file_end - c->file_off);
+            if (want > SEND_CHUNK - sent)
+                want = SEND_CHUNK - sent;
+            ssize_t n = sendfile(c->io.fd, c->file_fd, &c->file_off, want);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return 0;
+                conn_close(c);
+                return -1;
+            }
+            if (n == 0) {
+                /* The file shrank under us: the promised length cannot
+                 * be kept, so the connection cannot be reused. */
+                conn_close(c);
+                return -1;
+            }
+            sent += (size_t)n;
+        }
+        if (c->file_off < c->file_end)
+            return 0; /* more on the next writable event */
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    return 0;
+}
+
+/* ---- responses ---- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    }
+    return "Unknown";
+}
+
+static void http_date(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Appends a status line and the common headers; `extra` is "" or complete
+ * header lines. */
+static void put_head(struct admin_conn *c, int status, const char *type,
+                     long long length, const char *extra)
+{
+    char date[64];
+    http_date(date, sizeof(date));
+    admin_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nServer: lbproxy\r\n"
+                              "Date: %s\r\n",
+                     status, status_text(status), date);
+    if (type)
+        admin_buf_printf(&c->out, "Content-Type: %s\r\n", type);
+    if (length >= 0)
+        admin_buf_printf(&c->out, "Content-Length: %lld\r\n", length);
+    if (!c->keep_alive)
+        c->close_after = true;
+    admin_buf_printf(&c->out, "%sConnection: %s\r\n\r\n", extra,
+                     c->close_after ? "close" : "keep-alive");
+}
+
+static void respond(struct admin_conn *c, int status, const char *type,
+                    const char *extra, const char *body, size_t len,
+                    bool head)
+{
+    put_head(c, status, type, (long long)len, extra);
+    if (!head)
+        admin_buf_add(&c->out, body, len);
+}
+
+static void respond_text(struct admin_conn *c, int status, const char *extra,
+                         const char *msg, bool head)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
+                     status_text(status), msg[0] ? ": " : "", msg);
+    if (n >= (int)sizeof(body))
+        n = (int)sizeof(body) - 1;
+    respond(c, status, "text/plain; charset=utf-8", extra, body, (size_t)n,
+            head);
+}
+
+#define API_HEADERS                                                         \
+    "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n"
+
+static void respond_render(struct admin_conn *c, const char *type, bool head)
+{
+    struct admin_buf *r = &c->a->render;
+    if (r->oom) {
+        r->oom = false;
+        r->len = 0;
+        respond_text(c, 500, API_HEADERS, "out of memory", head);
+        return;
+    }
+    respond(c, 200, type, API_HEADERS, r->p, r->len, head);
+    r->len = 0;
+}
+
+/* Serves a regular file (dir + "/" + rel), or a 404. */
+static void serve_file(struct admin_conn *c, const char *dir, const char *rel,
+                       const char *cache, bool head)
+{
+    char path[PATH_MAX + 16];
+    int n = snprintf(path, sizeof(path), "%s%s", dir, rel);
+    if (n < 0 || (size_t)n >= sizeof(path) - 16) {
+        respond_text(c, 404, "", "", head);
+        return;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        if (path[n - 1] != '/') {
+            /* A directory without its slash: relative links need it. */
+            char loc[URL_MAX + 64];
+            snprintf(loc, sizeof(loc), "Location: %.*s/\r\n",
+                     (int)strcspn(c->url, "?#"), c->url);
+            respond_text(c, 301, loc, "", head);
+            return;
+        }
+        strcpy(path + n, "index.html");
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd >= 0 && fstat(fd, &st) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        respond_text(c, 404, "", "", head);
+        return;
+    }
+    char extra[128];
+    snprintf(extra, sizeof(extra), "Cache-Control: %s\r\n", cache);
+    put_head(c, 200, admin_content_type(path), (long long)st.st_size, extra);
+    if (head || st.st_size == 0) {
+        close(fd);
+        return;
+    }
+    c->file_fd = fd;
+    c->file_off = 0;
+    c->file_end = st.st_size;
+}
+
+static void render_event(struct admin *a, uint64_t now_us);
+
+static void start_stream(struct admin_conn *c, bool head)
+{
+    c->close_after = false;
+    admin_buf_str(&c->out, "HTTP/1.1 200 OK\r\nServer: lbproxy\r\n"
+                           "Content-Type: text/event-stream\r\n" API_HEADERS
+                           "X-Accel-Buffering: no\r\nConnection: close\r\n"
+                           "\r\n");
+    if (head) {
+        c->close_after = true;
+        return;
+    }
+    c->sse = true;
+    admin_buf_str(&c->out, "retry: 1000\n\n");
+    /* The first event at once, so a new page needs no wait. */
+    struct admin *a = c->a;
+    render_event(a, loop_now(a->loop));
+    admin_buf_add(&c->out, a->render.p, a->render.len);
+    a->render.len = 0;
+}
+
+static void handle_request(struct admin_conn *c)
+{
+    struct admin *a = c->a;
+    const struct config *cfg = a->src.config;
+    uint8_t method = llhttp_get_method(&c->parser);
+    bool head = method == HTTP_HEAD;
+    c->keep_alive = llhttp_should_keep_alive(&c->parser);
+    if (method != HTTP_GET && method != HTTP_HEAD) {
+        respond_text(c, 405, "Allow: GET, HEAD\r\n", "", false);
+        return;
+    }
+    char path[URL_MAX];
+    if (admin_sanitize_path(c->url, c->url_len, path, sizeof(path)) < 0) {
+        respond_text(c, 400, "", "bad path", head);
+        return;
+    }
+    uint64_t now = loop_now(a->loop);
+    if (!strcmp(path, "/api/stats")) {
+        char arg[16];
+        unsigned window = ADMIN_WINDOW_S;
+        if (admin_query_param(c->url, c->url_len, "window", arg, sizeof(arg)))
+            window = (unsigned)strtoul(arg, NULL, 10);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        admin_render_stats(&a->render, &a->src, now,
+                           (double)ts.tv_sec + ts.tv_nsec / 1e9, window);
+        respond_render(c, "application/json", head);
+    } else if (!strcmp(path, "/api/stream")) {
+        start_stream(c, head);
+    } else if (!strcmp(path, "/metrics")) {
+        admin_render_metrics(&a->render, &a->src, now);
+        respond_render(c, "text/plain; version=0.0.4; charset=utf-8", head);
+    } else if (!strcmp(path, "/logs") || !strcmp(path, "/logs/")) {
+        char fmt[16] = "";
+        admin_query_param(c->url, c->url_len, "format", fmt, sizeof(fmt));
+        bool json = !strcmp(fmt, "json");
+        const char *dir = cfg ? cfg->logs_dir : "logs";
+        if (admin_render_logs(&a->render, dir, json) < 0) {
+            respond_text(c, 404, "", "no logs directory", head);
+            return;
+        }
+        respond_render(c, json ? "application/json"
+                               : "text/html; charset=utf-8", head);
+    } else if (!strncmp(path, "/logs/", 6)) {
+        if (!admin_log_name_ok(path + 6)) {
+            respond_text(c, 404, "", "", head);
+            return;
+        }
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/", cfg ? cfg->logs_dir : "logs");
+        serve_file(c, dir, path + 6, "no-store", head);
+    } else if (!strncmp(path, "/vendor/", 8)) {
+        serve_file(c, a->vendor_root, path + 7, "no-cache", head);
+    } else {
+        serve_file(c, cfg ? cfg->dashboard_dir : "dashboard", path,
+                   "no-cache", head);
+    }
+}
+
+/* ---- parsing ---- */
+
+static struct admin_conn *conn_of(llhttp_t *p) { return p->data; }
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct admin_conn *c = conn_of(p);
+    c->url_len = 0;
+    c->head_bytes = 0;
+    c->body_bytes = 0;
+    c->too_large = 0;
+    return 0;
+}
+
+static int count_head(struct admin_conn *c, size_t n)
+{
+    c->head_bytes += n;
+    if (c->head_bytes > MAX_HEAD) {
+        c->too_large = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    struct admin_conn *c = conn_of(p);
+    if (c->url_len + n >= URL_MAX) {
+        c->too_large = 414;
+        return -1;
+    }
+    memcpy(c->url + c->url_len, at, n);
+    c->url_len += n;
+    c->url[c->url_len] = '\0';
+    return count_head(c, n);
+}
+
+static int on_header_data(llhttp_t *p, const char *at, size_t n)
+{
+    (void)at;
+    return count_head(conn_of(p), n + 4); /* ": " and CRLF */
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    (void)at;
+    struct admin_conn *c = conn_of(p);
+    c->body_bytes += n;
+    if (c->body_bytes > MAX_BODY) {
+        c->too_large = 413;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    conn_of(p)->msg_done = true;
+    return HPE_PAUSED; /* one request at a time, in order */
+}
+
+/* Parses buffered input up to the end of one request and answers it (or
+ * consumes all input when no request is complete yet). */
+static void parse_one(struct admin_conn *c)
+{
+    llhttp_errno_t err = llhttp_execute(&c->parser, c->in, c->in_len);
+    size_t used = c->in_len;
+    if (err == HPE_PAUSED) {
+        used = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
+        llhttp_resume(&c->parser);
+    } else if (err != HPE_OK) {
+        /* Malformed or too large: answer and close. */
+        c->keep_alive = false;
+        respond_text(c, c->too_large ? c->too_large : 400, "",
+                     c->too_large ? "" : "malformed request", false);
+        c->in_len = 0;
+        return;
+    }
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (c->msg_done) {
+        c->msg_done = false;
+        handle_request(c);
+    }
+    if (c->close_after)
+        c->in_len = 0; /* nothing after a closing response is read */
+}
+
+/* Writes pending output and answers buffered requests, a bounded number per
+ * call; then closes the connection or sets what to wait for. */
+static void conn_process(struct admin_conn *c)
+{
+    int budget = REQUESTS_PER_EVENT;
+    for (;;) {
+        if (conn_flush(c) < 0)
+            return;
+        if (conn_pending(c))
+            break;
+        if (c->close_after || (c->peer_eof && !c->sse && c->in_len == 0)) {
+            conn_close(c);
+            return;
+        }
+        if (c->sse || c->in_len == 0)
+            break;
+        if (budget-- == 0) {
+            conn_update(c, true); /* go on at the next round */
+            return;
+        }
+        parse_one(c);
+    }
+    conn_update(c, false);
+}
+
+static void conn_read(struct admin_conn *c)
+{
+    if (c->sse) {
+        char sink[512]; /* subscribers have nothing more to say */
+        ssize_t n = recv(c->io.fd, sink, sizeof(sink), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            conn_close(c);
+        return;
+    }
+    if (c->in_len == IN_SIZE)
+        return; /* cannot happen: the parser consumes all unpaused input */
+    ssize_t n = recv(c->io.fd, c->in + c->in_len, IN_SIZE - c->in_len, 0);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_close(c);
+        return;
+    }
+    if (n == 0) {
+        c->peer_eof = true;
+        if (c->in_len == 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    c->in_len += (size_t)n;
+    loop_timer_after(c->a->loop, &c->timer, IDLE_US);
+    conn_process(c);
+}
+
+static void conn_io(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)loop;
+    struct admin_conn *c = io->ctx;
+    if (c->closed)
+        return;
+    if (events & LOOP_WRITE) {
+        conn_process(c);
+        if (c->closed)
+            return;
+    }
+    if (events & LOOP_READ)
+        conn_read(c);
+}
+
+/* ---- listener ---- */
+
+static void accept_resume(struct loop *loop, struct loop_timer *t)
+{
+    struct admin *a = t->ctx;
+    loop_io_mod(loop, &a->io, LOOP_READ);
+}
+
+static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)events;
+    struct admin *a = io->ctx;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                /* Pause instead of spinning on a full fd table. */
+                uint64_t now = loop_now(loop);
+                if (now - a->last_accept_warn > 10000000u) {
+                    log_warn("admin: accept");
+                    a->last_accept_warn = now;
+                }
+                loop_io_mod(loop, &a->io, 0);
+                loop_timer_after(loop, &a->accept_resume, 100000);
+            }
+            return;
+        }
+        struct admin_conn *c = NULL;
+        if (a->nconns < MAX_CONNS)
+            c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->file_fd = -1;
+        c->a = a;
+        c->io.fn = conn_io;
+        c->io.ctx = c;
+        c->timer.fn = conn_timeout;
+        c->timer.ctx = c;
+        llhttp_init(&c->parser, HTTP_REQUEST, &a->settings);
+        c->parser.data = c;
+        if (loop_io_add(loop, &c->io, fd, LOOP_READ) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = a->conns;
+        if (a->conns)
+            a->conns->prev = c;
+        a->conns = c;
+        a->nconns++;
+        loop_timer_after(loop, &c->timer, IDLE_US);
+    }
+}
+
+/* Renders one SSE event (event: stats) into a->render. */
+static void render_event(struct admin *a, uint64_t now_us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    admin_buf_str(&a->render, "event: stats\ndata: ");
+    admin_render_stats(&a->render, &a->src, now_us,
+                       (double)ts.tv_sec + ts.tv_nsec / 1e9, ADMIN_WINDOW_S);
+    admin_buf_str(&a->render, "\n\n");
+    if (a->render.oom) {
+        a->render.oom = false;
+        a->render.len = 0;
+    }
+}
+
+static void arm_tick(struct admin *a)
+{
+    uint64_t now = loop_now(a->loop);
+    uint64_t next = (now / 1000000u + 1) * 1000000u + TICK_OFFSET_US;
+    loop_timer_set(a->loop, &a->tick, next);
+}
+
+static void on_tick(struct loop *loop, struct loop_timer *t)
+{
+    struct admin *a = t->ctx;
+    uint64_t now = loop_now(loop);
+    struct balancer *b = a->src.balancer;
+    if (b && a->src.stats) {
+        size_t n = balancer_count(b);
+        for (size_t i = 0; i < n; i++)
+            stats_set_score(a->src.stats, i, balancer_score(b, i, now), now);
+    }
+    bool rendered = false;
+    struct admin_conn *next;
+    for (struct admin_conn *c = a->conns; c; c = next) {
+        next = c->next; /* c may close below */
+        if (!c->sse || c->out.len - c->out_off > SSE_MAX_PENDING)
+            continue;
+        if (!rendered) {
+            render_event(a, now);
+            rendered = true;
+        }
+        admin_buf_add(&c->out, a->render.p, a->render.len);
+        conn_process(c);
+    }
+    a->render.len = 0;
+    arm_tick(a);
+}
+
+/* Splits "host:port" / "[v6]:port" / ":port". */
+static int split_addr(const char *addr, char *host, size_t hlen, char *port,
+                      size_t plen)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':')
+            return -1;
+        snprintf(host, hlen, "%.*s", (int)(end - addr - 1), addr + 1);
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon)
+            return -1;
+        snprintf(host, hlen, "%.*s", (int)(colon - addr), addr);
+    }
+    snprintf(port, plen, "%s", colon + 1);
+    return port[0] ? 0 : -1;
+}
+
+static int listen_on(const char *addr, int *port_out)
+{
+    char host[256], port[32];
+    if (split_addr(addr, host, sizeof(host), port, sizeof(port)) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        errno = rc == EAI_SYSTEM ? errno : EINVAL;
+        return -1;
+    }
+    int fd = -1, err = EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family,
+                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, 128) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        errno = err;
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    *port_out = 0;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            *port_out = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            *port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return fd;
+}
+
+struct admin *admin_create(struct loop *loop, const char *listen_addr,
+                           const struct admin_sources *src)
+{
+    struct admin *a = calloc(1, sizeof(*a));
+    if (!a) {
+        log_warn("admin: out of memory");
+        return NULL;
+    }
+    a->loop = loop;
+    a->src = *src;
+    a->fd = listen_on(listen_addr, &a->port);
+    if (a->fd < 0) {
+        log_warn("admin: cannot listen on %s", listen_addr);
+        goto fail;
+    }
+    const char *dash =
+        src->config && src->config->dashboard_dir[0] ? src->config->dashboard_dir
+                                                    : "dashboard";
+    snprintf(a->vendor_root, sizeof(a->vendor_root), "%s/../node_modules",
+             dash);
+    llhttp_settings_init(&a->settings);
+    a->settings.on_message_begin = on_message_begin;
+    a->settings.on_url = on_url;
+    a->settings.on_header_field = on_header_data;
+    a->settings.on_header_value = on_header_data;
+    a->settings.on_body = on_body;
+    a->settings.on_message_complete = on_message_complete;
+    a->io.fn = on_accept;
+    a->io.ctx = a;
+    if (loop_io_add(loop, &a->io, a->fd, LOOP_READ) < 0) {
+        log_warn("admin: epoll");
+        goto fail;
+    }
+    a->accept_resume.fn = accept_resume;
+    a->accept_resume.ctx = a;
+    a->tick.fn = on_tick;
+    a->tick.ctx = a;
+    arm_tick(a);
+    return a;
+fail:;
+    int err = errno;
+    if (a->fd >= 0)
+        close(a->fd);
+    free(a);
+    errno = err;
+    return NULL;
+}
+
+static void admin_free(void *ptr)
+{
+    struct admin *a = ptr;
+    admin_buf_free(&a->render);
+    free(a);
+}
+
+void admin_destroy(struct admin *a)
+{
+    if (!a)
+        return;
+    while (a->conns)
+        conn_close(a->conns);
+    loop_io_del(a->loop, &a->io);
+    loop_timer_cancel(a->loop, &a->tick);
+    loop_timer_cancel(a->loop, &a->accept_resume);
+    close(a->fd);
+    loop_defer(a->loop, admin_free, a);
+}
+
+int admin_port(const struct admin *a) { return a->port; }

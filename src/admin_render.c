@@ -1,0 +1,766 @@
+/*
+ * admin_render: JSON, Prometheus text and log listings rendered into a
+ * growable buffer; URL path sanitising.  See include/admin_render.h.
+ */
+#include "admin_render.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "balancer.h"
+#include "config.h"
+#include "stats.h"
+
+#define MAX_LOG_FILES 1000
+
+/* ---- buffer ---- */
+
+void admin_buf_free(struct admin_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+static bool buf_reserve(struct admin_buf *b, size_t n)
+{
+    if (b->oom)
+        return false;
+    if (b->cap - b->len >= n)
+        return true;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap - b->len < n)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void admin_buf_add(struct admin_buf *b, const void *s, size_t n)
+{
+    if (n == 0 || !buf_reserve(b, n))
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+void admin_buf_str(struct admin_buf *b, const char *s)
+{
+    admin_buf_add(b, s, strlen(s));
+}
+
+void admin_buf_printf(struct admin_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        admin_buf_add(b, tmp, (size_t)n);
+        return;
+    }
+    if (!buf_reserve(b, (size_t)n + 1))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void admin_buf_consume(struct admin_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+}
+
+/* ---- JSON helpers ---- */
+
+static void json_str(struct admin_buf *b, const char *s)
+{
+    admin_buf_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            char e[2] = {'\\', (char)*p};
+            admin_buf_add(b, e, 2);
+        } else if (*p < 0x20) {
+            admin_buf_printf(b, "\\u%04x", *p);
+        } else {
+            admin_buf_add(b, p, 1);
+        }
+    }
+    admin_buf_add(b, "\"", 1);
+}
+
+/* A number with `prec` decimals; JSON has no NaN or infinity: null. */
+static void json_num(struct admin_buf *b, double v, int prec)
+{
+    if (!isfinite(v))
+        admin_buf_str(b, "null");
+    else
+        admin_buf_printf(b, "%.*f", prec, v);
+}
+
+static void json_u64(struct admin_buf *b, uint64_t v)
+{
+    admin_buf_printf(b, "%llu", (unsigned long long)v);
+}
+
+static void json_latency(struct admin_buf *b, const struct stats_latency *l)
+{
+    admin_buf_str(b, "{\"mean\":");
+    json_num(b, l->mean_ms, 3);
+    admin_buf_str(b, ",\"p50\":");
+    json_num(b, l->p50_ms, 3);
+    admin_buf_str(b, ",\"p90\":");
+    json_num(b, l->p90_ms, 3);
+    admin_buf_str(b, ",\"p99\":");
+    json_num(b, l->p99_ms, 3);
+    admin_buf_str(b, ",\"p999\":");
+    json_num(b, l->p999_ms, 3);
+    admin_buf_str(b, "}");
+}
+
+/* ---- one backend as the renderers see it ---- */
+
+struct bview {
+    char id[40];
+    char addr[100];
+    unsigned weight;
+    const char *health;
+    bool up;
+    char reason[160];
+    unsigned in_flight;
+    size_t pool_idle;
+    double score;
+};
+
+static size_t backend_count(const struct admin_sources *src)
+{
+    return src->stats ? stats_count(src->stats) : 0;
+}
+
+static void backend_view(const struct admin_sources *src, size_t i,
+                         uint64_t now_us, struct bview *v)
+{
+    memset(v, 0, sizeof(*v));
+    const struct config *c = src->config;
+    if (c && i < c->nbackends) {
+        const struct config_backend *cb = &c->backends[i];
+        snprintf(v->id, sizeof(v->id), "%s", cb->id);
+        bool v6 = strchr(cb->host, ':') != NULL;
+        snprintf(v->addr, sizeof(v->addr), "%s%s%s:%s", v6 ? "[" : "",
+                 cb->host, v6 ? "]" : "", cb->port);
+        v->weight = cb->weight;
+    } else {
+        snprintf(v->id, sizeof(v->id), "%zu", i);
+        v->weight = 1;
+    }
+    v->health = "up";
+    v->up = true;
+    struct balancer *bal = src->balancer;
+    if (bal && i < balancer_count(bal)) {
+        /* balancer_score refreshes an expired ejection first. */
+        v->score = balancer_score(bal, i, now_us);
+        const struct balancer_backend *be = balancer_backend(bal, i);
+        v->health = balancer_health_str(be->health);
+        v->up = be->health == BALANCER_UP;
+        v->in_flight = be->in_flight;
+        balancer_reason(bal, i, v->reason, sizeof(v->reason));
+    }
+    if (src->pool_idle)
+        v->pool_idle = src->pool_idle(src->pool_ctx, i);
+}
+
+static const char *mode_of(const struct admin_sources *src)
+{
+    if (src->balancer)
+        return balancer_mode(src->balancer);
+    return src->config ? src->config->mode : "";
+}
+
+/* ---- /api/stats ---- */
+
+static void json_errors(struct admin_buf *b, const struct stats_counters *c)
+{
+    admin_buf_str(b, "{\"total\":");
+    json_u64(b, c->errors);
+    for (int k = 0; k < STATS_ERR_COUNT; k++) {
+        admin_buf_printf(b, ",\"%s\":", stats_err_str((enum stats_err)k));
+        json_u64(b, c->err[k]);
+    }
+    admin_buf_str(b, "}");
+}
+
+enum hist_field { H_REQUESTS, H_ERRORS, H_P50, H_P99, H_SCORE };
+
+static void json_history_field(struct admin_buf *b, const char *name,
+                               enum hist_field f, size_t n,
+                               const struct bview *v,
+                               struct stats_second (*h)[STATS_HISTORY])
+{
+    admin_buf_printf(b, ",\"%s\":{", name);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            admin_buf_str(b, ",");
+        json_str(b, v[i].id);
+        admin_buf_str(b, ":[");
+        for (size_t j = 0; j < STATS_HISTORY; j++) {
+            const struct stats_second *s = &h[i][j];
+            if (j)
+                admin_buf_str(b, ",");
+            switch (f) {
+            case H_REQUESTS: json_u64(b, s->requests); break;
+            case H_ERRORS: json_u64(b, s->errors); break;
+            case H_P50:
+                if (s->has_latency)
+                    json_num(b, s->p50_ms, 3);
+                else
+                    admin_buf_str(b, "null");
+                break;
+            case H_P99:
+                if (s->has_latency)
+                    json_num(b, s->p99_ms, 3);
+                else
+                    admin_buf_str(b, "null");
+                break;
+            case H_SCORE:
+                if (s->has_score)
+                    json_num(b, s->score, 3);
+                else
+                    admin_buf_str(b, "null");
+                break;
+            }
+        }
+        admin_buf_str(b, "]");
+    }
+    admin_buf_str(b, "}");
+}
+
+void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
+                        uint64_t now_us, double wall_s, unsigned window_s)
+{
+    struct stats *st = src->stats;
+    size_t n = backend_count(src);
+    if (window_s < 1)
+        window_s = 1;
+    if (window_s > STATS_HISTORY)
+        window_s = STATS_HISTORY;
+    struct bview *v = calloc(n ? n : 1, sizeof(*v));
+    struct stats_second (*h)[STATS_HISTORY] = calloc(n ? n : 1, sizeof(*h));
+    if (!v || !h) {
+        b->oom = true;
+        goto out;
+    }
+    unsigned in_flight = 0;
+    for (size_t i = 0; i < n; i++) {
+        backend_view(src, i, now_us, &v[i]);
+        in_flight += v[i].in_flight;
+    }
+    double uptime = st ? (double)(now_us - stats_start_us(st)) / 1e6 : 0;
+
+    admin_buf_str(b, "{\"version\":");
+    json_str(b, LBPROXY_VERSION);
+    admin_buf_str(b, ",\"mode\":");
+    json_str(b, mode_of(src));
+    admin_buf_printf(b, ",\"persistent\":%s",
+                     src->config && src->config->persistent ? "true"
+                                                            : "false");
+    admin_buf_str(b, ",\"time\":");
+    json_num(b, wall_s, 3);
+    admin_buf_str(b, ",\"uptime_s\":");
+    json_num(b, uptime, 1);
+    admin_buf_printf(b, ",\"window_s\":%u", window_s);
+
+    struct stats_counters c = {0};
+    struct stats_window w = {0};
+    if (st) {
+        stats_counters(st, STATS_TOTAL, &c);
+        stats_window(st, STATS_TOTAL, window_s, now_us, &w);
+    }
+    admin_buf_str(b, ",\"total\":{\"requests\":");
+    json_u64(b, c.requests);
+    admin_buf_str(b, ",\"errors\":");
+    json_u64(b, c.errors);
+    admin_buf_str(b, ",\"rps\":");
+    json_num(b, w.rps, 1);
+    admin_buf_printf(b, ",\"in_flight\":%u,\"bytes_in\":", in_flight);
+    json_u64(b, c.bytes_in);
+    admin_buf_str(b, ",\"bytes_out\":");
+    json_u64(b, c.bytes_out);
+    admin_buf_str(b, ",\"latency_ms\":");
+    json_latency(b, &w.latency);
+    admin_buf_str(b, "},\"backends\":[");
+
+    for (size_t i = 0; i < n; i++) {
+        struct stats_window last;
+        stats_counters(st, i, &c);
+        stats_window(st, i, window_s, now_us, &w);
+        stats_window(st, i, 1, now_us, &last);
+        if (i)
+            admin_buf_str(b, ",");
+        admin_buf_printf(b, "{\"index\":%zu,\"id\":", i);
+        json_str(b, v[i].id);
+        admin_buf_str(b, ",\"address\":");
+        json_str(b, v[i].addr);
+        admin_buf_printf(b, ",\"weight\":%u,\"health\":", v[i].weight);
+        json_str(b, v[i].health);
+        admin_buf_str(b, ",\"reason\":");
+        json_str(b, v[i].reason);
+        admin_buf_printf(b, ",\"in_flight\":%u,\"pool_idle\":%zu,\"score\":",
+                         v[i].in_flight, v[i].pool_idle);
+        json_num(b, v[i].score, 3);
+        admin_buf_str(b, ",\"requests\":");
+        json_u64(b, c.requests);
+        admin_buf_str(b, ",\"rps\":");
+        json_num(b, w.rps, 1);
+        admin_buf_str(b, ",\"errors\":");
+        json_errors(b, &c);
+        admin_buf_str(b, ",\"bytes_in\":");
+        json_u64(b, c.bytes_in);
+        admin_buf_str(b, ",\"bytes_out\":");
+        json_u64(b, c.bytes_out);
+        admin_buf_str(b, ",\"latency_ms\":");
+        json_latency(b, &w.latency);
+        admin_buf_str(b, ",\"last_second\":{\"requests\":");
+        json_u64(b, last.requests);
+        admin_buf_str(b, ",\"errors\":");
+        json_u64(b, last.errors);
+        admin_buf_str(b, ",\"p50_ms\":");
+        json_num(b, last.latency.p50_ms, 3);
+        admin_buf_str(b, ",\"p99_ms\":");
+        json_num(b, last.latency.p99_ms, 3);
+        admin_buf_str(b, "}}");
+        stats_history(st, i, now_us, h[i]);
+    }
+
+    /* Slots are keyed by monotonic seconds; map them to wall seconds. */
+    int64_t wall_sec = (int64_t)floor(wall_s);
+    admin_buf_str(b, "],\"history\":{\"t\":[");
+    for (uint64_t j = 0; j < STATS_HISTORY; j++) {
+        if (j)
+            admin_buf_str(b, ",");
+        admin_buf_printf(b, "%lld",
+                         (long long)(wall_sec - STATS_HISTORY + (int64_t)j));
+    }
+    admin_buf_str(b, "]");
+    json_history_field(b, "requests", H_REQUESTS, n, v, h);
+    json_history_field(b, "errors", H_ERRORS, n, v, h);
+    json_history_field(b, "p50_ms", H_P50, n, v, h);
+    json_history_field(b, "p99_ms", H_P99, n, v, h);
+    json_history_field(b, "score", H_SCORE, n, v, h);
+    admin_buf_str(b, "}}");
+out:
+    free(v);
+    free(h);
+}
+
+/* ---- /metrics ---- */
+
+static void prom_label(struct admin_buf *b, const char *s)
+{
+    admin_buf_add(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '"')
+            admin_buf_add(b, "\\", 1);
+        if (*s == '\n') {
+            admin_buf_add(b, "\\n", 2);
+            continue;
+        }
+        admin_buf_add(b, s, 1);
+    }
+    admin_buf_add(b, "\"", 1);
+}
+
+static void prom_float(struct admin_buf *b, double v)
+{
+    if (isnan(v))
+        admin_buf_str(b, "NaN");
+    else if (isinf(v))
+        admin_buf_str(b, v > 0 ? "+Inf" : "-Inf");
+    else
+        admin_buf_printf(b, "%.9g", v);
+}
+
+static void prom_head(struct admin_buf *b, const char *name, const char *type,
+                      const char *help)
+{
+    admin_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                     type);
+}
+
+/* Counters and histogram of one label value: a backend, or "none" for the
+ * requests lbproxy answered itself (total minus every backend). */
+struct pseries {
+    const char *label;
+    struct stats_counters c;
+    uint64_t le[STATS_LE_COUNT], count, sum_us;
+};
+
+static void sub_series(struct pseries *none, const struct pseries *be)
+{
+    none->c.requests -= be->c.requests;
+    none->c.errors -= be->c.errors;
+    for (int k = 0; k < STATS_ERR_COUNT; k++)
+        none->c.err[k] -= be->c.err[k];
+    none->c.bytes_in -= be->c.bytes_in;
+    none->c.bytes_out -= be->c.bytes_out;
+    for (int k = 0; k < STATS_LE_COUNT; k++)
+        none->le[k] -= be->le[k];
+    none->count -= be->count;
+    none->sum_us -= be->sum_us;
+}
+
+void admin_render_metrics(struct admin_buf *b,
+                          const struct admin_sources *src, uint64_t now_us)
+{
+    struct stats *st = src->stats;
+    size_t n = backend_count(src);
+    struct bview *v = calloc(n ? n : 1, sizeof(*v));
+    struct pseries *ps = calloc(n + 1, sizeof(*ps));
+    if (!v || !ps) {
+        b->oom = true;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        backend_view(src, i, now_us, &v[i]);
+        ps[i].label = v[i].id;
+        stats_counters(st, i, &ps[i].c);
+        stats_duration(st, i, ps[i].le, &ps[i].count, &ps[i].sum_us);
+    }
+    struct pseries *none = &ps[n];
+    none->label = "none";
+    if (st) {
+        stats_counters(st, STATS_TOTAL, &none->c);
+        stats_duration(st, STATS_TOTAL, none->le, &none->count,
+                       &none->sum_us);
+    }
+    for (size_t i = 0; i < n; i++)
+        sub_series(none, &ps[i]);
+
+    prom_head(b, "lbproxy_info", "gauge",
+              "Version, balancing mode and connection model.");
+    admin_buf_str(b, "lbproxy_info{version=");
+    prom_label(b, LBPROXY_VERSION);
+    admin_buf_str(b, ",mode=");
+    prom_label(b, mode_of(src));
+    admin_buf_str(b, ",conn_model=");
+    prom_label(b, src->config && src->config->persistent ? "persistent"
+                                                          : "non_persistent");
+    admin_buf_str(b, "} 1\n");
+    prom_head(b, "lbproxy_uptime_seconds", "gauge",
+              "Seconds since the stats were created.");
+    admin_buf_str(b, "lbproxy_uptime_seconds ");
+    prom_float(b, st ? (double)(now_us - stats_start_us(st)) / 1e6 : 0);
+    admin_buf_str(b, "\n");
+
+    prom_head(b, "lbproxy_requests_total", "counter",
+              "Finished requests by backend (\"none\": answered by lbproxy "
+              "without a backend).");
+    for (size_t i = 0; i <= n; i++) {
+        admin_buf_str(b, "lbproxy_requests_total{backend=");
+        prom_label(b, ps[i].label);
+        admin_buf_printf(b, "} %llu\n",
+                         (unsigned long long)ps[i].c.requests);
+    }
+    prom_head(b, "lbproxy_errors_total", "counter",
+              "Failed requests by backend and kind.");
+    for (size_t i = 0; i <= n; i++)
+        for (int k = 0; k < STATS_ERR_COUNT; k++) {
+            admin_buf_str(b, "lbproxy_errors_total{backend=");
+            prom_label(b, ps[i].label);
+            admin_buf_printf(b, ",kind=\"%s\"} %llu\n",
+                             stats_err_str((enum stats_err)k),
+                             (unsigned long long)ps[i].c.err[k]);
+        }
+    prom_head(b, "lbproxy_bytes_total", "counter",
+              "Bytes received from (in) and sent to (out) clients.");
+    for (size_t i = 0; i <= n; i++) {
+        admin_buf_str(b, "lbproxy_bytes_total{backend=");
+        prom_label(b, ps[i].label);
+        admin_buf_printf(b, ",direction=\"in\"} %llu\n",
+                         (unsigned long long)ps[i].c.bytes_in);
+        admin_buf_str(b, "lbproxy_bytes_total{backend=");
+        prom_label(b, ps[i].label);
+        admin_buf_printf(b, ",direction=\"out\"} %llu\n",
+                         (unsigned long long)ps[i].c.bytes_out);
+    }
+
+    static const struct {
+        const char *name, *help;
+    } gauges[] = {
+        {"lbproxy_in_flight", "Requests dispatched to the backend and not "
+                              "yet finished."},
+        {"lbproxy_pool_idle", "Idle pooled connections to the backend."},
+        {"lbproxy_backend_up", "1 when the backend is up (not ejected, "
+                               "probing or down)."},
+        {"lbproxy_backend_score", "The selector's score of the backend "
+                                  "(lower is preferred)."},
+    };
+    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+        prom_head(b, gauges[g].name, "gauge", gauges[g].help);
+        for (size_t i = 0; i < n; i++) {
+            admin_buf_printf(b, "%s{backend=", gauges[g].name);
+            prom_label(b, v[i].id);
+            admin_buf_str(b, "} ");
+            switch (g) {
+            case 0: admin_buf_printf(b, "%u", v[i].in_flight); break;
+            case 1: admin_buf_printf(b, "%zu", v[i].pool_idle); break;
+            case 2: admin_buf_str(b, v[i].up ? "1" : "0"); break;
+            default: prom_float(b, v[i].score); break;
+            }
+            admin_buf_str(b, "\n");
+        }
+    }
+
+    prom_head(b, "lbproxy_request_duration_seconds", "histogram",
+              "Latency of finished requests: dispatch to last response byte "
+              "when a backend was reached, else the whole request.");
+    for (size_t i = 0; i <= n; i++) {
+        for (int k = 0; k < STATS_LE_COUNT; k++) {
+            admin_buf_str(b, "lbproxy_request_duration_seconds_bucket{"
+                             "backend=");
+            prom_label(b, ps[i].label);
+            admin_buf_printf(b, ",le=\"%g\"} %llu\n", stats_le_bounds[k],
+                             (unsigned long long)ps[i].le[k]);
+        }
+        admin_buf_str(b, "lbproxy_request_duration_seconds_bucket{backend=");
+        prom_label(b, ps[i].label);
+        admin_buf_printf(b, ",le=\"+Inf\"} %llu\n",
+                         (unsigned long long)ps[i].count);
+        admin_buf_str(b, "lbproxy_request_duration_seconds_sum{backend=");
+        prom_label(b, ps[i].label);
+        admin_buf_str(b, "} ");
+        prom_float(b, (double)ps[i].sum_us / 1e6);
+        admin_buf_str(b, "\nlbproxy_request_duration_seconds_count{backend=");
+        prom_label(b, ps[i].label);
+        admin_buf_printf(b, "} %llu\n", (unsigned long long)ps[i].count);
+    }
+out:
+    free(v);
+    free(ps);
+}
+
+/* ---- /logs/ ---- */
+
+bool admin_log_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 5 || n > 200 || name[0] == '.' || strcmp(name + n - 4, ".csv"))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+                  ch == '-' || ch == '+';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+struct log_entry {
+    char name[208];
+    long long size;
+    long long mtime;
+};
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct log_entry *)a)->name,
+                  ((const struct log_entry *)b)->name);
+}
+
+int admin_render_logs(struct admin_buf *b, const char *dir, bool json)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    struct log_entry *e = malloc(MAX_LOG_FILES * sizeof(*e));
+    if (!e) {
+        closedir(d);
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t n = 0;
+    struct dirent *de;
+    while (n < MAX_LOG_FILES && (de = readdir(d)) != NULL) {
+        struct stat st;
+        if (!admin_log_name_ok(de->d_name) ||
+            fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        memcpy(e[n].name, de->d_name, strlen(de->d_name) + 1); /* <= 200 */
+        e[n].size = (long long)st.st_size;
+        e[n].mtime = (long long)st.st_mtime;
+        n++;
+    }
+    closedir(d);
+    qsort(e, n, sizeof(*e), cmp_entry);
+    /* Names are restricted to [A-Za-z0-9._+-]: nothing to escape. */
+    if (json) {
+        admin_buf_str(b, "{\"files\":[");
+        for (size_t i = 0; i < n; i++)
+            admin_buf_printf(b,
+                             "%s{\"name\":\"%s\",\"size\":%lld,\"mtime\":%lld,"
+                             "\"url\":\"/logs/%s\"}",
+                             i ? "," : "", e[i].name, e[i].size, e[i].mtime,
+                             e[i].name);
+        admin_buf_str(b, "]}");
+    } else {
+        admin_buf_str(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8"
+                         "\"><title>lbproxy logs</title></head><body>\n"
+                         "<h1>CSV request logs</h1>\n<table>\n"
+                         "<tr><th>file</th><th>bytes</th><th>modified "
+                         "(UTC)</th></tr>\n");
+        for (size_t i = 0; i < n; i++) {
+            char ts[32];
+            time_t t = (time_t)e[i].mtime;
+            struct tm tm;
+            gmtime_r(&t, &tm);
+            strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+            admin_buf_printf(b,
+                             "<tr><td><a href=\"/logs/%s\">%s</a></td>"
+                             "<td>%lld</td><td>%s</td></tr>\n",
+                             e[i].name, e[i].name, e[i].size, ts);
+        }
+        admin_buf_str(b, "</table>\n</body></html>\n");
+    }
+    free(e);
+    return 0;
+}
+
+/* ---- paths ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int admin_sanitize_path(const char *target, size_t len, char *out,
+                        size_t outlen)
+{
+    if (len == 0 || target[0] != '/' || outlen < 2)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = target[i];
+        if (ch == '?' || ch == '#')
+            break;
+        if (ch == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = hexval(target[i + 1]), lo = hexval(target[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if ((unsigned char)ch < 0x20 || ch == 0x7f || ch == '\\')
+            return -1;
+        if (o + 1 >= outlen)
+            return -1;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    /* Check each segment after the leading slash. */
+    const char *seg = out + 1;
+    for (;;) {
+        const char *end = strchr(seg, '/');
+        size_t n = end ? (size_t)(end - seg) : strlen(seg);
+        if (n == 0 && end)
+            return -1; /* "//" */
+        if (n > 0 && seg[0] == '.')
+            return -1; /* ".", "..", hidden files */
+        if (!end)
+            break;
+        seg = end + 1;
+    }
+    return 0;
+}
+
+bool admin_query_param(const char *target, size_t len, const char *name,
+                       char *out, size_t outlen)
+{
+    const char *q = memchr(target, '?', len);
+    if (!q || outlen == 0)
+        return false;
+    const char *end = target + len;
+    size_t nlen = strlen(name);
+    const char *p = q + 1;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *hash = memchr(p, '#', (size_t)(stop - p));
+        if (hash)
+            stop = hash;
+        if ((size_t)(stop - p) >= nlen && !memcmp(p, name, nlen) &&
+            (p + nlen == stop || p[nlen] == '=')) {
+            const char *val = p + nlen == stop ? stop : p + nlen + 1;
+            size_t n = (size_t)(stop - val);
+            if (n >= outlen)
+                n = outlen - 1;
+            memcpy(out, val, n);
+            out[n] = '\0';
+            return true;
+        }
+        if (!amp || hash)
+            break;
+        p = amp + 1;
+    }
+    return false;
+}
+
+const char *admin_content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".htm", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".map", "application/json"},
+        {".png", "image/png"},
+        {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},
+        {".csv", "text/csv; charset=utf-8"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".woff2", "font/woff2"},
+        {".woff", "font/woff"},
+    };
+    const char *dot = strrchr(path, '.');
+    const char *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+            if (!strcasecmp(dot, types[i].ext))
+                return types[i].type;
+    return "application/octet-stream";
+}
