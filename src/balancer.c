@@ -8,6 +8,7 @@
 #include "balancer.h"
 #include "balancer_impl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,28 +24,23 @@ static const struct balancer_policy *const policies[] = {
     &balancer_policy_p2c,
 };
 
-/* Other spellings accepted for the canonical names. */
+/* Other spellings accepted for the canonical names (on top of ignoring case
+ * and treating '-' and '_' alike: round_robin, least_conn, ...). */
 static const struct {
     const char *alias;
     const char *name;
 } aliases[] = {
     {"rr", "round-robin"},
-    {"round_robin", "round-robin"},
     {"roundrobin", "round-robin"},
     {"weighted-round-robin", "round-robin"},
     {"sma", "adaptive_sma"},
-    {"adaptive-sma", "adaptive_sma"},
     {"ewma", "adaptive_ewma"},
-    {"adaptive-ewma", "adaptive_ewma"},
     {"adaptive", "adaptive_ewma"},
-    {"least_conn", "least-conn"},
     {"leastconn", "least-conn"},
     {"least-connections", "least-conn"},
     {"lc", "least-conn"},
     {"p2c", "p2c-peak-ewma"},
-    {"p2c_peak_ewma", "p2c-peak-ewma"},
     {"peak-ewma", "p2c-peak-ewma"},
-    {"peak_ewma", "p2c-peak-ewma"},
 };
 
 #define NPOLICIES (sizeof(policies) / sizeof(policies[0]))
@@ -133,17 +129,30 @@ void balancer_params_default(struct balancer_params *p)
     p->seed = 1;
 }
 
+/* Mode names compare ignoring case, with '-' and '_' equal. */
+static bool same_name(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        char x = *a == '_' ? '-' : (char)tolower((unsigned char)*a);
+        char y = *b == '_' ? '-' : (char)tolower((unsigned char)*b);
+        if (x != y)
+            return false;
+        if (x == '\0')
+            return true;
+    }
+}
+
 const struct balancer_policy *balancer_find(const char *name)
 {
     if (!name)
         return NULL;
     for (size_t i = 0; i < NALIASES; i++)
-        if (strcasecmp(name, aliases[i].alias) == 0) {
+        if (same_name(name, aliases[i].alias)) {
             name = aliases[i].name;
             break;
         }
     for (size_t i = 0; i < NPOLICIES; i++)
-        if (strcasecmp(name, policies[i]->name) == 0)
+        if (same_name(name, policies[i]->name))
             return policies[i];
     return NULL;
 }

@@ -58,7 +58,12 @@ static void test_registry(void **st)
     assert_string_equal(balancer_find("p2c")->name, "p2c-peak-ewma");
     assert_string_equal(balancer_find("P2C-Peak-EWMA")->name,
                         "p2c-peak-ewma");
+    assert_string_equal(balancer_find("Least_Connections")->name,
+                        "least-conn");
+    assert_string_equal(balancer_find("adaptive-ewma")->name,
+                        "adaptive_ewma");
     assert_null(balancer_find("random"));
+    assert_null(balancer_find("round-robi"));
     assert_null(balancer_find(NULL));
     assert_null(balancer_create("nope", NULL, 3, NULL));
     assert_null(balancer_create("rr", NULL, 0, NULL));
