@@ -36,9 +36,9 @@ const char *balancer_health_str(enum balancer_health h);
 
 /* Score formula of the adaptive policies. */
 enum balancer_score_mode {
-    BALANCER_SCORE_LATENCY,           /* plain argmin of the estimate */
+    BALANCER_SCORE_LATENCY,            /* plain argmin of the estimate */
     BALANCER_SCORE_LATENCY_X_INFLIGHT, /* estimate * (in_flight + 1) */
-    BALANCER_SCORE_PREDICTED,         /* learned a + b * in_flight */
+    BALANCER_SCORE_PREDICTED,          /* learned a + b * in_flight */
 };
 /* "latency", "latency_x_inflight", "predicted". */
 const char *balancer_score_mode_str(enum balancer_score_mode m);
@@ -69,8 +69,8 @@ struct balancer_backend {
     enum balancer_health health;
     uint64_t ejected_until_us;
     unsigned consecutive_fails;
-    unsigned ejections;    /* how many times ejected in a row (back-off) */
-    unsigned eject_fails;  /* consecutive failures that caused the ejection */
+    unsigned ejections;   /* how many times ejected in a row (back-off) */
+    unsigned eject_fails; /* consecutive failures that caused the ejection */
     uint64_t fail_total;
     enum balancer_outcome last_fail;
     bool probe_in_flight;

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 /* Every policy, under its canonical mode name (policy->name). */
+/* clang-format off */
 static const struct balancer_policy *const policies[] = {
     &balancer_policy_rr,
     &balancer_policy_sma,
@@ -23,6 +24,7 @@ static const struct balancer_policy *const policies[] = {
     &balancer_policy_least_conn,
     &balancer_policy_p2c,
 };
+/* clang-format on */
 
 /* Other spellings accepted for the canonical names (on top of ignoring case
  * and treating '-' and '_' alike: round_robin, least_conn, ...). */

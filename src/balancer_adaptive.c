@@ -103,8 +103,8 @@ double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
     return score_with(a, idx, s->est_us, s->est_x);
 }
 
-size_t balancer_adaptive_pick(struct balancer_adaptive *a,
-                              const bool *eligible, uint64_t now_us)
+size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
+                              uint64_t now_us)
 {
     uint64_t interval = (uint64_t)a->p.probe_interval_ms * 1000u;
     size_t n = a->n, best = n;
@@ -163,8 +163,7 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a,
         if (a->s[i].has)
             sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x);
         else if (known > 0) /* busy and cold: assume the average */
-            sc = known_sum / (double)known *
-                 ((double)a->be[i].in_flight + 1.0);
+            sc = known_sum / (double)known * ((double)a->be[i].in_flight + 1.0);
         else /* nothing known anywhere: fewest in flight */
             sc = (double)a->be[i].in_flight;
         if (best == n || sc < best_score) {

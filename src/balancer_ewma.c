@@ -44,8 +44,8 @@ static size_t ewma_pick(void *state, const bool *eligible, uint64_t now_us)
     return balancer_adaptive_pick(&e->a, eligible, now_us);
 }
 
-static void ewma_observe(void *state, size_t idx, uint64_t latency_us,
-                         bool ok, unsigned x, uint64_t now_us)
+static void ewma_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
+                         unsigned x, uint64_t now_us)
 {
     struct ewma *e = state;
     const struct balancer_adaptive_slot *s = &e->a.s[idx];

@@ -61,8 +61,8 @@ void balancer_adaptive_fini(struct balancer_adaptive *a);
 /* The shared pick: cold backends first, then one staleness probe per
  * probe_interval (sooner while probes keep coming back much faster than
  * the estimate), then the lowest score (ties in rotation). */
-size_t balancer_adaptive_pick(struct balancer_adaptive *a,
-                              const bool *eligible, uint64_t now_us);
+size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
+                              uint64_t now_us);
 /* Stores a new estimate (est_us over latencies, est_x over in-flight at
  * dispatch) and, for a successful sample, feeds the slope learner. */
 void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
@@ -71,8 +71,7 @@ void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
 /* Forgets everything about one backend (it becomes cold). */
 void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx);
 /* The learned slope (microseconds per request in flight), >= 0. */
-double balancer_adaptive_slope(const struct balancer_adaptive *a,
-                               size_t idx);
+double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx);
 /* The score the pick minimises, in microseconds; 0 for a cold backend. */
 double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
                                uint64_t now_us);

@@ -53,8 +53,7 @@ static size_t lc_pick(void *state, const bool *eligible, uint64_t now_us)
 static void lc_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
                        unsigned x, uint64_t now_us)
 {
-    (void)state, (void)idx, (void)latency_us, (void)ok, (void)x,
-        (void)now_us;
+    (void)state, (void)idx, (void)latency_us, (void)ok, (void)x, (void)now_us;
 }
 
 /* The dashboard number: requests in flight per unit of weight. */

@@ -70,8 +70,8 @@ static size_t p2c_pick(void *state, const bool *eligible, uint64_t now_us)
     for (size_t k = 0; k < c->n; k++)
         if (eligible[k])
             cand[m++] = k;
-    if (m == 1)
-        return cand[0];
+    if (m <= 1) /* the caller guarantees one; stay safe without */
+        return m ? cand[0] : 0;
     i = balancer_rand_below(&c->rng, m);
     j = balancer_rand_below(&c->rng, m - 1);
     if (j >= i)
@@ -92,8 +92,7 @@ static void p2c_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
     if (!s->has || y > s->cost_us) {
         s->cost_us = y;
     } else {
-        double dt = now_us > s->stamp_us ? (double)(now_us - s->stamp_us)
-                                         : 0.0;
+        double dt = now_us > s->stamp_us ? (double)(now_us - s->stamp_us) : 0.0;
         double w = exp(-dt / c->tau_us);
         s->cost_us = s->cost_us * w + y * (1.0 - w);
     }

@@ -54,8 +54,7 @@ static size_t rr_pick(void *state, const bool *eligible, uint64_t now_us)
 static void rr_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
                        unsigned x, uint64_t now_us)
 {
-    (void)state, (void)idx, (void)latency_us, (void)ok, (void)x,
-        (void)now_us;
+    (void)state, (void)idx, (void)latency_us, (void)ok, (void)x, (void)now_us;
 }
 
 /* The dashboard number: requests in flight per unit of weight. */

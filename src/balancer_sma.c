@@ -81,8 +81,7 @@ static void sma_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
     s->sum[idx] += latency_us;
     s->sumx[idx] += x;
     s->head[idx] = (s->head[idx] + 1) % s->win;
-    balancer_adaptive_update(&s->a, idx,
-                             (double)s->sum[idx] / s->count[idx],
+    balancer_adaptive_update(&s->a, idx, (double)s->sum[idx] / s->count[idx],
                              (double)s->sumx[idx] / s->count[idx],
                              (double)latency_us, ok, x, now_us);
 }

@@ -62,38 +62,68 @@ struct set_spec {
     unsigned ev_from, ev_to;
 };
 
+/* clang-format off */
+#define CAPPED_BACKENDS                                                        \
+    .n = 3, .be = {                                                            \
+        {"A", 4, 5, DIST_EXP, 0},                                              \
+        {"B", 4, 10, DIST_EXP, 0},                                             \
+        {"C", 4, 20, DIST_EXP, 0},                                             \
+    }
+#define HETERO_BACKENDS                                                        \
+    .n = 3, .be = {                                                            \
+        {"A", 0, 5, DIST_LOGNORMAL, 0.6},                                      \
+        {"B", 0, 15, DIST_LOGNORMAL, 0.6},                                     \
+        {"C", 0, 40, DIST_LOGNORMAL, 0.6},                                     \
+    }
+
 static const struct set_spec sets[] = {
-    {"capped", "saturating: K=4 each, exp 5/10/20 ms, 100 clients",
-     3,
-     {{"A", 4, 5, DIST_EXP, 0}, {"B", 4, 10, DIST_EXP, 0},
-      {"C", 4, 20, DIST_EXP, 0}},
-     100, 60, 5, -1, 1, false, 0, 0, 0},
-    {"hetero", "spare concurrency: K unlimited, lognormal 5/15/40 ms",
-     3,
-     {{"A", 0, 5, DIST_LOGNORMAL, 0.6}, {"B", 0, 15, DIST_LOGNORMAL, 0.6},
-      {"C", 0, 40, DIST_LOGNORMAL, 0.6}},
-     100, 30, 5, -1, 1, false, 0, 0, 0},
-    {"mixed", "partial: K=16/8/4, lognormal 5/10/20 ms, 100 clients",
-     3,
-     {{"A", 16, 5, DIST_LOGNORMAL, 0.6}, {"B", 8, 10, DIST_LOGNORMAL, 0.6},
-      {"C", 4, 20, DIST_LOGNORMAL, 0.6}},
-     100, 60, 5, -1, 1, false, 0, 0, 0},
-    {"degrade", "capped, A 10x slower from 20 s to 40 s",
-     3,
-     {{"A", 4, 5, DIST_EXP, 0}, {"B", 4, 10, DIST_EXP, 0},
-      {"C", 4, 20, DIST_EXP, 0}},
-     100, 60, 5, 0, 10, false, 0, 20, 40},
-    {"degrade-hetero", "hetero, A 10x slower from 20 s to 40 s",
-     3,
-     {{"A", 0, 5, DIST_LOGNORMAL, 0.6}, {"B", 0, 15, DIST_LOGNORMAL, 0.6},
-      {"C", 0, 40, DIST_LOGNORMAL, 0.6}},
-     100, 60, 5, 0, 10, false, 0, 20, 40},
-    {"failing", "capped, A fails every request in 1 ms from 20 s to 40 s",
-     3,
-     {{"A", 4, 5, DIST_EXP, 0}, {"B", 4, 10, DIST_EXP, 0},
-      {"C", 4, 20, DIST_EXP, 0}},
-     100, 60, 5, 0, 1, true, 1, 20, 40},
+    {
+        .name = "capped",
+        .what = "saturating: K=4 each, exp 5/10/20 ms, 100 clients",
+        CAPPED_BACKENDS,
+        .clients = 100, .seconds = 60, .warmup = 5, .ev_be = -1,
+    },
+    {
+        .name = "hetero",
+        .what = "spare concurrency: K unlimited, lognormal 5/15/40 ms",
+        HETERO_BACKENDS,
+        .clients = 100, .seconds = 30, .warmup = 5, .ev_be = -1,
+    },
+    {
+        .name = "mixed",
+        .what = "partial: K=16/8/4, lognormal 5/10/20 ms, 100 clients",
+        .n = 3,
+        .be = {
+            {"A", 16, 5, DIST_LOGNORMAL, 0.6},
+            {"B", 8, 10, DIST_LOGNORMAL, 0.6},
+            {"C", 4, 20, DIST_LOGNORMAL, 0.6},
+        },
+        .clients = 100, .seconds = 60, .warmup = 5, .ev_be = -1,
+    },
+    {
+        .name = "degrade",
+        .what = "capped, A 10x slower from 20 s to 40 s",
+        CAPPED_BACKENDS,
+        .clients = 100, .seconds = 60, .warmup = 5,
+        .ev_be = 0, .ev_factor = 10, .ev_from = 20, .ev_to = 40,
+    },
+    {
+        .name = "degrade-hetero",
+        .what = "hetero, A 10x slower from 20 s to 40 s",
+        HETERO_BACKENDS,
+        .clients = 100, .seconds = 60, .warmup = 5,
+        .ev_be = 0, .ev_factor = 10, .ev_from = 20, .ev_to = 40,
+    },
+    {
+        .name = "failing",
+        .what = "capped, A fails every request in 1 ms from 20 s to 40 s",
+        CAPPED_BACKENDS,
+        .clients = 100, .seconds = 60, .warmup = 5,
+        .ev_be = 0, .ev_factor = 1, .ev_fail = true, .ev_fail_ms = 1,
+        .ev_from = 20, .ev_to = 40,
+    },
 };
+/* clang-format on */
 #define NSETS (sizeof(sets) / sizeof(sets[0]))
 
 struct pol_spec {
@@ -254,7 +284,7 @@ struct result {
     double rps;
     double p50_ms, p99_ms, mean_ms;
     uint64_t done, errors;
-    double share[MAX_BE];                 /* picks, after warmup */
+    double share[MAX_BE];                  /* picks, after warmup */
     double win_share[MAX_WINDOWS][MAX_BE]; /* picks per 2 s window */
     double sec_share[128];                 /* ev_be share per 1 s */
     size_t nwin;
@@ -672,8 +702,7 @@ static int check(uint64_t seed)
     printf("capped: capacity bound %.0f req/s\n", cap);
     for (size_t k = 0; k < sizeof(load_aware) / sizeof(load_aware[0]); k++) {
         run(capped, find_pol(load_aware[k]), seed, &r);
-        printf("%s: %.0f req/s, p99 %.1f ms\n", load_aware[k], r.rps,
-               r.p99_ms);
+        printf("%s: %.0f req/s, p99 %.1f ms\n", load_aware[k], r.rps, r.p99_ms);
         expect(r.rps >= 0.97 * cap, "throughput %.0f >= 97%% of bound (%.0f)",
                r.rps, 0.97 * cap);
     }

@@ -51,17 +51,13 @@ static void test_registry(void **st)
     assert_string_equal(balancer_find("rr")->name, "round-robin");
     assert_string_equal(balancer_find("round_robin")->name, "round-robin");
     assert_string_equal(balancer_find("adaptive_sma")->name, "adaptive_sma");
-    assert_string_equal(balancer_find("adaptive_ewma")->name,
-                        "adaptive_ewma");
+    assert_string_equal(balancer_find("adaptive_ewma")->name, "adaptive_ewma");
     assert_string_equal(balancer_find("least_conn")->name, "least-conn");
     assert_string_equal(balancer_find("least-conn")->name, "least-conn");
     assert_string_equal(balancer_find("p2c")->name, "p2c-peak-ewma");
-    assert_string_equal(balancer_find("P2C-Peak-EWMA")->name,
-                        "p2c-peak-ewma");
-    assert_string_equal(balancer_find("Least_Connections")->name,
-                        "least-conn");
-    assert_string_equal(balancer_find("adaptive-ewma")->name,
-                        "adaptive_ewma");
+    assert_string_equal(balancer_find("P2C-Peak-EWMA")->name, "p2c-peak-ewma");
+    assert_string_equal(balancer_find("Least_Connections")->name, "least-conn");
+    assert_string_equal(balancer_find("adaptive-ewma")->name, "adaptive_ewma");
     assert_null(balancer_find("random"));
     assert_null(balancer_find("round-robi"));
     assert_null(balancer_find(NULL));
@@ -93,7 +89,9 @@ static void test_rr_strict_order(void **st)
 static void test_rr_smooth_weighted(void **st)
 {
     const unsigned w[] = {5, 1, 1};
-    const char *want = "aabacaa" "aabacaa" "aabacaa";
+    const char *want = "aabacaa"
+                       "aabacaa"
+                       "aabacaa";
     char got[32] = {0};
     struct balancer *b = mk("rr", 3, w);
     (void)st;
@@ -246,8 +244,7 @@ static void test_backoff_and_probe(void **st)
         i = balancer_pick(b, 0, t, NULL);
         assert_int_equal(i, 0);
         assert_int_equal(be->health, BALANCER_PROBING);
-        assert_string_equal(balancer_reason(b, 0, buf, sizeof(buf)),
-                            "probing");
+        assert_string_equal(balancer_reason(b, 0, buf, sizeof(buf)), "probing");
         for (int r = 0; r < 5; r++)
             assert_int_equal(pick_done(b, t), 1);
         /* The probe fails: ejected again, for twice as long. */
@@ -283,9 +280,9 @@ static void test_fail_open(void **st)
     struct balancer *b = mk("adaptive_ewma", 3, NULL);
     unsigned x;
     (void)st;
-    fail_n(b, 0, 3, 0, BALANCER_CONNECT_ERR);          /* until 2.0 s */
-    fail_n(b, 1, 3, 500 * MS, BALANCER_CONNECT_ERR);   /* until 2.5 s */
-    fail_n(b, 2, 3, 200 * MS, BALANCER_CONNECT_ERR);   /* until 2.2 s */
+    fail_n(b, 0, 3, 0, BALANCER_CONNECT_ERR);        /* until 2.0 s */
+    fail_n(b, 1, 3, 500 * MS, BALANCER_CONNECT_ERR); /* until 2.5 s */
+    fail_n(b, 2, 3, 200 * MS, BALANCER_CONNECT_ERR); /* until 2.2 s */
     /* All ejected: fail open to the one whose ejection ends soonest. */
     assert_int_equal(balancer_pick(b, 0, 1000 * MS, &x), 0);
     assert_int_equal(balancer_pick(b, 1, 1000 * MS, &x), 2);

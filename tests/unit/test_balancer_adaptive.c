@@ -21,12 +21,12 @@
 #define MS 1000u
 
 /* Asserts |got - want| <= tol and prints both sides when it is not. */
-#define assert_near(got, want, tol)                                         \
-    do {                                                                    \
-        double g_ = (got), w_ = (want);                                     \
-        if (!(fabs(g_ - w_) <= (tol)))                                      \
-            fail_msg("%s = %.6f, expected %.6f +- %.6f", #got, g_, w_,      \
-                     (double)(tol));                                        \
+#define assert_near(got, want, tol)                                            \
+    do {                                                                       \
+        double g_ = (got), w_ = (want);                                        \
+        if (!(fabs(g_ - w_) <= (tol)))                                         \
+            fail_msg("%s = %.6f, expected %.6f +- %.6f", #got, g_, w_,         \
+                     (double)(tol));                                           \
     } while (0)
 
 static struct balancer *mk(const char *mode, size_t n, bool load_aware,
@@ -239,8 +239,8 @@ static void test_ties_rotate(void **st)
 
 static void test_latency_x_inflight(void **st)
 {
-    struct balancer *b = mk("adaptive_ewma", 2, true,
-                            BALANCER_SCORE_LATENCY_X_INFLIGHT, NULL);
+    struct balancer *b =
+        mk("adaptive_ewma", 2, true, BALANCER_SCORE_LATENCY_X_INFLIGHT, NULL);
     unsigned x;
     (void)st;
     feed(b, 0, 10 * MS, 0);
@@ -278,13 +278,12 @@ static void test_slope_converges(void **st)
     double est = 0, est_x = 0;
     (void)st;
     balancer_params_default(&p);
-    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be,
-                                            BALANCER_SCORE_PREDICTED),
-                     0);
+    assert_int_equal(
+        balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_PREDICTED), 0);
     for (int k = 0; k < 3000; k++) {
         unsigned x = (unsigned)balancer_rand_below(&rng, 16);
-        double noise = 0.8 + 0.4 * (double)balancer_rand_below(&rng, 1001) /
-                                 1000.0;
+        double noise =
+            0.8 + 0.4 * (double)balancer_rand_below(&rng, 1001) / 1000.0;
         double y = (10000.0 + 5000.0 * x) * noise;
         est = k ? 0.3 * y + 0.7 * est : y;
         est_x = k ? 0.3 * x + 0.7 * est_x : x;
@@ -324,17 +323,16 @@ static void test_slope_guards(void **st)
     struct balancer_adaptive a;
     (void)st;
     balancer_params_default(&p);
-    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be,
-                                            BALANCER_SCORE_PREDICTED),
-                     0);
+    assert_int_equal(
+        balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_PREDICTED), 0);
     assert_int_equal(a.mode, BALANCER_SCORE_PREDICTED);
     for (int k = 0; k < 200; k++) {
         /* No spread in x: the single-queue slope est / (x + 1). */
         balancer_adaptive_update(&a, 0, 30000, 4, 30000, true, 4, 0);
         /* Latency falling with load: clamped to 0. */
         unsigned x = (unsigned)(k % 10);
-        balancer_adaptive_update(&a, 1, 20000, 4.5, 50000.0 - 3000.0 * x,
-                                 true, x, 0);
+        balancer_adaptive_update(&a, 1, 20000, 4.5, 50000.0 - 3000.0 * x, true,
+                                 x, 0);
     }
     assert_near(balancer_adaptive_slope(&a, 0), 6000.0, 1e-6);
     assert_near(balancer_adaptive_slope(&a, 1), 0.0, 1e-9);
@@ -363,8 +361,7 @@ static void test_predicted_prefers_flat(void **st)
         uint64_t t = (uint64_t)k * MS;
         int i = balancer_pick(b, 0, t, &x);
         /* 0: 5 ms + 5 ms per request ahead; 1: 22 ms flat. */
-        balancer_observe(b, (size_t)i,
-                         i == 0 ? 5 * MS + 5 * MS * xs : 22 * MS,
+        balancer_observe(b, (size_t)i, i == 0 ? 5 * MS + 5 * MS * xs : 22 * MS,
                          BALANCER_OK, i == 0 ? xs : 0, t);
     }
     /* Backend 0 predicts 5, 10, 15, 20 ms with 0..3 ahead (< 22), then

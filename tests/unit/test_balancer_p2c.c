@@ -17,12 +17,12 @@
 
 #define MS 1000u
 
-#define assert_near(got, want, tol)                                         \
-    do {                                                                    \
-        double g_ = (got), w_ = (want);                                     \
-        if (!(fabs(g_ - w_) <= (tol)))                                      \
-            fail_msg("%s = %.6f, expected %.6f +- %.6f", #got, g_, w_,      \
-                     (double)(tol));                                        \
+#define assert_near(got, want, tol)                                            \
+    do {                                                                       \
+        double g_ = (got), w_ = (want);                                        \
+        if (!(fabs(g_ - w_) <= (tol)))                                         \
+            fail_msg("%s = %.6f, expected %.6f +- %.6f", #got, g_, w_,         \
+                     (double)(tol));                                           \
     } while (0)
 
 static struct balancer *mk(size_t n, uint64_t seed)
@@ -75,12 +75,12 @@ static void test_seeded_determinism(void **st)
         int id = balancer_pick(d, 0, 0, NULL);
         same &= ia == ic;
         differ |= ia != id;
-        balancer_observe(a, (size_t)ia, (uint64_t)(ia + 1) * MS, BALANCER_OK,
-                         0, 0);
-        balancer_observe(c, (size_t)ic, (uint64_t)(ic + 1) * MS, BALANCER_OK,
-                         0, 0);
-        balancer_observe(d, (size_t)id, (uint64_t)(id + 1) * MS, BALANCER_OK,
-                         0, 0);
+        balancer_observe(a, (size_t)ia, (uint64_t)(ia + 1) * MS, BALANCER_OK, 0,
+                         0);
+        balancer_observe(c, (size_t)ic, (uint64_t)(ic + 1) * MS, BALANCER_OK, 0,
+                         0);
+        balancer_observe(d, (size_t)id, (uint64_t)(id + 1) * MS, BALANCER_OK, 0,
+                         0);
     }
     assert_true(same);
     assert_true(differ);
@@ -111,8 +111,8 @@ static void test_peak_and_decay(void **st)
      * multiplies it. */
     {
         double c = 50.0 * e1 + 10.0 * (1 - e1);
-        assert_near(balancer_score(b, 0, 1 * MS + 2 * (uint64_t)tau),
-                    c * e1, 1e-9);
+        assert_near(balancer_score(b, 0, 1 * MS + 2 * (uint64_t)tau), c * e1,
+                    1e-9);
         balancer_pick(b, 0, 0, NULL);
         assert_near(balancer_score(b, 0, 1 * MS + 2 * (uint64_t)tau),
                     2 * c * e1, 1e-9);
