@@ -1,0 +1,20 @@
+# Observability (stats, csvlog, admin): the admin listener tested over real
+# sockets through a small harness (tests/admin_harness.c: the admin module on
+# a loop with synthetic traffic), independent of the proxy core.  The unit
+# tests (tests/unit/test_stats.c, test_csvlog.c, test_admin_render.c) run
+# under the main Makefile's `unit` target.
+
+ADMIN_HARNESS := $(BUILD)/tests/admin_harness
+
+$(ADMIN_HARNESS): tests/admin_harness.c $(LIBLB)
+	@mkdir -p $(dir $@)
+	$(call E,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLB) \
+	    $(PKG_LIBS) $(LDLIBS)
+
+TESTS += e2e-admin
+
+.PHONY: e2e-admin
+## e2e-admin: the admin listener over real sockets (static files, API, SSE, metrics, logs)
+e2e-admin: $(ADMIN_HARNESS)
+	$(Q)ADMIN_HARNESS=$(ADMIN_HARNESS) $(PYTHON) -m pytest -q tests/e2e/test_admin_server.py
