@@ -1,8 +1,25 @@
-/* main: flags -> config -> run (wired up by the proxy core). */
+/*
+ * main: flags -> config -> run.
+ */
 #include <stdio.h>
 
-int main(void)
+#include "config.h"
+#include "server.h"
+
+int main(int argc, char **argv)
 {
-    fprintf(stderr, "lbproxy: not yet wired\n");
-    return 1;
+    static struct config cfg;
+    char err[512] = "";
+    int rc = config_from_args(&cfg, argc, argv, err, sizeof(err));
+    if (rc > 0)
+        return 0;
+    if (rc < 0 || config_validate(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lbproxy: %s\n", err);
+        return 2;
+    }
+    if (server_start(&cfg, argc, argv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "lbproxy: %s\n", err);
+        return 1;
+    }
+    return server_run();
 }

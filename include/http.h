@@ -1,0 +1,121 @@
+/*
+ * http: llhttp glue, request checks, header rewrite and error responses.
+ * Pure functions over buffers: no sockets, no event loop, so every rule here
+ * is unit-testable.
+ *
+ * Header names and values are spans (offset + length) into the buffer the
+ * head was parsed from; nothing is copied until a head is rebuilt.
+ */
+#ifndef LB_HTTP_H
+#define LB_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+struct http_span {
+    uint32_t off, len;
+};
+
+struct http_header {
+    struct http_span name, value;
+};
+
+#define HTTP_MAX_CONN_TOKENS 16
+
+/* A parsed message head.  `headers` points at caller-owned storage of
+ * `max_headers` entries. */
+struct http_head {
+    const char *base; /* buffer the spans refer to */
+    struct http_header *headers;
+    unsigned nheaders, max_headers;
+    struct http_span url;    /* request target */
+    struct http_span reason; /* response reason phrase */
+    bool too_many;           /* more than max_headers were seen */
+    unsigned char last;      /* 0 none, 1 name, 2 value (span building) */
+};
+
+/* Resets a head before parsing a new message from `base`. */
+void http_head_reset(struct http_head *h, const char *base);
+
+/* llhttp span callbacks that fill a struct http_head found through
+ * parser->data (the caller's struct must start with a struct http_head, or
+ * set parser->data to the head itself).  Install them into settings. */
+void http_settings_init(llhttp_settings_t *s);
+
+/* What the proxy needs to know about a request, after http_request_check. */
+struct http_request {
+    int status;         /* 0 = acceptable, else the error status to answer */
+    const char *error;  /* short reason for the error answer / log */
+    bool keep_alive;    /* client connection may persist after this one */
+    bool has_body;
+    bool chunked;       /* body framed by chunks (re-chunked upstream) */
+    uint64_t content_length;
+    bool expect_continue;
+    bool idempotent;
+    struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
+    unsigned nconn_tokens;
+};
+
+/* Checks a request head that llhttp accepted (strict mode) against the
+ * rules llhttp leaves to us: version 1.0/1.1, exactly one Host (1.1),
+ * Transfer-Encoding exactly "chunked" and never on 1.0, Connection not
+ * naming framing headers, body within max_body, target form.  Trims
+ * trailing whitespace from values.  Fills *req; returns req->status. */
+int http_request_check(const llhttp_t *p, struct http_head *h,
+                       uint64_t max_body, struct http_request *req);
+
+/* Builds the head sent upstream from the parsed fields: request line,
+ * end-to-end headers (hop-by-hop ones and those named in Connection
+ * removed, Expect dropped), X-Forwarded-For with client_ip appended,
+ * X-Forwarded-Proto, Via, framing (Content-Length or chunked) and
+ * "Connection: close" when close_upstream.  Returns the length written, or
+ * -1 if it does not fit in cap. */
+int http_build_request_head(char *out, size_t cap, const llhttp_t *p,
+                            const struct http_head *h,
+                            const struct http_request *req,
+                            const char *client_ip, bool close_upstream);
+
+/* How the response body travels to the client. */
+enum http_body_mode {
+    HTTP_BODY_NONE,    /* HEAD, 1xx, 204, 304, or empty */
+    HTTP_BODY_LENGTH,  /* Content-Length, copied as is */
+    HTTP_BODY_CHUNKED, /* re-chunked from decoded data */
+    HTTP_BODY_CLOSE,   /* delimited by closing the client connection */
+};
+
+struct http_response {
+    int status;     /* 0 = acceptable, else 502 */
+    const char *error;
+    enum http_body_mode mode;
+    bool upstream_keep_alive; /* the backend allows reuse */
+    uint64_t content_length;
+};
+
+/* Decides the framing of a response to a request of `method` for a client
+ * speaking HTTP/1.minor, and checks the response head.  Call from
+ * on_headers_complete of the response parser.  Returns resp->status. */
+int http_response_check(const llhttp_t *p, struct http_head *h, int method,
+                        int client_minor, struct http_response *resp);
+
+/* Builds the response head sent to the client.  keep_alive says whether
+ * the client connection persists.  Returns the length, or -1 if it does not
+ * fit. */
+int http_build_response_head(char *out, size_t cap, const llhttp_t *p,
+                             const struct http_head *h,
+                             const struct http_response *resp,
+                             int client_minor, bool keep_alive);
+
+/* Writes a complete small error response ("Connection: close" when close).
+ * Returns its length (always fits in 512 bytes). */
+int http_error_response(char *out, size_t cap, int status, bool close);
+
+/* The standard reason phrase of a status code ("Unknown" otherwise). */
+const char *http_status_text(int status);
+
+/* Formats the chunk-size line for n bytes ("1a2\r\n"); returns its length. */
+int http_chunk_header(char *out, size_t n);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * upstream: the backend table (addresses), per-backend pools of idle
+ * keep-alive connections (LIFO, bounded, idle timeout, closed-by-peer
+ * detection) and non-blocking connect.  It hands out connections and knows
+ * nothing of requests.
+ */
+#ifndef LB_UPSTREAM_H
+#define LB_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+struct config;
+struct upstream;
+
+/* One upstream connection.  While it is handed out, the holder sets io.fn
+ * and io.ctx and owns the timer; while idle the pool does. */
+struct uconn {
+    struct loop_io io;
+    struct loop_timer timer;
+    struct upstream *up;
+    size_t backend;
+    struct uconn *prev, *next; /* idle list of the backend */
+    bool idle;
+    bool connected; /* connect() completed */
+    unsigned requests; /* requests served on this connection so far */
+};
+
+/* Builds the backend table from the config (resolving addresses) and the
+ * pools.  Returns NULL with a message in err on failure. */
+struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
+                                 char *err, size_t errlen);
+/* Closes every idle connection and frees the table; handed-out connections
+ * must have been released before.  NULL is a no-op. */
+void upstream_destroy(struct upstream *up);
+
+size_t upstream_count(const struct upstream *up);
+const char *upstream_id(const struct upstream *up, size_t idx);
+const char *upstream_addr(const struct upstream *up, size_t idx);
+size_t upstream_idle_count(const struct upstream *up, size_t idx);
+/* Same, with the signature the admin module expects. */
+size_t upstream_pool_idle(void *up, size_t idx);
+
+/* Takes the most recently used idle connection of a backend (LIFO), or NULL
+ * when the pool is empty. */
+struct uconn *upstream_get_idle(struct upstream *up, size_t idx);
+
+/* Outcome of upstream_connect. */
+enum upstream_connect_result {
+    UPSTREAM_CONNECTED,   /* usable now */
+    UPSTREAM_IN_PROGRESS, /* wait for writability, then upstream_finish_connect */
+    UPSTREAM_REFUSED,     /* try another backend */
+    UPSTREAM_ERROR,       /* local failure (EMFILE, ...); errno kept */
+};
+
+/* Starts a non-blocking connect to backend idx; *out receives a new
+ * connection (not yet registered with interest) for CONNECTED and
+ * IN_PROGRESS. */
+enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
+                                              struct uconn **out);
+/* After writability of an in-progress connect: 0 when connected, -1 with
+ * errno set when it failed. */
+int upstream_finish_connect(struct uconn *uc);
+
+/* Gives a connection back: into the backend's pool when reusable (and
+ * the pool has room), else closes it. */
+void upstream_release(struct uconn *uc, bool reusable);
+/* Closes a handed-out connection; with `reset` the peer gets an RST. */
+void upstream_close(struct uconn *uc, bool reset);
+
+#endif

@@ -1,0 +1,574 @@
+/*
+ * http: llhttp span callbacks, the request rules llhttp leaves to us, head
+ * rebuilding in both directions and small error responses.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define PROXY_NAME "lbproxy"
+
+void http_head_reset(struct http_head *h, const char *base)
+{
+    h->base = base;
+    h->nheaders = 0;
+    h->url.off = h->url.len = 0;
+    h->reason.off = h->reason.len = 0;
+    h->too_many = false;
+    h->last = 0;
+}
+
+static void span_extend(struct http_span *s, const struct http_head *h,
+                        const char *at, size_t len)
+{
+    if (s->len == 0)
+        s->off = (uint32_t)(at - h->base);
+    s->len += (uint32_t)len;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+    span_extend(&h->url, h, at, len);
+    return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+    span_extend(&h->reason, h, at, len);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+    if (h->last != 1) {
+        if (h->nheaders == h->max_headers) {
+            h->too_many = true;
+            return HPE_USER;
+        }
+        struct http_header *hd = &h->headers[h->nheaders++];
+        hd->name.off = (uint32_t)(at - h->base);
+        hd->name.len = 0;
+        hd->value.off = hd->name.off;
+        hd->value.len = 0;
+        h->last = 1;
+    }
+    h->headers[h->nheaders - 1].name.len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+    struct http_header *hd = &h->headers[h->nheaders - 1];
+    if (h->last != 2) {
+        hd->value.off = (uint32_t)(at - h->base);
+        hd->value.len = 0;
+        h->last = 2;
+    }
+    hd->value.len += (uint32_t)len;
+    return 0;
+}
+
+void http_settings_init(llhttp_settings_t *s)
+{
+    llhttp_settings_init(s);
+    s->on_url = on_url;
+    s->on_status = on_status;
+    s->on_header_field = on_header_field;
+    s->on_header_value = on_header_value;
+}
+
+/* ---- helpers over spans ---- */
+
+static const char *sp(const struct http_head *h, struct http_span s)
+{
+    return h->base + s.off;
+}
+
+static bool span_ieq(const struct http_head *h, struct http_span s,
+                     const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(sp(h, s), lit, n) == 0;
+}
+
+static void trim_value(const struct http_head *h, struct http_span *v)
+{
+    const char *s = sp(h, *v);
+    while (v->len > 0 && (s[v->len - 1] == ' ' || s[v->len - 1] == '\t'))
+        v->len--;
+    while (v->len > 0 && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        v->off++;
+        v->len--;
+    }
+}
+
+static bool value_has_ctl(const struct http_head *h, struct http_span v)
+{
+    const unsigned char *s = (const unsigned char *)sp(h, v);
+    for (uint32_t i = 0; i < v.len; i++)
+        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+            return true;
+    return false;
+}
+
+/* Splits a comma-separated list value into trimmed token spans. */
+static unsigned split_list(const struct http_head *h, struct http_span v,
+                           struct http_span *out, unsigned max, bool *overflow)
+{
+    unsigned n = 0;
+    const char *s = sp(h, v);
+    uint32_t i = 0;
+    while (i < v.len) {
+        uint32_t start = i;
+        while (i < v.len && s[i] != ',')
+            i++;
+        struct http_span t = {v.off + start, i - start};
+        trim_value(h, &t);
+        if (t.len > 0) {
+            if (n == max)
+                *overflow = true;
+            else
+                out[n++] = t;
+        }
+        i++; /* skip the comma */
+    }
+    return n;
+}
+
+static bool is_hop_by_hop(const struct http_head *h, struct http_span name)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "te",
+        "trailer",    "upgrade",    "transfer-encoding", "content-length",
+    };
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (span_ieq(h, name, hop[i]))
+            return true;
+    return false;
+}
+
+static bool named_in(const struct http_head *h, struct http_span name,
+                     const struct http_span *tokens, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (tokens[i].len == name.len &&
+            strncasecmp(sp(h, tokens[i]), sp(h, name), name.len) == 0)
+            return true;
+    return false;
+}
+
+static bool host_valid(const struct http_head *h, struct http_span v)
+{
+    const char *s = sp(h, v);
+    for (uint32_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr(".-:[]_~%!$&'()*+;=", c)))
+            return false;
+    }
+    return true;
+}
+
+static bool is_token_list(const struct http_head *h, struct http_span v)
+{
+    const char *s = sp(h, v);
+    for (uint32_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~, \t", c)))
+            return false;
+    }
+    return true;
+}
+
+static int reject(struct http_request *req, int status, const char *why)
+{
+    req->status = status;
+    req->error = why;
+    return status;
+}
+
+static bool method_idempotent(int m)
+{
+    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT ||
+           m == HTTP_DELETE || m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+int http_request_check(const llhttp_t *p, struct http_head *h,
+                       uint64_t max_body, struct http_request *req)
+{
+    memset(req, 0, sizeof(*req));
+    if (h->too_many)
+        return reject(req, 431, "too many header fields");
+    if (p->http_major != 1 || p->http_minor > 1)
+        return reject(req, 505, "unsupported HTTP version");
+    if (p->method == HTTP_CONNECT)
+        return reject(req, 405, "CONNECT is not supported");
+    if (h->url.len == 0)
+        return reject(req, 400, "empty request target");
+    const char *url = sp(h, h->url);
+    bool absolute = h->url.len > 7 && strncasecmp(url, "http://", 7) == 0;
+    if (url[0] != '/' && !absolute &&
+        !(p->method == HTTP_OPTIONS && h->url.len == 1 && url[0] == '*'))
+        return reject(req, 400, "invalid request target");
+
+    unsigned hosts = 0, tes = 0;
+    bool keep_alive_token = false, close_token = false;
+    bool conn_overflow = false;
+    req->idempotent = method_idempotent(p->method);
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        struct http_header *hd = &h->headers[i];
+        trim_value(h, &hd->value);
+        if (hd->name.len == 0)
+            return reject(req, 400, "empty header name");
+        if (value_has_ctl(h, hd->value))
+            return reject(req, 400, "control character in header value");
+        if (span_ieq(h, hd->name, "host")) {
+            hosts++;
+            if (!host_valid(h, hd->value))
+                return reject(req, 400, "invalid Host");
+        } else if (span_ieq(h, hd->name, "transfer-encoding")) {
+            tes++;
+            if (p->http_minor == 0)
+                return reject(req, 400, "Transfer-Encoding in HTTP/1.0");
+            if (!span_ieq(h, hd->value, "chunked"))
+                return reject(req, is_token_list(h, hd->value) ? 501 : 400,
+                              "Transfer-Encoding other than chunked");
+        } else if (span_ieq(h, hd->name, "connection")) {
+            struct http_span *t = req->conn_tokens + req->nconn_tokens;
+            unsigned n = split_list(h, hd->value, t,
+                                    HTTP_MAX_CONN_TOKENS - req->nconn_tokens,
+                                    &conn_overflow);
+            for (unsigned k = 0; k < n; k++) {
+                if (span_ieq(h, t[k], "close"))
+                    close_token = true;
+                else if (span_ieq(h, t[k], "keep-alive"))
+                    keep_alive_token = true;
+                else if (span_ieq(h, t[k], "host") ||
+                         span_ieq(h, t[k], "content-length") ||
+                         span_ieq(h, t[k], "transfer-encoding"))
+                    return reject(req, 400, "Connection names a framing "
+                                            "header");
+            }
+            req->nconn_tokens += n;
+        } else if (span_ieq(h, hd->name, "expect")) {
+            if (!span_ieq(h, hd->value, "100-continue"))
+                return reject(req, 417, "unsupported Expect");
+            req->expect_continue = true;
+        }
+    }
+    if (conn_overflow)
+        return reject(req, 400, "too many Connection options");
+    if (p->http_minor == 1 && hosts != 1)
+        return reject(req, 400, hosts ? "several Host fields" : "no Host");
+    if (hosts > 1)
+        return reject(req, 400, "several Host fields");
+    if (tes > 1)
+        return reject(req, 400, "several Transfer-Encoding fields");
+    if (tes && (p->flags & F_CONTENT_LENGTH))
+        return reject(req, 400, "Content-Length with Transfer-Encoding");
+    req->chunked = (p->flags & F_CHUNKED) != 0;
+    if (req->chunked != (tes == 1))
+        return reject(req, 400, "inconsistent Transfer-Encoding");
+    if (p->flags & F_CONTENT_LENGTH) {
+        req->content_length = p->content_length;
+        if (p->content_length > max_body)
+            return reject(req, 413, "body larger than the limit");
+    }
+    req->has_body = req->chunked || req->content_length > 0;
+    if (!req->has_body)
+        req->expect_continue = false;
+    req->keep_alive = p->http_minor == 1 ? !close_token : keep_alive_token &&
+                                                              !close_token;
+    return 0;
+}
+
+/* ---- building heads ---- */
+
+struct out {
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n > o->cap) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+
+static void put_span(struct out *o, const struct http_head *h,
+                     struct http_span s)
+{
+    put(o, sp(h, s), s.len);
+}
+
+static void put_u64(struct out *o, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+    put(o, tmp, (size_t)n);
+}
+
+/* Appends "Name: v1, v2, extra\r\n" merging every field called `name`
+ * (that was not named in Connection) with `extra`. */
+static void put_merged(struct out *o, const struct http_head *h,
+                       const char *name, const struct http_span *tokens,
+                       unsigned ntokens, const char *extra)
+{
+    puts_(o, name);
+    puts_(o, ": ");
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if (!span_ieq(h, hd->name, name) || hd->value.len == 0)
+            continue;
+        if (named_in(h, hd->name, tokens, ntokens))
+            continue;
+        put_span(o, h, hd->value);
+        puts_(o, ", ");
+    }
+    puts_(o, extra);
+    puts_(o, "\r\n");
+}
+
+int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
+                            const struct http_head *h,
+                            const struct http_request *req,
+                            const char *client_ip, bool close_upstream)
+{
+    struct out o = {buf, 0, cap, false};
+    struct http_span target = h->url;
+    struct http_span authority = {0, 0};
+    const char *url = sp(h, h->url);
+    if (h->url.len > 7 && strncasecmp(url, "http://", 7) == 0) {
+        /* absolute-form: forward origin-form, the authority becomes Host */
+        uint32_t i = 7;
+        while (i < h->url.len && url[i] != '/' && url[i] != '?')
+            i++;
+        authority.off = h->url.off + 7;
+        authority.len = i - 7;
+        target.off = h->url.off + i;
+        target.len = h->url.len - i;
+    }
+    puts_(&o, llhttp_method_name((llhttp_method_t)p->method));
+    puts_(&o, " ");
+    if (target.len == 0)
+        puts_(&o, "/");
+    else if (sp(h, target)[0] == '?')
+        puts_(&o, "/");
+    put_span(&o, h, target);
+    puts_(&o, " HTTP/1.1\r\n");
+
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if (is_hop_by_hop(h, hd->name) ||
+            named_in(h, hd->name, req->conn_tokens, req->nconn_tokens) ||
+            span_ieq(h, hd->name, "expect") ||
+            span_ieq(h, hd->name, "x-forwarded-for") ||
+            span_ieq(h, hd->name, "x-forwarded-proto") ||
+            span_ieq(h, hd->name, "via"))
+            continue;
+        put_span(&o, h, hd->name);
+        puts_(&o, ": ");
+        if (authority.len > 0 && span_ieq(h, hd->name, "host"))
+            put_span(&o, h, authority);
+        else
+            put_span(&o, h, hd->value);
+        puts_(&o, "\r\n");
+    }
+    put_merged(&o, h, "X-Forwarded-For", req->conn_tokens, req->nconn_tokens,
+               client_ip);
+    puts_(&o, "X-Forwarded-Proto: http\r\n");
+    put_merged(&o, h, "Via", req->conn_tokens, req->nconn_tokens,
+               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME);
+    if (req->chunked) {
+        puts_(&o, "Transfer-Encoding: chunked\r\n");
+    } else if (p->flags & F_CONTENT_LENGTH) {
+        puts_(&o, "Content-Length: ");
+        put_u64(&o, req->content_length);
+        puts_(&o, "\r\n");
+    }
+    if (close_upstream)
+        puts_(&o, "Connection: close\r\n");
+    puts_(&o, "\r\n");
+    return o.overflow ? -1 : (int)o.len;
+}
+
+int http_response_check(const llhttp_t *p, struct http_head *h, int method,
+                        int client_minor, struct http_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    int status = p->status_code;
+    if (h->too_many) {
+        resp->status = 502;
+        resp->error = "too many response header fields";
+        return 502;
+    }
+    if (p->http_major != 1 || status < 100 || status > 999 || status == 101) {
+        resp->status = 502;
+        resp->error = "invalid response status or version";
+        return 502;
+    }
+    bool close_token = false, keep_alive_token = false, overflow = false;
+    struct http_span tokens[HTTP_MAX_CONN_TOKENS];
+    unsigned tes = 0;
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        struct http_header *hd = &h->headers[i];
+        trim_value(h, &hd->value);
+        if (value_has_ctl(h, hd->value)) {
+            resp->status = 502;
+            resp->error = "control character in response header";
+            return 502;
+        }
+        if (span_ieq(h, hd->name, "transfer-encoding"))
+            tes++;
+        else if (span_ieq(h, hd->name, "connection")) {
+            unsigned n = split_list(h, hd->value, tokens,
+                                    HTTP_MAX_CONN_TOKENS, &overflow);
+            for (unsigned k = 0; k < n; k++) {
+                if (span_ieq(h, tokens[k], "close"))
+                    close_token = true;
+                else if (span_ieq(h, tokens[k], "keep-alive"))
+                    keep_alive_token = true;
+            }
+        }
+    }
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool has_cl = (p->flags & F_CONTENT_LENGTH) != 0;
+    if (tes && has_cl) {
+        resp->status = 502;
+        resp->error = "Content-Length with Transfer-Encoding";
+        return 502;
+    }
+    if (tes && !chunked) {
+        resp->status = 502;
+        resp->error = "unsupported response Transfer-Encoding";
+        return 502;
+    }
+    resp->upstream_keep_alive =
+        p->http_minor == 1 ? !close_token : keep_alive_token && !close_token;
+    if (method == HTTP_HEAD || status < 200 || status == 204 ||
+        status == 304) {
+        resp->mode = HTTP_BODY_NONE;
+    } else if (chunked) {
+        resp->mode = client_minor == 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_CLOSE;
+    } else if (has_cl) {
+        resp->mode = HTTP_BODY_LENGTH;
+        resp->content_length = p->content_length;
+    } else {
+        /* read until the backend closes: never reusable */
+        resp->upstream_keep_alive = false;
+        resp->mode = client_minor == 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_CLOSE;
+    }
+    return 0;
+}
+
+int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
+                             const struct http_head *h,
+                             const struct http_response *resp,
+                             int client_minor, bool keep_alive)
+{
+    struct out o = {buf, 0, cap, false};
+    struct http_span tokens[HTTP_MAX_CONN_TOKENS];
+    unsigned ntokens = 0;
+    bool overflow = false;
+    for (unsigned i = 0; i < h->nheaders; i++)
+        if (span_ieq(h, h->headers[i].name, "connection"))
+            ntokens += split_list(h, h->headers[i].value, tokens + ntokens,
+                                  HTTP_MAX_CONN_TOKENS - ntokens, &overflow);
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.%d %d ", client_minor,
+                     p->status_code);
+    put(&o, line, (size_t)n);
+    if (h->reason.len)
+        put_span(&o, h, h->reason);
+    else
+        puts_(&o, http_status_text(p->status_code));
+    puts_(&o, "\r\n");
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if (span_ieq(h, hd->name, "content-length") &&
+            resp->mode == HTTP_BODY_NONE) {
+            /* HEAD and 304 keep the length of the representation */
+        } else if (is_hop_by_hop(h, hd->name) ||
+                   named_in(h, hd->name, tokens, ntokens) ||
+                   span_ieq(h, hd->name, "via")) {
+            continue;
+        }
+        put_span(&o, h, hd->name);
+        puts_(&o, ": ");
+        put_span(&o, h, hd->value);
+        puts_(&o, "\r\n");
+    }
+    put_merged(&o, h, "Via", tokens, ntokens,
+               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME);
+    if (resp->mode == HTTP_BODY_LENGTH) {
+        puts_(&o, "Content-Length: ");
+        put_u64(&o, resp->content_length);
+        puts_(&o, "\r\n");
+    } else if (resp->mode == HTTP_BODY_CHUNKED) {
+        puts_(&o, "Transfer-Encoding: chunked\r\n");
+    }
+    if (!keep_alive)
+        puts_(&o, "Connection: close\r\n");
+    else if (client_minor == 0)
+        puts_(&o, "Connection: keep-alive\r\n");
+    puts_(&o, "\r\n");
+    return o.overflow ? -1 : (int)o.len;
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}
+
+int http_error_response(char *out, size_t cap, int status, bool close)
+{
+    const char *text = http_status_text(status);
+    return snprintf(out, cap,
+                    "HTTP/1.1 %d %s\r\n"
+                    "Content-Type: text/plain\r\n"
+                    "Content-Length: %zu\r\n"
+                    "%s"
+                    "\r\n"
+                    "%d %s\n",
+                    status, text, strlen(text) + 5,
+                    close ? "Connection: close\r\n" : "", status, text);
+}
+
+int http_chunk_header(char *out, size_t n)
+{
+    return sprintf(out, "%zx\r\n", n);
+}

@@ -1,0 +1,404 @@
+/*
+ * server: listener, accept, signals, graceful drain, reload.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "balancer.h"
+#include "client.h"
+#include "config.h"
+#include "csvlog.h"
+#include "log.h"
+#include "loop.h"
+#include "record.h"
+#include "stats.h"
+#include "upstream.h"
+
+struct server {
+    struct loop *loop;
+    struct config cfg;
+    int argc;
+    char **argv;
+    struct client_ctx ctx;
+    struct loop_io listen_io;
+    struct loop_io sig_io;
+    struct loop_timer accept_timer; /* resumes accept after EMFILE */
+    struct loop_timer drain_timer;
+    struct loop_timer tick_timer;   /* once a second: scores into stats */
+    bool accept_paused;
+    bool draining;
+    uint64_t last_emfile_warn;
+    struct csvlog *csv;
+    struct stats *stats;
+    struct admin *admin;
+    struct admin_sources admin_src;
+};
+
+static struct server srv;
+
+/* Splits "host:port" or "[v6]:port" and binds a listening socket. */
+static int listen_on(const char *spec, char *err, size_t errlen)
+{
+    char host[128];
+    const char *port;
+    const char *colon = strrchr(spec, ':');
+    if (!colon) {
+        snprintf(err, errlen, "listen address '%s': expected HOST:PORT", spec);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - spec);
+    if (hl >= sizeof(host))
+        hl = sizeof(host) - 1;
+    memcpy(host, spec, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    port = colon + 1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen address '%s': %s", spec,
+                 gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+        listen(fd, 4096) < 0) {
+        close(fd);
+        goto fail;
+    }
+    freeaddrinfo(res);
+    return fd;
+fail:
+    snprintf(err, errlen, "listen on %s: %s", spec, strerror(errno));
+    freeaddrinfo(res);
+    return -1;
+}
+
+static void set_accepting(bool on)
+{
+    if (!srv.listen_io.registered)
+        return;
+    loop_io_mod(srv.loop, &srv.listen_io, on ? LOOP_READ : 0);
+    srv.accept_paused = !on;
+}
+
+static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)events;
+    for (int i = 0; i < 64; i++) {
+        if (srv.ctx.nclients >= srv.cfg.max_clients) {
+            set_accepting(false); /* resumes when a client closes */
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(io->fd, (struct sockaddr *)&ss, &sl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+                errno == ENOMEM) {
+                /* Never spin: pause accepting and retry a little later. */
+                uint64_t now = loop_now(loop);
+                if (now - srv.last_emfile_warn > 10000000u) {
+                    log_warn("accept (pausing 100 ms)");
+                    srv.last_emfile_warn = now;
+                }
+                set_accepting(false);
+                loop_timer_after(loop, &srv.accept_timer, 100000);
+                return;
+            }
+            log_warn("accept");
+            return;
+        }
+        client_accept(&srv.ctx, fd, (struct sockaddr *)&ss, sl);
+    }
+}
+
+static void on_accept_timer(struct loop *loop, struct loop_timer *t)
+{
+    (void)loop;
+    (void)t;
+    if (!srv.draining)
+        set_accepting(true);
+}
+
+static void on_client_close(void *arg)
+{
+    (void)arg;
+    if (srv.draining) {
+        if (srv.ctx.nclients == 0)
+            loop_stop(srv.loop);
+        return;
+    }
+    if (srv.accept_paused && !loop_timer_armed(&srv.accept_timer) &&
+        srv.ctx.nclients < srv.cfg.max_clients)
+        set_accepting(true);
+}
+
+static void on_record(void *arg, const struct record *r)
+{
+    (void)arg;
+    if (srv.csv)
+        csvlog_write(srv.csv, r);
+    if (srv.stats) {
+        struct record copy = *r;
+        if (copy.backend >= (int)stats_count(srv.stats))
+            copy.backend = -1; /* backend set changed by a reload */
+        stats_record(srv.stats, &copy, loop_now(srv.loop));
+    }
+}
+
+static void on_tick(struct loop *loop, struct loop_timer *t)
+{
+    uint64_t now = loop_now(loop);
+    struct balancer *b = srv.ctx.gen->bal;
+    size_t n = balancer_count(b);
+    if (srv.stats && n > stats_count(srv.stats))
+        n = stats_count(srv.stats);
+    for (size_t i = 0; srv.stats && i < n; i++)
+        stats_set_score(srv.stats, i, balancer_score(b, i, now), now);
+    loop_timer_after(loop, t, 1000000);
+}
+
+static struct client_gen *make_gen(const struct config *cfg, char *err,
+                                   size_t errlen)
+{
+    struct client_gen *g = calloc(1, sizeof(*g));
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->up = upstream_create(srv.loop, cfg, err, errlen);
+    if (!g->up)
+        goto fail;
+    unsigned weights[CONFIG_MAX_BACKENDS];
+    for (size_t i = 0; i < cfg->nbackends; i++)
+        weights[i] = cfg->backends[i].weight ? cfg->backends[i].weight : 1;
+    g->bal = balancer_create(cfg->mode, &cfg->balancer, cfg->nbackends,
+                             weights);
+    if (!g->bal) {
+        snprintf(err, errlen, "cannot create balancer '%s'", cfg->mode);
+        goto fail;
+    }
+    g->refs = 1;
+    return g;
+fail:
+    upstream_destroy(g->up);
+    free(g);
+    return NULL;
+}
+
+static void start_drain(void)
+{
+    if (srv.draining)
+        return;
+    srv.draining = true;
+    log_info("draining %zu connection(s), deadline %u ms", srv.ctx.nclients,
+             srv.cfg.drain_timeout_ms);
+    if (srv.listen_io.registered) {
+        loop_io_del(srv.loop, &srv.listen_io);
+        close(srv.listen_io.fd);
+    }
+    loop_timer_cancel(srv.loop, &srv.accept_timer);
+    client_drain_all(&srv.ctx);
+    if (srv.ctx.nclients == 0)
+        loop_stop(srv.loop);
+    else
+        loop_timer_after(srv.loop, &srv.drain_timer,
+                         (uint64_t)srv.cfg.drain_timeout_ms * 1000);
+}
+
+static void on_drain_deadline(struct loop *loop, struct loop_timer *t)
+{
+    (void)t;
+    log_warnx("drain deadline passed: closing %zu connection(s)",
+              srv.ctx.nclients);
+    client_close_all(&srv.ctx);
+    loop_stop(loop);
+}
+
+static void reload(void)
+{
+    struct config cfg;
+    char err[512];
+    if (config_from_args(&cfg, srv.argc, srv.argv, err, sizeof(err)) != 0 ||
+        config_validate(&cfg, err, sizeof(err)) != 0) {
+        log_warnx("reload failed, keeping the running configuration: %s",
+                  err);
+        return;
+    }
+    /* Sizes baked into live sessions and sockets need a restart. */
+    cfg.buffer_bytes = srv.cfg.buffer_bytes;
+    cfg.max_headers = srv.cfg.max_headers;
+    memcpy(cfg.listen, srv.cfg.listen, sizeof(cfg.listen));
+    memcpy(cfg.admin, srv.cfg.admin, sizeof(cfg.admin));
+    memcpy(cfg.log_path, srv.cfg.log_path, sizeof(cfg.log_path));
+    struct client_gen *g = make_gen(&cfg, err, sizeof(err));
+    if (!g) {
+        log_warnx("reload failed, keeping the running configuration: %s",
+                  err);
+        return;
+    }
+    srv.cfg = cfg;
+    struct client_gen *old = srv.ctx.gen;
+    srv.ctx.gen = g;
+    srv.admin_src.balancer = g->bal;
+    srv.admin_src.pool_ctx = g->up;
+    client_gen_put(old); /* freed once its last session finishes */
+    log_info("reloaded: mode %s, %zu backend(s)", cfg.mode, cfg.nbackends);
+}
+
+static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    struct signalfd_siginfo si;
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            start_drain();
+            break;
+        case SIGHUP:
+            reload();
+            break;
+        case SIGUSR1:
+            if (srv.csv && csvlog_reopen(srv.csv) < 0)
+                log_warn("reopening the CSV log");
+            break;
+        }
+    }
+}
+
+int server_start(const struct config *cfg, int argc, char **argv, char *err,
+                 size_t errlen)
+{
+    srv.cfg = *cfg;
+    srv.argc = argc;
+    srv.argv = argv;
+    log_verbosity = cfg->verbosity;
+    signal(SIGPIPE, SIG_IGN);
+    srv.loop = loop_create();
+    if (!srv.loop) {
+        snprintf(err, errlen, "event loop: %s", strerror(errno));
+        return -1;
+    }
+    srv.ctx.loop = srv.loop;
+    srv.ctx.cfg = &srv.cfg;
+    srv.ctx.buf_size = cfg->buffer_bytes + 2048;
+    srv.ctx.on_record = on_record;
+    srv.ctx.on_close = on_client_close;
+    srv.ctx.mode_name = cfg->mode;
+    srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
+    if (!srv.ctx.gen)
+        return -1;
+
+    int fd = listen_on(cfg->listen, err, errlen);
+    if (fd < 0)
+        return -1;
+    srv.listen_io.fn = on_accept;
+    if (loop_io_add(srv.loop, &srv.listen_io, fd, LOOP_READ) < 0) {
+        snprintf(err, errlen, "epoll: %s", strerror(errno));
+        return -1;
+    }
+    srv.accept_timer.fn = on_accept_timer;
+    srv.drain_timer.fn = on_drain_deadline;
+    srv.tick_timer.fn = on_tick;
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        return -1;
+    }
+    srv.sig_io.fn = on_signal;
+    loop_io_add(srv.loop, &srv.sig_io, sfd, LOOP_READ);
+
+    srv.stats = stats_create(cfg->nbackends, loop_now(srv.loop));
+    if (!srv.stats) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char path[512];
+    config_log_path(cfg, path, sizeof(path));
+    if (path[0]) {
+        srv.csv = csvlog_open(srv.loop, path, cfg->mode, cfg->persistent,
+                              cfg->log_flush_ms);
+        if (!srv.csv) {
+            snprintf(err, errlen, "CSV log %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (strcmp(cfg->admin, "off") != 0 && cfg->admin[0]) {
+        srv.admin_src.config = &srv.cfg;
+        srv.admin_src.stats = srv.stats;
+        srv.admin_src.balancer = srv.ctx.gen->bal;
+        srv.admin_src.pool_idle = upstream_pool_idle;
+        srv.admin_src.pool_ctx = srv.ctx.gen->up;
+        srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
+        if (!srv.admin) {
+            snprintf(err, errlen, "admin listener on %s failed", cfg->admin);
+            return -1;
+        }
+    }
+    loop_timer_after(srv.loop, &srv.tick_timer, 1000000);
+    log_info("lbproxy %s listening on %s, mode %s, %s upstreams, %zu "
+             "backend(s), admin %s, log %s",
+             LBPROXY_VERSION, cfg->listen, cfg->mode,
+             cfg->persistent ? "persistent" : "non-persistent",
+             cfg->nbackends, cfg->admin, path[0] ? path : "off");
+    return 0;
+}
+
+int server_run(void)
+{
+    int rc = loop_run(srv.loop);
+    loop_timer_cancel(srv.loop, &srv.tick_timer);
+    client_close_all(&srv.ctx);
+    admin_destroy(srv.admin);
+    csvlog_close(srv.csv);
+    client_gen_put(srv.ctx.gen);
+    if (srv.sig_io.registered) {
+        loop_io_del(srv.loop, &srv.sig_io);
+        close(srv.sig_io.fd);
+    }
+    if (srv.listen_io.registered) {
+        loop_io_del(srv.loop, &srv.listen_io);
+        close(srv.listen_io.fd);
+    }
+    loop_destroy(srv.loop);
+    stats_destroy(srv.stats);
+    client_ctx_cleanup(&srv.ctx);
+    log_info("stopped");
+    return rc < 0 ? 1 : 0;
+}

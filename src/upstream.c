@@ -1,0 +1,253 @@
+/*
+ * upstream: backend addresses, idle pools and non-blocking connect.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+struct backend {
+    char id[32];
+    char addr_str[96];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct uconn *idle_head, *idle_tail; /* head = most recent */
+    size_t nidle;
+};
+
+struct upstream {
+    struct loop *loop;
+    size_t nbackends;
+    unsigned pool_max_idle;
+    uint64_t pool_idle_timeout_us;
+    struct backend backends[];
+};
+
+struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
+                                 char *err, size_t errlen)
+{
+    struct upstream *up =
+        calloc(1, sizeof(*up) + cfg->nbackends * sizeof(struct backend));
+    if (!up) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    up->loop = loop;
+    up->nbackends = cfg->nbackends;
+    up->pool_max_idle = cfg->pool_max_idle;
+    up->pool_idle_timeout_us = (uint64_t)cfg->pool_idle_timeout_ms * 1000;
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const struct config_backend *cb = &cfg->backends[i];
+        struct backend *b = &up->backends[i];
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+        int rc = getaddrinfo(cb->host, cb->port, &hints, &res);
+        if (rc != 0 || !res) {
+            snprintf(err, errlen, "backend %s: cannot resolve %s:%s: %s",
+                     cb->id, cb->host, cb->port, gai_strerror(rc));
+            free(up);
+            return NULL;
+        }
+        memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
+        b->addrlen = res->ai_addrlen;
+        freeaddrinfo(res);
+        snprintf(b->id, sizeof(b->id), "%s", cb->id);
+        snprintf(b->addr_str, sizeof(b->addr_str),
+                 strchr(cb->host, ':') ? "[%s]:%s" : "%s:%s", cb->host,
+                 cb->port);
+    }
+    return up;
+}
+
+static void uconn_free(struct uconn *uc, bool reset)
+{
+    struct loop *loop = uc->up->loop;
+    loop_io_del(loop, &uc->io);
+    loop_timer_cancel(loop, &uc->timer);
+    if (reset) {
+        struct linger lg = {1, 0};
+        setsockopt(uc->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(uc->io.fd);
+    loop_defer(loop, free, uc);
+}
+
+static void idle_unlink(struct backend *b, struct uconn *uc)
+{
+    if (uc->prev)
+        uc->prev->next = uc->next;
+    else
+        b->idle_head = uc->next;
+    if (uc->next)
+        uc->next->prev = uc->prev;
+    else
+        b->idle_tail = uc->prev;
+    uc->prev = uc->next = NULL;
+    uc->idle = false;
+    b->nidle--;
+}
+
+void upstream_destroy(struct upstream *up)
+{
+    if (!up)
+        return;
+    for (size_t i = 0; i < up->nbackends; i++) {
+        struct backend *b = &up->backends[i];
+        while (b->idle_head) {
+            struct uconn *uc = b->idle_head;
+            idle_unlink(b, uc);
+            uconn_free(uc, false);
+        }
+    }
+    free(up);
+}
+
+size_t upstream_count(const struct upstream *up) { return up->nbackends; }
+
+const char *upstream_id(const struct upstream *up, size_t idx)
+{
+    return up->backends[idx].id;
+}
+
+const char *upstream_addr(const struct upstream *up, size_t idx)
+{
+    return up->backends[idx].addr_str;
+}
+
+size_t upstream_idle_count(const struct upstream *up, size_t idx)
+{
+    return idx < up->nbackends ? up->backends[idx].nidle : 0;
+}
+
+size_t upstream_pool_idle(void *up, size_t idx)
+{
+    return upstream_idle_count(up, idx);
+}
+
+/* An idle connection became readable: the backend closed it, or sent bytes
+ * nobody asked for.  Either way it is unusable. */
+static void on_idle_io(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    struct uconn *uc = io->ctx;
+    idle_unlink(&uc->up->backends[uc->backend], uc);
+    uconn_free(uc, false);
+}
+
+static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
+{
+    (void)loop;
+    struct uconn *uc = t->ctx;
+    idle_unlink(&uc->up->backends[uc->backend], uc);
+    uconn_free(uc, false);
+}
+
+struct uconn *upstream_get_idle(struct upstream *up, size_t idx)
+{
+    struct backend *b = &up->backends[idx];
+    struct uconn *uc = b->idle_head;
+    if (!uc)
+        return NULL;
+    idle_unlink(b, uc);
+    loop_timer_cancel(up->loop, &uc->timer);
+    return uc;
+}
+
+enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
+                                              struct uconn **out)
+{
+    struct backend *b = &up->backends[idx];
+    int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+                                           SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return UPSTREAM_ERROR;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct uconn *uc = calloc(1, sizeof(*uc));
+    if (!uc) {
+        close(fd);
+        errno = ENOMEM;
+        return UPSTREAM_ERROR;
+    }
+    uc->up = up;
+    uc->backend = idx;
+    uc->io.fd = fd;
+    uc->timer.ctx = uc;
+    int rc = connect(fd, (struct sockaddr *)&b->addr, b->addrlen);
+    if (rc == 0) {
+        uc->connected = true;
+        *out = uc;
+        return UPSTREAM_CONNECTED;
+    }
+    if (errno == EINPROGRESS) {
+        *out = uc;
+        return UPSTREAM_IN_PROGRESS;
+    }
+    int err = errno;
+    close(fd);
+    free(uc);
+    errno = err;
+    if (err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH ||
+        err == ETIMEDOUT || err == ECONNRESET)
+        return UPSTREAM_REFUSED;
+    return UPSTREAM_ERROR;
+}
+
+int upstream_finish_connect(struct uconn *uc)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(uc->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -1;
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    uc->connected = true;
+    return 0;
+}
+
+void upstream_close(struct uconn *uc, bool reset)
+{
+    uconn_free(uc, reset);
+}
+
+void upstream_release(struct uconn *uc, bool reusable)
+{
+    struct upstream *up = uc->up;
+    struct backend *b = &up->backends[uc->backend];
+    if (!reusable || up->pool_max_idle == 0 || !uc->io.registered) {
+        uconn_free(uc, false);
+        return;
+    }
+    if (b->nidle >= up->pool_max_idle) {
+        struct uconn *old = b->idle_tail; /* evict the least recently used */
+        idle_unlink(b, old);
+        uconn_free(old, false);
+    }
+    uc->io.fn = on_idle_io;
+    uc->io.ctx = uc;
+    uc->timer.fn = on_idle_timeout;
+    uc->timer.ctx = uc;
+    loop_io_mod(up->loop, &uc->io, LOOP_READ);
+    loop_timer_after(up->loop, &uc->timer, up->pool_idle_timeout_us);
+    uc->idle = true;
+    uc->prev = NULL;
+    uc->next = b->idle_head;
+    if (b->idle_head)
+        b->idle_head->prev = uc;
+    else
+        b->idle_tail = uc;
+    b->idle_head = uc;
+    b->nidle++;
+}

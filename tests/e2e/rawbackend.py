@@ -1,0 +1,111 @@
+"""A scriptable HTTP backend for tests that need exact bytes on the wire.
+
+RawBackend runs a thread that accepts connections on 127.0.0.1 and hands each
+received request head (and body, by Content-Length) to a `respond(conn_no,
+req_no, head, body)` function, which returns the bytes to send (or None to
+close without answering).  It records every head it saw and counts accepts.
+"""
+import socket
+import threading
+
+
+class RawBackend:
+    def __init__(self, respond, close_after=None):
+        self.respond = respond
+        self.close_after = close_after  # callable(conn_no, req_no) -> bool
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.heads = []
+        self.bodies = []
+        self.accepts = 0
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.accepts += 1
+                conn_no = self.accepts
+            threading.Thread(target=self._conn, args=(conn, conn_no),
+                             daemon=True).start()
+
+    def _conn(self, conn, conn_no):
+        conn.settimeout(10)
+        buf = b""
+        req_no = 0
+        try:
+            while not self.stopping:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                length = 0
+                chunked = False
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                    if name.strip().lower() == b"transfer-encoding":
+                        chunked = True
+                if chunked:
+                    body, buf = self._read_chunked(conn, buf)
+                else:
+                    while len(buf) < length:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buf += data
+                    body, buf = buf[:length], buf[length:]
+                req_no += 1
+                with self.lock:
+                    self.heads.append(head.decode("latin-1"))
+                    self.bodies.append(body)
+                out = self.respond(conn_no, req_no, head.decode("latin-1"),
+                                   body)
+                if out is None:
+                    return
+                conn.sendall(out)
+                if self.close_after and self.close_after(conn_no, req_no):
+                    return
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _read_chunked(conn, buf):
+        body = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += conn.recv(65536)
+            line, buf = buf.split(b"\r\n", 1)
+            size = int(line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                buf += conn.recv(65536)
+            body += buf[:size]
+            buf = buf[size + 2:]
+            if size == 0:
+                return body, buf
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
+def ok(body=b"ok", extra=b""):
+    return (b"HTTP/1.1 200 OK\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\n" + extra + b"\r\n" + body)
