@@ -19,7 +19,7 @@ const els = {
 // Live series, aligned on `t` (unix seconds), one array per backend id.
 const live = {
     ids: [], t: [], requests: {}, errors: {}, p50: {}, p99: {}, score: {},
-    share: {}, health: {}, snap: null,
+    share: {}, health: {}, healthAt: new Map(), snap: null,
 };
 const events = [];
 let view = 'live';           // 'live' | 'csv'
@@ -28,14 +28,17 @@ let csv = null;              // { name, view }
 let es = null;
 let lastMsgAt = 0;
 let connState = 'wait';      // 'wait' | 'live' | 'bad'
+let everLive = false;
 let retryMs = 1000;
 let retryTimer = null;
+
+const SERIES = ['requests', 'errors', 'p50', 'p99', 'score', 'share', 'health'];
 
 function resetLive(ids) {
     live.ids = ids.slice();
     live.t = [];
-    for (const k of ['requests', 'errors', 'p50', 'p99', 'score', 'share',
-                     'health']) {
+    live.healthAt = new Map();   // unix second -> {id: health}
+    for (const k of SERIES) {
         live[k] = Object.fromEntries(ids.map(id => [id, []]));
     }
     for (const id of ids) backendColour(id);
@@ -45,6 +48,7 @@ function pushPoint(t, vals) {
     live.t.push(t);
     let tot = 0;
     for (const id of live.ids) tot += vals ? vals.requests[id] || 0 : 0;
+    const hs = live.healthAt.get(t);
     for (const id of live.ids) {
         const v = vals && vals[id];
         const req = vals ? vals.requests[id] : null;
@@ -54,7 +58,20 @@ function pushPoint(t, vals) {
         live.p99[id].push(v && req > 0 ? v.p99 : null);
         live.score[id].push(v ? v.score : null);
         live.share[id].push(vals && tot > 0 ? 100 * (req || 0) / tot : null);
-        live.health[id].push(null);
+        live.health[id].push(hs ? hs[id] || null : null);
+    }
+}
+
+function truncate(n) {
+    live.t.length = n;
+    for (const k of SERIES) for (const id of live.ids) live[k][id].length = n;
+}
+
+function dropOldest(n) {
+    live.t.splice(0, n);
+    for (const k of SERIES) for (const id of live.ids) live[k][id].splice(0, n);
+    for (const t of live.healthAt.keys()) {
+        if (t < live.t[0]) live.healthAt.delete(t);
     }
 }
 
@@ -64,15 +81,21 @@ function col(h, key, id, i) {
     return x == null || !isFinite(x) ? null : Number(x);
 }
 
-// Appends the seconds of `history` not seen yet; a gap in time becomes a
-// null point so the lines break instead of bridging it.
-function mergeHistory(h) {
+// Lays the snapshot's `history` (the last 60 s) over the end of the series:
+// points older than its first second are kept, the rest is replaced, so a
+// second that the server labels one off between two snapshots is neither
+// lost nor doubled.  A gap in time becomes a null point so lines break
+// instead of bridging it.  Seconds before lbproxy started are left out.
+function mergeHistory(h, startT) {
     const ts = (h && h.t) || [];
-    let last = live.t.length ? live.t[live.t.length - 1] : null;
-    for (let i = 0; i < ts.length; i++) {
-        const t = ts[i];
-        if (last != null && t <= last) continue;
-        if (last != null && t - last > 1) pushPoint(last + 1, null);
+    let i0 = 0;
+    while (i0 < ts.length && ts[i0] < startT) i0++;
+    if (i0 >= ts.length) return;
+    let k = live.t.length;
+    while (k > 0 && live.t[k - 1] >= ts[i0]) k--;
+    truncate(k);
+    if (k > 0 && ts[i0] - live.t[k - 1] > 1) pushPoint(live.t[k - 1] + 1, null);
+    for (let i = i0; i < ts.length; i++) {
         const vals = { requests: {}, errors: {} };
         for (const id of live.ids) {
             vals.requests[id] = col(h, 'requests', id, i) || 0;
@@ -80,17 +103,10 @@ function mergeHistory(h) {
             vals[id] = { p50: col(h, 'p50_ms', id, i), p99: col(h, 'p99_ms', id, i),
                          score: col(h, 'score', id, i) };
         }
-        pushPoint(t, vals);
-        last = t;
+        pushPoint(ts[i], vals);
     }
     const extra = live.t.length - MAX_POINTS;
-    if (extra > 0) {
-        live.t.splice(0, extra);
-        for (const k of ['requests', 'errors', 'p50', 'p99', 'score', 'share',
-                         'health']) {
-            for (const id of live.ids) live[k][id].splice(0, extra);
-        }
-    }
+    if (extra > 0) dropOldest(extra);
 }
 
 function addEvent(cls, text, when) {
@@ -116,7 +132,9 @@ function onSnapshot(s) {
         resetLive(ids);
         rebuild = true;
     }
-    mergeHistory(s.history);
+    const startT = s.time && s.uptime_s != null
+        ? Math.floor(s.time - s.uptime_s) : -Infinity;
+    mergeHistory(s.history, startT);
     if (!live.t.length) {
         // no history yet (first second): start the time axis now
         pushPoint(Math.floor(s.time || Date.now() / 1000) - 1, null);
@@ -124,7 +142,10 @@ function onSnapshot(s) {
     const n = live.t.length - 1;
     const before = prev && !rebuild
         ? Object.fromEntries(prev.backends.map(b => [b.id, b])) : {};
+    const hs = {};
+    live.healthAt.set(live.t[n], hs);
     for (const b of s.backends) {
+        hs[b.id] = b.health;
         live.health[b.id][n] = b.health;
         const p = before[b.id];
         if (p && p.health !== b.health) {
@@ -293,7 +314,8 @@ function setConn(state) {
     b.textContent = { live: 'live', bad: 'disconnected — retrying',
                       wait: 'connecting…' }[state];
     if (state === 'bad' && wasLive) addEvent('ev-bad', 'connection to lbproxy lost');
-    if (state === 'live' && live.snap) addEvent('ev-ok', 'connected to lbproxy');
+    if (state === 'live' && everLive) addEvent('ev-ok', 'reconnected to lbproxy');
+    if (state === 'live') everLive = true;
 }
 
 function connect() {
@@ -347,11 +369,10 @@ async function refreshLogs() {
     try { list = await listLogs(); } catch (e) { list = []; }
     sel.innerHTML = `<option value="">${list.length ? 'CSV logs…' : 'no CSV logs'}</option>` +
         list.map(f => {
-            const extra = [f.size != null ? fmtBytes(f.size) : null,
-                           f.mtime ? fmtDateTime(f.mtime) : null]
-                .filter(Boolean).join(', ');
-            return `<option value="${esc(f.name)}">${esc(f.name)}` +
-                   `${extra ? ' (' + esc(extra) + ')' : ''}</option>`;
+            const when = f.mtime ? 'modified ' + fmtDateTime(f.mtime) : '';
+            return `<option value="${esc(f.name)}" title="${esc(when)}">` +
+                   `${esc(f.name)}${f.size != null ? ' · ' + fmtBytes(f.size) : ''}` +
+                   '</option>';
         }).join('');
     if (keep && list.some(f => f.name === keep)) sel.value = keep;
     return list;

@@ -53,6 +53,9 @@ function timeTicks(u, splits) {
 function xAxis() {
     return {
         stroke: AXIS_STROKE, font: FONT, values: timeTicks, space: 60,
+        // whole seconds at least: points are one-second buckets
+        incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+                7200, 10800, 21600, 43200, 86400, 172800, 604800],
         grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 },
     };
 }

@@ -1,0 +1,20 @@
+# browser: the dashboard in headless Chromium against the real lbproxy and
+# three lbbackends (tests/browser/, Node + playwright-core from npm).
+
+TESTS += browser
+
+CHROMIUM ?= /usr/bin/chromium
+NODE     ?= node
+
+.PHONY: browser
+## browser: run the dashboard's headless Chromium test (skipped without chromium)
+browser: $(LBPROXY) $(LBBACKEND)
+	$(Q)if [ ! -x $(CHROMIUM) ]; then \
+	    echo "browser: skipped: chromium not installed ($(CHROMIUM))"; \
+	elif [ ! -d node_modules/playwright-core ]; then \
+	    echo "browser: node_modules/playwright-core missing: run scripts/install-deps.sh (npm ci)" >&2; \
+	    exit 1; \
+	else \
+	    echo "== browser: tests/browser/dashboard.test.mjs"; \
+	    $(NODE) tests/browser/dashboard.test.mjs; \
+	fi
