@@ -174,6 +174,24 @@ def run_scenario(scen, run_dir, writer, clock, state):
                     progress(cfg, k)
                     t = time.monotonic()
                     px = proxies[cfg.name]
+                    if not px.alive():
+                        # Something else on this shared machine may have
+                        # signalled it: say so, start it again, warm it up.
+                        log(run_dir, f"   {cfg.name} exited while idle "
+                            f"(exit {px.proc.poll()}): {px.proc.tail(2)}; "
+                            "restarting it")
+                        try:
+                            px = bl.start_proxy(cfg, backends, sd,
+                                                px.log_csv or None)
+                            proxies[cfg.name] = px
+                            why = warm(scen, px, sd, run_dir)
+                            if why:
+                                raise RuntimeError(why)
+                        except RuntimeError as e:
+                            broken[cfg.name] = str(e)
+                            log(run_dir, f"   FAIL {cfg.name}: {e}")
+                            done += 1
+                            continue
                     try:
                         row = measure(scen, cfg, k, px, backends, sd,
                                       run_dir, writer)

@@ -392,8 +392,8 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
                "--mode", cfg.mode,
                "--persistent" if cfg.persistent else "--non-persistent",
                "--log", log_csv if log_csv else "off"]
-        for _, p, _ in backends:
-            cmd += ["--backend", f"127.0.0.1:{p}"]
+        for bid, p, _ in backends:
+            cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
         for s in cfg.sets:
             cmd += ["--set", s]
     elif cfg.kind == "nginx":
