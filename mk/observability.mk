@@ -18,3 +18,10 @@ TESTS += e2e-admin
 ## e2e-admin: the admin listener over real sockets (static files, API, SSE, metrics, logs)
 e2e-admin: $(ADMIN_HARNESS)
 	$(Q)ADMIN_HARNESS=$(ADMIN_HARNESS) $(PYTHON) -m pytest -q tests/e2e/test_admin_server.py
+
+TESTS += e2e-observability
+
+.PHONY: e2e-observability
+## e2e-observability: CSV log vs backend counts, API/metrics agreement, SIGUSR1 rotation, Prometheus scrape (real lbproxy)
+e2e-observability: $(LBPROXY) $(LBBACKEND)
+	$(Q)$(PYTHON) -m pytest -q tests/e2e/test_observability.py

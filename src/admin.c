@@ -69,7 +69,7 @@ struct admin_conn {
 
 struct admin {
     struct loop *loop;
-    struct admin_sources src;
+    const struct admin_sources *src; /* the caller's: changes are seen */
     int fd;
     int port;
     struct loop_io io;
@@ -357,7 +357,7 @@ static void start_stream(struct admin_conn *c, bool head)
 static void handle_request(struct admin_conn *c)
 {
     struct admin *a = c->a;
-    const struct config *cfg = a->src.config;
+    const struct config *cfg = a->src->config;
     uint8_t method = llhttp_get_method(&c->parser);
     bool head = method == HTTP_HEAD;
     c->keep_alive = llhttp_should_keep_alive(&c->parser);
@@ -378,13 +378,13 @@ static void handle_request(struct admin_conn *c)
             window = (unsigned)strtoul(arg, NULL, 10);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        admin_render_stats(&a->render, &a->src, now,
+        admin_render_stats(&a->render, a->src, now,
                            (double)ts.tv_sec + ts.tv_nsec / 1e9, window);
         respond_render(c, "application/json", head);
     } else if (!strcmp(path, "/api/stream")) {
         start_stream(c, head);
     } else if (!strcmp(path, "/metrics")) {
-        admin_render_metrics(&a->render, &a->src, now);
+        admin_render_metrics(&a->render, a->src, now);
         respond_render(c, "text/plain; version=0.0.4; charset=utf-8", head);
     } else if (!strcmp(path, "/logs") || !strcmp(path, "/logs/")) {
         char fmt[16] = "";
@@ -633,7 +633,7 @@ static void render_event(struct admin *a, uint64_t now_us)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     admin_buf_str(&a->render, "event: stats\ndata: ");
-    admin_render_stats(&a->render, &a->src, now_us,
+    admin_render_stats(&a->render, a->src, now_us,
                        (double)ts.tv_sec + ts.tv_nsec / 1e9, ADMIN_WINDOW_S);
     admin_buf_str(&a->render, "\n\n");
     if (a->render.oom) {
@@ -653,11 +653,11 @@ static void on_tick(struct loop *loop, struct loop_timer *t)
 {
     struct admin *a = t->ctx;
     uint64_t now = loop_now(loop);
-    struct balancer *b = a->src.balancer;
-    if (b && a->src.stats) {
+    struct balancer *b = a->src->balancer;
+    if (b && a->src->stats) {
         size_t n = balancer_count(b);
         for (size_t i = 0; i < n; i++)
-            stats_set_score(a->src.stats, i, balancer_score(b, i, now), now);
+            stats_set_score(a->src->stats, i, balancer_score(b, i, now), now);
     }
     bool rendered = false;
     struct admin_conn *next;
@@ -756,7 +756,7 @@ struct admin *admin_create(struct loop *loop, const char *listen_addr,
         return NULL;
     }
     a->loop = loop;
-    a->src = *src;
+    a->src = src;
     a->fd = listen_on(listen_addr, &a->port);
     if (a->fd < 0) {
         log_warn("admin: cannot listen on %s", listen_addr);
