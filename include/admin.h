@@ -22,8 +22,9 @@ struct admin;
 
 /* What the admin reads.  The admin keeps a pointer to this struct (not a
  * copy), so a caller may swap `balancer` or `pool_ctx` on reload; it and
- * everything it points to must outlive the admin.  config may be NULL (ids "0", "1", ...), balancer may be NULL (score 0, health "up",
- * in-flight 0), pool_idle may be NULL (0). */
+ * everything it points to must outlive the admin.  config may be NULL (ids "0",
+ * "1", ...), balancer may be NULL (score 0, health "up", in-flight 0),
+ * pool_idle may be NULL (0). */
 struct admin_sources {
     const struct config *config;
     struct stats *stats;

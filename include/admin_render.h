@@ -43,8 +43,8 @@ void admin_buf_consume(struct admin_buf *b, size_t n);
 void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
                         uint64_t now_us, double wall_s, unsigned window_s);
 /* Renders the Prometheus text exposition (format 0.0.4). */
-void admin_render_metrics(struct admin_buf *b,
-                          const struct admin_sources *src, uint64_t now_us);
+void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
+                          uint64_t now_us);
 /* Renders the listing of the *.csv files of dir as HTML or JSON.  Returns
  * 0, or -1 with errno set when dir cannot be read. */
 int admin_render_logs(struct admin_buf *b, const char *dir, bool json);

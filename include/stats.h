@@ -26,15 +26,15 @@ struct stats;
 
 /* Error kinds counted per series (a request counts in at most one). */
 enum stats_err {
-    STATS_ERR_HTTP_5XX,      /* status >= 500 with no proxy-side error */
-    STATS_ERR_CONNECT,       /* RECORD_CONNECT */
-    STATS_ERR_TIMEOUT,       /* RECORD_TIMEOUT */
-    STATS_ERR_RESET,         /* RECORD_UPSTREAM_RESET */
-    STATS_ERR_BAD_RESPONSE,  /* RECORD_BAD_RESPONSE */
-    STATS_ERR_BAD_REQUEST,   /* RECORD_BAD_REQUEST */
-    STATS_ERR_CLIENT_CLOSED, /* RECORD_CLIENT_CLOSED */
+    STATS_ERR_HTTP_5XX,       /* status >= 500 with no proxy-side error */
+    STATS_ERR_CONNECT,        /* RECORD_CONNECT */
+    STATS_ERR_TIMEOUT,        /* RECORD_TIMEOUT */
+    STATS_ERR_RESET,          /* RECORD_UPSTREAM_RESET */
+    STATS_ERR_BAD_RESPONSE,   /* RECORD_BAD_RESPONSE */
+    STATS_ERR_BAD_REQUEST,    /* RECORD_BAD_REQUEST */
+    STATS_ERR_CLIENT_CLOSED,  /* RECORD_CLIENT_CLOSED */
     STATS_ERR_CLIENT_TIMEOUT, /* RECORD_CLIENT_TIMEOUT */
-    STATS_ERR_SHUTDOWN,      /* RECORD_SHUTDOWN */
+    STATS_ERR_SHUTDOWN,       /* RECORD_SHUTDOWN */
 };
 #define STATS_ERR_COUNT 9
 /* The kind's name as used in JSON keys and Prometheus labels. */
@@ -60,18 +60,18 @@ struct stats_window {
     unsigned seconds; /* seconds actually covered (<= asked, >= 0) */
     uint64_t requests;
     uint64_t errors;
-    double rps;       /* requests / seconds (0 when seconds is 0) */
+    double rps; /* requests / seconds (0 when seconds is 0) */
     struct stats_latency latency;
 };
 
 /* One complete second of one series. */
 struct stats_second {
-    uint64_t sec;      /* monotonic second (now_us / 1e6) */
+    uint64_t sec; /* monotonic second (now_us / 1e6) */
     uint32_t requests;
     uint32_t errors;
-    bool has_latency;  /* false when no request finished in it */
+    bool has_latency; /* false when no request finished in it */
     double p50_ms, p99_ms;
-    bool has_score;    /* false when stats_set_score was not called in it */
+    bool has_score; /* false when stats_set_score was not called in it */
     double score;
 };
 

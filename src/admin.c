@@ -33,8 +33,8 @@
 
 #define MAX_CONNS 128
 #define IN_SIZE 4096
-#define MAX_HEAD 16384        /* request line + headers */
-#define MAX_BODY 65536        /* admin requests carry no real body */
+#define MAX_HEAD 16384 /* request line + headers */
+#define MAX_BODY 65536 /* admin requests carry no real body */
 #define URL_MAX 2048
 #define IDLE_US (30 * 1000000ull)
 #define SSE_MAX_PENDING (256 * 1024) /* a slower subscriber skips events */
@@ -54,12 +54,12 @@ struct admin_conn {
     char url[URL_MAX];
     size_t url_len;
     size_t head_bytes, body_bytes;
-    int too_large;       /* 0, 414, 431 or 413 */
-    bool msg_done;       /* a request is complete and waits for handling */
+    int too_large; /* 0, 414, 431 or 413 */
+    bool msg_done; /* a request is complete and waits for handling */
     bool keep_alive;
     bool sse;
     bool peer_eof;
-    bool close_after;    /* close once the output is written */
+    bool close_after; /* close once the output is written */
     bool closed;
     struct admin_buf out;
     size_t out_off;
@@ -206,16 +206,26 @@ static int conn_flush(struct admin_conn *c)
 static const char *status_text(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 301: return "Moved Permanently";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
+    case 200:
+        return "OK";
+    case 301:
+        return "Moved Permanently";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
     }
     return "Unknown";
 }
@@ -235,8 +245,9 @@ static void put_head(struct admin_conn *c, int status, const char *type,
 {
     char date[64];
     http_date(date, sizeof(date));
-    admin_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nServer: lbproxy\r\n"
-                              "Date: %s\r\n",
+    admin_buf_printf(&c->out,
+                     "HTTP/1.1 %d %s\r\nServer: lbproxy\r\n"
+                     "Date: %s\r\n",
                      status, status_text(status), date);
     if (type)
         admin_buf_printf(&c->out, "Content-Type: %s\r\n", type);
@@ -249,8 +260,7 @@ static void put_head(struct admin_conn *c, int status, const char *type,
 }
 
 static void respond(struct admin_conn *c, int status, const char *type,
-                    const char *extra, const char *body, size_t len,
-                    bool head)
+                    const char *extra, const char *body, size_t len, bool head)
 {
     put_head(c, status, type, (long long)len, extra);
     if (!head)
@@ -269,7 +279,7 @@ static void respond_text(struct admin_conn *c, int status, const char *extra,
             head);
 }
 
-#define API_HEADERS                                                         \
+#define API_HEADERS                                                            \
     "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n"
 
 static void respond_render(struct admin_conn *c, const char *type, bool head)
@@ -395,8 +405,8 @@ static void handle_request(struct admin_conn *c)
             respond_text(c, 404, "", "no logs directory", head);
             return;
         }
-        respond_render(c, json ? "application/json"
-                               : "text/html; charset=utf-8", head);
+        respond_render(
+            c, json ? "application/json" : "text/html; charset=utf-8", head);
     } else if (!strncmp(path, "/logs/", 6)) {
         if (!admin_log_name_ok(path + 6)) {
             respond_text(c, 404, "", "", head);
@@ -408,14 +418,17 @@ static void handle_request(struct admin_conn *c)
     } else if (!strncmp(path, "/vendor/", 8)) {
         serve_file(c, a->vendor_root, path + 7, "no-cache", head);
     } else {
-        serve_file(c, cfg ? cfg->dashboard_dir : "dashboard", path,
-                   "no-cache", head);
+        serve_file(c, cfg ? cfg->dashboard_dir : "dashboard", path, "no-cache",
+                   head);
     }
 }
 
 /* ---- parsing ---- */
 
-static struct admin_conn *conn_of(llhttp_t *p) { return p->data; }
+static struct admin_conn *conn_of(llhttp_t *p)
+{
+    return p->data;
+}
 
 static int on_message_begin(llhttp_t *p)
 {
@@ -723,8 +736,7 @@ static int listen_on(const char *addr, int *port_out)
         }
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, 128) == 0)
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
             break;
         err = errno;
         close(fd);
@@ -762,9 +774,9 @@ struct admin *admin_create(struct loop *loop, const char *listen_addr,
         log_warn("admin: cannot listen on %s", listen_addr);
         goto fail;
     }
-    const char *dash =
-        src->config && src->config->dashboard_dir[0] ? src->config->dashboard_dir
-                                                    : "dashboard";
+    const char *dash = src->config && src->config->dashboard_dir[0]
+                           ? src->config->dashboard_dir
+                           : "dashboard";
     snprintf(a->vendor_root, sizeof(a->vendor_root), "%s/../node_modules",
              dash);
     llhttp_settings_init(&a->settings);
@@ -815,4 +827,7 @@ void admin_destroy(struct admin *a)
     loop_defer(a->loop, admin_free, a);
 }
 
-int admin_port(const struct admin *a) { return a->port; }
+int admin_port(const struct admin *a)
+{
+    return a->port;
+}

@@ -169,8 +169,8 @@ static void backend_view(const struct admin_sources *src, size_t i,
         const struct config_backend *cb = &c->backends[i];
         snprintf(v->id, sizeof(v->id), "%s", cb->id);
         bool v6 = strchr(cb->host, ':') != NULL;
-        snprintf(v->addr, sizeof(v->addr), "%s%s%s:%s", v6 ? "[" : "",
-                 cb->host, v6 ? "]" : "", cb->port);
+        snprintf(v->addr, sizeof(v->addr), "%s%s%s:%s", v6 ? "[" : "", cb->host,
+                 v6 ? "]" : "", cb->port);
         v->weight = cb->weight;
     } else {
         snprintf(v->id, sizeof(v->id), "%zu", i);
@@ -230,8 +230,12 @@ static void json_history_field(struct admin_buf *b, const char *name,
             if (j)
                 admin_buf_str(b, ",");
             switch (f) {
-            case H_REQUESTS: json_u64(b, s->requests); break;
-            case H_ERRORS: json_u64(b, s->errors); break;
+            case H_REQUESTS:
+                json_u64(b, s->requests);
+                break;
+            case H_ERRORS:
+                json_u64(b, s->errors);
+                break;
             case H_P50:
                 if (s->has_latency)
                     json_num(b, s->p50_ms, 3);
@@ -267,7 +271,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     if (window_s > STATS_HISTORY)
         window_s = STATS_HISTORY;
     struct bview *v = calloc(n ? n : 1, sizeof(*v));
-    struct stats_second (*h)[STATS_HISTORY] = calloc(n ? n : 1, sizeof(*h));
+    struct stats_second(*h)[STATS_HISTORY] = calloc(n ? n : 1, sizeof(*h));
     if (!v || !h) {
         b->oom = true;
         goto out;
@@ -284,8 +288,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, ",\"mode\":");
     json_str(b, mode_of(src));
     admin_buf_printf(b, ",\"persistent\":%s",
-                     src->config && src->config->persistent ? "true"
-                                                            : "false");
+                     src->config && src->config->persistent ? "true" : "false");
     admin_buf_str(b, ",\"time\":");
     json_num(b, wall_s, 3);
     admin_buf_str(b, ",\"uptime_s\":");
@@ -405,8 +408,7 @@ static void prom_float(struct admin_buf *b, double v)
 static void prom_head(struct admin_buf *b, const char *name, const char *type,
                       const char *help)
 {
-    admin_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-                     type);
+    admin_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Counters and histogram of one label value: a backend, or "none" for the
@@ -431,8 +433,8 @@ static void sub_series(struct pseries *none, const struct pseries *be)
     none->sum_us -= be->sum_us;
 }
 
-void admin_render_metrics(struct admin_buf *b,
-                          const struct admin_sources *src, uint64_t now_us)
+void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
+                          uint64_t now_us)
 {
     struct stats *st = src->stats;
     size_t n = backend_count(src);
@@ -452,8 +454,7 @@ void admin_render_metrics(struct admin_buf *b,
     none->label = "none";
     if (st) {
         stats_counters(st, STATS_TOTAL, &none->c);
-        stats_duration(st, STATS_TOTAL, none->le, &none->count,
-                       &none->sum_us);
+        stats_duration(st, STATS_TOTAL, none->le, &none->count, &none->sum_us);
     }
     for (size_t i = 0; i < n; i++)
         sub_series(none, &ps[i]);
@@ -466,7 +467,7 @@ void admin_render_metrics(struct admin_buf *b,
     prom_label(b, mode_of(src));
     admin_buf_str(b, ",conn_model=");
     prom_label(b, src->config && src->config->persistent ? "persistent"
-                                                          : "non_persistent");
+                                                         : "non_persistent");
     admin_buf_str(b, "} 1\n");
     prom_head(b, "lbproxy_uptime_seconds", "gauge",
               "Seconds since the stats were created.");
@@ -480,8 +481,7 @@ void admin_render_metrics(struct admin_buf *b,
     for (size_t i = 0; i <= n; i++) {
         admin_buf_str(b, "lbproxy_requests_total{backend=");
         prom_label(b, ps[i].label);
-        admin_buf_printf(b, "} %llu\n",
-                         (unsigned long long)ps[i].c.requests);
+        admin_buf_printf(b, "} %llu\n", (unsigned long long)ps[i].c.requests);
     }
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
@@ -524,10 +524,18 @@ void admin_render_metrics(struct admin_buf *b,
             prom_label(b, v[i].id);
             admin_buf_str(b, "} ");
             switch (g) {
-            case 0: admin_buf_printf(b, "%u", v[i].in_flight); break;
-            case 1: admin_buf_printf(b, "%zu", v[i].pool_idle); break;
-            case 2: admin_buf_str(b, v[i].up ? "1" : "0"); break;
-            default: prom_float(b, v[i].score); break;
+            case 0:
+                admin_buf_printf(b, "%u", v[i].in_flight);
+                break;
+            case 1:
+                admin_buf_printf(b, "%zu", v[i].pool_idle);
+                break;
+            case 2:
+                admin_buf_str(b, v[i].up ? "1" : "0");
+                break;
+            default:
+                prom_float(b, v[i].score);
+                break;
             }
             admin_buf_str(b, "\n");
         }

@@ -35,9 +35,9 @@ struct csvlog {
     bool persistent;
     int fd;
     unsigned flush_ms;
-    size_t len;      /* bytes in buf */
-    size_t rows;     /* rows in buf */
-    bool failing;    /* the last write failed (reported once) */
+    size_t len;   /* bytes in buf */
+    size_t rows;  /* rows in buf */
+    bool failing; /* the last write failed (reported once) */
     uint64_t dropped;
     uint64_t dropped_reported;
     char buf[BUF_SIZE];
@@ -60,7 +60,10 @@ static void put_mem(struct out *o, const char *s, size_t n)
     o->p += n;
 }
 
-static void put_ch(struct out *o, char c) { put_mem(o, &c, 1); }
+static void put_ch(struct out *o, char c)
+{
+    put_mem(o, &c, 1);
+}
 
 static void put_u64(struct out *o, uint64_t v)
 {
@@ -234,8 +237,7 @@ static int flush_to(struct csvlog *l, int fd)
         int err = errno;
         l->dropped += l->rows;
         if (!l->failing)
-            log_warn("csvlog: %s: write failed, dropping log records",
-                     l->path);
+            log_warn("csvlog: %s: write failed, dropping log records", l->path);
         l->failing = true;
         errno = err;
     } else if (l->failing) {
@@ -264,8 +266,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
 }
 
 struct csvlog *csvlog_open(struct loop *loop, const char *path,
-                           const char *mode, bool persistent,
-                           unsigned flush_ms)
+                           const char *mode, bool persistent, unsigned flush_ms)
 {
     struct csvlog *l = malloc(sizeof(*l));
     if (!l)
@@ -331,4 +332,7 @@ void csvlog_close(struct csvlog *l)
     free(l);
 }
 
-uint64_t csvlog_dropped(const struct csvlog *l) { return l->dropped; }
+uint64_t csvlog_dropped(const struct csvlog *l)
+{
+    return l->dropped;
+}

@@ -6,15 +6,24 @@
 const char *record_error_str(enum record_error e)
 {
     switch (e) {
-    case RECORD_OK: return "";
-    case RECORD_BAD_REQUEST: return "bad_request";
-    case RECORD_CONNECT: return "connect";
-    case RECORD_TIMEOUT: return "timeout";
-    case RECORD_UPSTREAM_RESET: return "upstream_reset";
-    case RECORD_BAD_RESPONSE: return "bad_response";
-    case RECORD_CLIENT_CLOSED: return "client_closed";
-    case RECORD_CLIENT_TIMEOUT: return "client_timeout";
-    case RECORD_SHUTDOWN: return "shutdown";
+    case RECORD_OK:
+        return "";
+    case RECORD_BAD_REQUEST:
+        return "bad_request";
+    case RECORD_CONNECT:
+        return "connect";
+    case RECORD_TIMEOUT:
+        return "timeout";
+    case RECORD_UPSTREAM_RESET:
+        return "upstream_reset";
+    case RECORD_BAD_RESPONSE:
+        return "bad_response";
+    case RECORD_CLIENT_CLOSED:
+        return "client_closed";
+    case RECORD_CLIENT_TIMEOUT:
+        return "client_timeout";
+    case RECORD_SHUTDOWN:
+        return "shutdown";
     }
     return "unknown";
 }

@@ -38,7 +38,7 @@ struct series {
 struct stats {
     size_t n;
     uint64_t start_us;
-    struct series *series;    /* n backends, then the total */
+    struct series *series;           /* n backends, then the total */
     uint64_t scratch[STATS_BUCKETS]; /* merged histogram for queries */
 };
 
@@ -49,22 +49,31 @@ const double stats_le_bounds[STATS_LE_COUNT] = {
 
 /* The same bounds in microseconds, for integer comparisons. */
 static const uint64_t le_us[STATS_LE_COUNT] = {
-    500,    1000,    2500,    5000,    10000,    25000,    50000, 100000,
+    500,    1000,   2500,    5000,    10000,   25000,    50000,    100000,
     250000, 500000, 1000000, 2500000, 5000000, 10000000, 30000000,
 };
 
 const char *stats_err_str(enum stats_err e)
 {
     switch (e) {
-    case STATS_ERR_HTTP_5XX: return "http_5xx";
-    case STATS_ERR_CONNECT: return "connect";
-    case STATS_ERR_TIMEOUT: return "timeout";
-    case STATS_ERR_RESET: return "reset";
-    case STATS_ERR_BAD_RESPONSE: return "bad_response";
-    case STATS_ERR_BAD_REQUEST: return "bad_request";
-    case STATS_ERR_CLIENT_CLOSED: return "client_closed";
-    case STATS_ERR_CLIENT_TIMEOUT: return "client_timeout";
-    case STATS_ERR_SHUTDOWN: return "shutdown";
+    case STATS_ERR_HTTP_5XX:
+        return "http_5xx";
+    case STATS_ERR_CONNECT:
+        return "connect";
+    case STATS_ERR_TIMEOUT:
+        return "timeout";
+    case STATS_ERR_RESET:
+        return "reset";
+    case STATS_ERR_BAD_RESPONSE:
+        return "bad_response";
+    case STATS_ERR_BAD_REQUEST:
+        return "bad_request";
+    case STATS_ERR_CLIENT_CLOSED:
+        return "client_closed";
+    case STATS_ERR_CLIENT_TIMEOUT:
+        return "client_timeout";
+    case STATS_ERR_SHUTDOWN:
+        return "shutdown";
     }
     return "?";
 }
@@ -174,9 +183,15 @@ void stats_destroy(struct stats *s)
     free(s);
 }
 
-size_t stats_count(const struct stats *s) { return s->n; }
+size_t stats_count(const struct stats *s)
+{
+    return s->n;
+}
 
-uint64_t stats_start_us(const struct stats *s) { return s->start_us; }
+uint64_t stats_start_us(const struct stats *s)
+{
+    return s->start_us;
+}
 
 /* Series for an index, or NULL when out of range. */
 static struct series *series_of(const struct stats *s, size_t idx)
@@ -214,14 +229,22 @@ static int error_kind(const struct record *r)
     switch (r->error) {
     case RECORD_OK:
         return r->status >= 500 ? STATS_ERR_HTTP_5XX : -1;
-    case RECORD_BAD_REQUEST: return STATS_ERR_BAD_REQUEST;
-    case RECORD_CONNECT: return STATS_ERR_CONNECT;
-    case RECORD_TIMEOUT: return STATS_ERR_TIMEOUT;
-    case RECORD_UPSTREAM_RESET: return STATS_ERR_RESET;
-    case RECORD_BAD_RESPONSE: return STATS_ERR_BAD_RESPONSE;
-    case RECORD_CLIENT_CLOSED: return STATS_ERR_CLIENT_CLOSED;
-    case RECORD_CLIENT_TIMEOUT: return STATS_ERR_CLIENT_TIMEOUT;
-    case RECORD_SHUTDOWN: return STATS_ERR_SHUTDOWN;
+    case RECORD_BAD_REQUEST:
+        return STATS_ERR_BAD_REQUEST;
+    case RECORD_CONNECT:
+        return STATS_ERR_CONNECT;
+    case RECORD_TIMEOUT:
+        return STATS_ERR_TIMEOUT;
+    case RECORD_UPSTREAM_RESET:
+        return STATS_ERR_RESET;
+    case RECORD_BAD_RESPONSE:
+        return STATS_ERR_BAD_RESPONSE;
+    case RECORD_CLIENT_CLOSED:
+        return STATS_ERR_CLIENT_CLOSED;
+    case RECORD_CLIENT_TIMEOUT:
+        return STATS_ERR_CLIENT_TIMEOUT;
+    case RECORD_SHUTDOWN:
+        return STATS_ERR_SHUTDOWN;
     }
     return -1;
 }
@@ -260,15 +283,13 @@ void stats_record(struct stats *s, const struct record *r, uint64_t now_us)
     uint64_t sec = now_us / 1000000u;
     int kind = error_kind(r);
     bool backend = r->backend >= 0 && (size_t)r->backend < s->n;
-    int64_t lat = backend && r->upstream_us >= 0 ? r->upstream_us
-                                                  : r->total_us;
+    int64_t lat = backend && r->upstream_us >= 0 ? r->upstream_us : r->total_us;
     if (backend)
         account(&s->series[r->backend], sec, kind, lat, r);
     account(&s->series[s->n], sec, kind, lat, r);
 }
 
-void stats_set_score(struct stats *s, size_t idx, double score,
-                     uint64_t now_us)
+void stats_set_score(struct stats *s, size_t idx, double score, uint64_t now_us)
 {
     struct series *se = series_of(s, idx);
     if (!se)

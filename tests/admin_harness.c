@@ -64,7 +64,8 @@ static void on_traffic(struct loop *loop, struct loop_timer *t)
         bool fail = b == 2 && h->n++ % 5 == 0;
         struct record r;
         memset(&r, 0, sizeof(r));
-        r.wall_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+        r.wall_us =
+            (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
         r.backend = b;
         r.backend_id = h->cfg.backends[b].id;
         r.status = fail ? 500 : 200;
@@ -111,8 +112,8 @@ int main(int argc, char **argv)
         snprintf(h.cfg.backends[i].id, sizeof(h.cfg.backends[i].id), "%c",
                  'A' + i);
         strcpy(h.cfg.backends[i].host, "127.0.0.1");
-        snprintf(h.cfg.backends[i].port, sizeof(h.cfg.backends[i].port),
-                 "%d", 8081 + i);
+        snprintf(h.cfg.backends[i].port, sizeof(h.cfg.backends[i].port), "%d",
+                 8081 + i);
         h.cfg.backends[i].weight = 1;
     }
 

@@ -36,7 +36,8 @@ static size_t fake_pool_idle(void *ctx, size_t idx)
 static const char *ok_paths[][2] = {
     {"/", "/"},
     {"/index.html", "/index.html"},
-    {"/vendor/uplot/dist/uPlot.iife.min.js?v=1.2", "/vendor/uplot/dist/uPlot.iife.min.js"},
+    {"/vendor/uplot/dist/uPlot.iife.min.js?v=1.2",
+     "/vendor/uplot/dist/uPlot.iife.min.js"},
     {"/a%20b.js#frag", "/a b.js"},
     {"/logs/", "/logs/"},
     {"/x?../../etc/passwd", "/x"},
@@ -44,10 +45,22 @@ static const char *ok_paths[][2] = {
 };
 
 static const char *bad_paths[] = {
-    "/../etc/passwd", "/%2e%2e/etc/passwd", "/a/../../b", "/a/./b",
-    "/a//b",          "/.git/config",       "/a\\b",      "/a%5cb",
-    "/%00",           "/x%2",               "/x%zz",      "relative",
-    "",               "/a/..",              "/a/%2E%2E",  "/tab\there",
+    "/../etc/passwd",
+    "/%2e%2e/etc/passwd",
+    "/a/../../b",
+    "/a/./b",
+    "/a//b",
+    "/.git/config",
+    "/a\\b",
+    "/a%5cb",
+    "/%00",
+    "/x%2",
+    "/x%zz",
+    "relative",
+    "",
+    "/a/..",
+    "/a/%2E%2E",
+    "/tab\there",
 };
 
 static void test_sanitize_path(void **state)
@@ -210,7 +223,8 @@ static const char *json_check =
     "assert t[\"requests\"] == 20 * 62, t\n"
     "assert t[\"errors\"] == 20 * 4, t\n"
     "assert abs(t[\"rps\"] - 62) < 1e-6, t\n"
-    "assert set(t[\"latency_ms\"]) == {\"mean\", \"p50\", \"p90\", \"p99\", \"p999\"}\n"
+    "assert set(t[\"latency_ms\"]) == {\"mean\", \"p50\", \"p90\", \"p99\", "
+    "\"p999\"}\n"
     "bs = d[\"backends\"]\n"
     "assert [b[\"id\"] for b in bs] == [\"A\", \"B\", \"C\\\"q\"], bs\n"
     "assert bs[2][\"address\"] == \"[::1]:8083\"\n"
@@ -218,14 +232,17 @@ static const char *json_check =
     "assert [b[\"pool_idle\"] for b in bs] == [10, 11, 12]\n"
     "assert [b[\"requests\"] for b in bs] == [200, 400, 600]\n"
     "assert [b[\"rps\"] for b in bs] == [10, 20, 30]\n"
-    "assert bs[1][\"errors\"][\"total\"] == 40 and bs[1][\"errors\"][\"http_5xx\"] == 40\n"
+    "assert bs[1][\"errors\"][\"total\"] == 40 and "
+    "bs[1][\"errors\"][\"http_5xx\"] == 40\n"
     "for k in (\"connect\", \"timeout\", \"reset\", \"bad_response\"):\n"
     "    assert bs[0][\"errors\"][k] == 0\n"
     "for i, b in enumerate(bs):\n"
-    "    assert b[\"index\"] == i and b[\"health\"] == \"up\" and b[\"reason\"] == \"\"\n"
+    "    assert b[\"index\"] == i and b[\"health\"] == \"up\" and "
+    "b[\"reason\"] == \"\"\n"
     "    assert abs(b[\"latency_ms\"][\"p50\"] - (i + 1)) < 0.02 * (i + 1), b\n"
     "    assert b[\"last_second\"][\"requests\"] == (i + 1) * 10\n"
-    "    assert abs(b[\"last_second\"][\"p99_ms\"] - (i + 1)) < 0.02 * (i + 1)\n"
+    "    assert abs(b[\"last_second\"][\"p99_ms\"] - (i + 1)) < 0.02 * (i + "
+    "1)\n"
     "    assert b[\"bytes_in\"] == b[\"requests\"] * 100\n"
     "h = d[\"history\"]\n"
     "assert len(h[\"t\"]) == 60 and h[\"t\"] == sorted(h[\"t\"])\n"
@@ -285,7 +302,8 @@ static void test_stats_json_with_balancer(void **state)
         "assert d[\"mode\"] == \"adaptive_ewma\", d[\"mode\"]\n"
         "assert bs[1][\"health\"] in (\"ejected\", \"probing\"), bs[1]\n"
         "assert bs[1][\"reason\"] != \"\"\n"
-        "assert bs[0][\"in_flight\"] == 1 and d[\"total\"][\"in_flight\"] == 1\n"
+        "assert bs[0][\"in_flight\"] == 1 and d[\"total\"][\"in_flight\"] == "
+        "1\n"
         "assert bs[0][\"health\"] == \"up\"\n"
         "'";
     int rc = run_checker("/usr/bin/python3", py, b.p, b.len);
@@ -326,12 +344,16 @@ static void test_metrics(void **state)
         "lbproxy_backend_up{backend=\"A\"} 1\n",
         "# TYPE lbproxy_request_duration_seconds histogram\n",
         /* A: 1 ms each, so not <= 0.5 ms, all <= 1 ms */
-        "lbproxy_request_duration_seconds_bucket{backend=\"A\",le=\"0.0005\"} 0\n",
-        "lbproxy_request_duration_seconds_bucket{backend=\"A\",le=\"0.001\"} 200\n",
-        "lbproxy_request_duration_seconds_bucket{backend=\"A\",le=\"+Inf\"} 200\n",
+        "lbproxy_request_duration_seconds_bucket{backend=\"A\",le=\"0.0005\"} "
+        "0\n",
+        "lbproxy_request_duration_seconds_bucket{backend=\"A\",le=\"0.001\"} "
+        "200\n",
+        "lbproxy_request_duration_seconds_bucket{backend=\"A\",le=\"+Inf\"} "
+        "200\n",
         "lbproxy_request_duration_seconds_sum{backend=\"A\"} 0.2\n",
         "lbproxy_request_duration_seconds_count{backend=\"A\"} 200\n",
-        "lbproxy_request_duration_seconds_bucket{backend=\"none\",le=\"0.0005\"} 40\n",
+        "lbproxy_request_duration_seconds_bucket{backend=\"none\",le=\"0."
+        "0005\"} 40\n",
         "lbproxy_info{version=\"0.1.0\",mode=\"adaptive_ewma\","
         "conn_model=\"persistent\"} 1\n",
     };
@@ -349,8 +371,7 @@ static void test_metrics(void **state)
         }
         line = nl + 1;
     }
-    int rc = run_checker("/usr/bin/promtool", "check metrics", b.p,
-                         b.len - 1);
+    int rc = run_checker("/usr/bin/promtool", "check metrics", b.p, b.len - 1);
     if (rc != -2 && rc != 0)
         fail_msg("promtool check metrics failed (%d)", rc);
     admin_buf_free(&b);

@@ -28,7 +28,10 @@ static uint64_t rng(void)
     return rng_state;
 }
 
-static double uniform(void) { return (double)(rng() >> 11) / 9007199254740992.0; }
+static double uniform(void)
+{
+    return (double)(rng() >> 11) / 9007199254740992.0;
+}
 
 static struct record rec(int backend, int64_t upstream_us, int status)
 {
@@ -56,7 +59,8 @@ static void test_bucket_bounds(void **state)
 {
     (void)state;
     size_t prev = 0;
-    for (uint64_t v = 0; v < (UINT64_C(1) << 27); v = v < 4096 ? v + 1 : v + v / 97) {
+    for (uint64_t v = 0; v < (UINT64_C(1) << 27);
+         v = v < 4096 ? v + 1 : v + v / 97) {
         size_t b = stats_bucket(v);
         assert_true(b < STATS_BUCKETS);
         assert_true(b >= prev); /* monotonic */
