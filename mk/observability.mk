@@ -25,3 +25,16 @@ TESTS += e2e-observability
 ## e2e-observability: CSV log vs backend counts, API/metrics agreement, SIGUSR1 rotation, Prometheus scrape (real lbproxy)
 e2e-observability: $(LBPROXY) $(LBBACKEND)
 	$(Q)$(PYTHON) -m pytest -q tests/e2e/test_observability.py
+
+OBS_BENCH := $(BUILD)/tests/obs_microbench
+
+$(OBS_BENCH): tests/obs_microbench.c $(LIBLB)
+	@mkdir -p $(dir $@)
+	$(call E,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLB) \
+	    $(PKG_LIBS) $(LDLIBS)
+
+.PHONY: obs-bench
+## obs-bench: cost per request of stats and the CSV log, and of rendering the admin API (a measurement)
+obs-bench: $(OBS_BENCH)
+	$(Q)taskset -c 1 ./$(OBS_BENCH) 2>/dev/null || ./$(OBS_BENCH)
