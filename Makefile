@@ -99,7 +99,9 @@ unit: $(UNIT_BINS)
 TESTS := unit $(TESTS)
 
 ## test: build everything and run every test suite (unit, simulation, e2e, browser)
-test: all
+test:
+	$(Q)scripts/install-deps.sh --quiet
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)set -e; for t in $(TESTS); do $(MAKE) --no-print-directory $$t; done
 
 ## asan: run the tests under AddressSanitizer + UndefinedBehaviorSanitizer

@@ -5,3 +5,8 @@ e2e-proxy: $(LBPROXY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_proxy.py
 
 TESTS += e2e-proxy
+
+.PHONY: demo
+## demo: build, start three backends, lbproxy (adaptive_ewma, persistent), dashboard and a light load
+demo:
+	$(Q)scripts/demo.sh

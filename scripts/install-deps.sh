@@ -9,11 +9,16 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev
       libcmocka-dev wrk curl python3 python3-pytest
       clang libclang-rt-14-dev
-      prometheus chromium)
+      prometheus chromium fonts-liberation)
 bench=(nginx-light haproxy python3-pandas python3-matplotlib linux-perf)
-if [[ ${1:-} == --bench ]]; then
-    pkgs+=("${bench[@]}")
-fi
+quiet=0
+for arg in "$@"; do
+    case $arg in
+    --bench) pkgs+=("${bench[@]}") ;;
+    --quiet) quiet=1 ;;
+    *) echo "usage: $0 [--bench] [--quiet]" >&2; exit 2 ;;
+    esac
+done
 
 # Node.js may come from elsewhere (with its own npm); add Debian's only if absent.
 command -v node >/dev/null || pkgs+=(nodejs)
@@ -34,7 +39,7 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends "${missing[@]}"
-else
+elif ((!quiet)); then
     echo "install-deps: all packages present"
 fi
 
