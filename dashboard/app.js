@@ -2,7 +2,7 @@
 // snapshot, appends each SSE snapshot of /api/stream, survives lbproxy
 // restarts, and switches to a CSV log from /logs/ on request.
 
-import { ChartSet, backendColour } from './charts.js';
+import { ChartSet, backendColour, logScale } from './charts.js';
 import { listLogs, loadLog } from './csvlog.js';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
          fmtNum, fmtRate } from './format.js';
@@ -486,6 +486,16 @@ function showLive() {
     if (charts) { charts.destroy(); charts = null; }
     renderEvents();
     if (live.snap) renderLive(true);
+}
+
+for (const b of document.querySelectorAll('.scale-toggle')) {
+    const key = b.dataset.chart;
+    b.setAttribute('aria-pressed', String(!!logScale[key]));
+    b.addEventListener('click', () => {
+        const on = !logScale[key];
+        b.setAttribute('aria-pressed', String(on));
+        if (charts) charts.setLog(key, on); else logScale[key] = on;
+    });
 }
 
 $('btn-live').addEventListener('click', showLive);

@@ -100,7 +100,7 @@ class Chart {
     destroy() { this.ro.disconnect(); this.u.destroy(); this.el.textContent = ''; }
 }
 
-function baseOpts(yLabel, fmt, range) {
+function baseOpts(yLabel, fmt, range) {  // range: linear y only
     return {
         scales: { x: { time: true }, y: { range } },
         axes: [xAxis(), yAxis(yLabel, fmt)],
@@ -160,39 +160,57 @@ function shareData(ids, view) {
     return [view.t, ...cum];
 }
 
+// Which charts use a logarithmic y axis (toggled from the page; kept for
+// the session so a rebuilt chart keeps the choice).
+export const logScale = { lat: false, score: true };
+
+const positive = a => a.map(v => (v != null && v > 0 ? v : null));
+
+function yScale(opts, log, pad) {
+    opts.scales.y = log ? { distr: 3, log: 10 } : { range: zeroBased(pad) };
+}
+
 // p50 (solid) and p99 (dashed) latency per backend.
 export function latencyChart(el, ids, view) {
-    const o = baseOpts('latency (ms)', fmtMs, zeroBased(1.1));
-    const data = [view.t];
+    const log = logScale.lat;
+    const o = baseOpts(log ? 'latency (ms, log)' : 'latency (ms)', fmtMs);
+    yScale(o, log, 1.1);
     for (const id of ids) {
         o.series.push(lineSeries(id, {
             label: id + ' p50',
             value: (u, v) => (v == null ? '—' : fmtMs(v) + ' ms'),
         }));
-        data.push(view.p50[id]);
     }
     for (const id of ids) {
         o.series.push(lineSeries(id, {
             label: id + ' p99', width: 1.25, dash: [5, 4],
             value: (u, v) => (v == null ? '—' : fmtMs(v) + ' ms'),
         }));
-        data.push(view.p99[id]);
     }
-    const c = new Chart(el, o, data);
-    c.reshape = v => [v.t, ...ids.map(id => v.p50[id]),
-                      ...ids.map(id => v.p99[id])];
+    const reshape = v => {
+        const d = [...ids.map(id => v.p50[id]), ...ids.map(id => v.p99[id])];
+        return [v.t, ...(log ? d.map(positive) : d)];
+    };
+    const c = new Chart(el, o, reshape(view));
+    c.reshape = reshape;
     return c;
 }
 
 // The selector's score per backend (what `pick` compares).
 export function scoreChart(el, ids, view) {
-    const o = baseOpts('score', fmtNum, zeroBased(1.15));
+    const log = logScale.score;
+    const o = baseOpts(log ? 'score (log)' : 'score', fmtNum);
+    yScale(o, log, 1.15);
     for (const id of ids) {
         o.series.push(lineSeries(id, {
             value: (u, v) => (v == null ? '—' : fmtNum(v)),
         }));
     }
-    return new Chart(el, o, [view.t, ...ids.map(id => view.score[id])]);
+    const reshape = v => [v.t, ...ids.map(id =>
+        (log ? positive(v.score[id]) : v.score[id]))];
+    const c = new Chart(el, o, reshape(view));
+    c.reshape = reshape;
+    return c;
 }
 
 const HEALTH_FILL = { ejected: '#f85149', down: '#8b949e', probing: '#d29922' };
@@ -253,6 +271,7 @@ export class ChartSet {
             err: errorChart(els.err, ids, this.ref),
         };
         if (withScore) this.charts.score = scoreChart(els.score, ids, view);
+        this.els = els;
         this.view = view;
     }
     update(view) {
@@ -264,7 +283,15 @@ export class ChartSet {
         c.share.setData(shareData(ids, view));
         c.lat.setData(c.lat.reshape(view));
         c.err.setData([view.t, ...ids.map(id => view.errors[id])]);
-        if (c.score) c.score.setData([view.t, ...ids.map(id => view.score[id])]);
+        if (c.score) c.score.setData(c.score.reshape(view));
+    }
+    // Switches one chart ('lat' or 'score') between linear and log axes.
+    setLog(key, on) {
+        logScale[key] = on;
+        const make = { lat: latencyChart, score: scoreChart }[key];
+        if (!this.charts[key]) return;
+        this.charts[key].destroy();
+        this.charts[key] = make(this.els[key], this.ids, this.view);
     }
     // Non-null points per backend and chart, for the browser test.
     coverage() {
