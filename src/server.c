@@ -19,6 +19,7 @@
 #include "client.h"
 #include "config.h"
 #include "csvlog.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
 #include "record.h"
@@ -43,6 +44,7 @@ struct server {
     struct stats *stats;
     struct admin *admin;
     struct admin_sources admin_src;
+    struct health *health; /* active checks of the current generation */
 };
 
 static struct server srv;
@@ -268,6 +270,10 @@ static void reload(void)
     srv.ctx.gen = g;
     srv.admin_src.balancer = g->bal;
     srv.admin_src.pool_ctx = g->up;
+    health_destroy(srv.health); /* checks follow the current generation */
+    srv.health = health_create(srv.loop, &srv.cfg, g->up, g->bal);
+    if (!srv.health && errno)
+        log_warn("reload: active health checks not started");
     client_gen_put(old); /* freed once its last session finishes */
     log_info("reloaded: mode %s, %zu backend(s)", cfg.mode, cfg.nbackends);
 }
@@ -316,6 +322,12 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
     if (!srv.ctx.gen)
         return -1;
+    srv.health = health_create(srv.loop, &srv.cfg, srv.ctx.gen->up,
+                               srv.ctx.gen->bal);
+    if (!srv.health && errno) {
+        snprintf(err, errlen, "health checks: %s", strerror(errno));
+        return -1;
+    }
 
     int fd = listen_on(cfg->listen, err, errlen);
     if (fd < 0)
@@ -385,6 +397,7 @@ int server_run(void)
     int rc = loop_run(srv.loop);
     loop_timer_cancel(srv.loop, &srv.tick_timer);
     client_close_all(&srv.ctx);
+    health_destroy(srv.health);
     admin_destroy(srv.admin);
     csvlog_close(srv.csv);
     client_gen_put(srv.ctx.gen);
