@@ -128,6 +128,15 @@ install: all
 	install -m 755 lbproxy lbbackend $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 config/lbproxy.ini config/backends.ini $(DESTDIR)$(PREFIX)/etc/lbproxy/
 	cp -R dashboard/. $(DESTDIR)$(PREFIX)/share/lbproxy/dashboard/
+	@# the dashboard's npm libraries, served under /vendor/
+	for m in uplot papaparse; do \
+	    test -d node_modules/$$m || { echo "run scripts/install-deps.sh first"; exit 1; }; \
+	    install -d $(DESTDIR)$(PREFIX)/share/lbproxy/node_modules/$$m; \
+	    cp -R node_modules/$$m/. $(DESTDIR)$(PREFIX)/share/lbproxy/node_modules/$$m/; \
+	done
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's#/usr/local#$(PREFIX)#g' config/lbproxy.service \
+	    > $(DESTDIR)$(PREFIX)/lib/systemd/system/lbproxy.service
 
 ## clean: remove build outputs and binaries
 clean:

@@ -376,3 +376,59 @@ def test_bad_flag_exits_2_with_a_message(procs):
     p = subprocess.run([LBPROXY, "--mode", "nonsense"], capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 2 and "mode" in p.stderr
+
+
+def test_sighup_reload_swaps_backends_without_dropping_connections(procs,
+                                                                   tmp_path):
+    a = procs.backend(bid="A")
+    b = procs.backend(bid="B")
+    ini = tmp_path / "lb.ini"
+    ini.write_text(f"[proxy]\nmode = round-robin\n[backends]\n"
+                   f"A = 127.0.0.1:{a.port}\n")
+    port = free_port()
+    from conftest import LBPROXY
+    px = procs.start([LBPROXY, "--config", str(ini), "--listen",
+                      f"127.0.0.1:{port}", "--admin", "off", "--log", "off"],
+                     port=port)
+    with Conn(port) as c:
+        assert c.request().header("x-backend-id") == "A"
+        ini.write_text(f"[proxy]\nmode = round-robin\n[backends]\n"
+                       f"B = 127.0.0.1:{b.port}\n")
+        px.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while True:  # the same client connection sees the new set
+            r = c.request()
+            assert r.status == 200
+            if r.header("x-backend-id") == "B":
+                break
+            assert time.monotonic() < deadline, "reload never took effect"
+            time.sleep(0.02)
+    # a broken file is refused and the running set stays
+    ini.write_text("[proxy]\nmode = nonsense\n")
+    px.send_signal(signal.SIGHUP)
+    for _ in range(3):
+        assert get(port).header("x-backend-id") == "B"
+    assert px.poll() is None
+
+
+def test_make_install_honours_prefix_and_destdir(tmp_path):
+    import subprocess
+    from conftest import ROOT
+    dest = tmp_path / "root"
+    # a plain build, whatever make (e.g. `make asan`) runs this test
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SANITIZE")}
+    subprocess.run(["make", "-s", "install", f"DESTDIR={dest}",
+                    "PREFIX=/opt/lb"], cwd=ROOT, check=True, timeout=300,
+                   capture_output=True, env=env)
+    base = dest / "opt" / "lb"
+    for f in ("bin/lbproxy", "bin/lbbackend", "etc/lbproxy/lbproxy.ini",
+              "share/lbproxy/dashboard/index.html",
+              "lib/systemd/system/lbproxy.service"):
+        assert (base / f).exists(), f
+    unit = (base / "lib/systemd/system/lbproxy.service").read_text()
+    assert "/opt/lb/bin/lbproxy" in unit and "/usr/local" not in unit
+    p = subprocess.run([str(base / "bin/lbproxy"), "--check", "--config",
+                        str(base / "etc/lbproxy/lbproxy.ini")],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
