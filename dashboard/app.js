@@ -386,8 +386,8 @@ async function openLog(name) {
     $('csv-progress').textContent = 'loading…';
     try {
         const t0 = performance.now();
-        const v = await loadLog(name, rows => {
-            $('csv-progress').textContent = `parsing… ${fmtInt(rows)} rows`;
+        const v = await loadLog(name, text => {
+            $('csv-progress').textContent = text;
         });
         const ms = performance.now() - t0;
         csv = { name, view: v };
@@ -413,6 +413,7 @@ function showCsv(ms) {
     $('csv-progress').textContent = s.rows
         ? `${fmtInt(s.rows)} requests, ${fmtDateTime(s.start)} → ` +
           `${fmtClock(s.end)} (${fmtDuration(s.seconds)})` +
+          (v.bucket > 1 ? `, charts in ${v.bucket} s buckets` : '') +
           (ms != null ? `, parsed in ${(ms / 1000).toFixed(1)} s` : '')
         : 'the log has no request rows';
     renderHeader(s.mode, s.connModel);

@@ -44,6 +44,11 @@ function parseListing(html) {
     return out;
 }
 
+// Bucket widths (seconds) for the CSV charts, and the most points a chart
+// gets: an hour-long log is drawn in 10 s buckets.
+const BUCKETS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+const MAX_BUCKETS = 600;
+
 function percentile(sorted, q) {
     if (!sorted.length) return null;
     const i = Math.min(sorted.length - 1,
@@ -131,24 +136,39 @@ export class CsvAggregator {
     finish() {
         const ids = [...this.backends.keys()].sort();
         const empty = () => Object.fromEntries(ids.map(id => [id, []]));
-        const v = { ids, t: [], requests: empty(), errors: empty(),
+        const v = { ids, t: [], bucket: 1, requests: empty(), errors: empty(),
                     p50: empty(), p99: empty(), share: empty() };
         const all = new Map(ids.map(id => [id, []]));
         const allLat = [];
         if (this.rows && isFinite(this.minT)) {
-            // one point per second from first to last, 0 where idle; a
-            // very long log is still fine for uPlot (86,400 points a day)
-            for (let s = this.minT; s <= this.maxT; s++) {
-                const m = this.buckets.get(s);
-                v.t.push(s);
+            // one point per second from first to last (0 where idle); a
+            // long log gets wider buckets so a chart keeps <= MAX_BUCKETS
+            const span = this.maxT - this.minT + 1;
+            const step = BUCKETS.find(b => span / b <= MAX_BUCKETS) ||
+                         BUCKETS[BUCKETS.length - 1];
+            v.bucket = step;
+            for (let s0 = this.minT; s0 <= this.maxT; s0 += step) {
+                const secs = Math.min(step, this.maxT - s0 + 1);
+                const per = new Map(ids.map(id => [id, { n: 0, err: 0, lat: [] }]));
                 let tot = 0;
-                if (m) for (const c of m.values()) tot += c.n;
+                for (let s = s0; s < s0 + secs; s++) {
+                    const m = this.buckets.get(s);
+                    if (!m) continue;
+                    for (const [id, c] of m) {
+                        const p = per.get(id);
+                        p.n += c.n;
+                        p.err += c.err;
+                        for (const x of c.lat) p.lat.push(x);
+                        tot += c.n;
+                    }
+                }
+                v.t.push(s0);
                 for (const id of ids) {
-                    const c = m && m.get(id);
-                    v.requests[id].push(c ? c.n : 0);
-                    v.errors[id].push(c ? c.err : 0);
-                    v.share[id].push(tot ? (c ? 100 * c.n / tot : 0) : null);
-                    if (c && c.lat.length) {
+                    const c = per.get(id);
+                    v.requests[id].push(c.n / secs);
+                    v.errors[id].push(c.err / secs);
+                    v.share[id].push(tot ? 100 * c.n / tot : null);
+                    if (c.lat.length) {
                         c.lat.sort((a, b) => a - b);
                         v.p50[id].push(percentile(c.lat, 0.5));
                         v.p99[id].push(percentile(c.lat, 0.99));
@@ -161,7 +181,7 @@ export class CsvAggregator {
                 }
             }
         }
-        const span = v.t.length ? v.t.length : 0;
+        const span = this.rows ? this.maxT - this.minT + 1 : 0;
         v.summary = {
             rows: this.rows, mode: this.mode, connModel: this.connModel,
             start: this.minT, end: this.maxT, seconds: span,
@@ -193,24 +213,30 @@ export class CsvAggregator {
     }
 }
 
-// Fetches and parses /logs/NAME in a worker, streaming when the server
-// honours Range requests.  Resolves to the view; onProgress(rows) is called
-// after each chunk.
-export function loadLog(name, onProgress) {
+// Downloads /logs/NAME, then parses it in a Papa Parse worker in slices of
+// a few MB, so a large log neither blocks the page nor arrives as one huge
+// batch of rows.  Resolves to the view; onProgress(text) reports the steps.
+export async function loadLog(name, onProgress) {
     const url = new URL('/logs/' + encodeURIComponent(name), location.href).href;
+    const report = onProgress || (() => {});
+    report('downloading…');
+    const res = await fetch(url, { cache: 'no-store' });
+    if (!res.ok) throw new Error(`cannot load ${name}: HTTP ${res.status}`);
+    const blob = await res.blob();
     const agg = new CsvAggregator();
     return new Promise((resolve, reject) => {
-        Papa.parse(url, {
-            download: true, worker: true, header: true,
-            skipEmptyLines: true,
-            chunk: res => {
-                agg.add(res.data);
-                if (onProgress) onProgress(agg.rows);
+        Papa.parse(blob, {
+            worker: true, header: true, skipEmptyLines: true,
+            chunkSize: 4 << 20,
+            chunk: r => {
+                agg.add(r.data);
+                const pct = blob.size ? Math.min(100, 100 * r.meta.cursor / blob.size) : 100;
+                report(`parsing… ${pct.toFixed(0)} % (${agg.rows.toLocaleString('en-US')} rows)`);
             },
             complete: () => {
                 try { resolve(agg.finish()); } catch (e) { reject(e); }
             },
-            error: err => reject(new Error('cannot load ' + name + ': ' +
+            error: err => reject(new Error('cannot parse ' + name + ': ' +
                                            (err && err.message || err))),
         });
     });
