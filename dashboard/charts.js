@@ -104,7 +104,8 @@ function baseOpts(yLabel, fmt, range) {  // range: linear y only
     return {
         scales: { x: { time: true }, y: { range } },
         axes: [xAxis(), yAxis(yLabel, fmt)],
-        series: [{ label: 'time', value: (u, v) => (v == null ? '' :
+        // the legend's first entry: the second its values belong to
+        series: [{ label: '', value: (u, v) => (v == null ? '' :
             new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false })) }],
     };
 }
