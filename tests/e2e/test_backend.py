@@ -28,6 +28,18 @@ from conftest import LBBACKEND, ROOT, free_port, wait_port
 
 # ---------------------------------------------------------------- helpers
 
+@pytest.fixture(autouse=True)
+def graceful_exit(procs):
+    """Every backend a test left running must stop cleanly on SIGTERM (exit
+    0; under the sanitizer build this also runs the leak check)."""
+    yield
+    for p in procs.procs:
+        if p.poll() is None:
+            rc = procs.stop(p)
+            with open(p.logfile, errors="replace") as f:
+                assert rc == 0, f.read()
+
+
 class Response:
     def __init__(self, status, headers, body, raw_head):
         self.status = status
