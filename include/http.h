@@ -112,6 +112,13 @@ int http_build_response_head(char *out, size_t cap, const llhttp_t *p,
  * Returns its length (always fits in 512 bytes). */
 int http_error_response(char *out, size_t cap, int status, bool close);
 
+/* The answer to a request llhttp refused with err at offset err_off of
+ * the len bytes it was given from buf: 505 for a well-formed but
+ * unsupported HTTP version ("HTTP/1.2" at the end of the request line),
+ * else 400. */
+int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
+                            size_t err_off);
+
 /* The standard reason phrase of a status code ("Unknown" otherwise). */
 const char *http_status_text(int status);
 

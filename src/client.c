@@ -82,6 +82,8 @@ struct client {
     char *in;
     size_t in_len, in_off;
     bool body_started; /* body parsing begun (zero-length execute done) */
+    bool body_too_big; /* a chunk size took the body over max_body_bytes */
+    uint64_t body_total; /* chunked: sum of the chunk sizes announced */
     bool req_complete;
     bool client_eof;
     bool keep_alive;
@@ -298,7 +300,8 @@ static void drop_upstream(struct client *c, bool reset)
 /* Resets the per-request state after it finished (or before a new one). */
 static void reset_request(struct client *c)
 {
-    c->req_complete = c->body_started = false;
+    c->req_complete = c->body_started = c->body_too_big = false;
+    c->body_total = 0;
     c->backend = -1;
     c->in_flight = false;
     c->tried = 0;
@@ -569,6 +572,22 @@ static int req_on_headers_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* A chunk size line was parsed (its size in p->content_length): refuse
+ * the body as soon as the announced total passes the limit, before any
+ * byte of that chunk is forwarded (else llhttp would wait for up to
+ * 2^64-1 bytes). */
+static int req_on_chunk_header(llhttp_t *p)
+{
+    struct client *c = container_of(p, struct client, parser);
+    uint64_t max = cfg_of(c)->max_body_bytes;
+    if (p->content_length > max || c->body_total > max - p->content_length) {
+        c->body_too_big = true;
+        return -1;
+    }
+    c->body_total += p->content_length;
+    return 0;
+}
+
 static int req_on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct client *c = container_of(p, struct client, parser);
@@ -648,6 +667,7 @@ static void init_settings(void)
     http_settings_init(&req_settings);
     req_settings.on_headers_complete = req_on_headers_complete;
     req_settings.on_body = req_on_body;
+    req_settings.on_chunk_header = req_on_chunk_header;
     req_settings.on_message_complete = req_on_message_complete;
     http_settings_init(&resp_settings);
     resp_settings.on_headers_complete = resp_on_headers_complete;
@@ -752,7 +772,12 @@ static bool parse_head(struct client *c)
     }
     copy_request_line(c);
     log_debug("%s: bad request: %s", c->addr, llhttp_errno_name(e));
-    reject_request(c, c->head.too_many ? 431 : 400);
+    if (c->head.too_many) {
+        reject_request(c, 431);
+        return true;
+    }
+    size_t err_off = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
+    reject_request(c, http_parse_error_status(e, c->in, c->in_len, err_off));
     return true;
 }
 
@@ -794,10 +819,12 @@ static bool pump_request(struct client *c)
         c->req_bytes += used;
         cancel_client_timer(c);
     } else {
-        log_debug("%s: bad request body: %s", c->addr, llhttp_errno_name(e));
+        log_debug("%s: bad request body: %s", c->addr,
+                  c->body_too_big ? "over the limit" : llhttp_errno_name(e));
         cancel_pick(c);
         c->keep_alive = false;
-        reply_error(c, 400, RECORD_BAD_REQUEST);
+        c->want_close = true;
+        reply_error(c, c->body_too_big ? 413 : 400, RECORD_BAD_REQUEST);
         return true;
     }
     if (c->in_off == c->in_len && !c->req_complete)
@@ -863,12 +890,23 @@ static bool flush_upstream(struct client *c)
 
 /* ---- response side ---- */
 
+/* A response head was built into `cb` but not one byte of it reached the
+ * client yet: take it back so that an error can still be answered. */
+static void withdraw_response(struct client *c)
+{
+    if (c->resp_head_sent && c->resp_bytes == 0) {
+        c->cb_len = c->cb_off = 0;
+        c->resp_head_sent = false;
+    }
+}
+
 static void bad_response(struct client *c, const char *why)
 {
     log_debug("%s: bad response from %s: %s", c->addr,
               upstream_id(c->gen->up, (size_t)c->backend), why);
     observe(c, BALANCER_RESET);
     drop_upstream(c, true);
+    withdraw_response(c);
     if (c->resp_head_sent) {
         client_close(c, RECORD_BAD_RESPONSE);
         return;
@@ -993,6 +1031,7 @@ static void upstream_eof(struct client *c)
     /* truncated response: never present it as complete */
     observe(c, BALANCER_RESET);
     drop_upstream(c, false);
+    withdraw_response(c);
     if (c->resp_head_sent) {
         c->error = RECORD_UPSTREAM_RESET;
         flush_client(c);

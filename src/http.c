@@ -109,6 +109,21 @@ static void trim_value(const struct http_head *h, struct http_span *v)
     }
 }
 
+/* True if anything but ':' and blanks sits between a field's name and its
+ * value: llhttp folds an obs-fold line after an empty value into the value
+ * ("Name:\r\n value"), which lbproxy refuses rather than normalises. */
+static bool folded(const struct http_head *h, const struct http_header *hd)
+{
+    uint32_t from = hd->name.off + hd->name.len;
+    if (hd->value.off <= from)
+        return false; /* empty value: no span was set */
+    const char *s = h->base;
+    for (uint32_t i = from; i < hd->value.off; i++)
+        if (s[i] != ':' && s[i] != ' ' && s[i] != '\t')
+            return true;
+    return false;
+}
+
 static bool value_has_ctl(const struct http_head *h, struct http_span v)
 {
     const unsigned char *s = (const unsigned char *)sp(h, v);
@@ -218,6 +233,14 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
     if (url[0] != '/' && !absolute &&
         !(p->method == HTTP_OPTIONS && h->url.len == 1 && url[0] == '*'))
         return reject(req, 400, "invalid request target");
+    if (absolute) {
+        struct http_span auth = {h->url.off + 7, 0};
+        while (7 + auth.len < h->url.len && url[7 + auth.len] != '/' &&
+               url[7 + auth.len] != '?')
+            auth.len++;
+        if (auth.len == 0 || !host_valid(h, auth))
+            return reject(req, 400, "invalid authority in request target");
+    }
 
     unsigned hosts = 0, tes = 0;
     bool keep_alive_token = false, close_token = false;
@@ -228,7 +251,7 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
         trim_value(h, &hd->value);
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");
-        if (value_has_ctl(h, hd->value))
+        if (value_has_ctl(h, hd->value) || folded(h, hd))
             return reject(req, 400, "control character in header value");
         if (span_ieq(h, hd->name, "host")) {
             hosts++;
@@ -428,7 +451,7 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
         trim_value(h, &hd->value);
-        if (value_has_ctl(h, hd->value)) {
+        if (value_has_ctl(h, hd->value) || folded(h, hd)) {
             resp->status = 502;
             resp->error = "control character in response header";
             return 502;
@@ -528,6 +551,20 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
         puts_(&o, "Connection: keep-alive\r\n");
     puts_(&o, "\r\n");
     return o.overflow ? -1 : (int)o.len;
+}
+
+int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
+                            size_t err_off)
+{
+    if (err == HPE_INVALID_VERSION && err_off >= 9 && err_off <= len &&
+        (err_off == len || buf[err_off] == '\r')) {
+        /* " HTTP/d.d" with a version llhttp does not speak: 505 */
+        const char *v = buf + err_off - 9;
+        if (memcmp(v, " HTTP/", 6) == 0 && v[6] >= '0' && v[6] <= '9' &&
+            v[7] == '.' && v[8] >= '0' && v[8] <= '9')
+            return 505;
+    }
+    return 400;
 }
 
 const char *http_status_text(int status)
