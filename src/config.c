@@ -628,21 +628,7 @@ void config_defaults(struct config *c)
     c->log_flush_ms = 1000;
     c->verbosity = 1;
 
-    /* The same values as balancer_params_default(), repeated so that the
-     * config module does not depend on the balancer's code. */
-    struct balancer_params *p = &c->balancer;
-    p->sma_window = 20;
-    p->ewma_alpha = 0.3;
-    p->ewma_decay_ms = 0;
-    p->load_aware = true;
-    p->ewma_score = -1;
-    p->probe_interval_ms = 1000;
-    p->penalty_ms = 5000;
-    p->peak_tau_ms = 10000;
-    p->max_fails = 3;
-    p->fail_timeout_ms = 2000;
-    p->max_eject_ms = 30000;
-    p->seed = 1;
+    balancer_params_default(&c->balancer);
 }
 
 /* ---- INI file ---------------------------------------------------------- */
