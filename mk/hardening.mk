@@ -6,3 +6,10 @@ e2e-smuggling: $(LBPROXY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_smuggling.py
 
 TESTS += e2e-smuggling
+
+.PHONY: e2e-exhaustion
+## e2e-exhaustion: limits and timeouts act; slowloris crowd; fd exhaustion
+e2e-exhaustion: $(LBPROXY) $(LBBACKEND)
+	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_exhaustion.py
+
+TESTS += e2e-exhaustion

@@ -209,3 +209,62 @@ class Load:
     def count_after(self, t):
         with self.lock:
             return sum(1 for ts, ok in self.events if ts >= t)
+
+
+class SlowClients:
+    """`n` connections that each send the start of a request head and then
+    (optionally) one more header byte now and then, never finishing it
+    (slowloris).  Bounded: the caller closes them."""
+
+    def __init__(self, port, n, head=b"GET / HTTP/1.1\r\nHost: t\r\n"):
+        import selectors
+        self.sel = selectors.DefaultSelector()
+        self.socks = []
+        self.data = {}
+        self.closed_at = {}
+        self.t0 = time.monotonic()
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(head)
+            s.setblocking(False)
+            self.socks.append(s)
+            self.data[s.fileno()] = b""
+            self.sel.register(s, selectors.EVENT_READ)
+
+    def trickle(self):
+        """Sends one more header byte on every open connection."""
+        for s in self.socks:
+            if s.fileno() in self.closed_at or s.fileno() < 0:
+                continue
+            try:
+                s.send(b"X")
+            except OSError:
+                pass
+
+    def poll(self, timeout=0.1):
+        """Reads what arrived; records when each connection was closed."""
+        for key, _ in self.sel.select(timeout):
+            s = key.fileobj
+            try:
+                b = s.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                b = b""
+            if b:
+                self.data[s.fileno()] += b
+            else:
+                self.closed_at[s.fileno()] = time.monotonic()
+                self.sel.unregister(s)
+
+    def nclosed(self):
+        return len(self.closed_at)
+
+    def close(self):
+        for s in self.socks:
+            try:
+                self.sel.unregister(s)
+            except (KeyError, ValueError):
+                pass
+            s.close()
+        self.sel.close()
