@@ -439,24 +439,41 @@ static int parse_target(const char *head, size_t n, const char **path,
     return 0;
 }
 
-/* True when the head carries "X-Echo-Headers" with a value other than 0. */
-static int wants_echo_headers(const char *p, size_t n)
+enum {
+    HEAD_ECHO_HEADERS = 1, /* X-Echo-Headers with a value other than 0 */
+    HEAD_EXPECT_CONTINUE = 2, /* Expect: 100-continue */
+};
+
+static const char *header_value(const char *line, const char *nl, size_t nlen)
+{
+    const char *v = line + nlen;
+    while (v < nl && (*v == ' ' || *v == '\t'))
+        v++;
+    return v;
+}
+
+/* One pass over the header lines for the few headers the emulator obeys. */
+static unsigned scan_headers(const char *p, size_t n)
 {
     const char *end = p + n;
     const char *line = memchr(p, '\n', n);
+    unsigned flags = 0;
     while (line && ++line < end) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         if (!nl)
             break;
         if (nl - line > 15 && strncasecmp(line, "x-echo-headers:", 15) == 0) {
-            const char *v = line + 15;
-            while (v < nl && (*v == ' ' || *v == '\t'))
-                v++;
-            return v < nl && *v != '0' && *v != '\r';
+            const char *v = header_value(line, nl, 15);
+            if (v < nl && *v != '0' && *v != '\r')
+                flags |= HEAD_ECHO_HEADERS;
+        } else if (nl - line > 7 && strncasecmp(line, "expect:", 7) == 0) {
+            const char *v = header_value(line, nl, 7);
+            if (nl - v >= 12 && strncasecmp(v, "100-continue", 12) == 0)
+                flags |= HEAD_EXPECT_CONTINUE;
         }
         line = nl;
     }
-    return 0;
+    return flags;
 }
 
 static void on_head_complete(struct conn *c)
@@ -467,6 +484,7 @@ static void on_head_complete(struct conn *c)
     const char *path = "";
     size_t plen = 0;
     parse_target(head, n, &path, &plen);
+    unsigned hflags = scan_headers(head, n);
     c->head_phase = 0;
     c->is_head = llhttp_get_method(&c->parser) == HTTP_HEAD;
     c->http10 = llhttp_get_http_major(&c->parser) == 1 &&
@@ -481,7 +499,7 @@ static void on_head_complete(struct conn *c)
         c->route = R_STATS;
     else if (plen == 13 && memcmp(path, "/echo-headers", 13) == 0)
         c->route = R_ECHO_HEADERS;
-    else if (wants_echo_headers(head, n))
+    else if (hflags & HEAD_ECHO_HEADERS)
         c->route = R_ECHO_HEADERS;
     else if (s->o->echo || (plen == 5 && memcmp(path, "/echo", 5) == 0))
         c->route = R_ECHO;
@@ -496,6 +514,12 @@ static void on_head_complete(struct conn *c)
             c->hlen = n;
         }
     }
+    /* A client that waits for 100 Continue gets it while the body is
+     * still to come. */
+    if ((hflags & HEAD_EXPECT_CONTINUE) &&
+        ((c->parser.flags & F_CHUNKED) || c->parser.content_length > 0) &&
+        !c->http10)
+        OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
     c->in_start = c->in_parse; /* the head may go; the body is not kept */
 }
 

@@ -618,6 +618,17 @@ def test_echo_flag_echoes_every_path_and_limits_size(procs):
         assert c.at_eof()
 
 
+def test_expect_100_continue(procs):
+    b = backend(procs)
+    with Client(b.port) as c:
+        c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+               b"Content-Length: 5\r\n\r\n")
+        assert c.read_response().status == 100  # before the body is sent
+        c.send(b"hello")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"hello"
+
+
 def test_echo_headers_returns_the_head_verbatim(procs):
     b = backend(procs)
     head = (b"POST /echo-headers?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
