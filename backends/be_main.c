@@ -62,8 +62,8 @@ int main(int argc, char **argv)
                 "lbbackend %s listening on %s:%d profile %s, %d phase(s), "
                 "workers %d\n",
                 opts.id, opts.listen_address, be_server_port(srv),
-                be_profile_str(&opts.profile, prof, sizeof(prof)),
-                opts.nphases, opts.workers);
+                be_profile_str(&opts.profile, prof, sizeof(prof)), opts.nphases,
+                opts.workers);
     }
     rc = loop_run(loop);
     be_server_destroy(srv);

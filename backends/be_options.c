@@ -258,8 +258,8 @@ static int ini_handler_lr(void *user, const char *section, const char *name,
     return on_ini_line(&c->ctx, section, name, value, c->lr->lineno);
 }
 
-int be_options_load(struct be_options *o, const char *path,
-                    const char *section, char *err, size_t errlen)
+int be_options_load(struct be_options *o, const char *path, const char *section,
+                    char *err, size_t errlen)
 {
     struct line_reader lr = {fopen(path, "r"), 0};
     if (!lr.f) {
@@ -375,8 +375,7 @@ int be_options_parse(struct be_options *o, int argc, char **argv, char *err,
         return -1;
     int cli_phases = 0;
     for (int i = 1; i < argc;) {
-        next_flag(argc, argv, &i, &name, &value, buf, sizeof(buf), err,
-                  errlen);
+        next_flag(argc, argv, &i, &name, &value, buf, sizeof(buf), err, errlen);
         if (is_key(name, "config") || is_key(name, "section"))
             continue;
         if (is_key(name, "quiet")) {

@@ -14,18 +14,18 @@ struct be_options {
     char listen_address[64];
     int port;
     char id[64];
-    struct be_profile profile;  /* in effect before the first phase */
+    struct be_profile profile; /* in effect before the first phase */
     struct be_phase phases[BE_MAX_PHASES]; /* sorted by at_us */
     int nphases;
-    int workers;                /* 0 = unlimited */
+    int workers; /* 0 = unlimited */
     double error_rate, reset_rate, hang_rate;
-    long long body_bytes;       /* -1 = the default text body */
+    long long body_bytes; /* -1 = the default text body */
     int fail_health;
-    int echo;                   /* echo the request body on every path */
+    int echo; /* echo the request body on every path */
     uint64_t seed;
     int seed_set;
-    size_t max_body;            /* largest request body kept for an echo */
-    char log_requests[256];     /* "" = off */
+    size_t max_body;        /* largest request body kept for an echo */
+    char log_requests[256]; /* "" = off */
     int verbose;
 };
 
@@ -39,8 +39,8 @@ int be_options_set(struct be_options *o, const char *key, const char *value,
 
 /* Loads one section of an INI file (NULL: keys outside any section).
  * Returns 0, or -1 with a "file:line: ..." message in err. */
-int be_options_load(struct be_options *o, const char *path,
-                    const char *section, char *err, size_t errlen);
+int be_options_load(struct be_options *o, const char *path, const char *section,
+                    char *err, size_t errlen);
 
 /* Parses argv (after defaults), reading --config/--section first so that
  * other flags override the file.  Returns 0, 1 when --help was given, or

@@ -136,7 +136,8 @@ int be_profile_parse(const char *s, struct be_profile *p, char *err,
     } else {
         snprintf(err, errlen,
                  "profile '%s': expected fixed:, uniform:, exp:, "
-                 "lognormal: or bimodal:", s);
+                 "lognormal: or bimodal:",
+                 s);
         return -1;
     }
     if (*q == '+') {
@@ -152,7 +153,8 @@ bad:
     snprintf(err, errlen,
              "bad profile '%s' (e.g. fixed:10ms, uniform:5ms-15ms, exp:10ms, "
              "lognormal:10ms,0.5, bimodal:5ms,200ms,0.05, each optionally "
-             "+BASE like exp:10ms+2ms; units us, ms, s)", s);
+             "+BASE like exp:10ms+2ms; units us, ms, s)",
+             s);
     return -1;
 }
 
@@ -264,15 +266,16 @@ uint64_t be_profile_sample(const struct be_profile *p, struct be_rng *rng)
     return (uint64_t)(v + 0.5);
 }
 
-int be_phase_parse(const char *s, struct be_phase *ph, char *err,
-                   size_t errlen)
+int be_phase_parse(const char *s, struct be_phase *ph, char *err, size_t errlen)
 {
     const char *colon = s ? strchr(s, ':') : NULL;
     char when[64];
     double at;
     if (!colon || (size_t)(colon - s) >= sizeof(when)) {
-        snprintf(err, errlen, "bad phase '%s' (expected TIME:PROFILE, "
-                 "e.g. 30s:fixed:200ms)", s ? s : "");
+        snprintf(err, errlen,
+                 "bad phase '%s' (expected TIME:PROFILE, "
+                 "e.g. 30s:fixed:200ms)",
+                 s ? s : "");
         return -1;
     }
     memcpy(when, s, (size_t)(colon - s));
@@ -309,7 +312,10 @@ void be_rng_seed(struct be_rng *rng, uint64_t seed)
         rng->s[i] = splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t be_rng_next(struct be_rng *rng)
 {

@@ -33,10 +33,10 @@
 
 #include "loop.h"
 
-#define IN_CAP 16384       /* largest request head; input buffer */
-#define OUT_CAP 16384      /* corked response heads and small bodies */
-#define SMALL_BODY 4096    /* bodies up to this are copied into out */
-#define RESP_ROOM 6144     /* out space needed before producing an answer */
+#define IN_CAP 16384    /* largest request head; input buffer */
+#define OUT_CAP 16384   /* corked response heads and small bodies */
+#define SMALL_BODY 4096 /* bodies up to this are copied into out */
+#define RESP_ROOM 6144  /* out space needed before producing an answer */
 #define ACCEPT_BATCH 64
 #define EMFILE_PAUSE_US 100000
 
@@ -66,8 +66,8 @@ struct conn {
     struct loop_io io;
     struct loop_timer timer;
     struct be_server *srv;
-    struct conn *qnext, *qprev;   /* worker queue, or the free list */
-    struct conn *lnext, *lprev;   /* all live connections */
+    struct conn *qnext, *qprev; /* worker queue, or the free list */
+    struct conn *lnext, *lprev; /* all live connections */
     uint64_t id;
     enum conn_state state;
     llhttp_t parser;
@@ -150,7 +150,10 @@ static void warnx_(const char *fmt, ...)
 
 /* ---- small helpers ---- */
 
-static size_t out_free(const struct conn *c) { return OUT_CAP - c->out_len; }
+static size_t out_free(const struct conn *c)
+{
+    return OUT_CAP - c->out_len;
+}
 
 static void out_put(struct conn *c, const void *p, size_t n)
 {
@@ -187,7 +190,8 @@ static const struct be_profile *current_profile(struct be_server *s)
     const struct be_options *o = s->o;
     uint64_t elapsed = loop_now(s->loop) - s->start_us;
     /* Phases are sorted and time only moves forward. */
-    while (s->phase + 1 < o->nphases && o->phases[s->phase + 1].at_us <= elapsed)
+    while (s->phase + 1 < o->nphases &&
+           o->phases[s->phase + 1].at_us <= elapsed)
         s->phase++;
     return s->phase < 0 ? &o->profile : &o->phases[s->phase].profile;
 }
@@ -331,11 +335,11 @@ static void respond_stats(struct conn *c)
         ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
         ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
         "}\n",
-        s->o->id, (loop_now(s->loop) - s->start_us) / 1000, t->accepts,
-        t->open, t->requests, t->responses, t->errors, t->resets, t->hangs,
-        t->health, t->stats + 1, t->bad_requests, t->accept_errors, s->busy,
-        s->queued, t->max_queued, s->o->workers, s->phase + 1, prof,
-        t->bytes_in, t->bytes_out);
+        s->o->id, (loop_now(s->loop) - s->start_us) / 1000, t->accepts, t->open,
+        t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
+        t->stats + 1, t->bad_requests, t->accept_errors, s->busy, s->queued,
+        t->max_queued, s->o->workers, s->phase + 1, prof, t->bytes_in,
+        t->bytes_out);
     s->st.stats++;
     respond_simple(c, 200, "OK", "application/json", body, (size_t)n);
 }
@@ -440,7 +444,7 @@ static int parse_target(const char *head, size_t n, const char **path,
 }
 
 enum {
-    HEAD_ECHO_HEADERS = 1, /* X-Echo-Headers with a value other than 0 */
+    HEAD_ECHO_HEADERS = 1,    /* X-Echo-Headers with a value other than 0 */
     HEAD_EXPECT_CONTINUE = 2, /* Expect: 100-continue */
 };
 
@@ -950,7 +954,8 @@ static int make_body(struct be_server *s)
     s->ok_prefix_len = (size_t)snprintf(
         s->ok_prefix, sizeof(s->ok_prefix),
         "HTTP/1.1 200 OK\r\nX-Backend-Id: %s\r\nContent-Type: text/plain\r\n"
-        "Content-Length: %zu\r\n", o->id, s->body_len);
+        "Content-Length: %zu\r\n",
+        o->id, s->body_len);
     return 0;
 }
 
@@ -969,8 +974,8 @@ struct be_server *be_server_create(struct loop *loop,
     s->phase = -1;
     s->start_us = loop_now(loop);
     s->fault_total = o->error_rate + o->reset_rate + o->hang_rate;
-    uint64_t seed = o->seed_set ? o->seed
-                                : loop_clock_us() ^ ((uint64_t)getpid() << 32);
+    uint64_t seed =
+        o->seed_set ? o->seed : loop_clock_us() ^ ((uint64_t)getpid() << 32);
     be_rng_seed(&s->rng, seed);
     llhttp_settings_init(&parser_settings);
     parser_settings.on_headers_complete = on_headers_complete;
@@ -1027,7 +1032,10 @@ fail:
     return NULL;
 }
 
-int be_server_port(const struct be_server *s) { return s->port; }
+int be_server_port(const struct be_server *s)
+{
+    return s->port;
+}
 
 void be_server_destroy(struct be_server *s)
 {

@@ -34,8 +34,8 @@ static void test_durations(void **state)
     assert_true(us == 0);
     assert_int_equal(be_parse_duration(".5ms", &us), 0);
     assert_true(us == 500);
-    const char *bad[] = {"10", "ms", "-1ms", "10msx", "", "1m", "inf", "nan",
-                         " 1ms", "1 ms"};
+    const char *bad[] = {"10", "ms",  "-1ms", "10msx", "",
+                         "1m", "inf", "nan",  " 1ms",  "1 ms"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (be_parse_duration(bad[i], &us) == 0)
             fail_msg("'%s' parsed as %g us", bad[i], us);
@@ -62,10 +62,18 @@ static void test_profile_parse(void **state)
                 p.p == 0.05 && p.base_us == 1000);
     assert_string_equal(be_profile_str(&p, buf, sizeof(buf)),
                         "bimodal:5ms,200ms,0.05+1ms");
-    const char *bad[] = {"fixed", "fixed:", "fixed:10", "uniform:15ms-5ms",
-                         "uniform:5ms", "exp:10ms+", "lognormal:10ms",
-                         "lognormal:10ms,-1", "bimodal:5ms,200ms",
-                         "bimodal:5ms,200ms,1.5", "normal:10ms", "",
+    const char *bad[] = {"fixed",
+                         "fixed:",
+                         "fixed:10",
+                         "uniform:15ms-5ms",
+                         "uniform:5ms",
+                         "exp:10ms+",
+                         "lognormal:10ms",
+                         "lognormal:10ms,-1",
+                         "bimodal:5ms,200ms",
+                         "bimodal:5ms,200ms,1.5",
+                         "normal:10ms",
+                         "",
                          "fixed:10ms junk"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
@@ -78,9 +86,9 @@ static void test_profile_parse(void **state)
 static void test_profile_str_roundtrip(void **state)
 {
     (void)state;
-    const char *texts[] = {"fixed:0ms", "fixed:250us", "uniform:5ms-15ms",
-                           "exp:10ms+2ms", "lognormal:10ms,0.5",
-                           "bimodal:5ms,1s,0.05"};
+    const char *texts[] = {"fixed:0ms",          "fixed:250us",
+                           "uniform:5ms-15ms",   "exp:10ms+2ms",
+                           "lognormal:10ms,0.5", "bimodal:5ms,1s,0.05"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         struct be_profile p;
         char err[256], buf[128];
@@ -105,18 +113,17 @@ static void check_mean(const char *text, uint64_t seed)
     double want = be_profile_mean(&p);
     double tol = 5 * sqrt(be_profile_variance(&p) / NSAMPLES) + 0.5;
     if (fabs(mean - want) > tol)
-        fail_msg("%s: sample mean %.2f us, expected %.2f +- %.2f", text,
-                 mean, want, tol);
+        fail_msg("%s: sample mean %.2f us, expected %.2f +- %.2f", text, mean,
+                 want, tol);
 }
 
 static void test_sample_means(void **state)
 {
     (void)state;
-    const char *profiles[] = {"fixed:10ms", "fixed:10ms+2ms",
-                              "uniform:5ms-15ms", "exp:10ms",
-                              "exp:10ms+2ms", "lognormal:10ms,0.5",
-                              "lognormal:5ms,1", "bimodal:5ms,200ms,0.05",
-                              "uniform:0ms-1ms+3ms"};
+    const char *profiles[] = {
+        "fixed:10ms",      "fixed:10ms+2ms",         "uniform:5ms-15ms",
+        "exp:10ms",        "exp:10ms+2ms",           "lognormal:10ms,0.5",
+        "lognormal:5ms,1", "bimodal:5ms,200ms,0.05", "uniform:0ms-1ms+3ms"};
     for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++)
         for (uint64_t seed = 1; seed <= 3; seed++)
             check_mean(profiles[i], seed);
@@ -224,15 +231,14 @@ static void test_flags(void **state)
     (void)state;
     struct be_options o;
     char err[256];
-    assert_int_equal(parse_argv(&o, err, "--port", "9001", "--id", "Z",
-                                "--profile", "exp:10ms+2ms", "--workers=4",
-                                "--phase", "40s:fixed:10ms", "--phase",
-                                "20s:fixed:100ms", "--error-rate", "0.1",
-                                "--reset_rate", "0.2", "--hang-rate", "0.05",
-                                "--body-bytes", "4k", "--fail-health",
-                                "--echo", "--seed", "99",
-                                "--listen-address", "127.0.0.2", NULL),
-                     0);
+    assert_int_equal(
+        parse_argv(&o, err, "--port", "9001", "--id", "Z", "--profile",
+                   "exp:10ms+2ms", "--workers=4", "--phase", "40s:fixed:10ms",
+                   "--phase", "20s:fixed:100ms", "--error-rate", "0.1",
+                   "--reset_rate", "0.2", "--hang-rate", "0.05", "--body-bytes",
+                   "4k", "--fail-health", "--echo", "--seed", "99",
+                   "--listen-address", "127.0.0.2", NULL),
+        0);
     assert_int_equal(o.port, 9001);
     assert_string_equal(o.id, "Z");
     assert_int_equal(o.profile.dist, BE_DIST_EXP);
@@ -251,9 +257,9 @@ static void test_flags(void **state)
     assert_int_equal(parse_argv(&o, err, "--bogus", "1", NULL), -1);
     assert_int_equal(parse_argv(&o, err, "--error-rate", "1.5", NULL), -1);
     assert_int_equal(parse_argv(&o, err, "--id", "a b", NULL), -1);
-    assert_int_equal(parse_argv(&o, err, "--error-rate", "0.6",
-                                "--reset-rate", "0.6", NULL),
-                     -1);
+    assert_int_equal(
+        parse_argv(&o, err, "--error-rate", "0.6", "--reset-rate", "0.6", NULL),
+        -1);
     assert_non_null(strstr(err, "> 1"));
     assert_int_equal(parse_argv(&o, err, "stray", NULL), -1);
     assert_int_equal(parse_argv(&o, err, "--section", "A", NULL), -1);
@@ -280,40 +286,36 @@ static void test_ini(void **state)
                      "listen-address = 127.0.0.1\nfail_health = true\n");
     struct be_options o;
     char err[256];
-    assert_int_equal(parse_argv(&o, err, "--config", path, "--section", "B",
-                                NULL),
-                     0);
+    assert_int_equal(
+        parse_argv(&o, err, "--config", path, "--section", "B", NULL), 0);
     assert_int_equal(o.port, 9102);
     assert_string_equal(o.id, "B");
     assert_true(o.fail_health);
     assert_int_equal(o.workers, 0);
     /* flags override the file; phases on the command line replace it */
     assert_int_equal(parse_argv(&o, err, "--port", "9999", "--config", path,
-                                "--section", "A", "--phase",
-                                "1s:fixed:1ms", NULL),
+                                "--section", "A", "--phase", "1s:fixed:1ms",
+                                NULL),
                      0);
     assert_int_equal(o.port, 9999);
     assert_int_equal(o.workers, 8);
     assert_int_equal(o.profile.dist, BE_DIST_LOGNORMAL);
     assert_int_equal(o.nphases, 1);
     assert_true(o.phases[0].at_us == 1000000);
-    assert_int_equal(parse_argv(&o, err, "--config", path, "--section", "C",
-                                NULL),
-                     -1);
+    assert_int_equal(
+        parse_argv(&o, err, "--config", path, "--section", "C", NULL), -1);
     assert_non_null(strstr(err, "no section"));
     /* errors name the file and line */
     write_file(path, "[A]\nport = 9101\nworkers = lots\n");
-    assert_int_equal(parse_argv(&o, err, "--config", path, "--section", "A",
-                                NULL),
-                     -1);
+    assert_int_equal(
+        parse_argv(&o, err, "--config", path, "--section", "A", NULL), -1);
     char want[300];
     snprintf(want, sizeof(want), "%s:3:", path);
     if (!strstr(err, want))
         fail_msg("error '%s' does not name '%s'", err, want);
     write_file(path, "[A]\nspeed = 3\n");
-    assert_int_equal(parse_argv(&o, err, "--config", path, "--section", "A",
-                                NULL),
-                     -1);
+    assert_int_equal(
+        parse_argv(&o, err, "--config", path, "--section", "A", NULL), -1);
     assert_non_null(strstr(err, "unknown setting"));
     unlink(path);
 }
@@ -333,8 +335,8 @@ static void test_shipped_configs(void **state)
         for (int i = 0; i < 3; i++) {
             struct be_options o;
             char err[256];
-            if (parse_argv(&o, err, "--config", files[f], "--section",
-                           ids[i], NULL) != 0)
+            if (parse_argv(&o, err, "--config", files[f], "--section", ids[i],
+                           NULL) != 0)
                 fail_msg("%s [%s]: %s", files[f], ids[i], err);
             assert_string_equal(o.id, ids[i]);
             assert_int_equal(o.port, 8081 + i);
