@@ -13,3 +13,10 @@ e2e-exhaustion: $(LBPROXY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_exhaustion.py
 
 TESTS += e2e-exhaustion
+
+.PHONY: e2e-faults
+## e2e-faults: killed, silent, resetting and lying backends under load
+e2e-faults: $(LBPROXY) $(LBBACKEND)
+	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_faults.py
+
+TESTS += e2e-faults

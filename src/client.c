@@ -100,6 +100,7 @@ struct client {
     unsigned retries;
     unsigned inflight_at_dispatch;
     bool reused, fresh_retry_done, ub_discarded;
+    bool timed_out; /* the last upstream attempt ended in a timeout */
     char *ub;
     size_t ub_len, ub_off;
     char *rb;
@@ -134,6 +135,7 @@ static void dispatch(struct client *c);
 static void connect_backend(struct client *c, bool fresh);
 static void on_upstream_io(struct loop *loop, struct loop_io *io,
                            unsigned events);
+static void read_upstream(struct client *c);
 
 static const struct config *cfg_of(const struct client *c)
 {
@@ -307,6 +309,7 @@ static void reset_request(struct client *c)
     c->tried = 0;
     c->retries = 0;
     c->reused = c->fresh_retry_done = c->ub_discarded = false;
+    c->timed_out = false;
     c->ub_len = c->ub_off = c->rb_len = c->rb_off = 0;
     c->resp_started = c->resp_head_done = c->resp_head_sent = false;
     c->resp_complete = c->resp_interim = c->upstream_extra = false;
@@ -425,8 +428,10 @@ static void upstream_failed(struct client *c, enum balancer_outcome outcome)
         return;
     }
     observe(c, outcome);
+    c->timed_out = outcome == BALANCER_TIMEOUT;
     bool retry = outcome == BALANCER_CONNECT_ERR ||
-                 (outcome == BALANCER_RESET && c->req.idempotent);
+                 ((outcome == BALANCER_RESET || outcome == BALANCER_TIMEOUT) &&
+                  c->req.idempotent);
     if (retry && can_resend && c->retries < cfg_of(c)->max_retries) {
         c->tried |= (uint64_t)1 << c->backend;
         c->retries++;
@@ -445,6 +450,8 @@ static void on_upstream_timeout(struct loop *loop, struct loop_timer *t)
     struct client *c = t->ctx;
     if (c->state == CS_CONNECT) {
         upstream_failed(c, BALANCER_CONNECT_ERR);
+    } else if (!c->resp_started && c->req.idempotent) {
+        upstream_failed(c, BALANCER_TIMEOUT); /* retried elsewhere */
     } else if (!c->resp_head_sent) {
         observe(c, BALANCER_TIMEOUT);
         reply_error(c, 504, RECORD_TIMEOUT);
@@ -551,6 +558,10 @@ static void dispatch(struct client *c)
     }
     unsigned inflight = 0;
     int idx = balancer_pick(c->gen->bal, c->tried, now_us(c), &inflight);
+    if (idx < 0 && c->timed_out) {
+        reply_error(c, 504, RECORD_TIMEOUT); /* the last try timed out */
+        return;
+    }
     if (idx < 0) {
         reply_error(c, 502, RECORD_CONNECT);
         return;
@@ -876,6 +887,14 @@ static bool flush_upstream(struct client *c)
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return false;
+    if (!c->resp_started && c->rb) {
+        /* the backend may have answered before it stopped reading: an
+         * early response (413, 403, ...) is in the socket, read it */
+        struct uconn *uc = c->uc;
+        read_upstream(c);
+        if (c->uc != uc || c->state != CS_RELAY)
+            return true; /* read_upstream already failed the attempt */
+    }
     if (c->resp_started) {
         /* the backend answered early and stopped reading: keep relaying
          * the response, drop the rest of the request body */
@@ -1029,9 +1048,14 @@ static void upstream_eof(struct client *c)
         return;
     }
     /* truncated response: never present it as complete */
-    observe(c, BALANCER_RESET);
     drop_upstream(c, false);
     withdraw_response(c);
+    if (!c->resp_head_sent && c->req.idempotent) {
+        /* nothing of it reached the client: as if it never started */
+        upstream_failed(c, BALANCER_RESET);
+        return;
+    }
+    observe(c, BALANCER_RESET);
     if (c->resp_head_sent) {
         c->error = RECORD_UPSTREAM_RESET;
         flush_client(c);

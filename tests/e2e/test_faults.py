@@ -1,0 +1,258 @@
+"""Failing backends under load, end to end: a real ./lbproxy in front of
+real ./lbbackend processes (and a raw misbehaving backend), with a bounded
+closed-loop load running while one backend is killed and restarted, hangs,
+resets mid-response, answers garbage or the wrong length, or answers before
+reading the body.  The proxy must not crash, must never present a broken
+response as complete, must retry idempotent requests that failed before
+any response byte, and must eject the failing backend (passive health) and
+take it back once it recovers."""
+import json
+import signal
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from hardening_util import Load, RecordingBackend, wait_until
+from httpc import Conn
+
+
+def backend_requests(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats",
+                                    timeout=5) as r:
+            return json.loads(r.read())["requests"]
+    except OSError:
+        return None
+
+
+HEALTH = ["--set", "health.max_fails=2", "--set", "health.fail_timeout_ms=500",
+          "--set", "health.max_eject_ms=1000"]
+
+
+def test_backend_killed_mid_load_then_restarted(procs):
+    a = procs.backend(bid="A")
+    b = procs.backend(bid="B")
+    c = procs.backend(bid="C")
+    px = procs.proxy([a.port, b.port, c.port],
+                     extra=["--mode", "round-robin", "--persistent", *HEALTH])
+    load = Load(px.port, n=4).start()
+    try:
+        assert wait_until(lambda: load.ok > 200, 10)
+        t_kill = time.monotonic()
+        b.kill()
+        b.wait(5)
+        n_kill = load.total()
+        time.sleep(1.0)
+        t_after = time.monotonic()
+        time.sleep(1.0)
+        during = load.total() - n_kill
+        # restart on the same port: it must get traffic again
+        b2 = procs.backend(port=b.port, bid="B")
+        assert wait_until(lambda: (backend_requests(b2.port) or 0) > 20, 15), \
+            "the restarted backend never got traffic back"
+    finally:
+        load.stop()
+    assert px.poll() is None
+    assert during > 100
+    assert load.errors_after(t_kill) <= max(1, load.count_after(t_kill) // 100)
+    assert load.errors_after(t_after) == 0
+    assert load.truncated == 0
+    assert load.ok > 500
+
+
+def test_silent_backend_is_retried_around_and_ejected(procs):
+    a = procs.backend(bid="A")
+    b = procs.backend(bid="B")
+    hang = procs.backend(bid="H", extra=["--hang-rate", "1"])
+    px = procs.proxy([a.port, b.port, hang.port],
+                     extra=["--mode", "round-robin", "--persistent",
+                            "--set", "timeouts.upstream_ms=300",
+                            "--set", "health.max_fails=2",
+                            "--set", "health.fail_timeout_ms=30000",
+                            "--set", "health.max_eject_ms=30000"])
+    load = Load(px.port, n=4).start()
+    try:
+        assert wait_until(lambda: load.ok > 300, 15)
+        seen = backend_requests(hang.port)
+        time.sleep(0.5)
+        # ejected: it gets no more requests
+        assert backend_requests(hang.port) == seen
+    finally:
+        load.stop()
+    assert px.poll() is None
+    # every GET that met the silent backend was retried elsewhere
+    assert load.errors == 0, load.status
+    assert 1 <= seen <= 2 + 4
+
+
+def bad_backend(mode):
+    """A raw backend that misbehaves in one way for every request."""
+    body = b"0123456789" * 100
+
+    def respond(conn, n, head, req_body):
+        if mode == "short-body":
+            return (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + body)
+        if mode == "long-body":
+            return (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + body)
+        if mode == "invalid":
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length:"\
+                b" 4\r\n\r\nabcd"
+        if mode == "garbage":
+            return b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+        return None
+    return RecordingBackend(respond, close_after=lambda c, n: True)
+
+
+class ResetMidResponse:
+    """Sends a response head and half its body, then an RST."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.t = threading.Thread(target=self._serve, daemon=True)
+        self.t.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                conn.settimeout(2)
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000"
+                             b"\r\n\r\n" + b"x" * 30000)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+        self.t.join(5)
+
+
+@pytest.mark.parametrize("mode", ["reset-mid-response", "short-body",
+                                  "long-body", "invalid", "garbage",
+                                  "close-silently"])
+def test_misbehaving_backend_under_load(procs, mode):
+    a = procs.backend(bid="A")
+    b = procs.backend(bid="B")
+    bad = ResetMidResponse() if mode == "reset-mid-response" else \
+        bad_backend(mode)
+    try:
+        px = procs.proxy([a.port, b.port, bad.port],
+                         extra=["--mode", "round-robin", "--persistent",
+                                "--set", "health.max_fails=2",
+                                "--set", "health.fail_timeout_ms=30000",
+                                "--set", "health.max_eject_ms=30000"])
+        load = Load(px.port, n=4).start()
+        try:
+            assert wait_until(lambda: load.total() > 300, 15)
+            t_mid = time.monotonic()
+            assert wait_until(lambda: load.count_after(t_mid) > 200, 15)
+        finally:
+            load.stop()
+        assert px.poll() is None
+        # the client of a broken response saw an error status or a closed
+        # connection (httpc raises on a short body): never a bad 200
+        assert set(load.status) <= {200, 502}, load.status
+        if mode == "long-body":
+            assert load.errors == 0  # the extra bytes are cut, not relayed
+        else:
+            # bounded by the failures that eject it, plus the in-flight ones
+            assert load.errors <= 2 + 4, (load.errors, load.status)
+            assert load.errors_after(t_mid) == 0
+        with Conn(px.port) as c:
+            assert c.request().status == 200
+    finally:
+        bad.close()
+
+
+def test_backend_answering_before_reading_the_body(procs):
+    """The backend answers each POST at once and closes without reading the
+    body; clients get that answer, the next requests work."""
+    def respond(conn, n, head, body):
+        return None
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    ls.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                conn.settimeout(2)
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    d = conn.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2"
+                             b"\r\nConnection: close\r\n\r\nno")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        px = procs.proxy([ls.getsockname()[1]],
+                         extra=["--set", "health.max_fails=0"])
+        results = []
+
+        def client():
+            for _ in range(20):
+                try:
+                    with Conn(px.port, timeout=10) as c:
+                        c.send(b"POST / HTTP/1.1\r\nHost: t\r\n"
+                               b"Content-Length: 2000000\r\n\r\n")
+                        try:
+                            c.sock.sendall(b"y" * 2000000)
+                        except OSError:
+                            pass
+                        r = c.read()
+                        results.append(r.status if r else "closed")
+                except (OSError, EOFError) as e:
+                    results.append(type(e).__name__)
+        ths = [threading.Thread(target=client) for _ in range(3)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join(60)
+        assert px.poll() is None
+        # each client got the backend's answer or, if its body write was
+        # cut by the close, a clean close: never a made-up success
+        assert results.count(403) >= len(results) // 2, results
+        assert set(results) <= {403, "closed", "ConnectionResetError",
+                                "BrokenPipeError", "EOFError"}, results
+    finally:
+        stop.set()
+        ls.close()
+        t.join(5)
