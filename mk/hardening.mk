@@ -20,3 +20,56 @@ e2e-faults: $(LBPROXY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_faults.py
 
 TESTS += e2e-faults
+
+# ---- fuzzing (clang + libFuzzer; objects of their own under build/fuzz) ----
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -DLLHTTP_STRICT_MODE=1 \
+                -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined
+FUZZ_CPPFLAGS := -Iinclude -I$(LLHTTP_INC)
+FUZZERS      := fuzz_request fuzz_response
+FUZZ_BINS    := $(FUZZERS:%=$(FUZZ_DIR)/%)
+FUZZ_LIB_OBJS := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o \
+                 $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/http.o
+
+$(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(call E,FUZZCC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) -c $< -o $@
+
+$(FUZZ_DIR)/src/http.o: src/http.c include/http.h
+	@mkdir -p $(dir $@)
+	$(call E,FUZZCC,$@)
+	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) $(FUZZ_CPPFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) include/http.h
+	@mkdir -p $(dir $@)
+	$(call E,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) -fsanitize=fuzzer $(FUZZ_CPPFLAGS) \
+	    -o $@ $< $(FUZZ_LIB_OBJS)
+
+.SECONDARY: $(FUZZ_LIB_OBJS)
+.PHONY: fuzz fuzz-build fuzz-regress
+## fuzz-build: build the libFuzzer harnesses (clang, ASan + UBSan)
+fuzz-build: $(FUZZ_BINS)
+
+## fuzz: run each fuzz harness for FUZZ_SECONDS (default 60) on its corpus
+fuzz: $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZERS); do \
+	    echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$$f $(FUZZ_DIR)/artifacts; \
+	    $(FUZZ_DIR)/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$f- \
+	        $(FUZZ_DIR)/corpus/$$f tests/fuzz/corpus/$$f; \
+	done
+
+## fuzz-regress: replay the checked-in fuzz corpus once (no fuzzing)
+fuzz-regress: $(FUZZ_BINS)
+	$(Q)set -e; for f in $(FUZZERS); do \
+	    $(FUZZ_DIR)/$$f -runs=0 -artifact_prefix=$(FUZZ_DIR)/ \
+	        tests/fuzz/corpus/$$f > $(FUZZ_DIR)/$$f.regress.log 2>&1 || \
+	        { cat $(FUZZ_DIR)/$$f.regress.log; exit 1; }; \
+	    echo "  $$f: `tail -1 $(FUZZ_DIR)/$$f.regress.log`"; \
+	done

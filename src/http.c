@@ -66,10 +66,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     struct http_head *h = p->data;
     struct http_header *hd = &h->headers[h->nheaders - 1];
     if (h->last != 2) {
-        hd->value.off = (uint32_t)(at - h->base);
+        /* an empty value is reported with `at` wherever llhttp stands
+         * (after the line end): anchor it right after the name */
+        hd->value.off = hd->name.off + hd->name.len;
         hd->value.len = 0;
         h->last = 2;
     }
+    if (hd->value.len == 0 && len > 0)
+        hd->value.off = (uint32_t)(at - h->base);
     hd->value.len += (uint32_t)len;
     return 0;
 }
@@ -395,8 +399,11 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
     put_span(&o, h, target);
     puts_(&o, " HTTP/1.1\r\n");
 
+    bool has_host = false;
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
+        if (span_ieq(h, hd->name, "host"))
+            has_host = true;
         if (is_hop_by_hop(h, hd->name) ||
             named_in(h, hd->name, req->conn_tokens, req->nconn_tokens) ||
             span_ieq(h, hd->name, "expect") ||
@@ -410,6 +417,13 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
             put_span(&o, h, authority);
         else
             put_span(&o, h, hd->value);
+        puts_(&o, "\r\n");
+    }
+    if (!has_host) {
+        /* an HTTP/1.0 request without Host goes out as HTTP/1.1, which
+         * requires one: the target's authority, or empty (RFC 9112 3.2) */
+        puts_(&o, "Host: ");
+        put_span(&o, h, authority);
         puts_(&o, "\r\n");
     }
     put_merged(&o, h, "X-Forwarded-For", req->conn_tokens, req->nconn_tokens,

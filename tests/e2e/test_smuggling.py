@@ -641,3 +641,20 @@ def test_early_response_before_the_body_closes_cleanly(procs):
     finally:
         lsock.close()
         t.join(5)
+
+
+def test_empty_header_values_are_forwarded(stack):
+    # regression (found by fuzz_request): an empty value looked folded
+    px, be = stack
+    data, _ = exchange(px.port, b"GET / HTTP/1.1\r\n" + H + b"X-Empty:\r\n"
+                       b"X-Blank: \r\nConnection: close\r\n\r\n")
+    assert statuses(data) == [200]
+    head = one_head(be)
+    assert "\r\nX-Empty: \r\n" in head and "\r\nX-Blank: \r\n" in head
+
+
+def test_http10_request_without_host_gets_an_empty_host(stack):
+    px, be = stack
+    data, _ = exchange(px.port, b"GET /old HTTP/1.0\r\n\r\n")
+    assert statuses(data) == [200]
+    assert one_head(be).startswith("GET /old HTTP/1.1\r\nHost: \r\n")

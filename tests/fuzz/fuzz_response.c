@@ -1,0 +1,241 @@
+/*
+ * libFuzzer harness: the response relay path of lbproxy without sockets.
+ * The first input byte picks the request method (GET/HEAD), the client's
+ * HTTP minor version and keep-alive; the rest is a backend response parsed
+ * by the strict llhttp response parser (1xx skipped as client.c does),
+ * checked by http_response_check, its head rebuilt by
+ * http_build_response_head and its body re-encoded (copied, re-chunked or
+ * close-delimited).  Invariant: the client would read exactly one response
+ * with the same status and the same body bytes.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define MAXH 64
+#define OUT_CAP (1 << 20)
+
+struct resp_ctx {
+    struct http_head head; /* first: parser->data points here */
+    struct http_header hdrs[MAXH];
+    struct http_response resp;
+    int method, client_minor;
+    int interim, complete, checked;
+    char *out;
+    size_t out_len;
+    char *body;
+    size_t body_len;
+};
+
+static void append(struct resp_ctx *c, const char *p, size_t n)
+{
+    if (c->out_len + n > OUT_CAP)
+        abort();
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct resp_ctx *c = p->data;
+    if (p->status_code >= 100 && p->status_code < 200 &&
+        p->status_code != 101) {
+        c->interim = 1;
+        p->flags |= F_SKIPBODY;
+        return HPE_PAUSED;
+    }
+    http_response_check(p, &c->head, c->method, c->client_minor, &c->resp);
+    c->checked = 1;
+    if (c->resp.mode == HTTP_BODY_NONE)
+        p->flags |= F_SKIPBODY;
+    return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct resp_ctx *c = p->data;
+    if (len == 0)
+        return 0;
+    memcpy(c->body + c->body_len, at, len); /* bounded by the input */
+    c->body_len += len;
+    if (c->resp.mode == HTTP_BODY_CHUNKED) {
+        char hdr[24];
+        int n = http_chunk_header(hdr, len);
+        append(c, hdr, (size_t)n);
+        append(c, at, len);
+        append(c, "\r\n", 2);
+    } else {
+        append(c, at, len);
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct resp_ctx *c = p->data;
+    if (c->interim)
+        return HPE_PAUSED;
+    if (c->resp.mode == HTTP_BODY_CHUNKED)
+        append(c, "0\r\n\r\n", 5);
+    c->complete = 1;
+    return HPE_PAUSED;
+}
+
+struct check_ctx {
+    struct http_head head;
+    struct http_header hdrs[MAXH + 8];
+    int skip, complete;
+    char *body;
+    size_t body_len;
+};
+
+static int chk_headers(llhttp_t *p)
+{
+    struct check_ctx *c = p->data;
+    if (c->skip)
+        p->flags |= F_SKIPBODY;
+    return 0;
+}
+
+static int chk_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct check_ctx *c = p->data;
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int chk_complete(llhttp_t *p)
+{
+    ((struct check_ctx *)p->data)->complete = 1;
+    return HPE_PAUSED;
+}
+
+static void check_relayed(struct resp_ctx *rc, int status)
+{
+    static struct check_ctx cc;
+    static char cbody[OUT_CAP];
+    llhttp_settings_t s;
+    http_settings_init(&s);
+    s.on_headers_complete = chk_headers;
+    s.on_body = chk_body;
+    s.on_message_complete = chk_complete;
+    memset(&cc, 0, sizeof(cc));
+    cc.body = cbody;
+    cc.skip = rc->resp.mode == HTTP_BODY_NONE;
+    cc.head.headers = cc.hdrs;
+    cc.head.max_headers = MAXH + 8;
+    http_head_reset(&cc.head, rc->out);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &s);
+    p.data = &cc;
+    llhttp_errno_t e = llhttp_execute(&p, rc->out, rc->out_len);
+    int finished = 0;
+    if (e == HPE_OK && rc->resp.mode == HTTP_BODY_CLOSE) {
+        e = llhttp_finish(&p);
+        finished = 1;
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        fprintf(stderr, "relayed response does not parse: %s (%s)\n%.*s\n",
+                llhttp_errno_name(e), llhttp_get_error_reason(&p),
+                (int)rc->out_len, rc->out);
+        abort();
+    }
+    if (!cc.complete || p.status_code != status) {
+        fprintf(stderr, "relayed response incomplete or other status\n");
+        abort();
+    }
+    if (e == HPE_PAUSED && !finished &&
+        (size_t)(llhttp_get_error_pos(&p) - rc->out) != rc->out_len) {
+        fprintf(stderr, "bytes after the relayed response\n");
+        abort();
+    }
+    if (cc.body_len != rc->body_len ||
+        memcmp(cc.body, rc->body, rc->body_len) != 0) {
+        fprintf(stderr, "relayed body differs\n");
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct resp_ctx rc;
+    static char out[OUT_CAP];
+    static char body[OUT_CAP];
+    static llhttp_settings_t s;
+    static int ready;
+    if (!ready) {
+        http_settings_init(&s);
+        s.on_headers_complete = on_headers_complete;
+        s.on_body = on_body;
+        s.on_message_complete = on_message_complete;
+        ready = 1;
+    }
+    if (size < 1 || size > OUT_CAP / 4)
+        return 0;
+    unsigned flags = data[0];
+    data++;
+    size--;
+    char *buf = malloc(size ? size : 1);
+    memcpy(buf, data, size);
+    memset(&rc, 0, sizeof(rc));
+    rc.out = out;
+    rc.body = body;
+    rc.method = (flags & 1) ? HTTP_HEAD : HTTP_GET;
+    rc.client_minor = (flags & 2) ? 0 : 1;
+    int keep_alive = (flags & 4) != 0;
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &s);
+    p.data = &rc;
+    rc.head.headers = rc.hdrs;
+    rc.head.max_headers = MAXH;
+    size_t off = 0;
+    http_head_reset(&rc.head, buf);
+    llhttp_errno_t e;
+    for (;;) {
+        e = llhttp_execute(&p, buf + off, size - off);
+        if (e != HPE_PAUSED)
+            goto out;
+        off = (size_t)(llhttp_get_error_pos(&p) - buf);
+        llhttp_resume(&p);
+        if (!rc.interim)
+            break;
+        /* 1xx: its completion pauses next; then parse the final head */
+        e = llhttp_execute(&p, buf + off, size - off);
+        if (e != HPE_PAUSED)
+            goto out;
+        off = (size_t)(llhttp_get_error_pos(&p) - buf);
+        llhttp_resume(&p);
+        rc.interim = 0;
+        http_head_reset(&rc.head, buf);
+    }
+    if (!rc.checked || rc.resp.status != 0) {
+        if (rc.checked && (rc.resp.status != 502 || !rc.resp.error))
+            abort();
+        goto out;
+    }
+    int status = p.status_code;
+    if (rc.resp.mode == HTTP_BODY_CLOSE)
+        keep_alive = 0; /* as client.c */
+    int n = http_build_response_head(out, 16384, &p, &rc.head, &rc.resp,
+                                     rc.client_minor, keep_alive);
+    if (n < 0)
+        goto out;
+    rc.out_len = (size_t)n;
+    e = llhttp_execute(&p, buf + off, size - off);
+    if (e == HPE_OK && !rc.complete && rc.resp.mode != HTTP_BODY_NONE) {
+        /* the backend closes here: only a close-delimited body ends well */
+        e = llhttp_finish(&p);
+    }
+    if ((e != HPE_OK && e != HPE_PAUSED) || !rc.complete)
+        goto out; /* truncated or invalid: lbproxy closes, never completes */
+    check_relayed(&rc, status);
+out:
+    free(buf);
+    return 0;
+}

@@ -1,0 +1,224 @@
+/*
+ * Unit tests of the http module: request checks, head rebuilding, response
+ * checks and the parse-error mapping, each over a real strict llhttp parse.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+
+#define MAXH 32
+
+struct parsed {
+    struct http_head head; /* first: parser->data points here */
+    struct http_header hdrs[MAXH];
+    llhttp_t p;
+    llhttp_errno_t err;
+    size_t err_off;
+    char buf[4096];
+};
+
+static int pause_at_headers(llhttp_t *p)
+{
+    (void)p;
+    return HPE_PAUSED;
+}
+
+/* Parses a request or response head up to headers-complete. */
+static void parse(struct parsed *x, llhttp_type_t type, const char *text)
+{
+    static llhttp_settings_t s;
+    http_settings_init(&s);
+    s.on_headers_complete = pause_at_headers;
+    memset(x, 0, sizeof(*x));
+    size_t n = strlen(text);
+    memcpy(x->buf, text, n);
+    llhttp_init(&x->p, type, &s);
+    x->p.data = &x->head;
+    x->head.headers = x->hdrs;
+    x->head.max_headers = MAXH;
+    http_head_reset(&x->head, x->buf);
+    x->err = llhttp_execute(&x->p, x->buf, n);
+    if (x->err != HPE_OK)
+        x->err_off = (size_t)(llhttp_get_error_pos(&x->p) - x->buf);
+}
+
+static int check_req(const char *text, struct http_request *req,
+                     struct parsed *x)
+{
+    parse(x, HTTP_REQUEST, text);
+    assert_int_equal(x->err, HPE_PAUSED);
+    return http_request_check(&x->p, &x->head, 1000, req);
+}
+
+static void build_req(const char *text, char *out, size_t cap)
+{
+    static struct parsed x;
+    struct http_request req;
+    assert_int_equal(check_req(text, &req, &x), 0);
+    int n = http_build_request_head(out, cap - 1, &x.p, &x.head, &req,
+                                    "192.0.2.9", false);
+    assert_true(n > 0);
+    out[n] = '\0';
+}
+
+static void test_empty_header_value_is_accepted(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    /* regression (found by fuzz_request): an empty value was mistaken for
+     * an obs-fold because llhttp reports it after the line end */
+    assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: t\r\nX-E:\r\n"
+                               "X-F: \r\n\r\n", &req, &x), 0);
+    char out[1024];
+    build_req("GET / HTTP/1.1\r\nHost: t\r\nX-E:\r\n\r\n", out, sizeof(out));
+    assert_non_null(strstr(out, "\r\nX-E: \r\n"));
+}
+
+static void test_obs_fold_after_empty_value_is_refused(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    parse(&x, HTTP_REQUEST, "POST / HTTP/1.1\r\nHost: t\r\n"
+                            "Transfer-Encoding:\r\n chunked\r\n\r\n");
+    if (x.err == HPE_PAUSED)
+        assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
+}
+
+static void test_absolute_form(void **state)
+{
+    (void)state;
+    char out[1024];
+    build_req("GET http://a.test:81/p?q HTTP/1.1\r\nHost: other\r\n\r\n", out,
+              sizeof(out));
+    assert_memory_equal(out, "GET /p?q HTTP/1.1\r\nHost: a.test:81\r\n", 36);
+    static struct parsed x;
+    struct http_request req;
+    assert_int_equal(check_req("GET http://u@evil/ HTTP/1.1\r\nHost: t\r\n\r\n",
+                               &req, &x), 400);
+    assert_int_equal(check_req("GET http:/// HTTP/1.1\r\nHost: t\r\n\r\n",
+                               &req, &x), 400);
+}
+
+static void test_http10_without_host_gets_one(void **state)
+{
+    (void)state;
+    char out[1024];
+    build_req("GET / HTTP/1.0\r\n\r\n", out, sizeof(out));
+    assert_non_null(strstr(out, "GET / HTTP/1.1\r\nHost: \r\n"));
+    build_req("GET http://h.test/x HTTP/1.0\r\n\r\n", out, sizeof(out));
+    assert_non_null(strstr(out, "GET /x HTTP/1.1\r\nHost: h.test\r\n"));
+}
+
+static void test_connection_cannot_drop_our_headers(void **state)
+{
+    (void)state;
+    char out[1024];
+    build_req("GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\n"
+              "Connection: close, X-Forwarded-For, Via\r\n\r\n", out,
+              sizeof(out));
+    assert_non_null(strstr(out, "\r\nX-Forwarded-For: 192.0.2.9\r\n"));
+    assert_null(strstr(out, "6.6.6.6"));
+    assert_non_null(strstr(out, "\r\nVia: 1.1 lbproxy\r\n"));
+}
+
+static void test_transfer_encodings(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    assert_int_equal(check_req("POST / HTTP/1.1\r\nHost: t\r\n"
+                               "Transfer-Encoding: Chunked\r\n\r\n", &req, &x),
+                     0);
+    assert_true(req.chunked);
+    char out[1024];
+    build_req("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n",
+              out, sizeof(out));
+    assert_non_null(strstr(out, "\r\nTransfer-Encoding: chunked\r\n"));
+    parse(&x, HTTP_REQUEST, "POST / HTTP/1.1\r\nHost: t\r\n"
+                            "Transfer-Encoding: gzip, chunked\r\n\r\n");
+    assert_int_equal(x.err, HPE_PAUSED);
+    assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 501);
+    parse(&x, HTTP_REQUEST, "POST / HTTP/1.0\r\nHost: t\r\n"
+                            "Transfer-Encoding: chunked\r\n\r\n");
+    if (x.err == HPE_PAUSED)
+        assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
+}
+
+static void test_limits_and_hosts(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    assert_int_equal(check_req("POST / HTTP/1.1\r\nHost: t\r\n"
+                               "Content-Length: 1001\r\n\r\n", &req, &x), 413);
+    assert_int_equal(check_req("GET / HTTP/1.1\r\n\r\n", &req, &x), 400);
+    assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                               &req, &x), 400);
+    assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: t\r\n"
+                               "Connection: Content-Length\r\n\r\n", &req, &x),
+                     400);
+}
+
+static void test_parse_error_status(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    parse(&x, HTTP_REQUEST, "GET / HTTP/1.2\r\nHost: t\r\n\r\n");
+    assert_int_equal(x.err, HPE_INVALID_VERSION);
+    assert_int_equal(http_parse_error_status(x.err, x.buf, strlen(x.buf),
+                                             x.err_off), 505);
+    parse(&x, HTTP_REQUEST, "GET / HTTP/1.x\r\nHost: t\r\n\r\n");
+    assert_int_not_equal(x.err, HPE_PAUSED);
+    assert_int_equal(http_parse_error_status(x.err, x.buf, strlen(x.buf),
+                                             x.err_off), 400);
+    assert_int_equal(http_parse_error_status(HPE_INVALID_VERSION, "x", 1, 0),
+                     400);
+}
+
+static void test_response_checks(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_response r;
+    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                             "Transfer-Encoding: chunked\r\n\r\n");
+    if (x.err == HPE_PAUSED)
+        assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r),
+                         502);
+    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_HEAD, 1, &r), 0);
+    assert_int_equal(r.mode, HTTP_BODY_NONE);
+    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+                             "\r\n\r\n");
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 0, &r), 0);
+    assert_int_equal(r.mode, HTTP_BODY_CLOSE);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(r.mode, HTTP_BODY_CHUNKED);
+    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-E:\r\n"
+                             "Content-Length: 1\r\n\r\n");
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_header_value_is_accepted),
+        cmocka_unit_test(test_obs_fold_after_empty_value_is_refused),
+        cmocka_unit_test(test_absolute_form),
+        cmocka_unit_test(test_http10_without_host_gets_one),
+        cmocka_unit_test(test_connection_cannot_drop_our_headers),
+        cmocka_unit_test(test_transfer_encodings),
+        cmocka_unit_test(test_limits_and_hosts),
+        cmocka_unit_test(test_parse_error_status),
+        cmocka_unit_test(test_response_checks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
