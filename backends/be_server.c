@@ -326,7 +326,7 @@ static void respond_stats(struct conn *c)
     be_profile_str(current_profile(s), prof, sizeof(prof));
     int n = snprintf(
         body, sizeof(body),
-        "{\"id\":\"%s\",\"uptime_ms\":%" PRIu64 ",\"accepts\":%" PRIu64
+        "{\"id\":\"%s\",\"uptime_us\":%" PRIu64 ",\"accepts\":%" PRIu64
         ",\"open_connections\":%" PRIu64 ",\"requests\":%" PRIu64
         ",\"responses\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"resets\":%" PRIu64
         ",\"hangs\":%" PRIu64 ",\"health_checks\":%" PRIu64
@@ -335,7 +335,7 @@ static void respond_stats(struct conn *c)
         ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
         ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
         "}\n",
-        s->o->id, (loop_now(s->loop) - s->start_us) / 1000, t->accepts, t->open,
+        s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
         t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
         t->stats + 1, t->bad_requests, t->accept_errors, s->busy, s->queued,
         t->max_queued, s->o->workers, s->phase + 1, prof, t->bytes_in,
