@@ -545,6 +545,11 @@ static void dispatch(struct conn *c)
         respond_stats(c);
         return;
     }
+    if (llhttp_get_method(&c->parser) == HTTP_CONNECT) {
+        s->st.bad_requests++;
+        respond_fatal(c, 405, "Method Not Allowed");
+        return;
+    }
     s->st.requests++;
     if (s->fault_total > 0) {
         double u = be_rng_double(&s->rng);
@@ -660,6 +665,12 @@ static void process_input(struct conn *c)
                 respond_fatal(c, 431, "Request Header Fields Too Large");
             }
             break;
+        }
+        if (e == HPE_PAUSED_UPGRADE) {
+            /* The previous request asked for an upgrade; a server may
+             * ignore that (RFC 9110, 7.8) and go on with HTTP/1.1. */
+            llhttp_resume_after_upgrade(&c->parser);
+            continue;
         }
         if (e != HPE_PAUSED) {
             bad_request(c, e);

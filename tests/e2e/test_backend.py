@@ -552,6 +552,40 @@ def test_pipelined_requests_answer_in_order(procs):
     assert s["requests"] == n
 
 
+def test_requests_split_at_random_points(procs):
+    """Heads, chunk sizes and bodies cut anywhere across reads still parse,
+    and the answers come back in order."""
+    b = backend(procs)
+    rnd = random.Random(3)
+    wire, want = b"", []
+    for i in range(60):
+        body = rnd.randbytes(rnd.randrange(0, 3000))
+        if i % 3 == 0:
+            wire += build("POST", "/echo", [("Transfer-Encoding", "chunked")])
+            pos = 0
+            while pos < len(body):
+                n = rnd.randrange(1, 700)
+                wire += b"%x\r\n%s\r\n" % (len(body[pos:pos + n]),
+                                            body[pos:pos + n])
+                pos += n
+            wire += b"0\r\n\r\n"
+        else:
+            wire += build("POST", f"/echo?i={i}", [("X-Pad", "p" * i)],
+                          body)
+        want.append(body)
+    with Client(b.port) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pos = 0
+        while pos < len(wire):
+            n = rnd.choice([1, 2, 5, 17, 100, 1500, 9000])
+            c.send(wire[pos:pos + n])
+            pos += n
+            if rnd.random() < 0.05:
+                time.sleep(0.001)  # let some pieces arrive alone
+        for body in want:
+            assert c.read_response().body == body
+
+
 def test_keep_alive_and_connection_close(procs):
     b = backend(procs)
     st = StatsConn(b.port)
@@ -707,6 +741,19 @@ def test_malformed_request_gets_400_and_close(procs, raw):
         assert r.header("connection") == "close"
         assert c.at_eof()
     assert stats(b.port)["bad_requests"] == 1
+
+
+def test_upgrade_is_ignored_and_connect_refused(procs):
+    b = backend(procs)
+    with Client(b.port) as c:
+        c.send(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n"
+               b"Upgrade: h2c\r\n\r\n" + build("GET", "/b"))
+        assert c.read_response().status == 200
+        assert c.read_response().status == 200  # still HTTP/1.1
+    with Client(b.port) as c:
+        c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.read_response().status == 405
+        assert c.at_eof()
 
 
 def test_oversized_head_gets_431(procs):
