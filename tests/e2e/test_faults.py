@@ -256,3 +256,42 @@ def test_backend_answering_before_reading_the_body(procs):
         stop.set()
         ls.close()
         t.join(5)
+
+
+def test_no_fd_or_memory_growth_after_requests_with_faults(procs):
+    """~15,000 requests with 500s, resets, a backend kill and slow clients
+    mixed in: afterwards lbproxy's descriptors and RSS are back to their
+    baseline (the 100,000-request version is scripts/soak.sh)."""
+    from hardening_util import SlowClients, fd_count, rss_kb
+    a = procs.backend(bid="A")
+    b = procs.backend(bid="B", extra=["--error-rate", "0.02",
+                                      "--reset-rate", "0.01"])
+    px = procs.proxy([a.port, b.port],
+                     extra=["--persistent", "--mode", "round-robin",
+                            "--set", "pool.idle_timeout_ms=300",
+                            "--set", "timeouts.client_header_ms=500",
+                            *HEALTH])
+    fd_start = fd_count(px.pid)
+    warm = Load(px.port, n=8).start()
+    assert wait_until(lambda: warm.total() > 2000, 20)
+    warm.stop()
+    assert wait_until(lambda: fd_count(px.pid) <= fd_start, 10)
+    rss0 = rss_kb(px.pid)
+    slow = SlowClients(px.port, 50)
+    load = Load(px.port, n=8).start()
+    try:
+        assert wait_until(lambda: load.total() > 6000, 30)
+        b.kill()
+        b.wait(5)
+        b2 = procs.backend(port=b.port, bid="B")
+        assert wait_until(lambda: load.total() > 15000, 60)
+    finally:
+        load.stop()
+        slow.close()
+    assert px.poll() is None
+    assert load.errors < load.total() * 0.05
+    assert wait_until(lambda: fd_count(px.pid) <= fd_start, 10), \
+        (fd_count(px.pid), fd_start)
+    grown = rss_kb(px.pid) - rss0
+    assert grown < 4096, f"RSS grew by {grown} KiB"
+    b2.kill()
