@@ -1,141 +1,22 @@
 /*
- * be_server: one connection serves its requests one at a time, in order:
- *
- *   READING --message complete--> (fault?) --> QUEUED --worker--> SERVICE
- *      ^                                          |                 |
- *      +------------- response queued <-----------+---- timer ------+
- *
- * The parser pauses at the end of each head and each message, so pipelined
- * requests wait in the input buffer and their answers leave in order; all
- * answers produced in one round are corked into one write.  A request's
- * service time is sampled when it gets a worker and runs on a loop timer.
- * Faults (500, reset, hang) are decided when the request is complete and
- * take effect at once, without a worker.
+ * be_server: the listener (accept, EMFILE back-off), the workers with their
+ * FIFO queue and service timers, the phase schedule, and set-up/tear-down.
+ * Connections themselves are in be_conn.c.
  */
 #include "be_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <llhttp.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "loop.h"
-
-#define IN_CAP 16384    /* largest request head; input buffer */
-#define OUT_CAP 16384   /* corked response heads and small bodies */
-#define SMALL_BODY 4096 /* bodies up to this are copied into out */
-#define RESP_ROOM 6144  /* out space needed before producing an answer */
-#define ACCEPT_BATCH 64
-#define EMFILE_PAUSE_US 100000
-
-enum conn_state {
-    CS_READING, /* parsing a request (or idle between requests) */
-    CS_QUEUED,  /* complete request waiting for a worker */
-    CS_SERVICE, /* holding a worker; the service timer is armed */
-    CS_HANG,    /* will never answer; waits for the client to leave */
-    CS_CLOSED,
-};
-
-enum route {
-    R_APP,
-    R_ECHO,
-    R_ECHO_HEADERS,
-    R_HEALTH,
-    R_STATS,
-};
-
-enum pause_on {
-    PAUSE_NONE,
-    PAUSE_HEADERS,
-    PAUSE_MESSAGE,
-};
-
-struct conn {
-    struct loop_io io;
-    struct loop_timer timer;
-    struct be_server *srv;
-    struct conn *qnext, *qprev; /* worker queue, or the free list */
-    struct conn *lnext, *lprev; /* all live connections */
-    uint64_t id;
-    enum conn_state state;
-    llhttp_t parser;
-    enum pause_on paused_on;
-    /* the current request */
-    enum route route;
-    int is_head;
-    int keep_alive;
-    int http10;
-    int too_large;
-    uint64_t body_bytes;
-    uint64_t queued_at, queue_us, service_us;
-    int has_worker;
-    /* input: [in_start, in_parse) is kept (the current head), [in_parse,
-     * in_len) is not parsed yet */
-    size_t in_start, in_parse, in_len;
-    int head_phase; /* 1 while the current request's head is incomplete */
-    int peer_eof;
-    int close_after; /* close once the output has drained */
-    /* output: out[out_sent, out_len), then seg[0, seg_len) */
-    size_t out_sent, out_len;
-    const char *seg;
-    size_t seg_len;
-    char *ebuf; /* echoed request body */
-    size_t elen, ecap;
-    char *hbuf; /* copy of the current head (echo-headers, request log) */
-    size_t hlen;
-    char in[IN_CAP];
-    char out[OUT_CAP];
-};
-
-struct be_stats {
-    uint64_t accepts, open, requests, responses, errors, resets, hangs;
-    uint64_t health, stats, bad_requests, accept_errors;
-    uint64_t max_queued, bytes_in, bytes_out;
-};
-
-struct be_server {
-    struct loop *loop;
-    const struct be_options *o;
-    struct loop_io lio;
-    struct loop_timer accept_timer;
-    int port;
-    uint64_t start_us;
-    uint64_t last_emfile_warn;
-    struct be_rng rng;
-    int phase; /* index into o->phases, -1 = base profile */
-    double fault_total;
-    int busy;
-    size_t queued;
-    struct conn *q_head, *q_tail;
-    struct conn *free_list;
-    struct conn *live;
-    uint64_t next_conn_id;
-    char *body;
-    size_t body_len;
-    char ok_prefix[256]; /* "HTTP/1.1 200 OK" ... through Content-Length */
-    size_t ok_prefix_len;
-    FILE *reqlog;
-    int destroying;
-    struct be_stats st;
-};
-
-static llhttp_settings_t parser_settings;
-
-static void conn_drive(struct conn *c);
-static void conn_close(struct conn *c);
-static void pump_queue(struct be_server *s);
+#include "be_internal.h"
 
 static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warnx_(const char *fmt, ...)
@@ -148,44 +29,7 @@ static void warnx_(const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- small helpers ---- */
-
-static size_t out_free(const struct conn *c)
-{
-    return OUT_CAP - c->out_len;
-}
-
-static void out_put(struct conn *c, const void *p, size_t n)
-{
-    memcpy(c->out + c->out_len, p, n); /* callers reserved RESP_ROOM */
-    c->out_len += n;
-}
-
-#define OUT_LIT(c, s) out_put((c), (s), sizeof(s) - 1)
-
-static void out_u64(struct conn *c, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n > 0)
-        c->out[c->out_len++] = tmp[--n];
-}
-
-static int output_pending(const struct conn *c)
-{
-    return c->out_sent < c->out_len || c->seg_len > 0;
-}
-
-static int output_blocked(const struct conn *c)
-{
-    return c->seg_len > 0 || out_free(c) < RESP_ROOM;
-}
-
-static const struct be_profile *current_profile(struct be_server *s)
+const struct be_profile *be_sched_profile(struct be_server *s)
 {
     const struct be_options *o = s->o;
     uint64_t elapsed = loop_now(s->loop) - s->start_us;
@@ -197,152 +41,6 @@ static const struct be_profile *current_profile(struct be_server *s)
 }
 
 /* Writes bytes as the inside of a JSON string. */
-static void json_escape(FILE *f, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-}
-
-static void log_request(struct conn *c, const char *error)
-{
-    struct be_server *s = c->srv;
-    FILE *f = s->reqlog;
-    fprintf(f, "{\"t_us\":%" PRIu64 ",\"conn\":%" PRIu64,
-            loop_now(s->loop) - s->start_us, c->id);
-    if (error) {
-        fprintf(f, ",\"error\":\"%s\",\"head\":\"", error);
-        json_escape(f, c->in + c->in_start, c->in_len - c->in_start);
-    } else {
-        fprintf(f, ",\"body_bytes\":%" PRIu64 ",\"head\":\"", c->body_bytes);
-        json_escape(f, c->hbuf, c->hlen);
-    }
-    fputs("\"}\n", f);
-    fflush(f);
-}
-
-/* ---- responses ---- */
-
-static void put_connection(struct conn *c)
-{
-    if (!c->keep_alive) {
-        OUT_LIT(c, "Connection: close\r\n\r\n");
-        c->close_after = 1;
-    } else if (c->http10) {
-        OUT_LIT(c, "Connection: keep-alive\r\n\r\n");
-    } else {
-        OUT_LIT(c, "\r\n");
-    }
-}
-
-/* Queues a complete answer with a small, copied body. */
-static void respond_simple(struct conn *c, int status, const char *reason,
-                           const char *ctype, const char *body, size_t len)
-{
-    struct be_server *s = c->srv;
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nX-Backend-Id: %s\r\n"
-                     "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                     status, reason, s->o->id, ctype, len);
-    out_put(c, head, (size_t)n);
-    put_connection(c);
-    if (!c->is_head)
-        out_put(c, body, len);
-}
-
-/* Answers an unusable request and closes after the answer. */
-static void respond_fatal(struct conn *c, int status, const char *reason)
-{
-    char body[64];
-    int n = snprintf(body, sizeof(body), "%d %s\n", status, reason);
-    c->keep_alive = 0;
-    c->is_head = 0;
-    /* An error may come while an earlier answer still owns the buffer. */
-    if (out_free(c) < 512) {
-        c->close_after = 1;
-        return;
-    }
-    respond_simple(c, status, reason, "text/plain", body, (size_t)n);
-}
-
-static void respond_app(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    const char *body;
-    size_t len;
-    s->st.responses++;
-    if (c->route == R_ECHO) {
-        body = c->ebuf;
-        len = c->elen;
-        OUT_LIT(c, "HTTP/1.1 200 OK\r\nX-Backend-Id: ");
-        out_put(c, s->o->id, strlen(s->o->id));
-        OUT_LIT(c, "\r\nContent-Type: application/octet-stream\r\n"
-                   "Content-Length: ");
-        out_u64(c, len);
-        OUT_LIT(c, "\r\n");
-    } else if (c->route == R_ECHO_HEADERS) {
-        body = c->hbuf;
-        len = c->hlen;
-        OUT_LIT(c, "HTTP/1.1 200 OK\r\nX-Backend-Id: ");
-        out_put(c, s->o->id, strlen(s->o->id));
-        OUT_LIT(c, "\r\nContent-Type: text/plain\r\nX-Request-Body-Bytes: ");
-        out_u64(c, c->body_bytes);
-        OUT_LIT(c, "\r\nContent-Length: ");
-        out_u64(c, len);
-        OUT_LIT(c, "\r\n");
-    } else {
-        body = s->body;
-        len = s->body_len;
-        out_put(c, s->ok_prefix, s->ok_prefix_len);
-    }
-    OUT_LIT(c, "X-Service-Us: ");
-    out_u64(c, c->service_us);
-    OUT_LIT(c, "\r\nX-Queue-Us: ");
-    out_u64(c, c->queue_us);
-    OUT_LIT(c, "\r\n");
-    put_connection(c);
-    if (c->is_head || len == 0)
-        return;
-    if (len <= SMALL_BODY) {
-        out_put(c, body, len);
-    } else {
-        c->seg = body;
-        c->seg_len = len;
-    }
-}
-
-static void respond_stats(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    const struct be_stats *t = &s->st;
-    char prof[128], body[2048];
-    be_profile_str(current_profile(s), prof, sizeof(prof));
-    int n = snprintf(
-        body, sizeof(body),
-        "{\"id\":\"%s\",\"uptime_us\":%" PRIu64 ",\"accepts\":%" PRIu64
-        ",\"open_connections\":%" PRIu64 ",\"requests\":%" PRIu64
-        ",\"responses\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"resets\":%" PRIu64
-        ",\"hangs\":%" PRIu64 ",\"health_checks\":%" PRIu64
-        ",\"stats_requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
-        ",\"accept_errors\":%" PRIu64 ",\"in_service\":%d,\"queued\":%zu"
-        ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
-        ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        "}\n",
-        s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
-        t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
-        t->stats + 1, t->bad_requests, t->accept_errors, s->busy, s->queued,
-        t->max_queued, s->o->workers, s->phase + 1, prof, t->bytes_in,
-        t->bytes_out);
-    s->st.stats++;
-    respond_simple(c, 200, "OK", "application/json", body, (size_t)n);
-}
 
 /* ---- workers ---- */
 
@@ -386,7 +84,7 @@ static void finish_service(struct conn *c)
 {
     release_worker(c);
     c->state = CS_READING;
-    respond_app(c);
+    be_conn_respond_app(c);
 }
 
 /* Gives c a worker and starts its service time.  With inline_ok a zero
@@ -396,7 +94,7 @@ static void start_service(struct conn *c, int inline_ok)
     struct be_server *s = c->srv;
     c->has_worker = 1;
     s->busy++;
-    c->service_us = be_profile_sample(current_profile(s), &s->rng);
+    c->service_us = be_profile_sample(be_sched_profile(s), &s->rng);
     if (c->service_us == 0 && inline_ok) {
         finish_service(c);
         return;
@@ -415,170 +113,19 @@ static void pump_queue(struct be_server *s)
     }
 }
 
-static void on_service_timer(struct loop *loop, struct loop_timer *t)
+void be_sched_timer(struct loop *loop, struct loop_timer *t)
 {
     (void)loop;
     struct conn *c = t->ctx;
     struct be_server *s = c->srv;
     finish_service(c);
     pump_queue(s);
-    conn_drive(c);
+    be_conn_drive(c);
 }
 
-/* ---- requests ---- */
-
-static int parse_target(const char *head, size_t n, const char **path,
-                        size_t *plen)
-{
-    const char *sp = memchr(head, ' ', n);
-    if (!sp)
-        return -1;
-    const char *t = sp + 1;
-    const char *end = memchr(t, ' ', n - (size_t)(t - head));
-    if (!end)
-        return -1;
-    const char *q = memchr(t, '?', (size_t)(end - t));
-    *path = t;
-    *plen = (size_t)((q ? q : end) - t);
-    return 0;
-}
-
-enum {
-    HEAD_ECHO_HEADERS = 1,    /* X-Echo-Headers with a value other than 0 */
-    HEAD_EXPECT_CONTINUE = 2, /* Expect: 100-continue */
-};
-
-static const char *header_value(const char *line, const char *nl, size_t nlen)
-{
-    const char *v = line + nlen;
-    while (v < nl && (*v == ' ' || *v == '\t'))
-        v++;
-    return v;
-}
-
-/* One pass over the header lines for the few headers the emulator obeys. */
-static unsigned scan_headers(const char *p, size_t n)
-{
-    const char *end = p + n;
-    const char *line = memchr(p, '\n', n);
-    unsigned flags = 0;
-    while (line && ++line < end) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl)
-            break;
-        if (nl - line > 15 && strncasecmp(line, "x-echo-headers:", 15) == 0) {
-            const char *v = header_value(line, nl, 15);
-            if (v < nl && *v != '0' && *v != '\r')
-                flags |= HEAD_ECHO_HEADERS;
-        } else if (nl - line > 7 && strncasecmp(line, "expect:", 7) == 0) {
-            const char *v = header_value(line, nl, 7);
-            if (nl - v >= 12 && strncasecmp(v, "100-continue", 12) == 0)
-                flags |= HEAD_EXPECT_CONTINUE;
-        }
-        line = nl;
-    }
-    return flags;
-}
-
-static void on_head_complete(struct conn *c)
+void be_sched_submit(struct conn *c)
 {
     struct be_server *s = c->srv;
-    const char *head = c->in + c->in_start;
-    size_t n = c->in_parse - c->in_start;
-    const char *path = "";
-    size_t plen = 0;
-    parse_target(head, n, &path, &plen);
-    unsigned hflags = scan_headers(head, n);
-    c->head_phase = 0;
-    c->is_head = llhttp_get_method(&c->parser) == HTTP_HEAD;
-    c->http10 = llhttp_get_http_major(&c->parser) == 1 &&
-                llhttp_get_http_minor(&c->parser) == 0;
-    c->body_bytes = 0;
-    c->elen = 0;
-    c->queue_us = 0;
-    c->service_us = 0;
-    if (plen == 7 && memcmp(path, "/health", 7) == 0)
-        c->route = R_HEALTH;
-    else if (plen == 6 && memcmp(path, "/stats", 6) == 0)
-        c->route = R_STATS;
-    else if (plen == 13 && memcmp(path, "/echo-headers", 13) == 0)
-        c->route = R_ECHO_HEADERS;
-    else if (hflags & HEAD_ECHO_HEADERS)
-        c->route = R_ECHO_HEADERS;
-    else if (s->o->echo || (plen == 5 && memcmp(path, "/echo", 5) == 0))
-        c->route = R_ECHO;
-    else
-        c->route = R_APP;
-    c->hlen = 0;
-    if (c->route == R_ECHO_HEADERS || s->reqlog) {
-        if (!c->hbuf)
-            c->hbuf = malloc(IN_CAP);
-        if (c->hbuf) {
-            memcpy(c->hbuf, head, n);
-            c->hlen = n;
-        }
-    }
-    /* A client that waits for 100 Continue gets it while the body is
-     * still to come. */
-    if ((hflags & HEAD_EXPECT_CONTINUE) &&
-        ((c->parser.flags & F_CHUNKED) || c->parser.content_length > 0) &&
-        !c->http10)
-        OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
-    c->in_start = c->in_parse; /* the head may go; the body is not kept */
-}
-
-static void dispatch(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    if (s->reqlog)
-        log_request(c, NULL);
-    if (c->route == R_HEALTH) {
-        s->st.health++;
-        if (s->o->fail_health)
-            respond_simple(c, 503, "Service Unavailable", "text/plain",
-                           "unhealthy\n", 10);
-        else
-            respond_simple(c, 200, "OK", "text/plain", "ok\n", 3);
-        return;
-    }
-    if (c->route == R_STATS) {
-        respond_stats(c);
-        return;
-    }
-    if (llhttp_get_method(&c->parser) == HTTP_CONNECT) {
-        s->st.bad_requests++;
-        respond_fatal(c, 405, "Method Not Allowed");
-        return;
-    }
-    s->st.requests++;
-    if (s->fault_total > 0) {
-        double u = be_rng_double(&s->rng);
-        const struct be_options *o = s->o;
-        if (u < o->reset_rate) {
-            s->st.resets++;
-            /* Earlier pipelined answers get one chance to leave first. */
-            if (c->out_sent < c->out_len) {
-                ssize_t w = write(c->io.fd, c->out + c->out_sent,
-                                  c->out_len - c->out_sent);
-                (void)w;
-            }
-            struct linger lg = {1, 0};
-            setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-            conn_close(c);
-            return;
-        }
-        if (u < o->reset_rate + o->hang_rate) {
-            s->st.hangs++;
-            c->state = CS_HANG;
-            return;
-        }
-        if (u < o->reset_rate + o->hang_rate + o->error_rate) {
-            s->st.errors++;
-            respond_simple(c, 500, "Internal Server Error", "text/plain",
-                           "injected error\n", 15);
-            return;
-        }
-    }
     if (s->o->workers == 0 || s->busy < s->o->workers) {
         start_service(c, 1);
     } else {
@@ -588,325 +135,16 @@ static void dispatch(struct conn *c)
     }
 }
 
-static int on_headers_complete(llhttp_t *p)
-{
-    struct conn *c = p->data;
-    c->paused_on = PAUSE_HEADERS;
-    return HPE_PAUSED;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    struct conn *c = p->data;
-    c->keep_alive = llhttp_should_keep_alive(p);
-    c->paused_on = PAUSE_MESSAGE;
-    return HPE_PAUSED;
-}
-
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    c->body_bytes += len;
-    if (c->route != R_ECHO)
-        return 0;
-    size_t max = c->srv->o->max_body;
-    if (c->elen + len > max) {
-        c->too_large = 1;
-        return -1;
-    }
-    if (c->elen + len > c->ecap) {
-        size_t cap = c->ecap ? c->ecap : 65536;
-        while (cap < c->elen + len)
-            cap *= 2;
-        if (cap > max)
-            cap = max;
-        char *b = realloc(c->ebuf, cap);
-        if (!b) {
-            c->too_large = 1;
-            return -1;
-        }
-        c->ebuf = b;
-        c->ecap = cap;
-    }
-    memcpy(c->ebuf + c->elen, at, len);
-    c->elen += len;
-    return 0;
-}
-
-static void bad_request(struct conn *c, llhttp_errno_t e)
+void be_sched_forget(struct conn *c)
 {
     struct be_server *s = c->srv;
-    s->st.bad_requests++;
-    if (s->reqlog)
-        log_request(c, llhttp_errno_name(e));
-    if (c->too_large)
-        respond_fatal(c, 413, "Payload Too Large");
-    else
-        respond_fatal(c, 400, "Bad Request");
-}
-
-/* Parses buffered requests and answers them until one must wait (for a
- * worker, a timer, more input or output space). */
-static void process_input(struct conn *c)
-{
-    while (c->state == CS_READING && !c->close_after && !output_blocked(c)) {
-        int pending_pause = c->paused_on != PAUSE_NONE;
-        if (c->in_parse == c->in_len && !pending_pause)
-            break;
-        c->paused_on = PAUSE_NONE;
-        llhttp_errno_t e = llhttp_execute(&c->parser, c->in + c->in_parse,
-                                          c->in_len - c->in_parse);
-        if (e == HPE_OK) {
-            c->in_parse = c->in_len;
-            if (!c->head_phase)
-                c->in_start = c->in_parse;
-            if (c->head_phase && c->in_start == 0 && c->in_len == IN_CAP) {
-                c->srv->st.bad_requests++;
-                respond_fatal(c, 431, "Request Header Fields Too Large");
-            }
-            break;
-        }
-        if (e == HPE_PAUSED_UPGRADE) {
-            /* The previous request asked for an upgrade; a server may
-             * ignore that (RFC 9110, 7.8) and go on with HTTP/1.1. */
-            llhttp_resume_after_upgrade(&c->parser);
-            continue;
-        }
-        if (e != HPE_PAUSED) {
-            bad_request(c, e);
-            break;
-        }
-        c->in_parse = (size_t)(llhttp_get_error_pos(&c->parser) - c->in);
-        llhttp_resume(&c->parser);
-        if (c->paused_on == PAUSE_HEADERS) {
-            on_head_complete(c);
-            /* Run the parser once more even with no bytes left: a message
-             * without a body completes right after its head. */
-            continue;
-        }
-        c->paused_on = PAUSE_NONE;
-        c->in_start = c->in_parse;
-        c->head_phase = 1;
-        dispatch(c);
-        if (c->state == CS_CLOSED)
-            return;
-    }
-}
-
-/* ---- connection I/O ---- */
-
-/* Writes pending output; returns 1 when all is out, 0 when the socket is
- * full, -1 after closing the connection on an error. */
-static int conn_flush(struct conn *c)
-{
-    while (output_pending(c)) {
-        struct iovec iov[2];
-        int n = 0;
-        if (c->out_sent < c->out_len) {
-            iov[n].iov_base = c->out + c->out_sent;
-            iov[n].iov_len = c->out_len - c->out_sent;
-            n++;
-        }
-        if (c->seg_len > 0) {
-            iov[n].iov_base = (void *)c->seg;
-            iov[n].iov_len = c->seg_len;
-            n++;
-        }
-        ssize_t w = n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len)
-                           : writev(c->io.fd, iov, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 0;
-            conn_close(c);
-            return -1;
-        }
-        c->srv->st.bytes_out += (uint64_t)w;
-        size_t ws = (size_t)w;
-        size_t from_out = c->out_len - c->out_sent;
-        if (ws < from_out) {
-            c->out_sent += ws;
-            continue;
-        }
-        ws -= from_out;
-        c->out_sent = c->out_len = 0;
-        c->seg += ws;
-        c->seg_len -= ws;
-    }
-    c->out_sent = c->out_len = 0;
-    c->seg = NULL;
-    return 1;
-}
-
-static void update_interest(struct conn *c)
-{
-    unsigned ev = 0;
-    if (c->state == CS_HANG) {
-        ev = LOOP_READ;
-    } else if (!c->peer_eof && !c->close_after && !output_blocked(c) &&
-               (c->in_len < IN_CAP || c->in_start > 0)) {
-        ev = LOOP_READ;
-    }
-    if (output_pending(c))
-        ev |= LOOP_WRITE;
-    if (loop_io_mod(c->srv->loop, &c->io, ev) < 0)
-        conn_close(c);
-}
-
-static void conn_drive(struct conn *c)
-{
-    for (;;) {
-        process_input(c);
-        if (c->state == CS_CLOSED)
-            return;
-        int r = conn_flush(c);
-        if (r < 0)
-            return;
-        if (r == 0)
-            break;
-        if (c->close_after) {
-            conn_close(c);
-            return;
-        }
-        /* Everything left; parse on if pipelined requests still wait. */
-        if (c->state != CS_READING ||
-            (c->in_parse == c->in_len && c->paused_on == PAUSE_NONE))
-            break;
-    }
-    if (c->peer_eof && c->state == CS_READING && !output_pending(c)) {
-        conn_close(c); /* the client has left and everything is answered */
-        return;
-    }
-    update_interest(c);
-}
-
-static void conn_read(struct conn *c)
-{
-    if (c->state == CS_HANG) {
-        ssize_t r = read(c->io.fd, c->in, IN_CAP);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
-            conn_close(c);
-        return;
-    }
-    if (c->in_start == c->in_len) {
-        c->in_start = c->in_parse = c->in_len = 0;
-    } else if (c->in_start > 0 && IN_CAP - c->in_len < 4096) {
-        memmove(c->in, c->in + c->in_start, c->in_len - c->in_start);
-        c->in_len -= c->in_start;
-        c->in_parse -= c->in_start;
-        c->in_start = 0;
-    }
-    if (c->in_len == IN_CAP)
-        return;
-    ssize_t r = read(c->io.fd, c->in + c->in_len, IN_CAP - c->in_len);
-    if (r > 0) {
-        c->in_len += (size_t)r;
-        c->srv->st.bytes_in += (uint64_t)r;
-    } else if (r == 0) {
-        /* A second end-of-file report means the socket hung up entirely
-         * (we stop reading after the first one). */
-        if (c->peer_eof)
-            conn_close(c);
-        c->peer_eof = 1;
-    } else if (errno != EAGAIN && errno != EINTR) {
-        conn_close(c);
-    }
-}
-
-static void on_conn_io(struct loop *loop, struct loop_io *io, unsigned events)
-{
-    (void)loop;
-    struct conn *c = io->ctx;
-    if (events & LOOP_READ) {
-        conn_read(c);
-        if (c->state == CS_CLOSED)
-            return;
-    }
-    conn_drive(c);
-}
-
-static void conn_release(void *ptr)
-{
-    struct conn *c = ptr;
-    struct be_server *s = c->srv;
-    free(c->ebuf);
-    c->ebuf = NULL;
-    c->ecap = c->elen = 0;
-    c->qnext = s->free_list;
-    s->free_list = c;
-}
-
-static void conn_close(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    if (c->state == CS_CLOSED)
-        return;
     if (c->state == CS_QUEUED)
         queue_remove(s, c);
-    loop_timer_cancel(s->loop, &c->timer);
-    int had_worker = c->has_worker;
+    if (!c->has_worker)
+        return;
     release_worker(c);
-    loop_io_del(s->loop, &c->io);
-    close(c->io.fd);
-    c->state = CS_CLOSED;
-    if (c->lprev)
-        c->lprev->lnext = c->lnext;
-    else
-        s->live = c->lnext;
-    if (c->lnext)
-        c->lnext->lprev = c->lprev;
-    s->st.open--;
-    if (s->destroying) {
-        conn_release(c);
-        return;
-    }
-    loop_defer(s->loop, conn_release, c);
-    if (had_worker)
+    if (!s->destroying)
         pump_queue(s);
-}
-
-static void conn_open(struct be_server *s, int fd)
-{
-    struct conn *c = s->free_list;
-    if (c) {
-        s->free_list = c->qnext;
-    } else {
-        c = malloc(sizeof(*c));
-        if (!c) {
-            close(fd);
-            return;
-        }
-        c->hbuf = NULL;
-        c->ebuf = NULL;
-    }
-    char *hbuf = c->hbuf;
-    memset(c, 0, offsetof(struct conn, in));
-    c->hbuf = hbuf;
-    c->srv = s;
-    c->id = ++s->next_conn_id;
-    c->head_phase = 1;
-    c->state = CS_READING;
-    c->io.fn = on_conn_io;
-    c->io.ctx = c;
-    c->timer.fn = on_service_timer;
-    c->timer.ctx = c;
-    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
-    c->parser.data = c;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (loop_io_add(s->loop, &c->io, fd, LOOP_READ) < 0) {
-        close(fd);
-        c->qnext = s->free_list;
-        s->free_list = c;
-        return;
-    }
-    c->lnext = s->live;
-    if (s->live)
-        s->live->lprev = c;
-    s->live = c;
-    s->st.accepts++;
-    s->st.open++;
 }
 
 static void on_accept_resume(struct loop *loop, struct loop_timer *t)
@@ -922,7 +160,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            conn_open(s, fd);
+            be_conn_open(s, fd);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -988,10 +226,6 @@ struct be_server *be_server_create(struct loop *loop,
     uint64_t seed =
         o->seed_set ? o->seed : loop_clock_us() ^ ((uint64_t)getpid() << 32);
     be_rng_seed(&s->rng, seed);
-    llhttp_settings_init(&parser_settings);
-    parser_settings.on_headers_complete = on_headers_complete;
-    parser_settings.on_message_complete = on_message_complete;
-    parser_settings.on_body = on_body;
     s->accept_timer.fn = on_accept_resume;
     s->accept_timer.ctx = s;
     if (make_body(s) < 0) {
@@ -1056,7 +290,7 @@ void be_server_destroy(struct be_server *s)
      * connections are released at once instead of deferred. */
     s->destroying = 1;
     while (s->live)
-        conn_close(s->live);
+        be_conn_close(s->live);
     while (s->free_list) {
         struct conn *c = s->free_list;
         s->free_list = c->qnext;
