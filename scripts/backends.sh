@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 cmd=${1:-status}
 set_name=${2:-default}
 bin=${LBBACKEND:-./lbbackend}
+[[ $bin == */* ]] || bin=./$bin # make exports a path relative to the top
 
 if [[ -f $set_name ]]; then
     ini=$set_name

@@ -23,7 +23,10 @@ cleanup() {
     trap - INT TERM EXIT
     echo
     echo "demo: stopping"
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do
+        pkill -P "$p" 2>/dev/null || true # the load loop's wrk
+        kill "$p" 2>/dev/null || true
+    done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     scripts/backends.sh stop $SET || true
 }
