@@ -73,3 +73,7 @@ fuzz-regress: $(FUZZ_BINS)
 	        { cat $(FUZZ_DIR)/$$f.regress.log; exit 1; }; \
 	    echo "  $$f: `tail -1 $(FUZZ_DIR)/$$f.regress.log`"; \
 	done
+
+# The checked-in corpus (seeds and regression inputs) replays in a second;
+# real fuzzing (`make fuzz`) is by hand or a separate CI step.
+TESTS += fuzz-regress
