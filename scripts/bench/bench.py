@@ -42,7 +42,7 @@ class Clock:
 
     def __init__(self, scenarios):
         self.t0 = time.monotonic()
-        self.overhead = 0.6  # seconds per run beyond wrk's duration
+        self.overhead = 0.3  # seconds per run beyond wrk's duration
         self.remaining = {}
         for s in scenarios:
             self.remaining[s.name] = self.estimate(s)
