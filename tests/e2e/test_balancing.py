@@ -223,7 +223,10 @@ def test_degrading_backend_loses_then_regains_traffic(procs):
         ("B", ["--profile", "fixed:10ms"])], mode="adaptive_ewma")
     # Align the clock with A's phase schedule (its uptime at a known time).
     now = time.monotonic()
-    a_start = now - backend_stats(bes[0].port)["uptime_ms"] / 1000.0
+    st = backend_stats(bes[0].port)
+    up_s = (st["uptime_us"] / 1e6 if "uptime_us" in st
+            else st["uptime_ms"] / 1e3)
+    a_start = now - up_s
     rows = load(px.port, clients=4, seconds=9.5 - (now - a_start),
                 t0=a_start)
     assert rows and all(s == 200 for _, _, s in rows)
