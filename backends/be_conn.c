@@ -627,8 +627,7 @@ void be_conn_close(struct conn *c)
         return;
     be_sched_forget(c);
     loop_timer_cancel(s->loop, &c->timer);
-    loop_io_del(s->loop, &c->io);
-    close(c->io.fd);
+    loop_io_close(s->loop, &c->io);
     c->state = CS_CLOSED;
     if (c->lprev)
         c->lprev->lnext = c->lnext;

@@ -64,6 +64,11 @@ int loop_io_add(struct loop *loop, struct loop_io *io, int fd, unsigned events);
 int loop_io_mod(struct loop *loop, struct loop_io *io, unsigned events);
 /* Stops watching (does not close the fd).  Safe on an unregistered io. */
 void loop_io_del(struct loop *loop, struct loop_io *io);
+/* Stops watching and closes the fd in one syscall: closing the last
+ * descriptor of a socket removes it from the epoll set, so no EPOLL_CTL_DEL
+ * is needed.  Only for fds that are not dup()ed.  Returns close()'s
+ * result. */
+int loop_io_close(struct loop *loop, struct loop_io *io);
 
 /* Arms (or re-arms) a timer for the absolute monotonic time when_us. */
 void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us);

@@ -131,6 +131,14 @@ void loop_io_del(struct loop *loop, struct loop_io *io)
     io->events = 0;
 }
 
+int loop_io_close(struct loop *loop, struct loop_io *io)
+{
+    (void)loop;
+    io->registered = 0; /* stale events of this round are skipped */
+    io->events = 0;
+    return close(io->fd);
+}
+
 /* ---- timer heap ---- */
 
 static void heap_place(struct loop *loop, uint32_t i, struct loop_timer *t)

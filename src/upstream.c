@@ -71,13 +71,12 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
 static void uconn_free(struct uconn *uc, bool reset)
 {
     struct loop *loop = uc->up->loop;
-    loop_io_del(loop, &uc->io);
     loop_timer_cancel(loop, &uc->timer);
     if (reset) {
         struct linger lg = {1, 0};
         setsockopt(uc->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
-    close(uc->io.fd);
+    loop_io_close(loop, &uc->io);
     loop_defer(loop, free, uc);
 }
 
