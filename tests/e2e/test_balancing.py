@@ -118,9 +118,9 @@ def test_least_conn_prefers_fewer_in_flight(procs):
         for b in bes:
             procs.stop(b)
     a, b = got["least-conn"]
-    # A is picked only when it has no more in flight than B: a handful of
-    # times in 2 s (each holds it 400 ms); B serves hundreds.
-    assert a <= 12 and b >= 20 * max(a, 1), got
+    # A is picked only when it has no more in flight than B: a few times
+    # per 400 ms at most, while B serves hundreds (measured 10 : 3079).
+    assert b >= 20 * max(a, 1), got
     ra, rb = got["round-robin"]
     assert abs(ra - rb) <= 4, got  # the contrast: rr ignores in-flight
 
@@ -131,8 +131,8 @@ def test_error_backend_ejected_then_back_after_recovery(procs):
     dead port in its place costs the client nothing (connect refused is
     retried elsewhere); once it is restarted healthy on the same port, the
     next probe brings it back to its round-robin share."""
-    sets = ("health.max_fails=3", "health.fail_timeout_ms=300",
-            "health.max_eject_ms=600")
+    sets = ("health.max_fails=3", "health.fail_timeout_ms=500",
+            "health.max_eject_ms=1000")
     bes, px = stack(procs, [("A", []), ("B", ["--error-rate", "1"])],
                     sets=sets, admin=True)
     a, b = bes
@@ -145,11 +145,11 @@ def test_error_backend_ejected_then_back_after_recovery(procs):
     assert "3 consecutive http_error" in st["reason"], st
 
     # While ejected: one probe (one client error) per back-off period.
-    rows = seq_for(px.port, 1.5)
+    rows = seq_for(px.port, 2.0)
     errs = sum(1 for r in rows if r[2] != 200)
     probes = backend_stats(b.port)["requests"] - 3
     assert errs == probes, (errs, probes)
-    assert 1 <= probes <= 1.5 / 0.3 + 1, probes
+    assert 1 <= probes <= 2.0 / 0.5 + 1, probes
     assert count(rows, "A") >= 20 * max(probes, 1)
 
     # Dead port: connect refused is retried on A, the client sees no error.
