@@ -7,6 +7,7 @@ response as complete, must retry idempotent requests that failed before
 any response byte, and must eject the failing backend (passive health) and
 take it back once it recovers."""
 import json
+import os
 import signal
 import socket
 import threading
@@ -293,5 +294,8 @@ def test_no_fd_or_memory_growth_after_requests_with_faults(procs):
     assert wait_until(lambda: fd_count(px.pid) <= fd_start, 10), \
         (fd_count(px.pid), fd_start)
     grown = rss_kb(px.pid) - rss0
-    assert grown < 4096, f"RSS grew by {grown} KiB"
+    # ASan keeps freed memory in quarantine: RSS says nothing there (and
+    # its leak checker covers the same ground)
+    if "san" not in os.environ.get("LBPROXY", ""):
+        assert grown < 4096, f"RSS grew by {grown} KiB"
     b2.kill()
