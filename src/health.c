@@ -23,8 +23,8 @@
 #include "loop.h"
 #include "upstream.h"
 
-#define HEALTH_BUF 256      /* enough for any sane status line */
-#define HEALTH_REQ 320      /* path <= 127 + host <= 96 + fixed text */
+#define HEALTH_BUF 256           /* enough for any sane status line */
+#define HEALTH_REQ 320           /* path <= 127 + host <= 96 + fixed text */
 #define HEALTH_GRACE_US 1000000u /* deadline = connect timeout + this */
 
 enum hstate {
@@ -42,9 +42,9 @@ struct hslot {
     struct uconn *uc;        /* the check's connection while busy */
     uint64_t started_us;
     size_t req_len, sent;
-    size_t len;              /* bytes of the response kept in buf */
-    unsigned passes, fails;  /* consecutive results */
-    bool down;               /* what we last told the balancer */
+    size_t len;             /* bytes of the response kept in buf */
+    unsigned passes, fails; /* consecutive results */
+    bool down;              /* what we last told the balancer */
     uint64_t done;
     char req[HEALTH_REQ];
     char buf[HEALTH_BUF];
@@ -153,8 +153,9 @@ static int judge_status(const struct hslot *s, const char **why)
     }
     if (b[9] == '2' || b[9] == '3')
         return 1;
-    *why = b[9] == '5' ? "5xx status" : b[9] == '4' ? "4xx status"
-                                                     : "1xx status";
+    *why = b[9] == '5'   ? "5xx status"
+           : b[9] == '4' ? "4xx status"
+                         : "1xx status";
     return 0;
 }
 
@@ -191,8 +192,7 @@ static void on_readable(struct hslot *s)
 static void on_writable(struct hslot *s)
 {
     while (s->sent < s->req_len) {
-        ssize_t w = write(s->uc->io.fd, s->req + s->sent,
-                          s->req_len - s->sent);
+        ssize_t w = write(s->uc->io.fd, s->req + s->sent, s->req_len - s->sent);
         if (w > 0) {
             s->sent += (size_t)w;
             continue;
@@ -220,8 +220,9 @@ static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
         if (!(events & LOOP_WRITE))
             return;
         if (upstream_finish_connect(s->uc) < 0) {
-            finish(s, false, errno == ECONNREFUSED ? "connection refused"
-                                                   : "connect failed");
+            finish(s, false,
+                   errno == ECONNREFUSED ? "connection refused"
+                                         : "connect failed");
             return;
         }
         s->state = HS_SENDING;
@@ -243,8 +244,9 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
     if (s->state == HS_IDLE)
         start_check(s);
     else
-        finish(s, false, s->state == HS_CONNECTING ? "connect timeout"
-                                                   : "response timeout");
+        finish(s, false,
+               s->state == HS_CONNECTING ? "connect timeout"
+                                         : "response timeout");
 }
 
 static void start_check(struct hslot *s)
