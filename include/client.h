@@ -35,6 +35,9 @@ struct client_ctx {
     struct client_gen *gen; /* current backends */
     /* Called once per finished request (CSV log, stats); may be NULL. */
     void (*on_record)(void *arg, const struct record *r);
+    /* Called for an attempt that failed and was retried on another
+     * backend (err is a enum record_error); may be NULL. */
+    void (*on_attempt_failed)(void *arg, int backend, int err);
     void *record_arg;
     /* Called when a client connection closes (accept may resume). */
     void (*on_close)(void *arg);

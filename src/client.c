@@ -136,6 +136,7 @@ static void connect_backend(struct client *c, bool fresh);
 static void on_upstream_io(struct loop *loop, struct loop_io *io,
                            unsigned events);
 static void read_upstream(struct client *c);
+static bool pump_request(struct client *c);
 
 static const struct config *cfg_of(const struct client *c)
 {
@@ -432,16 +433,20 @@ static void upstream_failed(struct client *c, enum balancer_outcome outcome)
     bool retry = outcome == BALANCER_CONNECT_ERR ||
                  ((outcome == BALANCER_RESET || outcome == BALANCER_TIMEOUT) &&
                   c->req.idempotent);
+    enum record_error err = outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
+                            : outcome == BALANCER_TIMEOUT   ? RECORD_TIMEOUT
+                                                          : RECORD_UPSTREAM_RESET;
     if (retry && can_resend && c->retries < cfg_of(c)->max_retries) {
+        /* The client will not see this failure, but the backend's error
+         * counters must (its ejection would otherwise be unexplained). */
+        if (c->ctx->on_attempt_failed)
+            c->ctx->on_attempt_failed(c->ctx->record_arg, c->backend, err);
         c->tried |= (uint64_t)1 << c->backend;
         c->retries++;
         dispatch(c);
         return;
     }
-    reply_error(c, outcome == BALANCER_TIMEOUT ? 504 : 502,
-                outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
-                : outcome == BALANCER_TIMEOUT   ? RECORD_TIMEOUT
-                                                : RECORD_UPSTREAM_RESET);
+    reply_error(c, outcome == BALANCER_TIMEOUT ? 504 : 502, err);
 }
 
 static void on_upstream_timeout(struct loop *loop, struct loop_timer *t)
@@ -530,7 +535,33 @@ static void connect_backend(struct client *c, bool fresh)
         c->state = CS_RELAY;
         arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
         return;
-    case UPSTREAM_IN_PROGRESS:
+    case UPSTREAM_IN_PROGRESS: {
+        /* On loopback and fast links the handshake is often complete by
+         * now: try the request at once, which saves a wake-up, a
+         * getsockopt and an epoll_ctl; a socket still connecting answers
+         * EAGAIN and we wait for writability as usual.  A request with
+         * a body waits: its body is checked before any byte leaves. */
+        ssize_t n = -1;
+        errno = EAGAIN;
+        if (!c->req.has_body)
+            n = send(uc->io.fd, c->ub, c->ub_len, MSG_NOSIGNAL);
+        if (n > 0) {
+            uc->connected = true;
+            if (attach(c, uc, false) < 0) {
+                upstream_failed(c, BALANCER_CONNECT_ERR);
+                return;
+            }
+            c->ub_off = (size_t)n;
+            c->connect_us = (int64_t)(now_us(c) - c->t_connect);
+            c->state = CS_RELAY;
+            arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
+            return;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN) {
+            upstream_close(uc, false); /* refused at once */
+            upstream_failed(c, BALANCER_CONNECT_ERR);
+            return;
+        }
         if (attach(c, uc, true) < 0) {
             upstream_failed(c, BALANCER_CONNECT_ERR);
             return;
@@ -538,6 +569,7 @@ static void connect_backend(struct client *c, bool fresh)
         c->state = CS_CONNECT;
         arm_upstream_timer(c, cfg_of(c)->upstream_connect_timeout_ms);
         return;
+    }
     case UPSTREAM_REFUSED:
         upstream_failed(c, BALANCER_CONNECT_ERR);
         return;
@@ -748,10 +780,16 @@ static void handle_head(struct client *c)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         cb_append(c, cont, sizeof(cont) - 1);
     }
-    if (c->req.has_body)
+    if (c->req.has_body) {
         arm_client_timer(c, CT_BODY, cfg->client_body_timeout_ms);
-    else
+    } else {
         cancel_client_timer(c);
+        /* End the message now, so that an answer of our own (a connect
+         * failure found at once) can keep the connection alive. */
+        pump_request(c);
+        if (c->state == CS_REPLY || c->state == CS_CLOSED)
+            return;
+    }
     dispatch(c);
 }
 
@@ -1302,8 +1340,7 @@ static void client_close(struct client *c, enum record_error err)
     c->state = CS_CLOSED;
     drop_upstream(c, false);
     cancel_client_timer(c);
-    loop_io_del(ctx->loop, &c->io);
-    close(c->io.fd);
+    loop_io_close(ctx->loop, &c->io);
     c->cb_off = c->cb_len;
     return_buffers(c);
     free(c->in);

@@ -174,6 +174,14 @@ static void on_record(void *arg, const struct record *r)
     }
 }
 
+static void on_attempt_failed(void *arg, int backend, int err)
+{
+    (void)arg;
+    if (srv.stats && backend >= 0)
+        stats_attempt_failed(srv.stats, (size_t)backend, err,
+                             loop_now(srv.loop));
+}
+
 static void on_tick(struct loop *loop, struct loop_timer *t)
 {
     uint64_t now = loop_now(loop);
@@ -317,6 +325,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.ctx.cfg = &srv.cfg;
     srv.ctx.buf_size = cfg->buffer_bytes + 2048;
     srv.ctx.on_record = on_record;
+    srv.ctx.on_attempt_failed = on_attempt_failed;
     srv.ctx.on_close = on_client_close;
     srv.ctx.mode_name = cfg->mode;
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);

@@ -289,6 +289,21 @@ void stats_record(struct stats *s, const struct record *r, uint64_t now_us)
     account(&s->series[s->n], sec, kind, lat, r);
 }
 
+void stats_attempt_failed(struct stats *s, size_t idx, int err,
+                          uint64_t now_us)
+{
+    if (idx >= s->n)
+        return;
+    struct record r = {.error = (enum record_error)err};
+    int kind = error_kind(&r);
+    if (kind < 0)
+        return;
+    struct series *se = &s->series[idx];
+    se->c.errors++;
+    se->c.err[kind]++;
+    slot_for_write(se, now_us / 1000000u)->errors++;
+}
+
 void stats_set_score(struct stats *s, size_t idx, double score, uint64_t now_us)
 {
     struct series *se = series_of(s, idx);

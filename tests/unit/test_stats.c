@@ -275,6 +275,32 @@ static void test_error_kinds_and_total_only(void **state)
     stats_destroy(s);
 }
 
+static void test_retried_attempt_counts_on_its_backend_only(void **state)
+{
+    (void)state;
+    struct stats *s = stats_create(2, T0);
+    uint64_t now = T0 + SEC;
+    stats_attempt_failed(s, 0, RECORD_CONNECT, now);
+    stats_attempt_failed(s, 0, RECORD_UPSTREAM_RESET, now);
+    stats_attempt_failed(s, 5, RECORD_CONNECT, now); /* unknown: ignored */
+    stats_attempt_failed(s, 1, RECORD_OK, now);      /* not an error */
+    struct stats_counters c;
+    stats_counters(s, 0, &c);
+    assert_int_equal(c.requests, 0);
+    assert_int_equal(c.errors, 2);
+    assert_int_equal(c.err[STATS_ERR_CONNECT], 1);
+    assert_int_equal(c.err[STATS_ERR_RESET], 1);
+    stats_counters(s, 1, &c);
+    assert_int_equal(c.errors, 0);
+    stats_counters(s, STATS_TOTAL, &c);
+    assert_int_equal(c.errors, 0);
+    struct stats_window w;
+    stats_window(s, 0, 10, now + SEC, &w);
+    assert_int_equal(w.errors, 2);
+    assert_int_equal(w.requests, 0);
+    stats_destroy(s);
+}
+
 static void test_cumulative_duration(void **state)
 {
     (void)state;
@@ -308,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_window_excludes_current_second),
         cmocka_unit_test(test_history_rotates_over_time),
         cmocka_unit_test(test_error_kinds_and_total_only),
+        cmocka_unit_test(test_retried_attempt_counts_on_its_backend_only),
         cmocka_unit_test(test_cumulative_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
