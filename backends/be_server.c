@@ -87,9 +87,10 @@ static void finish_service(struct conn *c)
     be_conn_respond_app(c);
 }
 
-/* Gives c a worker and starts its service time.  With inline_ok a zero
+/* Gives c a worker and starts its service time at start_us (the moment the
+ * worker became free; now for a new request).  With inline_ok a zero
  * service time answers at once (the fast path); otherwise a timer runs. */
-static void start_service(struct conn *c, int inline_ok)
+static void start_service(struct conn *c, int inline_ok, uint64_t start_us)
 {
     struct be_server *s = c->srv;
     c->has_worker = 1;
@@ -100,16 +101,21 @@ static void start_service(struct conn *c, int inline_ok)
         return;
     }
     c->state = CS_SERVICE;
-    loop_timer_after(s->loop, &c->timer, c->service_us);
+    loop_timer_set(s->loop, &c->timer, start_us + c->service_us);
 }
 
-static void pump_queue(struct be_server *s)
+/* Starts queued requests on free workers.  freed_us is when the worker was
+ * freed: a queued request's service starts then, not when the loop got
+ * round to it, so an emulated K-worker server keeps its exact capacity
+ * (K / mean service time) however late its timers fire. */
+static void pump_queue(struct be_server *s, uint64_t freed_us)
 {
     while (s->q_head && (s->o->workers == 0 || s->busy < s->o->workers)) {
         struct conn *c = s->q_head;
         queue_remove(s, c);
-        c->queue_us = loop_now(s->loop) - c->queued_at;
-        start_service(c, 0);
+        uint64_t start = freed_us > c->queued_at ? freed_us : c->queued_at;
+        c->queue_us = start - c->queued_at;
+        start_service(c, 0, start);
     }
 }
 
@@ -118,8 +124,9 @@ void be_sched_timer(struct loop *loop, struct loop_timer *t)
     (void)loop;
     struct conn *c = t->ctx;
     struct be_server *s = c->srv;
+    uint64_t freed = t->when_us;
     finish_service(c);
-    pump_queue(s);
+    pump_queue(s, freed);
     be_conn_drive(c);
 }
 
@@ -127,7 +134,7 @@ void be_sched_submit(struct conn *c)
 {
     struct be_server *s = c->srv;
     if (s->o->workers == 0 || s->busy < s->o->workers) {
-        start_service(c, 1);
+        start_service(c, 1, loop_now(s->loop));
     } else {
         c->state = CS_QUEUED;
         c->queued_at = loop_now(s->loop);
@@ -144,7 +151,7 @@ void be_sched_forget(struct conn *c)
         return;
     release_worker(c);
     if (!s->destroying)
-        pump_queue(s);
+        pump_queue(s, loop_now(s->loop));
 }
 
 static void on_accept_resume(struct loop *loop, struct loop_timer *t)

@@ -20,6 +20,7 @@ struct loop_deferred {
 struct loop {
     int epfd;
     int stopped;
+    int no_pwait2; /* kernel without epoll_pwait2 */
     uint64_t now_us;
     struct loop_timer **heap; /* heap[0] is the earliest deadline */
     uint32_t heap_len, heap_cap;
@@ -263,22 +264,41 @@ void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *ctx)
 
 void loop_stop(struct loop *loop) { loop->stopped = 1; }
 
+/* Waits for events until the timeout (NULL = forever).  epoll_pwait2 keeps
+ * microsecond timer precision; epoll_wait rounds up to whole milliseconds,
+ * which makes every timer fire late (an emulated 10 ms service takes ~10.7
+ * ms), so it is only the fallback for kernels before 5.11. */
+static int loop_wait(struct loop *loop, const struct timespec *ts)
+{
+    if (!loop->no_pwait2) {
+        int n = epoll_pwait2(loop->epfd, loop->events, LOOP_MAX_EVENTS, ts,
+                             NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        loop->no_pwait2 = 1;
+    }
+    int ms = -1;
+    if (ts)
+        ms = (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+    return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, ms);
+}
+
 int loop_run(struct loop *loop)
 {
     loop->stopped = 0;
     while (!loop->stopped) {
         if (loop->before_sleep)
             loop->before_sleep(loop, loop->before_sleep_ctx);
-        int timeout = -1;
+        struct timespec ts, *tsp = NULL;
         if (loop->heap_len > 0) {
             loop_update_time(loop);
             uint64_t when = loop->heap[0]->when_us;
-            if (when <= loop->now_us)
-                timeout = 0;
-            else /* round up so we never wake just before the deadline */
-                timeout = (int)((when - loop->now_us + 999) / 1000);
+            uint64_t wait = when > loop->now_us ? when - loop->now_us : 0;
+            ts.tv_sec = (time_t)(wait / 1000000u);
+            ts.tv_nsec = (long)(wait % 1000000u) * 1000;
+            tsp = &ts;
         }
-        int n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+        int n = loop_wait(loop, tsp);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
