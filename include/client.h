@@ -43,10 +43,10 @@ struct client_ctx {
     void (*on_close)(void *arg);
     void *close_arg;
     const char *mode_name;
-    bool draining;       /* finish current requests, then close */
+    bool draining; /* finish current requests, then close */
     size_t nclients;
-    struct client *all;  /* every open session */
-    char **free_bufs;    /* borrowed-buffer free list */
+    struct client *all; /* every open session */
+    char **free_bufs;   /* borrowed-buffer free list */
     size_t nfree_bufs, free_cap;
     size_t buf_size;
 };

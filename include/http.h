@@ -47,11 +47,11 @@ void http_settings_init(llhttp_settings_t *s);
 
 /* What the proxy needs to know about a request, after http_request_check. */
 struct http_request {
-    int status;         /* 0 = acceptable, else the error status to answer */
-    const char *error;  /* short reason for the error answer / log */
-    bool keep_alive;    /* client connection may persist after this one */
+    int status;        /* 0 = acceptable, else the error status to answer */
+    const char *error; /* short reason for the error answer / log */
+    bool keep_alive;   /* client connection may persist after this one */
     bool has_body;
-    bool chunked;       /* body framed by chunks (re-chunked upstream) */
+    bool chunked; /* body framed by chunks (re-chunked upstream) */
     uint64_t content_length;
     bool expect_continue;
     bool idempotent;
@@ -87,7 +87,7 @@ enum http_body_mode {
 };
 
 struct http_response {
-    int status;     /* 0 = acceptable, else 502 */
+    int status; /* 0 = acceptable, else 502 */
     const char *error;
     enum http_body_mode mode;
     bool upstream_keep_alive; /* the backend allows reuse */
@@ -105,8 +105,8 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
  * fit. */
 int http_build_response_head(char *out, size_t cap, const llhttp_t *p,
                              const struct http_head *h,
-                             const struct http_response *resp,
-                             int client_minor, bool keep_alive);
+                             const struct http_response *resp, int client_minor,
+                             bool keep_alive);
 
 /* Writes a complete small error response ("Connection: close" when close).
  * Returns its length (always fits in 512 bytes). */

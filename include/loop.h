@@ -31,15 +31,15 @@ typedef void loop_hook_fn(struct loop *loop, void *ctx);
 
 struct loop_io {
     int fd;
-    unsigned events;    /* current interest set */
+    unsigned events;     /* current interest set */
     unsigned registered; /* 1 while in the epoll set */
     loop_io_fn *fn;
     void *ctx;
 };
 
 struct loop_timer {
-    uint64_t when_us;   /* absolute monotonic deadline */
-    uint32_t heap_idx;  /* 0 = not armed, else index + 1 */
+    uint64_t when_us;  /* absolute monotonic deadline */
+    uint32_t heap_idx; /* 0 = not armed, else index + 1 */
     loop_timer_fn *fn;
     void *ctx;
 };
@@ -73,10 +73,14 @@ int loop_io_close(struct loop *loop, struct loop_io *io);
 /* Arms (or re-arms) a timer for the absolute monotonic time when_us. */
 void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us);
 /* Arms a timer `delay_us` after the loop's current time. */
-void loop_timer_after(struct loop *loop, struct loop_timer *t, uint64_t delay_us);
+void loop_timer_after(struct loop *loop, struct loop_timer *t,
+                      uint64_t delay_us);
 /* Disarms a timer; safe on one that is not armed. */
 void loop_timer_cancel(struct loop *loop, struct loop_timer *t);
-static inline int loop_timer_armed(const struct loop_timer *t) { return t->heap_idx != 0; }
+static inline int loop_timer_armed(const struct loop_timer *t)
+{
+    return t->heap_idx != 0;
+}
 
 /* Runs fn(ptr) after the current dispatch round (or at loop_destroy).
  * Returns 0, or -1 if out of memory (then fn(ptr) was called at once). */

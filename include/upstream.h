@@ -26,7 +26,7 @@ struct uconn {
     size_t backend;
     struct uconn *prev, *next; /* idle list of the backend */
     bool idle;
-    bool connected; /* connect() completed */
+    bool connected;    /* connect() completed */
     unsigned requests; /* requests served on this connection so far */
 };
 
@@ -52,7 +52,8 @@ struct uconn *upstream_get_idle(struct upstream *up, size_t idx);
 /* Outcome of upstream_connect. */
 enum upstream_connect_result {
     UPSTREAM_CONNECTED,   /* usable now */
-    UPSTREAM_IN_PROGRESS, /* wait for writability, then upstream_finish_connect */
+    UPSTREAM_IN_PROGRESS, /* wait for writability, then upstream_finish_connect
+                           */
     UPSTREAM_REFUSED,     /* try another backend */
     UPSTREAM_ERROR,       /* local failure (EMFILE, ...); errno kept */
 };

@@ -1,12 +1,13 @@
 /*
- * client: the session state machine.  A session is two halves: the client
- * side (socket, input buffer `in`, output buffer `cb`, request parser) and
- * the upstream side (connection, output buffer `ub`, input buffer `rb`,
- * response parser).  Bytes only move when the buffer they go to has room,
- * so a slow peer on either side stops reading from the other
- * (backpressure) and memory per session stays at four buffers.
+ * client: the session state machine and its client half.  A session is two
+ * halves: the client side (socket, input buffer `in`, output buffer `cb`,
+ * request parser; this file) and the upstream side (connection, output
+ * buffer `ub`, input buffer `rb`, response parser; client_upstream.c).
+ * Bytes only move when the buffer they go to has room, so a slow peer on
+ * either side stops reading from the other (backpressure) and memory per
+ * session stays at four buffers.
  */
-#include "client.h"
+#include "client_impl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,126 +28,28 @@
 #include "record.h"
 #include "upstream.h"
 
-#define container_of(ptr, type, member)                                        \
-    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-/* Room kept free in an output buffer beyond the bytes fed to a parser, for
- * chunk framing that re-chunking may add. */
-#define FRAMING_SLACK 32
-
-enum client_state {
-    CS_IDLE,    /* keep-alive: waiting for the first byte of a request */
-    CS_HEAD,    /* reading a request head */
-    CS_CONNECT, /* request checked, upstream connect in progress */
-    CS_RELAY,   /* request forwarded; body and response streaming */
-    CS_REPLY,   /* sending an answer of our own (error), then on or close */
-    CS_CLOSED,
-};
+static llhttp_settings_t req_settings;
 
 static const char *client_state_str(enum client_state s)
 {
     switch (s) {
-    case CS_IDLE: return "idle";
-    case CS_HEAD: return "head";
-    case CS_CONNECT: return "connect";
-    case CS_RELAY: return "relay";
-    case CS_REPLY: return "reply";
-    case CS_CLOSED: return "closed";
+    case CS_IDLE:
+        return "idle";
+    case CS_HEAD:
+        return "head";
+    case CS_CONNECT:
+        return "connect";
+    case CS_RELAY:
+        return "relay";
+    case CS_REPLY:
+        return "reply";
+    case CS_CLOSED:
+        return "closed";
     }
     return "?";
 }
 
-enum client_timer_kind {
-    CT_NONE,
-    CT_KEEPALIVE,
-    CT_HEADER,
-    CT_BODY,
-    CT_WRITE,
-};
-
-struct client {
-    struct loop_io io;
-    struct loop_timer timer;  /* client-side deadline */
-    struct loop_timer utimer; /* upstream deadline (connect / response) */
-    struct client_ctx *ctx;
-    struct client *prev, *next;
-    enum client_state state;
-    enum client_timer_kind timer_kind;
-    char addr[64];
-    char ip[48];
-
-    /* client side */
-    llhttp_t parser;
-    struct http_head head;
-    struct http_request req;
-    char *in;
-    size_t in_len, in_off;
-    bool body_started; /* body parsing begun (zero-length execute done) */
-    bool body_too_big; /* a chunk size took the body over max_body_bytes */
-    uint64_t body_total; /* chunked: sum of the chunk sizes announced */
-    bool req_complete;
-    bool client_eof;
-    bool keep_alive;
-    bool want_close;
-    char *cb;
-    size_t cb_len, cb_off;
-
-    /* upstream side */
-    struct client_gen *gen;
-    struct uconn *uc;
-    int backend;
-    bool in_flight; /* counted by the balancer */
-    uint64_t tried;
-    unsigned retries;
-    unsigned inflight_at_dispatch;
-    bool reused, fresh_retry_done, ub_discarded;
-    bool timed_out; /* the last upstream attempt ended in a timeout */
-    char *ub;
-    size_t ub_len, ub_off;
-    char *rb;
-    size_t rb_len, rb_off;
-    llhttp_t rparser;
-    struct http_head rhead;
-    struct http_response resp;
-    bool resp_started, resp_head_done, resp_head_sent, resp_complete;
-    bool resp_interim, upstream_extra;
-
-    /* the record */
-    uint64_t t_start, wall_start, t_dispatch, t_connect, t_first_byte;
-    int64_t connect_us;
-    uint64_t req_bytes, resp_bytes;
-    int status;
-    enum record_error error;
-    int method;
-    char method_name[24];
-    char path[512];
-    size_t path_len;
-
-    unsigned max_headers;
-    struct http_header headers[]; /* request, then response */
-};
-
-static llhttp_settings_t req_settings, resp_settings;
 static bool settings_ready;
-
-static void progress(struct client *c);
-static void client_close(struct client *c, enum record_error err);
-static void dispatch(struct client *c);
-static void connect_backend(struct client *c, bool fresh);
-static void on_upstream_io(struct loop *loop, struct loop_io *io,
-                           unsigned events);
-static void read_upstream(struct client *c);
-static bool pump_request(struct client *c);
-
-static const struct config *cfg_of(const struct client *c)
-{
-    return c->ctx->cfg;
-}
-
-static uint64_t now_us(const struct client *c)
-{
-    return loop_now(c->ctx->loop);
-}
 
 static uint64_t wall_us(void)
 {
@@ -203,21 +106,6 @@ void client_gen_put(struct client_gen *g)
     free(g);
 }
 
-/* ---- appending to output buffers ---- */
-
-static void cb_append(struct client *c, const char *p, size_t n)
-{
-    /* callers guarantee room (FRAMING_SLACK and fed-length rule) */
-    memcpy(c->cb + c->cb_len, p, n);
-    c->cb_len += n;
-}
-
-static void ub_append(struct client *c, const char *p, size_t n)
-{
-    memcpy(c->ub + c->ub_len, p, n);
-    c->ub_len += n;
-}
-
 /* ---- timers ---- */
 
 static void arm_client_timer(struct client *c, enum client_timer_kind kind,
@@ -271,17 +159,16 @@ static void emit_record(struct client *c)
 }
 
 /* Tells the balancer how the request went on the current backend. */
-static void observe(struct client *c, enum balancer_outcome outcome)
+void client_observe(struct client *c, enum balancer_outcome outcome)
 {
     if (!c->in_flight)
         return;
     c->in_flight = false;
-    balancer_observe(c->gen->bal, (size_t)c->backend,
-                     now_us(c) - c->t_dispatch, outcome,
-                     c->inflight_at_dispatch, now_us(c));
+    balancer_observe(c->gen->bal, (size_t)c->backend, now_us(c) - c->t_dispatch,
+                     outcome, c->inflight_at_dispatch, now_us(c));
 }
 
-static void cancel_pick(struct client *c)
+void client_cancel_pick(struct client *c)
 {
     if (!c->in_flight)
         return;
@@ -291,7 +178,7 @@ static void cancel_pick(struct client *c)
 
 /* ---- upstream connection handling ---- */
 
-static void drop_upstream(struct client *c, bool reset)
+void client_drop_upstream(struct client *c, bool reset)
 {
     loop_timer_cancel(c->ctx->loop, &c->utimer);
     if (c->uc) {
@@ -341,7 +228,7 @@ static void finish_request(struct client *c)
         enum balancer_outcome o = BALANCER_OK;
         if (c->status >= 500 || c->status == 429)
             o = BALANCER_HTTP_ERROR;
-        observe(c, o);
+        client_observe(c, o);
     }
     emit_record(c);
     loop_timer_cancel(ctx->loop, &c->utimer);
@@ -355,8 +242,8 @@ static void finish_request(struct client *c)
     }
     if (!c->req_complete || c->resp.mode == HTTP_BODY_CLOSE)
         c->want_close = true;
-    bool close_now = c->want_close || !c->keep_alive || ctx->draining ||
-                     c->client_eof;
+    bool close_now =
+        c->want_close || !c->keep_alive || ctx->draining || c->client_eof;
     if (c->gen) {
         client_gen_put(c->gen);
         c->gen = NULL;
@@ -382,9 +269,9 @@ static void finish_request(struct client *c)
 
 /* Queues an answer of our own (error) for the current request.  The
  * connection persists afterwards only when the request was read whole. */
-static void reply_error(struct client *c, int status, enum record_error err)
+void client_reply_error(struct client *c, int status, enum record_error err)
 {
-    drop_upstream(c, false);
+    client_drop_upstream(c, false);
     if (!c->cb)
         c->cb = buf_get(c->ctx);
     if (!c->cb) {
@@ -406,203 +293,6 @@ static void reply_error(struct client *c, int status, enum record_error err)
     c->error = err;
     c->state = CS_REPLY;
     cancel_client_timer(c);
-}
-
-/* The current upstream attempt failed before any response byte. */
-static void upstream_failed(struct client *c, enum balancer_outcome outcome)
-{
-    bool was_reused = c->reused;
-    drop_upstream(c, false);
-    if (c->resp_head_sent) {
-        observe(c, outcome);
-        client_close(c, RECORD_UPSTREAM_RESET);
-        return;
-    }
-    bool can_resend = !c->ub_discarded;
-    /* The classic keep-alive race: a pooled connection closed by the
-     * backend just as we reused it.  Retry once on a fresh connection. */
-    if (outcome == BALANCER_RESET && was_reused && !c->fresh_retry_done &&
-        can_resend && (c->req.idempotent || !c->req.has_body)) {
-        c->fresh_retry_done = true;
-        c->retries++;
-        connect_backend(c, true);
-        return;
-    }
-    observe(c, outcome);
-    c->timed_out = outcome == BALANCER_TIMEOUT;
-    bool retry = outcome == BALANCER_CONNECT_ERR ||
-                 ((outcome == BALANCER_RESET || outcome == BALANCER_TIMEOUT) &&
-                  c->req.idempotent);
-    enum record_error err = outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
-                            : outcome == BALANCER_TIMEOUT   ? RECORD_TIMEOUT
-                                                          : RECORD_UPSTREAM_RESET;
-    if (retry && can_resend && c->retries < cfg_of(c)->max_retries) {
-        /* The client will not see this failure, but the backend's error
-         * counters must (its ejection would otherwise be unexplained). */
-        if (c->ctx->on_attempt_failed)
-            c->ctx->on_attempt_failed(c->ctx->record_arg, c->backend, err);
-        c->tried |= (uint64_t)1 << c->backend;
-        c->retries++;
-        dispatch(c);
-        return;
-    }
-    reply_error(c, outcome == BALANCER_TIMEOUT ? 504 : 502, err);
-}
-
-static void on_upstream_timeout(struct loop *loop, struct loop_timer *t)
-{
-    (void)loop;
-    struct client *c = t->ctx;
-    if (c->state == CS_CONNECT) {
-        upstream_failed(c, BALANCER_CONNECT_ERR);
-    } else if (!c->resp_started && c->req.idempotent) {
-        upstream_failed(c, BALANCER_TIMEOUT); /* retried elsewhere */
-    } else if (!c->resp_head_sent) {
-        observe(c, BALANCER_TIMEOUT);
-        reply_error(c, 504, RECORD_TIMEOUT);
-    } else {
-        observe(c, BALANCER_TIMEOUT);
-        client_close(c, RECORD_TIMEOUT);
-        return;
-    }
-    progress(c);
-}
-
-static void start_response_parser(struct client *c)
-{
-    llhttp_init(&c->rparser, HTTP_RESPONSE, &resp_settings);
-    c->rparser.data = &c->rhead;
-    c->rhead.headers = c->headers + c->max_headers;
-    c->rhead.max_headers = c->max_headers;
-    http_head_reset(&c->rhead, c->rb);
-    c->rb_len = c->rb_off = 0;
-    c->resp_started = c->resp_head_done = c->resp_complete = false;
-    c->resp_interim = c->upstream_extra = false;
-    c->t_first_byte = 0;
-}
-
-/* Attaches a connection (fresh or pooled) to the session. */
-static int attach(struct client *c, struct uconn *uc, bool connecting)
-{
-    uc->io.fn = on_upstream_io;
-    uc->io.ctx = c;
-    unsigned ev = connecting ? LOOP_WRITE : LOOP_READ;
-    int rc = uc->io.registered ? loop_io_mod(c->ctx->loop, &uc->io, ev)
-                               : loop_io_add(c->ctx->loop, &uc->io,
-                                             uc->io.fd, ev);
-    if (rc < 0) {
-        upstream_close(uc, false);
-        return -1;
-    }
-    c->uc = uc;
-    c->ub_off = 0; /* (re)send everything we hold */
-    start_response_parser(c);
-    return 0;
-}
-
-static void arm_upstream_timer(struct client *c, unsigned ms)
-{
-    loop_timer_after(c->ctx->loop, &c->utimer, (uint64_t)ms * 1000);
-}
-
-static void connect_backend(struct client *c, bool fresh)
-{
-    struct upstream *up = c->gen->up;
-    size_t idx = (size_t)c->backend;
-    struct uconn *uc = NULL;
-    if (!fresh && cfg_of(c)->persistent)
-        uc = upstream_get_idle(up, idx);
-    if (uc) {
-        c->reused = true;
-        c->connect_us = -1;
-        if (attach(c, uc, false) < 0) {
-            upstream_failed(c, BALANCER_RESET);
-            return;
-        }
-        c->state = CS_RELAY;
-        arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
-        return;
-    }
-    c->reused = false;
-    c->t_connect = now_us(c);
-    switch (upstream_connect(up, idx, &uc)) {
-    case UPSTREAM_CONNECTED:
-        c->connect_us = 0;
-        if (attach(c, uc, false) < 0) {
-            upstream_failed(c, BALANCER_CONNECT_ERR);
-            return;
-        }
-        c->state = CS_RELAY;
-        arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
-        return;
-    case UPSTREAM_IN_PROGRESS: {
-        /* On loopback and fast links the handshake is often complete by
-         * now: try the request at once, which saves a wake-up, a
-         * getsockopt and an epoll_ctl; a socket still connecting answers
-         * EAGAIN and we wait for writability as usual.  A request with
-         * a body waits: its body is checked before any byte leaves. */
-        ssize_t n = -1;
-        errno = EAGAIN;
-        if (!c->req.has_body)
-            n = send(uc->io.fd, c->ub, c->ub_len, MSG_NOSIGNAL);
-        if (n > 0) {
-            uc->connected = true;
-            if (attach(c, uc, false) < 0) {
-                upstream_failed(c, BALANCER_CONNECT_ERR);
-                return;
-            }
-            c->ub_off = (size_t)n;
-            c->connect_us = (int64_t)(now_us(c) - c->t_connect);
-            c->state = CS_RELAY;
-            arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
-            return;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN) {
-            upstream_close(uc, false); /* refused at once */
-            upstream_failed(c, BALANCER_CONNECT_ERR);
-            return;
-        }
-        if (attach(c, uc, true) < 0) {
-            upstream_failed(c, BALANCER_CONNECT_ERR);
-            return;
-        }
-        c->state = CS_CONNECT;
-        arm_upstream_timer(c, cfg_of(c)->upstream_connect_timeout_ms);
-        return;
-    }
-    case UPSTREAM_REFUSED:
-        upstream_failed(c, BALANCER_CONNECT_ERR);
-        return;
-    case UPSTREAM_ERROR:
-        log_warn("connect to backend %s", upstream_id(up, idx));
-        cancel_pick(c);
-        reply_error(c, 502, RECORD_CONNECT);
-        return;
-    }
-}
-
-/* Picks a backend not tried yet for this request and starts sending. */
-static void dispatch(struct client *c)
-{
-    if (!c->gen) {
-        c->gen = c->ctx->gen;
-        c->gen->refs++;
-    }
-    unsigned inflight = 0;
-    int idx = balancer_pick(c->gen->bal, c->tried, now_us(c), &inflight);
-    if (idx < 0 && c->timed_out) {
-        reply_error(c, 504, RECORD_TIMEOUT); /* the last try timed out */
-        return;
-    }
-    if (idx < 0) {
-        reply_error(c, 502, RECORD_CONNECT);
-        return;
-    }
-    c->backend = idx;
-    c->in_flight = true;
-    c->inflight_at_dispatch = inflight;
-    c->t_dispatch = now_us(c);
-    connect_backend(c, false);
 }
 
 /* ---- llhttp callbacks: request ---- */
@@ -657,52 +347,6 @@ static int req_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-/* ---- llhttp callbacks: response ---- */
-
-static int resp_on_headers_complete(llhttp_t *p)
-{
-    struct client *c = container_of(p, struct client, rparser);
-    if (p->status_code >= 100 && p->status_code < 200 &&
-        p->status_code != 101) {
-        c->resp_interim = true; /* 1xx: dropped, the final one follows */
-        p->flags |= F_SKIPBODY;
-        return HPE_PAUSED;
-    }
-    http_response_check(p, &c->rhead, c->method, c->parser.http_minor,
-                        &c->resp);
-    if (c->resp.mode == HTTP_BODY_NONE)
-        p->flags |= F_SKIPBODY; /* HEAD/204/304: never wait for a body */
-    return HPE_PAUSED;
-}
-
-static int resp_on_body(llhttp_t *p, const char *at, size_t len)
-{
-    struct client *c = container_of(p, struct client, rparser);
-    if (len == 0)
-        return 0; /* llhttp may report an empty span: not a last chunk */
-    if (c->resp.mode == HTTP_BODY_CHUNKED) {
-        char hdr[24];
-        int n = http_chunk_header(hdr, len);
-        cb_append(c, hdr, (size_t)n);
-        cb_append(c, at, len);
-        cb_append(c, "\r\n", 2);
-    } else {
-        cb_append(c, at, len);
-    }
-    return 0;
-}
-
-static int resp_on_message_complete(llhttp_t *p)
-{
-    struct client *c = container_of(p, struct client, rparser);
-    if (c->resp_interim)
-        return HPE_PAUSED;
-    if (c->resp.mode == HTTP_BODY_CHUNKED)
-        cb_append(c, "0\r\n\r\n", 5);
-    c->resp_complete = true;
-    return HPE_PAUSED;
-}
-
 static void init_settings(void)
 {
     if (settings_ready)
@@ -712,10 +356,7 @@ static void init_settings(void)
     req_settings.on_body = req_on_body;
     req_settings.on_chunk_header = req_on_chunk_header;
     req_settings.on_message_complete = req_on_message_complete;
-    http_settings_init(&resp_settings);
-    resp_settings.on_headers_complete = resp_on_headers_complete;
-    resp_settings.on_body = resp_on_body;
-    resp_settings.on_message_complete = resp_on_message_complete;
+    client_upstream_init();
     settings_ready = true;
 }
 
@@ -738,7 +379,7 @@ static void reject_request(struct client *c, int status)
 {
     c->keep_alive = false;
     c->want_close = true;
-    reply_error(c, status, RECORD_BAD_REQUEST);
+    client_reply_error(c, status, RECORD_BAD_REQUEST);
 }
 
 /* A whole request head is in `in`: check it and send it on its way. */
@@ -763,7 +404,7 @@ static void handle_head(struct client *c)
     if (!c->cb)
         c->cb = buf_get(c->ctx);
     if (!c->ub || !c->rb || !c->cb) {
-        reply_error(c, 503, RECORD_BAD_REQUEST);
+        client_reply_error(c, 503, RECORD_BAD_REQUEST);
         return;
     }
     int n = http_build_request_head(c->ub, c->ctx->buf_size - FRAMING_SLACK,
@@ -786,11 +427,11 @@ static void handle_head(struct client *c)
         cancel_client_timer(c);
         /* End the message now, so that an answer of our own (a connect
          * failure found at once) can keep the connection alive. */
-        pump_request(c);
+        client_pump_request(c);
         if (c->state == CS_REPLY || c->state == CS_CLOSED)
             return;
     }
-    dispatch(c);
+    client_dispatch(c);
 }
 
 /* Parses request head bytes in `in`.  Returns true if it made progress. */
@@ -831,7 +472,7 @@ static bool parse_head(struct client *c)
 }
 
 /* Moves request body bytes from `in` to `ub` as room allows. */
-static bool pump_request(struct client *c)
+bool client_pump_request(struct client *c)
 {
     if (c->req_complete || !c->ub)
         return false;
@@ -870,10 +511,10 @@ static bool pump_request(struct client *c)
     } else {
         log_debug("%s: bad request body: %s", c->addr,
                   c->body_too_big ? "over the limit" : llhttp_errno_name(e));
-        cancel_pick(c);
+        client_cancel_pick(c);
         c->keep_alive = false;
         c->want_close = true;
-        reply_error(c, c->body_too_big ? 413 : 400, RECORD_BAD_REQUEST);
+        client_reply_error(c, c->body_too_big ? 413 : 400, RECORD_BAD_REQUEST);
         return true;
     }
     if (c->in_off == c->in_len && !c->req_complete)
@@ -884,12 +525,12 @@ static bool pump_request(struct client *c)
 /* ---- writing ---- */
 
 /* Writes pending bytes to the client.  Returns false if the session closed. */
-static bool flush_client(struct client *c)
+bool client_flush(struct client *c)
 {
     if (!c->cb || c->cb_off == c->cb_len)
         return true;
-    ssize_t n = send(c->io.fd, c->cb + c->cb_off, c->cb_len - c->cb_off,
-                     MSG_NOSIGNAL);
+    ssize_t n =
+        send(c->io.fd, c->cb + c->cb_off, c->cb_len - c->cb_off, MSG_NOSIGNAL);
     if (n > 0) {
         c->cb_off += (size_t)n;
         c->resp_bytes += (uint64_t)n;
@@ -910,251 +551,6 @@ static bool flush_client(struct client *c)
     c->want_close = true;
     client_close(c, RECORD_CLIENT_CLOSED);
     return false;
-}
-
-/* Writes pending bytes upstream.  Returns true if anything moved. */
-static bool flush_upstream(struct client *c)
-{
-    if (!c->uc || !c->uc->connected || c->ub_off == c->ub_len)
-        return false;
-    ssize_t n = send(c->uc->io.fd, c->ub + c->ub_off, c->ub_len - c->ub_off,
-                     MSG_NOSIGNAL);
-    if (n > 0) {
-        c->ub_off += (size_t)n;
-        return true;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return false;
-    if (!c->resp_started && c->rb) {
-        /* the backend may have answered before it stopped reading: an
-         * early response (413, 403, ...) is in the socket, read it */
-        struct uconn *uc = c->uc;
-        read_upstream(c);
-        if (c->uc != uc || c->state != CS_RELAY)
-            return true; /* read_upstream already failed the attempt */
-    }
-    if (c->resp_started) {
-        /* the backend answered early and stopped reading: keep relaying
-         * the response, drop the rest of the request body */
-        c->ub_off = c->ub_len;
-        c->req_complete = false;
-        c->want_close = true;
-        return true;
-    }
-    upstream_failed(c, BALANCER_RESET);
-    return true;
-}
-
-/* ---- response side ---- */
-
-/* A response head was built into `cb` but not one byte of it reached the
- * client yet: take it back so that an error can still be answered. */
-static void withdraw_response(struct client *c)
-{
-    if (c->resp_head_sent && c->resp_bytes == 0) {
-        c->cb_len = c->cb_off = 0;
-        c->resp_head_sent = false;
-    }
-}
-
-static void bad_response(struct client *c, const char *why)
-{
-    log_debug("%s: bad response from %s: %s", c->addr,
-              upstream_id(c->gen->up, (size_t)c->backend), why);
-    observe(c, BALANCER_RESET);
-    drop_upstream(c, true);
-    withdraw_response(c);
-    if (c->resp_head_sent) {
-        client_close(c, RECORD_BAD_RESPONSE);
-        return;
-    }
-    reply_error(c, 502, RECORD_BAD_RESPONSE);
-}
-
-/* Moves response bytes from `rb` to `cb` as room allows.  Returns true if it
- * made progress. */
-static bool pump_response(struct client *c)
-{
-    if (!c->rb || c->resp_complete || c->state != CS_RELAY)
-        return false;
-    size_t size = c->ctx->buf_size;
-    if (!c->resp_head_done) {
-        if (c->rb_off == c->rb_len)
-            return false;
-        const char *start = c->rb + c->rb_off;
-        llhttp_errno_t e =
-            llhttp_execute(&c->rparser, start, c->rb_len - c->rb_off);
-        if (e == HPE_OK) {
-            c->rb_off = c->rb_len;
-            if (c->rb_len >= size) {
-                bad_response(c, "response head too large");
-                return true;
-            }
-            return false;
-        }
-        if (e != HPE_PAUSED) {
-            bad_response(c, llhttp_errno_name(e));
-            return true;
-        }
-        c->rb_off = (size_t)(llhttp_get_error_pos(&c->rparser) - c->rb);
-        llhttp_resume(&c->rparser);
-        if (c->resp_interim)
-            return true; /* the body-less 1xx completes on the next run */
-        if (c->resp.status != 0) {
-            bad_response(c, c->resp.error);
-            return true;
-        }
-        c->status = c->rparser.status_code;
-        bool ka = c->keep_alive && !c->want_close && !c->ctx->draining &&
-                  c->resp.mode != HTTP_BODY_CLOSE;
-        if (!ka)
-            c->want_close = true;
-        if (c->cb_off > 0 && c->cb_off == c->cb_len)
-            c->cb_off = c->cb_len = 0;
-        int n = http_build_response_head(c->cb + c->cb_len,
-                                         size - c->cb_len - FRAMING_SLACK,
-                                         &c->rparser, &c->rhead, &c->resp,
-                                         c->parser.http_minor, ka);
-        if (n < 0) {
-            bad_response(c, "response head too large for the buffer");
-            return true;
-        }
-        c->cb_len += (size_t)n;
-        c->resp_head_done = true;
-        c->resp_head_sent = true;
-        if (c->rb_off == c->rb_len)
-            c->rb_off = c->rb_len = 0;
-        /* fall through to the body, which may be empty */
-    }
-    if (c->cb_off > 0 && c->cb_off == c->cb_len)
-        c->cb_off = c->cb_len = 0;
-    else if (c->cb_off > 0 && size - c->cb_len < size / 4) {
-        memmove(c->cb, c->cb + c->cb_off, c->cb_len - c->cb_off);
-        c->cb_len -= c->cb_off;
-        c->cb_off = 0;
-    }
-    size_t room = size - c->cb_len;
-    if (room <= FRAMING_SLACK)
-        return false;
-    size_t n = c->rb_len - c->rb_off;
-    if (n > room - FRAMING_SLACK)
-        n = room - FRAMING_SLACK;
-    const char *start = c->rb + c->rb_off;
-    llhttp_errno_t e = llhttp_execute(&c->rparser, start, n);
-    if (e == HPE_OK) {
-        c->rb_off += n;
-    } else if (e == HPE_PAUSED) {
-        c->rb_off += (size_t)(llhttp_get_error_pos(&c->rparser) - start);
-        llhttp_resume(&c->rparser);
-        if (c->resp_interim) {
-            /* 1xx done: parse the final response head next */
-            c->resp_interim = false;
-            c->resp_head_done = false;
-            c->resp_head_sent = false;
-            memmove(c->rb, c->rb + c->rb_off, c->rb_len - c->rb_off);
-            c->rb_len -= c->rb_off;
-            c->rb_off = 0;
-            http_head_reset(&c->rhead, c->rb);
-            return true;
-        }
-        if (c->rb_off < c->rb_len)
-            c->upstream_extra = true; /* bytes nobody asked for */
-        loop_timer_cancel(c->ctx->loop, &c->utimer);
-    } else {
-        bad_response(c, llhttp_errno_name(e));
-        return true;
-    }
-    if (c->rb_off == c->rb_len)
-        c->rb_off = c->rb_len = 0;
-    return n > 0 || c->resp_complete;
-}
-
-/* The backend closed its side. */
-static void upstream_eof(struct client *c)
-{
-    if (c->resp_head_done && !c->resp_complete) {
-        llhttp_finish(&c->rparser);
-        if (c->resp_complete) { /* a read-until-close body ended */
-            loop_timer_cancel(c->ctx->loop, &c->utimer);
-            return;
-        }
-    }
-    if (c->resp_complete)
-        return;
-    if (!c->resp_started) {
-        upstream_failed(c, BALANCER_RESET);
-        return;
-    }
-    /* truncated response: never present it as complete */
-    drop_upstream(c, false);
-    withdraw_response(c);
-    if (!c->resp_head_sent && c->req.idempotent) {
-        /* nothing of it reached the client: as if it never started */
-        upstream_failed(c, BALANCER_RESET);
-        return;
-    }
-    observe(c, BALANCER_RESET);
-    if (c->resp_head_sent) {
-        c->error = RECORD_UPSTREAM_RESET;
-        flush_client(c);
-        if (c->state != CS_CLOSED)
-            client_close(c, RECORD_UPSTREAM_RESET);
-        return;
-    }
-    reply_error(c, 502, RECORD_UPSTREAM_RESET);
-}
-
-static void read_upstream(struct client *c)
-{
-    if (!c->rb || c->resp_complete)
-        return;
-    size_t size = c->ctx->buf_size;
-    if (c->rb_len == size)
-        return; /* full: wait for the client to drain */
-    ssize_t n = recv(c->uc->io.fd, c->rb + c->rb_len, size - c->rb_len, 0);
-    if (n > 0) {
-        if (!c->resp_started) {
-            c->resp_started = true;
-            c->t_first_byte = now_us(c);
-        }
-        c->rb_len += (size_t)n;
-        arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
-        return;
-    }
-    if (n == 0) {
-        upstream_eof(c);
-        return;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return;
-    if (c->resp_started && c->resp_head_done) {
-        upstream_eof(c);
-        return;
-    }
-    upstream_failed(c, BALANCER_RESET);
-}
-
-static void on_upstream_io(struct loop *loop, struct loop_io *io,
-                           unsigned events)
-{
-    (void)loop;
-    struct client *c = io->ctx;
-    if (c->state == CS_CONNECT) {
-        if (!(events & LOOP_WRITE))
-            return;
-        if (upstream_finish_connect(c->uc) < 0) {
-            upstream_failed(c, BALANCER_CONNECT_ERR);
-            progress(c);
-            return;
-        }
-        c->connect_us = (int64_t)(now_us(c) - c->t_connect);
-        c->state = CS_RELAY;
-        arm_upstream_timer(c, cfg_of(c)->upstream_timeout_ms);
-    } else if (events & LOOP_READ) {
-        read_upstream(c);
-    }
-    if (c->state != CS_CLOSED)
-        progress(c);
 }
 
 /* ---- client socket ---- */
@@ -1181,13 +577,13 @@ static void read_client(struct client *c)
         return;
     /* EOF or error from the client */
     c->client_eof = true;
-    bool mid_request = c->state == CS_HEAD ||
-                       ((c->state == CS_RELAY || c->state == CS_CONNECT) &&
-                        !c->req_complete);
+    bool mid_request =
+        c->state == CS_HEAD ||
+        ((c->state == CS_RELAY || c->state == CS_CONNECT) && !c->req_complete);
     if (c->state == CS_IDLE || mid_request || n < 0) {
         if (c->state == CS_IDLE && c->in_len == 0)
             c->state = CS_REPLY; /* nothing to record */
-        cancel_pick(c);
+        client_cancel_pick(c);
         client_close(c, RECORD_CLIENT_CLOSED);
     }
 }
@@ -1214,7 +610,7 @@ static void update_interest(struct client *c)
 }
 
 /* Runs the state machine until nothing more can happen without I/O. */
-static void progress(struct client *c)
+void client_progress(struct client *c)
 {
     for (int round = 0; round < 64; round++) {
         bool moved = false;
@@ -1225,21 +621,21 @@ static void progress(struct client *c)
                 moved = parse_head(c);
             break;
         case CS_CONNECT:
-            moved = pump_request(c);
+            moved = client_pump_request(c);
             break;
         case CS_RELAY:
-            moved = pump_request(c);
+            moved = client_pump_request(c);
             if (c->state != CS_RELAY)
                 break;
-            moved |= flush_upstream(c);
+            moved |= client_flush_upstream(c);
             if (c->state != CS_RELAY)
                 break;
-            moved |= pump_response(c);
+            moved |= client_pump_response(c);
             if (c->state != CS_RELAY)
                 break;
             {
                 size_t pending = c->cb ? c->cb_len - c->cb_off : 0;
-                if (!flush_client(c))
+                if (!client_flush(c))
                     return;
                 if (c->cb && c->cb_len - c->cb_off != pending)
                     moved = true;
@@ -1250,7 +646,7 @@ static void progress(struct client *c)
             }
             break;
         case CS_REPLY:
-            if (!flush_client(c))
+            if (!client_flush(c))
                 return;
             if (c->cb_off == c->cb_len) {
                 finish_request(c);
@@ -1268,8 +664,7 @@ static void progress(struct client *c)
     update_interest(c);
 }
 
-static void on_client_io(struct loop *loop, struct loop_io *io,
-                         unsigned events)
+static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct client *c = io->ctx;
@@ -1278,7 +673,7 @@ static void on_client_io(struct loop *loop, struct loop_io *io,
         if (c->state == CS_CLOSED)
             return;
     }
-    progress(c);
+    client_progress(c);
 }
 
 static void on_client_timeout(struct loop *loop, struct loop_timer *t)
@@ -1294,31 +689,31 @@ static void on_client_timeout(struct loop *loop, struct loop_timer *t)
         return;
     case CT_HEADER:
         c->keep_alive = false;
-        reply_error(c, 408, RECORD_CLIENT_TIMEOUT);
+        client_reply_error(c, 408, RECORD_CLIENT_TIMEOUT);
         break;
     case CT_BODY:
-        cancel_pick(c);
+        client_cancel_pick(c);
         if (c->resp_head_sent) {
             client_close(c, RECORD_CLIENT_TIMEOUT);
             return;
         }
         c->keep_alive = false;
-        reply_error(c, 408, RECORD_CLIENT_TIMEOUT);
+        client_reply_error(c, 408, RECORD_CLIENT_TIMEOUT);
         break;
     case CT_WRITE:
-        cancel_pick(c);
+        client_cancel_pick(c);
         client_close(c, RECORD_CLIENT_TIMEOUT);
         return;
     case CT_NONE:
         return;
     }
     if (c->state != CS_CLOSED)
-        progress(c);
+        client_progress(c);
 }
 
 /* Tears a session down: writes its record if a request was under way,
  * releases the upstream side and frees it after this dispatch round. */
-static void client_close(struct client *c, enum record_error err)
+void client_close(struct client *c, enum record_error err)
 {
     struct client_ctx *ctx = c->ctx;
     if (c->state == CS_CLOSED)
@@ -1330,15 +725,15 @@ static void client_close(struct client *c, enum record_error err)
         if (c->error == RECORD_OK)
             c->error = err;
         if (c->in_flight)
-            observe(c, err == RECORD_UPSTREAM_RESET ? BALANCER_RESET
-                                                    : BALANCER_OK);
+            client_observe(c, err == RECORD_UPSTREAM_RESET ? BALANCER_RESET
+                                                           : BALANCER_OK);
         emit_record(c);
     }
-    cancel_pick(c);
+    client_cancel_pick(c);
     log_debug("%s: closed in state %s (%s)", c->addr,
               client_state_str(c->state), record_error_str(err));
     c->state = CS_CLOSED;
-    drop_upstream(c, false);
+    client_drop_upstream(c, false);
     cancel_client_timer(c);
     loop_io_close(ctx->loop, &c->io);
     c->cb_off = c->cb_len;
@@ -1379,15 +774,14 @@ int client_accept(struct client_ctx *ctx, int fd, const struct sockaddr *sa,
     c->io.ctx = c;
     c->timer.fn = on_client_timeout;
     c->timer.ctx = c;
-    c->utimer.fn = on_upstream_timeout;
+    c->utimer.fn = client_on_upstream_timeout;
     c->utimer.ctx = c;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
         inet_ntop(AF_INET, &s4->sin_addr, c->ip, sizeof(c->ip));
-        snprintf(c->addr, sizeof(c->addr), "%s:%u", c->ip,
-                 ntohs(s4->sin_port));
+        snprintf(c->addr, sizeof(c->addr), "%s:%u", c->ip, ntohs(s4->sin_port));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         inet_ntop(AF_INET6, &s6->sin6_addr, c->ip, sizeof(c->ip));

@@ -164,7 +164,7 @@ static unsigned split_list(const struct http_head *h, struct http_span v,
 static bool is_hop_by_hop(const struct http_head *h, struct http_span name)
 {
     static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "te",
+        "connection", "keep-alive", "proxy-connection",  "te",
         "trailer",    "upgrade",    "transfer-encoding", "content-length",
     };
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
@@ -281,8 +281,9 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
                 else if (span_ieq(h, t[k], "host") ||
                          span_ieq(h, t[k], "content-length") ||
                          span_ieq(h, t[k], "transfer-encoding"))
-                    return reject(req, 400, "Connection names a framing "
-                                            "header");
+                    return reject(req, 400,
+                                  "Connection names a framing "
+                                  "header");
             }
             req->nconn_tokens += n;
         } else if (span_ieq(h, hd->name, "expect")) {
@@ -312,8 +313,8 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
     req->has_body = req->chunked || req->content_length > 0;
     if (!req->has_body)
         req->expect_continue = false;
-    req->keep_alive = p->http_minor == 1 ? !close_token : keep_alive_token &&
-                                                              !close_token;
+    req->keep_alive =
+        p->http_minor == 1 ? !close_token : keep_alive_token && !close_token;
     return 0;
 }
 
@@ -335,7 +336,10 @@ static void put(struct out *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void puts_(struct out *o, const char *s) { put(o, s, strlen(s)); }
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
 
 static void put_span(struct out *o, const struct http_head *h,
                      struct http_span s)
@@ -473,8 +477,8 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
         if (span_ieq(h, hd->name, "transfer-encoding"))
             tes++;
         else if (span_ieq(h, hd->name, "connection")) {
-            unsigned n = split_list(h, hd->value, tokens,
-                                    HTTP_MAX_CONN_TOKENS, &overflow);
+            unsigned n = split_list(h, hd->value, tokens, HTTP_MAX_CONN_TOKENS,
+                                    &overflow);
             for (unsigned k = 0; k < n; k++) {
                 if (span_ieq(h, tokens[k], "close"))
                     close_token = true;
@@ -497,8 +501,7 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     }
     resp->upstream_keep_alive =
         p->http_minor == 1 ? !close_token : keep_alive_token && !close_token;
-    if (method == HTTP_HEAD || status < 200 || status == 204 ||
-        status == 304) {
+    if (method == HTTP_HEAD || status < 200 || status == 204 || status == 304) {
         resp->mode = HTTP_BODY_NONE;
     } else if (chunked) {
         resp->mode = client_minor == 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_CLOSE;
@@ -515,8 +518,8 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
 
 int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
                              const struct http_head *h,
-                             const struct http_response *resp,
-                             int client_minor, bool keep_alive)
+                             const struct http_response *resp, int client_minor,
+                             bool keep_alive)
 {
     struct out o = {buf, 0, cap, false};
     struct http_span tokens[HTTP_MAX_CONN_TOKENS];
@@ -584,23 +587,40 @@ int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
     }
     return "Unknown";
 }

@@ -79,7 +79,10 @@ void loop_destroy(struct loop *loop)
     free(loop);
 }
 
-uint64_t loop_now(const struct loop *loop) { return loop->now_us; }
+uint64_t loop_now(const struct loop *loop)
+{
+    return loop->now_us;
+}
 
 uint64_t loop_update_time(struct loop *loop)
 {
@@ -220,7 +223,8 @@ void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us)
     heap_up(loop, loop->heap_len - 1);
 }
 
-void loop_timer_after(struct loop *loop, struct loop_timer *t, uint64_t delay_us)
+void loop_timer_after(struct loop *loop, struct loop_timer *t,
+                      uint64_t delay_us)
 {
     loop_timer_set(loop, t, loop->now_us + delay_us);
 }
@@ -262,7 +266,10 @@ void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *ctx)
     loop->before_sleep_ctx = ctx;
 }
 
-void loop_stop(struct loop *loop) { loop->stopped = 1; }
+void loop_stop(struct loop *loop)
+{
+    loop->stopped = 1;
+}
 
 /* Waits for events until the timeout (NULL = forever).  epoll_pwait2 keeps
  * microsecond timer precision; epoll_wait rounds up to whole milliseconds,
@@ -271,8 +278,8 @@ void loop_stop(struct loop *loop) { loop->stopped = 1; }
 static int loop_wait(struct loop *loop, const struct timespec *ts)
 {
     if (!loop->no_pwait2) {
-        int n = epoll_pwait2(loop->epfd, loop->events, LOOP_MAX_EVENTS, ts,
-                             NULL);
+        int n =
+            epoll_pwait2(loop->epfd, loop->events, LOOP_MAX_EVENTS, ts, NULL);
         if (n >= 0 || errno != ENOSYS)
             return n;
         loop->no_pwait2 = 1;

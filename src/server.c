@@ -36,7 +36,7 @@ struct server {
     struct loop_io sig_io;
     struct loop_timer accept_timer; /* resumes accept after EMFILE */
     struct loop_timer drain_timer;
-    struct loop_timer tick_timer;   /* once a second: scores into stats */
+    struct loop_timer tick_timer; /* once a second: scores into stats */
     bool accept_paused;
     bool draining;
     uint64_t last_emfile_warn;
@@ -78,14 +78,13 @@ static int listen_on(const char *spec, char *err, size_t errlen)
                  gai_strerror(rc));
         return -1;
     }
-    int fd = socket(res->ai_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd =
+        socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto fail;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-        listen(fd, 4096) < 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
         close(fd);
         goto fail;
     }
@@ -208,8 +207,8 @@ static struct client_gen *make_gen(const struct config *cfg, char *err,
     unsigned weights[CONFIG_MAX_BACKENDS];
     for (size_t i = 0; i < cfg->nbackends; i++)
         weights[i] = cfg->backends[i].weight ? cfg->backends[i].weight : 1;
-    g->bal = balancer_create(cfg->mode, &cfg->balancer, cfg->nbackends,
-                             weights);
+    g->bal =
+        balancer_create(cfg->mode, &cfg->balancer, cfg->nbackends, weights);
     if (!g->bal) {
         snprintf(err, errlen, "cannot create balancer '%s'", cfg->mode);
         goto fail;
@@ -257,8 +256,7 @@ static void reload(void)
     char err[512];
     if (config_from_args(&cfg, srv.argc, srv.argv, err, sizeof(err)) != 0 ||
         config_validate(&cfg, err, sizeof(err)) != 0) {
-        log_warnx("reload failed, keeping the running configuration: %s",
-                  err);
+        log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }
     /* Sizes baked into live sessions and sockets need a restart. */
@@ -269,8 +267,7 @@ static void reload(void)
     memcpy(cfg.log_path, srv.cfg.log_path, sizeof(cfg.log_path));
     struct client_gen *g = make_gen(&cfg, err, sizeof(err));
     if (!g) {
-        log_warnx("reload failed, keeping the running configuration: %s",
-                  err);
+        log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }
     srv.cfg = cfg;
@@ -331,8 +328,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
     if (!srv.ctx.gen)
         return -1;
-    srv.health = health_create(srv.loop, &srv.cfg, srv.ctx.gen->up,
-                               srv.ctx.gen->bal);
+    srv.health =
+        health_create(srv.loop, &srv.cfg, srv.ctx.gen->up, srv.ctx.gen->bal);
     if (!srv.health && errno) {
         snprintf(err, errlen, "health checks: %s", strerror(errno));
         return -1;
@@ -396,8 +393,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     log_info("lbproxy %s listening on %s, mode %s, %s upstreams, %zu "
              "backend(s), admin %s, log %s",
              LBPROXY_VERSION, cfg->listen, cfg->mode,
-             cfg->persistent ? "persistent" : "non-persistent",
-             cfg->nbackends, cfg->admin, path[0] ? path : "off");
+             cfg->persistent ? "persistent" : "non-persistent", cfg->nbackends,
+             cfg->admin, path[0] ? path : "off");
     return 0;
 }
 

@@ -110,7 +110,10 @@ void upstream_destroy(struct upstream *up)
     free(up);
 }
 
-size_t upstream_count(const struct upstream *up) { return up->nbackends; }
+size_t upstream_count(const struct upstream *up)
+{
+    return up->nbackends;
+}
 
 const char *upstream_id(const struct upstream *up, size_t idx)
 {
@@ -166,8 +169,8 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
                                               struct uconn **out)
 {
     struct backend *b = &up->backends[idx];
-    int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-                                           SOCK_CLOEXEC, 0);
+    int fd = socket(b->addr.ss_family,
+                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return UPSTREAM_ERROR;
     int one = 1;
