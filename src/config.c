@@ -622,7 +622,7 @@ void config_defaults(struct config *c)
     c->max_clients = 10000;
     c->buffer_bytes = 16384;
     c->max_retries = 2;
-    c->pool_max_idle = 64;
+    c->pool_max_idle = 256;
 
     c->health_check_interval_ms = 2000;
     c->log_flush_ms = 1000;

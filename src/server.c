@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -305,6 +306,26 @@ static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
     }
 }
 
+/* Each client may hold a client and an upstream socket, and the pools keep
+ * idle ones: raise the soft fd limit toward what the configuration can use
+ * (never above the hard limit; a lower hard limit is respected). */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)cfg->max_clients * 2 +
+                  (rlim_t)cfg->nbackends * cfg->pool_max_idle + 64;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (want <= rl.rlim_cur)
+        return;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_info("file descriptor limit raised to %llu",
+                 (unsigned long long)want);
+}
+
 int server_start(const struct config *cfg, int argc, char **argv, char *err,
                  size_t errlen)
 {
@@ -313,6 +334,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.argv = argv;
     log_verbosity = cfg->verbosity;
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(cfg);
     srv.loop = loop_create();
     if (!srv.loop) {
         snprintf(err, errlen, "event loop: %s", strerror(errno));

@@ -176,7 +176,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_clients, 10000);
     assert_int_equal(c.buffer_bytes, 16384);
     assert_int_equal(c.max_retries, 2);
-    assert_int_equal(c.pool_max_idle, 64);
+    assert_int_equal(c.pool_max_idle, 256);
     assert_string_equal(c.health_check_path, "");
     assert_int_equal(c.health_check_interval_ms, 2000);
     assert_int_equal(c.log_flush_ms, 1000);
