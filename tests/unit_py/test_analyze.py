@@ -128,8 +128,17 @@ def run_dir(tmp_path):
     return d
 
 
-def table_row(report, name):
-    for line in report.splitlines():
+def table_row(report, name, section=None):
+    """The row of `name` in the first table after the heading `section`
+    (default: the first per-scenario section, after the headline)."""
+    lines = report.splitlines()
+    start = 0
+    for i, line in enumerate(lines):
+        if line.startswith("## ") and (line == section if section
+                                       else "Headline" not in line):
+            start = i
+            break
+    for line in lines[start:]:
         if line.startswith(f"| {name} |"):
             return [c.strip() for c in line.strip("|").split("|")]
     raise AssertionError(f"no table row for {name} in:\n{report}")
@@ -145,6 +154,12 @@ def test_report_numbers_are_medians_of_raw_files(run_dir):
         assert cells[3] == f"{statistics.median(r[0] for r in runs):.0f}"
         assert cells[6] == f"{statistics.median(r[1] for r in runs) / 1000:.3f}"
         assert cells[8] == f"{statistics.median(r[2] for r in runs):.0f}"
+        # the headline table repeats the same medians: rps / p99 ms
+        head = table_row(report, name,
+                         "## Headline: requests/s / p99 ms (medians over runs)")
+        assert head[1] == (
+            f"{statistics.median(r[0] for r in runs):.0f} / "
+            f"{statistics.median(r[1] for r in runs) / 1000:.1f}")
     # Ratios: best peer by rps is nginx (40000), by p99 haproxy (1.6 ms).
     cells = table_row(report, "lb-rr-p")
     assert cells[10] == f"{31000 / 40000:.2f}"
