@@ -125,4 +125,9 @@ const char *http_status_text(int status);
 /* Formats the chunk-size line for n bytes ("1a2\r\n"); returns its length. */
 int http_chunk_header(char *out, size_t n);
 
+/* Appends len body bytes at out, as one chunk when chunked ("%zx\r\n" data
+ * "\r\n") or as they are; out must have room for len + 20.  Returns the
+ * bytes written (0 for len 0: an empty span is never a last chunk). */
+size_t http_frame_body(char *out, const char *at, size_t len, bool chunked);
+
 #endif

@@ -324,17 +324,7 @@ static int req_on_chunk_header(llhttp_t *p)
 static int req_on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct client *c = container_of(p, struct client, parser);
-    if (len == 0)
-        return 0; /* llhttp may report an empty span: not a last chunk */
-    if (c->req.chunked) {
-        char hdr[24];
-        int n = http_chunk_header(hdr, len);
-        ub_append(c, hdr, (size_t)n);
-        ub_append(c, at, len);
-        ub_append(c, "\r\n", 2);
-    } else {
-        ub_append(c, at, len);
-    }
+    c->ub_len += http_frame_body(c->ub + c->ub_len, at, len, c->req.chunked);
     return 0;
 }
 

@@ -231,17 +231,8 @@ static int resp_on_headers_complete(llhttp_t *p)
 static int resp_on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct client *c = container_of(p, struct client, rparser);
-    if (len == 0)
-        return 0; /* llhttp may report an empty span: not a last chunk */
-    if (c->resp.mode == HTTP_BODY_CHUNKED) {
-        char hdr[24];
-        int n = http_chunk_header(hdr, len);
-        cb_append(c, hdr, (size_t)n);
-        cb_append(c, at, len);
-        cb_append(c, "\r\n", 2);
-    } else {
-        cb_append(c, at, len);
-    }
+    c->cb_len += http_frame_body(c->cb + c->cb_len, at, len,
+                                 c->resp.mode == HTTP_BODY_CHUNKED);
     return 0;
 }
 

@@ -643,3 +643,19 @@ int http_chunk_header(char *out, size_t n)
 {
     return sprintf(out, "%zx\r\n", n);
 }
+
+size_t http_frame_body(char *out, const char *at, size_t len, bool chunked)
+{
+    if (len == 0)
+        return 0;
+    size_t n = 0;
+    if (chunked)
+        n = (size_t)http_chunk_header(out, len);
+    memcpy(out + n, at, len);
+    n += len;
+    if (chunked) {
+        memcpy(out + n, "\r\n", 2);
+        n += 2;
+    }
+    return n;
+}

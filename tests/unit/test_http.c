@@ -207,6 +207,26 @@ static void test_response_checks(void **state)
     assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
 }
 
+/* Body bytes are copied as they are, or framed as one chunk; an empty span
+ * never becomes "0\r\n\r\n" (which would end a chunked stream early). */
+static void test_frame_body(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(http_frame_body(out, "abc", 0, true), 0);
+    assert_int_equal(http_frame_body(out, "abc", 0, false), 0);
+    size_t n = http_frame_body(out, "hello", 5, false);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "hello", 5);
+    char body[26];
+    memset(body, 'x', sizeof(body));
+    n = http_frame_body(out, body, sizeof(body), true);
+    assert_int_equal(n, 4 + 26 + 2);
+    assert_memory_equal(out, "1a\r\n", 4);
+    assert_memory_equal(out + 4, body, 26);
+    assert_memory_equal(out + 30, "\r\n", 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_limits_and_hosts),
         cmocka_unit_test(test_parse_error_status),
         cmocka_unit_test(test_response_checks),
+        cmocka_unit_test(test_frame_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
