@@ -132,27 +132,6 @@ static const char *const config_sections[] = {
     "proxy", "timeouts", "limits", "pool", "balancer", "health", "backends",
 };
 
-/* Canonical policy names first, then aliases (the same ones balancer_find
- * accepts); case is ignored and '-' and '_' compare equal. */
-static const struct {
-    const char *name, *canon;
-} config_modes[] = {
-    {"round-robin", "round-robin"},
-    {"adaptive_sma", "adaptive_sma"},
-    {"adaptive_ewma", "adaptive_ewma"},
-    {"least-conn", "least-conn"},
-    {"p2c-peak-ewma", "p2c-peak-ewma"},
-    {"rr", "round-robin"},
-    {"roundrobin", "round-robin"},
-    {"weighted-round-robin", "round-robin"},
-    {"sma", "adaptive_sma"},
-    {"ewma", "adaptive_ewma"},
-    {"adaptive", "adaptive_ewma"},
-    {"leastconn", "least-conn"},
-    {"least-connections", "least-conn"},
-    {"lc", "least-conn"},
-    {"p2c", "p2c-peak-ewma"},
-};
 #define CONFIG_MODES_TEXT                                                      \
     "round-robin, adaptive_sma, adaptive_ewma, least-conn, p2c-peak-ewma"
 
@@ -212,12 +191,13 @@ static bool name_eq(const char *a, const char *b)
     }
 }
 
+/* The policy's canonical name for a mode name or alias (the balancer's own
+ * registry decides, so config and balancer can never disagree); NULL if
+ * unknown. */
 static const char *mode_canonical(const char *name)
 {
-    for (size_t i = 0; i < sizeof(config_modes) / sizeof(config_modes[0]); i++)
-        if (name_eq(name, config_modes[i].name))
-            return config_modes[i].canon;
-    return NULL;
+    const struct balancer_policy *p = balancer_find(name);
+    return p ? p->name : NULL;
 }
 
 static const char *score_name(int v)

@@ -189,7 +189,7 @@ def concurrent_requests(port, n, conns, path="/"):
     """n GET requests spread over `conns` keep-alive connections that run at
     once; returns [(response, wall seconds)] in completion order."""
     sel = selectors.DefaultSelector()
-    todo = n
+    remaining = n
     results = []
     clients = []
     for _ in range(min(conns, n)):
@@ -199,8 +199,8 @@ def concurrent_requests(port, n, conns, path="/"):
     req = build("GET", path)
 
     def start(c):
-        nonlocal todo
-        todo -= 1
+        nonlocal remaining
+        remaining -= 1
         c.t0 = time.monotonic()
         c.sock.setblocking(True)
         c.sock.sendall(req)
@@ -230,7 +230,7 @@ def concurrent_requests(port, n, conns, path="/"):
             c.sock.setblocking(False)
             results.append((r, time.monotonic() - c.t0))
             sel.unregister(c.sock)
-            if todo > 0:
+            if remaining > 0:
                 start(c)
     for c in clients:
         c.close()
