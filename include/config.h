@@ -52,6 +52,7 @@ struct config {
     unsigned buffer_bytes;    /* per-direction buffer size */
     unsigned max_retries;     /* other backends tried after a failure */
     unsigned pool_max_idle;   /* idle upstream connections per backend */
+    bool pool_reset_on_close; /* end finished, unpooled exchanges with RST */
 
     /* active health checks ("" path = off) */
     char health_check_path[128];

@@ -27,6 +27,7 @@ struct uconn {
     struct uconn *prev, *next; /* idle list of the backend */
     bool idle;
     bool connected;    /* connect() completed */
+    bool nodelay;      /* TCP_NODELAY set */
     unsigned requests; /* requests served on this connection so far */
 };
 
@@ -60,9 +61,14 @@ enum upstream_connect_result {
 
 /* Starts a non-blocking connect to backend idx; *out receives a new
  * connection (not yet registered with interest) for CONNECTED and
- * IN_PROGRESS. */
+ * IN_PROGRESS.  With `nodelay` false TCP_NODELAY is left for
+ * upstream_nodelay(): a connection that carries one request written in one
+ * send() never meets Nagle's delay, and the setsockopt is a syscall. */
 enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
-                                              struct uconn **out);
+                                              bool nodelay, struct uconn **out);
+/* Sets TCP_NODELAY unless it is set; call before every write but a
+ * connection's first. */
+void upstream_nodelay(struct uconn *uc);
 /* After writability of an in-progress connect: 0 when connected, -1 with
  * errno set when it failed. */
 int upstream_finish_connect(struct uconn *uc);

@@ -237,7 +237,11 @@ static void finish_request(struct client *c)
                         c->resp.upstream_keep_alive && c->req_complete &&
                         c->ub_off == c->ub_len && !c->upstream_extra;
         c->uc->requests++;
-        upstream_release(c->uc, reusable);
+        if (reusable)
+            upstream_release(c->uc, true);
+        else /* a finished exchange ends with an RST: no TIME_WAIT */
+            upstream_close(c->uc,
+                           c->resp_complete && cfg_of(c)->pool_reset_on_close);
         c->uc = NULL;
     }
     if (!c->req_complete || c->resp.mode == HTTP_BODY_CLOSE)

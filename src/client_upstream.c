@@ -132,7 +132,12 @@ void client_connect_backend(struct client *c, bool fresh)
     }
     c->reused = false;
     c->t_connect = now_us(c);
-    switch (upstream_connect(up, idx, &uc)) {
+    /* A pooled connection carries many requests: TCP_NODELAY at once.  A
+     * one-shot connection whose body-less request leaves in one send()
+     * never needs it (client_flush_upstream sets it before a later
+     * write). */
+    bool nodelay = cfg_of(c)->persistent || c->req.has_body;
+    switch (upstream_connect(up, idx, nodelay, &uc)) {
     case UPSTREAM_CONNECTED:
         c->connect_us = 0;
         if (attach(c, uc, false) < 0) {
@@ -252,6 +257,7 @@ bool client_flush_upstream(struct client *c)
 {
     if (!c->uc || !c->uc->connected || c->ub_off == c->ub_len)
         return false;
+    upstream_nodelay(c->uc);
     ssize_t n = send(c->uc->io.fd, c->ub + c->ub_off, c->ub_len - c->ub_off,
                      MSG_NOSIGNAL);
     if (n > 0) {

@@ -104,6 +104,7 @@ static const struct config_key config_keys[] = {
 
     K_UINT("pool", "max_idle", pool_max_idle, 0, 100000),
     K_MS("pool", "idle_timeout_ms", pool_idle_timeout_ms),
+    K_TYPE("pool", "reset_on_close", CT_BOOL, 0, pool_reset_on_close),
 
     K_UINT("balancer", "sma_window", balancer.sma_window, 1, CONFIG_SMA_MAX),
     {"balancer", "ewma_alpha", CT_DOUBLE, 0, CFG_FIELD(balancer.ewma_alpha), 0,
@@ -603,6 +604,7 @@ void config_defaults(struct config *c)
     c->buffer_bytes = 16384;
     c->max_retries = 2;
     c->pool_max_idle = 256;
+    c->pool_reset_on_close = true;
 
     c->health_check_interval_ms = 2000;
     c->log_flush_ms = 1000;

@@ -257,7 +257,7 @@ static void start_check(struct hslot *s)
     s->started_us = loop_now(h->loop);
     s->sent = 0;
     s->len = 0;
-    switch (upstream_connect(h->up, s->idx, &uc)) {
+    switch (upstream_connect(h->up, s->idx, true, &uc)) {
     case UPSTREAM_REFUSED:
         finish(s, false, "connection refused");
         return;

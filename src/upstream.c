@@ -165,25 +165,34 @@ struct uconn *upstream_get_idle(struct upstream *up, size_t idx)
     return uc;
 }
 
+void upstream_nodelay(struct uconn *uc)
+{
+    if (uc->nodelay)
+        return;
+    int one = 1;
+    setsockopt(uc->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    uc->nodelay = true;
+}
+
 enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
-                                              struct uconn **out)
+                                              bool nodelay, struct uconn **out)
 {
     struct backend *b = &up->backends[idx];
     int fd = socket(b->addr.ss_family,
                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return UPSTREAM_ERROR;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct uconn *uc = calloc(1, sizeof(*uc));
     if (!uc) {
         close(fd);
         errno = ENOMEM;
         return UPSTREAM_ERROR;
     }
+    uc->io.fd = fd;
+    if (nodelay)
+        upstream_nodelay(uc);
     uc->up = up;
     uc->backend = idx;
-    uc->io.fd = fd;
     uc->timer.ctx = uc;
     int rc = connect(fd, (struct sockaddr *)&b->addr, b->addrlen);
     if (rc == 0) {

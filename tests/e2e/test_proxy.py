@@ -296,6 +296,50 @@ def test_non_persistent_opens_one_upstream_connection_per_request(procs):
     assert st["requests"] == 20 and st["accepts"] - before - 1 == 20
 
 
+def time_wait_count(port):
+    """TIME_WAIT sockets (either end) on 127.0.0.1:port, from /proc."""
+    n = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            ports = {int(cols[1].rsplit(":", 1)[1], 16),
+                     int(cols[2].rsplit(":", 1)[1], 16)}
+            if cols[3] == "06" and port in ports:
+                n += 1
+    return n
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_non_persistent_close_leaves_no_time_wait_with_reset(procs, reset):
+    # After a complete response lbproxy ends a one-shot upstream connection
+    # with an RST (pool.reset_on_close, the default): neither side keeps a
+    # TIME_WAIT socket.  With the option off, the ordinary FIN close leaves
+    # one per request on the backend's side.
+    be = procs.backend()
+    px = procs.proxy([be.port], extra=[
+        "--non-persistent", "--set",
+        f"pool.reset_on_close={'true' if reset else 'false'}"])
+    before = time_wait_count(be.port)  # the readiness probe's own
+    with Conn(px.port) as c:
+        for i in range(20):
+            r = c.request(path=f"/n{i}")
+            assert r.status == 200 and r.body
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and (
+            time_wait_count(be.port) - before < 20 and not reset):
+        time.sleep(0.02)
+    tw = time_wait_count(be.port) - before
+    if reset:
+        assert tw == 0
+    else:
+        assert tw >= 20
+
+
 def test_persistent_reuses_upstream_connections(procs):
     be = procs.backend()
     px = procs.proxy([be.port], extra=["--persistent"])
