@@ -358,9 +358,13 @@ static void init_settings(void)
 
 static void copy_request_line(struct client *c)
 {
-    snprintf(c->method_name, sizeof(c->method_name), "%s",
-             llhttp_method_name((llhttp_method_t)c->parser.method));
-    size_t n = c->head.url.len;
+    const char *m = llhttp_method_name((llhttp_method_t)c->parser.method);
+    size_t n = strlen(m);
+    if (n >= sizeof(c->method_name))
+        n = sizeof(c->method_name) - 1;
+    memcpy(c->method_name, m, n);
+    c->method_name[n] = '\0';
+    n = c->head.url.len;
     if (n >= sizeof(c->path))
         n = sizeof(c->path) - 1;
     memcpy(c->path, c->head.base + c->head.url.off, n);

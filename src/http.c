@@ -94,12 +94,29 @@ static const char *sp(const struct http_head *h, struct http_span s)
     return h->base + s.off;
 }
 
-static bool span_ieq(const struct http_head *h, struct http_span s,
-                     const char *lit)
+static inline unsigned char lower(unsigned char c)
 {
-    size_t n = strlen(lit);
-    return s.len == n && strncasecmp(sp(h, s), lit, n) == 0;
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
 }
+
+/* ASCII case-insensitive equality of n bytes (no locale, no call). */
+static inline bool ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+static inline bool span_ieq_n(const struct http_head *h, struct http_span s,
+                       const char *lit, size_t n)
+{
+    return s.len == n && ieq(sp(h, s), lit, n);
+}
+
+/* Compares a span with a string literal; the length is known at compile
+ * time. */
+#define span_ieq(h, s, lit) span_ieq_n(h, s, "" lit, sizeof(lit) - 1)
 
 static void trim_value(const struct http_head *h, struct http_span *v)
 {
@@ -163,14 +180,23 @@ static unsigned split_list(const struct http_head *h, struct http_span v,
 
 static bool is_hop_by_hop(const struct http_head *h, struct http_span name)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection",  "te",
-        "trailer",    "upgrade",    "transfer-encoding", "content-length",
-    };
-    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (span_ieq(h, name, hop[i]))
-            return true;
-    return false;
+    switch (name.len) { /* one comparison at most */
+    case 2:
+        return span_ieq(h, name, "te");
+    case 7:
+        return span_ieq(h, name, "trailer") || span_ieq(h, name, "upgrade");
+    case 10:
+        return span_ieq(h, name, "connection") ||
+               span_ieq(h, name, "keep-alive");
+    case 14:
+        return span_ieq(h, name, "content-length");
+    case 16:
+        return span_ieq(h, name, "proxy-connection");
+    case 17:
+        return span_ieq(h, name, "transfer-encoding");
+    default:
+        return false;
+    }
 }
 
 static bool named_in(const struct http_head *h, struct http_span name,
@@ -178,7 +204,7 @@ static bool named_in(const struct http_head *h, struct http_span name,
 {
     for (unsigned i = 0; i < n; i++)
         if (tokens[i].len == name.len &&
-            strncasecmp(sp(h, tokens[i]), sp(h, name), name.len) == 0)
+            ieq(sp(h, tokens[i]), sp(h, name), name.len))
             return true;
     return false;
 }
@@ -188,9 +214,32 @@ static bool host_valid(const struct http_head *h, struct http_span v)
     const char *s = sp(h, v);
     for (uint32_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || strchr(".-:[]_~%!$&'()*+;=", c)))
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9'))
+            continue;
+        switch (c) {
+        case '.':
+        case '-':
+        case ':':
+        case '[':
+        case ']':
+        case '_':
+        case '~':
+        case '%':
+        case '!':
+        case '$':
+        case '&':
+        case '\'':
+        case '(':
+        case ')':
+        case '*':
+        case '+':
+        case ';':
+        case '=':
+            continue;
+        default:
             return false;
+        }
     }
     return true;
 }
@@ -341,6 +390,9 @@ static void puts_(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
+/* Appends a string literal (length known at compile time). */
+#define put_lit(o, lit) put(o, "" lit, sizeof(lit) - 1)
+
 static void put_span(struct out *o, const struct http_head *h,
                      struct http_span s)
 {
@@ -350,8 +402,12 @@ static void put_span(struct out *o, const struct http_head *h,
 static void put_u64(struct out *o, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    put(o, tmp, (size_t)n);
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, tmp + i, sizeof(tmp) - i);
 }
 
 /* Appends "Name: v1, v2, extra\r\n" merging every field called `name`
@@ -360,19 +416,20 @@ static void put_merged(struct out *o, const struct http_head *h,
                        const char *name, const struct http_span *tokens,
                        unsigned ntokens, const char *extra)
 {
-    puts_(o, name);
-    puts_(o, ": ");
+    size_t name_len = strlen(name);
+    put(o, name, name_len);
+    put_lit(o, ": ");
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        if (!span_ieq(h, hd->name, name) || hd->value.len == 0)
+        if (!span_ieq_n(h, hd->name, name, name_len) || hd->value.len == 0)
             continue;
         if (named_in(h, hd->name, tokens, ntokens))
             continue;
         put_span(o, h, hd->value);
-        puts_(o, ", ");
+        put_lit(o, ", ");
     }
     puts_(o, extra);
-    puts_(o, "\r\n");
+    put_lit(o, "\r\n");
 }
 
 int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
@@ -395,13 +452,13 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
         target.len = h->url.len - i;
     }
     puts_(&o, llhttp_method_name((llhttp_method_t)p->method));
-    puts_(&o, " ");
+    put_lit(&o, " ");
     if (target.len == 0)
-        puts_(&o, "/");
+        put_lit(&o, "/");
     else if (sp(h, target)[0] == '?')
-        puts_(&o, "/");
+        put_lit(&o, "/");
     put_span(&o, h, target);
-    puts_(&o, " HTTP/1.1\r\n");
+    put_lit(&o, " HTTP/1.1\r\n");
 
     bool has_host = false;
     for (unsigned i = 0; i < h->nheaders; i++) {
@@ -416,35 +473,35 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
             span_ieq(h, hd->name, "via"))
             continue;
         put_span(&o, h, hd->name);
-        puts_(&o, ": ");
+        put_lit(&o, ": ");
         if (authority.len > 0 && span_ieq(h, hd->name, "host"))
             put_span(&o, h, authority);
         else
             put_span(&o, h, hd->value);
-        puts_(&o, "\r\n");
+        put_lit(&o, "\r\n");
     }
     if (!has_host) {
         /* an HTTP/1.0 request without Host goes out as HTTP/1.1, which
          * requires one: the target's authority, or empty (RFC 9112 3.2) */
-        puts_(&o, "Host: ");
+        put_lit(&o, "Host: ");
         put_span(&o, h, authority);
-        puts_(&o, "\r\n");
+        put_lit(&o, "\r\n");
     }
     put_merged(&o, h, "X-Forwarded-For", req->conn_tokens, req->nconn_tokens,
                client_ip);
-    puts_(&o, "X-Forwarded-Proto: http\r\n");
+    put_lit(&o, "X-Forwarded-Proto: http\r\n");
     put_merged(&o, h, "Via", req->conn_tokens, req->nconn_tokens,
                p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME);
     if (req->chunked) {
-        puts_(&o, "Transfer-Encoding: chunked\r\n");
+        put_lit(&o, "Transfer-Encoding: chunked\r\n");
     } else if (p->flags & F_CONTENT_LENGTH) {
-        puts_(&o, "Content-Length: ");
+        put_lit(&o, "Content-Length: ");
         put_u64(&o, req->content_length);
-        puts_(&o, "\r\n");
+        put_lit(&o, "\r\n");
     }
     if (close_upstream)
-        puts_(&o, "Connection: close\r\n");
-    puts_(&o, "\r\n");
+        put_lit(&o, "Connection: close\r\n");
+    put_lit(&o, "\r\n");
     return o.overflow ? -1 : (int)o.len;
 }
 
@@ -529,15 +586,16 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
         if (span_ieq(h, h->headers[i].name, "connection"))
             ntokens += split_list(h, h->headers[i].value, tokens + ntokens,
                                   HTTP_MAX_CONN_TOKENS - ntokens, &overflow);
-    char line[64];
-    int n = snprintf(line, sizeof(line), "HTTP/1.%d %d ", client_minor,
-                     p->status_code);
-    put(&o, line, (size_t)n);
+    put_lit(&o, "HTTP/1.");
+    put_u64(&o, client_minor == 0 ? 0 : 1);
+    put_lit(&o, " ");
+    put_u64(&o, p->status_code);
+    put_lit(&o, " ");
     if (h->reason.len)
         put_span(&o, h, h->reason);
     else
         puts_(&o, http_status_text(p->status_code));
-    puts_(&o, "\r\n");
+    put_lit(&o, "\r\n");
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if (span_ieq(h, hd->name, "content-length") &&
@@ -549,24 +607,24 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
             continue;
         }
         put_span(&o, h, hd->name);
-        puts_(&o, ": ");
+        put_lit(&o, ": ");
         put_span(&o, h, hd->value);
-        puts_(&o, "\r\n");
+        put_lit(&o, "\r\n");
     }
     put_merged(&o, h, "Via", tokens, ntokens,
                p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME);
     if (resp->mode == HTTP_BODY_LENGTH) {
-        puts_(&o, "Content-Length: ");
+        put_lit(&o, "Content-Length: ");
         put_u64(&o, resp->content_length);
-        puts_(&o, "\r\n");
+        put_lit(&o, "\r\n");
     } else if (resp->mode == HTTP_BODY_CHUNKED) {
-        puts_(&o, "Transfer-Encoding: chunked\r\n");
+        put_lit(&o, "Transfer-Encoding: chunked\r\n");
     }
     if (!keep_alive)
-        puts_(&o, "Connection: close\r\n");
+        put_lit(&o, "Connection: close\r\n");
     else if (client_minor == 0)
-        puts_(&o, "Connection: keep-alive\r\n");
-    puts_(&o, "\r\n");
+        put_lit(&o, "Connection: keep-alive\r\n");
+    put_lit(&o, "\r\n");
     return o.overflow ? -1 : (int)o.len;
 }
 
