@@ -1,19 +1,39 @@
 # Benchmarks (never part of `make test`: they measure, they do not pass or
-# fail) and the unit test of the analysis script (part of `make test`).
-# See docs/benchmarks.md.
+# fail), the unit test of the analysis script and the functional test of the
+# benchmark's L4 relay (both part of `make test`).  See docs/benchmarks.md.
 
-.PHONY: bench quickbench analyze-test
+# The quickbench's "relay" row: a blind L4 TCP relay, the kernel floor of any
+# user-space proxy.  Not part of lbproxy or liblb; built with `all` so that
+# a plain `make` leaves everything scripts/quickbench.sh needs.
+RELAY := $(BUILD)/bench/relay
+export RELAY
+
+all: $(RELAY)
+
+$(RELAY): scripts/bench/relay.c
+	@mkdir -p $(dir $@)
+	$(call E,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+.PHONY: bench quickbench analyze-test relay e2e-relay
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
 	$(Q)scripts/bench.sh
 
-## quickbench: lbproxy vs nginx vs direct on 0 ms backends (DURATION= REPEAT=)
-quickbench: all
+## quickbench: direct vs L4 relay floor vs lbproxy vs nginx on 0 ms backends (DURATION= REPEAT= CONFIGS=)
+quickbench: all $(RELAY)
 	$(Q)scripts/quickbench.sh
+
+## relay: build the quickbench's L4 relay (build/bench/relay)
+relay: $(RELAY)
 
 ## analyze-test: unit test of scripts/analyze on a synthetic run directory
 analyze-test:
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit_py/test_analyze.py
 
-TESTS += analyze-test
+## e2e-relay: the quickbench's L4 relay carries keep-alive requests, a 1 MB echo, round-robin per connection
+e2e-relay: $(RELAY) $(LBBACKEND)
+	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_relay.py
+
+TESTS += analyze-test e2e-relay
