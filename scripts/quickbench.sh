@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Quick proxy benchmark: three 0 ms backends, wrk -t1 -c100, and five
-# configurations -- direct to one backend (the ceiling), lbproxy
-# persistent and non-persistent round-robin, nginx with and without
-# upstream keepalive -- interleaved, REPEAT times (default 3), medians,
-# ratios and CPU time per request.  Results: logs/bench/quick-<timestamp>/.
+# Quick proxy benchmark: three 0 ms backends, wrk -t1 -c100, and six
+# configurations -- direct to one backend (the ceiling), an L4 relay (the
+# kernel floor, not a proxy; build/bench/relay), lbproxy persistent and
+# non-persistent round-robin, nginx with and without upstream keepalive --
+# interleaved, REPEAT times (default 3), medians, ratios and CPU time per
+# request.  Results: logs/bench/quick-<timestamp>/.
 #   scripts/quickbench.sh
 #   DURATION=5 REPEAT=5 scripts/quickbench.sh
+#   DURATION=3 REPEAT=1 CONFIGS=direct,relay,lb-rr-p scripts/quickbench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_deps=0

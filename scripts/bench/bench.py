@@ -3,7 +3,8 @@
 (`make quickbench`).
 
     scripts/bench/bench.py            every scenario in config/scenarios/
-    scripts/bench/bench.py --quick    direct vs lbproxy vs nginx, 0 ms backends
+    scripts/bench/bench.py --quick    direct vs L4 relay floor vs lbproxy vs
+                                      nginx, 0 ms backends
 
 Environment overrides: SCENARIOS (names, comma or space separated),
 DURATION, REPEAT, CONNS, THREADS, WARMUP (seconds), CONFIGS (configuration
@@ -27,8 +28,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
 DEFAULT_ORDER = ["flat", "hetero", "capped", "flaky", "degrade"]
-QUICK_CONFIGS = ["direct", "lb-rr-p", "nginx-rr-ka", "lb-rr-np",
+# relay (an L4 relay, one upstream connection per client connection) sits
+# next to the persistent rows it is the floor of.
+QUICK_CONFIGS = ["direct", "relay", "lb-rr-p", "nginx-rr-ka", "lb-rr-np",
                  "nginx-rr-close"]
+# How the quick table names the configurations that are not proxies.
+QUICK_LABELS = {"relay": "relay (L4 floor, not a proxy)"}
 
 
 def log(run_dir, msg):
@@ -279,7 +284,8 @@ def load_scenarios(env):
 def quick_scenario(env):
     s = bl.Scenario("quick")
     s.description = ("three 0 ms backends (fixed:0ms, unlimited workers): "
-                     "proxy overhead; direct = wrk to backend A alone")
+                     "proxy overhead; direct = wrk to backend A alone; "
+                     "relay = L4 relay floor, not a proxy")
     s.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0"])
                   for b in "ABC"]
     s.duration = 10
@@ -295,7 +301,8 @@ def med(rows, key):
 
 
 def quick_summary(rows, scen, run_dir):
-    """The quickbench table (medians) and the lbproxy/nginx ratios."""
+    """The quickbench table (medians), the lbproxy/nginx ratios and both
+    proxies' ratios to the relay floor."""
     by = {}
     for r in rows:
         by.setdefault(r["config"], []).append(r)
@@ -313,8 +320,10 @@ def quick_summary(rows, scen, run_dir):
     m = {}
     for name in scen.configs:
         rs = by.get(name, [])
+        label = QUICK_LABELS.get(name, name)
         if not rs:
-            lines.append(f"| {name} | 0 | (failed, see bench.log) |||||||")
+            lines.append(f"| {label} | 0 | (failed, see bench.log) "
+                         "|||||||")
             continue
         m[name] = {k: med(rs, k) for k in
                    ("rps", "mean_ms", "p50_ms", "p99_ms", "p999_ms",
@@ -322,7 +331,7 @@ def quick_summary(rows, scen, run_dir):
         v = m[name]
         cpu = ("-" if name == "direct"
                else f"{v['proxy_cpu_us_per_req']:.1f}")
-        lines.append(f"| {name} | {len(rs)} | {v['rps']:.0f} | "
+        lines.append(f"| {label} | {len(rs)} | {v['rps']:.0f} | "
                      f"{v['mean_ms']:.3f} | {v['p50_ms']:.3f} | "
                      f"{v['p99_ms']:.3f} | {v['p999_ms']:.3f} | "
                      f"{v['errors']:.0f} | {cpu} | "
@@ -331,7 +340,8 @@ def quick_summary(rows, scen, run_dir):
     lines.append("| ratio | rps | p99 | CPU per request |")
     lines.append("|---|---|---|---|")
     for a, b in (("lb-rr-p", "nginx-rr-ka"), ("lb-rr-np", "nginx-rr-close"),
-                 ("lb-rr-p", "direct"), ("nginx-rr-ka", "direct")):
+                 ("lb-rr-p", "direct"), ("nginx-rr-ka", "direct"),
+                 ("lb-rr-p", "relay"), ("nginx-rr-ka", "relay")):
         if a in m and b in m:
             cpu = ("-" if b == "direct" else
                    f"{m[a]['proxy_cpu_us_per_req'] / m[b]['proxy_cpu_us_per_req']:.2f}")
@@ -341,16 +351,28 @@ def quick_summary(rows, scen, run_dir):
     lines.append("load CPU busy = (wrk + backends CPU seconds) / run seconds "
                  "on CPU 1; near 1.00 the load side, not the proxy, limits "
                  "throughput.")
+    if "relay" in m:
+        lines.append("")
+        lines.append("relay = an L4 TCP relay (scripts/bench/relay.c), not a "
+                     "proxy: one upstream connection per client connection, "
+                     "bytes copied blindly, 2 recv + 2 send per request "
+                     "like lbproxy.  Its CPU per request is the kernel "
+                     "floor every proxy here pays at least; what a proxy "
+                     "spends above it is, roughly, its own user-space work "
+                     "(parsing, balancing, header rewriting).")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(run_dir, "summary.md"), "w") as f:
         f.write(text)
     return text
 
 
-def check_tools(quick):
+def check_tools(quick, scenarios):
     need = ["wrk", "taskset", "nginx"] + ([] if quick else ["haproxy"])
     missing = [t for t in need if not shutil.which(t)]
-    for b in (bl.LBPROXY, bl.LBBACKEND):
+    bins = [bl.LBPROXY, bl.LBBACKEND]
+    if any("relay" in s.configs for s in scenarios):
+        bins.append(bl.RELAY)
+    for b in bins:
         if not os.access(b, os.X_OK):
             raise SystemExit(f"bench: {b} is missing; run make first")
     if missing:
@@ -364,13 +386,13 @@ def check_tools(quick):
 def main(argv):
     quick = "--quick" in argv
     env = os.environ
-    check_tools(quick)
+    scenarios = [quick_scenario(env)] if quick else load_scenarios(env)
+    check_tools(quick, scenarios)
     ts = time.strftime("%Y%m%d-%H%M%S")
     run_dir = env.get("OUT") or os.path.join(
         bl.ROOT, "logs", "bench", ("quick-" if quick else "") + ts)
     run_dir = os.path.abspath(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    scenarios = [quick_scenario(env)] if quick else load_scenarios(env)
     log_on = env.get("LOG", "off" if quick else "on") != "off"
     sdir = os.path.join(run_dir, "scenarios")
     os.makedirs(sdir, exist_ok=True)

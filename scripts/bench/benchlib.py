@@ -24,6 +24,9 @@ LUA = os.path.join(ROOT, "scripts", "wrk", "report.lua")
 PEERS = os.path.join(ROOT, "scripts", "peers")
 LBPROXY = os.path.join(ROOT, os.environ.get("LBPROXY", "lbproxy"))
 LBBACKEND = os.path.join(ROOT, os.environ.get("LBBACKEND", "lbbackend"))
+# The L4 relay of the "relay" configuration (scripts/bench/relay.c, built by
+# `make` / `make relay` into build/bench/relay).
+RELAY = os.path.join(ROOT, os.environ.get("RELAY", "build/bench/relay"))
 
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -35,9 +38,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class Config:
     """One configuration of the matrix: which proxy and how it is set up.
 
-    kind: lbproxy | nginx | haproxy | direct
+    kind: lbproxy | nginx | haproxy | relay | direct
     persistent: upstream connections reused (keep-alive pool) or one per
-    request.
+    request.  The relay is a blind L4 relay, one upstream connection per
+    client connection: the kernel floor under every proxy, not a proxy.
     """
 
     def __init__(self, name, kind, mode="", persistent=True, sets=(),
@@ -57,8 +61,8 @@ class Config:
 
     @property
     def family(self):
-        return {"lbproxy": "lbproxy", "direct": "direct"}.get(self.kind,
-                                                              "peer")
+        return {"lbproxy": "lbproxy", "direct": "direct",
+                "relay": "relay"}.get(self.kind, "peer")
 
 
 def _all_configs():
@@ -83,12 +87,16 @@ def _all_configs():
         out.append(Config(f"haproxy-{short}-close", "haproxy", bal, False))
     out.append(Config("direct", "direct", "", True,
                       note="wrk straight to backend A (one backend)"))
+    out.append(Config("relay", "relay", "round-robin", True,
+                      note="L4 TCP relay floor (scripts/bench/relay.c), "
+                      "not a proxy: round-robin per client connection, "
+                      "bytes copied blindly"))
     return {c.name: c for c in out}
 
 
 CONFIGS = _all_configs()
-# The default matrix: everything except the direct reference.
-MATRIX = [n for n in CONFIGS if n != "direct"]
+# The default matrix: every proxy, not the references (direct, relay).
+MATRIX = [n for n in CONFIGS if n not in ("direct", "relay")]
 
 
 def select_configs(spec):
@@ -408,6 +416,10 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
         with open(conf, "w") as f:
             f.write(haproxy_cfg(cfg, port, backends))
         cmd = ["haproxy", "-f", conf, "-db"]
+    elif cfg.kind == "relay":
+        if not os.access(RELAY, os.X_OK):
+            raise RuntimeError(f"{RELAY} is missing; run make relay")
+        cmd = [RELAY, str(port)] + [str(p) for _, p, _ in backends]
     else:
         raise ValueError(cfg.kind)
     p = Proc(cmd, PROXY_CPU, logf, cfg.name)
