@@ -37,7 +37,8 @@ struct client_ctx {
     void (*on_record)(void *arg, const struct record *r);
     /* Called for an attempt that failed and was retried on another
      * backend (err is a enum record_error); may be NULL. */
-    void (*on_attempt_failed)(void *arg, int backend, int err);
+    void (*on_attempt_failed)(void *arg, int backend, const char *backend_id,
+                              int err);
     void *record_arg;
     /* Called when a client connection closes (accept may resume). */
     void (*on_close)(void *arg);

@@ -79,6 +79,11 @@ struct stats_second {
 struct stats *stats_create(size_t nbackends, uint64_t now_us);
 /* Frees everything; NULL is a no-op. */
 void stats_destroy(struct stats *s);
+/* Gives the stats a new backend set after a reload: backend i of the new
+ * set keeps the counters, histograms and history of old backend from[i]
+ * (from[i] < 0: a new backend, starting from zero); the total is kept.
+ * Returns 0, or -1 with errno ENOMEM and the stats unchanged. */
+int stats_remap(struct stats *s, size_t nbackends, const int *from);
 /* Number of backend series. */
 size_t stats_count(const struct stats *s);
 /* Monotonic microseconds passed to stats_create (for the uptime). */

@@ -47,7 +47,9 @@ void client_upstream_failed(struct client *c, enum balancer_outcome outcome)
         /* The client will not see this failure, but the backend's error
          * counters must (its ejection would otherwise be unexplained). */
         if (c->ctx->on_attempt_failed)
-            c->ctx->on_attempt_failed(c->ctx->record_arg, c->backend, err);
+            c->ctx->on_attempt_failed(
+                c->ctx->record_arg, c->backend,
+                upstream_id(c->gen->up, (size_t)c->backend), err);
         c->tried |= (uint64_t)1 << c->backend;
         c->retries++;
         client_dispatch(c);

@@ -161,6 +161,23 @@ static void on_client_close(void *arg)
         set_accepting(true);
 }
 
+/* The stats index of a backend named by a session: its index when the
+ * session runs on the current backend set, else (a session that started
+ * before a reload) the index of the backend with the same id, or -1 when
+ * the reload removed it. */
+static int stats_index(int backend, const char *id)
+{
+    if (backend < 0 || !id)
+        return -1;
+    size_t n = srv.cfg.nbackends;
+    if ((size_t)backend < n && strcmp(srv.cfg.backends[backend].id, id) == 0)
+        return backend;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(srv.cfg.backends[i].id, id) == 0)
+            return (int)i;
+    return -1;
+}
+
 static void on_record(void *arg, const struct record *r)
 {
     (void)arg;
@@ -168,18 +185,18 @@ static void on_record(void *arg, const struct record *r)
         csvlog_write(srv.csv, r);
     if (srv.stats) {
         struct record copy = *r;
-        if (copy.backend >= (int)stats_count(srv.stats))
-            copy.backend = -1; /* backend set changed by a reload */
+        copy.backend = stats_index(r->backend, r->backend_id);
         stats_record(srv.stats, &copy, loop_now(srv.loop));
     }
 }
 
-static void on_attempt_failed(void *arg, int backend, int err)
+static void on_attempt_failed(void *arg, int backend, const char *backend_id,
+                              int err)
 {
     (void)arg;
-    if (srv.stats && backend >= 0)
-        stats_attempt_failed(srv.stats, (size_t)backend, err,
-                             loop_now(srv.loop));
+    int i = stats_index(backend, backend_id);
+    if (srv.stats && i >= 0)
+        stats_attempt_failed(srv.stats, (size_t)i, err, loop_now(srv.loop));
 }
 
 static void on_tick(struct loop *loop, struct loop_timer *t)
@@ -270,6 +287,18 @@ static void reload(void)
     if (!g) {
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
+    }
+    if (srv.stats) {
+        /* stats follow backends by id: kept, new from zero, gone dropped */
+        int from[CONFIG_MAX_BACKENDS];
+        for (size_t i = 0; i < cfg.nbackends; i++) {
+            from[i] = -1;
+            for (size_t j = 0; j < srv.cfg.nbackends; j++)
+                if (strcmp(cfg.backends[i].id, srv.cfg.backends[j].id) == 0)
+                    from[i] = (int)j;
+        }
+        if (stats_remap(srv.stats, cfg.nbackends, from) != 0)
+            log_warn("reload: stats keep the previous backend set");
     }
     srv.cfg = cfg;
     struct client_gen *old = srv.ctx.gen;

@@ -183,6 +183,28 @@ void stats_destroy(struct stats *s)
     free(s);
 }
 
+int stats_remap(struct stats *s, size_t nbackends, const int *from)
+{
+    struct series *ns = calloc(nbackends + 1, sizeof(*ns));
+    if (!ns) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < nbackends; i++) {
+        if (from[i] >= 0 && (size_t)from[i] < s->n) {
+            ns[i] = s->series[from[i]];
+        } else {
+            for (size_t j = 0; j < RING; j++)
+                ns[i].ring[j].sec = NO_SEC;
+        }
+    }
+    ns[nbackends] = s->series[s->n]; /* the total */
+    free(s->series);
+    s->series = ns;
+    s->n = nbackends;
+    return 0;
+}
+
 size_t stats_count(const struct stats *s)
 {
     return s->n;

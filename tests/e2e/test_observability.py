@@ -237,3 +237,44 @@ def test_dashboard_and_vendor_served(procs, tmp_path):
     s.sendall(b"GET /../Makefile HTTP/1.1\r\nHost: t\r\n\r\n")
     assert s.recv(100).startswith(b"HTTP/1.1 400")
     s.close()
+
+
+def test_stats_follow_the_backend_set_across_a_reload(procs, tmp_path):
+    # SIGHUP with a different set (A, B -> B, C): /api/stats and /metrics
+    # list the new set, B keeps its counts, C starts from zero, A's are gone
+    # from the backends but stay in the total.
+    a, b, cc = (procs.backend(bid=x) for x in "ABC")
+    ini = tmp_path / "lb.ini"
+    ini.write_text("[proxy]\nmode = round-robin\n[backends]\n"
+                   f"A = 127.0.0.1:{a.port}\nB = 127.0.0.1:{b.port}\n")
+    port, admin = free_port(), free_port()
+    from conftest import LBPROXY
+    px = procs.start([LBPROXY, "--config", str(ini), "--listen",
+                      f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
+                      "--log", "off"], port=port)
+    wait_port(admin, proc=px)
+    seen = {"A": 0, "B": 0, "C": 0}
+    with Conn(port) as c:
+        for _ in range(10):
+            seen[c.request().header("x-backend-id")] += 1
+    assert seen == {"A": 5, "B": 5, "C": 0}
+    ini.write_text("[proxy]\nmode = round-robin\n[backends]\n"
+                   f"B = 127.0.0.1:{b.port}\nC = 127.0.0.1:{cc.port}\n")
+    px.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    with Conn(port) as c:
+        while seen["C"] == 0:  # until the new set serves
+            assert time.monotonic() < deadline, "reload never took effect"
+            seen[c.request().header("x-backend-id")] += 1
+            time.sleep(0.01)
+        for _ in range(6):
+            seen[c.request().header("x-backend-id")] += 1
+    total = sum(seen.values())
+    d = json.loads(get(admin, "/api/stats").body)
+    assert [x["id"] for x in d["backends"]] == ["B", "C"]
+    assert [x["requests"] for x in d["backends"]] == [seen["B"], seen["C"]]
+    assert d["total"]["requests"] == total
+    m = get(admin, "/metrics").body.decode()
+    assert f'lbproxy_requests_total{{backend="B"}} {seen["B"]}\n' in m
+    assert f'lbproxy_requests_total{{backend="C"}} {seen["C"]}\n' in m
+    assert 'backend="A"' not in m

@@ -301,6 +301,52 @@ static void test_retried_attempt_counts_on_its_backend_only(void **state)
     stats_destroy(s);
 }
 
+static void test_remap_keeps_matching_backends(void **state)
+{
+    (void)state;
+    struct stats *s = stats_create(3, T0); /* A B C */
+    uint64_t now = T0 + SEC;
+    for (int b = 0; b < 3; b++)
+        for (int k = 0; k <= b; k++) {
+            struct record r = rec(b, 1000 * (b + 1), 200);
+            stats_record(s, &r, now);
+        }
+    /* new set: C, D (new), A */
+    const int from[3] = {2, -1, 0};
+    assert_int_equal(stats_remap(s, 3, from), 0);
+    assert_int_equal(stats_count(s), 3);
+    struct stats_counters c;
+    stats_counters(s, 0, &c);
+    assert_int_equal(c.requests, 3); /* C's */
+    stats_counters(s, 1, &c);
+    assert_int_equal(c.requests, 0);
+    stats_counters(s, 2, &c);
+    assert_int_equal(c.requests, 1); /* A's */
+    stats_counters(s, STATS_TOTAL, &c);
+    assert_int_equal(c.requests, 6);
+    struct stats_window w;
+    stats_window(s, 0, 10, now + SEC, &w);
+    assert_int_equal(w.requests, 3);
+    assert_true(fabs(w.latency.p50_ms - 3.0) < 0.1); /* C's latency came along */
+    stats_window(s, 1, 10, now + SEC, &w);
+    assert_int_equal(w.requests, 0);
+    /* the new backend counts from here on; an index past the set does not */
+    struct record r = rec(1, 500, 200);
+    stats_record(s, &r, now);
+    r = rec(3, 500, 200);
+    stats_record(s, &r, now);
+    stats_counters(s, 1, &c);
+    assert_int_equal(c.requests, 1);
+    stats_counters(s, STATS_TOTAL, &c);
+    assert_int_equal(c.requests, 8);
+    /* shrinking to one backend */
+    const int one[1] = {1};
+    assert_int_equal(stats_remap(s, 1, one), 0);
+    stats_counters(s, 0, &c);
+    assert_int_equal(c.requests, 1);
+    stats_destroy(s);
+}
+
 static void test_cumulative_duration(void **state)
 {
     (void)state;
@@ -336,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_error_kinds_and_total_only),
         cmocka_unit_test(test_retried_attempt_counts_on_its_backend_only),
         cmocka_unit_test(test_cumulative_duration),
+        cmocka_unit_test(test_remap_keeps_matching_backends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
