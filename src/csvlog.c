@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "log.h"
 #include "loop.h"
 #include "record.h"
@@ -67,12 +68,8 @@ static void put_ch(struct out *o, char c)
 
 static void put_u64(struct out *o, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    char tmp[FMT_U64_LEN];
+    size_t i = fmt_u64(tmp, v);
     put_mem(o, tmp + i, sizeof(tmp) - i);
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fmt.h"
+
 #define PROXY_NAME "lbproxy"
 
 void http_head_reset(struct http_head *h, const char *base)
@@ -401,12 +403,8 @@ static void put_span(struct out *o, const struct http_head *h,
 
 static void put_u64(struct out *o, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    char tmp[FMT_U64_LEN];
+    size_t i = fmt_u64(tmp, v);
     put(o, tmp + i, sizeof(tmp) - i);
 }
 

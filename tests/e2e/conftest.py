@@ -39,6 +39,20 @@ def wait_port(port, timeout=10.0, proc=None):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+def rss_kb(pid):
+    """Resident set size of a process, KiB (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fd_count(pid):
+    """Open descriptors of a process."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 class Procs:
     """Starts processes and always kills them at teardown."""
 

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+from conftest import fd_count, rss_kb  # noqa: F401 (re-exported)
 from rawbackend import RawBackend
 
 
@@ -98,16 +99,6 @@ def statuses(data):
     return out
 
 
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def cpu_seconds(pid):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, rss_kb
 from httpc import Conn, get, read_response
 
 HARNESS = os.path.join(ROOT, os.environ.get("ADMIN_HARNESS",
@@ -240,13 +240,6 @@ def test_keepalive_pipelining_and_limits(admin):
         r = c.read()
         assert r.status == 400 and c.closed_by_peer()
 
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_logs_listing_and_streaming(admin):

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, wait_port
+from conftest import free_port, rss_kb, wait_port
 from httpc import Conn, get, read_response
 from rawbackend import RawBackend, ok
 
@@ -296,9 +296,10 @@ def test_non_persistent_opens_one_upstream_connection_per_request(procs):
     assert st["requests"] == 20 and st["accepts"] - before - 1 == 20
 
 
-def time_wait_count(port):
-    """TIME_WAIT sockets (either end) on 127.0.0.1:port, from /proc."""
-    n = 0
+def tcp_states(port):
+    """States (hex, as in /proc/net/tcp) of the sockets with 127.0.0.1:port
+    at either end."""
+    out = []
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(path) as f:
@@ -309,9 +310,23 @@ def time_wait_count(port):
             cols = row.split()
             ports = {int(cols[1].rsplit(":", 1)[1], 16),
                      int(cols[2].rsplit(":", 1)[1], 16)}
-            if cols[3] == "06" and port in ports:
-                n += 1
-    return n
+            if port in ports:
+                out.append(cols[3])
+    return out
+
+
+CLOSING_STATES = {"04", "05", "08", "09", "0B"}  # FIN_WAIT1/2, CLOSE_WAIT,
+# LAST_ACK, CLOSING: a close still under way
+
+
+def settled_time_waits(port, timeout=3.0):
+    """TIME_WAIT count once no close involving the port is under way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = tcp_states(port)
+        if not CLOSING_STATES & set(st) or time.monotonic() > deadline:
+            return st.count("06")
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("reset", [True, False])
@@ -324,16 +339,12 @@ def test_non_persistent_close_leaves_no_time_wait_with_reset(procs, reset):
     px = procs.proxy([be.port], extra=[
         "--non-persistent", "--set",
         f"pool.reset_on_close={'true' if reset else 'false'}"])
-    before = time_wait_count(be.port)  # the readiness probe's own
+    before = settled_time_waits(be.port)  # the readiness probe's own
     with Conn(px.port) as c:
         for i in range(20):
             r = c.request(path=f"/n{i}")
             assert r.status == 200 and r.body
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and (
-            time_wait_count(be.port) - before < 20 and not reset):
-        time.sleep(0.02)
-    tw = time_wait_count(be.port) - before
+    tw = settled_time_waits(be.port) - before
     if reset:
         assert tw == 0
     else:
@@ -362,13 +373,6 @@ def test_http10_client_keepalive_and_close(procs):
         assert r.status == 200
         assert c.closed_by_peer()
 
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def test_slow_reader_of_a_huge_response_keeps_memory_bounded(procs):

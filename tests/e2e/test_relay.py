@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import LBBACKEND, ROOT, free_port
+from conftest import LBBACKEND, ROOT, free_port, rss_kb
 from httpc import Conn, read_response
 
 RELAY = os.path.join(ROOT, os.environ.get("RELAY", "build/bench/relay"))
@@ -134,13 +134,6 @@ def epoll_interests(pid):
         return out
     return {}
 
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def post_echo(sock, f, body):
