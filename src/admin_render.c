@@ -357,14 +357,17 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         stats_history(st, i, now_us, h[i]);
     }
 
-    /* Slots are keyed by monotonic seconds; map them to wall seconds. */
-    int64_t wall_sec = (int64_t)floor(wall_s);
+    /* Slots are keyed by monotonic seconds, whose boundaries need not
+     * fall on wall seconds: a slot is labelled with the wall second that
+     * holds its middle. */
+    uint64_t cur = now_us / 1000000u;
+    double offset = wall_s - (double)now_us / 1e6;
     admin_buf_str(b, "],\"history\":{\"t\":[");
     for (uint64_t j = 0; j < STATS_HISTORY; j++) {
         if (j)
             admin_buf_str(b, ",");
-        admin_buf_printf(b, "%lld",
-                         (long long)(wall_sec - STATS_HISTORY + (int64_t)j));
+        double mid = (double)(cur - STATS_HISTORY + j) + 0.5 + offset;
+        admin_buf_printf(b, "%lld", (long long)floor(mid));
     }
     admin_buf_str(b, "]");
     json_history_field(b, "requests", H_REQUESTS, n, v, h);

@@ -278,6 +278,38 @@ static void test_stats_json(void **state)
     fixture_free(&f);
 }
 
+/* The last history label of a /api/stats body. */
+static long long last_history_label(const struct admin_buf *b)
+{
+    const char *p = memmem(b->p, b->len, "\"t\":[", 5);
+    assert_non_null(p);
+    const char *end = memchr(p, ']', b->len - (size_t)(p - b->p));
+    assert_non_null(end);
+    const char *q = end;
+    while (q > p && q[-1] != ',' && q[-1] != '[')
+        q--;
+    return strtoll(q, NULL, 10);
+}
+
+static void test_history_labels_follow_wall_seconds(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f, false);
+    struct admin_buf b = {0};
+    /* The last complete slot covers monotonic [20 s, 21 s) after T0.  With
+     * the monotonic clock at .9 and the wall clock at .1, that is wall
+     * [1764079198.2, 1764079199.2): mostly the second 1764079198. */
+    admin_render_stats(&b, &f.src, T0 + 21 * SEC + 900000, 1764079200.1, 10);
+    assert_int_equal(last_history_label(&b), 1764079198LL);
+    /* The other way round (.1 and .9): wall [1764079199.8, 1764079200.8). */
+    b.len = 0;
+    admin_render_stats(&b, &f.src, T0 + 21 * SEC + 100000, 1764079200.9, 10);
+    assert_int_equal(last_history_label(&b), 1764079200LL);
+    admin_buf_free(&b);
+    fixture_free(&f);
+}
+
 static void test_stats_json_with_balancer(void **state)
 {
     (void)state;
@@ -448,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_sanitize_path),
         cmocka_unit_test(test_query_and_names),
         cmocka_unit_test(test_stats_json),
+        cmocka_unit_test(test_history_labels_follow_wall_seconds),
         cmocka_unit_test(test_stats_json_with_balancer),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_logs_listing),
