@@ -39,6 +39,7 @@ enum balancer_score_mode {
     BALANCER_SCORE_LATENCY,            /* plain argmin of the estimate */
     BALANCER_SCORE_LATENCY_X_INFLIGHT, /* estimate * (in_flight + 1) */
     BALANCER_SCORE_PREDICTED,          /* learned a + b * in_flight */
+    BALANCER_SCORE_FILL, /* predicted / spare capacity: free workers first */
 };
 /* "latency", "latency_x_inflight", "predicted". */
 const char *balancer_score_mode_str(enum balancer_score_mode m);

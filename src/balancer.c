@@ -97,6 +97,8 @@ const char *balancer_score_mode_str(enum balancer_score_mode m)
         return "latency_x_inflight";
     case BALANCER_SCORE_PREDICTED:
         return "predicted";
+    case BALANCER_SCORE_FILL:
+        return "fill";
     }
     return "?";
 }
@@ -107,6 +109,7 @@ int balancer_score_mode_parse(const char *name)
         BALANCER_SCORE_LATENCY,
         BALANCER_SCORE_LATENCY_X_INFLIGHT,
         BALANCER_SCORE_PREDICTED,
+        BALANCER_SCORE_FILL,
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (strcasecmp(name, balancer_score_mode_str(all[i])) == 0)

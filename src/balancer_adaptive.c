@@ -1,7 +1,8 @@
 /*
  * balancer_adaptive: what adaptive_sma and adaptive_ewma share — cold start,
- * one staleness probe per interval, rotation tie-breaks, the three score
- * formulas, and the per-backend slope learner behind "predicted".
+ * one staleness probe per interval, rotation tie-breaks, the four score
+ * formulas, the per-backend slope learner behind "predicted" and the knee
+ * learner behind "fill".
  *
  * The slope learner.  A backend with K workers and mean service time S
  * answers a request that finds x others ahead in about S while x < K and
@@ -16,6 +17,15 @@
  * the slope is pulled (ridge prior) toward est / (est_x + 1), the
  * single-queue slope that makes "predicted" behave like
  * estimate * (in_flight + 1) anchored at the operating point.
+ *
+ * "predicted" approximates shortest expected delay, which is selfish: under
+ * closed-loop load it queues behind a fast backend's workers while a slower
+ * backend's workers sit idle, and throughput is clients / mean latency.
+ * "fill" sends a request to a free worker first (the fastest backend that
+ * has one) and only when every backend is busy to the shortest expected
+ * delay.  That needs each backend's concurrency K: the knee learner fits
+ * the hinge latency = S for x < K, S * (x + 1) / K beyond, to per-level
+ * latency sums (see the KNEE_ constants).
  */
 #include "balancer_impl.h"
 
@@ -28,6 +38,39 @@
 #define FIT_FORGET 0.98
 /* Weight of the prior slope, in (samples x in-flight^2). */
 #define FIT_PRIOR 2.0
+/*
+ * The knee learner ("fill").  Samples are summed per in-flight level with a
+ * time decay of KNEE_TAU_MS (a backend's worker count rarely changes), and
+ * refitted every KNEE_EVERY samples.  A knee is believed only when it beats
+ * a flat line by KNEE_EVIDENCE residual variances.
+ */
+#define KNEE_TAU_MS 3000.0
+#define KNEE_EVERY 32
+#define KNEE_EVIDENCE 3.0
+/* The curve is trusted up to the highest level with KNEE_SEEN samples of
+ * weight, plus max(KNEE_SLACK_MIN, KNEE_SLACK x that level): beyond, load
+ * explores upward a step at a time instead of flooding on a guess. */
+#define KNEE_SEEN 4.0
+#define KNEE_SLACK 0.25
+#define KNEE_SLACK_MIN 2.0
+/* A worker counts as free up to KNEE_MARGIN above the fitted knee: the fit
+ * is good to a request or two, and an idle worker costs throughput where a
+ * request queued behind one costs only a little latency. */
+#define KNEE_MARGIN 1.0
+/* The failure rate (an average with weight FILL_FAIL_W per sample) above
+ * which a backend's free workers are not preferred. */
+#define FILL_FAIL_W 0.02
+#define FILL_FAIL_MAX 0.01
+/* The drift detector: a slow average (weight KNEE_DRIFT per sample) of
+ * sample / fitted curve.  Outside [1/KNEE_DRIFT_HI, KNEE_DRIFT_HI] the
+ * backend has changed speed, and all but KNEE_FORGET_ON_DRIFT of the table
+ * (which describes the old speed) is forgotten. */
+#define KNEE_DRIFT 0.05
+#define KNEE_DRIFT_HI 2.0
+#define KNEE_FORGET_ON_DRIFT 0.05
+/* After such a change, for KNEE_HOLD samples, a fit without a knee keeps
+ * the knee found before. */
+#define KNEE_HOLD 512
 
 int balancer_adaptive_init(struct balancer_adaptive *a,
                            const struct balancer_params *p, size_t n,
@@ -39,7 +82,7 @@ int balancer_adaptive_init(struct balancer_adaptive *a,
     a->n = n;
     a->be = be;
     if (p->ewma_score >= (int)BALANCER_SCORE_LATENCY &&
-        p->ewma_score <= (int)BALANCER_SCORE_PREDICTED)
+        p->ewma_score <= (int)BALANCER_SCORE_FILL)
         a->mode = (enum balancer_score_mode)p->ewma_score;
     else
         a->mode = def;
@@ -72,12 +115,90 @@ double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx)
     return b > 0.0 ? b : 0.0;
 }
 
+unsigned balancer_knee_fit(const double *c, const double *sy, double syy,
+                           size_t levels, double *svc)
+{
+    /* Below K the model is S; from K on it is S * (x + 1) / K.  With the
+     * level sums split at K, the least-squares S is A / B and the fit is
+     * best where A^2 / B is largest:
+     *   A = sum_{x<K} sy + (1/K) sum_{x>=K} sy (x+1)
+     *   B = sum_{x<K} c + (1/K^2) sum_{x>=K} c (x+1)^2 */
+    double hi_sy = 0.0, hi_c = 0.0, lo_sy = 0.0, lo_c = 0.0, best = -1.0;
+    double flat, n, sse, best_s = 0.0;
+    unsigned best_k = (unsigned)levels;
+
+    for (size_t x = 0; x < levels; x++) {
+        hi_sy += sy[x] * (double)(x + 1);
+        hi_c += c[x] * (double)(x + 1) * (double)(x + 1);
+    }
+    for (size_t k = 1; k <= levels; k++) {
+        double kd = (double)k, A, B, q;
+        lo_sy += sy[k - 1];
+        lo_c += c[k - 1];
+        hi_sy -= sy[k - 1] * kd;
+        hi_c -= c[k - 1] * kd * kd;
+        A = lo_sy + hi_sy / kd;
+        B = lo_c + hi_c / (kd * kd);
+        if (!(B > 0.0))
+            continue;
+        q = A * A / B;
+        if (q >= best * (1.0 - 1e-9)) {
+            best = q;
+            best_k = (unsigned)k;
+            best_s = A / B;
+        }
+    }
+    /* A knee must explain clearly more than no knee (K = levels: latency
+     * flat everywhere) would: KNEE_EVIDENCE residual variances. */
+    flat = lo_c > 0.0 ? lo_sy * lo_sy / lo_c : 0.0;
+    n = lo_c;
+    sse = syy - best;
+    if (best_k < levels && n > 2.0 &&
+        best - flat < KNEE_EVIDENCE * (sse > 0.0 ? sse : 0.0) / (n - 2.0)) {
+        *svc = lo_c > 0.0 ? lo_sy / lo_c : 0.0;
+        return (unsigned)levels;
+    }
+    *svc = best_s;
+    return best_k;
+}
+
+/* The "fill" prediction for one more request on backend idx with x in
+ * flight: the service time while a worker is free, the queueing line
+ * beyond; *queued tells which. */
+static double fill_predict(const struct balancer_adaptive *a, size_t idx,
+                           double est, double est_x, double x, bool *queued)
+{
+    const struct balancer_adaptive_slot *s = &a->s[idx];
+    double k = s->knee_k, g, svc, known;
+
+    *queued = false;
+    if (!(k > 0.0)) /* no fit yet: the predicted line */
+        return est + balancer_adaptive_slope(a, idx) * (x - est_x);
+    /* A backend that fails more than now and then has no worker worth
+     * filling: it competes as a queue, on its penalised estimate. */
+    if (s->fail > FILL_FAIL_MAX) {
+        *queued = true;
+        return est * (x + 1.0) / (est_x + 1.0);
+    }
+    known = s->knee_top + 1.0 + fmax(KNEE_SLACK_MIN, KNEE_SLACK * s->knee_top);
+    if (k > known)
+        k = known;
+    /* The service time the estimate implies at its operating point. */
+    g = (est_x + 1.0) / k;
+    svc = g > 1.0 ? est / g : est;
+    if (x < k + KNEE_MARGIN)
+        return svc;
+    *queued = true;
+    return svc * (x + 1.0) / k;
+}
+
 static double score_with(const struct balancer_adaptive *a, size_t idx,
-                         double est, double est_x)
+                         double est, double est_x, bool *queued)
 {
     double x = (double)a->be[idx].in_flight;
     double pred, floor;
 
+    *queued = false;
     switch (a->mode) {
     case BALANCER_SCORE_LATENCY:
         return est;
@@ -89,18 +210,20 @@ static double score_with(const struct balancer_adaptive *a, size_t idx,
          * it below the single-queue bound est / (est_x + 1). */
         floor = est / (est_x + 1.0);
         return pred > floor ? pred : floor;
+    case BALANCER_SCORE_FILL:
+        return fill_predict(a, idx, est, est_x, x, queued);
     }
     return est;
 }
-
 double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
                                uint64_t now_us)
 {
     const struct balancer_adaptive_slot *s = &a->s[idx];
+    bool queued;
     (void)now_us;
     if (!s->has)
         return 0.0;
-    return score_with(a, idx, s->est_us, s->est_x);
+    return score_with(a, idx, s->est_us, s->est_x, &queued);
 }
 
 size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
@@ -109,6 +232,7 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
     uint64_t interval = (uint64_t)a->p.probe_interval_ms * 1000u;
     size_t n = a->n, best = n;
     double best_score = 0.0, known_sum = 0.0;
+    bool best_queued = false;
     size_t known = 0;
 
     /* Cold start: an idle backend without samples goes first. */
@@ -158,22 +282,85 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
     for (size_t k = 0; k < n; k++) {
         size_t i = (a->rot + k) % n;
         double sc;
+        bool q = false;
         if (!eligible[i])
             continue;
-        if (a->s[i].has)
-            sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x);
-        else if (known > 0) /* busy and cold: assume the average */
+        if (a->s[i].has) {
+            sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x, &q);
+        } else if (known > 0) { /* busy and cold: assume the average */
             sc = known_sum / (double)known * ((double)a->be[i].in_flight + 1.0);
-        else /* nothing known anywhere: fewest in flight */
+            /* Its capacity is unknown: no better than a queue. */
+            q = a->mode == BALANCER_SCORE_FILL;
+        } else { /* nothing known anywhere: fewest in flight */
             sc = (double)a->be[i].in_flight;
-        if (best == n || sc < best_score) {
+        }
+        /* Any free worker ("fill") before any queue, then the score. */
+        if (best == n || (!q && best_queued) ||
+            (q == best_queued && sc < best_score)) {
             best = i;
             best_score = sc;
+            best_queued = q;
         }
     }
 done:
     a->rot = (best + 1) % n;
     return best;
+}
+
+static void knee_decay(struct balancer_adaptive_slot *s, double d)
+{
+    for (size_t i = 0; i < BALANCER_KNEE_LEVELS; i++) {
+        s->knee_c[i] *= d;
+        s->knee_sy[i] *= d;
+    }
+    s->knee_syy *= d;
+}
+
+/* Adds one successful sample to the knee learner and refits when due. */
+static void knee_add(struct balancer_adaptive_slot *s, double latency_us,
+                     unsigned x, uint64_t now_us)
+{
+    size_t lvl = x < BALANCER_KNEE_LEVELS ? x : BALANCER_KNEE_LEVELS - 1;
+    unsigned k;
+
+    if (s->knee_k > 0.0 && s->knee_s > 0.0) {
+        double g = ((double)x + 1.0) / s->knee_k;
+        double r = latency_us / (s->knee_s * (g > 1.0 ? g : 1.0));
+        s->knee_drift += KNEE_DRIFT * (r - s->knee_drift);
+        if (s->knee_drift > KNEE_DRIFT_HI ||
+            s->knee_drift < 1.0 / KNEE_DRIFT_HI) {
+            knee_decay(s, KNEE_FORGET_ON_DRIFT);
+            s->knee_drift = 1.0;
+            s->knee_hold = KNEE_HOLD;
+            s->knee_new = KNEE_EVERY; /* refit with this sample */
+        }
+    }
+    if (s->knee_hold > 0)
+        s->knee_hold--;
+    s->knee_c[lvl] += 1.0;
+    s->knee_sy[lvl] += latency_us;
+    s->knee_syy += latency_us * latency_us;
+    if (++s->knee_new < KNEE_EVERY && s->knee_k > 0.0)
+        return;
+    if (s->knee_us > 0 && now_us > s->knee_us)
+        knee_decay(
+            s, exp(-(double)(now_us - s->knee_us) / (KNEE_TAU_MS * 1000.0)));
+    k = balancer_knee_fit(s->knee_c, s->knee_sy, s->knee_syy,
+                          BALANCER_KNEE_LEVELS, &s->knee_s);
+    /* A change of speed leaves the worker count alone: until the table has
+     * refilled, no evidence of a knee does not erase the one known. */
+    if (!(k == BALANCER_KNEE_LEVELS && s->knee_hold > 0 && s->knee_k > 0.0))
+        s->knee_k = (double)k;
+    if (!(s->knee_drift > 0.0))
+        s->knee_drift = 1.0;
+    s->knee_top = 0.0;
+    for (size_t i = BALANCER_KNEE_LEVELS; i-- > 0;)
+        if (s->knee_c[i] >= KNEE_SEEN) {
+            s->knee_top = (double)i;
+            break;
+        }
+    s->knee_new = 0;
+    s->knee_us = now_us;
 }
 
 void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
@@ -190,6 +377,7 @@ void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
         s->probe_out = false;
         s->chase = ok && latency_us < 0.5 * s->est_us;
     }
+    s->fail += FILL_FAIL_W * ((ok ? 0.0 : 1.0) - s->fail);
     s->has = true;
     s->est_us = est_us;
     s->est_x = est_x;
@@ -209,4 +397,6 @@ void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
     s->fit_cxy = lam * s->fit_cxy + dx * (latency_us - s->fit_my);
     s->fit_w = w;
     s->fit_us = now_us;
+    if (a->mode == BALANCER_SCORE_FILL)
+        knee_add(s, latency_us, x, now_us);
 }

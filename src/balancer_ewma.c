@@ -4,7 +4,8 @@
  * ewma_decay_ms > 0 the old estimate's weight also fades with the time since
  * the last sample: keep = (1 - alpha) * exp(-dt / decay), so a backend
  * sampled rarely (staleness probes) trusts a fresh sample more.  Default
- * score: predicted (the slope learner) when load_aware.
+ * score: predicted (the slope learner) when load_aware; ewma_score = fill
+ * opts into free workers first (the knee learner).
  */
 #include "balancer_impl.h"
 

@@ -25,6 +25,10 @@ size_t balancer_rand_below(uint64_t *state, size_t n);
  * per-backend slope learner.  A policy keeps its own estimate arithmetic and
  * hands each new estimate to balancer_adaptive_update().
  */
+/* In-flight levels the knee learner tells apart (higher ones share the
+ * last level). */
+#define BALANCER_KNEE_LEVELS 128
+
 struct balancer_adaptive_slot {
     bool has;          /* at least one sample seen */
     double est_us;     /* the policy's latency estimate */
@@ -38,6 +42,19 @@ struct balancer_adaptive_slot {
      * weight, means and co-moments (Welford form, numerically stable). */
     double fit_w, fit_mx, fit_my, fit_vxx, fit_cxy;
     uint64_t fit_us; /* time of the last fitted sample */
+    /* The knee learner ("fill"): time-decayed weight and latency sum of
+     * successful samples per in-flight-at-dispatch level, and the
+     * concurrency fitted to them (0 = not fitted yet). */
+    double knee_c[BALANCER_KNEE_LEVELS], knee_sy[BALANCER_KNEE_LEVELS];
+    double knee_syy;   /* sum of squared latencies, same decay */
+    unsigned knee_new; /* samples since the last fit */
+    uint64_t knee_us;  /* time of the last fit */
+    double knee_k;
+    double knee_top;    /* highest level with KNEE_SEEN samples of weight */
+    double knee_s;      /* the fitted service time */
+    double knee_drift;  /* slow average of sample / fitted curve */
+    unsigned knee_hold; /* samples left in which a changed speed keeps K */
+    double fail;        /* recent failure rate (average of 0/1 outcomes) */
 };
 
 struct balancer_adaptive {
@@ -72,6 +89,14 @@ void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
 void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx);
 /* The learned slope (microseconds per request in flight), >= 0. */
 double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx);
+/* The knee learner's fit over per-level sums c[x] (weight) and sy[x]
+ * (latency sum): the concurrency K in [1, levels] that best explains the
+ * samples as latency = S for x < K and S * (x + 1) / K beyond, by least
+ * squares; ties go to the larger K, and K = levels means no knee seen.
+ * syy (the sum of squared latencies) sets the noise level: a knee that does
+ * not clearly beat a flat line is not reported. */
+unsigned balancer_knee_fit(const double *c, const double *sy, double syy,
+                           size_t levels, double *svc);
 /* The score the pick minimises, in microseconds; 0 for a cold backend. */
 double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
                                uint64_t now_us);

@@ -144,6 +144,7 @@ static const struct {
     {"latency", BALANCER_SCORE_LATENCY},
     {"latency_x_inflight", BALANCER_SCORE_LATENCY_X_INFLIGHT},
     {"predicted", BALANCER_SCORE_PREDICTED},
+    {"fill", BALANCER_SCORE_FILL},
 };
 
 #define CONFIG_ADDR_TEXT                                                       \
@@ -457,7 +458,7 @@ static int key_apply(struct config *c, const struct config_key *k,
         }
         set_err(what, wlen,
                 "one of default, latency, latency_x_inflight, "
-                "predicted");
+                "predicted, fill");
         return -1;
     }
     return -1;

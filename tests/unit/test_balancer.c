@@ -71,6 +71,7 @@ static void test_registry(void **st)
                      BALANCER_SCORE_PREDICTED);
     assert_int_equal(balancer_score_mode_parse("latency_x_inflight"),
                      BALANCER_SCORE_LATENCY_X_INFLIGHT);
+    assert_int_equal(balancer_score_mode_parse("Fill"), BALANCER_SCORE_FILL);
     assert_int_equal(balancer_score_mode_parse("bogus"), -1);
     balancer_destroy(NULL);
 }
@@ -331,6 +332,7 @@ static void test_strings(void **st)
     assert_string_equal(balancer_health_str(BALANCER_PROBING), "probing");
     assert_string_equal(balancer_score_mode_str(BALANCER_SCORE_PREDICTED),
                         "predicted");
+    assert_string_equal(balancer_score_mode_str(BALANCER_SCORE_FILL), "fill");
 }
 
 int main(void)

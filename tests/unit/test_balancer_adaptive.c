@@ -3,7 +3,10 @@
  * machinery they share: window and EWMA arithmetic, time decay, cold start,
  * one staleness probe per interval (and the chase after a recovery), fast
  * failures never looking fast, unbiased tie-breaks, the score formulas, and
- * the slope learner converging on synthetic data.  Fake clock throughout.
+ * the slope learner converging on synthetic data; and the knee learner
+ * behind "fill" (the fit, its evidence test, free workers before queues,
+ * stepwise exploration, forgetting on drift, failing backends).  Fake
+ * clock throughout.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -298,7 +301,8 @@ static void test_slope_converges(void **st)
  * at in_flight k is about 10 + 5k ms. */
 static void test_predicted_through_api(void **st)
 {
-    struct balancer *b = mk("adaptive_ewma", 1, true, -1, NULL);
+    struct balancer *b =
+        mk("adaptive_ewma", 1, true, BALANCER_SCORE_PREDICTED, NULL);
     uint64_t rng = 3;
     unsigned x;
     (void)st;
@@ -352,7 +356,8 @@ static void test_slope_guards(void **st)
  * plain latency would not see. */
 static void test_predicted_prefers_flat(void **st)
 {
-    struct balancer *b = mk("adaptive_ewma", 2, true, -1, NULL);
+    struct balancer *b =
+        mk("adaptive_ewma", 2, true, BALANCER_SCORE_PREDICTED, NULL);
     uint64_t rng = 11;
     unsigned x;
     (void)st;
@@ -374,6 +379,185 @@ static void test_predicted_prefers_flat(void **st)
     balancer_destroy(b);
 }
 
+/* Fills per-level sums from an exact hinge: latency s below k, s * (x + 1)
+ * / k from k on, `w` samples at each level in [lo, hi]. */
+static void hinge(double *c, double *sy, double *syy, size_t levels,
+                  unsigned lo, unsigned hi, double s, double k, double w)
+{
+    memset(c, 0, levels * sizeof(*c));
+    memset(sy, 0, levels * sizeof(*sy));
+    *syy = 0.0;
+    for (unsigned x = lo; x <= hi; x++) {
+        double g = (x + 1.0) / k, y = s * (g > 1.0 ? g : 1.0);
+        c[x] = w;
+        sy[x] = w * y;
+        *syy += w * y * y;
+    }
+}
+
+/* The knee fit finds K and S of an exact hinge, reports no knee for a flat
+ * line, and for data that only show the queue (every level at or beyond
+ * the knee) gives the largest K that explains them. */
+static void test_knee_fit(void **st)
+{
+    enum { L = 64 };
+    double c[L], sy[L], syy, svc = 0;
+    (void)st;
+    hinge(c, sy, &syy, L, 0, 40, 10000.0, 8.0, 10.0);
+    assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), 8);
+    assert_near(svc, 10000.0, 1e-6);
+    hinge(c, sy, &syy, L, 20, 40, 5000.0, 32.0, 10.0);
+    assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), 32);
+    assert_near(svc, 5000.0, 1e-6);
+    /* Flat: no knee (K = levels), S the mean. */
+    hinge(c, sy, &syy, L, 0, 40, 7000.0, 1000.0, 10.0);
+    assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), L);
+    assert_near(svc, 7000.0, 1e-6);
+    /* Only queued levels 10..20: any K <= 11 fits; the largest wins. */
+    hinge(c, sy, &syy, L, 10, 20, 4000.0, 4.0, 10.0);
+    assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), 11);
+}
+
+/* A knee that does not clearly beat a flat line is not reported: a small
+ * bump (1% of the level) under noise of 30% is flat. */
+static void test_knee_fit_needs_evidence(void **st)
+{
+    enum { L = 64 };
+    double c[L], sy[L], syy, svc = 0;
+    (void)st;
+    hinge(c, sy, &syy, L, 0, 10, 10000.0, 10.0, 20.0);
+    /* Level 10 is 1.1 x S: a knee at 10.  Add noise (variance 30% of S
+     * squared per sample) to the sum of squares. */
+    assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), 10);
+    syy += 220.0 * 0.09 * 10000.0 * 10000.0;
+    assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), L);
+}
+
+/* Drives backend i with `n` samples of a hinge (k workers, s us) at
+ * in-flight levels 0..hi, through the shared update (EWMA estimate). */
+static void drive(struct balancer_adaptive *a, size_t i, unsigned n,
+                  unsigned hi, double s, double k, uint64_t *now)
+{
+    struct balancer_adaptive_slot *sl = &a->s[i];
+    for (unsigned j = 0; j < n; j++) {
+        unsigned x = j % (hi + 1);
+        double g = (x + 1.0) / k, y = s * (g > 1.0 ? g : 1.0);
+        double est = sl->has ? 0.3 * y + 0.7 * sl->est_us : y;
+        double ex = sl->has ? 0.3 * x + 0.7 * sl->est_x : x;
+        *now += 100;
+        balancer_adaptive_update(a, i, est, ex, y, true, x, *now);
+    }
+}
+
+/* "fill": a free worker anywhere before a queue anywhere.  Backend 0
+ * (5 ms, 4 workers) with 5 in flight would answer in about 5 * 6 / 4 =
+ * 7.5 ms, faster than backend 1's 20 ms, but backend 1 has a free worker.
+ * Up to the knee (+ the margin of one) backend 0 is preferred. */
+static void test_fill_free_worker_first(void **st)
+{
+    struct balancer_backend be[2] = {{.weight = 1}, {.weight = 1}};
+    struct balancer_params p;
+    struct balancer_adaptive a;
+    bool ok[2] = {true, true};
+    uint64_t now = 0;
+    (void)st;
+    balancer_params_default(&p);
+    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
+    drive(&a, 1, 2000, 12, 20000.0, 1000.0, &now);
+    assert_near(a.s[0].knee_k, 4.0, 0);
+    assert_near(a.s[1].knee_k, BALANCER_KNEE_LEVELS, 0);
+    be[1].in_flight = 3;
+    for (unsigned x = 0; x <= 4; x++) {
+        be[0].in_flight = x;
+        assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    }
+    be[0].in_flight = 5;
+    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 1);
+    /* The dashboard score is the predicted latency, queue included (the
+     * estimate is an EWMA over the last few levels: 2%). */
+    assert_near(balancer_adaptive_score(&a, 0, now), 5000.0 * 6 / 4, 150.0);
+    assert_near(balancer_adaptive_score(&a, 1, now), 20000.0, 400.0);
+    /* Both queued: the shorter expected delay wins (7.5 ms < 20 ms). */
+    a.s[1].knee_k = 2.0;
+    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    balancer_adaptive_fini(&a);
+}
+
+/* Beyond the highest level seen (+ 1 + max(2, 25%)) the curve is unknown:
+ * a backend never driven past 8 in flight counts as queued at 12 even
+ * though no knee was seen. */
+static void test_fill_explores_stepwise(void **st)
+{
+    struct balancer_backend be[2] = {{.weight = 1}, {.weight = 1}};
+    struct balancer_params p;
+    struct balancer_adaptive a;
+    bool ok[2] = {true, true};
+    uint64_t now = 0;
+    (void)st;
+    balancer_params_default(&p);
+    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 900, 8, 5000.0, 1000.0, &now);
+    drive(&a, 1, 900, 8, 20000.0, 1000.0, &now);
+    assert_near(a.s[0].knee_top, 8.0, 0);
+    be[1].in_flight = 3;
+    /* Known up to 8 + 1 + 2 = 11, free below that + the margin of 1. */
+    be[0].in_flight = 11;
+    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    be[0].in_flight = 12;
+    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 1);
+    balancer_adaptive_fini(&a);
+}
+
+/* A backend that turns 10x slower drifts off its curve: the table is
+ * mostly forgotten and the fitted service time follows within a few
+ * hundred samples, while the knee stays where it was. */
+static void test_fill_drift_forgets(void **st)
+{
+    struct balancer_backend be[1] = {{.weight = 1}};
+    struct balancer_params p;
+    struct balancer_adaptive a;
+    uint64_t now = 0;
+    (void)st;
+    balancer_params_default(&p);
+    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 3000, 12, 5000.0, 4.0, &now);
+    assert_near(a.s[0].knee_s, 5000.0, 1.0);
+    drive(&a, 0, 300, 12, 50000.0, 4.0, &now);
+    assert_near(a.s[0].knee_k, 4.0, 0);
+    assert_near(a.s[0].knee_s, 50000.0, 5000.0);
+    balancer_adaptive_fini(&a);
+}
+
+/* A backend that keeps failing loses the free-worker preference: it then
+ * competes as a queue on its penalised estimate. */
+static void test_fill_failing_not_preferred(void **st)
+{
+    struct balancer_backend be[2] = {{.weight = 1}, {.weight = 1}};
+    struct balancer_params p;
+    struct balancer_adaptive a;
+    bool ok[2] = {true, true};
+    uint64_t now = 0;
+    (void)st;
+    balancer_params_default(&p);
+    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 2000, 12, 5000.0, 1000.0, &now);
+    drive(&a, 1, 2000, 12, 20000.0, 4.0, &now);
+    be[0].in_flight = 3;
+    be[1].in_flight = 6; /* queued: 20 * 7 / 4 = 35 ms */
+    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    /* Three failures in a row (penalised into the estimate): 6% > 1%. */
+    for (int k = 0; k < 3; k++)
+        balancer_adaptive_update(&a, 0, 200000.0, 3.0, 5000000.0, false, 3,
+                                 now += 100);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 1);
+    balancer_adaptive_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +575,12 @@ int main(void)
         cmocka_unit_test(test_predicted_through_api),
         cmocka_unit_test(test_slope_guards),
         cmocka_unit_test(test_predicted_prefers_flat),
+        cmocka_unit_test(test_knee_fit),
+        cmocka_unit_test(test_knee_fit_needs_evidence),
+        cmocka_unit_test(test_fill_free_worker_first),
+        cmocka_unit_test(test_fill_explores_stepwise),
+        cmocka_unit_test(test_fill_drift_forgets),
+        cmocka_unit_test(test_fill_failing_not_preferred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
