@@ -27,6 +27,7 @@
 #include "admin_render.h"
 #include "balancer.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "stats.h"
@@ -203,33 +204,6 @@ static int conn_flush(struct admin_conn *c)
 
 /* ---- responses ---- */
 
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 301:
-        return "Moved Permanently";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    }
-    return "Unknown";
-}
-
 static void http_date(char *buf, size_t len)
 {
     time_t now = time(NULL);
@@ -248,7 +222,7 @@ static void put_head(struct admin_conn *c, int status, const char *type,
     admin_buf_printf(&c->out,
                      "HTTP/1.1 %d %s\r\nServer: lbproxy\r\n"
                      "Date: %s\r\n",
-                     status, status_text(status), date);
+                     status, http_status_text(status), date);
     if (type)
         admin_buf_printf(&c->out, "Content-Type: %s\r\n", type);
     if (length >= 0)
@@ -272,7 +246,7 @@ static void respond_text(struct admin_conn *c, int status, const char *extra,
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
-                     status_text(status), msg[0] ? ": " : "", msg);
+                     http_status_text(status), msg[0] ? ": " : "", msg);
     if (n >= (int)sizeof(body))
         n = (int)sizeof(body) - 1;
     respond(c, status, "text/plain; charset=utf-8", extra, body, (size_t)n,

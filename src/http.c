@@ -649,6 +649,8 @@ const char *http_status_text(int status)
         return "OK";
     case 204:
         return "No Content";
+    case 301:
+        return "Moved Permanently";
     case 304:
         return "Not Modified";
     case 400:
@@ -661,6 +663,8 @@ const char *http_status_text(int status)
         return "Request Timeout";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 417:
         return "Expectation Failed";
     case 431:
