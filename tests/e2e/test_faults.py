@@ -8,7 +8,6 @@ any response byte, and must eject the failing backend (passive health) and
 take it back once it recovers."""
 import json
 import os
-import signal
 import socket
 import threading
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from hardening_util import Load, RecordingBackend, wait_until
 from httpc import Conn
+from rawbackend import HeadServer
 
 
 def backend_requests(port):
@@ -107,48 +107,12 @@ def bad_backend(mode):
     return RecordingBackend(respond, close_after=lambda c, n: True)
 
 
-class ResetMidResponse:
-    """Sends a response head and half its body, then an RST."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.t = threading.Thread(target=self._serve, daemon=True)
-        self.t.start()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                conn.settimeout(2)
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000"
-                             b"\r\n\r\n" + b"x" * 30000)
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-        self.t.join(5)
+def reset_mid_response(conn, head):
+    """Sends a response head and part of its body, then an RST."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000"
+                 b"\r\n\r\n" + b"x" * 30000)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
 
 @pytest.mark.parametrize("mode", ["reset-mid-response", "short-body",
@@ -157,8 +121,8 @@ class ResetMidResponse:
 def test_misbehaving_backend_under_load(procs, mode):
     a = procs.backend(bid="A")
     b = procs.backend(bid="B")
-    bad = ResetMidResponse() if mode == "reset-mid-response" else \
-        bad_backend(mode)
+    bad = HeadServer(reset_mid_response) if mode == "reset-mid-response" \
+        else bad_backend(mode)
     try:
         px = procs.proxy([a.port, b.port, bad.port],
                          extra=["--mode", "round-robin", "--persistent",
@@ -191,40 +155,12 @@ def test_misbehaving_backend_under_load(procs, mode):
 def test_backend_answering_before_reading_the_body(procs):
     """The backend answers each POST at once and closes without reading the
     body; clients get that answer, the next requests work."""
-    def respond(conn, n, head, body):
-        return None
-    ls = socket.socket()
-    ls.bind(("127.0.0.1", 0))
-    ls.listen(64)
-    ls.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = ls.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                conn.settimeout(2)
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2"
-                             b"\r\nConnection: close\r\n\r\nno")
-            except OSError:
-                pass
-            finally:
-                conn.close()
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
+    def answer_403(conn, head):
+        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2"
+                     b"\r\nConnection: close\r\n\r\nno")
+    srv = HeadServer(answer_403)
     try:
-        px = procs.proxy([ls.getsockname()[1]],
+        px = procs.proxy([srv.port],
                          extra=["--set", "health.max_fails=0"])
         results = []
 
@@ -254,9 +190,7 @@ def test_backend_answering_before_reading_the_body(procs):
         assert set(results) <= {403, "closed", "ConnectionResetError",
                                 "BrokenPipeError", "EOFError"}, results
     finally:
-        stop.set()
-        ls.close()
-        t.join(5)
+        srv.close()
 
 
 def test_no_fd_or_memory_growth_after_requests_with_faults(procs):

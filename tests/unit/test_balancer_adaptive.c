@@ -433,6 +433,15 @@ static void test_knee_fit_needs_evidence(void **st)
     assert_int_equal(balancer_knee_fit(c, sy, syy, L, &svc), L);
 }
 
+/* Default parameters and the fill score over n backends. */
+static void fill_init(struct balancer_adaptive *a, struct balancer_params *p,
+                      size_t n, struct balancer_backend *be)
+{
+    balancer_params_default(p);
+    assert_int_equal(balancer_adaptive_init(a, p, n, be, BALANCER_SCORE_FILL),
+                     0);
+}
+
 /* Drives backend i with `n` samples of a hinge (k workers, s us) at
  * in-flight levels 0..hi, through the shared update (EWMA estimate). */
 static void drive(struct balancer_adaptive *a, size_t i, unsigned n,
@@ -461,9 +470,7 @@ static void test_fill_free_worker_first(void **st)
     bool ok[2] = {true, true};
     uint64_t now = 0;
     (void)st;
-    balancer_params_default(&p);
-    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_FILL),
-                     0);
+    fill_init(&a, &p, 2, be);
     drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
     drive(&a, 1, 2000, 12, 20000.0, 1000.0, &now);
     assert_near(a.s[0].knee_k, 4.0, 0);
@@ -496,9 +503,7 @@ static void test_fill_explores_stepwise(void **st)
     bool ok[2] = {true, true};
     uint64_t now = 0;
     (void)st;
-    balancer_params_default(&p);
-    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_FILL),
-                     0);
+    fill_init(&a, &p, 2, be);
     drive(&a, 0, 900, 8, 5000.0, 1000.0, &now);
     drive(&a, 1, 900, 8, 20000.0, 1000.0, &now);
     assert_near(a.s[0].knee_top, 8.0, 0);
@@ -521,9 +526,7 @@ static void test_fill_drift_forgets(void **st)
     struct balancer_adaptive a;
     uint64_t now = 0;
     (void)st;
-    balancer_params_default(&p);
-    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
-                     0);
+    fill_init(&a, &p, 1, be);
     drive(&a, 0, 3000, 12, 5000.0, 4.0, &now);
     assert_near(a.s[0].knee_s, 5000.0, 1.0);
     drive(&a, 0, 300, 12, 50000.0, 4.0, &now);
@@ -542,9 +545,7 @@ static void test_fill_failing_not_preferred(void **st)
     bool ok[2] = {true, true};
     uint64_t now = 0;
     (void)st;
-    balancer_params_default(&p);
-    assert_int_equal(balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_FILL),
-                     0);
+    fill_init(&a, &p, 2, be);
     drive(&a, 0, 2000, 12, 5000.0, 1000.0, &now);
     drive(&a, 1, 2000, 12, 20000.0, 4.0, &now);
     be[0].in_flight = 3;
