@@ -106,48 +106,29 @@ class RawBackend:
         self.sock.close()
 
 
-class HeadServer:
-    """Accepts connections on 127.0.0.1 in a thread, reads one request head
-    from each and hands the connection to `handle(conn, head)`, which sends
-    what it likes; the connection is closed afterwards."""
+class HeadServer(RawBackend):
+    """Reads one request head from each connection and hands the connection
+    to `handle(conn, head)`, which sends what it likes (or resets); the
+    connection is closed afterwards."""
 
     def __init__(self, handle):
-        self.handle = handle
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.handle = handle  # set before the accepting thread starts
+        super().__init__(respond=None)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            try:
-                conn.settimeout(2)
-                buf = b""
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(4096)
-                    if not d:
-                        break
-                    buf += d
-                self.handle(conn, buf)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
+    def _conn(self, conn, conn_no):
+        try:
+            conn.settimeout(2)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(4096)
+                if not d:
+                    break
+                buf += d
+            self.handle(conn, buf)
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
 
 def ok(body=b"ok", extra=b""):
