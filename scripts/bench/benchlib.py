@@ -79,6 +79,9 @@ def _all_configs():
     out.append(Config("lb-ewma-noload-p", "lbproxy", "adaptive_ewma", True,
                       ["balancer.load_aware=false"],
                       "plain argmin of the estimate (prototype behaviour)"))
+    out.append(Config("lb-ewma-fill-p", "lbproxy", "adaptive_ewma", True,
+                      ["balancer.ewma_score=fill"],
+                      "opt-in score: free workers first (docs/balancing.md)"))
     for bal, short in (("round_robin", "rr"), ("least_conn", "lc")):
         out.append(Config(f"nginx-{short}-ka", "nginx", bal, True))
         out.append(Config(f"nginx-{short}-close", "nginx", bal, False))
@@ -95,8 +98,10 @@ def _all_configs():
 
 
 CONFIGS = _all_configs()
-# The default matrix: every proxy, not the references (direct, relay).
-MATRIX = [n for n in CONFIGS if n not in ("direct", "relay")]
+# The default matrix: every proxy, not the references (direct, relay) nor
+# opt-in variants (named explicitly in CONFIGS=).
+MATRIX = [n for n in CONFIGS
+          if n not in ("direct", "relay", "lb-ewma-fill-p")]
 
 
 def select_configs(spec):
