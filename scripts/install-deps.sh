@@ -2,15 +2,17 @@
 # Installs the Debian packages lbproxy's build, tests and benchmarks need.
 # Installs only what is missing; safe to run twice.  Uses sudo when not root.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh --bench  also the peers (nginx, HAProxy) and plots
+#   scripts/install-deps.sh --bench  also what only the benchmarks use: the
+#                                    peers (nginx, HAProxy) and linux-perf
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev
       libcmocka-dev wrk curl python3 python3-pytest
       clang libclang-rt-14-dev
+      python3-pandas python3-matplotlib
       prometheus chromium fonts-liberation)
-bench=(nginx-light haproxy python3-pandas python3-matplotlib linux-perf)
+bench=(nginx-light haproxy linux-perf)
 quiet=0
 for arg in "$@"; do
     case $arg in
