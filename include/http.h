@@ -91,18 +91,27 @@ struct http_response {
     const char *error;
     enum http_body_mode mode;
     bool upstream_keep_alive; /* the backend allows reuse */
+    bool interim;             /* 1xx (not 101): a final response follows */
     uint64_t content_length;
 };
 
+/* Interim (1xx) responses relayed before one final response, at most: a
+ * backend that sends more gets a 502, so it cannot hold a session. */
+#define HTTP_MAX_INTERIM 32
+
 /* Decides the framing of a response to a request of `method` for a client
  * speaking HTTP/1.minor, and checks the response head.  Call from
- * on_headers_complete of the response parser.  Returns resp->status. */
+ * on_headers_complete of the response parser.  A 1xx other than 101 is
+ * checked like any head and marked resp->interim (no body); 101 is refused
+ * (lbproxy does not tunnel).  Returns resp->status. */
 int http_response_check(const llhttp_t *p, struct http_head *h, int method,
                         int client_minor, struct http_response *resp);
 
 /* Builds the response head sent to the client.  keep_alive says whether
- * the client connection persists.  Returns the length, or -1 if it does not
- * fit. */
+ * the client connection persists.  For an interim response (resp->interim)
+ * it writes the 1xx as an HTTP/1.1 client reads it: end-to-end headers and
+ * Via, no framing or Connection header.  Returns the length, or -1 if it
+ * does not fit. */
 int http_build_response_head(char *out, size_t cap, const llhttp_t *p,
                              const struct http_head *h,
                              const struct http_response *resp, int client_minor,

@@ -46,8 +46,9 @@ size_t upstream_idle_count(const struct upstream *up, size_t idx);
 /* Same, with the signature the admin module expects. */
 size_t upstream_pool_idle(void *up, size_t idx);
 
-/* Takes the most recently used idle connection of a backend (LIFO), or NULL
- * when the pool is empty. */
+/* Takes the most recently used idle connection of a backend (LIFO) that
+ * has no unread byte waiting (others are closed on the way), or NULL when
+ * none is left. */
 struct uconn *upstream_get_idle(struct upstream *up, size_t idx);
 
 /* Outcome of upstream_connect. */
@@ -73,9 +74,10 @@ void upstream_nodelay(struct uconn *uc);
  * errno set when it failed. */
 int upstream_finish_connect(struct uconn *uc);
 
-/* Gives a connection back: into the backend's pool when reusable (and
- * the pool has room), else closes it. */
-void upstream_release(struct uconn *uc, bool reusable);
+/* Gives a reusable connection back into its backend's pool (evicting the
+ * least recently used one when full); closes it instead when pooling is
+ * off or, with check_socket, when unread bytes wait in it. */
+void upstream_release(struct uconn *uc, bool check_socket);
 /* Closes a handed-out connection; with `reset` the peer gets an RST. */
 void upstream_close(struct uconn *uc, bool reset);
 

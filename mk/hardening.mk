@@ -7,6 +7,13 @@ e2e-smuggling: $(LBPROXY) $(LBBACKEND)
 
 TESTS += e2e-smuggling
 
+.PHONY: e2e-desync
+## e2e-desync: 1xx relay, bytes after a response, pipelining + half-close
+e2e-desync: $(LBPROXY) $(LBBACKEND)
+	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_response_desync.py
+
+TESTS += e2e-desync
+
 .PHONY: e2e-exhaustion
 ## e2e-exhaustion: limits and timeouts act; slowloris crowd; fd exhaustion
 e2e-exhaustion: $(LBPROXY) $(LBBACKEND)

@@ -200,7 +200,9 @@ static void reset_request(struct client *c)
     c->timed_out = false;
     c->ub_len = c->ub_off = c->rb_len = c->rb_off = 0;
     c->resp_started = c->resp_head_done = c->resp_head_sent = false;
-    c->resp_complete = c->resp_interim = c->upstream_extra = false;
+    c->resp_complete = c->rhead_ready = c->upstream_extra = false;
+    c->rb_filled = false;
+    c->ninterim = 0;
     c->t_dispatch = c->t_connect = c->t_first_byte = 0;
     c->connect_us = -1;
     c->req_bytes = c->resp_bytes = 0;
@@ -231,23 +233,14 @@ static void finish_request(struct client *c)
         client_observe(c, o);
     }
     emit_record(c);
-    loop_timer_cancel(ctx->loop, &c->utimer);
-    if (c->uc) {
-        bool reusable = cfg_of(c)->persistent && c->resp_complete &&
-                        c->resp.upstream_keep_alive && c->req_complete &&
-                        c->ub_off == c->ub_len && !c->upstream_extra;
-        c->uc->requests++;
-        if (reusable)
-            upstream_release(c->uc, true);
-        else /* a finished exchange ends with an RST: no TIME_WAIT */
-            upstream_close(c->uc,
-                           c->resp_complete && cfg_of(c)->pool_reset_on_close);
-        c->uc = NULL;
-    }
+    client_upstream_done(c);
     if (!c->req_complete || c->resp.mode == HTTP_BODY_CLOSE)
         c->want_close = true;
-    bool close_now =
-        c->want_close || !c->keep_alive || ctx->draining || c->client_eof;
+    /* A client that half-closed after pipelining still gets an answer to
+     * every complete request it sent before the FIN (close comes when
+     * none is left: see client_progress). */
+    bool close_now = c->want_close || !c->keep_alive || ctx->draining ||
+                     (c->client_eof && c->in_off == c->in_len);
     if (c->gen) {
         client_gen_put(c->gen);
         c->gen = NULL;
@@ -282,8 +275,9 @@ void client_reply_error(struct client *c, int status, enum record_error err)
         client_close(c, err);
         return;
     }
-    if (c->resp_head_sent) {
-        /* part of a response is already out: only closing is honest */
+    if (c->resp_head_sent || (c->cb_off > 0 && c->cb_off < c->cb_len)) {
+        /* part of a response (or of a relayed 1xx) is already out: only
+         * closing is honest */
         c->error = err;
         client_close(c, err);
         return;
@@ -658,6 +652,13 @@ void client_progress(struct client *c)
             return;
         if (!moved)
             break;
+    }
+    if (c->client_eof && (c->state == CS_IDLE || c->state == CS_HEAD)) {
+        /* half-closed and no complete request left: nothing more can come */
+        if (c->state == CS_IDLE)
+            c->state = CS_REPLY; /* nothing to record */
+        client_close(c, RECORD_CLIENT_CLOSED);
+        return;
     }
     update_interest(c);
 }

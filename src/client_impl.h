@@ -88,7 +88,10 @@ struct client {
     struct http_head rhead;
     struct http_response resp;
     bool resp_started, resp_head_done, resp_head_sent, resp_complete;
-    bool resp_interim, upstream_extra;
+    bool rhead_ready;    /* a response head is parsed, not yet relayed */
+    bool upstream_extra; /* bytes after the response were read */
+    bool rb_filled;      /* the last read filled `rb`: more may wait */
+    unsigned ninterim;   /* 1xx heads seen in this attempt */
 
     /* the record */
     uint64_t t_start, wall_start, t_dispatch, t_connect, t_first_byte;
@@ -167,5 +170,8 @@ void client_arm_upstream_timer(struct client *c, unsigned ms);
 void client_on_upstream_timeout(struct loop *loop, struct loop_timer *t);
 void client_on_upstream_io(struct loop *loop, struct loop_io *io,
                            unsigned events);
+/* Ends the upstream side of a finished exchange: pools or closes the
+ * connection (the pool-return rule). */
+void client_upstream_done(struct client *c);
 
 #endif

@@ -86,7 +86,8 @@ static void start_response_parser(struct client *c)
     http_head_reset(&c->rhead, c->rb);
     c->rb_len = c->rb_off = 0;
     c->resp_started = c->resp_head_done = c->resp_complete = false;
-    c->resp_interim = c->upstream_extra = false;
+    c->rhead_ready = c->upstream_extra = c->rb_filled = false;
+    c->ninterim = 0;
     c->t_first_byte = 0;
 }
 
@@ -222,16 +223,10 @@ void client_dispatch(struct client *c)
 static int resp_on_headers_complete(llhttp_t *p)
 {
     struct client *c = container_of(p, struct client, rparser);
-    if (p->status_code >= 100 && p->status_code < 200 &&
-        p->status_code != 101) {
-        c->resp_interim = true; /* 1xx: dropped, the final one follows */
-        p->flags |= F_SKIPBODY;
-        return HPE_PAUSED;
-    }
     http_response_check(p, &c->rhead, c->method, c->parser.http_minor,
                         &c->resp);
     if (c->resp.mode == HTTP_BODY_NONE)
-        p->flags |= F_SKIPBODY; /* HEAD/204/304: never wait for a body */
+        p->flags |= F_SKIPBODY; /* HEAD/1xx/204/304: never wait for a body */
     return HPE_PAUSED;
 }
 
@@ -246,8 +241,6 @@ static int resp_on_body(llhttp_t *p, const char *at, size_t len)
 static int resp_on_message_complete(llhttp_t *p)
 {
     struct client *c = container_of(p, struct client, rparser);
-    if (c->resp_interim)
-        return HPE_PAUSED;
     if (c->resp.mode == HTTP_BODY_CHUNKED)
         cb_append(c, "0\r\n\r\n", 5);
     c->resp_complete = true;
@@ -312,6 +305,108 @@ static void bad_response(struct client *c, const char *why)
     client_reply_error(c, 502, RECORD_BAD_RESPONSE);
 }
 
+/* Parses response head bytes in `rb`.  Returns 1 when a head is ready in
+ * rhead (rhead_ready), 0 when more bytes are needed, -1 when the response
+ * was refused (the session answered or closed). */
+static int parse_response_head(struct client *c)
+{
+    if (c->rb_off == c->rb_len)
+        return 0;
+    const char *start = c->rb + c->rb_off;
+    llhttp_errno_t e =
+        llhttp_execute(&c->rparser, start, c->rb_len - c->rb_off);
+    if (e == HPE_OK) {
+        c->rb_off = c->rb_len;
+        if (c->rb_len >= c->ctx->buf_size) {
+            bad_response(c, "response head too large");
+            return -1;
+        }
+        return 0;
+    }
+    if (e != HPE_PAUSED) {
+        bad_response(c, llhttp_errno_name(e));
+        return -1;
+    }
+    c->rb_off = (size_t)(llhttp_get_error_pos(&c->rparser) - c->rb);
+    llhttp_resume(&c->rparser);
+    if (c->resp.status != 0) {
+        bad_response(c, c->resp.error);
+        return -1;
+    }
+    if (c->resp.interim && ++c->ninterim > HTTP_MAX_INTERIM) {
+        bad_response(c, "too many interim responses");
+        return -1;
+    }
+    c->rhead_ready = true;
+    return 1;
+}
+
+/* Room in `cb` for a head: drops what was sent, then gives what is left
+ * after the bytes still queued (minus the framing slack). */
+static size_t cb_head_room(struct client *c)
+{
+    if (c->cb_off > 0 && c->cb_off == c->cb_len)
+        c->cb_off = c->cb_len = 0;
+    return c->ctx->buf_size - c->cb_len - FRAMING_SLACK;
+}
+
+/* An interim (1xx) head is ready: relay it to an HTTP/1.1 client (an
+ * HTTP/1.0 one does not know them, RFC 9110 15.2), then parse the final
+ * response from a fresh parser.  Returns true on progress, false while
+ * `cb` has no room for the head (the client must read first). */
+static bool relay_interim(struct client *c)
+{
+    if (c->parser.http_major == 1 && c->parser.http_minor == 1) {
+        bool queued = c->cb_off < c->cb_len;
+        int n =
+            http_build_response_head(c->cb + c->cb_len, cb_head_room(c),
+                                     &c->rparser, &c->rhead, &c->resp, 1, true);
+        if (n < 0 && queued)
+            return false;
+        if (n < 0) {
+            bad_response(c, "interim response head too large");
+            return true;
+        }
+        c->cb_len += (size_t)n;
+    }
+    memmove(c->rb, c->rb + c->rb_off, c->rb_len - c->rb_off);
+    c->rb_len -= c->rb_off;
+    c->rb_off = 0;
+    llhttp_reset(&c->rparser);
+    http_head_reset(&c->rhead, c->rb);
+    c->rhead_ready = false;
+    return true;
+}
+
+/* The final response head is ready: build the client's head into `cb`.
+ * Returns 1 when it was built, 0 when the session must wait for room, -1
+ * when the response was refused (the session answered or closed). */
+static int build_final_head(struct client *c)
+{
+    c->status = c->rparser.status_code;
+    bool ka = c->keep_alive && !c->want_close && !c->ctx->draining &&
+              c->resp.mode != HTTP_BODY_CLOSE;
+    bool queued = c->cb_off < c->cb_len;
+    int n = http_build_response_head(c->cb + c->cb_len, cb_head_room(c),
+                                     &c->rparser, &c->rhead, &c->resp,
+                                     c->parser.http_minor, ka);
+    if (n < 0 && queued)
+        return 0; /* interim heads still queued: wait for the client */
+    if (n < 0) {
+        bad_response(c, "response head too large for the buffer");
+        return -1;
+    }
+    if (!ka)
+        c->want_close = true;
+    c->cb_len += (size_t)n;
+    c->rhead_ready = false;
+    c->resp_head_done = true;
+    c->resp_head_sent = true;
+    if (c->rb_off == c->rb_len)
+        c->rb_off = c->rb_len = 0;
+    return 1;
+}
+
 /* Moves response bytes from `rb` to `cb` as room allows.  Returns true if it
  * made progress. */
 bool client_pump_response(struct client *c)
@@ -320,50 +415,16 @@ bool client_pump_response(struct client *c)
         return false;
     size_t size = c->ctx->buf_size;
     if (!c->resp_head_done) {
-        if (c->rb_off == c->rb_len)
-            return false;
-        const char *start = c->rb + c->rb_off;
-        llhttp_errno_t e =
-            llhttp_execute(&c->rparser, start, c->rb_len - c->rb_off);
-        if (e == HPE_OK) {
-            c->rb_off = c->rb_len;
-            if (c->rb_len >= size) {
-                bad_response(c, "response head too large");
-                return true;
-            }
-            return false;
+        if (!c->rhead_ready) {
+            int r = parse_response_head(c);
+            if (r <= 0)
+                return r < 0;
         }
-        if (e != HPE_PAUSED) {
-            bad_response(c, llhttp_errno_name(e));
-            return true;
-        }
-        c->rb_off = (size_t)(llhttp_get_error_pos(&c->rparser) - c->rb);
-        llhttp_resume(&c->rparser);
-        if (c->resp_interim)
-            return true; /* the body-less 1xx completes on the next run */
-        if (c->resp.status != 0) {
-            bad_response(c, c->resp.error);
-            return true;
-        }
-        c->status = c->rparser.status_code;
-        bool ka = c->keep_alive && !c->want_close && !c->ctx->draining &&
-                  c->resp.mode != HTTP_BODY_CLOSE;
-        if (!ka)
-            c->want_close = true;
-        if (c->cb_off > 0 && c->cb_off == c->cb_len)
-            c->cb_off = c->cb_len = 0;
-        int n = http_build_response_head(
-            c->cb + c->cb_len, size - c->cb_len - FRAMING_SLACK, &c->rparser,
-            &c->rhead, &c->resp, c->parser.http_minor, ka);
-        if (n < 0) {
-            bad_response(c, "response head too large for the buffer");
-            return true;
-        }
-        c->cb_len += (size_t)n;
-        c->resp_head_done = true;
-        c->resp_head_sent = true;
-        if (c->rb_off == c->rb_len)
-            c->rb_off = c->rb_len = 0;
+        if (c->resp.interim)
+            return relay_interim(c);
+        int r = build_final_head(c);
+        if (r <= 0)
+            return r < 0;
         /* fall through to the body, which may be empty */
     }
     if (c->cb_off > 0 && c->cb_off == c->cb_len)
@@ -386,17 +447,6 @@ bool client_pump_response(struct client *c)
     } else if (e == HPE_PAUSED) {
         c->rb_off += (size_t)(llhttp_get_error_pos(&c->rparser) - start);
         llhttp_resume(&c->rparser);
-        if (c->resp_interim) {
-            /* 1xx done: parse the final response head next */
-            c->resp_interim = false;
-            c->resp_head_done = false;
-            c->resp_head_sent = false;
-            memmove(c->rb, c->rb + c->rb_off, c->rb_len - c->rb_off);
-            c->rb_len -= c->rb_off;
-            c->rb_off = 0;
-            http_head_reset(&c->rhead, c->rb);
-            return true;
-        }
         if (c->rb_off < c->rb_len)
             c->upstream_extra = true; /* bytes nobody asked for */
         loop_timer_cancel(c->ctx->loop, &c->utimer);
@@ -451,8 +501,11 @@ void client_read_upstream(struct client *c)
     size_t size = c->ctx->buf_size;
     if (c->rb_len == size)
         return; /* full: wait for the client to drain */
-    ssize_t n = recv(c->uc->io.fd, c->rb + c->rb_len, size - c->rb_len, 0);
+    size_t want = size - c->rb_len;
+    ssize_t n = recv(c->uc->io.fd, c->rb + c->rb_len, want, 0);
     if (n > 0) {
+        /* a read that filled its room may have left bytes in the socket */
+        c->rb_filled = (size_t)n == want;
         if (!c->resp_started) {
             c->resp_started = true;
             c->t_first_byte = now_us(c);
@@ -495,6 +548,30 @@ void client_on_upstream_io(struct loop *loop, struct loop_io *io,
     }
     if (c->state != CS_CLOSED)
         client_progress(c);
+}
+
+/* The pool-return rule: after a finished exchange, the connection goes
+ * back to its backend's pool only when it is known to hold nothing beyond
+ * the response - persistent mode, the response read whole and keep-alive
+ * allowed by the backend, the request read and sent whole, no byte after
+ * the response in `rb`, and (checked by upstream_release when the last
+ * read filled its room) none waiting in the socket.  Anything else closes
+ * it: a byte nobody asked for must never become the next request's
+ * response.  A finished unpooled exchange ends with an RST (no TIME_WAIT). */
+void client_upstream_done(struct client *c)
+{
+    loop_timer_cancel(c->ctx->loop, &c->utimer);
+    if (!c->uc)
+        return;
+    bool reusable = cfg_of(c)->persistent && c->resp_complete &&
+                    c->resp.upstream_keep_alive && c->req_complete &&
+                    c->ub_off == c->ub_len && !c->upstream_extra;
+    if (reusable)
+        upstream_release(c->uc, c->rb_filled);
+    else
+        upstream_close(c->uc,
+                       c->resp_complete && cfg_of(c)->pool_reset_on_close);
+    c->uc = NULL;
 }
 
 void client_upstream_init(void)

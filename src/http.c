@@ -111,7 +111,7 @@ static inline bool ieq(const char *a, const char *b, size_t n)
 }
 
 static inline bool span_ieq_n(const struct http_head *h, struct http_span s,
-                       const char *lit, size_t n)
+                              const char *lit, size_t n)
 {
     return s.len == n && ieq(sp(h, s), lit, n);
 }
@@ -556,7 +556,10 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     }
     resp->upstream_keep_alive =
         p->http_minor == 1 ? !close_token : keep_alive_token && !close_token;
-    if (method == HTTP_HEAD || status < 200 || status == 204 || status == 304) {
+    if (status < 200) {
+        resp->interim = true; /* says nothing about the connection */
+        resp->mode = HTTP_BODY_NONE;
+    } else if (method == HTTP_HEAD || status == 204 || status == 304) {
         resp->mode = HTTP_BODY_NONE;
     } else if (chunked) {
         resp->mode = client_minor == 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_CLOSE;
@@ -597,7 +600,7 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if (span_ieq(h, hd->name, "content-length") &&
-            resp->mode == HTTP_BODY_NONE) {
+            resp->mode == HTTP_BODY_NONE && !resp->interim) {
             /* HEAD and 304 keep the length of the representation */
         } else if (is_hop_by_hop(h, hd->name) ||
                    named_in(h, hd->name, tokens, ntokens) ||
@@ -618,7 +621,9 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     } else if (resp->mode == HTTP_BODY_CHUNKED) {
         put_lit(&o, "Transfer-Encoding: chunked\r\n");
     }
-    if (!keep_alive)
+    if (resp->interim)
+        ; /* the final response says what happens to the connection */
+    else if (!keep_alive)
         put_lit(&o, "Connection: close\r\n");
     else if (client_minor == 0)
         put_lit(&o, "Connection: keep-alive\r\n");

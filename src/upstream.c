@@ -154,15 +154,30 @@ static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
     uconn_free(uc, false);
 }
 
+/* True when nothing waits to be read on a connection.  A byte there belongs
+ * to no request (a body longer than its Content-Length, a body after a
+ * HEAD, 204 or 304 answer, a close), so the connection is unusable. */
+static bool socket_quiet(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 struct uconn *upstream_get_idle(struct upstream *up, size_t idx)
 {
     struct backend *b = &up->backends[idx];
-    struct uconn *uc = b->idle_head;
-    if (!uc)
-        return NULL;
-    idle_unlink(b, uc);
-    loop_timer_cancel(up->loop, &uc->timer);
-    return uc;
+    struct uconn *uc;
+    while ((uc = b->idle_head) != NULL) {
+        idle_unlink(b, uc);
+        loop_timer_cancel(up->loop, &uc->timer);
+        /* bytes that arrived since it was pooled (their event may still
+         * be in this dispatch round) would be taken for the response */
+        if (socket_quiet(uc->io.fd))
+            return uc;
+        uconn_free(uc, false);
+    }
+    return NULL;
 }
 
 void upstream_nodelay(struct uconn *uc)
@@ -233,11 +248,12 @@ void upstream_close(struct uconn *uc, bool reset)
     uconn_free(uc, reset);
 }
 
-void upstream_release(struct uconn *uc, bool reusable)
+void upstream_release(struct uconn *uc, bool check_socket)
 {
     struct upstream *up = uc->up;
     struct backend *b = &up->backends[uc->backend];
-    if (!reusable || up->pool_max_idle == 0 || !uc->io.registered) {
+    if (up->pool_max_idle == 0 || !uc->io.registered ||
+        (check_socket && !socket_quiet(uc->io.fd))) {
         uconn_free(uc, false);
         return;
     }

@@ -4,7 +4,10 @@
  * http_build_request_head, and the body is re-chunked as client.c does.
  * Invariant checked: whatever lbproxy would forward is read by a fresh
  * strict parser as exactly one request with the same method and body, which
- * passes http_request_check again (normalisation is stable).
+ * passes http_request_check again (normalisation is stable).  Bytes after a
+ * complete request are the next pipelined request on a keep-alive
+ * connection, parsed by the same parser after it resumes (as client.c
+ * does, up to MAX_PIPELINED per input), each checked the same way.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #define MAXH 64
 #define MAX_BODY 65536
 #define OUT_CAP (16384 + 4 * MAX_BODY)
+#define MAX_PIPELINED 8
 
 struct req_ctx {
     struct http_head head; /* first: parser->data points here */
@@ -173,12 +177,64 @@ static void check_forwarded(const struct req_ctx *rc, const llhttp_t *orig,
     }
 }
 
+static struct req_ctx rc;
+static char out[OUT_CAP];
+
+/* Parses, checks and forwards one request starting at buf + *off.  Returns
+ * 1 when it completed on a keep-alive connection and bytes follow (the
+ * next pipelined request starts at the updated *off), else 0. */
+static int one_request(llhttp_t *p, char *buf, size_t *off, size_t size)
+{
+    memset(&rc, 0, offsetof(struct req_ctx, body));
+    rc.body_len = 0;
+    rc.out = out;
+    rc.head.headers = rc.hdrs;
+    rc.head.max_headers = MAXH;
+    http_head_reset(&rc.head, buf);
+    size_t start = *off;
+    llhttp_errno_t e = llhttp_execute(p, buf + start, size - start);
+    if (e != HPE_PAUSED) {
+        if (e != HPE_OK) {
+            size_t eoff = (size_t)(llhttp_get_error_pos(p) - buf);
+            int st = http_parse_error_status(e, buf, size, eoff);
+            if (st != 400 && st != 505)
+                abort();
+        }
+        return 0;
+    }
+    size_t hoff = (size_t)(llhttp_get_error_pos(p) - buf);
+    if (http_request_check(p, &rc.head, MAX_BODY, &rc.req) != 0) {
+        if (rc.req.status < 400 || rc.req.status > 505 || !rc.req.error)
+            abort();
+        return 0;
+    }
+    int n = http_build_request_head(out, 16384, p, &rc.head, &rc.req,
+                                    "127.0.0.1", size & 1);
+    if (n < 0)
+        return 0;
+    rc.out_len = (size_t)n;
+    llhttp_resume(p);
+    /* body bytes in two pieces, as they may arrive from the socket */
+    size_t mid = hoff + (size - hoff) / 2;
+    e = llhttp_execute(p, buf + hoff, mid - hoff);
+    if (e == HPE_OK)
+        e = llhttp_execute(p, buf + mid, size - mid);
+    if (e != HPE_OK && e != HPE_PAUSED && !rc.too_big)
+        rc.complete = 0;
+    if (e != HPE_OK && e != HPE_PAUSED)
+        return 0; /* 400/413 before or while forwarding */
+    check_forwarded(&rc, p, (size_t)n);
+    if (e != HPE_PAUSED || !rc.complete || !rc.req.keep_alive)
+        return 0;
+    *off = (size_t)(llhttp_get_error_pos(p) - buf);
+    llhttp_resume(p);
+    return *off < size;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct req_ctx rc;
-    static char out[OUT_CAP];
     static llhttp_settings_t s;
     static int ready;
     if (!ready) {
@@ -192,48 +248,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* an exact-size copy, so ASan sees any read past the input */
     char *buf = malloc(size ? size : 1);
     memcpy(buf, data, size);
-    memset(&rc, 0, offsetof(struct req_ctx, body));
-    rc.body_len = 0;
-    rc.out = out;
     llhttp_t p;
     llhttp_init(&p, HTTP_REQUEST, &s);
     p.data = &rc;
-    rc.head.headers = rc.hdrs;
-    rc.head.max_headers = MAXH;
-    http_head_reset(&rc.head, buf);
-    llhttp_errno_t e = llhttp_execute(&p, buf, size);
-    if (e != HPE_PAUSED) {
-        if (e != HPE_OK) {
-            size_t off = (size_t)(llhttp_get_error_pos(&p) - buf);
-            int st = http_parse_error_status(e, buf, size, off);
-            if (st != 400 && st != 505)
-                abort();
-        }
-        goto out;
-    }
-    size_t off = (size_t)(llhttp_get_error_pos(&p) - buf);
-    if (http_request_check(&p, &rc.head, MAX_BODY, &rc.req) != 0) {
-        if (rc.req.status < 400 || rc.req.status > 505 || !rc.req.error)
-            abort();
-        goto out;
-    }
-    int n = http_build_request_head(out, 16384, &p, &rc.head, &rc.req,
-                                    "127.0.0.1", size & 1);
-    if (n < 0)
-        goto out;
-    rc.out_len = (size_t)n;
-    llhttp_resume(&p);
-    /* body bytes in two pieces, as they may arrive from the socket */
-    size_t mid = off + (size - off) / 2;
-    e = llhttp_execute(&p, buf + off, mid - off);
-    if (e == HPE_OK)
-        e = llhttp_execute(&p, buf + mid, size - mid);
-    if (e != HPE_OK && e != HPE_PAUSED && !rc.too_big)
-        rc.complete = 0;
-    if (e != HPE_OK && e != HPE_PAUSED)
-        goto out; /* 400/413 before or while forwarding */
-    check_forwarded(&rc, &p, (size_t)n);
-out:
+    size_t off = 0;
+    for (int i = 0; i < MAX_PIPELINED && one_request(&p, buf, &off, size);
+         i++)
+        ;
     free(buf);
     return 0;
 }

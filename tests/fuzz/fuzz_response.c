@@ -1,12 +1,16 @@
 /*
  * libFuzzer harness: the response relay path of lbproxy without sockets.
  * The first input byte picks the request method (GET/HEAD), the client's
- * HTTP minor version and keep-alive; the rest is a backend response parsed
- * by the strict llhttp response parser (1xx skipped as client.c does),
- * checked by http_response_check, its head rebuilt by
+ * HTTP minor version and keep-alive; the rest is what a backend sends,
+ * parsed by the strict llhttp response parser as client_upstream.c does:
+ * every head checked by http_response_check; interim (1xx) heads rebuilt
+ * for an HTTP/1.1 client (dropped for HTTP/1.0), at most HTTP_MAX_INTERIM
+ * of them, the parser reset after each; then the final head rebuilt by
  * http_build_response_head and its body re-encoded (copied, re-chunked or
- * close-delimited).  Invariant: the client would read exactly one response
- * with the same status and the same body bytes.
+ * close-delimited).  Invariants: the client would read exactly the relayed
+ * 1xx responses, then one final response with the same status and body
+ * bytes, and nothing after it; bytes the backend sent after the final
+ * response are never part of it (the connection is not reusable then).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +27,7 @@ struct resp_ctx {
     struct http_header hdrs[MAXH];
     struct http_response resp;
     int method, client_minor;
-    int interim, complete, checked;
+    int complete, checked, ninterim;
     char *out;
     size_t out_len;
     char *body;
@@ -41,12 +45,6 @@ static void append(struct resp_ctx *c, const char *p, size_t n)
 static int on_headers_complete(llhttp_t *p)
 {
     struct resp_ctx *c = p->data;
-    if (p->status_code >= 100 && p->status_code < 200 &&
-        p->status_code != 101) {
-        c->interim = 1;
-        p->flags |= F_SKIPBODY;
-        return HPE_PAUSED;
-    }
     http_response_check(p, &c->head, c->method, c->client_minor, &c->resp);
     c->checked = 1;
     if (c->resp.mode == HTTP_BODY_NONE)
@@ -76,8 +74,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct resp_ctx *c = p->data;
-    if (c->interim)
-        return HPE_PAUSED;
+    if (c->resp.interim)
+        abort(); /* an interim head is never parsed on: the parser resets */
     if (c->resp.mode == HTTP_BODY_CHUNKED)
         append(c, "0\r\n\r\n", 5);
     c->complete = 1;
@@ -128,11 +126,34 @@ static void check_relayed(struct resp_ctx *rc, int status)
     cc.skip = rc->resp.mode == HTTP_BODY_NONE;
     cc.head.headers = cc.hdrs;
     cc.head.max_headers = MAXH + 8;
-    http_head_reset(&cc.head, rc->out);
     llhttp_t p;
     llhttp_init(&p, HTTP_RESPONSE, &s);
     p.data = &cc;
-    llhttp_errno_t e = llhttp_execute(&p, rc->out, rc->out_len);
+    /* the relayed 1xx first: exactly as many as were relayed, each one a
+     * complete body-less message with a 1xx status */
+    size_t pos = 0;
+    int nrelayed = rc->client_minor == 1 ? rc->ninterim : 0;
+    for (int i = 0; i < nrelayed; i++) {
+        cc.skip = 1;
+        cc.complete = 0;
+        http_head_reset(&cc.head, rc->out);
+        llhttp_errno_t ie =
+            llhttp_execute(&p, rc->out + pos, rc->out_len - pos);
+        if (ie != HPE_PAUSED || !cc.complete || p.status_code < 100 ||
+            p.status_code > 199 || p.status_code == 101) {
+            fprintf(stderr, "relayed interim response %d is wrong\n", i);
+            abort();
+        }
+        pos = (size_t)(llhttp_get_error_pos(&p) - rc->out);
+        llhttp_reset(&p);
+    }
+    cc.skip = rc->resp.mode == HTTP_BODY_NONE;
+    cc.complete = 0;
+    cc.body_len = 0;
+    http_head_reset(&cc.head, rc->out);
+    const char *fin = rc->out + pos;
+    size_t fin_len = rc->out_len - pos;
+    llhttp_errno_t e = llhttp_execute(&p, fin, fin_len);
     int finished = 0;
     if (e == HPE_OK && rc->resp.mode == HTTP_BODY_CLOSE) {
         e = llhttp_finish(&p);
@@ -141,7 +162,7 @@ static void check_relayed(struct resp_ctx *rc, int status)
     if (e != HPE_OK && e != HPE_PAUSED) {
         fprintf(stderr, "relayed response does not parse: %s (%s)\n%.*s\n",
                 llhttp_errno_name(e), llhttp_get_error_reason(&p),
-                (int)rc->out_len, rc->out);
+                (int)fin_len, fin);
         abort();
     }
     if (!cc.complete || p.status_code != status) {
@@ -149,7 +170,7 @@ static void check_relayed(struct resp_ctx *rc, int status)
         abort();
     }
     if (e == HPE_PAUSED && !finished &&
-        (size_t)(llhttp_get_error_pos(&p) - rc->out) != rc->out_len) {
+        (size_t)(llhttp_get_error_pos(&p) - fin) != fin_len) {
         fprintf(stderr, "bytes after the relayed response\n");
         abort();
     }
@@ -195,38 +216,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc.head.headers = rc.hdrs;
     rc.head.max_headers = MAXH;
     size_t off = 0;
-    http_head_reset(&rc.head, buf);
     llhttp_errno_t e;
     for (;;) {
-        e = llhttp_execute(&p, buf + off, size - off);
-        if (e != HPE_PAUSED)
-            goto out;
-        off = (size_t)(llhttp_get_error_pos(&p) - buf);
-        llhttp_resume(&p);
-        if (!rc.interim)
-            break;
-        /* 1xx: its completion pauses next; then parse the final head */
-        e = llhttp_execute(&p, buf + off, size - off);
-        if (e != HPE_PAUSED)
-            goto out;
-        off = (size_t)(llhttp_get_error_pos(&p) - buf);
-        llhttp_resume(&p);
-        rc.interim = 0;
         http_head_reset(&rc.head, buf);
-    }
-    if (!rc.checked || rc.resp.status != 0) {
-        if (rc.checked && (rc.resp.status != 502 || !rc.resp.error))
-            abort();
-        goto out;
+        e = llhttp_execute(&p, buf + off, size - off);
+        if (e != HPE_PAUSED)
+            goto out; /* incomplete or invalid head: no response relayed */
+        off = (size_t)(llhttp_get_error_pos(&p) - buf);
+        llhttp_resume(&p);
+        if (!rc.checked || rc.resp.status != 0) {
+            if (!rc.checked || rc.resp.status != 502 || !rc.resp.error)
+                abort();
+            goto out;
+        }
+        if (!rc.resp.interim)
+            break;
+        if (++rc.ninterim > HTTP_MAX_INTERIM)
+            goto out; /* 502: a backend cannot hold the session with 1xx */
+        if (rc.client_minor == 1) {
+            int n = http_build_response_head(out + rc.out_len,
+                                             16384 - rc.out_len, &p, &rc.head,
+                                             &rc.resp, 1, 1);
+            if (n < 0)
+                goto out;
+            rc.out_len += (size_t)n;
+        }
+        llhttp_reset(&p); /* the final response starts afresh */
+        rc.checked = 0;
     }
     int status = p.status_code;
+    if (status < 200)
+        abort();
     if (rc.resp.mode == HTTP_BODY_CLOSE)
         keep_alive = 0; /* as client.c */
-    int n = http_build_response_head(out, 16384, &p, &rc.head, &rc.resp,
-                                     rc.client_minor, keep_alive);
+    int n = http_build_response_head(out + rc.out_len, 16384 - rc.out_len, &p,
+                                     &rc.head, &rc.resp, rc.client_minor,
+                                     keep_alive);
     if (n < 0)
         goto out;
-    rc.out_len = (size_t)n;
+    rc.out_len += (size_t)n;
     e = llhttp_execute(&p, buf + off, size - off);
     if (e == HPE_OK && !rc.complete && rc.resp.mode != HTTP_BODY_NONE) {
         /* the backend closes here: only a close-delimited body ends well */
@@ -234,6 +262,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if ((e != HPE_OK && e != HPE_PAUSED) || !rc.complete)
         goto out; /* truncated or invalid: lbproxy closes, never completes */
+    if (e == HPE_PAUSED) {
+        /* bytes after the final response belong to no request: they must
+         * not be in what was relayed (check_relayed), and the connection
+         * must not be reused (client_upstream_done: upstream_extra) */
+        size_t end = (size_t)(llhttp_get_error_pos(&p) - buf);
+        if (end > size)
+            abort();
+    }
     check_relayed(&rc, status);
 out:
     free(buf);
