@@ -25,10 +25,8 @@ struct uconn {
     struct upstream *up;
     size_t backend;
     struct uconn *prev, *next; /* idle list of the backend */
-    bool idle;
-    bool connected;    /* connect() completed */
-    bool nodelay;      /* TCP_NODELAY set */
-    unsigned requests; /* requests served on this connection so far */
+    bool connected;            /* connect() completed */
+    bool nodelay;              /* TCP_NODELAY set */
 };
 
 /* Builds the backend table from the config (resolving addresses) and the

@@ -17,7 +17,7 @@
 
 #include "admin.h"
 #include "balancer.h"
-#include "client.h"
+#include "session.h"
 #include "config.h"
 #include "csvlog.h"
 #include "health.h"
@@ -32,7 +32,7 @@ struct server {
     struct config cfg;
     int argc;
     char **argv;
-    struct client_ctx ctx;
+    struct session_ctx ctx;
     struct loop_io listen_io;
     struct loop_io sig_io;
     struct loop_timer accept_timer; /* resumes accept after EMFILE */
@@ -109,7 +109,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)events;
     for (int i = 0; i < 64; i++) {
-        if (srv.ctx.nclients >= srv.cfg.max_clients) {
+        if (srv.ctx.nsessions >= srv.cfg.max_clients) {
             set_accepting(false); /* resumes when a client closes */
             return;
         }
@@ -136,7 +136,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
             log_warn("accept");
             return;
         }
-        client_accept(&srv.ctx, fd, (struct sockaddr *)&ss, sl);
+        session_accept(&srv.ctx, fd, (struct sockaddr *)&ss, sl);
     }
 }
 
@@ -152,12 +152,12 @@ static void on_client_close(void *arg)
 {
     (void)arg;
     if (srv.draining) {
-        if (srv.ctx.nclients == 0)
+        if (srv.ctx.nsessions == 0)
             loop_stop(srv.loop);
         return;
     }
     if (srv.accept_paused && !loop_timer_armed(&srv.accept_timer) &&
-        srv.ctx.nclients < srv.cfg.max_clients)
+        srv.ctx.nsessions < srv.cfg.max_clients)
         set_accepting(true);
 }
 
@@ -211,10 +211,10 @@ static void on_tick(struct loop *loop, struct loop_timer *t)
     loop_timer_after(loop, t, 1000000);
 }
 
-static struct client_gen *make_gen(const struct config *cfg, char *err,
-                                   size_t errlen)
+static struct session_gen *make_gen(const struct config *cfg, char *err,
+                                    size_t errlen)
 {
-    struct client_gen *g = calloc(1, sizeof(*g));
+    struct session_gen *g = calloc(1, sizeof(*g));
     if (!g) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -244,15 +244,15 @@ static void start_drain(void)
     if (srv.draining)
         return;
     srv.draining = true;
-    log_info("draining %zu connection(s), deadline %u ms", srv.ctx.nclients,
+    log_info("draining %zu connection(s), deadline %u ms", srv.ctx.nsessions,
              srv.cfg.drain_timeout_ms);
     if (srv.listen_io.registered) {
         loop_io_del(srv.loop, &srv.listen_io);
         close(srv.listen_io.fd);
     }
     loop_timer_cancel(srv.loop, &srv.accept_timer);
-    client_drain_all(&srv.ctx);
-    if (srv.ctx.nclients == 0)
+    session_drain_all(&srv.ctx);
+    if (srv.ctx.nsessions == 0)
         loop_stop(srv.loop);
     else
         loop_timer_after(srv.loop, &srv.drain_timer,
@@ -263,8 +263,8 @@ static void on_drain_deadline(struct loop *loop, struct loop_timer *t)
 {
     (void)t;
     log_warnx("drain deadline passed: closing %zu connection(s)",
-              srv.ctx.nclients);
-    client_close_all(&srv.ctx);
+              srv.ctx.nsessions);
+    session_close_all(&srv.ctx);
     loop_stop(loop);
 }
 
@@ -283,7 +283,7 @@ static void reload(void)
     memcpy(cfg.listen, srv.cfg.listen, sizeof(cfg.listen));
     memcpy(cfg.admin, srv.cfg.admin, sizeof(cfg.admin));
     memcpy(cfg.log_path, srv.cfg.log_path, sizeof(cfg.log_path));
-    struct client_gen *g = make_gen(&cfg, err, sizeof(err));
+    struct session_gen *g = make_gen(&cfg, err, sizeof(err));
     if (!g) {
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
@@ -301,7 +301,7 @@ static void reload(void)
             log_warn("reload: stats keep the previous backend set");
     }
     srv.cfg = cfg;
-    struct client_gen *old = srv.ctx.gen;
+    struct session_gen *old = srv.ctx.gen;
     srv.ctx.gen = g;
     srv.admin_src.balancer = g->bal;
     srv.admin_src.pool_ctx = g->up;
@@ -309,7 +309,7 @@ static void reload(void)
     srv.health = health_create(srv.loop, &srv.cfg, g->up, g->bal);
     if (!srv.health && errno)
         log_warn("reload: active health checks not started");
-    client_gen_put(old); /* freed once its last session finishes */
+    session_gen_put(old); /* freed once its last session finishes */
     log_info("reloaded: mode %s, %zu backend(s)", cfg.mode, cfg.nbackends);
 }
 
@@ -371,11 +371,13 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     }
     srv.ctx.loop = srv.loop;
     srv.ctx.cfg = &srv.cfg;
-    srv.ctx.buf_size = cfg->buffer_bytes + 2048;
+    if (session_ctx_init(&srv.ctx, cfg->buffer_bytes + 2048) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     srv.ctx.on_record = on_record;
     srv.ctx.on_attempt_failed = on_attempt_failed;
     srv.ctx.on_close = on_client_close;
-    srv.ctx.mode_name = cfg->mode;
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
     if (!srv.ctx.gen)
         return -1;
@@ -453,11 +455,11 @@ int server_run(void)
 {
     int rc = loop_run(srv.loop);
     loop_timer_cancel(srv.loop, &srv.tick_timer);
-    client_close_all(&srv.ctx);
+    session_close_all(&srv.ctx);
     health_destroy(srv.health);
     admin_destroy(srv.admin);
     csvlog_close(srv.csv);
-    client_gen_put(srv.ctx.gen);
+    session_gen_put(srv.ctx.gen);
     if (srv.sig_io.registered) {
         loop_io_del(srv.loop, &srv.sig_io);
         close(srv.sig_io.fd);
@@ -468,7 +470,7 @@ int server_run(void)
     }
     loop_destroy(srv.loop);
     stats_destroy(srv.stats);
-    client_ctx_cleanup(&srv.ctx);
+    session_ctx_cleanup(&srv.ctx);
     log_info("stopped");
     return rc < 0 ? 1 : 0;
 }

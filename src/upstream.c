@@ -91,7 +91,6 @@ static void idle_unlink(struct backend *b, struct uconn *uc)
     else
         b->idle_tail = uc->prev;
     uc->prev = uc->next = NULL;
-    uc->idle = false;
     b->nidle--;
 }
 
@@ -268,7 +267,6 @@ void upstream_release(struct uconn *uc, bool check_socket)
     uc->timer.ctx = uc;
     loop_io_mod(up->loop, &uc->io, LOOP_READ);
     loop_timer_after(up->loop, &uc->timer, up->pool_idle_timeout_us);
-    uc->idle = true;
     uc->prev = NULL;
     uc->next = b->idle_head;
     if (b->idle_head)

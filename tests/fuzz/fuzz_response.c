@@ -2,7 +2,7 @@
  * libFuzzer harness: the response relay path of lbproxy without sockets.
  * The first input byte picks the request method (GET/HEAD), the client's
  * HTTP minor version and keep-alive; the rest is what a backend sends,
- * parsed by the strict llhttp response parser as client_upstream.c does:
+ * parsed by the strict llhttp response parser as session_upstream.c does:
  * every head checked by http_response_check; interim (1xx) heads rebuilt
  * for an HTTP/1.1 client (dropped for HTTP/1.0), at most HTTP_MAX_INTERIM
  * of them, the parser reset after each; then the final head rebuilt by
@@ -265,7 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (e == HPE_PAUSED) {
         /* bytes after the final response belong to no request: they must
          * not be in what was relayed (check_relayed), and the connection
-         * must not be reused (client_upstream_done: upstream_extra) */
+         * must not be reused (session_upstream.c pool_or_close: upstream_extra) */
         size_t end = (size_t)(llhttp_get_error_pos(&p) - buf);
         if (end > size)
             abort();

@@ -1,0 +1,610 @@
+/*
+ * session: the life cycle of one client connection - accept, the named
+ * states and the one function that changes them, the drive loop that runs
+ * the client side (session_client.c) and the upstream side
+ * (session_upstream.c) until nothing can happen without I/O, the answers
+ * of our own, the record of each request, and close.
+ *
+ * Memory: an idle keep-alive connection holds only its struct session;
+ * the per-request state (parsers, header spans, the record) is borrowed
+ * when a request's first byte arrives, and each half's buffers only while
+ * they hold bytes.
+ */
+#include "session_impl.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define FREE_BUFS 256 /* free buffers kept for reuse */
+#define FREE_REQS 256 /* free request states kept for reuse */
+#define DRIVE_ROUNDS 64
+
+static const char *session_state_str(enum session_state st)
+{
+    switch (st) {
+    case SS_IDLE:
+        return "idle";
+    case SS_HEAD:
+        return "head";
+    case SS_CONNECT:
+        return "connect";
+    case SS_RELAY:
+        return "relay";
+    case SS_REPLY:
+        return "reply";
+    case SS_CLOSED:
+        return "closed";
+    }
+    return "?";
+}
+
+/* The legal transitions: from each state, the states it may go to. */
+static bool legal(enum session_state from, enum session_state to)
+{
+    if (to == SS_CLOSED)
+        return from != SS_CLOSED;
+    switch (from) {
+    case SS_IDLE:
+        return to == SS_HEAD;
+    case SS_HEAD:
+        return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY;
+    case SS_CONNECT:
+    case SS_RELAY:
+        return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY ||
+               to == SS_IDLE;
+    case SS_REPLY:
+        return to == SS_IDLE;
+    case SS_CLOSED:
+        return false;
+    }
+    return false;
+}
+
+/* The one place a session's state changes. */
+static void session_set_state(struct session *s, enum session_state to)
+{
+    if (s->state == to)
+        return;
+    assert(legal(s->state, to));
+    if (log_verbosity >= 2)
+        log_debug("%s: %s -> %s", s->addr, session_state_str(s->state),
+                  session_state_str(to));
+    s->state = to;
+}
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- shared parts ---- */
+
+int session_ctx_init(struct session_ctx *ctx, size_t buf_size)
+{
+    if (buf_pool_init(&ctx->bufs, (uint32_t)buf_size, FREE_BUFS) < 0)
+        return -1;
+    ctx->max_free_reqs = FREE_REQS;
+    ctx->nfree_reqs = 0;
+    ctx->free_reqs = calloc(FREE_REQS, sizeof(*ctx->free_reqs));
+    if (!ctx->free_reqs) {
+        buf_pool_cleanup(&ctx->bufs);
+        return -1;
+    }
+    return 0;
+}
+
+void session_ctx_cleanup(struct session_ctx *ctx)
+{
+    buf_pool_cleanup(&ctx->bufs);
+    if (ctx->free_reqs) {
+        for (unsigned i = 0; i < ctx->nfree_reqs; i++)
+            free(ctx->free_reqs[i]);
+        free(ctx->free_reqs);
+        ctx->free_reqs = NULL;
+    }
+    ctx->nfree_reqs = 0;
+}
+
+void session_gen_put(struct session_gen *g)
+{
+    if (!g || --g->refs > 0)
+        return;
+    balancer_destroy(g->bal);
+    upstream_destroy(g->up);
+    free(g);
+}
+
+/* ---- per-request state ---- */
+
+static struct request *request_get(struct session *s)
+{
+    struct session_ctx *ctx = s->ctx;
+    struct request *r;
+    if (ctx->nfree_reqs > 0) {
+        r = ctx->free_reqs[--ctx->nfree_reqs];
+    } else {
+        size_t nh = 2 * (size_t)ctx->cfg->max_headers;
+        r = malloc(sizeof(*r) + nh * sizeof(r->headers[0]));
+        if (!r)
+            return NULL;
+    }
+    memset(r, 0, offsetof(struct request, path));
+    r->path[0] = '\0';
+    r->s = s;
+    r->backend = -1;
+    r->connect_us = -1;
+    r->t_start = now_us(s);
+    r->wall_start = wall_us();
+    r->resp_bytes0 = s->client.bytes_out;
+    return r;
+}
+
+static void request_put(struct session *s)
+{
+    struct session_ctx *ctx = s->ctx;
+    struct request *r = s->req;
+    if (!r)
+        return;
+    s->req = NULL;
+    session_gen_put(r->gen);
+    if (ctx->nfree_reqs < ctx->max_free_reqs)
+        ctx->free_reqs[ctx->nfree_reqs++] = r;
+    else
+        free(r);
+}
+
+/* ---- the record ---- */
+
+static void emit_record(struct session *s)
+{
+    struct session_ctx *ctx = s->ctx;
+    struct request *r = s->req;
+    if (!ctx->on_record)
+        return;
+    uint64_t now = now_us(s);
+    struct record rec = {
+        .wall_us = r->wall_start,
+        .client_addr = s->addr,
+        .method = r->method_name,
+        .path = r->path,
+        .path_len = r->path_len,
+        .backend = r->backend,
+        .status = r->status,
+        .req_bytes = r->req_bytes,
+        .resp_bytes = resp_bytes(s),
+        .connect_us = r->connect_us,
+        .ttfb_us = -1,
+        .upstream_us = -1,
+        .total_us = (int64_t)(now - r->t_start),
+        .reused = r->reused,
+        .retries = r->retries,
+        .error = r->error,
+    };
+    if (r->backend >= 0 && r->gen) {
+        rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
+        rec.backend_addr = upstream_addr(r->gen->up, (size_t)r->backend);
+        if (r->t_first_byte)
+            rec.ttfb_us = (int64_t)(r->t_first_byte - r->t_dispatch);
+        if (uside_complete(s))
+            rec.upstream_us = (int64_t)(now - r->t_dispatch);
+    }
+    ctx->on_record(ctx->record_arg, &rec);
+}
+
+/* ---- close ---- */
+
+/* Tears a session down: writes the record of a request under way, ends
+ * the upstream side and frees the session after this dispatch round. */
+static void session_close(struct session *s, enum record_error err)
+{
+    struct session_ctx *ctx = s->ctx;
+    if (s->state == SS_CLOSED)
+        return;
+    if (s->req) {
+        if (s->req->error == RECORD_OK)
+            s->req->error = err;
+        uside_abort(s, s->req->error);
+        emit_record(s);
+        request_put(s);
+    } else {
+        uside_abort(s, err);
+    }
+    log_debug("%s: closed in state %s (%s)", s->addr,
+              session_state_str(s->state), record_error_str(err));
+    session_set_state(s, SS_CLOSED);
+    half_deadline_stop(ctx->loop, &s->client);
+    half_deadline_stop(ctx->loop, &s->upstream);
+    loop_io_close(ctx->loop, &s->cio);
+    half_drop_buffers(&s->client, &ctx->bufs);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->all = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->nsessions--;
+    loop_defer(ctx->loop, free, s);
+    if (ctx->on_close)
+        ctx->on_close(ctx->close_arg);
+}
+
+/* ---- answers of our own ---- */
+
+/* Queues the answer a side asked for (req->fail_status).  The connection
+ * persists afterwards only when the request was read whole. */
+static void session_reply(struct session *s)
+{
+    struct request *r = s->req;
+    struct buf *out = &s->client.out;
+    uside_abort(s, r->error);
+    if (uside_responding(s) || (out->data && out->off > 0)) {
+        /* part of a response (or of a relayed 1xx) is already out: only
+         * closing is honest */
+        session_close(s, r->error);
+        return;
+    }
+    if (!buf_get(&s->ctx->bufs, out)) {
+        session_close(s, r->error);
+        return;
+    }
+    bool close = !cside_complete(s) || !s->keep_alive || s->ctx->draining;
+    s->want_close = s->want_close || close;
+    out->off = 0;
+    out->len = (uint32_t)http_error_response(out->data, s->ctx->bufs.size,
+                                             r->fail_status, s->want_close);
+    r->status = r->fail_status;
+    half_deadline_clear(&s->client);
+    session_set_state(s, SS_REPLY);
+}
+
+/* Acts on what a side asked for. */
+static void apply(struct session *s, enum step st)
+{
+    for (int i = 0; i < DRIVE_ROUNDS; i++) {
+        switch (st) {
+        case STEP_WAIT:
+        case STEP_MOVED:
+            return;
+        case STEP_HEAD:
+            st = uside_dispatch(s);
+            continue;
+        case STEP_CONNECT:
+            session_set_state(s, SS_CONNECT);
+            return;
+        case STEP_RELAY:
+            session_set_state(s, SS_RELAY);
+            return;
+        case STEP_REPLY:
+            session_reply(s);
+            return;
+        case STEP_CLOSE:
+            session_close(s, s->req ? s->req->error : RECORD_OK);
+            return;
+        }
+    }
+}
+
+/* ---- finishing a request ---- */
+
+static void client_deadline(struct session *s, enum half_wait w, unsigned ms)
+{
+    half_deadline(s->ctx->loop, &s->client, w, now_us(s) + (uint64_t)ms * 1000);
+}
+
+/* The current request's answer was written whole: record it, end the
+ * exchange and go on with the next request (or close). */
+static enum step finish_request(struct session *s)
+{
+    struct session_ctx *ctx = s->ctx;
+    emit_record(s);
+    uside_done(s);
+    if (!cside_complete(s) || s->req->body_dropped || uside_closes_client(s))
+        s->want_close = true;
+    request_put(s);
+    s->client.msg = HALF_IDLE;
+    /* A client that half-closed after pipelining still gets an answer to
+     * every complete request it sent before the FIN (see drive()). */
+    bool pending = s->client.in.data && buf_pending(&s->client.in) > 0;
+    if (s->want_close || !s->keep_alive || ctx->draining ||
+        (s->client.eof && !pending)) {
+        session_close(s, RECORD_OK);
+        return STEP_WAIT;
+    }
+    session_set_state(s, SS_IDLE);
+    buf_put(&ctx->bufs, &s->client.in, false);
+    client_deadline(s, HW_KEEPALIVE, cfg_of(s)->keepalive_timeout_ms);
+    return STEP_MOVED;
+}
+
+/* ---- the drive loop ---- */
+
+static enum step flush_client(struct session *s)
+{
+    int n = half_flush(&s->client, &s->ctx->bufs);
+    if (n < 0) {
+        s->want_close = true;
+        return s->req ? step_close(s->req, RECORD_CLIENT_CLOSED) : STEP_CLOSE;
+    }
+    if (s->client.out.data && buf_pending(&s->client.out) > 0) {
+        if (s->client.wait != HW_WRITE || n > 0)
+            client_deadline(s, HW_WRITE, cfg_of(s)->client_write_timeout_ms);
+    } else if (s->client.wait == HW_WRITE) {
+        half_deadline_clear(&s->client);
+    }
+    return n > 0 ? STEP_MOVED : STEP_WAIT;
+}
+
+/* Request body, request bytes out, response in, response bytes out. */
+static enum step relay(struct session *s)
+{
+    bool moved = false;
+    enum step st = cside_body(s);
+    if (st > STEP_MOVED)
+        return st;
+    moved |= st == STEP_MOVED;
+    if (s->state == SS_RELAY) {
+        st = uside_flush(s);
+        if (st > STEP_MOVED)
+            return st;
+        moved |= st == STEP_MOVED;
+        st = uside_response(s);
+        if (st > STEP_MOVED)
+            return st;
+        moved |= st == STEP_MOVED;
+    }
+    st = flush_client(s);
+    if (st > STEP_MOVED)
+        return st;
+    moved |= st == STEP_MOVED;
+    if (uside_complete(s) &&
+        (!s->client.out.data || buf_pending(&s->client.out) == 0))
+        return finish_request(s);
+    return moved ? STEP_MOVED : STEP_WAIT;
+}
+
+/* One step of the current state. */
+static enum step run_state(struct session *s)
+{
+    switch (s->state) {
+    case SS_IDLE:
+        if (!s->client.in.data || buf_pending(&s->client.in) == 0)
+            return STEP_WAIT;
+        s->req = request_get(s);
+        if (!s->req)
+            return STEP_CLOSE;
+        cside_begin(s);
+        session_set_state(s, SS_HEAD);
+        client_deadline(s, HW_HEADER, cfg_of(s)->client_header_timeout_ms);
+        return STEP_MOVED;
+    case SS_HEAD:
+        return cside_head(s);
+    case SS_CONNECT:
+    case SS_RELAY:
+        return relay(s);
+    case SS_REPLY: {
+        enum step st = flush_client(s);
+        if (st > STEP_MOVED)
+            return st;
+        if (s->client.out.data && buf_pending(&s->client.out) > 0)
+            return STEP_WAIT;
+        return finish_request(s);
+    }
+    case SS_CLOSED:
+        return STEP_WAIT;
+    }
+    return STEP_WAIT;
+}
+
+static void update_interest(struct session *s)
+{
+    struct buf_pool *pool = &s->ctx->bufs;
+    unsigned ev = 0;
+    if (s->state != SS_REPLY && half_may_read(&s->client, pool))
+        ev |= LOOP_READ;
+    if (s->client.out.data && buf_pending(&s->client.out) > 0)
+        ev |= LOOP_WRITE;
+    loop_io_mod(s->ctx->loop, &s->cio, ev);
+    if (s->uc && s->state == SS_RELAY) {
+        unsigned uev = 0;
+        if (!uside_complete(s) && half_may_read(&s->upstream, pool))
+            uev |= LOOP_READ;
+        if (s->upstream.out.data && buf_pending(&s->upstream.out) > 0)
+            uev |= LOOP_WRITE;
+        loop_io_mod(s->ctx->loop, &s->uc->io, uev);
+    }
+}
+
+/* Runs the state machine until nothing more can happen without I/O. */
+static void drive(struct session *s)
+{
+    for (int round = 0; round < DRIVE_ROUNDS; round++) {
+        if (s->state == SS_CLOSED)
+            return;
+        enum step st = run_state(s);
+        if (st == STEP_WAIT)
+            break;
+        apply(s, st);
+    }
+    if (s->state == SS_CLOSED)
+        return;
+    if (s->client.eof && (s->state == SS_IDLE || s->state == SS_HEAD)) {
+        /* half-closed and no complete request left: nothing more can come */
+        session_close(s, RECORD_CLIENT_CLOSED);
+        return;
+    }
+    update_interest(s);
+}
+
+/* ---- events ---- */
+
+/* The client ended its sending direction, or its socket failed. */
+static void client_ended(struct session *s)
+{
+    bool mid_request = s->state == SS_HEAD ||
+                       ((s->state == SS_RELAY || s->state == SS_CONNECT) &&
+                        !cside_complete(s));
+    if (s->client.error || s->state == SS_IDLE || mid_request)
+        session_close(s, RECORD_CLIENT_CLOSED);
+}
+
+static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)loop;
+    struct session *s = io->ctx;
+    if (events & LOOP_READ) {
+        int n = half_read(&s->client, &s->ctx->bufs);
+        if (n > 0 && s->client.wait == HW_BODY)
+            client_deadline(s, HW_BODY, cfg_of(s)->client_body_timeout_ms);
+        if (n < 0) {
+            client_ended(s);
+            if (s->state == SS_CLOSED)
+                return;
+        }
+    }
+    drive(s);
+}
+
+static void on_upstream_io(struct loop *loop, struct loop_io *io,
+                           unsigned events)
+{
+    (void)loop;
+    struct session *s = io->ctx;
+    apply(s, uside_io(s, events, s->state == SS_CONNECT));
+    if (s->state != SS_CLOSED)
+        drive(s);
+}
+
+static void on_client_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct session *s = t->ctx;
+    switch (half_deadline_due(loop, &s->client)) {
+    case HW_KEEPALIVE:
+        session_close(s, RECORD_OK);
+        return;
+    case HW_HEADER:
+        s->keep_alive = false;
+        apply(s, step_reply(s->req, 408, RECORD_CLIENT_TIMEOUT));
+        break;
+    case HW_BODY:
+        if (uside_responding(s)) {
+            session_close(s, RECORD_CLIENT_TIMEOUT);
+            return;
+        }
+        s->keep_alive = false;
+        apply(s, step_reply(s->req, 408, RECORD_CLIENT_TIMEOUT));
+        break;
+    case HW_WRITE:
+        session_close(s, RECORD_CLIENT_TIMEOUT);
+        return;
+    case HW_NONE:
+    case HW_CONNECT:
+    case HW_RESPONSE:
+        return;
+    }
+    if (s->state != SS_CLOSED)
+        drive(s);
+}
+
+static void on_upstream_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct session *s = t->ctx;
+    if (half_deadline_due(loop, &s->upstream) == HW_NONE || !s->req)
+        return;
+    apply(s, uside_timeout(s, s->state == SS_CONNECT));
+    if (s->state != SS_CLOSED)
+        drive(s);
+}
+
+/* ---- accept, drain ---- */
+
+static void format_peer(struct session *s, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, s->ip, sizeof(s->ip));
+        snprintf(s->addr, sizeof(s->addr), "%s:%u", s->ip, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, s->ip, sizeof(s->ip));
+        snprintf(s->addr, sizeof(s->addr), "[%s]:%u", s->ip,
+                 ntohs(s6->sin6_port));
+    } else {
+        snprintf(s->ip, sizeof(s->ip), "unknown");
+        snprintf(s->addr, sizeof(s->addr), "unknown");
+    }
+}
+
+int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
+                   socklen_t salen)
+{
+    (void)salen;
+    static bool ready;
+    if (!ready) {
+        cside_init();
+        uside_init(on_upstream_io);
+        ready = true;
+    }
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        return -1;
+    }
+    s->ctx = ctx;
+    s->cio.fn = on_client_io;
+    s->cio.ctx = s;
+    s->client.io = &s->cio;
+    s->client.tr = &transport_tcp;
+    s->client.timer.fn = on_client_timer;
+    s->client.timer.ctx = s;
+    s->upstream.tr = &transport_tcp;
+    s->upstream.timer.fn = on_upstream_timer;
+    s->upstream.timer.ctx = s;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    format_peer(s, sa);
+    if (loop_io_add(ctx->loop, &s->cio, fd, LOOP_READ) < 0) {
+        free(s);
+        close(fd);
+        return -1;
+    }
+    s->state = SS_IDLE;
+    s->keep_alive = true;
+    s->next = ctx->all;
+    if (ctx->all)
+        ctx->all->prev = s;
+    ctx->all = s;
+    ctx->nsessions++;
+    client_deadline(s, HW_KEEPALIVE, ctx->cfg->client_header_timeout_ms);
+    return 0;
+}
+
+void session_drain_all(struct session_ctx *ctx)
+{
+    ctx->draining = true;
+    struct session *s = ctx->all;
+    while (s) {
+        struct session *next = s->next;
+        if (s->state == SS_IDLE &&
+            (!s->client.in.data || buf_pending(&s->client.in) == 0))
+            session_close(s, RECORD_OK);
+        else
+            s->want_close = true;
+        s = next;
+    }
+}
+
+void session_close_all(struct session_ctx *ctx)
+{
+    while (ctx->all)
+        session_close(ctx->all, RECORD_SHUTDOWN);
+}

@@ -1,0 +1,201 @@
+/*
+ * session_impl: the session and request structs and the two sides' entry
+ * points.  Private to session.c (the life cycle), session_client.c (the
+ * client side) and session_upstream.c (the upstream side).
+ *
+ * Call graph, one way only: session.c calls the sides; the sides call the
+ * half, buf, http, upstream and balancer modules and the inline helpers
+ * below, never session.c and never each other.  A side tells the session
+ * what must happen next by returning an enum step; only session.c changes
+ * the session's state (session_set_state).
+ */
+#ifndef LB_SESSION_IMPL_H
+#define LB_SESSION_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "balancer.h"
+#include "config.h"
+#include "half.h"
+#include "http.h"
+#include "loop.h"
+#include "record.h"
+#include "session.h"
+#include "upstream.h"
+
+#define container_of(ptr, type, member)                                        \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Room kept free in an output buffer beyond the bytes fed to a parser, for
+ * chunk framing that re-chunking may add. */
+#define FRAMING_SLACK 32
+
+enum session_state {
+    SS_IDLE,    /* keep-alive: waiting for the first byte of a request */
+    SS_HEAD,    /* reading a request head */
+    SS_CONNECT, /* request checked, upstream connect in progress */
+    SS_RELAY,   /* request forwarded; body and response streaming */
+    SS_REPLY,   /* sending an answer of our own (error), then on or close */
+    SS_CLOSED,
+};
+
+/* What a side asks the session to do next. */
+enum step {
+    STEP_WAIT,    /* nothing more without I/O */
+    STEP_MOVED,   /* progress: run the machine again */
+    STEP_HEAD,    /* client: a request head is checked: dispatch it */
+    STEP_CONNECT, /* upstream: a connect is in progress */
+    STEP_RELAY,   /* upstream: the request is on its way */
+    STEP_REPLY,   /* answer req->fail_status ourselves */
+    STEP_CLOSE,   /* close the session (req->error says why) */
+};
+
+/* State that only a request in progress needs; borrowed when its first
+ * byte arrives, given back when it finished. */
+struct request {
+    struct session *s;
+    /* client side */
+    llhttp_t parser;
+    struct http_head head;
+    struct http_request hreq;
+    uint32_t parse_off; /* head bytes parsed so far, from client.in.data */
+    bool body_too_big;  /* a chunk size took the body over max_body_bytes */
+    bool body_started;  /* body parsing begun (zero-length execute done) */
+    uint64_t body_total; /* chunked: sum of the chunk sizes announced */
+
+    /* upstream side */
+    struct session_gen *gen;
+    llhttp_t rparser;
+    struct http_head rhead;
+    struct http_response resp;
+    uint32_t rparse_off; /* response head bytes parsed, from upstream.in */
+    int backend;
+    uint64_t tried;
+    unsigned retries, inflight_at_dispatch, ninterim;
+    bool in_flight; /* counted by the balancer */
+    bool reused, fresh_retry_done;
+    bool ub_discarded;   /* request bytes left `out`: no resend possible */
+    bool timed_out;      /* the last upstream attempt ended in a timeout */
+    bool rhead_ready;    /* a response head is parsed, not yet relayed */
+    bool resp_head_sent; /* the final head was queued for the client */
+    bool upstream_extra; /* bytes after the response were read */
+    bool body_dropped;   /* the backend answered early and stopped reading:
+                            the rest of the request body goes nowhere */
+
+    /* what the session does on STEP_REPLY / STEP_CLOSE */
+    int fail_status;
+
+    /* the record */
+    uint64_t t_start, wall_start, t_dispatch, t_connect, t_first_byte;
+    int64_t connect_us;
+    uint64_t req_bytes, resp_bytes0; /* client bytes_out at the start */
+    int status;
+    enum record_error error;
+    int method;
+    uint8_t method_len;
+    char method_name[24];
+    uint16_t path_len;
+    char path[512];
+
+    struct http_header headers[]; /* request, then response */
+};
+
+struct session {
+    struct loop_io cio; /* the client socket */
+    struct half client, upstream;
+    struct session_ctx *ctx;
+    struct session *prev, *next;
+    struct request *req; /* NULL between requests */
+    struct uconn *uc;    /* the upstream connection of the attempt */
+    enum session_state state;
+    bool keep_alive; /* the client connection may persist */
+    bool want_close; /* close after the current response */
+    char addr[64];
+    char ip[48];
+};
+
+static inline const struct config *cfg_of(const struct session *s)
+{
+    return s->ctx->cfg;
+}
+
+static inline uint64_t now_us(const struct session *s)
+{
+    return loop_now(s->ctx->loop);
+}
+
+static inline struct buf_pool *pool_of(struct session *s)
+{
+    return &s->ctx->bufs;
+}
+
+/* A side's way to ask for an answer of our own. */
+static inline enum step step_reply(struct request *r, int status,
+                                   enum record_error err)
+{
+    r->fail_status = status;
+    r->error = err;
+    return STEP_REPLY;
+}
+
+/* A side's way to ask for the session to close. */
+static inline enum step step_close(struct request *r, enum record_error err)
+{
+    if (r->error == RECORD_OK)
+        r->error = err;
+    return STEP_CLOSE;
+}
+
+/* Bytes of this request's answer written to the client so far. */
+static inline uint64_t resp_bytes(const struct session *s)
+{
+    return s->client.bytes_out - s->req->resp_bytes0;
+}
+
+/* ---- session_client.c: the client side ---- */
+
+/* Sets the request parser callbacks up (once). */
+void cside_init(void);
+/* Starts a request (the first byte arrived): resets the parser. */
+void cside_begin(struct session *s);
+/* Parses request head bytes: STEP_WAIT (more needed), STEP_HEAD (checked,
+ * the upstream head built in upstream.out), STEP_REPLY (refused). */
+enum step cside_head(struct session *s);
+/* Moves request body bytes from client.in to upstream.out as room allows:
+ * STEP_MOVED, STEP_WAIT or STEP_REPLY (400/413). */
+enum step cside_body(struct session *s);
+/* True when the request was read whole. */
+bool cside_complete(const struct session *s);
+
+/* ---- session_upstream.c: the upstream side ---- */
+
+/* Sets the response parser callbacks up (once); on_io is the handler of
+ * upstream socket events that attached connections get. */
+void uside_init(loop_io_fn *on_io);
+/* Picks a backend not tried yet and starts sending: STEP_CONNECT,
+ * STEP_RELAY or STEP_REPLY (502/504). */
+enum step uside_dispatch(struct session *s);
+/* The upstream socket had events: finishes a connect, reads. */
+enum step uside_io(struct session *s, unsigned events, bool connecting);
+/* Writes request bytes upstream. */
+enum step uside_flush(struct session *s);
+/* Moves response bytes from upstream.in to client.out as room allows. */
+enum step uside_response(struct session *s);
+/* The upstream deadline passed. */
+enum step uside_timeout(struct session *s, bool connecting);
+/* True when the response was read whole. */
+bool uside_complete(const struct session *s);
+/* True once part of the final response was queued for the client. */
+bool uside_responding(const struct session *s);
+/* Ends a finished exchange: tells the balancer, then pools or closes the
+ * connection (the pool-return rule). */
+void uside_done(struct session *s);
+/* Ends the exchange early (an answer of our own, or a close): the balancer
+ * hears `err` for a request in flight, the connection is closed. */
+void uside_abort(struct session *s, enum record_error err);
+/* The response says the client connection must close afterwards. */
+bool uside_closes_client(const struct session *s);
+
+#endif
