@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench analyze-test relay e2e-relay
+.PHONY: bench quickbench analyze-test relay e2e-relay idlemem idlemem-test
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -24,6 +24,14 @@ bench: all
 ## quickbench: direct vs L4 relay floor vs lbproxy vs nginx on 0 ms backends (DURATION= REPEAT= CONFIGS=)
 quickbench: all $(RELAY)
 	$(Q)scripts/quickbench.sh
+
+## idlemem: KiB of RSS per idle keep-alive connection, lbproxy vs nginx vs HAProxy (N= REPEAT= PROXIES=)
+idlemem: all
+	$(Q)$(PYTHON) scripts/bench/idlemem.py
+
+## idlemem-test: scripts/bench/idlemem.py at N=200 produces positive figures and leaves no process behind
+idlemem-test: all
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench/test_idlemem.py
 
 ## relay: build the quickbench's L4 relay (build/bench/relay)
 relay: $(RELAY)
@@ -36,4 +44,4 @@ analyze-test:
 e2e-relay: $(RELAY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_relay.py
 
-TESTS += analyze-test e2e-relay
+TESTS += analyze-test e2e-relay idlemem-test

@@ -356,7 +356,7 @@ def nginx_conf(cfg, port, backends, d):
     })
 
 
-def haproxy_cfg(cfg, port, backends):
+def haproxy_cfg(cfg, port, backends, maxconn=4096):
     servers = "\n".join(f"    server {bid} 127.0.0.1:{p}"
                         for bid, p, _ in backends)
     return _fill("haproxy.cfg.in", {
@@ -365,6 +365,7 @@ def haproxy_cfg(cfg, port, backends):
         "REUSE": ("http-reuse always" if cfg.persistent
                   else "option http-server-close"),
         "SERVERS": servers,
+        "MAXCONN": str(maxconn),
     })
 
 
@@ -389,10 +390,12 @@ class Proxy:
             self.proc.stop()
 
 
-def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
+def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
     """Starts one configuration pinned to the proxy CPU.
 
     log_csv: lbproxy's --log file, or None for --log off.
+    maxconn: HAProxy's connection limit (the idle-memory benchmark holds
+    more client connections than the benchmarks' 4096).
     Returns a Proxy; raises RuntimeError when it does not come up."""
     if cfg.kind == "direct":
         return Proxy(cfg, backends[0][1], None)
@@ -419,7 +422,7 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
     elif cfg.kind == "haproxy":
         conf = os.path.join(d, "haproxy.cfg")
         with open(conf, "w") as f:
-            f.write(haproxy_cfg(cfg, port, backends))
+            f.write(haproxy_cfg(cfg, port, backends, maxconn))
         cmd = ["haproxy", "-f", conf, "-db"]
     elif cfg.kind == "relay":
         if not os.access(RELAY, os.X_OK):
