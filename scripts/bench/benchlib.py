@@ -481,6 +481,50 @@ def run_wrk(port, scen, duration, raw_path, json_path):
     return summary, ru.ru_utime + ru.ru_stime
 
 
+# ------------------------------------------------ a minimal HTTP/1.1 client
+# For the measurements that need exact control over connections and
+# requests (idlemem.py, callgrind.py), where wrk's load would not do.
+
+GET_REQUEST = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n"
+               b"\r\n")
+
+
+class Timeout(Exception):
+    """A measurement ran past its deadline."""
+
+
+def read_response(sock, deadline):
+    """One whole response on a blocking socket; returns its status code."""
+    buf = b""
+    while True:
+        if time.monotonic() > deadline:
+            raise Timeout("response")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed before a response")
+        buf += chunk
+        st = response_done(buf)
+        if st:
+            return st
+
+
+def response_done(buf):
+    """The status code once buf holds a complete Content-Length response,
+    else 0.  (lbbackend and all three proxies answer with Content-Length.)"""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return 0
+    head = buf[:end].decode("latin-1").split("\r\n")
+    length = 0
+    for h in head[1:]:
+        name, _, value = h.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    if len(buf) < end + 4 + length:
+        return 0
+    return int(head[0].split()[1])
+
+
 # ------------------------------------------------------------ results file
 
 RESULT_FIELDS = [

@@ -43,13 +43,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
 PROXIES = ["lbproxy", "nginx", "haproxy"]
-REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idlemem\r\n\r\n"
+REQUEST = bl.GET_REQUEST
 # Descriptors this process needs beyond its N client sockets.
 FD_SPARE = 200
-
-
-class Timeout(Exception):
-    pass
 
 
 def rss_kib(pid):
@@ -82,45 +78,13 @@ def measured_pid(kind, proc, deadline):
     raise RuntimeError("nginx started no worker")
 
 
-def read_response(sock, deadline):
-    """One whole response on a blocking socket; returns its status code."""
-    buf = b""
-    while True:
-        if time.monotonic() > deadline:
-            raise Timeout("response")
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed before a response")
-        buf += chunk
-        st = response_done(buf)
-        if st:
-            return st
-
-
-def response_done(buf):
-    """The status code once buf holds a complete Content-Length response,
-    else 0.  (lbbackend and all three proxies answer with Content-Length.)"""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return 0
-    head = buf[:end].decode("latin-1").split("\r\n")
-    length = 0
-    for h in head[1:]:
-        name, _, value = h.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    if len(buf) < end + 4 + length:
-        return 0
-    return int(head[0].split()[1])
-
-
 def warm_up(port, requests, deadline):
     """A few requests on one connection, so that first-use allocations and
     the upstream pool's first connections are in the 'before' figure."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         for _ in range(requests):
             s.sendall(REQUEST)
-            st = read_response(s, deadline)
+            st = bl.read_response(s, deadline)
             if st != 200:
                 raise RuntimeError(f"warm-up answered {st}")
 
@@ -130,7 +94,8 @@ def open_connections(port, n, deadline):
     try:
         for _ in range(n):
             if time.monotonic() > deadline:
-                raise Timeout(f"opening connections ({len(socks)} of {n})")
+                raise bl.Timeout(f"opening connections ({len(socks)} of "
+                                 f"{n})")
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             # Closed with an RST: no TIME_WAIT left behind by N sockets.
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -163,7 +128,7 @@ def one_get_each(socks, window, deadline):
     def start(i):
         s = socks[i]
         if s.send(REQUEST) != len(REQUEST):
-            raise RuntimeError("short send of a 60-byte request")
+            raise RuntimeError("short send of a small request")
         bufs[s.fileno()] = b""
         sel.register(s, selectors.EVENT_READ, i)
 
@@ -174,7 +139,8 @@ def one_get_each(socks, window, deadline):
         while done < len(socks):
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Timeout(f"requests ({done} of {len(socks)} answered)")
+                raise bl.Timeout(f"requests ({done} of {len(socks)} "
+                                 "answered)")
             for key, _ in sel.select(min(left, 1.0)):
                 s = key.fileobj
                 chunk = s.recv(65536)
@@ -182,7 +148,7 @@ def one_get_each(socks, window, deadline):
                     raise RuntimeError("a connection closed before its "
                                        "response")
                 bufs[s.fileno()] += chunk
-                st = response_done(bufs[s.fileno()])
+                st = bl.response_done(bufs[s.fileno()])
                 if not st:
                     continue
                 sel.unregister(s)
@@ -367,7 +333,7 @@ def main(argv):
               file=sys.stderr)
 
     def on_alarm(signum, frame):
-        raise Timeout(f"whole run over {args.timeout:.0f} s")
+        raise bl.Timeout(f"whole run over {args.timeout:.0f} s")
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, args.timeout)
@@ -396,7 +362,7 @@ def main(argv):
                       f"{r['after_kib'] / 1024:7.1f} MiB  "
                       f"{r['kib_per_conn']:6.2f} KiB/conn  (load "
                       f"{r['load_s']:.1f} s)", flush=True)
-    except Timeout as e:
+    except bl.Timeout as e:
         print(f"idlemem: timed out: {e}", file=sys.stderr)
         failed += 1
     finally:

@@ -10,7 +10,7 @@ import sys
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IDLEMEM = os.path.join(ROOT, "scripts", "bench", "idlemem.py")
 sys.path.insert(0, os.path.join(ROOT, "scripts", "bench"))
-import idlemem  # noqa: E402
+import benchlib as bl  # noqa: E402
 
 
 def ours():
@@ -61,9 +61,9 @@ def test_small_run_reports_positive_figures(tmp_path):
 
 def test_response_done_needs_the_whole_body():
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
-    assert idlemem.response_done(head) == 0
-    assert idlemem.response_done(head + b"abc") == 0
-    assert idlemem.response_done(head + b"abcde") == 200
-    assert idlemem.response_done(b"HTTP/1.1 502 Bad Gateway\r\n"
+    assert bl.response_done(head) == 0
+    assert bl.response_done(head + b"abc") == 0
+    assert bl.response_done(head + b"abcde") == 200
+    assert bl.response_done(b"HTTP/1.1 502 Bad Gateway\r\n"
                                  b"content-length: 0\r\n\r\n") == 502
-    assert idlemem.response_done(b"HTTP/1.1 200 OK\r\n") == 0
+    assert bl.response_done(b"HTTP/1.1 200 OK\r\n") == 0
