@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench analyze-test relay e2e-relay idlemem idlemem-test
+.PHONY: bench quickbench analyze-test relay e2e-relay idlemem callgrind callgrind-np bench-tools-test
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -29,9 +29,17 @@ quickbench: all $(RELAY)
 idlemem: all
 	$(Q)$(PYTHON) scripts/bench/idlemem.py
 
-## idlemem-test: scripts/bench/idlemem.py at N=200 produces positive figures and leaves no process behind
-idlemem-test: all
-	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench/test_idlemem.py
+## callgrind: user-space instructions per proxied request, lbproxy persistent round-robin under callgrind (REPEAT=)
+callgrind: all
+	$(Q)$(PYTHON) scripts/bench/callgrind.py
+
+## callgrind-np: the same, lbproxy --non-persistent
+callgrind-np: all
+	$(Q)$(PYTHON) scripts/bench/callgrind.py --non-persistent
+
+## bench-tools-test: idlemem.py (N=200) and callgrind.py (200 requests) produce their figures and leave nothing behind
+bench-tools-test: all
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench
 
 ## relay: build the quickbench's L4 relay (build/bench/relay)
 relay: $(RELAY)
@@ -44,4 +52,4 @@ analyze-test:
 e2e-relay: $(RELAY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_relay.py
 
-TESTS += analyze-test e2e-relay idlemem-test
+TESTS += analyze-test e2e-relay bench-tools-test

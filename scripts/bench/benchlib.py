@@ -485,8 +485,8 @@ def run_wrk(port, scen, duration, raw_path, json_path):
 # For the measurements that need exact control over connections and
 # requests (idlemem.py, callgrind.py), where wrk's load would not do.
 
-GET_REQUEST = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n"
-               b"\r\n")
+# wrk's request: a Host header and nothing else.
+GET_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 class Timeout(Exception):
