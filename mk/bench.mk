@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench analyze-test relay e2e-relay idlemem callgrind callgrind-np bench-tools-test
+.PHONY: bench quickbench logcost analyze-test relay e2e-relay idlemem callgrind callgrind-np bench-tools-test
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -40,6 +40,10 @@ callgrind-np: all
 ## bench-tools-test: idlemem.py (N=200) and callgrind.py (200 requests) produce their figures and leave nothing behind
 bench-tools-test: all
 	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench
+
+## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)
+logcost: all
+	$(Q)scripts/logcost.sh
 
 ## relay: build the quickbench's L4 relay (build/bench/relay)
 relay: $(RELAY)

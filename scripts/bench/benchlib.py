@@ -45,13 +45,16 @@ class Config:
     """
 
     def __init__(self, name, kind, mode="", persistent=True, sets=(),
-                 note=""):
+                 note="", log=None):
         self.name = name
         self.kind = kind
         self.mode = mode
         self.persistent = persistent
         self.sets = list(sets)
         self.note = note
+        # lbproxy's CSV request log: None follows the run's LOG setting,
+        # True keeps it on whatever LOG says (the --logcost pair).
+        self.log = log
 
     @property
     def conn_model(self):
@@ -82,6 +85,9 @@ def _all_configs():
     out.append(Config("lb-ewma-fill-p", "lbproxy", "adaptive_ewma", True,
                       ["balancer.ewma_score=fill"],
                       "opt-in score: free workers first (docs/balancing.md)"))
+    out.append(Config("lb-rr-p-log", "lbproxy", "round-robin", True,
+                      note="lb-rr-p with its CSV request log always on "
+                      "(bench.py --logcost)", log=True))
     for bal, short in (("round_robin", "rr"), ("least_conn", "lc")):
         out.append(Config(f"nginx-{short}-ka", "nginx", bal, True))
         out.append(Config(f"nginx-{short}-close", "nginx", bal, False))
@@ -101,7 +107,7 @@ CONFIGS = _all_configs()
 # The default matrix: every proxy, not the references (direct, relay) nor
 # opt-in variants (named explicitly in CONFIGS=).
 MATRIX = [n for n in CONFIGS
-          if n not in ("direct", "relay", "lb-ewma-fill-p")]
+          if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log")]
 
 
 def select_configs(spec):
