@@ -7,7 +7,7 @@
     scripts/bench/callgrind.py -r 3                three runs, the median
 
 `./lbproxy --mode round-robin --persistent|--non-persistent --log off
---admin off` runs under `valgrind --tool=callgrind` (pinned to CPU 0) in
+--admin off` (`--log FILE` with --log) runs under `valgrind --tool=callgrind` (pinned to CPU 0) in
 front of three `lbbackend --profile fixed:0ms` backends (CPU 1, like this
 client).  The client opens --conns keep-alive connections and sends
 --warmup requests, one at a time, round-robin over the connections; then
@@ -117,7 +117,9 @@ def one_run(args, backends, out, k, deadline):
     cmd = ["valgrind", "--tool=callgrind",
            f"--callgrind-out-file={d}/callgrind.out.%p",
            bl.LBPROXY, "--listen", f"127.0.0.1:{port}", "--mode",
-           "round-robin", mode, "--log", "off", "--admin", "off"]
+           "round-robin", mode, "--log",
+           os.path.join(d, "lbproxy.csv") if args.log else "off",
+           "--admin", "off"]
     for bid, p, _ in backends:
         cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
     px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
@@ -191,6 +193,9 @@ def main(argv):
                     help="requests before the counters are zeroed (200)")
     ap.add_argument("-c", "--conns", type=int, default=4,
                     help="keep-alive client connections (4)")
+    ap.add_argument("--log", action="store_true",
+                    help="lbproxy --log FILE (in the run directory) instead "
+                    "of --log off: the CSV log's user-space cost")
     ap.add_argument("--inflight", action="store_true",
                     help="one request in flight per connection, not one "
                     "in all")
@@ -214,6 +219,8 @@ def main(argv):
         if not os.access(b, os.X_OK):
             raise SystemExit(f"callgrind: {b} is missing; run make first")
     variant = "non-persistent" if args.non_persistent else "persistent"
+    if args.log:
+        variant += "-log"
     out = os.path.abspath(args.out or os.path.join(
         bl.ROOT, "logs", "bench",
         f"callgrind-{variant}-" + time.strftime("%Y%m%d-%H%M%S")))
