@@ -531,6 +531,48 @@ def response_done(buf):
     return int(head[0].split()[1])
 
 
+def tool_start(tool, out, default_name, timeout):
+    """The common start of idlemem.py and callgrind.py: the run directory
+    (out, or logs/bench/DEFAULT_NAME-<time>), this client pinned to the
+    load CPU, a SIGALRM that raises Timeout after timeout seconds, and a
+    scenario of three 0 ms backends.  Returns (run dir, deadline,
+    scenario); stop the alarm with signal.setitimer(ITIMER_REAL, 0)."""
+    out = os.path.abspath(out or os.path.join(
+        ROOT, "logs", "bench",
+        default_name + "-" + time.strftime("%Y%m%d-%H%M%S")))
+    os.makedirs(out, exist_ok=True)
+    # The client side of the load shares the load CPU with the backends.
+    try:
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    except OSError as e:
+        print(f"{tool}: warning: cannot pin to CPU {LOAD_CPU}: {e}",
+              file=sys.stderr)
+
+    def on_alarm(signum, frame):
+        raise Timeout(f"whole run over {timeout:.0f} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    scen = Scenario(tool)
+    scen.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0",
+                          "--quiet"]) for b in "ABC"]
+    return out, time.monotonic() + timeout, scen
+
+
+def tool_main(main):
+    """Runs main(argv) as a script: SIGTERM and Ctrl-C stop every process
+    it started and exit 130."""
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        Proc.stop_all()
+        sys.exit(130)
+
+
 # ------------------------------------------------------------ results file
 
 RESULT_FIELDS = [

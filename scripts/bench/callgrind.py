@@ -7,16 +7,17 @@
     scripts/bench/callgrind.py -r 3                three runs, the median
 
 `./lbproxy --mode round-robin --persistent|--non-persistent --log off
---admin off` (`--log FILE` with --log) runs under `valgrind --tool=callgrind` (pinned to CPU 0) in
-front of three `lbbackend --profile fixed:0ms` backends (CPU 1, like this
-client).  The client opens --conns keep-alive connections and sends
---warmup requests, one at a time, round-robin over the connections; then
-`callgrind_control --zero` clears the counters, --requests more requests
-go the same way, and `callgrind_control --dump` writes the counters of
-exactly that stretch.  instructions/request = the dump's Ir total /
---requests: every user-space instruction lbproxy and its libraries
-executed (the kernel's work is not counted), including the event loop's
-share and any timer that fired meanwhile.
+--admin off` (`--log FILE` with --log) runs under `valgrind
+--tool=callgrind` (pinned to CPU 0) in front of three `lbbackend --profile
+fixed:0ms` backends (CPU 1, like this client).  The client opens --conns
+keep-alive connections and sends --warmup requests, one at a time,
+round-robin over the connections; then `callgrind_control --zero` clears
+the counters, --requests more requests go the same way, and
+`callgrind_control --dump` writes the counters of exactly that stretch.
+instructions/request = the dump's Ir total / --requests: every user-space
+instruction lbproxy and its libraries executed (the kernel's work is not
+counted), including the event loop's share and any timer that fired
+meanwhile.
 
 One request in flight at a time makes the count repeatable (the same
 events in the same order every run; seconds are not).  --inflight keeps
@@ -25,7 +26,8 @@ several events at once, as under wrk.
 
 Prints `instructions/request: N` and writes the dump, `callgrind_annotate`'s
 top functions and the valgrind log into the run directory
-(logs/bench/callgrind-<time>/).  Everything it starts is stopped on exit.
+(logs/bench/callgrind-<variant>-<time>/).  Everything it starts is stopped
+on exit.
 """
 import argparse
 import glob
@@ -221,25 +223,8 @@ def main(argv):
     variant = "non-persistent" if args.non_persistent else "persistent"
     if args.log:
         variant += "-log"
-    out = os.path.abspath(args.out or os.path.join(
-        bl.ROOT, "logs", "bench",
-        f"callgrind-{variant}-" + time.strftime("%Y%m%d-%H%M%S")))
-    os.makedirs(out, exist_ok=True)
-    try:
-        os.sched_setaffinity(0, {int(bl.LOAD_CPU)})
-    except OSError as e:
-        print(f"callgrind: warning: cannot pin to CPU {bl.LOAD_CPU}: {e}",
-              file=sys.stderr)
-
-    def on_alarm(signum, frame):
-        raise bl.Timeout(f"whole run over {args.timeout:.0f} s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, args.timeout)
-    deadline = time.monotonic() + args.timeout
-    scen = bl.Scenario("callgrind")
-    scen.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0",
-                          "--quiet"]) for b in "ABC"]
+    out, deadline, scen = bl.tool_start("callgrind", args.out,
+                                        f"callgrind-{variant}", args.timeout)
     totals = []
     dump = None
     print(f"callgrind: lbproxy round-robin {variant}, {args.conns} "
@@ -278,12 +263,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    def _term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        bl.Proc.stop_all()
-        sys.exit(130)
+    bl.tool_main(main)

@@ -322,25 +322,8 @@ def main(argv):
     for p, why in skipped.items():
         print(f"idlemem: skipping {p}: {why}", flush=True)
 
-    out = os.path.abspath(args.out or os.path.join(
-        bl.ROOT, "logs", "bench", "idlemem-" + time.strftime("%Y%m%d-%H%M%S")))
-    os.makedirs(out, exist_ok=True)
-    # The client side of the load shares CPU 1 with the backends.
-    try:
-        os.sched_setaffinity(0, {int(bl.LOAD_CPU)})
-    except OSError as e:
-        print(f"idlemem: warning: cannot pin to CPU {bl.LOAD_CPU}: {e}",
-              file=sys.stderr)
-
-    def on_alarm(signum, frame):
-        raise bl.Timeout(f"whole run over {args.timeout:.0f} s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, args.timeout)
-    deadline = time.monotonic() + args.timeout
-    scen = bl.Scenario("idlemem")
-    scen.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0",
-                          "--quiet"]) for b in "ABC"]
+    out, deadline, scen = bl.tool_start("idlemem", args.out, "idlemem",
+                                        args.timeout)
     rows = []
     failed = 0
     t0 = time.monotonic()
@@ -388,12 +371,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    def _term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        bl.Proc.stop_all()
-        sys.exit(130)
+    bl.tool_main(main)
