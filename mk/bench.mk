@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench analyze-test relay e2e-relay
+.PHONY: bench quickbench logcost analyze-test relay e2e-relay idlemem callgrind callgrind-np bench-tools-test
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -24,6 +24,26 @@ bench: all
 ## quickbench: direct vs L4 relay floor vs lbproxy vs nginx on 0 ms backends (DURATION= REPEAT= CONFIGS=)
 quickbench: all $(RELAY)
 	$(Q)scripts/quickbench.sh
+
+## idlemem: KiB of RSS per idle keep-alive connection, lbproxy vs nginx vs HAProxy (N= REPEAT= PROXIES=)
+idlemem: all
+	$(Q)$(PYTHON) scripts/bench/idlemem.py
+
+## callgrind: user-space instructions per proxied request, lbproxy persistent round-robin under callgrind (REPEAT=)
+callgrind: all
+	$(Q)$(PYTHON) scripts/bench/callgrind.py
+
+## callgrind-np: the same, lbproxy --non-persistent
+callgrind-np: all
+	$(Q)$(PYTHON) scripts/bench/callgrind.py --non-persistent
+
+## bench-tools-test: idlemem.py (N=200) and callgrind.py (200 requests) produce their figures and leave nothing behind
+bench-tools-test: all
+	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench
+
+## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)
+logcost: all
+	$(Q)scripts/logcost.sh
 
 ## relay: build the quickbench's L4 relay (build/bench/relay)
 relay: $(RELAY)
@@ -36,4 +56,4 @@ analyze-test:
 e2e-relay: $(RELAY) $(LBBACKEND)
 	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_relay.py
 
-TESTS += analyze-test e2e-relay
+TESTS += analyze-test e2e-relay bench-tools-test

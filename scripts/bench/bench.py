@@ -1,15 +1,19 @@
 #!/usr/bin/python3
-"""bench: the benchmark matrix (`make bench`) and the quick proxy benchmark
-(`make quickbench`).
+"""bench: the benchmark matrix (`make bench`), the quick proxy benchmark
+(`make quickbench`) and the CSV log's cost (`make logcost`).
 
     scripts/bench/bench.py            every scenario in config/scenarios/
     scripts/bench/bench.py --quick    direct vs L4 relay floor vs lbproxy vs
                                       nginx, 0 ms backends
+    scripts/bench/bench.py --logcost  lbproxy persistent round-robin with its
+                                      CSV request log off and on, 0 ms
+                                      backends, alternating
 
 Environment overrides: SCENARIOS (names, comma or space separated),
 DURATION, REPEAT, CONNS, THREADS, WARMUP (seconds), CONFIGS (configuration
 names or "all"), LOG (on|off: lbproxy's CSV request log; on for the matrix,
-off for quickbench), OUT (run directory), ANALYZE (0 skips the report).
+off for quickbench; --logcost sets it per configuration), OUT (run
+directory), ANALYZE (0 skips the report).
 
 Method (docs/benchmarks.md): the proxy under test is pinned to CPU 0, wrk
 and the backends to CPU 1.  Per scenario the backends start once (or per
@@ -34,6 +38,9 @@ QUICK_CONFIGS = ["direct", "relay", "lb-rr-p", "nginx-rr-ka", "lb-rr-np",
                  "nginx-rr-close"]
 # How the quick table names the configurations that are not proxies.
 QUICK_LABELS = {"relay": "relay (L4 floor, not a proxy)"}
+LOGCOST_CONFIGS = ["lb-rr-p", "lb-rr-p-log"]
+LOGCOST_LABELS = {"lb-rr-p": "lb-rr-p (log off)",
+                  "lb-rr-p-log": "lb-rr-p-log (log on)"}
 
 
 def log(run_dir, msg):
@@ -98,6 +105,8 @@ def brief(row):
 
 
 def lbproxy_log(scen, cfg, sd, log_on, tag=""):
+    if cfg.log is not None:
+        log_on = cfg.log
     if cfg.kind != "lbproxy" or not log_on:
         return None
     d = os.path.join(sd, "lbproxy")
@@ -281,18 +290,33 @@ def load_scenarios(env):
     return out
 
 
-def quick_scenario(env):
-    s = bl.Scenario("quick")
-    s.description = ("three 0 ms backends (fixed:0ms, unlimited workers): "
-                     "proxy overhead; direct = wrk to backend A alone; "
-                     "relay = L4 relay floor, not a proxy")
+def zero_ms_scenario(name, description, configs, warmup, env):
+    """Three 0 ms backends, wrk -t1 -c100 -d10s, REPEAT 3 (overridable)."""
+    s = bl.Scenario(name)
+    s.description = description
     s.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0"])
                   for b in "ABC"]
     s.duration = 10
-    s.warmup = 2
-    s.configs = list(QUICK_CONFIGS)
+    s.warmup = warmup
+    s.configs = list(configs)
     s.apply_env(env)
     return s
+
+
+def quick_scenario(env):
+    return zero_ms_scenario(
+        "quick", "three 0 ms backends (fixed:0ms, unlimited workers): "
+        "proxy overhead; direct = wrk to backend A alone; "
+        "relay = L4 relay floor, not a proxy", QUICK_CONFIGS, 2, env)
+
+
+def logcost_scenario(env):
+    # Both proxies start once; rounds alternate which goes first
+    # (off on, on off, ...).
+    return zero_ms_scenario(
+        "logcost", "lbproxy persistent round-robin, three 0 ms backends: "
+        "lb-rr-p = --log off, lb-rr-p-log = --log FILE",
+        LOGCOST_CONFIGS, 1, env)
 
 
 def med(rows, key):
@@ -300,27 +324,24 @@ def med(rows, key):
     return statistics.median(vals) if vals else float("nan")
 
 
-def quick_summary(rows, scen, run_dir):
-    """The quickbench table (medians), the lbproxy/nginx ratios and both
-    proxies' ratios to the relay floor."""
+def config_table(rows, scen, labels):
+    """The table of medians per configuration, in scen.configs order.
+
+    Returns (lines, medians by configuration name)."""
     by = {}
     for r in rows:
         by.setdefault(r["config"], []).append(r)
-    lines = []
-    lines.append(f"quickbench: {scen.description}")
-    lines.append(f"wrk -t{scen.threads} -c{scen.connections} "
-                 f"-d{scen.duration}s, medians of {scen.repeat} runs; "
-                 f"proxy on CPU {bl.PROXY_CPU}, wrk + backends on CPU "
-                 f"{bl.LOAD_CPU}; lbproxy --log off, nginx access_log off")
-    lines.append("")
-    hdr = ("| configuration | runs | rps | mean ms | p50 ms | p99 ms | "
-           "p99.9 ms | errors | proxy CPU us/req | load CPU busy |")
-    lines.append(hdr)
-    lines.append("|" + "---|" * 10)
+    lines = [f"wrk -t{scen.threads} -c{scen.connections} "
+             f"-d{scen.duration}s, medians of {scen.repeat} runs; "
+             f"proxy on CPU {bl.PROXY_CPU}, wrk + backends on CPU "
+             f"{bl.LOAD_CPU}", "",
+             "| configuration | runs | rps | mean ms | p50 ms | p99 ms | "
+             "p99.9 ms | errors | proxy CPU us/req | load CPU busy |",
+             "|" + "---|" * 10]
     m = {}
     for name in scen.configs:
         rs = by.get(name, [])
-        label = QUICK_LABELS.get(name, name)
+        label = labels.get(name, name)
         if not rs:
             lines.append(f"| {label} | 0 | (failed, see bench.log) "
                          "|||||||")
@@ -336,17 +357,38 @@ def quick_summary(rows, scen, run_dir):
                      f"{v['p99_ms']:.3f} | {v['p999_ms']:.3f} | "
                      f"{v['errors']:.0f} | {cpu} | "
                      f"{v['load_cpu_busy']:.2f} |")
-    lines.append("")
-    lines.append("| ratio | rps | p99 | CPU per request |")
-    lines.append("|---|---|---|---|")
-    for a, b in (("lb-rr-p", "nginx-rr-ka"), ("lb-rr-np", "nginx-rr-close"),
-                 ("lb-rr-p", "direct"), ("nginx-rr-ka", "direct"),
-                 ("lb-rr-p", "relay"), ("nginx-rr-ka", "relay")):
+    return lines, m
+
+
+def ratio_table(m, pairs):
+    lines = ["| ratio | rps | p99 | CPU per request |", "|---|---|---|---|"]
+    for a, b in pairs:
         if a in m and b in m:
-            cpu = ("-" if b == "direct" else
-                   f"{m[a]['proxy_cpu_us_per_req'] / m[b]['proxy_cpu_us_per_req']:.2f}")
+            ca = m[a]["proxy_cpu_us_per_req"]
+            cb = m[b]["proxy_cpu_us_per_req"]
+            cpu = "-" if b == "direct" else f"{ca / cb:.2f}"
             lines.append(f"| {a} / {b} | {m[a]['rps'] / m[b]['rps']:.2f} | "
                          f"{m[a]['p99_ms'] / m[b]['p99_ms']:.2f} | {cpu} |")
+    return lines
+
+
+def write_summary(lines, run_dir):
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(run_dir, "summary.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def quick_summary(rows, scen, run_dir):
+    """The quickbench table (medians), the lbproxy/nginx ratios and both
+    proxies' ratios to the relay floor."""
+    table, m = config_table(rows, scen, QUICK_LABELS)
+    table[0] += "; lbproxy --log off, nginx access_log off"
+    lines = [f"quickbench: {scen.description}"] + table + [""]
+    lines += ratio_table(m, (("lb-rr-p", "nginx-rr-ka"),
+                             ("lb-rr-np", "nginx-rr-close"),
+                             ("lb-rr-p", "direct"), ("nginx-rr-ka", "direct"),
+                             ("lb-rr-p", "relay"), ("nginx-rr-ka", "relay")))
     lines.append("")
     lines.append("load CPU busy = (wrk + backends CPU seconds) / run seconds "
                  "on CPU 1; near 1.00 the load side, not the proxy, limits "
@@ -360,14 +402,29 @@ def quick_summary(rows, scen, run_dir):
                      "floor every proxy here pays at least; what a proxy "
                      "spends above it is, roughly, its own user-space work "
                      "(parsing, balancing, header rewriting).")
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(run_dir, "summary.md"), "w") as f:
-        f.write(text)
-    return text
+    return write_summary(lines, run_dir)
 
 
-def check_tools(quick, scenarios):
-    need = ["wrk", "taskset", "nginx"] + ([] if quick else ["haproxy"])
+def logcost_summary(rows, scen, run_dir):
+    """The two configurations' medians, the on/off ratios and how many CSV
+    rows the logging proxy wrote (warm-up included)."""
+    table, m = config_table(rows, scen, LOGCOST_LABELS)
+    lines = [f"logcost: {scen.description}"] + table + [""]
+    lines += ratio_table(m, (("lb-rr-p-log", "lb-rr-p"),))
+    csv_path = os.path.join(run_dir, scen.name, "lbproxy", "lb-rr-p-log.csv")
+    if os.path.exists(csv_path):
+        with open(csv_path, "rb") as f:
+            n = sum(1 for _ in f) - 1
+        lines += ["", f"{max(n, 0)} CSV rows written by lb-rr-p-log "
+                  f"({os.path.relpath(csv_path, run_dir)}, warm-up "
+                  "included)"]
+    return write_summary(lines, run_dir)
+
+
+def check_tools(scenarios):
+    kinds = {bl.CONFIGS[c].kind for s in scenarios for c in s.configs}
+    need = ["wrk", "taskset"] + [k for k in ("nginx", "haproxy")
+                                 if k in kinds]
     missing = [t for t in need if not shutil.which(t)]
     bins = [bl.LBPROXY, bl.LBBACKEND]
     if any("relay" in s.configs for s in scenarios):
@@ -384,16 +441,19 @@ def check_tools(quick, scenarios):
 
 
 def main(argv):
-    quick = "--quick" in argv
+    variant = ("quick" if "--quick" in argv
+               else "logcost" if "--logcost" in argv else "")
     env = os.environ
-    scenarios = [quick_scenario(env)] if quick else load_scenarios(env)
-    check_tools(quick, scenarios)
+    scenarios = {"quick": lambda: [quick_scenario(env)],
+                 "logcost": lambda: [logcost_scenario(env)],
+                 "": lambda: load_scenarios(env)}[variant]()
+    check_tools(scenarios)
     ts = time.strftime("%Y%m%d-%H%M%S")
     run_dir = env.get("OUT") or os.path.join(
-        bl.ROOT, "logs", "bench", ("quick-" if quick else "") + ts)
+        bl.ROOT, "logs", "bench", (variant + "-" if variant else "") + ts)
     run_dir = os.path.abspath(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    log_on = env.get("LOG", "off" if quick else "on") != "off"
+    log_on = env.get("LOG", "on" if not variant else "off") != "off"
     sdir = os.path.join(run_dir, "scenarios")
     os.makedirs(sdir, exist_ok=True)
     for s in scenarios:
@@ -413,7 +473,8 @@ def main(argv):
         [f"{k}={env[k]}" for k in ("SCENARIOS", "DURATION", "REPEAT",
                                    "CONNS", "THREADS", "WARMUP", "CONFIGS",
                                    "LOG") if env.get(k)]
-        + ["make quickbench" if quick else "make bench"])})
+        + [{"quick": "make quickbench", "logcost": "make logcost",
+            "": "make bench"}[variant]])})
     clock = Clock(scenarios)
     total = sum(len(s.configs) * s.repeat for s in scenarios)
     log(run_dir, f"bench: run directory {os.path.relpath(run_dir, bl.ROOT)}"
@@ -436,9 +497,10 @@ def main(argv):
     import csv
     with open(os.path.join(run_dir, "results.csv")) as f:
         rows = list(csv.DictReader(f))
-    if quick:
+    if variant:
+        summary = {"quick": quick_summary, "logcost": logcost_summary}
         print()
-        print(quick_summary(rows, scenarios[0], run_dir))
+        print(summary[variant](rows, scenarios[0], run_dir))
         print(f"written to {os.path.relpath(run_dir, bl.ROOT)}/summary.md")
     elif env.get("ANALYZE", "1") != "0":
         import subprocess

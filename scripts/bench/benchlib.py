@@ -45,13 +45,16 @@ class Config:
     """
 
     def __init__(self, name, kind, mode="", persistent=True, sets=(),
-                 note=""):
+                 note="", log=None):
         self.name = name
         self.kind = kind
         self.mode = mode
         self.persistent = persistent
         self.sets = list(sets)
         self.note = note
+        # lbproxy's CSV request log: None follows the run's LOG setting,
+        # True keeps it on whatever LOG says (the --logcost pair).
+        self.log = log
 
     @property
     def conn_model(self):
@@ -82,6 +85,9 @@ def _all_configs():
     out.append(Config("lb-ewma-fill-p", "lbproxy", "adaptive_ewma", True,
                       ["balancer.ewma_score=fill"],
                       "opt-in score: free workers first (docs/balancing.md)"))
+    out.append(Config("lb-rr-p-log", "lbproxy", "round-robin", True,
+                      note="lb-rr-p with its CSV request log always on "
+                      "(bench.py --logcost)", log=True))
     for bal, short in (("round_robin", "rr"), ("least_conn", "lc")):
         out.append(Config(f"nginx-{short}-ka", "nginx", bal, True))
         out.append(Config(f"nginx-{short}-close", "nginx", bal, False))
@@ -101,7 +107,7 @@ CONFIGS = _all_configs()
 # The default matrix: every proxy, not the references (direct, relay) nor
 # opt-in variants (named explicitly in CONFIGS=).
 MATRIX = [n for n in CONFIGS
-          if n not in ("direct", "relay", "lb-ewma-fill-p")]
+          if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log")]
 
 
 def select_configs(spec):
@@ -356,7 +362,7 @@ def nginx_conf(cfg, port, backends, d):
     })
 
 
-def haproxy_cfg(cfg, port, backends):
+def haproxy_cfg(cfg, port, backends, maxconn=4096):
     servers = "\n".join(f"    server {bid} 127.0.0.1:{p}"
                         for bid, p, _ in backends)
     return _fill("haproxy.cfg.in", {
@@ -365,6 +371,7 @@ def haproxy_cfg(cfg, port, backends):
         "REUSE": ("http-reuse always" if cfg.persistent
                   else "option http-server-close"),
         "SERVERS": servers,
+        "MAXCONN": str(maxconn),
     })
 
 
@@ -389,10 +396,12 @@ class Proxy:
             self.proc.stop()
 
 
-def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
+def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
     """Starts one configuration pinned to the proxy CPU.
 
     log_csv: lbproxy's --log file, or None for --log off.
+    maxconn: HAProxy's connection limit (the idle-memory benchmark holds
+    more client connections than the benchmarks' 4096).
     Returns a Proxy; raises RuntimeError when it does not come up."""
     if cfg.kind == "direct":
         return Proxy(cfg, backends[0][1], None)
@@ -419,7 +428,7 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag=""):
     elif cfg.kind == "haproxy":
         conf = os.path.join(d, "haproxy.cfg")
         with open(conf, "w") as f:
-            f.write(haproxy_cfg(cfg, port, backends))
+            f.write(haproxy_cfg(cfg, port, backends, maxconn))
         cmd = ["haproxy", "-f", conf, "-db"]
     elif cfg.kind == "relay":
         if not os.access(RELAY, os.X_OK):
@@ -476,6 +485,92 @@ def run_wrk(port, scen, duration, raw_path, json_path):
     with open(json_path) as f:
         summary = json.loads(f.readline())
     return summary, ru.ru_utime + ru.ru_stime
+
+
+# ------------------------------------------------ a minimal HTTP/1.1 client
+# For the measurements that need exact control over connections and
+# requests (idlemem.py, callgrind.py), where wrk's load would not do.
+
+# wrk's request: a Host header and nothing else.
+GET_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+class Timeout(Exception):
+    """A measurement ran past its deadline."""
+
+
+def read_response(sock, deadline):
+    """One whole response on a blocking socket; returns its status code."""
+    buf = b""
+    while True:
+        if time.monotonic() > deadline:
+            raise Timeout("response")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed before a response")
+        buf += chunk
+        st = response_done(buf)
+        if st:
+            return st
+
+
+def response_done(buf):
+    """The status code once buf holds a complete Content-Length response,
+    else 0.  (lbbackend and all three proxies answer with Content-Length.)"""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return 0
+    head = buf[:end].decode("latin-1").split("\r\n")
+    length = 0
+    for h in head[1:]:
+        name, _, value = h.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    if len(buf) < end + 4 + length:
+        return 0
+    return int(head[0].split()[1])
+
+
+def tool_start(tool, out, default_name, timeout):
+    """The common start of idlemem.py and callgrind.py: the run directory
+    (out, or logs/bench/DEFAULT_NAME-<time>), this client pinned to the
+    load CPU, a SIGALRM that raises Timeout after timeout seconds, and a
+    scenario of three 0 ms backends.  Returns (run dir, deadline,
+    scenario); stop the alarm with signal.setitimer(ITIMER_REAL, 0)."""
+    out = os.path.abspath(out or os.path.join(
+        ROOT, "logs", "bench",
+        default_name + "-" + time.strftime("%Y%m%d-%H%M%S")))
+    os.makedirs(out, exist_ok=True)
+    # The client side of the load shares the load CPU with the backends.
+    try:
+        os.sched_setaffinity(0, {int(LOAD_CPU)})
+    except OSError as e:
+        print(f"{tool}: warning: cannot pin to CPU {LOAD_CPU}: {e}",
+              file=sys.stderr)
+
+    def on_alarm(signum, frame):
+        raise Timeout(f"whole run over {timeout:.0f} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    scen = Scenario(tool)
+    scen.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0",
+                          "--quiet"]) for b in "ABC"]
+    return out, time.monotonic() + timeout, scen
+
+
+def tool_main(main):
+    """Runs main(argv) as a script: SIGTERM and Ctrl-C stop every process
+    it started and exit 130."""
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        Proc.stop_all()
+        sys.exit(130)
 
 
 # ------------------------------------------------------------ results file

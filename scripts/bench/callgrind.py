@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""callgrind: user-space instructions per proxied request (`make callgrind`,
+`make callgrind-np`).
+
+    scripts/bench/callgrind.py                     persistent
+    scripts/bench/callgrind.py --non-persistent    a connection per request
+    scripts/bench/callgrind.py -r 3                three runs, the median
+
+`./lbproxy --mode round-robin --persistent|--non-persistent --log off
+--admin off` (`--log FILE` with --log) runs under `valgrind
+--tool=callgrind` (pinned to CPU 0) in front of three `lbbackend --profile
+fixed:0ms` backends (CPU 1, like this client).  The client opens --conns
+keep-alive connections and sends --warmup requests, one at a time,
+round-robin over the connections; then `callgrind_control --zero` clears
+the counters, --requests more requests go the same way, and
+`callgrind_control --dump` writes the counters of exactly that stretch.
+instructions/request = the dump's Ir total / --requests: every user-space
+instruction lbproxy and its libraries executed (the kernel's work is not
+counted), including the event loop's share and any timer that fired
+meanwhile.
+
+One request in flight at a time makes the count repeatable (the same
+events in the same order every run; seconds are not).  --inflight keeps
+one request per connection in flight instead, which lets epoll_wait return
+several events at once, as under wrk.
+
+Prints `instructions/request: N` and writes the dump, `callgrind_annotate`'s
+top functions and the valgrind log into the run directory
+(logs/bench/callgrind-<variant>-<time>/).  Everything it starts is stopped
+on exit.
+"""
+import argparse
+import glob
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+
+
+def callgrind_control(pid, what, timeout=30):
+    r = subprocess.run(["callgrind_control", what, str(pid)],
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0 or "OK" not in r.stdout:
+        raise RuntimeError(f"callgrind_control {what} {pid} failed: "
+                           f"{(r.stdout + r.stderr).strip()}")
+
+
+def dump_total(path):
+    """The Ir total of one callgrind dump (its summary line)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{path}: no summary line")
+
+
+def sequential(socks, count, deadline):
+    """count requests, one at a time, round-robin over socks."""
+    for i in range(count):
+        s = socks[i % len(socks)]
+        s.sendall(bl.GET_REQUEST)
+        st = bl.read_response(s, deadline)
+        if st != 200:
+            raise RuntimeError(f"request {i} answered {st}")
+
+
+def in_flight(socks, count, deadline):
+    """count requests, one in flight on every connection."""
+    sel = selectors.DefaultSelector()
+    bufs = {}
+    sent = done = 0
+    try:
+        for s in socks:
+            if sent < count:
+                s.sendall(bl.GET_REQUEST)
+                sent += 1
+                bufs[s] = b""
+                sel.register(s, selectors.EVENT_READ)
+        while done < count:
+            if time.monotonic() > deadline:
+                raise bl.Timeout(f"{done} of {count} answered")
+            for key, _ in sel.select(1.0):
+                s = key.fileobj
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed by the proxy")
+                bufs[s] += chunk
+                st = bl.response_done(bufs[s])
+                if not st:
+                    continue
+                if st != 200:
+                    raise RuntimeError(f"a request answered {st}")
+                done += 1
+                bufs[s] = b""
+                if sent < count:
+                    s.sendall(bl.GET_REQUEST)
+                    sent += 1
+                else:
+                    sel.unregister(s)
+    finally:
+        sel.close()
+
+
+def one_run(args, backends, out, k, deadline):
+    """One lbproxy under callgrind; returns (Ir total, dump path)."""
+    port = bl.free_port()
+    mode = "--non-persistent" if args.non_persistent else "--persistent"
+    d = os.path.join(out, f"run{k}")
+    os.makedirs(d, exist_ok=True)
+    cmd = ["valgrind", "--tool=callgrind",
+           f"--callgrind-out-file={d}/callgrind.out.%p",
+           bl.LBPROXY, "--listen", f"127.0.0.1:{port}", "--mode",
+           "round-robin", mode, "--log",
+           os.path.join(d, "lbproxy.csv") if args.log else "off",
+           "--admin", "off"]
+    for bid, p, _ in backends:
+        cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
+    px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
+                 "lbproxy-callgrind")
+    socks = []
+    try:
+        if not bl.wait_port(port, px, timeout=60):
+            raise RuntimeError(f"lbproxy under valgrind did not start: "
+                               f"{px.tail()}")
+        for _ in range(args.conns):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks.append(s)
+        drive = in_flight if args.inflight else sequential
+        drive(socks, args.warmup, deadline)
+        callgrind_control(px.pid, "--zero")
+        t0 = time.monotonic()
+        drive(socks, args.requests, deadline)
+        secs = time.monotonic() - t0
+        before = set(glob.glob(f"{d}/callgrind.out.{px.pid}.*"))
+        callgrind_control(px.pid, "--dump")
+        dumps = sorted(set(glob.glob(f"{d}/callgrind.out.{px.pid}.*"))
+                       - before)
+        if len(dumps) != 1:
+            raise RuntimeError(f"expected one new dump, found {dumps}")
+        total = dump_total(dumps[0])
+        print(f"run {k}: {total} instructions for {args.requests} requests "
+              f"({args.requests / secs:.0f} req/s under valgrind): "
+              f"{total / args.requests:.0f} per request", flush=True)
+        return total, dumps[0]
+    finally:
+        for s in socks:
+            s.close()
+        px.stop(timeout=30)
+
+
+def annotate(dump, out_path, total, requests, top):
+    """The `top` functions by self instructions, per request, from
+    callgrind_annotate (written whole to out_path).  The functions on the
+    stack when the counters were zeroed (main ... loop_run's caller) are
+    listed with the whole total; they are left out."""
+    r = subprocess.run(["callgrind_annotate", "--inclusive=no",
+                        "--threshold=100", dump],
+                       capture_output=True, text=True, timeout=60)
+    with open(out_path, "w") as f:
+        f.write(r.stdout)
+    rows = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(\S.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        ir = int(m.group(1).replace(",", ""))
+        if ir >= total:
+            continue
+        where = m.group(3)
+        fn = where.split(" [")[0].rsplit(":", 1)[-1]
+        obj = os.path.basename(where.split(" [")[-1].rstrip("]"))
+        rows.append(f"{ir / requests:8.0f}  {float(m.group(2)):5.1f}%  "
+                    f"{fn}  ({obj})")
+    return rows[:top]
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(
+        description="user-space instructions per request (callgrind)")
+    ap.add_argument("--non-persistent", action="store_true",
+                    help="lbproxy --non-persistent (default --persistent)")
+    ap.add_argument("-n", "--requests", type=int, default=2000,
+                    help="measured requests (2000)")
+    ap.add_argument("--warmup", type=int, default=200,
+                    help="requests before the counters are zeroed (200)")
+    ap.add_argument("-c", "--conns", type=int, default=4,
+                    help="keep-alive client connections (4)")
+    ap.add_argument("--log", action="store_true",
+                    help="lbproxy --log FILE (in the run directory) instead "
+                    "of --log off: the CSV log's user-space cost")
+    ap.add_argument("--inflight", action="store_true",
+                    help="one request in flight per connection, not one "
+                    "in all")
+    ap.add_argument("-r", "--runs", type=int,
+                    default=int(os.environ.get("REPEAT", 1)),
+                    help="runs; the median is reported (1, env REPEAT)")
+    ap.add_argument("--top", type=int, default=12,
+                    help="functions listed from the last run (12)")
+    ap.add_argument("--timeout", type=float, default=600,
+                    help="bound on the whole run in seconds (600)")
+    ap.add_argument("--out", default=os.environ.get("OUT", ""),
+                    help="run directory (logs/bench/callgrind-<time>)")
+    args = ap.parse_args(argv)
+    if min(args.requests, args.conns, args.runs) < 1 or args.warmup < 0:
+        ap.error("--requests, --conns and --runs must be positive")
+    for t in ("valgrind", "callgrind_control", "taskset"):
+        if not shutil.which(t):
+            raise SystemExit(f"callgrind: {t} is missing (apt-get install "
+                             "valgrind util-linux)")
+    for b in (bl.LBPROXY, bl.LBBACKEND):
+        if not os.access(b, os.X_OK):
+            raise SystemExit(f"callgrind: {b} is missing; run make first")
+    variant = "non-persistent" if args.non_persistent else "persistent"
+    if args.log:
+        variant += "-log"
+    out, deadline, scen = bl.tool_start("callgrind", args.out,
+                                        f"callgrind-{variant}", args.timeout)
+    totals = []
+    dump = None
+    print(f"callgrind: lbproxy round-robin {variant}, {args.conns} "
+          f"connection(s), {args.warmup} warm-up + {args.requests} measured "
+          f"requests, {'one per connection' if args.inflight else 'one'} "
+          f"in flight, {args.runs} run(s)", flush=True)
+    try:
+        backends = bl.start_backends(scen, out)
+        for k in range(1, args.runs + 1):
+            total, dump = one_run(args, backends, out, k, deadline)
+            totals.append(total)
+    except (RuntimeError, OSError, bl.Timeout) as e:
+        print(f"callgrind: failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        bl.Proc.stop_all()
+    per = [t / args.requests for t in totals]
+    top = annotate(dump, os.path.join(out, "annotate.txt"), totals[-1],
+                   args.requests, args.top)
+    if top:
+        print("\ntop functions, last run (self instructions per request, "
+              "share):")
+        for line in top:
+            print("  " + line)
+    if len(per) > 1:
+        print("\nruns: " + ", ".join(f"{p:.0f}" for p in per))
+    text = (f"lbproxy round-robin {variant}, {args.requests} requests on "
+            f"{args.conns} connection(s)\n"
+            f"instructions/request: {statistics.median(per):.0f}\n")
+    with open(os.path.join(out, "summary.txt"), "w") as f:
+        f.write(text)
+    print(f"\nwritten to {os.path.relpath(out, bl.ROOT)}/")
+    print(f"instructions/request: {statistics.median(per):.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    bl.tool_main(main)
