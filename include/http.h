@@ -19,8 +19,37 @@ struct http_span {
     uint32_t off, len;
 };
 
+/* The header fields lbproxy gives a meaning to, recognised once per field
+ * when its name is complete (so the checks and rebuilds switch on a kind
+ * instead of comparing names again). */
+enum http_hdr {
+    HH_OTHER,
+    HH_HOST,
+    HH_CONTENT_LENGTH,
+    HH_TRANSFER_ENCODING,
+    HH_CONNECTION,
+    HH_KEEP_ALIVE,
+    HH_PROXY_CONNECTION,
+    HH_TE,
+    HH_TRAILER,
+    HH_UPGRADE,
+    HH_EXPECT,
+    HH_X_FORWARDED_FOR,
+    HH_X_FORWARDED_PROTO,
+    HH_VIA,
+};
+
+/* Hop-by-hop fields (RFC 9110 7.6.1; Content-Length and Transfer-Encoding
+ * are rewritten by the framing rules), as a mask of 1 << kind. */
+#define HTTP_HOP_BY_HOP                                                        \
+    ((1u << HH_CONTENT_LENGTH) | (1u << HH_TRANSFER_ENCODING) |                \
+     (1u << HH_CONNECTION) | (1u << HH_KEEP_ALIVE) |                           \
+     (1u << HH_PROXY_CONNECTION) | (1u << HH_TE) | (1u << HH_TRAILER) |        \
+     (1u << HH_UPGRADE))
+
 struct http_header {
     struct http_span name, value;
+    uint32_t kind; /* enum http_hdr */
 };
 
 #define HTTP_MAX_CONN_TOKENS 16
@@ -33,7 +62,10 @@ struct http_head {
     unsigned nheaders, max_headers;
     struct http_span url;    /* request target */
     struct http_span reason; /* response reason phrase */
+    uint32_t seen;           /* 1 << kind of every field present */
     bool too_many;           /* more than max_headers were seen */
+    bool split_value;        /* a value came in pieces that do not touch
+                                (obs-fold: llhttp joins the lines) */
     unsigned char last;      /* 0 none, 1 name, 2 value (span building) */
 };
 
@@ -90,6 +122,8 @@ struct http_response {
     int status; /* 0 = acceptable, else 502 */
     const char *error;
     enum http_body_mode mode;
+    struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
+    unsigned nconn_tokens;
     bool upstream_keep_alive; /* the backend allows reuse */
     bool interim;             /* 1xx (not 101): a final response follows */
     uint64_t content_length;
@@ -127,6 +161,9 @@ int http_error_response(char *out, size_t cap, int status, bool close);
  * else 400. */
 int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
                             size_t err_off);
+
+/* The name of an llhttp method and its length. */
+const char *http_method_name(int method, size_t *len);
 
 /* The standard reason phrase of a status code ("Unknown" otherwise). */
 const char *http_status_text(int status);

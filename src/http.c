@@ -18,9 +18,42 @@ void http_head_reset(struct http_head *h, const char *base)
     h->nheaders = 0;
     h->url.off = h->url.len = 0;
     h->reason.off = h->reason.len = 0;
+    h->seen = 0;
     h->too_many = false;
+    h->split_value = false;
     h->last = 0;
 }
+
+/* ---- helpers over spans ---- */
+
+static const char *sp(const struct http_head *h, struct http_span s)
+{
+    return h->base + s.off;
+}
+
+static inline unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+
+/* ASCII case-insensitive equality of n bytes (no locale, no call). */
+static inline bool ieq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+static inline bool span_ieq_n(const struct http_head *h, struct http_span s,
+                              const char *lit, size_t n)
+{
+    return s.len == n && ieq(sp(h, s), lit, n);
+}
+
+/* Compares a span with a string literal; the length is known at compile
+ * time. */
+#define span_ieq(h, s, lit) span_ieq_n(h, s, "" lit, sizeof(lit) - 1)
 
 static void span_extend(struct http_span *s, const struct http_head *h,
                         const char *at, size_t len)
@@ -57,6 +90,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         hd->name.len = 0;
         hd->value.off = hd->name.off;
         hd->value.len = 0;
+        hd->kind = HH_OTHER;
         h->last = 1;
     }
     h->headers[h->nheaders - 1].name.len += (uint32_t)len;
@@ -76,7 +110,94 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     }
     if (hd->value.len == 0 && len > 0)
         hd->value.off = (uint32_t)(at - h->base);
+    else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
+        h->split_value = true; /* a span must be one run of bytes */
     hd->value.len += (uint32_t)len;
+    return 0;
+}
+
+static inline uint64_t load8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t load4(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Compares a field name (a token: llhttp admitted only token bytes) with a
+ * lowercase literal of the same length >= 2, a word at a time.  Setting
+ * bit 0x20 lowercases a letter; the only other byte it could map onto a
+ * literal's '-' is CR, which no token holds, so the test is exact. */
+static inline bool tok_ieq(const char *n, const char *lit, uint32_t len)
+{
+    if (len >= 8) {
+        const uint64_t m = 0x2020202020202020ull;
+        for (uint32_t i = 0; i + 8 <= len; i += 8)
+            if ((load8(n + i) | m) != load8(lit + i))
+                return false;
+        return (load8(n + len - 8) | m) == load8(lit + len - 8);
+    }
+    if (len >= 4)
+        return (load4(n) | 0x20202020u) == load4(lit) &&
+               (load4(n + len - 4) | 0x20202020u) == load4(lit + len - 4);
+    for (uint32_t i = 0; i < len; i++)
+        if ((n[i] | 0x20) != lit[i])
+            return false;
+    return true;
+}
+
+/* The kind of a field name: one switch on the length, then one
+ * comparison at most. */
+static enum http_hdr classify(const char *n, uint32_t len)
+{
+#define IS(lit) tok_ieq(n, "" lit, sizeof(lit) - 1)
+    switch (len) {
+    case 2:
+        return IS("te") ? HH_TE : HH_OTHER;
+    case 3:
+        return IS("via") ? HH_VIA : HH_OTHER;
+    case 4:
+        return IS("host") ? HH_HOST : HH_OTHER;
+    case 6:
+        return IS("expect") ? HH_EXPECT : HH_OTHER;
+    case 7:
+        if ((n[0] | 0x20) == 't')
+            return IS("trailer") ? HH_TRAILER : HH_OTHER;
+        return IS("upgrade") ? HH_UPGRADE : HH_OTHER;
+    case 10:
+        if ((n[0] | 0x20) == 'c')
+            return IS("connection") ? HH_CONNECTION : HH_OTHER;
+        return IS("keep-alive") ? HH_KEEP_ALIVE : HH_OTHER;
+    case 14:
+        return IS("content-length") ? HH_CONTENT_LENGTH : HH_OTHER;
+    case 15:
+        return IS("x-forwarded-for") ? HH_X_FORWARDED_FOR : HH_OTHER;
+    case 16:
+        return IS("proxy-connection") ? HH_PROXY_CONNECTION : HH_OTHER;
+    case 17:
+        if ((n[0] | 0x20) == 't')
+            return IS("transfer-encoding") ? HH_TRANSFER_ENCODING : HH_OTHER;
+        return IS("x-forwarded-proto") ? HH_X_FORWARDED_PROTO : HH_OTHER;
+    default:
+        return HH_OTHER;
+    }
+#undef IS
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    struct http_head *h = p->data;
+    if (h->nheaders == 0)
+        return 0;
+    struct http_header *hd = &h->headers[h->nheaders - 1];
+    hd->kind = classify(sp(h, hd->name), hd->name.len);
+    h->seen |= 1u << hd->kind;
     return 0;
 }
 
@@ -86,39 +207,9 @@ void http_settings_init(llhttp_settings_t *s)
     s->on_url = on_url;
     s->on_status = on_status;
     s->on_header_field = on_header_field;
+    s->on_header_field_complete = on_header_field_complete;
     s->on_header_value = on_header_value;
 }
-
-/* ---- helpers over spans ---- */
-
-static const char *sp(const struct http_head *h, struct http_span s)
-{
-    return h->base + s.off;
-}
-
-static inline unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* ASCII case-insensitive equality of n bytes (no locale, no call). */
-static inline bool ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return false;
-    return true;
-}
-
-static inline bool span_ieq_n(const struct http_head *h, struct http_span s,
-                              const char *lit, size_t n)
-{
-    return s.len == n && ieq(sp(h, s), lit, n);
-}
-
-/* Compares a span with a string literal; the length is known at compile
- * time. */
-#define span_ieq(h, s, lit) span_ieq_n(h, s, "" lit, sizeof(lit) - 1)
 
 static void trim_value(const struct http_head *h, struct http_span *v)
 {
@@ -138,20 +229,11 @@ static void trim_value(const struct http_head *h, struct http_span *v)
 static bool folded(const struct http_head *h, const struct http_header *hd)
 {
     uint32_t from = hd->name.off + hd->name.len;
-    if (hd->value.off <= from)
-        return false; /* empty value: no span was set */
+    if (hd->value.off <= from + 2)
+        return false; /* "Name:value", "Name: value" or an empty value */
     const char *s = h->base;
     for (uint32_t i = from; i < hd->value.off; i++)
         if (s[i] != ':' && s[i] != ' ' && s[i] != '\t')
-            return true;
-    return false;
-}
-
-static bool value_has_ctl(const struct http_head *h, struct http_span v)
-{
-    const unsigned char *s = (const unsigned char *)sp(h, v);
-    for (uint32_t i = 0; i < v.len; i++)
-        if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
             return true;
     return false;
 }
@@ -180,27 +262,6 @@ static unsigned split_list(const struct http_head *h, struct http_span v,
     return n;
 }
 
-static bool is_hop_by_hop(const struct http_head *h, struct http_span name)
-{
-    switch (name.len) { /* one comparison at most */
-    case 2:
-        return span_ieq(h, name, "te");
-    case 7:
-        return span_ieq(h, name, "trailer") || span_ieq(h, name, "upgrade");
-    case 10:
-        return span_ieq(h, name, "connection") ||
-               span_ieq(h, name, "keep-alive");
-    case 14:
-        return span_ieq(h, name, "content-length");
-    case 16:
-        return span_ieq(h, name, "proxy-connection");
-    case 17:
-        return span_ieq(h, name, "transfer-encoding");
-    default:
-        return false;
-    }
-}
-
 static bool named_in(const struct http_head *h, struct http_span name,
                      const struct http_span *tokens, unsigned n)
 {
@@ -211,38 +272,28 @@ static bool named_in(const struct http_head *h, struct http_span name,
     return false;
 }
 
+/* Bytes a Host value (reg-name, IPv4, [IPv6], port) may hold. */
+static bool host_byte(unsigned char c)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "0123456789.-:[]_~%!$&'()*+;=";
+    static bool table[256];
+    static bool ready;
+    if (!ready) {
+        for (const char *p = ok; *p; p++)
+            table[(unsigned char)*p] = true;
+        ready = true;
+    }
+    return table[c];
+}
+
 static bool host_valid(const struct http_head *h, struct http_span v)
 {
-    const char *s = sp(h, v);
-    for (uint32_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            (c >= '0' && c <= '9'))
-            continue;
-        switch (c) {
-        case '.':
-        case '-':
-        case ':':
-        case '[':
-        case ']':
-        case '_':
-        case '~':
-        case '%':
-        case '!':
-        case '$':
-        case '&':
-        case '\'':
-        case '(':
-        case ')':
-        case '*':
-        case '+':
-        case ';':
-        case '=':
-            continue;
-        default:
+    const unsigned char *s = (const unsigned char *)sp(h, v);
+    for (uint32_t i = 0; i < v.len; i++)
+        if (!host_byte(s[i]))
             return false;
-        }
-    }
     return true;
 }
 
@@ -274,7 +325,9 @@ static bool method_idempotent(int m)
 int http_request_check(const llhttp_t *p, struct http_head *h,
                        uint64_t max_body, struct http_request *req)
 {
-    memset(req, 0, sizeof(*req));
+    /* every field but the token array, which nconn_tokens bounds */
+    memset(req, 0, offsetof(struct http_request, conn_tokens));
+    req->nconn_tokens = 0;
     if (h->too_many)
         return reject(req, 431, "too many header fields");
     if (p->http_major != 1 || p->http_minor > 1)
@@ -306,20 +359,25 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
         trim_value(h, &hd->value);
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");
-        if (value_has_ctl(h, hd->value) || folded(h, hd))
+        /* control bytes in a value never get here: strict llhttp refuses
+         * them (test_llhttp_refuses_control_bytes); a folded line does */
+        if (h->split_value || folded(h, hd))
             return reject(req, 400, "control character in header value");
-        if (span_ieq(h, hd->name, "host")) {
+        switch ((enum http_hdr)hd->kind) {
+        case HH_HOST:
             hosts++;
             if (!host_valid(h, hd->value))
                 return reject(req, 400, "invalid Host");
-        } else if (span_ieq(h, hd->name, "transfer-encoding")) {
+            break;
+        case HH_TRANSFER_ENCODING:
             tes++;
             if (p->http_minor == 0)
                 return reject(req, 400, "Transfer-Encoding in HTTP/1.0");
             if (!span_ieq(h, hd->value, "chunked"))
                 return reject(req, is_token_list(h, hd->value) ? 501 : 400,
                               "Transfer-Encoding other than chunked");
-        } else if (span_ieq(h, hd->name, "connection")) {
+            break;
+        case HH_CONNECTION: {
             struct http_span *t = req->conn_tokens + req->nconn_tokens;
             unsigned n = split_list(h, hd->value, t,
                                     HTTP_MAX_CONN_TOKENS - req->nconn_tokens,
@@ -337,10 +395,15 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
                                   "header");
             }
             req->nconn_tokens += n;
-        } else if (span_ieq(h, hd->name, "expect")) {
+            break;
+        }
+        case HH_EXPECT:
             if (!span_ieq(h, hd->value, "100-continue"))
                 return reject(req, 417, "unsupported Expect");
             req->expect_continue = true;
+            break;
+        default:
+            break;
         }
     }
     if (conn_overflow)
@@ -408,27 +471,68 @@ static void put_u64(struct out *o, uint64_t v)
     put(o, tmp + i, sizeof(tmp) - i);
 }
 
-/* Appends "Name: v1, v2, extra\r\n" merging every field called `name`
- * (that was not named in Connection) with `extra`. */
-static void put_merged(struct out *o, const struct http_head *h,
-                       const char *name, const struct http_span *tokens,
-                       unsigned ntokens, const char *extra)
+/* Consecutive fields copied as they are form a run of source bytes, sent
+ * with one copy. */
+struct run {
+    uint32_t start, end; /* source offsets; end 0: empty */
+};
+
+static void run_flush(struct out *o, const struct http_head *h, struct run *r)
 {
-    size_t name_len = strlen(name);
-    put(o, name, name_len);
-    put_lit(o, ": ");
-    for (unsigned i = 0; i < h->nheaders; i++) {
-        const struct http_header *hd = &h->headers[i];
-        if (!span_ieq_n(h, hd->name, name, name_len) || hd->value.len == 0)
-            continue;
-        if (named_in(h, hd->name, tokens, ntokens))
-            continue;
-        put_span(o, h, hd->value);
-        put_lit(o, ", ");
+    if (r->end)
+        put(o, h->base + r->start, r->end - r->start);
+    r->start = r->end = 0;
+}
+
+/* Appends one field line.  A line that reads "Name: value\r\n" in the
+ * source (the usual shape) joins the run of source bytes; any other is
+ * rewritten in that shape. */
+static void put_field(struct out *o, const struct http_head *h,
+                      const struct http_header *hd, struct run *r)
+{
+    const char *b = h->base;
+    uint32_t ne = hd->name.off + hd->name.len;
+    uint32_t ve = hd->value.off + hd->value.len;
+    if (hd->value.off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
+        b[ve] == '\r') {
+        if (r->end != hd->name.off) {
+            run_flush(o, h, r);
+            r->start = hd->name.off;
+        }
+        r->end = ve + 2; /* the CR LF after a value in a parsed head */
+        return;
     }
-    puts_(o, extra);
+    run_flush(o, h, r);
+    put_span(o, h, hd->name);
+    put_lit(o, ": ");
+    put_span(o, h, hd->value);
     put_lit(o, "\r\n");
 }
+
+/* Appends "Name: v1, v2, extra\r\n" merging every field of `kind` (that
+ * was not named in Connection) with `extra`; `name` is "Name: ". */
+static void put_merged(struct out *o, const struct http_head *h,
+                       enum http_hdr kind, const char *name, size_t name_len,
+                       const struct http_span *tokens, unsigned ntokens,
+                       const char *extra, size_t extra_len)
+{
+    put(o, name, name_len);
+    if (h->seen & (1u << kind)) {
+        for (unsigned i = 0; i < h->nheaders; i++) {
+            const struct http_header *hd = &h->headers[i];
+            if (hd->kind != kind || hd->value.len == 0)
+                continue;
+            if (named_in(h, hd->name, tokens, ntokens))
+                continue;
+            put_span(o, h, hd->value);
+            put_lit(o, ", ");
+        }
+    }
+    put(o, extra, extra_len);
+    put_lit(o, "\r\n");
+}
+
+#define LIT(s) "" s, sizeof(s) - 1
 
 int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
@@ -449,47 +553,63 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
         target.off = h->url.off + i;
         target.len = h->url.len - i;
     }
-    puts_(&o, llhttp_method_name((llhttp_method_t)p->method));
-    put_lit(&o, " ");
-    if (target.len == 0)
-        put_lit(&o, "/");
-    else if (sp(h, target)[0] == '?')
-        put_lit(&o, "/");
-    put_span(&o, h, target);
-    put_lit(&o, " HTTP/1.1\r\n");
+    size_t mlen;
+    const char *m = http_method_name(p->method, &mlen);
+    struct run run = {0, 0};
+    uint32_t url_end = h->url.off + h->url.len;
+    if (authority.len == 0 && h->url.off > mlen && sp(h, h->url)[0] != '?' &&
+        p->http_minor == 1 &&
+        memcmp(h->base + url_end, " HTTP/1.1\r\n", 11) == 0 &&
+        h->base[h->url.off - 1] == ' ' &&
+        memcmp(h->base + h->url.off - 1 - mlen, m, mlen) == 0) {
+        /* the request line goes out as it came: start the run with it */
+        run.start = h->url.off - 1 - (uint32_t)mlen;
+        run.end = url_end + 11;
+    } else {
+        put(&o, m, mlen);
+        put_lit(&o, " ");
+        if (target.len == 0 || sp(h, target)[0] == '?')
+            put_lit(&o, "/");
+        put_span(&o, h, target);
+        put_lit(&o, " HTTP/1.1\r\n");
+    }
 
-    bool has_host = false;
+    /* dropped: hop-by-hop fields, those named in Connection, Expect (we
+     * answer it), and the forwarding fields we rewrite below */
+    const uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_EXPECT) |
+                          (1u << HH_X_FORWARDED_FOR) |
+                          (1u << HH_X_FORWARDED_PROTO) | (1u << HH_VIA);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        if (span_ieq(h, hd->name, "host"))
-            has_host = true;
-        if (is_hop_by_hop(h, hd->name) ||
-            named_in(h, hd->name, req->conn_tokens, req->nconn_tokens) ||
-            span_ieq(h, hd->name, "expect") ||
-            span_ieq(h, hd->name, "x-forwarded-for") ||
-            span_ieq(h, hd->name, "x-forwarded-proto") ||
-            span_ieq(h, hd->name, "via"))
+        if ((drop >> hd->kind) & 1)
             continue;
-        put_span(&o, h, hd->name);
-        put_lit(&o, ": ");
-        if (authority.len > 0 && span_ieq(h, hd->name, "host"))
+        if (req->nconn_tokens &&
+            named_in(h, hd->name, req->conn_tokens, req->nconn_tokens))
+            continue;
+        if (authority.len > 0 && hd->kind == HH_HOST) {
+            run_flush(&o, h, &run);
+            put_lit(&o, "Host: ");
             put_span(&o, h, authority);
-        else
-            put_span(&o, h, hd->value);
-        put_lit(&o, "\r\n");
+            put_lit(&o, "\r\n");
+            continue;
+        }
+        put_field(&o, h, hd, &run);
     }
-    if (!has_host) {
+    run_flush(&o, h, &run);
+    if (!(h->seen & (1u << HH_HOST))) {
         /* an HTTP/1.0 request without Host goes out as HTTP/1.1, which
          * requires one: the target's authority, or empty (RFC 9112 3.2) */
         put_lit(&o, "Host: ");
         put_span(&o, h, authority);
         put_lit(&o, "\r\n");
     }
-    put_merged(&o, h, "X-Forwarded-For", req->conn_tokens, req->nconn_tokens,
-               client_ip);
+    put_merged(&o, h, HH_X_FORWARDED_FOR, LIT("X-Forwarded-For: "),
+               req->conn_tokens, req->nconn_tokens, client_ip,
+               strlen(client_ip));
     put_lit(&o, "X-Forwarded-Proto: http\r\n");
-    put_merged(&o, h, "Via", req->conn_tokens, req->nconn_tokens,
-               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME);
+    put_merged(&o, h, HH_VIA, LIT("Via: "), req->conn_tokens, req->nconn_tokens,
+               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
+               sizeof("1.1 " PROXY_NAME) - 1);
     if (req->chunked) {
         put_lit(&o, "Transfer-Encoding: chunked\r\n");
     } else if (p->flags & F_CONTENT_LENGTH) {
@@ -506,7 +626,11 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
 int http_response_check(const llhttp_t *p, struct http_head *h, int method,
                         int client_minor, struct http_response *resp)
 {
-    memset(resp, 0, sizeof(*resp));
+    /* every field but the token array, which nconn_tokens bounds */
+    memset(resp, 0, offsetof(struct http_response, conn_tokens));
+    resp->nconn_tokens = 0;
+    resp->upstream_keep_alive = resp->interim = false;
+    resp->content_length = 0;
     int status = p->status_code;
     if (h->too_many) {
         resp->status = 502;
@@ -519,27 +643,29 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
         return 502;
     }
     bool close_token = false, keep_alive_token = false, overflow = false;
-    struct http_span tokens[HTTP_MAX_CONN_TOKENS];
     unsigned tes = 0;
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
         trim_value(h, &hd->value);
-        if (value_has_ctl(h, hd->value) || folded(h, hd)) {
+        if (h->split_value || folded(h, hd)) {
             resp->status = 502;
             resp->error = "control character in response header";
             return 502;
         }
-        if (span_ieq(h, hd->name, "transfer-encoding"))
+        if (hd->kind == HH_TRANSFER_ENCODING) {
             tes++;
-        else if (span_ieq(h, hd->name, "connection")) {
-            unsigned n = split_list(h, hd->value, tokens, HTTP_MAX_CONN_TOKENS,
+        } else if (hd->kind == HH_CONNECTION) {
+            struct http_span *t = resp->conn_tokens + resp->nconn_tokens;
+            unsigned n = split_list(h, hd->value, t,
+                                    HTTP_MAX_CONN_TOKENS - resp->nconn_tokens,
                                     &overflow);
             for (unsigned k = 0; k < n; k++) {
-                if (span_ieq(h, tokens[k], "close"))
+                if (span_ieq(h, t[k], "close"))
                     close_token = true;
-                else if (span_ieq(h, tokens[k], "keep-alive"))
+                else if (span_ieq(h, t[k], "keep-alive"))
                     keep_alive_token = true;
             }
+            resp->nconn_tokens += n;
         }
     }
     bool chunked = (p->flags & F_CHUNKED) != 0;
@@ -574,46 +700,63 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     return 0;
 }
 
+/* True when the response's status line reads "HTTP/1.1 NNN reason\r\n" in
+ * the source and an HTTP/1.1 client gets it unchanged. */
+static bool status_line_as_is(const llhttp_t *p, const struct http_head *h,
+                              int client_minor)
+{
+    if (h->reason.len == 0 || h->reason.off < 13 || client_minor == 0 ||
+        p->http_minor != 1)
+        return false;
+    const char *line = h->base + h->reason.off - 13; /* "HTTP/1.1 200 " */
+    return memcmp(line, "HTTP/1.1 ", 9) == 0 && line[12] == ' ' &&
+           (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0') ==
+               p->status_code &&
+           h->base[h->reason.off + h->reason.len] == '\r';
+}
+
 int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
                              const struct http_head *h,
                              const struct http_response *resp, int client_minor,
                              bool keep_alive)
 {
     struct out o = {buf, 0, cap, false};
-    struct http_span tokens[HTTP_MAX_CONN_TOKENS];
-    unsigned ntokens = 0;
-    bool overflow = false;
-    for (unsigned i = 0; i < h->nheaders; i++)
-        if (span_ieq(h, h->headers[i].name, "connection"))
-            ntokens += split_list(h, h->headers[i].value, tokens + ntokens,
-                                  HTTP_MAX_CONN_TOKENS - ntokens, &overflow);
-    put_lit(&o, "HTTP/1.");
-    put_u64(&o, client_minor == 0 ? 0 : 1);
-    put_lit(&o, " ");
-    put_u64(&o, p->status_code);
-    put_lit(&o, " ");
-    if (h->reason.len)
-        put_span(&o, h, h->reason);
-    else
-        puts_(&o, http_status_text(p->status_code));
-    put_lit(&o, "\r\n");
-    for (unsigned i = 0; i < h->nheaders; i++) {
-        const struct http_header *hd = &h->headers[i];
-        if (span_ieq(h, hd->name, "content-length") &&
-            resp->mode == HTTP_BODY_NONE && !resp->interim) {
-            /* HEAD and 304 keep the length of the representation */
-        } else if (is_hop_by_hop(h, hd->name) ||
-                   named_in(h, hd->name, tokens, ntokens) ||
-                   span_ieq(h, hd->name, "via")) {
-            continue;
-        }
-        put_span(&o, h, hd->name);
-        put_lit(&o, ": ");
-        put_span(&o, h, hd->value);
+    const struct http_span *tokens = resp->conn_tokens;
+    unsigned ntokens = resp->nconn_tokens;
+    struct run run = {0, 0};
+    if (status_line_as_is(p, h, client_minor)) {
+        /* the status line goes out as it came: start the run with it */
+        run.start = h->reason.off - 13;
+        run.end = h->reason.off + h->reason.len + 2;
+    } else {
+        put_lit(&o, "HTTP/1.");
+        put_u64(&o, client_minor == 0 ? 0 : 1);
+        put_lit(&o, " ");
+        put_u64(&o, p->status_code);
+        put_lit(&o, " ");
+        if (h->reason.len)
+            put_span(&o, h, h->reason);
+        else
+            puts_(&o, http_status_text(p->status_code));
         put_lit(&o, "\r\n");
     }
-    put_merged(&o, h, "Via", tokens, ntokens,
-               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME);
+    /* HEAD and 304 keep the length of the representation; an interim
+     * response has none */
+    uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_VIA);
+    if (resp->mode == HTTP_BODY_NONE && !resp->interim)
+        drop &= ~(1u << HH_CONTENT_LENGTH);
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if ((drop >> hd->kind) & 1)
+            continue;
+        if (ntokens && named_in(h, hd->name, tokens, ntokens))
+            continue;
+        put_field(&o, h, hd, &run);
+    }
+    run_flush(&o, h, &run);
+    put_merged(&o, h, HH_VIA, LIT("Via: "), tokens, ntokens,
+               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
+               sizeof("1.1 " PROXY_NAME) - 1);
     if (resp->mode == HTTP_BODY_LENGTH) {
         put_lit(&o, "Content-Length: ");
         put_u64(&o, resp->content_length);
@@ -643,6 +786,17 @@ int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
             return 505;
     }
     return 400;
+}
+
+const char *http_method_name(int method, size_t *len)
+{
+    static unsigned char lens[256];
+    const char *m = llhttp_method_name((llhttp_method_t)method);
+    unsigned idx = (unsigned)method & 0xff;
+    if (lens[idx] == 0)
+        lens[idx] = (unsigned char)strlen(m); /* once per method */
+    *len = lens[idx];
+    return m;
 }
 
 const char *http_status_text(int status)

@@ -138,7 +138,10 @@ static struct request *request_get(struct session *s)
         if (!r)
             return NULL;
     }
-    memset(r, 0, offsetof(struct request, path));
+    memset(r, 0, offsetof(struct request, parser));
+    /* read before any check may have run (an early refusal) */
+    memset(&r->hreq, 0, offsetof(struct http_request, conn_tokens));
+    memset(&r->resp, 0, offsetof(struct http_response, conn_tokens));
     r->path[0] = '\0';
     r->s = s;
     r->backend = -1;

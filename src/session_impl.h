@@ -53,13 +53,12 @@ enum step {
 };
 
 /* State that only a request in progress needs; borrowed when its first
- * byte arrives, given back when it finished. */
+ * byte arrives, given back when it finished.  The scalars up to `parser`
+ * start at zero for each request; the parsers, heads and check results
+ * after them are set up by their owners. */
 struct request {
     struct session *s;
     /* client side */
-    llhttp_t parser;
-    struct http_head head;
-    struct http_request hreq;
     uint32_t parse_off; /* head bytes parsed so far, from client.in.data */
     bool body_too_big;  /* a chunk size took the body over max_body_bytes */
     bool body_started;  /* body parsing begun (zero-length execute done) */
@@ -67,9 +66,6 @@ struct request {
 
     /* upstream side */
     struct session_gen *gen;
-    llhttp_t rparser;
-    struct http_head rhead;
-    struct http_response resp;
     uint32_t rparse_off; /* response head bytes parsed, from upstream.in */
     int backend;
     uint64_t tried;
@@ -95,8 +91,17 @@ struct request {
     enum record_error error;
     int method;
     uint8_t method_len;
-    char method_name[24];
     uint16_t path_len;
+    char method_name[24];
+
+    /* set up by cside_begin, http_request_check, start_response and
+     * http_response_check */
+    llhttp_t parser;
+    struct http_head head;
+    struct http_request hreq;
+    llhttp_t rparser;
+    struct http_head rhead;
+    struct http_response resp;
     char path[512];
 
     struct http_header headers[]; /* request, then response */

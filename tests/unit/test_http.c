@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -81,6 +82,27 @@ static void test_empty_header_value_is_accepted(void **state)
     char out[1024];
     build_req("GET / HTTP/1.1\r\nHost: t\r\nX-E:\r\n\r\n", out, sizeof(out));
     assert_non_null(strstr(out, "\r\nX-E: \r\n"));
+}
+
+/* An obs-fold continuation line: llhttp joins it to the value as a second
+ * piece that does not touch the first; the request and the response are
+ * refused, never forwarded with a raw CR LF inside a value. */
+static void test_obs_fold_is_refused(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    struct http_response r;
+    assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n 2\r\n"
+                               "\r\n",
+                               &req, &x),
+                     400);
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nX-A: 1\r\n\t2\r\n"
+          "Content-Length: 0\r\n\r\n");
+    if (x.err == HPE_PAUSED)
+        assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r),
+                         502);
 }
 
 static void test_obs_fold_after_empty_value_is_refused(void **state)
@@ -222,6 +244,43 @@ static void test_response_checks(void **state)
     assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
 }
 
+/* http_request_check and http_response_check leave control bytes in
+ * field values to the parser: strict llhttp must refuse them (NUL, other
+ * C0 controls but HTAB, DEL) in requests and responses alike. */
+static void test_llhttp_refuses_control_bytes(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    const char bad[] = {0x00, 0x01, 0x08, 0x0b, 0x1f, 0x7f};
+    for (size_t i = 0; i < sizeof(bad); i++) {
+        char req[64], resp[64];
+        snprintf(req, sizeof(req),
+                 "GET / HTTP/1.1\r\nHost: a\r\nX: a%cb\r\n\r\n", 'Q');
+        snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nX: a%cb\r\n\r\n", 'Q');
+        *strchr(req, 'Q') = bad[i];
+        *strchr(resp, 'Q') = bad[i];
+        /* parse() takes a C string: a NUL ends it early, so feed it by hand */
+        size_t rl = strlen(req) + strlen(req + strlen(req) + 1) + 1;
+        size_t pl = strlen(resp) + strlen(resp + strlen(resp) + 1) + 1;
+        static llhttp_settings_t s;
+        http_settings_init(&s);
+        llhttp_t p;
+        llhttp_init(&p, HTTP_REQUEST, &s);
+        memset(&x, 0, sizeof(x));
+        x.head.headers = x.hdrs;
+        x.head.max_headers = MAXH;
+        http_head_reset(&x.head, req);
+        p.data = &x.head;
+        assert_int_not_equal(llhttp_execute(&p, req, rl), HPE_OK);
+        llhttp_init(&p, HTTP_RESPONSE, &s);
+        http_head_reset(&x.head, resp);
+        p.data = &x.head;
+        assert_int_not_equal(llhttp_execute(&p, resp, pl), HPE_OK);
+    }
+    parse(&x, HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\r\n\r\n");
+    assert_int_equal(x.err, HPE_PAUSED); /* HTAB is allowed */
+}
+
 /* A 1xx other than 101 is an interim head with no body, rebuilt for an
  * HTTP/1.1 client with its end-to-end headers and no framing or Connection
  * header; a 101 to a request that did not ask to upgrade is refused. */
@@ -284,6 +343,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_header_value_is_accepted),
         cmocka_unit_test(test_obs_fold_after_empty_value_is_refused),
+        cmocka_unit_test(test_obs_fold_is_refused),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_http10_without_host_gets_one),
         cmocka_unit_test(test_connection_cannot_drop_our_headers),
@@ -292,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_parse_error_status),
         cmocka_unit_test(test_response_checks),
         cmocka_unit_test(test_interim_responses),
+        cmocka_unit_test(test_llhttp_refuses_control_bytes),
         cmocka_unit_test(test_frame_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
