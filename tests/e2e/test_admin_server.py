@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, rss_kb
-from httpc import Conn, get, read_response
+from conftest import ROOT
+from httpc import Conn, get
+from lbtest import free_port, rss_kb
 
 HARNESS = os.path.join(ROOT, os.environ.get("ADMIN_HARNESS",
                                             "build/tests/admin_harness"))
