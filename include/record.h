@@ -23,8 +23,8 @@ enum record_error {
 const char *record_error_str(enum record_error e);
 
 struct record {
-    uint64_t wall_us;         /* request start, CLOCK_REALTIME, microseconds */
-    const char *client_addr;  /* "127.0.0.1:54321" */
+    uint64_t wall_us;        /* request start, CLOCK_REALTIME, microseconds */
+    const char *client_addr; /* "127.0.0.1:54321" */
     const char *method;
     const char *path;
     size_t path_len;

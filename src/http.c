@@ -111,7 +111,7 @@ static inline bool ieq(const char *a, const char *b, size_t n)
 }
 
 static inline bool span_ieq_n(const struct http_head *h, struct http_span s,
-                       const char *lit, size_t n)
+                              const char *lit, size_t n)
 {
     return s.len == n && ieq(sp(h, s), lit, n);
 }

@@ -160,9 +160,8 @@ static void check_forwarded(const struct req_ctx *rc, const llhttp_t *orig,
         e = llhttp_execute(&p, rest, 0);
     else
         e = llhttp_execute(&p, rest, nrest);
-    if (!cc.complete ||
-        (e == HPE_PAUSED &&
-         (size_t)(llhttp_get_error_pos(&p) - rest) != nrest)) {
+    if (!cc.complete || (e == HPE_PAUSED &&
+                         (size_t)(llhttp_get_error_pos(&p) - rest) != nrest)) {
         fprintf(stderr, "forwarded request is not exactly one message\n");
         abort();
     }

@@ -75,7 +75,9 @@ static void test_empty_header_value_is_accepted(void **state)
     /* regression (found by fuzz_request): an empty value was mistaken for
      * an obs-fold because llhttp reports it after the line end */
     assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: t\r\nX-E:\r\n"
-                               "X-F: \r\n\r\n", &req, &x), 0);
+                               "X-F: \r\n\r\n",
+                               &req, &x),
+                     0);
     char out[1024];
     build_req("GET / HTTP/1.1\r\nHost: t\r\nX-E:\r\n\r\n", out, sizeof(out));
     assert_non_null(strstr(out, "\r\nX-E: \r\n"));
@@ -86,8 +88,9 @@ static void test_obs_fold_after_empty_value_is_refused(void **state)
     (void)state;
     static struct parsed x;
     struct http_request req;
-    parse(&x, HTTP_REQUEST, "POST / HTTP/1.1\r\nHost: t\r\n"
-                            "Transfer-Encoding:\r\n chunked\r\n\r\n");
+    parse(&x, HTTP_REQUEST,
+          "POST / HTTP/1.1\r\nHost: t\r\n"
+          "Transfer-Encoding:\r\n chunked\r\n\r\n");
     if (x.err == HPE_PAUSED)
         assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
 }
@@ -101,10 +104,11 @@ static void test_absolute_form(void **state)
     assert_memory_equal(out, "GET /p?q HTTP/1.1\r\nHost: a.test:81\r\n", 36);
     static struct parsed x;
     struct http_request req;
-    assert_int_equal(check_req("GET http://u@evil/ HTTP/1.1\r\nHost: t\r\n\r\n",
-                               &req, &x), 400);
-    assert_int_equal(check_req("GET http:/// HTTP/1.1\r\nHost: t\r\n\r\n",
-                               &req, &x), 400);
+    assert_int_equal(
+        check_req("GET http://u@evil/ HTTP/1.1\r\nHost: t\r\n\r\n", &req, &x),
+        400);
+    assert_int_equal(
+        check_req("GET http:/// HTTP/1.1\r\nHost: t\r\n\r\n", &req, &x), 400);
 }
 
 static void test_http10_without_host_gets_one(void **state)
@@ -122,8 +126,8 @@ static void test_connection_cannot_drop_our_headers(void **state)
     (void)state;
     char out[1024];
     build_req("GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\n"
-              "Connection: close, X-Forwarded-For, Via\r\n\r\n", out,
-              sizeof(out));
+              "Connection: close, X-Forwarded-For, Via\r\n\r\n",
+              out, sizeof(out));
     assert_non_null(strstr(out, "\r\nX-Forwarded-For: 192.0.2.9\r\n"));
     assert_null(strstr(out, "6.6.6.6"));
     assert_non_null(strstr(out, "\r\nVia: 1.1 lbproxy\r\n"));
@@ -135,19 +139,23 @@ static void test_transfer_encodings(void **state)
     static struct parsed x;
     struct http_request req;
     assert_int_equal(check_req("POST / HTTP/1.1\r\nHost: t\r\n"
-                               "Transfer-Encoding: Chunked\r\n\r\n", &req, &x),
+                               "Transfer-Encoding: Chunked\r\n\r\n",
+                               &req, &x),
                      0);
     assert_true(req.chunked);
     char out[1024];
-    build_req("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n",
-              out, sizeof(out));
+    build_req(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: Chunked\r\n\r\n", out,
+        sizeof(out));
     assert_non_null(strstr(out, "\r\nTransfer-Encoding: chunked\r\n"));
-    parse(&x, HTTP_REQUEST, "POST / HTTP/1.1\r\nHost: t\r\n"
-                            "Transfer-Encoding: gzip, chunked\r\n\r\n");
+    parse(&x, HTTP_REQUEST,
+          "POST / HTTP/1.1\r\nHost: t\r\n"
+          "Transfer-Encoding: gzip, chunked\r\n\r\n");
     assert_int_equal(x.err, HPE_PAUSED);
     assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 501);
-    parse(&x, HTTP_REQUEST, "POST / HTTP/1.0\r\nHost: t\r\n"
-                            "Transfer-Encoding: chunked\r\n\r\n");
+    parse(&x, HTTP_REQUEST,
+          "POST / HTTP/1.0\r\nHost: t\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n");
     if (x.err == HPE_PAUSED)
         assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
 }
@@ -158,12 +166,16 @@ static void test_limits_and_hosts(void **state)
     static struct parsed x;
     struct http_request req;
     assert_int_equal(check_req("POST / HTTP/1.1\r\nHost: t\r\n"
-                               "Content-Length: 1001\r\n\r\n", &req, &x), 413);
+                               "Content-Length: 1001\r\n\r\n",
+                               &req, &x),
+                     413);
     assert_int_equal(check_req("GET / HTTP/1.1\r\n\r\n", &req, &x), 400);
-    assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
-                               &req, &x), 400);
+    assert_int_equal(
+        check_req("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", &req, &x),
+        400);
     assert_int_equal(check_req("GET / HTTP/1.1\r\nHost: t\r\n"
-                               "Connection: Content-Length\r\n\r\n", &req, &x),
+                               "Connection: Content-Length\r\n\r\n",
+                               &req, &x),
                      400);
 }
 
@@ -173,12 +185,12 @@ static void test_parse_error_status(void **state)
     static struct parsed x;
     parse(&x, HTTP_REQUEST, "GET / HTTP/1.2\r\nHost: t\r\n\r\n");
     assert_int_equal(x.err, HPE_INVALID_VERSION);
-    assert_int_equal(http_parse_error_status(x.err, x.buf, strlen(x.buf),
-                                             x.err_off), 505);
+    assert_int_equal(
+        http_parse_error_status(x.err, x.buf, strlen(x.buf), x.err_off), 505);
     parse(&x, HTTP_REQUEST, "GET / HTTP/1.x\r\nHost: t\r\n\r\n");
     assert_int_not_equal(x.err, HPE_PAUSED);
-    assert_int_equal(http_parse_error_status(x.err, x.buf, strlen(x.buf),
-                                             x.err_off), 400);
+    assert_int_equal(
+        http_parse_error_status(x.err, x.buf, strlen(x.buf), x.err_off), 400);
     assert_int_equal(http_parse_error_status(HPE_INVALID_VERSION, "x", 1, 0),
                      400);
 }
@@ -188,22 +200,25 @@ static void test_response_checks(void **state)
     (void)state;
     static struct parsed x;
     struct http_response r;
-    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
-                             "Transfer-Encoding: chunked\r\n\r\n");
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n");
     if (x.err == HPE_PAUSED)
         assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r),
                          502);
     parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
     assert_int_equal(http_response_check(&x.p, &x.head, HTTP_HEAD, 1, &r), 0);
     assert_int_equal(r.mode, HTTP_BODY_NONE);
-    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
-                             "\r\n\r\n");
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+          "\r\n\r\n");
     assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 0, &r), 0);
     assert_int_equal(r.mode, HTTP_BODY_CLOSE);
     assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
     assert_int_equal(r.mode, HTTP_BODY_CHUNKED);
-    parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-E:\r\n"
-                             "Content-Length: 1\r\n\r\n");
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nX-E:\r\n"
+          "Content-Length: 1\r\n\r\n");
     assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
 }
 
