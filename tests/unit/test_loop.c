@@ -58,6 +58,15 @@ static void init(struct rec *r, size_t n)
     }
 }
 
+/* A new loop and n unarmed timers that record their index when fired. */
+static struct loop *start(struct rec *r, size_t n)
+{
+    struct loop *loop = loop_create();
+    assert_non_null(loop);
+    init(r, n);
+    return loop;
+}
+
 /* Every parent's (deadline, arming order) is below its children's. */
 static void check_heap(const struct loop *loop)
 {
@@ -97,10 +106,8 @@ static void test_ordering(void **st)
     static const uint64_t when[] = {50, 10, 40, 30, 20, 60, 5, 45};
     static const int order[] = {6, 1, 4, 3, 2, 7, 0, 5};
     struct rec r[8];
-    struct loop *loop = loop_create();
+    struct loop *loop = start(r, 8);
     (void)st;
-    assert_non_null(loop);
-    init(r, 8);
     for (int i = 0; i < 8; i++)
         loop_timer_set(loop, &r[i].t, past(loop, when[i]));
     check_heap(loop);
@@ -117,10 +124,8 @@ static void test_fifo_on_equal_deadlines(void **st)
      * the equal ones; each group must fire in arming order. */
     enum { N = 64 };
     struct rec r[N];
-    struct loop *loop = loop_create();
+    struct loop *loop = start(r, N);
     (void)st;
-    assert_non_null(loop);
-    init(r, N);
     for (int i = 0; i < N; i++)
         loop_timer_set(loop, &r[i].t, past(loop, (uint64_t)(i % 3) * 100));
     check_heap(loop);
@@ -135,10 +140,8 @@ static void test_fifo_on_equal_deadlines(void **st)
 static void test_rearm(void **st)
 {
     struct rec r[4];
-    struct loop *loop = loop_create();
+    struct loop *loop = start(r, 4);
     (void)st;
-    assert_non_null(loop);
-    init(r, 4);
     for (int i = 0; i < 4; i++)
         loop_timer_set(loop, &r[i].t, past(loop, 100 + (uint64_t)i));
     /* Earlier, later, and to the same deadline as another timer: re-arming
@@ -167,10 +170,8 @@ static void test_cancel(void **st)
 {
     enum { N = 10 };
     struct rec r[N];
-    struct loop *loop = loop_create();
+    struct loop *loop = start(r, N);
     (void)st;
-    assert_non_null(loop);
-    init(r, N);
     for (int i = 0; i < N; i++)
         loop_timer_set(loop, &r[i].t, past(loop, (uint64_t)(N - i)));
     /* The root, a leaf, one in the middle, and one twice. */
@@ -200,10 +201,8 @@ static void test_many_timers(void **st)
     static struct rec r[NT];
     static uint64_t when[NT], step[NT];
     static int armed[NT], expect[NT];
-    struct loop *loop = loop_create();
+    struct loop *loop = start(r, NT);
     (void)st;
-    assert_non_null(loop);
-    init(r, NT);
     memset(armed, 0, sizeof(armed));
     srand(7);
     for (uint64_t s = 1; s <= 4 * NT; s++) {
