@@ -1,8 +1,10 @@
 # lbproxy — build, test and run.  `make help` lists the targets.
 #
 # Layout of the build: objects and the compiled llhttp under build/, the two
-# binaries at the top.  Feature areas add their own rules in mk/*.mk; each
-# fragment may append to TESTS (phony targets run in order by `make test`).
+# binaries at the top.  Feature areas add their own rules in mk/*.mk; a
+# pytest suite is declared there with PYTEST_SUITE (below).  The order in
+# which `make test` runs the suites is TESTS, written out once here after
+# the fragments are read.
 
 CC        ?= cc
 PREFIX    ?= /usr/local
@@ -56,9 +58,27 @@ LBBACKEND := lbbackend
 endif
 export LBPROXY LBBACKEND
 
-TESTS :=
+# The C files `make fmt` formats and `make fmt-check` checks: all of them.
+C_FILES := $(wildcard src/*.c src/*.h include/*.h backends/*.c backends/*.h \
+                      tests/*.c tests/unit/*.c tests/sim/*.c tests/fuzz/*.c \
+                      scripts/bench/*.c)
 
-.PHONY: all test asan unit fmt lint clean deps install help demo
+# PYTEST_SUITE(target,test file,prerequisites[,environment]): the one rule
+# shape of a pytest suite, used by every mk/*.mk that runs one:
+#   ## e2e-x: what it proves (for `make help`)
+#   $(eval $(call PYTEST_SUITE,e2e-x,tests/e2e/test_x.py,$(LBPROXY)))
+# It runs from the top of the tree, quiet, without a .pytest_cache, and
+# registers the target in PYTEST_SUITES (each must be in TESTS).
+PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider
+PYTEST_SUITES :=
+define PYTEST_SUITE
+.PHONY: $(1)
+$(1): $(3)
+	$$(Q)$(4) $$(PYTEST) $(2)
+PYTEST_SUITES += $(1)
+endef
+
+.PHONY: all test asan unit fmt fmt-check lint clean deps install help demo
 all: $(LBPROXY) $(LBBACKEND)
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
@@ -96,9 +116,24 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBLB)
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
 
-TESTS := unit $(TESTS)
+# The order of `make test`, the one the README's "Tests" section gives:
+# pure code first (unit, simulator, config), then the e2e suites from the
+# backend emulator outwards, the Python unit test, the fuzz corpus replay
+# and the browser last.  A fragment's own `TESTS +=` is not used.
+TESTS := unit sim config-check \
+         e2e-backend e2e-proxy e2e-health e2e-balancing \
+         e2e-smuggling e2e-desync e2e-exhaustion e2e-faults \
+         e2e-admin e2e-observability e2e-relay \
+         analyze-test bench-tools-test fuzz-regress browser
+ifneq ($(filter-out $(TESTS),$(PYTEST_SUITES)),)
+$(error pytest suites missing from TESTS in the Makefile: $(filter-out $(TESTS),$(PYTEST_SUITES)))
+endif
+# The bench tools measure the normal build (valgrind cannot run an ASan one).
+ifeq ($(SANITIZE),1)
+TESTS := $(filter-out bench-tools-test,$(TESTS))
+endif
 
-## test: build everything and run every test suite (unit, simulation, e2e, browser)
+## test: build everything and run every suite in the order of TESTS (README "Tests")
 test:
 	$(Q)scripts/install-deps.sh --quiet
 	$(Q)$(MAKE) --no-print-directory all
@@ -112,9 +147,13 @@ asan:
 deps:
 	$(Q)scripts/install-deps.sh
 
-## fmt: format the C sources with the checked-in .clang-format
+## fmt: format every C file with the checked-in .clang-format
 fmt:
-	$(Q)clang-format -i src/*.c include/*.h backends/*.c $(wildcard backends/*.h) tests/unit/*.c
+	$(Q)clang-format -i $(C_FILES)
+
+## fmt-check: fail if a C file is not formatted as `make fmt` would (CI)
+fmt-check:
+	$(Q)clang-format --dry-run -Werror $(C_FILES)
 
 ## lint: static analysis with cppcheck
 lint:
@@ -145,5 +184,6 @@ clean:
 ## help: list the targets
 help:
 	@grep -hE '^## ' $(MAKEFILE_LIST) | sed 's/^## /  make /'
+	@echo '  (make test runs, in order: $(TESTS))'
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -27,7 +27,7 @@ struct config {
     char admin[128];  /* "127.0.0.1:5002"; "off" disables */
     char mode[32];    /* a balancer policy name */
     bool persistent;
-    char log_path[256];  /* "" = logs/<mode>_<model>.csv, "off" = none */
+    char log_path[256];      /* "" = logs/<mode>_<model>.csv, "off" = none */
     char dashboard_dir[256]; /* "dashboard" */
     char logs_dir[256];      /* directory served under /logs/ ("logs") */
 
@@ -35,21 +35,21 @@ struct config {
     size_t nbackends;
 
     /* timeouts, milliseconds */
-    unsigned client_header_timeout_ms;  /* whole request head (slowloris) */
-    unsigned client_body_timeout_ms;    /* between body reads */
-    unsigned keepalive_timeout_ms;      /* idle client connection */
-    unsigned client_write_timeout_ms;   /* client not reading a response */
+    unsigned client_header_timeout_ms; /* whole request head (slowloris) */
+    unsigned client_body_timeout_ms;   /* between body reads */
+    unsigned keepalive_timeout_ms;     /* idle client connection */
+    unsigned client_write_timeout_ms;  /* client not reading a response */
     unsigned upstream_connect_timeout_ms;
-    unsigned upstream_timeout_ms;       /* no response progress -> 504 */
-    unsigned pool_idle_timeout_ms;      /* idle pooled upstream conn */
-    unsigned drain_timeout_ms;          /* graceful shutdown deadline */
+    unsigned upstream_timeout_ms;  /* no response progress -> 504 */
+    unsigned pool_idle_timeout_ms; /* idle pooled upstream conn */
+    unsigned drain_timeout_ms;     /* graceful shutdown deadline */
 
     /* limits */
-    unsigned max_head_bytes;  /* request head -> 431 */
-    unsigned max_headers;     /* header count -> 431 */
+    unsigned max_head_bytes;           /* request head -> 431 */
+    unsigned max_headers;              /* header count -> 431 */
     unsigned long long max_body_bytes; /* -> 413 */
-    unsigned max_clients;     /* concurrent client connections */
-    unsigned buffer_bytes;    /* per-direction buffer size */
+    unsigned max_clients;              /* concurrent client connections */
+    unsigned buffer_bytes;             /* per-direction buffer size */
     unsigned max_retries;     /* other backends tried after a failure */
     unsigned pool_max_idle;   /* idle upstream connections per backend */
     bool pool_reset_on_close; /* end finished, unpooled exchanges with RST */

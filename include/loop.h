@@ -38,7 +38,8 @@ struct loop_io {
 };
 
 struct loop_timer {
-    uint64_t when_us;  /* absolute monotonic deadline */
+    uint64_t when_us; /* absolute monotonic deadline */
+    uint64_t seq;     /* arming order: equal deadlines fire first-armed first */
     uint32_t heap_idx; /* 0 = not armed, else index + 1 */
     loop_timer_fn *fn;
     void *ctx;
@@ -70,7 +71,8 @@ void loop_io_del(struct loop *loop, struct loop_io *io);
  * result. */
 int loop_io_close(struct loop *loop, struct loop_io *io);
 
-/* Arms (or re-arms) a timer for the absolute monotonic time when_us. */
+/* Arms (or re-arms) a timer for the absolute monotonic time when_us.  Timers
+ * with equal deadlines fire in the order they were (last) armed. */
 void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us);
 /* Arms a timer `delay_us` after the loop's current time. */
 void loop_timer_after(struct loop *loop, struct loop_timer *t,

@@ -2,9 +2,5 @@
 # tests.  Its unit tests (tests/unit/test_backend*.c) are built and run by
 # the main Makefile's `unit` target.
 
-TESTS += e2e-backend
-
-.PHONY: e2e-backend
 ## e2e-backend: end-to-end tests of the latency-emulating backend (pytest)
-e2e-backend: $(LBBACKEND)
-	$(Q)$(PYTHON) -m pytest -q tests/e2e/test_backend.py
+$(eval $(call PYTEST_SUITE,e2e-backend,tests/e2e/test_backend.py,$(LBBACKEND)))

@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost analyze-test relay e2e-relay idlemem callgrind callgrind-np bench-tools-test
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -38,8 +38,7 @@ callgrind-np: all
 	$(Q)$(PYTHON) scripts/bench/callgrind.py --non-persistent
 
 ## bench-tools-test: idlemem.py (N=200) and callgrind.py (200 requests) produce their figures and leave nothing behind
-bench-tools-test: all
-	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/bench
+$(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))
 
 ## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)
 logcost: all
@@ -49,11 +48,7 @@ logcost: all
 relay: $(RELAY)
 
 ## analyze-test: unit test of scripts/analyze on a synthetic run directory
-analyze-test:
-	$(Q)$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit_py/test_analyze.py
+$(eval $(call PYTEST_SUITE,analyze-test,tests/unit_py/test_analyze.py,))
 
 ## e2e-relay: the quickbench's L4 relay carries keep-alive requests, a 1 MB echo, round-robin per connection
-e2e-relay: $(RELAY) $(LBBACKEND)
-	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_relay.py
-
-TESTS += analyze-test e2e-relay bench-tools-test
+$(eval $(call PYTEST_SUITE,e2e-relay,tests/e2e/test_relay.py,$(RELAY) $(LBBACKEND)))

@@ -1,8 +1,6 @@
 # browser: the dashboard in headless Chromium against the real lbproxy and
 # three lbbackends (tests/browser/, Node + playwright-core from npm).
 
-TESTS += browser
-
 CHROMIUM ?= /usr/bin/chromium
 NODE     ?= node
 

@@ -17,5 +17,3 @@ config-check: $(LBPROXY)
 	else \
 	    echo "config-check: no systemd-analyze; unit not verified"; \
 	fi
-
-TESTS += config-check

@@ -1,32 +1,16 @@
 # Hardening: smuggling/malformed-HTTP, backend-fault and exhaustion e2e
 # tests, the http unit tests, libFuzzer harnesses.
-.PHONY: e2e-smuggling
 ## e2e-smuggling: request smuggling and malformed HTTP, both directions
-e2e-smuggling: $(LBPROXY) $(LBBACKEND)
-	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_smuggling.py
+$(eval $(call PYTEST_SUITE,e2e-smuggling,tests/e2e/test_smuggling.py,$(LBPROXY) $(LBBACKEND)))
 
-TESTS += e2e-smuggling
-
-.PHONY: e2e-desync
 ## e2e-desync: 1xx relay, bytes after a response, pipelining + half-close
-e2e-desync: $(LBPROXY) $(LBBACKEND)
-	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_response_desync.py
+$(eval $(call PYTEST_SUITE,e2e-desync,tests/e2e/test_response_desync.py,$(LBPROXY) $(LBBACKEND)))
 
-TESTS += e2e-desync
-
-.PHONY: e2e-exhaustion
 ## e2e-exhaustion: limits and timeouts act; slowloris crowd; fd exhaustion
-e2e-exhaustion: $(LBPROXY) $(LBBACKEND)
-	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_exhaustion.py
+$(eval $(call PYTEST_SUITE,e2e-exhaustion,tests/e2e/test_exhaustion.py,$(LBPROXY) $(LBBACKEND)))
 
-TESTS += e2e-exhaustion
-
-.PHONY: e2e-faults
 ## e2e-faults: killed, silent, resetting and lying backends under load
-e2e-faults: $(LBPROXY) $(LBBACKEND)
-	$(Q)cd tests/e2e && $(PYTHON) -m pytest -q -p no:cacheprovider test_faults.py
-
-TESTS += e2e-faults
+$(eval $(call PYTEST_SUITE,e2e-faults,tests/e2e/test_faults.py,$(LBPROXY) $(LBBACKEND)))
 
 # ---- fuzzing (clang + libFuzzer; objects of their own under build/fuzz) ----
 FUZZ_CC      ?= clang
@@ -72,6 +56,9 @@ fuzz: $(FUZZ_BINS)
 	        $(FUZZ_DIR)/corpus/$$f tests/fuzz/corpus/$$f; \
 	done
 
+# The checked-in corpus (seeds and regression inputs) replays in a second
+# (part of `make test`); real fuzzing (`make fuzz`) is by hand or a
+# separate CI step.
 ## fuzz-regress: replay the checked-in fuzz corpus once (no fuzzing)
 fuzz-regress: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZERS); do \
@@ -80,7 +67,3 @@ fuzz-regress: $(FUZZ_BINS)
 	        { cat $(FUZZ_DIR)/$$f.regress.log; exit 1; }; \
 	    echo "  $$f: `tail -1 $(FUZZ_DIR)/$$f.regress.log`"; \
 	done
-
-# The checked-in corpus (seeds and regression inputs) replays in a second;
-# real fuzzing (`make fuzz`) is by hand or a separate CI step.
-TESTS += fuzz-regress

@@ -12,19 +12,11 @@ $(ADMIN_HARNESS): tests/admin_harness.c $(LIBLB)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLB) \
 	    $(PKG_LIBS) $(LDLIBS)
 
-TESTS += e2e-admin
-
-.PHONY: e2e-admin
 ## e2e-admin: the admin listener over real sockets (static files, API, SSE, metrics, logs)
-e2e-admin: $(ADMIN_HARNESS)
-	$(Q)ADMIN_HARNESS=$(ADMIN_HARNESS) $(PYTHON) -m pytest -q tests/e2e/test_admin_server.py
+$(eval $(call PYTEST_SUITE,e2e-admin,tests/e2e/test_admin_server.py,$(ADMIN_HARNESS),ADMIN_HARNESS=$(ADMIN_HARNESS)))
 
-TESTS += e2e-observability
-
-.PHONY: e2e-observability
 ## e2e-observability: CSV log vs backend counts, API/metrics agreement, SIGUSR1 rotation, Prometheus scrape (real lbproxy)
-e2e-observability: $(LBPROXY) $(LBBACKEND)
-	$(Q)$(PYTHON) -m pytest -q tests/e2e/test_observability.py
+$(eval $(call PYTEST_SUITE,e2e-observability,tests/e2e/test_observability.py,$(LBPROXY) $(LBBACKEND)))
 
 OBS_BENCH := $(BUILD)/tests/obs_microbench
 

@@ -17,5 +17,3 @@ sim: $(SIM_BIN)
 ## sim-report: print the simulator's table of every policy on every set
 sim-report: $(SIM_BIN)
 	$(Q)./$(SIM_BIN) report
-
-TESTS += sim

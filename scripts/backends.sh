@@ -10,6 +10,7 @@
 # LBBACKEND overrides the binary (default ./lbbackend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 cmd=${1:-status}
 set_name=${2:-default}
@@ -64,17 +65,6 @@ pid_of() {
     [[ -f $f ]] && cat "$f" || true
 }
 
-wait_port() {
-    local port=$1 i
-    for ((i = 0; i < 100; i++)); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
-
 start() {
     [[ -x $bin ]] || { echo "backends.sh: $bin not built (run make)" >&2; exit 1; }
     local s pid port rc=0
@@ -89,7 +79,7 @@ start() {
         pid=$!
         echo "$pid" >"logs/backend-$s.pid"
         port=$(ini_get "$s" port)
-        if wait_port "${port:-8081}" && is_backend "$pid"; then
+        if lb_wait_port "${port:-8081}" 5 "$pid" && is_backend "$pid"; then
             echo "$s: started pid $pid on 127.0.0.1:${port:-8081} ($ini)"
         else
             echo "$s: failed to start; see logs/backend-$s.log" >&2

@@ -8,6 +8,7 @@
 #   DEMO_SECONDS=60 scripts/demo.sh (stop by itself after 60 s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 MODE=${MODE:-adaptive_ewma}
 CONNECTION=${CONNECTION:---persistent}
@@ -32,21 +33,12 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "demo: nothing listens on port $1" >&2
-    return 1
-}
-
 scripts/backends.sh start $SET
 mkdir -p logs
 ./lbproxy --mode "$MODE" "$CONNECTION" &
 pids+=($!)
-wait_port 9090
-wait_port 5002
+lb_wait_port 9090 10 "${pids[0]}"
+lb_wait_port 5002 10 "${pids[0]}"
 
 # A light, bounded background load: wrk in rounds of 60 s.
 (

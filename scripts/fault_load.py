@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 
+# The test client shared with the e2e tests (tests/lib/, not tests/e2e/).
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests",
-                                "e2e"))
+                                "lib"))
 from httpc import Conn  # noqa: E402
 
 

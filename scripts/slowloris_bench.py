@@ -12,7 +12,6 @@ usage: scripts/slowloris_bench.py [--slow 5000] [--seconds 5] [--rounds 3]
 import argparse
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,9 +19,9 @@ import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from conftest import free_port, wait_port  # noqa: E402
-from hardening_util import SlowClients  # noqa: E402
+# Helpers shared with the e2e tests (tests/lib/, not tests/e2e/).
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from lbtest import SlowClients, free_port, wait_port  # noqa: E402
 
 
 def wrk(port, seconds):

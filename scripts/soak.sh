@@ -11,9 +11,12 @@
 #   DURATION=600 scripts/soak.sh          # 10 minutes (the default)
 #   REQUESTS=100000 scripts/soak.sh       # stop after N requests instead
 # Other knobs: KILL_EVERY (30 s), THREADS (8), SLOW (20 slow clients),
-# OUT (logs/soak/<time>), LBPROXY, LBBACKEND.
+# OUT (logs/soak/<time>), LBPROXY, LBBACKEND.  The stack and its cleanup
+# are scripts/lib.sh's (shared with scripts/valgrind-check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+. scripts/lib.sh
 
 DURATION=${DURATION:-600}
 REQUESTS=${REQUESTS:-0}
@@ -21,70 +24,18 @@ KILL_EVERY=${KILL_EVERY:-30}
 THREADS=${THREADS:-8}
 SLOW=${SLOW:-20}
 OUT=${OUT:-logs/soak/$(date +%Y%m%d-%H%M%S)}
-LBPROXY=${LBPROXY:-./lbproxy}
-LBBACKEND=${LBBACKEND:-./lbbackend}
-PY=/usr/bin/python3
-mkdir -p "$OUT"
+lb_stack_init "$OUT"
 
-free_port() {
-    $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 200); do
-        if $PY -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), timeout=0.5)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
-
-declare -A BPORT BPID BEXTRA
-BEXTRA[A]="--profile exp:2ms --echo"
-BEXTRA[B]="--profile exp:2ms --error-rate 0.01 --reset-rate 0.005 --echo"
-BEXTRA[C]="--profile exp:3ms --echo"
-start_backend() {
-    # shellcheck disable=SC2086
-    $LBBACKEND --port "${BPORT[$1]}" --id "$1" ${BEXTRA[$1]} --quiet \
-        >>"$OUT/backend-$1.log" 2>&1 &
-    BPID[$1]=$!
-    echo "${BPID[$1]}" >"$OUT/backend-$1.pid"  # the killer runs in a subshell
-    wait_port "${BPORT[$1]}"
-}
-
-PXPID=
-SAMPLER=
-KILLER=
-cleanup() {
-    [ -n "$KILLER" ] && kill "$KILLER" 2>/dev/null || true
-    [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null || true
-    for id in A B C; do
-        [ -f "$OUT/backend-$id.pid" ] &&
-            kill "$(cat "$OUT/backend-$id.pid")" 2>/dev/null || true
-    done
-    [ -n "$PXPID" ] && kill "$PXPID" 2>/dev/null || true
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-for id in A B C; do
-    BPORT[$id]=$(free_port)
-    start_backend "$id"
-done
-PORT=$(free_port)
-$LBPROXY --config /dev/null --listen "127.0.0.1:$PORT" --admin off \
-    --log "$OUT/soak.csv" --persistent --mode adaptive_ewma \
-    --backend "127.0.0.1:${BPORT[A]}" --backend "127.0.0.1:${BPORT[B]}" \
-    --backend "127.0.0.1:${BPORT[C]}" \
+lb_backend A --profile exp:2ms --echo
+lb_backend B --profile exp:2ms --error-rate 0.01 --reset-rate 0.005 --echo
+lb_backend C --profile exp:3ms --echo
+lb_proxy --log "$OUT/soak.csv" --persistent --mode adaptive_ewma \
     --set timeouts.client_header_ms=3000 --set timeouts.upstream_ms=2000 \
     --set health.max_fails=2 --set health.fail_timeout_ms=1000 \
-    --set pool.idle_timeout_ms=2000 >"$OUT/lbproxy.log" 2>&1 &
-PXPID=$!
-wait_port "$PORT"
+    --set pool.idle_timeout_ms=2000
 
-fds() { ls "/proc/$PXPID/fd" | wc -l; }
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/$PXPID/status"; }
+fds() { lb_fds "$LB_PXPID"; }
+rss() { lb_rss "$LB_PXPID"; }
 settle() {  # waits until idle pooled/slow connections are gone
     local want=$1
     for _ in $(seq 100); do
@@ -94,8 +45,7 @@ settle() {  # waits until idle pooled/slow connections are gone
 }
 FD_START=$(fds)
 echo "warm-up ..."
-$PY scripts/fault_load.py "$PORT" --requests 5000 --slow 0 --bad-every 0 \
-    --threads "$THREADS" >"$OUT/warmup.json"
+lb_load warmup --requests 5000 --slow 0 --bad-every 0 --threads "$THREADS"
 sleep 3
 settle "$FD_START"
 FD0=$(fds)
@@ -105,30 +55,29 @@ echo "baseline: fds $FD0 (at start $FD_START), rss ${RSS0} KiB"
 (
     echo "t,fds,rss_kb"
     t0=$(date +%s)
-    while kill -0 "$PXPID" 2>/dev/null; do
+    while kill -0 "$LB_PXPID" 2>/dev/null; do
         echo "$(( $(date +%s) - t0 )),$(fds),$(rss)"
         sleep 5
     done
 ) >"$OUT/samples.csv" 2>/dev/null &
 SAMPLER=$!
+LB_BG+=("$SAMPLER")
 
 (
     i=0
-    ids=(A B C)
     while true; do
         sleep "$KILL_EVERY"
-        id=${ids[$((i % 3))]}
+        id=${LB_IDS[$((i % ${#LB_IDS[@]}))]}
         i=$((i + 1))
         echo "$(date +%T) SIGKILL backend $id" >>"$OUT/events.log"
-        pid=$(cat "$OUT/backend-$id.pid")
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        lb_backend_kill "$id"
         sleep 3
-        start_backend "$id"
+        lb_backend_start "$id"
         echo "$(date +%T) restarted backend $id" >>"$OUT/events.log"
     done
 ) &
 KILLER=$!
+LB_BG+=("$KILLER")
 
 echo "load: $([ "$REQUESTS" != 0 ] && echo "$REQUESTS requests" || echo "${DURATION}s"), $THREADS threads, $SLOW slow clients, a backend killed every ${KILL_EVERY}s"
 LOADARGS=(--threads "$THREADS" --slow "$SLOW")
@@ -137,25 +86,21 @@ if [ "$REQUESTS" != 0 ]; then
 else
     LOADARGS+=(--seconds "$DURATION")
 fi
-$PY scripts/fault_load.py "$PORT" "${LOADARGS[@]}" >"$OUT/summary.json"
+lb_load summary "${LOADARGS[@]}"
 kill "$KILLER" 2>/dev/null || true
 wait "$KILLER" 2>/dev/null || true
-KILLER=
 ALIVE=yes
-kill -0 "$PXPID" 2>/dev/null || ALIVE=no
+kill -0 "$LB_PXPID" 2>/dev/null || ALIVE=no
 sleep 4
 settle "$FD0"
 FD1=$(fds)
 RSS1=$(rss)
-CPU=$(awk '{print ($14 + $15) / 100}' "/proc/$PXPID/stat")
-kill -TERM "$PXPID"
-EXIT=0
-wait "$PXPID" || EXIT=$?
-PXPID=
+CPU=$(lb_cpu "$LB_PXPID")
+lb_proxy_stop
+EXIT=$LB_PXEXIT
 kill "$SAMPLER" 2>/dev/null || true
-SAMPLER=
 
-$PY - "$OUT" "$ALIVE" "$EXIT" "$FD0" "$FD1" "$RSS0" "$RSS1" "$CPU" <<'EOF'
+"$LB_PY" - "$OUT" "$ALIVE" "$EXIT" "$FD0" "$FD1" "$RSS0" "$RSS1" "$CPU" <<'EOF'
 import csv, json, sys
 out, alive, code, fd0, fd1, rss0, rss1, cpu = sys.argv[1:]
 fd0, fd1, rss0, rss1, code = int(fd0), int(fd1), int(rss0), int(rss1), int(code)

@@ -22,6 +22,7 @@ struct loop {
     int stopped;
     int no_pwait2; /* kernel without epoll_pwait2 */
     uint64_t now_us;
+    uint64_t timer_seq;       /* arming counter, see loop_timer.seq */
     struct loop_timer **heap; /* heap[0] is the earliest deadline */
     uint32_t heap_len, heap_cap;
     struct loop_deferred *deferred;
@@ -145,6 +146,16 @@ int loop_io_close(struct loop *loop, struct loop_io *io)
 
 /* ---- timer heap ---- */
 
+/* The heap's order: earlier deadline first, and among equal deadlines the
+ * timer armed first, so that equal deadlines fire in FIFO order (a binary
+ * heap alone does not keep the insertion order of equal keys). */
+static int timer_before(const struct loop_timer *a, const struct loop_timer *b)
+{
+    if (a->when_us != b->when_us)
+        return a->when_us < b->when_us;
+    return a->seq < b->seq;
+}
+
 static void heap_place(struct loop *loop, uint32_t i, struct loop_timer *t)
 {
     loop->heap[i] = t;
@@ -156,7 +167,7 @@ static void heap_up(struct loop *loop, uint32_t i)
     struct loop_timer *t = loop->heap[i];
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (loop->heap[parent]->when_us <= t->when_us)
+        if (!timer_before(t, loop->heap[parent]))
             break;
         heap_place(loop, i, loop->heap[parent]);
         i = parent;
@@ -172,9 +183,9 @@ static void heap_down(struct loop *loop, uint32_t i)
         if (c >= loop->heap_len)
             break;
         if (c + 1 < loop->heap_len &&
-            loop->heap[c + 1]->when_us < loop->heap[c]->when_us)
+            timer_before(loop->heap[c + 1], loop->heap[c]))
             c++;
-        if (t->when_us <= loop->heap[c]->when_us)
+        if (!timer_before(loop->heap[c], t))
             break;
         heap_place(loop, i, loop->heap[c]);
         i = c;
@@ -199,10 +210,16 @@ void loop_timer_cancel(struct loop *loop, struct loop_timer *t)
 
 void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us)
 {
+    /* Re-arming counts as arming anew: it goes behind the timers already
+     * armed for the same deadline. */
+    uint64_t seq = ++loop->timer_seq;
     if (t->heap_idx) {
         uint32_t i = t->heap_idx - 1;
         uint64_t old = t->when_us;
         t->when_us = when_us;
+        t->seq = seq;
+        /* The new key is (when_us, a larger seq): it sorts before the old
+         * one only if the deadline moved earlier. */
         if (when_us < old)
             heap_up(loop, i);
         else
@@ -218,6 +235,7 @@ void loop_timer_set(struct loop *loop, struct loop_timer *t, uint64_t when_us)
         loop->heap_cap = cap;
     }
     t->when_us = when_us;
+    t->seq = seq;
     loop->heap[loop->heap_len] = t;
     loop->heap_len++;
     heap_up(loop, loop->heap_len - 1);

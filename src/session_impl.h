@@ -59,9 +59,9 @@ enum step {
 struct request {
     struct session *s;
     /* client side */
-    uint32_t parse_off; /* head bytes parsed so far, from client.in.data */
-    bool body_too_big;  /* a chunk size took the body over max_body_bytes */
-    bool body_started;  /* body parsing begun (zero-length execute done) */
+    uint32_t parse_off;  /* head bytes parsed so far, from client.in.data */
+    bool body_too_big;   /* a chunk size took the body over max_body_bytes */
+    bool body_started;   /* body parsing begun (zero-length execute done) */
     uint64_t body_total; /* chunked: sum of the chunk sizes announced */
 
     /* upstream side */

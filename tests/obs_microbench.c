@@ -57,8 +57,8 @@ int main(int argc, char **argv)
         bytes += csvlog_format(row, sizeof(row), &r, "adaptive_ewma", true);
     }
     t1 = now_s();
-    printf("csvlog_format: %.1f ns/row (%zu bytes/row)\n",
-           (t1 - t0) / n * 1e9, bytes / (size_t)n);
+    printf("csvlog_format: %.1f ns/row (%zu bytes/row)\n", (t1 - t0) / n * 1e9,
+           bytes / (size_t)n);
 
     struct csvlog *l = csvlog_open(NULL, csv_path, "adaptive_ewma", true, 1000);
     if (!l) {
@@ -73,8 +73,7 @@ int main(int argc, char **argv)
     }
     csvlog_close(l);
     t1 = now_s();
-    printf("csvlog_write to %s: %.1f ns/row\n", csv_path,
-           (t1 - t0) / n * 1e9);
+    printf("csvlog_write to %s: %.1f ns/row\n", csv_path, (t1 - t0) / n * 1e9);
     remove(csv_path);
 
     struct admin_sources src = {.stats = s};

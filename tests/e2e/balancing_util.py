@@ -7,8 +7,8 @@ import socket
 import threading
 import time
 
-from conftest import free_port, wait_port
 from httpc import Conn, get
+from lbtest import free_port, wait_port
 
 
 def backend_stats(port):
@@ -20,18 +20,6 @@ def admin_backends(admin_port):
     """backends[] of the proxy's /api/stats, keyed by id."""
     d = json.loads(get(admin_port, "/api/stats").body)
     return {b["id"]: b for b in d["backends"]}
-
-
-def wait_until(pred, timeout=10.0, what="condition", step=0.02):
-    """Polls pred() until it returns a true value; returns that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(step)
 
 
 def stack(procs, specs, mode="round-robin", sets=(), extra=(), admin=False):
@@ -133,11 +121,6 @@ def share(rows, bid, lo, hi):
     """Fraction of the rows in [lo, hi) answered by bid (None if empty)."""
     sel = [r for r in rows if lo <= r[0] < hi]
     return (count(sel, bid) / len(sel)) if sel else None
-
-
-def fd_count(pid):
-    import os
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class Blackhole:

@@ -2,55 +2,24 @@
 
 Every test starts the real ./lbproxy and ./lbbackend processes it needs on
 free loopback ports, waits for readiness by polling the port, and the `procs`
-fixture kills exactly what the test started, also when it fails.
+fixture kills exactly what the test started, also when it fails.  The
+helpers that are not about pytest (ports, polling, /proc probes, raw
+exchanges) are in tests/lib/lbtest.py, shared with scripts/*.py.
 """
 import os
 import signal
-import socket
 import subprocess
-import time
+import sys
 
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# The helpers shared with scripts/*.py (lbtest, httpc) live in tests/lib/.
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+from lbtest import free_port, wait_port  # noqa: E402
+
 LBPROXY = os.path.join(ROOT, os.environ.get("LBPROXY", "lbproxy"))
 LBBACKEND = os.path.join(ROOT, os.environ.get("LBBACKEND", "lbbackend"))
-
-
-def free_port():
-    """A port that was free a moment ago (bind to 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10.0, proc=None):
-    """Polls until 127.0.0.1:port accepts a connection."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} "
-                               f"before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def rss_kb(pid):
-    """Resident set size of a process, KiB (VmRSS)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def fd_count(pid):
-    """Open descriptors of a process."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 class Procs:
@@ -117,23 +86,3 @@ def procs(tmp_path):
         yield ps
     finally:
         ps.close()
-
-
-def http_request(port, raw, timeout=5.0, read_all=True):
-    """Sends raw bytes to 127.0.0.1:port and returns what came back until
-    the server closed the connection (or timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(raw)
-        if not read_all:
-            return s.recv(65536)
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                b = s.recv(65536)
-            except socket.timeout:
-                break
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)

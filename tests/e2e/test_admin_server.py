@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, free_port, rss_kb
-from httpc import Conn, get, read_response
+from conftest import ROOT
+from httpc import Conn, get
+from lbtest import free_port, rss_kb
+from lbtest import wait_until as wait_for
 
 HARNESS = os.path.join(ROOT, os.environ.get("ADMIN_HARNESS",
                                             "build/tests/admin_harness"))
@@ -86,17 +88,6 @@ def test_path_traversal_refused(admin, path):
         r = c.request("GET", path)
     assert r.status in (400, 404), (path, r.status)
     assert SECRET not in r.body
-
-
-def wait_for(fn, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
 
 
 def stats(port, path="/api/stats"):

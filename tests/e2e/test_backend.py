@@ -23,7 +23,8 @@ import time
 
 import pytest
 
-from conftest import LBBACKEND, ROOT, free_port, wait_port
+from conftest import LBBACKEND, ROOT
+from lbtest import free_port
 
 
 # ---------------------------------------------------------------- helpers

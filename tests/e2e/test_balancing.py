@@ -11,8 +11,8 @@ import time
 import pytest
 
 from balancing_util import (admin_backends, backend_stats, count, load,
-                            seq_for, seq_ids, share, stack, wait_until)
-from conftest import free_port
+                            seq_for, seq_ids, share, stack)
+from lbtest import free_port, wait_until
 
 
 def test_round_robin_splits_evenly_over_three(procs):

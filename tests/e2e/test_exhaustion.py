@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from hardening_util import (SlowClients, cpu_seconds, exchange, fd_count,
-                            rss_kb, statuses, wait_until)
+from hardening_util import statuses
 from httpc import Conn, get
+from lbtest import (SlowClients, cpu_seconds, exchange, fd_count,
+                    read_until_close, rss_kb, wait_until)
 
 
 def test_slowloris_head_gets_408_at_the_header_timeout(procs):
@@ -60,7 +61,6 @@ def test_slow_post_body_gets_408_at_the_body_timeout(procs):
         s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
                   b"\r\n0123456789")
         t0 = time.monotonic()
-        from hardening_util import read_until_close
         data, closed = read_until_close(s)
         elapsed = time.monotonic() - t0
     assert closed and statuses(data) == [408]

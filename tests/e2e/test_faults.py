@@ -15,8 +15,9 @@ import urllib.request
 
 import pytest
 
-from hardening_util import Load, RecordingBackend, wait_until
+from hardening_util import Load, RecordingBackend
 from httpc import Conn
+from lbtest import SlowClients, fd_count, rss_kb, wait_until
 from rawbackend import HeadServer
 
 
@@ -197,7 +198,6 @@ def test_no_fd_or_memory_growth_after_requests_with_faults(procs):
     """~15,000 requests with 500s, resets, a backend kill and slow clients
     mixed in: afterwards lbproxy's descriptors and RSS are back to their
     baseline (the 100,000-request version is scripts/soak.sh)."""
-    from hardening_util import SlowClients, fd_count, rss_kb
     a = procs.backend(bid="A")
     b = procs.backend(bid="B", extra=["--error-rate", "0.02",
                                       "--reset-rate", "0.01"])

@@ -8,8 +8,8 @@ import signal
 import pytest
 
 from balancing_util import (Blackhole, admin_backends, backend_stats,
-                            fd_count, seq_ids, stack, wait_until)
-from conftest import free_port, wait_port
+                            seq_ids, stack)
+from lbtest import fd_count, free_port, wait_until
 from rawbackend import RawBackend
 
 INTERVAL = 100  # ms, the smallest allowed: fall/rise take ~2 intervals

@@ -19,8 +19,9 @@ from datetime import datetime
 
 import pytest
 
-from conftest import ROOT, free_port, wait_port
+from conftest import ROOT
 from httpc import Conn, get
+from lbtest import free_port, wait_port
 
 HEADER = ("timestamp,client,method,path,backend_id,backend_addr,status,"
           "req_bytes,resp_bytes,connect_ms,ttfb_ms,upstream_ms,total_ms,"

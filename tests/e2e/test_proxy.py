@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port, rss_kb, wait_port
-from httpc import Conn, get, read_response
+from httpc import Conn, get
+from lbtest import free_port, rss_kb
 from rawbackend import RawBackend, ok
 
 

@@ -20,8 +20,9 @@ import time
 
 import pytest
 
-from conftest import LBBACKEND, ROOT, free_port, rss_kb
+from conftest import ROOT
 from httpc import Conn, read_response
+from lbtest import free_port, rss_kb
 
 RELAY = os.path.join(ROOT, os.environ.get("RELAY", "build/bench/relay"))
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import free_port
-from hardening_util import RecordingBackend, exchange, statuses
+from hardening_util import RecordingBackend, statuses
 from httpc import Conn, read_response
+from lbtest import exchange, read_until_close
 from rawbackend import ok
 
 
@@ -352,7 +352,6 @@ def test_chunked_total_over_limit_is_413_or_closed(stack):
                 s.sendall(b"64\r\n" + b"x" * 100 + b"\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
-        from hardening_util import read_until_close
         data, closed = read_until_close(s)
     assert closed
     got = statuses(data)

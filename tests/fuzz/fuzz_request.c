@@ -164,9 +164,8 @@ static void check_forwarded(const struct req_ctx *rc, const llhttp_t *orig,
         e = llhttp_execute(&p, rest, 0);
     else
         e = llhttp_execute(&p, rest, nrest);
-    if (!cc.complete ||
-        (e == HPE_PAUSED &&
-         (size_t)(llhttp_get_error_pos(&p) - rest) != nrest)) {
+    if (!cc.complete || (e == HPE_PAUSED &&
+                         (size_t)(llhttp_get_error_pos(&p) - rest) != nrest)) {
         fprintf(stderr, "forwarded request is not exactly one message\n");
         abort();
     }
@@ -252,8 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     llhttp_init(&p, HTTP_REQUEST, &s);
     p.data = &rc;
     size_t off = 0;
-    for (int i = 0; i < MAX_PIPELINED && one_request(&p, buf, &off, size);
-         i++)
+    for (int i = 0; i < MAX_PIPELINED && one_request(&p, buf, &off, size); i++)
         ;
     free(buf);
     return 0;

@@ -161,8 +161,8 @@ static void check_relayed(struct resp_ctx *rc, int status)
     }
     if (e != HPE_OK && e != HPE_PAUSED) {
         fprintf(stderr, "relayed response does not parse: %s (%s)\n%.*s\n",
-                llhttp_errno_name(e), llhttp_get_error_reason(&p),
-                (int)fin_len, fin);
+                llhttp_errno_name(e), llhttp_get_error_reason(&p), (int)fin_len,
+                fin);
         abort();
     }
     if (!cc.complete || p.status_code != status) {
@@ -234,9 +234,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (++rc.ninterim > HTTP_MAX_INTERIM)
             goto out; /* 502: a backend cannot hold the session with 1xx */
         if (rc.client_minor == 1) {
-            int n = http_build_response_head(out + rc.out_len,
-                                             16384 - rc.out_len, &p, &rc.head,
-                                             &rc.resp, 1, 1);
+            int n =
+                http_build_response_head(out + rc.out_len, 16384 - rc.out_len,
+                                         &p, &rc.head, &rc.resp, 1, 1);
             if (n < 0)
                 goto out;
             rc.out_len += (size_t)n;
@@ -265,7 +265,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (e == HPE_PAUSED) {
         /* bytes after the final response belong to no request: they must
          * not be in what was relayed (check_relayed), and the connection
-         * must not be reused (session_upstream.c pool_or_close: upstream_extra) */
+         * must not be reused (session_upstream.c pool_or_close: upstream_extra)
+         */
         size_t end = (size_t)(llhttp_get_error_pos(&p) - buf);
         if (end > size)
             abort();

@@ -347,9 +347,8 @@ static int oracle_pick(struct sim *s, uint64_t tried)
         else
             d = S * (1.0 + (x - b->k + 1.0) / b->k);
         /* The work-conserving variant: any free worker before a queue. */
-        if (s->pol->score == -2 &&
-            ((b->k != 0 && x >= b->k) ||
-             (s->set->ev_fail && in_event(s, (int)i))))
+        if (s->pol->score == -2 && ((b->k != 0 && x >= b->k) ||
+                                    (s->set->ev_fail && in_event(s, (int)i))))
             d += 1e9;
         if (best < 0 || d < best_d) {
             best = (int)i;
@@ -749,8 +748,8 @@ static int check(uint64_t seed)
                "p99 %.1f <= 1.25 x oracle %.1f", r.p99_ms, oracle.p99_ms);
         run(find_set("hetero"), find_pol("oracle (SED)"), seed, &oracle);
         run(find_set("hetero"), find_pol(adaptive[k]), seed, &r);
-        printf("hetero: %s %.0f req/s, oracle %.0f req/s\n", adaptive[k],
-               r.rps, oracle.rps);
+        printf("hetero: %s %.0f req/s, oracle %.0f req/s\n", adaptive[k], r.rps,
+               oracle.rps);
         expect(r.rps >= 0.9 * oracle.rps,
                "throughput %.0f >= 90%% of oracle %.0f", r.rps, oracle.rps);
     }

@@ -327,7 +327,8 @@ static void test_remap_keeps_matching_backends(void **state)
     struct stats_window w;
     stats_window(s, 0, 10, now + SEC, &w);
     assert_int_equal(w.requests, 3);
-    assert_true(fabs(w.latency.p50_ms - 3.0) < 0.1); /* C's latency came along */
+    assert_true(fabs(w.latency.p50_ms - 3.0) <
+                0.1); /* C's latency came along */
     stats_window(s, 1, 10, now + SEC, &w);
     assert_int_equal(w.requests, 0);
     /* the new backend counts from here on; an index past the set does not */
