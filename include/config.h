@@ -1,6 +1,7 @@
 /*
- * config: defaults, INI loading (inih) driven by one table, command-line
- * merge, validation.  Everything is checked before any socket is bound.
+ * config: the key table with its defaults, INI loading (inih) and validation
+ * (src/config.c); the command line and its usage (src/config_cli.c).
+ * Everything is checked before any socket is bound.
  */
 #ifndef LB_CONFIG_H
 #define LB_CONFIG_H
@@ -27,7 +28,7 @@ struct config {
     char admin[128];  /* "127.0.0.1:5002"; "off" disables */
     char mode[32];    /* a balancer policy name */
     bool persistent;
-    char log_path[256];  /* "" = logs/<mode>_<model>.csv, "off" = none */
+    char log_path[256];      /* "" = logs/<mode>_<model>.csv, "off" = none */
     char dashboard_dir[256]; /* "dashboard" */
     char logs_dir[256];      /* directory served under /logs/ ("logs") */
 
@@ -35,21 +36,21 @@ struct config {
     size_t nbackends;
 
     /* timeouts, milliseconds */
-    unsigned client_header_timeout_ms;  /* whole request head (slowloris) */
-    unsigned client_body_timeout_ms;    /* between body reads */
-    unsigned keepalive_timeout_ms;      /* idle client connection */
-    unsigned client_write_timeout_ms;   /* client not reading a response */
+    unsigned client_header_timeout_ms; /* whole request head (slowloris) */
+    unsigned client_body_timeout_ms;   /* between body reads */
+    unsigned keepalive_timeout_ms;     /* idle client connection */
+    unsigned client_write_timeout_ms;  /* client not reading a response */
     unsigned upstream_connect_timeout_ms;
-    unsigned upstream_timeout_ms;       /* no response progress -> 504 */
-    unsigned pool_idle_timeout_ms;      /* idle pooled upstream conn */
-    unsigned drain_timeout_ms;          /* graceful shutdown deadline */
+    unsigned upstream_timeout_ms;  /* no response progress -> 504 */
+    unsigned pool_idle_timeout_ms; /* idle pooled upstream conn */
+    unsigned drain_timeout_ms;     /* graceful shutdown deadline */
 
     /* limits */
-    unsigned max_head_bytes;  /* request head -> 431 */
-    unsigned max_headers;     /* header count -> 431 */
+    unsigned max_head_bytes;           /* request head -> 431 */
+    unsigned max_headers;              /* header count -> 431 */
     unsigned long long max_body_bytes; /* -> 413 */
-    unsigned max_clients;     /* concurrent client connections */
-    unsigned buffer_bytes;    /* per-direction buffer size */
+    unsigned max_clients;              /* concurrent client connections */
+    unsigned buffer_bytes;             /* per-direction buffer size */
     unsigned max_retries;     /* other backends tried after a failure */
     unsigned pool_max_idle;   /* idle upstream connections per backend */
     bool pool_reset_on_close; /* end finished, unpooled exchanges with RST */
@@ -71,7 +72,9 @@ struct config {
     int verbosity;
 };
 
-/* Fills every field with the built-in defaults (no backends). */
+/* Fills every field with the built-in defaults (no backends): the default
+ * column of the key table, and balancer_params_default for the balancer's
+ * tunables. */
 void config_defaults(struct config *c);
 
 /* Reads an INI file over the current values.  Returns 0, or -1 with a
@@ -80,13 +83,15 @@ int config_load_file(struct config *c, const char *path, char *err,
                      size_t errlen);
 
 /* Full start-up: defaults, then the config file (--config FILE, or
- * CONFIG_DEFAULT_FILE when it exists), then the flags.  Returns 0 to run,
- * 1 when --help/--version was printed (exit 0), -1 with err filled on a bad
- * file or flag (exit 2). */
+ * CONFIG_DEFAULT_FILE when it exists), then the flags, then config_validate
+ * (the caller need not validate again).  Returns 0 to run, 1 when
+ * --help/--version/--check was printed (exit 0), -1 with err filled on a
+ * bad file, flag or value (exit 2). */
 int config_from_args(struct config *c, int argc, char **argv, char *err,
                      size_t errlen);
 
-/* Checks cross-field rules; 0 or -1 with err filled. */
+/* Checks every value against its key's type and range, the backends and
+ * the cross-field rules; 0 or -1 with err filled. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* The CSV log path after defaults: "" when logging is off. */

@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "config.c"
+#include "config_types.c"
+#include "config_cli.c"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -675,7 +677,7 @@ static void test_args_set(void **state)
 static void test_args_set_every_key(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+    for (size_t i = 0; i < config_nkeys; i++) {
         const struct config_key *k = &config_keys[i];
         struct config c, d;
         char err[512], arg[600], printed[256];
@@ -723,9 +725,9 @@ static void test_args_help_version(void **state)
     assert_int_equal(RUN(&c, err, "--help"), 1);
     capture_end(f, out, sizeof(out));
     assert_contains(out, "usage: lbproxy");
-    for (size_t i = 0; config_options[i].name; i++) {
+    for (size_t i = 0; i < CLI_NOPTIONS; i++) {
         char flag[64];
-        snprintf(flag, sizeof(flag), "--%s", config_options[i].name);
+        snprintf(flag, sizeof(flag), "--%s", cli_options[i].name);
         assert_contains(out, flag);
     }
 
@@ -1100,16 +1102,16 @@ static void test_docs_cover_every_key(void **state)
     size_t n = fread(doc, 1, sizeof(doc) - 1, f);
     doc[n] = '\0';
     fclose(f);
-    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+    for (size_t i = 0; i < config_nkeys; i++) {
         char want[96];
         snprintf(want, sizeof(want), "| `%s` |", config_keys[i].key);
         assert_contains(doc, want);
         snprintf(want, sizeof(want), "[%s]", config_keys[i].section);
         assert_contains(doc, want);
     }
-    for (size_t i = 0; config_options[i].name; i++) {
+    for (size_t i = 0; i < CLI_NOPTIONS; i++) {
         char want[64];
-        snprintf(want, sizeof(want), "`--%s", config_options[i].name);
+        snprintf(want, sizeof(want), "`--%s", cli_options[i].name);
         assert_contains(doc, want);
     }
 }
