@@ -26,8 +26,11 @@ enum cli_action {
 };
 
 /* What the usage adds to a CLI_KEY option's help, from the key table. */
-#define CLI_SHOW_DEFAULT 1u /* " (default VALUE)" */
-#define CLI_SHOW_VALUES 2u  /* ": " and what the key's type accepts */
+enum cli_show {
+    CLI_SHOW_NONE,
+    CLI_SHOW_DEFAULT, /* " (default VALUE)" */
+    CLI_SHOW_VALUES,  /* ": " and what the key's type accepts */
+};
 
 struct cli_option {
     const char *name;
@@ -36,44 +39,58 @@ struct cli_option {
     enum cli_action action;
     const char *section, *key; /* CLI_KEY: the key it sets */
     const char *value;         /* CLI_KEY without arg: the value it sets */
-    unsigned show;             /* CLI_SHOW_* */
+    enum cli_show show;
     const char *help;
 };
 
+/* A flag with a job of its own (no key behind it). */
+#define OPT(name, sh, arg, action, help)                                       \
+    {                                                                          \
+        name, sh, arg, action, NULL, NULL, NULL, CLI_SHOW_NONE, help           \
+    }
+/* A flag that sets [section] key to its value; show: what --help adds. */
+#define OPT_KEY(name, arg, section, key, show, help)                           \
+    {                                                                          \
+        name, 0, arg, CLI_KEY, section, key, NULL, show, help                  \
+    }
+/* A flag without a value that sets [section] key to value. */
+#define OPT_FIXED(name, section, key, value, help)                             \
+    {                                                                          \
+        name, 0, NULL, CLI_KEY, section, key, value, CLI_SHOW_NONE, help       \
+    }
+
 /* clang-format off */
 static const struct cli_option cli_options[] = {
-    {"config", 0, "FILE", CLI_CONFIG, NULL, NULL, NULL, 0,
-     "INI file (default: " CONFIG_DEFAULT_FILE " if it exists)"},
-    {"mode", 0, "NAME", CLI_KEY, "proxy", "mode", NULL, CLI_SHOW_VALUES,
-     "balancing policy"},
-    {"persistent", 0, NULL, CLI_KEY, "proxy", "persistent", "true", 0,
-     "reuse upstream connections (pooled keep-alive)"},
-    {"non-persistent", 0, NULL, CLI_KEY, "proxy", "persistent", "false", 0,
-     "one upstream connection per request"},
-    {"listen", 0, "ADDR:PORT", CLI_KEY, "proxy", "listen", NULL,
-     CLI_SHOW_DEFAULT, "client listener"},
-    {"backend", 0, "ADDR:PORT[,weight=N][,id=NAME]", CLI_BACKEND, NULL, NULL,
-     NULL, 0,
-     "a backend; repeat for more. The first --backend replaces the file's "
-     "[backends]; ids default to A, B, C... in order"},
-    {"admin", 0, "ADDR:PORT|off", CLI_KEY, "proxy", "admin", NULL,
-     CLI_SHOW_DEFAULT, "admin and dashboard listener"},
-    {"log", 0, "FILE|off", CLI_KEY, "proxy", "log", NULL, 0,
-     "CSV request log (default "
-     "<logs_dir>/<mode>_<persistent|non_persistent>.csv)"},
-    {"seed", 0, "N", CLI_KEY, "balancer", "seed", NULL, CLI_SHOW_DEFAULT,
-     "random seed of the balancer"},
-    {"set", 0, "SECTION.KEY=VALUE", CLI_SET, NULL, NULL, NULL, 0,
-     "any INI key, e.g. --set timeouts.upstream_ms=5000"},
-    {"check", 0, NULL, CLI_CHECK, NULL, NULL, NULL, 0,
-     "validate, print the effective configuration, exit"},
-    {"print-config", 0, NULL, CLI_PRINT, NULL, NULL, NULL, 0,
-     "print the effective configuration, then run"},
-    {"verbose", 'v', NULL, CLI_VERBOSE, NULL, NULL, NULL, 0,
-     "more log output (repeat for more)"},
-    {"help", 'h', NULL, CLI_HELP, NULL, NULL, NULL, 0, "this help"},
-    {"version", 0, NULL, CLI_VERSION, NULL, NULL, NULL, 0,
-     "print the version"},
+    OPT("config", 0, "FILE", CLI_CONFIG,
+        "INI file (default: " CONFIG_DEFAULT_FILE " if it exists)"),
+    OPT_KEY("mode", "NAME", "proxy", "mode", CLI_SHOW_VALUES,
+            "balancing policy"),
+    OPT_FIXED("persistent", "proxy", "persistent", "true",
+              "reuse upstream connections (pooled keep-alive)"),
+    OPT_FIXED("non-persistent", "proxy", "persistent", "false",
+              "one upstream connection per request"),
+    OPT_KEY("listen", "ADDR:PORT", "proxy", "listen", CLI_SHOW_DEFAULT,
+            "client listener"),
+    OPT("backend", 0, "ADDR:PORT[,weight=N][,id=NAME]", CLI_BACKEND,
+        "a backend; repeat for more. The first --backend replaces the "
+        "file's [backends]; ids default to A, B, C... in order"),
+    OPT_KEY("admin", "ADDR:PORT|off", "proxy", "admin", CLI_SHOW_DEFAULT,
+            "admin and dashboard listener"),
+    OPT_KEY("log", "FILE|off", "proxy", "log", CLI_SHOW_NONE,
+            "CSV request log (default "
+            "<logs_dir>/<mode>_<persistent|non_persistent>.csv)"),
+    OPT_KEY("seed", "N", "balancer", "seed", CLI_SHOW_DEFAULT,
+            "random seed of the balancer"),
+    OPT("set", 0, "SECTION.KEY=VALUE", CLI_SET,
+        "any INI key, e.g. --set timeouts.upstream_ms=5000"),
+    OPT("check", 0, NULL, CLI_CHECK,
+        "validate, print the effective configuration, exit"),
+    OPT("print-config", 0, NULL, CLI_PRINT,
+        "print the effective configuration, then run"),
+    OPT("verbose", 'v', NULL, CLI_VERBOSE,
+        "more log output (repeat for more)"),
+    OPT("help", 'h', NULL, CLI_HELP, "this help"),
+    OPT("version", 0, NULL, CLI_VERSION, "print the version"),
 };
 /* clang-format on */
 #define CLI_NOPTIONS (sizeof(cli_options) / sizeof(cli_options[0]))
@@ -137,14 +154,14 @@ static FILE *config_out(void)
 static void usage_line(FILE *out, const char *flag, const char *text)
 {
     int col = fprintf(out, "  %s", flag);
-    bool line_start = col >= USAGE_INDENT;
-    if (line_start) {
+    if (col >= USAGE_INDENT) {
         fputc('\n', out);
         col = 0;
     }
     while (*text) {
         int n = (int)strcspn(text, " ");
-        if (!line_start && col > USAGE_INDENT && col + 1 + n > USAGE_WIDTH) {
+        /* past USAGE_INDENT, a word is on the line already */
+        if (col > USAGE_INDENT && col + 1 + n > USAGE_WIDTH) {
             fputc('\n', out);
             col = 0;
         }
@@ -153,7 +170,6 @@ static void usage_line(FILE *out, const char *flag, const char *text)
         else
             col += fprintf(out, " ");
         col += fprintf(out, "%.*s", n, text);
-        line_start = false;
         text += n;
         while (*text == ' ')
             text++;
@@ -180,16 +196,15 @@ static void usage(FILE *out, const struct config *defaults)
             n = snprintf(flag, sizeof(flag), "-%c, ", o->short_name);
         snprintf(flag + n, sizeof(flag) - (size_t)n, "--%s%s%s", o->name,
                  o->arg ? " " : "", o->arg ? o->arg : "");
-        text[0] = '\0';
-        if (k && (o->show & CLI_SHOW_DEFAULT))
+        if (k && o->show == CLI_SHOW_DEFAULT) {
             config_key_text(defaults, k, text, sizeof(text));
-        else if (k && (o->show & CLI_SHOW_VALUES))
+            snprintf(help, sizeof(help), "%s (default %s)", o->help, text);
+        } else if (k && o->show == CLI_SHOW_VALUES) {
             k->type->expect(k, text, sizeof(text));
-        snprintf(help, sizeof(help), "%s%s%s%s", o->help,
-                 !text[0]                       ? ""
-                 : (o->show & CLI_SHOW_DEFAULT) ? " (default "
-                                                : ": ",
-                 text, text[0] && (o->show & CLI_SHOW_DEFAULT) ? ")" : "");
+            snprintf(help, sizeof(help), "%s: %s", o->help, text);
+        } else {
+            snprintf(help, sizeof(help), "%s", o->help);
+        }
         usage_line(out, flag, help);
     }
     fputs("\nBoth --flag VALUE and --flag=VALUE work.  Later flags override "

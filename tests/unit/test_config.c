@@ -1161,6 +1161,9 @@ static void test_usage_derived(void **state)
         snprintf(head + n, sizeof(head) - (size_t)n, "--%s%s%s", o->name,
                  o->arg ? " " : "", o->arg ? o->arg : "");
         assert_contains(out, head);
+        /* a flag for a key names one that exists */
+        if (o->action == CLI_KEY)
+            assert_non_null(config_key_find(o->section, o->key));
         char first[64];
         snprintf(first, sizeof(first), "%.*s", (int)strcspn(o->help, " "),
                  o->help);
