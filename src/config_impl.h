@@ -47,14 +47,13 @@ struct config_key {
     const char *section;
     const char *key;
     const struct config_type *type;
-    unsigned flags;         /* CF_* */
-    size_t off, size;       /* the field in struct config */
-    unsigned long long min; /* integers: min..max */
-    unsigned long long max; /* */
-    double dmin, dmax;      /* numbers: dmin < value <= dmax */
-    const char *def;        /* the default, as the file would spell it;
-                             * NULL: the owning module's default (balancer
-                             * params) or an alias */
+    unsigned flags;              /* CF_* */
+    size_t off, size;            /* the field in struct config */
+    unsigned long long min, max; /* integers: min..max */
+    double dmin, dmax;           /* numbers: dmin < value <= dmax */
+    const char *def;             /* the default, as the file would spell it;
+                                  * NULL: the owning module's default (balancer
+                                  * params) or an alias */
 };
 
 /* The value types (config_types.c). */
