@@ -41,7 +41,8 @@ enum balancer_score_mode {
     BALANCER_SCORE_PREDICTED,          /* learned a + b * in_flight */
     BALANCER_SCORE_FILL, /* predicted / spare capacity: free workers first */
 };
-/* "latency", "latency_x_inflight", "predicted". */
+/* The score mode's name: "latency", "latency_x_inflight", "predicted",
+ * "fill"; "?" for a value that is not a score mode. */
 const char *balancer_score_mode_str(enum balancer_score_mode m);
 /* Parses a score mode name; returns the enum value, or -1 if unknown. */
 int balancer_score_mode_parse(const char *name);
@@ -61,6 +62,8 @@ struct balancer_params {
     unsigned max_eject_ms;      /* cap of the back-off */
     uint64_t seed;              /* RNG seed (p2c, tie breaks) */
 };
+/* Fills p with the defaults of every tunable (the configuration's defaults
+ * for the [balancer] and [health] keys come from here). */
 void balancer_params_default(struct balancer_params *p);
 
 /* The read-only view a policy gets of one backend. */
@@ -105,8 +108,12 @@ struct balancer;
 /* Looks a policy up by mode name (accepts the prototype's names); NULL if
  * unknown. */
 const struct balancer_policy *balancer_find(const char *name);
-/* Writes the known mode names separated by ", " into buf. */
+/* Writes the canonical mode names, in registry order, separated by ", "
+ * into buf (truncated to len). */
 void balancer_names(char *buf, size_t len);
+/* Whether two mode names are the same name: case is ignored and '-' and '_'
+ * are equal (round_robin is round-robin). */
+bool balancer_name_eq(const char *a, const char *b);
 
 /* Creates a balancer for n backends with the given weights; NULL on error. */
 struct balancer *balancer_create(const char *mode,
@@ -133,13 +140,18 @@ void balancer_cancel(struct balancer *b, size_t idx);
 void balancer_set_health(struct balancer *b, size_t idx, bool up,
                          uint64_t now_us);
 
+/* Number of backends. */
 size_t balancer_count(const struct balancer *b);
+/* The policy's canonical mode name. */
 const char *balancer_mode(const struct balancer *b);
+/* The read-only view of backend idx; NULL when idx is out of range. */
 const struct balancer_backend *balancer_backend(const struct balancer *b,
                                                 size_t idx);
+/* The policy's score of backend idx at now_us (0 when out of range). */
 double balancer_score(struct balancer *b, size_t idx, uint64_t now_us);
-/* A short human reason for the backend's state ("", "5 consecutive
- * connect_error", "health check failed"). */
+/* A short human reason for the backend's state, written into buf and
+ * returned: "" when up, "ejected: 5 consecutive connect_error", "probing",
+ * "health check failed". */
 const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
                             size_t len);
 

@@ -1,6 +1,7 @@
 /*
- * config: defaults, INI loading (inih) driven by one table, command-line
- * merge, validation.  Everything is checked before any socket is bound.
+ * config: the key table with its defaults, INI loading (inih) and validation
+ * (src/config.c); the command line and its usage (src/config_cli.c).
+ * Everything is checked before any socket is bound.
  */
 #ifndef LB_CONFIG_H
 #define LB_CONFIG_H
@@ -71,7 +72,9 @@ struct config {
     int verbosity;
 };
 
-/* Fills every field with the built-in defaults (no backends). */
+/* Fills every field with the built-in defaults (no backends): the default
+ * column of the key table, and balancer_params_default for the balancer's
+ * tunables. */
 void config_defaults(struct config *c);
 
 /* Reads an INI file over the current values.  Returns 0, or -1 with a
@@ -80,13 +83,15 @@ int config_load_file(struct config *c, const char *path, char *err,
                      size_t errlen);
 
 /* Full start-up: defaults, then the config file (--config FILE, or
- * CONFIG_DEFAULT_FILE when it exists), then the flags.  Returns 0 to run,
- * 1 when --help/--version was printed (exit 0), -1 with err filled on a bad
- * file or flag (exit 2). */
+ * CONFIG_DEFAULT_FILE when it exists), then the flags, then config_validate
+ * (the caller need not validate again).  Returns 0 to run, 1 when
+ * --help/--version/--check was printed (exit 0), -1 with err filled on a
+ * bad file, flag or value (exit 2). */
 int config_from_args(struct config *c, int argc, char **argv, char *err,
                      size_t errlen);
 
-/* Checks cross-field rules; 0 or -1 with err filled. */
+/* Checks every value against its key's type and range, the backends and
+ * the cross-field rules; 0 or -1 with err filled. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
 /* The CSV log path after defaults: "" when logging is off. */

@@ -93,13 +93,13 @@ uint64_t stats_start_us(const struct stats *s);
  * latency recorded is r->upstream_us when the request reached a backend,
  * else r->total_us; negative latencies are not recorded. */
 void stats_record(struct stats *s, const struct record *r, uint64_t now_us);
-/* Stores the selector score of backend idx into the current second (the
- * last call in a second wins). */
 /* Counts an error on backend idx for an attempt that was retried on
  * another backend: the backend's errors grow, its requests and the total
- * (which counts what clients saw) do not.  err is a enum record_error. */
+ * (which counts what clients saw) do not.  err is an enum record_error. */
 void stats_attempt_failed(struct stats *s, size_t idx, int err,
                           uint64_t now_us);
+/* Stores the selector score of backend idx into the current second (the
+ * last call in a second wins). */
 void stats_set_score(struct stats *s, size_t idx, double score,
                      uint64_t now_us);
 

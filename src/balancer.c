@@ -134,8 +134,7 @@ void balancer_params_default(struct balancer_params *p)
     p->seed = 1;
 }
 
-/* Mode names compare ignoring case, with '-' and '_' equal. */
-static bool same_name(const char *a, const char *b)
+bool balancer_name_eq(const char *a, const char *b)
 {
     for (;; a++, b++) {
         char x = *a == '_' ? '-' : (char)tolower((unsigned char)*a);
@@ -152,12 +151,12 @@ const struct balancer_policy *balancer_find(const char *name)
     if (!name)
         return NULL;
     for (size_t i = 0; i < NALIASES; i++)
-        if (same_name(name, aliases[i].alias)) {
+        if (balancer_name_eq(name, aliases[i].alias)) {
             name = aliases[i].name;
             break;
         }
     for (size_t i = 0; i < NPOLICIES; i++)
-        if (same_name(name, policies[i]->name))
+        if (balancer_name_eq(name, policies[i]->name))
             return policies[i];
     return NULL;
 }

@@ -13,7 +13,7 @@ int main(int argc, char **argv)
     int rc = config_from_args(&cfg, argc, argv, err, sizeof(err));
     if (rc > 0)
         return 0;
-    if (rc < 0 || config_validate(&cfg, err, sizeof(err)) < 0) {
+    if (rc < 0) { /* config_from_args has validated everything */
         fprintf(stderr, "lbproxy: %s\n", err);
         return 2;
     }

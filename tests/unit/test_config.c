@@ -14,6 +14,8 @@
 #include <cmocka.h>
 
 #include "config.c"
+#include "config_types.c"
+#include "config_cli.c"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -675,7 +677,7 @@ static void test_args_set(void **state)
 static void test_args_set_every_key(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+    for (size_t i = 0; i < config_nkeys; i++) {
         const struct config_key *k = &config_keys[i];
         struct config c, d;
         char err[512], arg[600], printed[256];
@@ -723,9 +725,9 @@ static void test_args_help_version(void **state)
     assert_int_equal(RUN(&c, err, "--help"), 1);
     capture_end(f, out, sizeof(out));
     assert_contains(out, "usage: lbproxy");
-    for (size_t i = 0; config_options[i].name; i++) {
+    for (size_t i = 0; i < CLI_NOPTIONS; i++) {
         char flag[64];
-        snprintf(flag, sizeof(flag), "--%s", config_options[i].name);
+        snprintf(flag, sizeof(flag), "--%s", cli_options[i].name);
         assert_contains(out, flag);
     }
 
@@ -1090,6 +1092,133 @@ static void test_print_round_trip(void **state)
     assert_memory_equal(&a, &b, sizeof(a));
 }
 
+/* ---- the tables themselves --------------------------------------------- */
+
+/* Every key's default (the table's column, or the balancer's for its
+ * tunables) prints and parses back to the same bytes, is spelt the way
+ * config_print spells it, and passes the key's own check. */
+static void test_table_defaults_round_trip(void **state)
+{
+    (void)state;
+    struct config d, e;
+    config_defaults(&d);
+    for (size_t i = 0; i < config_nkeys; i++) {
+        const struct config_key *k = &config_keys[i];
+        char text[CONFIG_TEXT_MAX], what[CONFIG_TEXT_MAX] = "";
+        const char *field = (const char *)&d + k->off;
+        assert_true(k->size <= CONFIG_VALUE_MAX);
+        if (k->type == &config_type_int)
+            assert_true(k->size == 4 || k->size == 8);
+        if (k->flags & CF_ALIAS) {
+            assert_null(k->def);
+            continue;
+        }
+        /* sections are contiguous, so config_print writes each once */
+        if (i > 0 && strcmp(config_keys[i - 1].section, k->section) != 0)
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(config_keys[j].section, k->section);
+        assert_true(k->type->check(k, field));
+        config_key_text(&d, k, text, sizeof(text));
+        if (k->def)
+            assert_string_equal(text, k->def);
+        else /* no column: the balancer's own default */
+            assert_true(k->off >= offsetof(struct config, balancer) &&
+                        k->off < offsetof(struct config, balancer) +
+                                     sizeof(struct balancer_params));
+        memset(&e, 0xa5, sizeof(e));
+        int rc = config_key_apply(&e, k, text, what, sizeof(what));
+        if (rc != 0)
+            print_error("[%s] %s = '%s': expected %s\n", k->section, k->key,
+                        text, what);
+        assert_int_equal(rc, 0);
+        assert_memory_equal((const char *)&e + k->off, field, k->size);
+    }
+    /* the balancer's part is exactly balancer_params_default */
+    struct balancer_params p;
+    balancer_params_default(&p);
+    assert_memory_equal(&d.balancer, &p, sizeof(p));
+}
+
+/* The --help text is made from the option table: every option with its
+ * value and help, the defaults and values of the keys behind them, and the
+ * balancer's mode names; no line is wider than 79 columns. */
+static void test_usage_derived(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[512], out[8192], want[512];
+    FILE *f = capture_start();
+    assert_int_equal(RUN(&c, err, "--help"), 1);
+    capture_end(f, out, sizeof(out));
+    for (size_t i = 0; i < CLI_NOPTIONS; i++) {
+        const struct cli_option *o = &cli_options[i];
+        /* "  -v, --verbose" or "  --mode NAME" starts a line */
+        char head[128];
+        int n = snprintf(head, sizeof(head), "\n  ");
+        if (o->short_name)
+            n += snprintf(head + n, sizeof(head) - (size_t)n, "-%c, ",
+                          o->short_name);
+        snprintf(head + n, sizeof(head) - (size_t)n, "--%s%s%s", o->name,
+                 o->arg ? " " : "", o->arg ? o->arg : "");
+        assert_contains(out, head);
+        /* a flag for a key names one that exists */
+        if (o->action == CLI_KEY)
+            assert_non_null(config_key_find(o->section, o->key));
+        char first[64];
+        snprintf(first, sizeof(first), "%.*s", (int)strcspn(o->help, " "),
+                 o->help);
+        assert_contains(out, first);
+    }
+    char modes[512];
+    balancer_names(modes, sizeof(modes));
+    for (char *save = NULL, *m = strtok_r(modes, ", ", &save); m;
+         m = strtok_r(NULL, ", ", &save))
+        assert_contains(out, m);
+    config_defaults(&c);
+    assert_contains(out, "client listener (default 127.0.0.1:9090)");
+    snprintf(want, sizeof(want), "(default %s)", c.admin);
+    assert_contains(out, want);
+    for (const char *line = out; *line;) {
+        size_t n = strcspn(line, "\n");
+        if (n > 79)
+            print_error("too wide: %.*s\n", (int)n, line);
+        assert_true(n <= 79);
+        line += n + (line[n] == '\n');
+    }
+}
+
+/* docs/configuration.md gives every key's default as the table has it. */
+static void test_docs_defaults(void **state)
+{
+    (void)state;
+    FILE *f = fopen("docs/configuration.md", "r");
+    assert_non_null(f);
+    static char doc[65536];
+    size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    struct config d;
+    config_defaults(&d);
+    for (size_t i = 0; i < config_nkeys; i++) {
+        const struct config_key *k = &config_keys[i];
+        char row[96], text[CONFIG_TEXT_MAX], want[CONFIG_TEXT_MAX + 8];
+        if (k->flags & CF_ALIAS)
+            continue;
+        snprintf(row, sizeof(row), "\n| `%s` |", k->key);
+        const char *line = strstr(doc, row);
+        assert_non_null(line);
+        char copy[4096];
+        snprintf(copy, sizeof(copy), "%.*s", (int)strcspn(line + 1, "\n"),
+                 line + 1);
+        config_key_text(&d, k, text, sizeof(text));
+        if (text[0])
+            snprintf(want, sizeof(want), "| `%s`", text);
+        else
+            snprintf(want, sizeof(want), "| empty |");
+        assert_contains(copy, want);
+    }
+}
+
 /* docs/configuration.md describes every key and every flag. */
 static void test_docs_cover_every_key(void **state)
 {
@@ -1100,16 +1229,16 @@ static void test_docs_cover_every_key(void **state)
     size_t n = fread(doc, 1, sizeof(doc) - 1, f);
     doc[n] = '\0';
     fclose(f);
-    for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+    for (size_t i = 0; i < config_nkeys; i++) {
         char want[96];
         snprintf(want, sizeof(want), "| `%s` |", config_keys[i].key);
         assert_contains(doc, want);
         snprintf(want, sizeof(want), "[%s]", config_keys[i].section);
         assert_contains(doc, want);
     }
-    for (size_t i = 0; config_options[i].name; i++) {
+    for (size_t i = 0; i < CLI_NOPTIONS; i++) {
         char want[64];
-        snprintf(want, sizeof(want), "`--%s", config_options[i].name);
+        snprintf(want, sizeof(want), "`--%s", cli_options[i].name);
         assert_contains(doc, want);
     }
 }
@@ -1139,6 +1268,9 @@ int main(void)
         cmocka_unit_test_teardown(test_log_path, remove_tmp),
         cmocka_unit_test_teardown(test_print_round_trip, remove_tmp),
         cmocka_unit_test_teardown(test_docs_cover_every_key, remove_tmp),
+        cmocka_unit_test_teardown(test_table_defaults_round_trip, remove_tmp),
+        cmocka_unit_test_teardown(test_usage_derived, remove_tmp),
+        cmocka_unit_test_teardown(test_docs_defaults, remove_tmp),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,0 +1,421 @@
+/*
+ * config_types: the value types of the key table, each one table of
+ * operations (parse, check, expect, print) so that a type's rules are written
+ * once for the INI file, the flags, validation and --print-config.  Names
+ * owned by the balancer (modes, scores) are asked of it, never copied.
+ */
+#include "config.h"
+#include "config_impl.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CONFIG_BOOL_TEXT "a boolean (true/false, yes/no, on/off, 1/0)"
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int config_parse_ull(const char *v, bool size_suffix, unsigned long long *out)
+{
+    if (*v < '0' || *v > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (size_suffix && *end != '\0' && end[1] == '\0') {
+        static const char units[] = "kmg";
+        const char *u = strchr(units, tolower((unsigned char)*end));
+        if (!u)
+            return -1;
+        unsigned shift = 10 * (unsigned)(u - units + 1); /* k=10, m=20 */
+        if (x > (ULLONG_MAX >> shift))
+            return -1;
+        x <<= shift;
+        end++;
+    }
+    if (*end != '\0')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int config_parse_addr(const char *s, char *host, size_t hostlen, char *port,
+                      size_t portlen)
+{
+    const char *h, *p;
+    size_t hl;
+    int family;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        p = rb + 2;
+        family = AF_INET6;
+    } else {
+        const char *colon = strchr(s, ':');
+        if (!colon || strchr(colon + 1, ':'))
+            return -1;
+        h = s;
+        hl = (size_t)(colon - s);
+        p = colon + 1;
+        family = AF_INET;
+    }
+    char hb[INET6_ADDRSTRLEN];
+    if (hl == 0 || hl >= sizeof(hb))
+        return -1;
+    memcpy(hb, h, hl);
+    hb[hl] = '\0';
+    if (family == AF_INET && strcasecmp(hb, "localhost") == 0)
+        strcpy(hb, "127.0.0.1");
+    unsigned char bin[16];
+    if (inet_pton(family, hb, bin) != 1)
+        return -1;
+    unsigned long long pn;
+    if (strlen(p) > 5 || config_parse_ull(p, false, &pn) < 0 || pn < 1 ||
+        pn > 65535)
+        return -1;
+    char pb[8];
+    snprintf(pb, sizeof(pb), "%llu", pn);
+    if (config_copy_str(host, hostlen, hb) < 0 ||
+        config_copy_str(port, portlen, pb) < 0)
+        return -1;
+    return 0;
+}
+
+/* Normalises an address into "host:port" / "[v6]:port"; -1 if invalid. */
+static int norm_addr(const char *s, char *out, size_t len)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    if (config_parse_addr(s, host, sizeof(host), port, sizeof(port)) < 0)
+        return -1;
+    int n = strchr(host, ':') ? snprintf(out, len, "[%s]:%s", host, port)
+                              : snprintf(out, len, "%s:%s", host, port);
+    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+}
+
+/* ---- the value types --------------------------------------------------- */
+
+/* Strings: any text that fits the field. */
+static int str_parse(const struct config_key *k, const char *v, void *dst)
+{
+    return config_copy_str(dst, k->size, v);
+}
+
+static bool str_check(const struct config_key *k, const void *p)
+{
+    return memchr(p, '\0', k->size) != NULL;
+}
+
+static void str_expect(const struct config_key *k, char *buf, size_t len)
+{
+    snprintf(buf, len, "at most %zu characters", k->size - 1);
+}
+
+static void str_print(const struct config_key *k, const void *p, char *buf,
+                      size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "%s", (const char *)p);
+}
+
+const struct config_type config_type_str = {str_parse, str_check, str_expect,
+                                            str_print};
+
+/* Addresses: stored normalised, so that "localhost:09" prints as
+ * 127.0.0.1:9. */
+static int addr_parse(const struct config_key *k, const char *v, void *dst)
+{
+    return norm_addr(v, dst, k->size);
+}
+
+static bool addr_check(const struct config_key *k, const void *p)
+{
+    char tmp[CONFIG_TEXT_MAX];
+    return str_check(k, p) && norm_addr(p, tmp, sizeof(tmp)) == 0;
+}
+
+static void addr_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "%s", CONFIG_ADDR_TEXT);
+}
+
+const struct config_type config_type_addr = {addr_parse, addr_check,
+                                             addr_expect, str_print};
+
+/* An address, or "off" (any case, stored lower case). */
+static int addr_off_parse(const struct config_key *k, const char *v, void *dst)
+{
+    if (strcasecmp(v, "off") == 0)
+        return config_copy_str(dst, k->size, "off");
+    return addr_parse(k, v, dst);
+}
+
+static bool addr_off_check(const struct config_key *k, const void *p)
+{
+    return (str_check(k, p) && strcmp(p, "off") == 0) || addr_check(k, p);
+}
+
+static void addr_off_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "%s or off", CONFIG_ADDR_TEXT);
+}
+
+const struct config_type config_type_addr_off = {addr_off_parse, addr_off_check,
+                                                 addr_off_expect, str_print};
+
+/* Integers in min..max.  The field is any unsigned integer of 4 or 8 bytes,
+ * or a non-negative int (read as unsigned, a negative one is out of
+ * range); the unit test checks every integer key's size. */
+static unsigned long long int_load(const struct config_key *k, const void *p)
+{
+    if (k->size == sizeof(uint32_t)) {
+        uint32_t v;
+        memcpy(&v, p, sizeof(v));
+        return v;
+    }
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static int int_parse(const struct config_key *k, const char *v, void *dst)
+{
+    unsigned long long u;
+    /* the range is checked here too: storing first could truncate */
+    if (config_parse_ull(v, k->flags & CF_SIZE, &u) < 0 || u < k->min ||
+        u > k->max)
+        return -1;
+    if (k->size == sizeof(uint32_t)) {
+        uint32_t w = (uint32_t)u;
+        memcpy(dst, &w, sizeof(w));
+    } else {
+        uint64_t w = u;
+        memcpy(dst, &w, sizeof(w));
+    }
+    return 0;
+}
+
+static bool int_check(const struct config_key *k, const void *p)
+{
+    unsigned long long u = int_load(k, p);
+    return u >= k->min && u <= k->max;
+}
+
+static void int_expect(const struct config_key *k, char *buf, size_t len)
+{
+    snprintf(buf, len, "an integer in %llu..%llu%s", k->min, k->max,
+             (k->flags & CF_SIZE) ? " (k/m/g suffix allowed)" : "");
+}
+
+static void int_print(const struct config_key *k, const void *p, char *buf,
+                      size_t len)
+{
+    snprintf(buf, len, "%llu", int_load(k, p));
+}
+
+const struct config_type config_type_int = {int_parse, int_check, int_expect,
+                                            int_print};
+
+/* Numbers (double) with dmin < value <= dmax; no nan or inf. */
+static int num_parse(const struct config_key *k, const char *v, void *dst)
+{
+    (void)k;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(d))
+        return -1;
+    memcpy(dst, &d, sizeof(d));
+    return 0;
+}
+
+static bool num_check(const struct config_key *k, const void *p)
+{
+    double d;
+    memcpy(&d, p, sizeof(d));
+    return d > k->dmin && d <= k->dmax; /* false for nan too */
+}
+
+static void num_expect(const struct config_key *k, char *buf, size_t len)
+{
+    snprintf(buf, len, "a number greater than %g and at most %g", k->dmin,
+             k->dmax);
+}
+
+/* The shortest decimal that reads back as the same double. */
+static void num_print(const struct config_key *k, const void *p, char *buf,
+                      size_t len)
+{
+    (void)k;
+    double d;
+    memcpy(&d, p, sizeof(d));
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+}
+
+const struct config_type config_type_num = {num_parse, num_check, num_expect,
+                                            num_print};
+
+/* Booleans; a bool field holds nothing but true or false. */
+static int bool_parse(const struct config_key *k, const char *v, void *dst)
+{
+    (void)k;
+    return parse_bool(v, dst);
+}
+
+static bool bool_check(const struct config_key *k, const void *p)
+{
+    (void)k;
+    (void)p;
+    return true;
+}
+
+static void bool_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "%s", CONFIG_BOOL_TEXT);
+}
+
+static void bool_print(const struct config_key *k, const void *p, char *buf,
+                       size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "%s", *(const bool *)p ? "true" : "false");
+}
+
+const struct config_type config_type_bool = {bool_parse, bool_check,
+                                             bool_expect, bool_print};
+
+/* The connection model: a boolean, or the words persistent and
+ * non-persistent (spelt as loosely as mode names). */
+static int model_parse(const struct config_key *k, const char *v, void *dst)
+{
+    bool *b = dst;
+    if (balancer_name_eq(v, "persistent"))
+        *b = true;
+    else if (balancer_name_eq(v, "non-persistent"))
+        *b = false;
+    else
+        return bool_parse(k, v, dst);
+    return 0;
+}
+
+static void model_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "persistent, non-persistent or %s", CONFIG_BOOL_TEXT);
+}
+
+const struct config_type config_type_model = {model_parse, bool_check,
+                                              model_expect, bool_print};
+
+/* A balancer policy, stored under the canonical name the balancer's
+ * registry gives it. */
+static int mode_parse(const struct config_key *k, const char *v, void *dst)
+{
+    const struct balancer_policy *p = balancer_find(v);
+    return p ? config_copy_str(dst, k->size, p->name) : -1;
+}
+
+static bool mode_check(const struct config_key *k, const void *p)
+{
+    return str_check(k, p) && balancer_find(p) != NULL;
+}
+
+static void mode_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    char names[CONFIG_TEXT_MAX];
+    balancer_names(names, sizeof(names));
+    snprintf(buf, len, "one of %s", names);
+}
+
+const struct config_type config_type_mode = {mode_parse, mode_check,
+                                             mode_expect, str_print};
+
+/* Score names: -1 is "default" (each policy's own choice), then the
+ * balancer's own names; its enum counts up from 0 and a value past the last
+ * has no name that reads back.  NULL when v is not a score. */
+static const char *score_name(int v)
+{
+    if (v == -1)
+        return "default";
+    if (v < -1)
+        return NULL;
+    const char *s = balancer_score_mode_str((enum balancer_score_mode)v);
+    return balancer_score_mode_parse(s) == v ? s : NULL;
+}
+
+static int score_parse(const struct config_key *k, const char *v, void *dst)
+{
+    (void)k;
+    const char *s;
+    for (int i = -1; (s = score_name(i)) != NULL; i++) {
+        if (balancer_name_eq(v, s)) {
+            memcpy(dst, &i, sizeof(i));
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool score_check(const struct config_key *k, const void *p)
+{
+    (void)k;
+    int v;
+    memcpy(&v, p, sizeof(v));
+    return score_name(v) != NULL;
+}
+
+static void score_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    size_t off = (size_t)snprintf(buf, len, "one of");
+    const char *s;
+    for (int i = -1; (s = score_name(i)) != NULL && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s %s",
+                                i > -1 ? "," : "", s);
+}
+
+static void score_print(const struct config_key *k, const void *p, char *buf,
+                        size_t len)
+{
+    (void)k;
+    int v;
+    memcpy(&v, p, sizeof(v));
+    const char *s = score_name(v);
+    snprintf(buf, len, "%s", s ? s : "default");
+}
+
+const struct config_type config_type_score = {score_parse, score_check,
+                                              score_expect, score_print};
