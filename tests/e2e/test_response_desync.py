@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from hardening_util import read_until_close, statuses
+from hardening_util import statuses
+from lbtest import read_until_close
 from httpc import Conn
 from rawbackend import HeadServer, RawBackend, ok
 
