@@ -51,6 +51,8 @@ struct session_ctx {
     struct buf_pool bufs;
     struct request **free_reqs; /* per-request state kept for reuse */
     unsigned nfree_reqs, max_free_reqs;
+    uint64_t wall_read_us;  /* loop time when the wall clock was read */
+    int64_t wall_offset_us; /* wall clock minus loop time then */
 };
 
 /* Sets the shared parts up (buffers of buf_size bytes).  Returns 0, or -1

@@ -223,6 +223,15 @@ static void trim_value(const struct http_head *h, struct http_span *v)
     }
 }
 
+/* Drops the blanks that end a field value (llhttp's value span starts at
+ * the first non-blank byte but keeps the trailing ones). */
+static void trim_value_end(const struct http_head *h, struct http_span *v)
+{
+    const char *s = sp(h, *v);
+    while (v->len > 0 && (s[v->len - 1] == ' ' || s[v->len - 1] == '\t'))
+        v->len--;
+}
+
 /* True if anything but ':' and blanks sits between a field's name and its
  * value: llhttp folds an obs-fold line after an empty value into the value
  * ("Name:\r\n value"), which lbproxy refuses rather than normalises. */
@@ -356,7 +365,7 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
     req->idempotent = method_idempotent(p->method);
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
-        trim_value(h, &hd->value);
+        trim_value_end(h, &hd->value);
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");
         /* control bytes in a value never get here: strict llhttp refuses
@@ -646,7 +655,7 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     unsigned tes = 0;
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
-        trim_value(h, &hd->value);
+        trim_value_end(h, &hd->value);
         if (h->split_value || folded(h, hd)) {
             resp->status = 502;
             resp->error = "control character in response header";
