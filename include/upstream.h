@@ -18,10 +18,10 @@ struct config;
 struct upstream;
 
 /* One upstream connection.  While it is handed out, the holder sets io.fn
- * and io.ctx and owns the timer; while idle the pool does. */
+ * and io.ctx; while idle the pool does. */
 struct uconn {
     struct loop_io io;
-    struct loop_timer timer;
+    uint64_t idle_since_us; /* loop time it entered the pool */
     struct upstream *up;
     size_t backend;
     struct uconn *prev, *next; /* idle list of the backend */

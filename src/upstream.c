@@ -23,6 +23,10 @@ struct backend {
     socklen_t addrlen;
     struct uconn *idle_head, *idle_tail; /* head = most recent */
     size_t nidle;
+    /* One timer per pool, for its oldest connection (the tail): pooling
+     * and unpooling cost no timer operation. */
+    struct loop_timer idle_timer;
+    struct upstream *up;
 };
 
 struct upstream {
@@ -32,6 +36,8 @@ struct upstream {
     uint64_t pool_idle_timeout_us;
     struct backend backends[];
 };
+
+static void on_idle_timeout(struct loop *loop, struct loop_timer *t);
 
 struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
                                  char *err, size_t errlen)
@@ -49,6 +55,9 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
     for (size_t i = 0; i < cfg->nbackends; i++) {
         const struct config_backend *cb = &cfg->backends[i];
         struct backend *b = &up->backends[i];
+        b->up = up;
+        b->idle_timer.fn = on_idle_timeout;
+        b->idle_timer.ctx = b;
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
         int rc = getaddrinfo(cb->host, cb->port, &hints, &res);
         if (rc != 0 || !res) {
@@ -71,7 +80,6 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
 static void uconn_free(struct uconn *uc, bool reset)
 {
     struct loop *loop = uc->up->loop;
-    loop_timer_cancel(loop, &uc->timer);
     if (reset) {
         struct linger lg = {1, 0};
         setsockopt(uc->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -100,6 +108,7 @@ void upstream_destroy(struct upstream *up)
         return;
     for (size_t i = 0; i < up->nbackends; i++) {
         struct backend *b = &up->backends[i];
+        loop_timer_cancel(up->loop, &b->idle_timer);
         while (b->idle_head) {
             struct uconn *uc = b->idle_head;
             idle_unlink(b, uc);
@@ -145,12 +154,20 @@ static void on_idle_io(struct loop *loop, struct loop_io *io, unsigned events)
     uconn_free(uc, false);
 }
 
+/* The pool's oldest connection may have idled out: close every one that
+ * did, then wait for the next oldest. */
 static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
 {
-    (void)loop;
-    struct uconn *uc = t->ctx;
-    idle_unlink(&uc->up->backends[uc->backend], uc);
-    uconn_free(uc, false);
+    struct backend *b = t->ctx;
+    uint64_t timeout = b->up->pool_idle_timeout_us;
+    uint64_t now = loop_now(loop);
+    struct uconn *uc;
+    while ((uc = b->idle_tail) != NULL && uc->idle_since_us + timeout <= now) {
+        idle_unlink(b, uc);
+        uconn_free(uc, false);
+    }
+    if (uc)
+        loop_timer_set(loop, &b->idle_timer, uc->idle_since_us + timeout);
 }
 
 /* True when nothing waits to be read on a connection.  A byte there belongs
@@ -169,7 +186,6 @@ struct uconn *upstream_get_idle(struct upstream *up, size_t idx)
     struct uconn *uc;
     while ((uc = b->idle_head) != NULL) {
         idle_unlink(b, uc);
-        loop_timer_cancel(up->loop, &uc->timer);
         /* bytes that arrived since it was pooled (their event may still
          * be in this dispatch round) would be taken for the response */
         if (socket_quiet(uc->io.fd))
@@ -207,7 +223,6 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
         upstream_nodelay(uc);
     uc->up = up;
     uc->backend = idx;
-    uc->timer.ctx = uc;
     int rc = connect(fd, (struct sockaddr *)&b->addr, b->addrlen);
     if (rc == 0) {
         uc->connected = true;
@@ -263,10 +278,11 @@ void upstream_release(struct uconn *uc, bool check_socket)
     }
     uc->io.fn = on_idle_io;
     uc->io.ctx = uc;
-    uc->timer.fn = on_idle_timeout;
-    uc->timer.ctx = uc;
     loop_io_mod(up->loop, &uc->io, LOOP_READ);
-    loop_timer_after(up->loop, &uc->timer, up->pool_idle_timeout_us);
+    uc->idle_since_us = loop_now(up->loop);
+    if (!loop_timer_armed(&b->idle_timer))
+        loop_timer_set(up->loop, &b->idle_timer,
+                       uc->idle_since_us + up->pool_idle_timeout_us);
     uc->prev = NULL;
     uc->next = b->idle_head;
     if (b->idle_head)

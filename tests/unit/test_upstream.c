@@ -1,0 +1,226 @@
+/*
+ * Unit tests of the upstream pool over real loopback sockets and a real
+ * loop: connections come back LIFO, the pool evicts its least recently
+ * used one when full, an idle connection times out, and a connection with
+ * unread bytes (or closed by the backend) is never handed out.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "loop.h"
+#include "upstream.h"
+
+struct fixture {
+    struct loop *loop;
+    struct config cfg;
+    struct upstream *up;
+    int lfd;      /* the "backend": a listening socket */
+    int peers[8]; /* accepted ends, in connect order */
+    unsigned npeers;
+};
+
+static int listen_any(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t l = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void setup_pool(struct fixture *f, unsigned max_idle, unsigned idle_ms)
+{
+    memset(f, 0, sizeof(*f));
+    uint16_t port;
+    f->lfd = listen_any(&port);
+    config_defaults(&f->cfg);
+    f->cfg.nbackends = 1;
+    snprintf(f->cfg.backends[0].id, sizeof(f->cfg.backends[0].id), "A");
+    snprintf(f->cfg.backends[0].host, sizeof(f->cfg.backends[0].host),
+             "127.0.0.1");
+    snprintf(f->cfg.backends[0].port, sizeof(f->cfg.backends[0].port), "%u",
+             port);
+    f->cfg.backends[0].weight = 1;
+    f->cfg.pool_max_idle = max_idle;
+    f->cfg.pool_idle_timeout_ms = idle_ms;
+    f->loop = loop_create();
+    assert_non_null(f->loop);
+    char err[256];
+    f->up = upstream_create(f->loop, &f->cfg, err, sizeof(err));
+    assert_non_null(f->up);
+}
+
+static void teardown_pool(struct fixture *f)
+{
+    upstream_destroy(f->up);
+    loop_destroy(f->loop);
+    for (unsigned i = 0; i < f->npeers; i++)
+        close(f->peers[i]);
+    close(f->lfd);
+}
+
+static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)loop;
+    (void)io;
+    (void)events;
+}
+
+/* A connected, registered connection, as a session hands it back. */
+static struct uconn *connect_one(struct fixture *f)
+{
+    struct uconn *uc = NULL;
+    enum upstream_connect_result r = upstream_connect(f->up, 0, true, &uc);
+    assert_true(r == UPSTREAM_CONNECTED || r == UPSTREAM_IN_PROGRESS);
+    f->peers[f->npeers++] = accept(f->lfd, NULL, NULL);
+    uc->io.fn = on_io;
+    uc->io.ctx = NULL;
+    assert_int_equal(loop_io_add(f->loop, &uc->io, uc->io.fd, LOOP_READ), 0);
+    assert_int_equal(upstream_finish_connect(uc), 0);
+    return uc;
+}
+
+static void on_stop(struct loop *loop, struct loop_timer *t)
+{
+    (void)t;
+    loop_stop(loop);
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void run_for(struct fixture *f, unsigned ms)
+{
+    struct loop_timer stop = {.fn = on_stop};
+    loop_update_time(f->loop);
+    loop_timer_after(f->loop, &stop, (uint64_t)ms * 1000);
+    loop_run(f->loop);
+}
+
+static void test_lifo_and_reuse(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 60000);
+    struct uconn *a = connect_one(&f), *b = connect_one(&f);
+    upstream_release(a, true);
+    upstream_release(b, true);
+    assert_int_equal(upstream_idle_count(f.up, 0), 2);
+    assert_ptr_equal(upstream_get_idle(f.up, 0), b); /* most recent first */
+    assert_ptr_equal(upstream_get_idle(f.up, 0), a);
+    assert_null(upstream_get_idle(f.up, 0));
+    upstream_close(a, false);
+    upstream_close(b, false);
+    run_for(&f, 1); /* frees deferred */
+    teardown_pool(&f);
+}
+
+static void test_full_pool_evicts_least_recent(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 2, 60000);
+    struct uconn *a = connect_one(&f), *b = connect_one(&f),
+                 *c = connect_one(&f);
+    upstream_release(a, false);
+    upstream_release(b, false);
+    upstream_release(c, false); /* a goes */
+    assert_int_equal(upstream_idle_count(f.up, 0), 2);
+    assert_ptr_equal(upstream_get_idle(f.up, 0), c);
+    assert_ptr_equal(upstream_get_idle(f.up, 0), b);
+    assert_null(upstream_get_idle(f.up, 0));
+    /* the evicted one was closed: its peer reads end of stream */
+    char x;
+    assert_int_equal(recv(f.peers[0], &x, 1, 0), 0);
+    upstream_close(b, false);
+    upstream_close(c, false);
+    run_for(&f, 1);
+    teardown_pool(&f);
+}
+
+static void test_idle_timeout_closes_oldest_first(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 500);
+    struct uconn *a = connect_one(&f);
+    upstream_release(a, false);
+    run_for(&f, 300);
+    struct uconn *b = connect_one(&f);
+    upstream_release(b, false);
+    /* a is 600 ms old: gone; b is 300 ms old: kept (200 ms of margin) */
+    run_for(&f, 300);
+    assert_int_equal(upstream_idle_count(f.up, 0), 1);
+    char x;
+    assert_int_equal(recv(f.peers[0], &x, 1, 0), 0);
+    run_for(&f, 300); /* b too, by the re-armed timer */
+    assert_int_equal(upstream_idle_count(f.up, 0), 0);
+    assert_int_equal(recv(f.peers[1], &x, 1, 0), 0);
+    teardown_pool(&f);
+}
+
+/* Bytes waiting in a pooled connection belong to no request: taking it
+ * from the pool closes it and hands out the next one, even before the
+ * loop saw the bytes arrive.  A release that is told more may be waiting
+ * checks the socket too. */
+static void test_unread_bytes_are_never_handed_out(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 60000);
+    struct uconn *a = connect_one(&f), *b = connect_one(&f);
+    upstream_release(a, false);
+    upstream_release(b, false);
+    assert_int_equal(send(f.peers[1], "HTTP/1.1 200 OK\r\n", 17, 0), 17);
+    usleep(10000); /* in b's receive queue; the loop did not run */
+    assert_ptr_equal(upstream_get_idle(f.up, 0), a);
+    assert_null(upstream_get_idle(f.up, 0));
+    assert_int_equal(send(f.peers[0], "x", 1, 0), 1);
+    usleep(10000);
+    upstream_release(a, true); /* checked: closed, not pooled */
+    assert_int_equal(upstream_idle_count(f.up, 0), 0);
+    run_for(&f, 1);
+    teardown_pool(&f);
+}
+
+static void test_closed_by_backend_is_dropped(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 60000);
+    struct uconn *a = connect_one(&f);
+    upstream_release(a, false);
+    close(f.peers[0]);
+    f.peers[0] = -1;
+    run_for(&f, 20); /* the idle connection's event closes it */
+    assert_int_equal(upstream_idle_count(f.up, 0), 0);
+    assert_null(upstream_get_idle(f.up, 0));
+    f.npeers = 0;
+    teardown_pool(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifo_and_reuse),
+        cmocka_unit_test(test_full_pool_evicts_least_recent),
+        cmocka_unit_test(test_idle_timeout_closes_oldest_first),
+        cmocka_unit_test(test_unread_bytes_are_never_handed_out),
+        cmocka_unit_test(test_closed_by_backend_is_dropped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
