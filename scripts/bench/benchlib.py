@@ -23,6 +23,10 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LUA = os.path.join(ROOT, "scripts", "wrk", "report.lua")
 PEERS = os.path.join(ROOT, "scripts", "peers")
 LBPROXY = os.path.join(ROOT, os.environ.get("LBPROXY", "lbproxy"))
+# Another lbproxy build to compare with in the same run (for example one of
+# an older commit, built in a worktree): configurations base-rr-p and
+# base-rr-np run it.  Unset: those configurations do not exist.
+LBPROXY_BASE = os.environ.get("LBPROXY_BASE", "")
 LBBACKEND = os.path.join(ROOT, os.environ.get("LBBACKEND", "lbbackend"))
 # The L4 relay of the "relay" configuration (scripts/bench/relay.c, built by
 # `make` / `make relay` into build/bench/relay).
@@ -52,6 +56,7 @@ class Config:
         self.persistent = persistent
         self.sets = list(sets)
         self.note = note
+        self.exe = None  # lbproxy binary; None: LBPROXY
         # lbproxy's CSV request log: None follows the run's LOG setting,
         # True keeps it on whatever LOG says (the --logcost pair).
         self.log = log
@@ -85,6 +90,12 @@ def _all_configs():
     out.append(Config("lb-ewma-fill-p", "lbproxy", "adaptive_ewma", True,
                       ["balancer.ewma_score=fill"],
                       "opt-in score: free workers first (docs/balancing.md)"))
+    if LBPROXY_BASE:
+        for persistent, tail in ((True, "p"), (False, "np")):
+            c = Config(f"base-rr-{tail}", "lbproxy", "round-robin", persistent,
+                       note=f"lb-rr-{tail} run by LBPROXY_BASE={LBPROXY_BASE}")
+            c.exe = os.path.abspath(LBPROXY_BASE)
+            out.append(c)
     out.append(Config("lb-rr-p-log", "lbproxy", "round-robin", True,
                       note="lb-rr-p with its CSV request log always on "
                       "(bench.py --logcost)", log=True))
@@ -107,7 +118,8 @@ CONFIGS = _all_configs()
 # The default matrix: every proxy, not the references (direct, relay) nor
 # opt-in variants (named explicitly in CONFIGS=).
 MATRIX = [n for n in CONFIGS
-          if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log")]
+          if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log")
+          and not n.startswith("base-")]
 
 
 def select_configs(spec):
@@ -410,7 +422,8 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
     os.makedirs(d, exist_ok=True)
     logf = os.path.join(d, "stdout.log")
     if cfg.kind == "lbproxy":
-        cmd = [LBPROXY, "--listen", f"127.0.0.1:{port}", "--admin", "off",
+        cmd = [cfg.exe or LBPROXY, "--listen", f"127.0.0.1:{port}",
+               "--admin", "off",
                "--mode", cfg.mode,
                "--persistent" if cfg.persistent else "--non-persistent",
                "--log", log_csv if log_csv else "off"]
