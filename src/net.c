@@ -13,9 +13,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void err_set(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+static void err_set(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return;
@@ -28,13 +28,13 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 /* Reports EINVAL with a message; always returns -1. */
 static int bad_addr(char *err, size_t errlen, const char *what, const char *why)
 {
-    set_err(err, errlen, "address '%s': %s", what, why);
+    err_set(err, errlen, "address '%s': %s", what, why);
     errno = EINVAL;
     return -1;
 }
 
 /* A port of 1 to 5 digits, at most 65535; -1 otherwise. */
-static long parse_port(const char *p)
+static long port_value(const char *p)
 {
     size_t n = strlen(p);
     if (n == 0 || n > 5)
@@ -100,7 +100,7 @@ int net_parse(const char *spec, struct net_addr *a, char *err, size_t errlen)
     }
     if (hl == 0)
         return bad_addr(err, errlen, spec, "no host");
-    long port = parse_port(p);
+    long port = port_value(p);
     if (port < 0)
         return bad_addr(err, errlen, spec, "port must be 0..65535");
     const char *why =
@@ -118,7 +118,7 @@ int net_parse_ip(const char *host, unsigned port, struct net_addr *a, char *err,
                  size_t errlen)
 {
     if (port > 65535) {
-        set_err(err, errlen, "port %u: must be 0..65535", port);
+        err_set(err, errlen, "port %u: must be 0..65535", port);
         errno = EINVAL;
         return -1;
     }
@@ -128,7 +128,7 @@ int net_parse_ip(const char *host, unsigned port, struct net_addr *a, char *err,
 }
 
 /* Writes "unknown" when it fits; always returns -1. */
-static int unknown(char *buf, size_t len)
+static int unknown_text(char *buf, size_t len)
 {
     if (len > 0)
         snprintf(buf, len, "%s", len > 7 ? "unknown" : "");
@@ -143,11 +143,11 @@ int net_format_ip(const struct sockaddr *sa, char *buf, size_t len)
     else if (sa->sa_family == AF_INET6)
         ip = &((const struct sockaddr_in6 *)sa)->sin6_addr;
     else
-        return unknown(buf, len);
+        return unknown_text(buf, len);
     /* inet_ntop fails (ENOSPC) when buf is too small. */
     if (!inet_ntop(sa->sa_family, ip, buf,
                    len > INET6_ADDRSTRLEN ? INET6_ADDRSTRLEN : (socklen_t)len))
-        return unknown(buf, len);
+        return unknown_text(buf, len);
     return 0;
 }
 
@@ -155,11 +155,11 @@ int net_format(const struct sockaddr *sa, char *buf, size_t len)
 {
     char ip[INET6_ADDRSTRLEN];
     if (net_format_ip(sa, ip, sizeof(ip)) < 0)
-        return unknown(buf, len);
+        return unknown_text(buf, len);
     int n = snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
                      ip, net_port(sa));
     if (n < 0 || (size_t)n >= len)
-        return unknown(buf, len);
+        return unknown_text(buf, len);
     return 0;
 }
 
@@ -211,7 +211,7 @@ int net_listen(const struct net_addr *a, int backlog, char *err, size_t errlen)
     }
     return fd;
 fail:
-    set_err(err, errlen, "listen on %s: %s", text, strerror(errno));
+    err_set(err, errlen, "listen on %s: %s", text, strerror(errno));
     return -1;
 }
 
@@ -237,7 +237,7 @@ enum net_connect_result net_connect(const struct net_addr *a, int *fd,
     int s =
         socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) {
-        set_err(err, errlen, "socket: %s", strerror(errno));
+        err_set(err, errlen, "socket: %s", strerror(errno));
         return NET_ERROR;
     }
     if (connect(s, (const struct sockaddr *)&a->ss, a->len) == 0) {
@@ -254,7 +254,7 @@ enum net_connect_result net_connect(const struct net_addr *a, int *fd,
     if (err) {
         char text[NET_ADDRSTRLEN];
         net_format((const struct sockaddr *)&a->ss, text, sizeof(text));
-        set_err(err, errlen, "connect to %s: %s", text, strerror(e));
+        err_set(err, errlen, "connect to %s: %s", text, strerror(e));
     }
     return peer_error(e) ? NET_REFUSED : NET_ERROR;
 }
