@@ -20,82 +20,82 @@
 #define S_US 10000u /* service time */
 #define MAXJOBS 256
 
-/* A fake caller: fixed service time, and a record of every start. */
-struct fake {
+/* The scheduler under test, its jobs, and a fake caller: a fixed service
+ * time and a record of every start from the queue. */
+static struct {
+    struct be_sched s;
+    struct be_sched_job j[MAXJOBS];
     uint64_t service_us;
     struct be_sched_job *started[MAXJOBS];
     size_t nstarted;
-};
+} fx;
 
 static uint64_t fake_sample(void *ctx)
 {
-    return ((struct fake *)ctx)->service_us;
+    (void)ctx;
+    return fx.service_us;
 }
 
 static void fake_start(struct be_sched_job *j, void *ctx)
 {
-    struct fake *f = ctx;
-    assert_true(f->nstarted < MAXJOBS);
-    f->started[f->nstarted++] = j;
+    (void)ctx;
+    assert_true(fx.nstarted < MAXJOBS);
+    fx.started[fx.nstarted++] = j;
 }
 
-static void init(struct be_sched *s, struct fake *f, int workers)
+/* A fresh scheduler with `workers` workers and zeroed jobs. */
+static struct be_sched *init(int workers)
 {
-    memset(f, 0, sizeof(*f));
-    f->service_us = S_US;
-    be_sched_init(s, workers, fake_sample, fake_start, f);
+    memset(&fx, 0, sizeof(fx));
+    fx.service_us = S_US;
+    be_sched_init(&fx.s, workers, fake_sample, fake_start, NULL);
+    return &fx.s;
 }
 
 static void test_k_plus_one_waits_one_service_time(void **state)
 {
     (void)state;
     enum { K = 4 };
-    struct be_sched s;
-    struct fake f;
-    struct be_sched_job j[K + 1];
-    memset(j, 0, sizeof(j));
-    init(&s, &f, K);
+    struct be_sched *s = init(K);
+    struct be_sched_job *j = fx.j;
     for (int i = 0; i < K; i++) {
-        assert_int_equal(be_sched_submit(&s, &j[i], 0), 1);
+        assert_int_equal(be_sched_submit(s, &j[i], 0), 1);
         assert_int_equal(j[i].start_us, 0);
         assert_int_equal(j[i].service_us, S_US);
         assert_int_equal(j[i].queue_us, 0);
     }
-    assert_int_equal(s.busy, K);
-    assert_int_equal(be_sched_submit(&s, &j[K], 0), 0);
-    assert_int_equal(s.queued, 1);
-    assert_int_equal(f.nstarted, 0);
+    assert_int_equal(s->busy, K);
+    assert_int_equal(be_sched_submit(s, &j[K], 0), 0);
+    assert_int_equal(s->queued, 1);
+    assert_int_equal(fx.nstarted, 0);
 
     /* The first worker is freed at its deadline: the queued one starts. */
-    be_sched_done(&s, &j[0], j[0].start_us + j[0].service_us);
-    assert_int_equal(f.nstarted, 1);
-    assert_ptr_equal(f.started[0], &j[K]);
+    be_sched_done(s, &j[0], j[0].start_us + j[0].service_us);
+    assert_int_equal(fx.nstarted, 1);
+    assert_ptr_equal(fx.started[0], &j[K]);
     assert_int_equal(j[K].start_us, S_US);
     assert_int_equal(j[K].queue_us, S_US);
-    assert_int_equal(s.busy, K);
-    assert_int_equal(s.queued, 0);
-    assert_int_equal(s.max_queued, 1);
+    assert_int_equal(s->busy, K);
+    assert_int_equal(s->queued, 0);
+    assert_int_equal(s->max_queued, 1);
 }
 
 static void test_service_starts_when_worker_freed_not_later(void **state)
 {
     (void)state;
-    struct be_sched s;
-    struct fake f;
-    struct be_sched_job a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
-    init(&s, &f, 1);
-    assert_int_equal(be_sched_submit(&s, &a, 1000), 1);
-    assert_int_equal(be_sched_submit(&s, &b, 2000), 0);
-    /* The caller's timer for a fires 7 ms late; the deadline counts. */
-    uint64_t deadline = a.start_us + a.service_us;
-    be_sched_done(&s, &a, deadline);
-    assert_int_equal(f.nstarted, 1);
-    assert_int_equal(b.start_us, deadline);
-    assert_int_equal(b.queue_us, deadline - 2000);
-    /* b ends one service time after a did, not one after the late timer. */
-    assert_int_equal(b.start_us + b.service_us, deadline + S_US);
+    struct be_sched *s = init(1);
+    struct be_sched_job *a = &fx.j[0], *b = &fx.j[1];
+    assert_int_equal(be_sched_submit(s, a, 1000), 1);
+    assert_int_equal(be_sched_submit(s, b, 2000), 0);
+    /* However late the caller reports it, a's service ended at its
+     * deadline, and b's starts there. */
+    uint64_t deadline = a->start_us + a->service_us;
+    be_sched_done(s, a, deadline);
+    assert_int_equal(fx.nstarted, 1);
+    assert_int_equal(b->start_us, deadline);
+    assert_int_equal(b->queue_us, deadline - 2000);
+    /* b ends one service time after a did. */
+    assert_int_equal(b->start_us + b->service_us, deadline + S_US);
 }
 
 /* N requests at t = 0 on K workers, each completion reported at its
@@ -103,19 +103,16 @@ static void test_service_starts_when_worker_freed_not_later(void **state)
  * second, and never more than K are in service. */
 static void run_capacity(int k, size_t n)
 {
-    struct be_sched s;
-    struct fake f;
-    static struct be_sched_job j[MAXJOBS];
     uint64_t done_at[MAXJOBS];
     int done[MAXJOBS];
     assert_true(n <= MAXJOBS);
-    memset(j, 0, sizeof(j));
     memset(done, 0, sizeof(done));
-    init(&s, &f, k);
+    struct be_sched *s = init(k);
+    struct be_sched_job *j = fx.j;
     for (size_t i = 0; i < n; i++)
-        be_sched_submit(&s, &j[i], 0);
-    assert_int_equal(s.busy, k);
-    assert_int_equal(s.queued, n - (size_t)k);
+        be_sched_submit(s, &j[i], 0);
+    assert_int_equal(s->busy, k);
+    assert_int_equal(s->queued, n - (size_t)k);
     for (size_t finished = 0; finished < n; finished++) {
         /* The next deadline among jobs in service (lowest index on ties,
          * as a FIFO timer heap would). */
@@ -129,9 +126,10 @@ static void run_capacity(int k, size_t n)
         uint64_t deadline = j[best].start_us + j[best].service_us;
         done[best] = 1;
         done_at[best] = deadline;
-        be_sched_done(&s, &j[best], deadline);
-        assert_true(s.busy <= k);
+        be_sched_done(s, &j[best], deadline);
+        assert_true(s->busy <= k);
     }
+    uint64_t last = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t want = (uint64_t)S_US * (i / (size_t)k + 1);
         if (done_at[i] != want)
@@ -139,15 +137,13 @@ static void run_capacity(int k, size_t n)
                      (unsigned long long)done_at[i], (unsigned long long)want,
                      k);
         assert_int_equal(j[i].queue_us, want - S_US);
-    }
-    assert_int_equal(s.busy, 0);
-    assert_int_equal(s.queued, 0);
-    assert_int_equal(s.max_queued, n - (size_t)k);
-    /* n jobs in n / K service times: K / S per second, exactly. */
-    uint64_t last = 0;
-    for (size_t i = 0; i < n; i++)
         if (done_at[i] > last)
             last = done_at[i];
+    }
+    assert_int_equal(s->busy, 0);
+    assert_int_equal(s->queued, 0);
+    assert_int_equal(s->max_queued, n - (size_t)k);
+    /* n jobs in n / K service times: K / S per second, exactly. */
     assert_int_equal(last, (uint64_t)S_US * ((n + (size_t)k - 1) / (size_t)k));
 }
 
@@ -163,96 +159,80 @@ static void test_exact_capacity(void **state)
 static void test_fifo_and_forget(void **state)
 {
     (void)state;
-    struct be_sched s;
-    struct fake f;
-    struct be_sched_job busy, q[4];
-    memset(&busy, 0, sizeof(busy));
-    memset(q, 0, sizeof(q));
-    init(&s, &f, 1);
-    assert_int_equal(be_sched_submit(&s, &busy, 0), 1);
+    struct be_sched *s = init(1);
+    struct be_sched_job *busy = &fx.j[0], *q = &fx.j[1];
+    assert_int_equal(be_sched_submit(s, busy, 0), 1);
     for (int i = 0; i < 4; i++)
-        assert_int_equal(be_sched_submit(&s, &q[i], (uint64_t)i), 0);
-    assert_int_equal(s.max_queued, 4);
+        assert_int_equal(be_sched_submit(s, &q[i], (uint64_t)i), 0);
+    assert_int_equal(s->max_queued, 4);
 
     /* A queued job that leaves frees no worker; the others keep order. */
-    assert_int_equal(be_sched_forget(&s, &q[1]), 0);
-    assert_int_equal(s.queued, 3);
+    assert_int_equal(be_sched_forget(s, &q[1]), 0);
+    assert_int_equal(s->queued, 3);
     assert_int_equal(q[1].queued, 0);
-    assert_int_equal(be_sched_forget(&s, &q[1]), 0); /* twice is harmless */
+    assert_int_equal(be_sched_forget(s, &q[1]), 0); /* twice is harmless */
 
     /* The job in service leaves at 5000: a worker is freed, nothing starts
      * until the caller pumps. */
-    assert_int_equal(be_sched_forget(&s, &busy), 1);
-    assert_int_equal(f.nstarted, 0);
-    assert_int_equal(s.busy, 0);
-    be_sched_pump(&s, 5000);
-    assert_int_equal(f.nstarted, 1);
-    assert_ptr_equal(f.started[0], &q[0]);
+    assert_int_equal(be_sched_forget(s, busy), 1);
+    assert_int_equal(fx.nstarted, 0);
+    assert_int_equal(s->busy, 0);
+    be_sched_pump(s, 5000);
+    assert_int_equal(fx.nstarted, 1);
+    assert_ptr_equal(fx.started[0], &q[0]);
     assert_int_equal(q[0].start_us, 5000);
 
-    be_sched_done(&s, &q[0], q[0].start_us + S_US);
-    assert_ptr_equal(f.started[1], &q[2]);
-    be_sched_done(&s, &q[2], q[2].start_us + S_US);
-    assert_ptr_equal(f.started[2], &q[3]);
+    be_sched_done(s, &q[0], q[0].start_us + S_US);
+    assert_ptr_equal(fx.started[1], &q[2]);
+    be_sched_done(s, &q[2], q[2].start_us + S_US);
+    assert_ptr_equal(fx.started[2], &q[3]);
     assert_int_equal(q[3].start_us, 5000 + 2 * S_US);
-    assert_int_equal(s.queued, 0);
+    assert_int_equal(s->queued, 0);
 }
 
 static void test_pump_never_starts_before_arrival(void **state)
 {
     (void)state;
-    struct be_sched s;
-    struct fake f;
-    struct be_sched_job a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
-    init(&s, &f, 1);
-    be_sched_submit(&s, &a, 0);
-    be_sched_submit(&s, &b, 8000);
+    struct be_sched *s = init(1);
+    struct be_sched_job *a = &fx.j[0], *b = &fx.j[1];
+    be_sched_submit(s, a, 0);
+    be_sched_submit(s, b, 8000);
     /* a's worker was freed (say, by a close) at a time stamped before b
      * arrived: b's service starts at its arrival, it never waited. */
-    assert_int_equal(be_sched_forget(&s, &a), 1);
-    be_sched_pump(&s, 6000);
-    assert_int_equal(b.start_us, 8000);
-    assert_int_equal(b.queue_us, 0);
+    assert_int_equal(be_sched_forget(s, a), 1);
+    be_sched_pump(s, 6000);
+    assert_int_equal(b->start_us, 8000);
+    assert_int_equal(b->queue_us, 0);
 }
 
 static void test_unlimited_workers(void **state)
 {
     (void)state;
-    struct be_sched s;
-    struct fake f;
-    static struct be_sched_job j[MAXJOBS];
-    memset(j, 0, sizeof(j));
-    init(&s, &f, 0);
+    struct be_sched *s = init(0);
     for (size_t i = 0; i < MAXJOBS; i++)
-        assert_int_equal(be_sched_submit(&s, &j[i], 42), 1);
-    assert_int_equal(s.busy, MAXJOBS);
-    assert_int_equal(s.queued, 0);
-    assert_int_equal(s.max_queued, 0);
+        assert_int_equal(be_sched_submit(s, &fx.j[i], 42), 1);
+    assert_int_equal(s->busy, MAXJOBS);
+    assert_int_equal(s->queued, 0);
+    assert_int_equal(s->max_queued, 0);
     for (size_t i = 0; i < MAXJOBS; i++)
-        be_sched_done(&s, &j[i], 42 + S_US);
-    assert_int_equal(s.busy, 0);
-    assert_int_equal(f.nstarted, 0);
+        be_sched_done(s, &fx.j[i], 42 + S_US);
+    assert_int_equal(s->busy, 0);
+    assert_int_equal(fx.nstarted, 0);
 }
 
 static void test_zero_service_time(void **state)
 {
     (void)state;
-    struct be_sched s;
-    struct fake f;
-    struct be_sched_job a, b;
-    memset(&a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
-    init(&s, &f, 1);
-    f.service_us = 0;
+    struct be_sched *s = init(1);
+    struct be_sched_job *a = &fx.j[0], *b = &fx.j[1];
+    fx.service_us = 0;
     /* The caller finishes a zero service at once; the worker is free for
      * the next request, which then never queues. */
-    assert_int_equal(be_sched_submit(&s, &a, 100), 1);
-    assert_int_equal(a.service_us, 0);
-    be_sched_done(&s, &a, 100);
-    assert_int_equal(be_sched_submit(&s, &b, 100), 1);
-    assert_int_equal(b.queue_us, 0);
+    assert_int_equal(be_sched_submit(s, a, 100), 1);
+    assert_int_equal(a->service_us, 0);
+    be_sched_done(s, a, 100);
+    assert_int_equal(be_sched_submit(s, b, 100), 1);
+    assert_int_equal(b->queue_us, 0);
 }
 
 int main(void)
