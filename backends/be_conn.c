@@ -9,7 +9,8 @@
  * requests wait in the input buffer and their answers leave in order; all
  * answers produced in one round are corked into one write.  Faults (500,
  * reset, hang) are decided when the request is complete and take effect at
- * once, without a worker.  Workers and the queue live in be_server.c.
+ * once, without a worker.  Workers and the queue are be_sched.c; this file
+ * is the only one that changes a connection's state (set_state).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +24,54 @@
 #include <unistd.h>
 
 #include "be_internal.h"
+
+/* ---- state ---- */
+
+static const char *state_str(enum conn_state st)
+{
+    switch (st) {
+    case CS_READING:
+        return "reading";
+    case CS_QUEUED:
+        return "queued";
+    case CS_SERVICE:
+        return "service";
+    case CS_HANG:
+        return "hang";
+    case CS_CLOSED:
+        return "closed";
+    }
+    return "?";
+}
+
+/* Whether a connection may go from one state to the other (the diagram at
+ * the top; any live state may close). */
+static int transition_ok(enum conn_state from, enum conn_state to)
+{
+    switch (to) {
+    case CS_READING:
+        return from == CS_SERVICE || from == CS_READING;
+    case CS_QUEUED:
+    case CS_HANG:
+        return from == CS_READING;
+    case CS_SERVICE:
+        return from == CS_READING || from == CS_QUEUED;
+    case CS_CLOSED:
+        return from != CS_CLOSED;
+    }
+    return 0;
+}
+
+/* The one place a connection's state changes. */
+static void set_state(struct conn *c, enum conn_state to)
+{
+    if (!transition_ok(c->state, to)) {
+        fprintf(stderr, "lbbackend: connection %" PRIu64 ": %s -> %s\n", c->id,
+                state_str(c->state), state_str(to));
+        abort();
+    }
+    c->state = to;
+}
 
 /* ---- small helpers ---- */
 
@@ -136,7 +185,8 @@ static void respond_fatal(struct conn *c, int status, const char *reason)
     respond_simple(c, status, reason, "text/plain", body, (size_t)n);
 }
 
-void be_conn_respond_app(struct conn *c)
+/* Queues the answer of an emulated request whose service is over. */
+static void respond_app(struct conn *c)
 {
     struct be_server *s = c->srv;
     const char *body;
@@ -167,9 +217,9 @@ void be_conn_respond_app(struct conn *c)
         out_put(c, s->ok_prefix, s->ok_prefix_len);
     }
     OUT_LIT(c, "X-Service-Us: ");
-    out_u64(c, c->service_us);
+    out_u64(c, c->job.service_us);
     OUT_LIT(c, "\r\nX-Queue-Us: ");
-    out_u64(c, c->queue_us);
+    out_u64(c, c->job.queue_us);
     OUT_LIT(c, "\r\n");
     put_connection(c);
     if (c->is_head || len == 0)
@@ -187,7 +237,7 @@ static void respond_stats(struct conn *c)
     struct be_server *s = c->srv;
     const struct be_stats *t = &s->st;
     char prof[128], body[2048];
-    be_profile_str(be_sched_profile(s), prof, sizeof(prof));
+    be_profile_str(be_server_profile(s), prof, sizeof(prof));
     int n = snprintf(
         body, sizeof(body),
         "{\"id\":\"%s\",\"uptime_us\":%" PRIu64 ",\"accepts\":%" PRIu64
@@ -201,9 +251,9 @@ static void respond_stats(struct conn *c)
         "}\n",
         s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
         t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
-        t->stats + 1, t->bad_requests, t->accept_errors, s->busy, s->queued,
-        t->max_queued, s->o->workers, s->phase + 1, prof, t->bytes_in,
-        t->bytes_out);
+        t->stats + 1, t->bad_requests, t->accept_errors, s->sched.busy,
+        s->sched.queued, s->sched.max_queued, s->o->workers, s->phase + 1, prof,
+        t->bytes_in, t->bytes_out);
     s->st.stats++;
     respond_simple(c, 200, "OK", "application/json", body, (size_t)n);
 }
@@ -278,8 +328,8 @@ static void on_head_complete(struct conn *c)
                 llhttp_get_http_minor(&c->parser) == 0;
     c->body_bytes = 0;
     c->elen = 0;
-    c->queue_us = 0;
-    c->service_us = 0;
+    c->job.queue_us = 0;
+    c->job.service_us = 0;
     if (plen == 7 && memcmp(path, "/health", 7) == 0)
         c->route = R_HEALTH;
     else if (plen == 6 && memcmp(path, "/stats", 6) == 0)
@@ -308,6 +358,55 @@ static void on_head_complete(struct conn *c)
         !c->http10)
         OUT_LIT(c, "HTTP/1.1 100 Continue\r\n\r\n");
     c->in_start = c->in_parse; /* the head may go; the body is not kept */
+}
+
+/* ---- workers (be_sched) ---- */
+
+static void conn_drive(struct conn *c);
+
+/* The service of c is over at done_us: its answer is queued, its worker
+ * goes to the next queued request. */
+static void finish_service(struct conn *c, uint64_t done_us)
+{
+    set_state(c, CS_READING);
+    respond_app(c);
+    be_sched_done(&c->srv->sched, &c->job, done_us);
+}
+
+static void on_service_timer(struct loop *loop, struct loop_timer *t)
+{
+    (void)loop;
+    struct conn *c = t->ctx;
+    /* The deadline, not now: a late timer must not delay the next one. */
+    finish_service(c, t->when_us);
+    conn_drive(c);
+}
+
+void be_conn_service_start(struct be_sched_job *j, void *ctx)
+{
+    struct be_server *s = ctx;
+    struct conn *c =
+        (struct conn *)(void *)((char *)j - offsetof(struct conn, job));
+    set_state(c, CS_SERVICE);
+    loop_timer_set(s->loop, &c->timer, j->start_us + j->service_us);
+}
+
+/* Gives a complete request a worker, or queues it FIFO when all are busy;
+ * a zero service time with a free worker answers at once. */
+static void submit(struct conn *c)
+{
+    struct be_server *s = c->srv;
+    uint64_t now = loop_now(s->loop);
+    if (!be_sched_submit(&s->sched, &c->job, now)) {
+        set_state(c, CS_QUEUED);
+        return;
+    }
+    if (c->job.service_us == 0) {
+        finish_service(c, now);
+        return;
+    }
+    set_state(c, CS_SERVICE);
+    loop_timer_set(s->loop, &c->timer, now + c->job.service_us);
 }
 
 static void dispatch(struct conn *c)
@@ -352,7 +451,7 @@ static void dispatch(struct conn *c)
         }
         if (u < o->reset_rate + o->hang_rate) {
             s->st.hangs++;
-            c->state = CS_HANG;
+            set_state(c, CS_HANG);
             return;
         }
         if (u < o->reset_rate + o->hang_rate + o->error_rate) {
@@ -362,7 +461,7 @@ static void dispatch(struct conn *c)
             return;
         }
     }
-    be_sched_submit(c);
+    submit(c);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -537,7 +636,8 @@ static void update_interest(struct conn *c)
         be_conn_close(c);
 }
 
-void be_conn_drive(struct conn *c)
+/* Parses, answers and writes what it can, then sets the interest set. */
+static void conn_drive(struct conn *c)
 {
     for (;;) {
         process_input(c);
@@ -606,7 +706,7 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, unsigned events)
         if (c->state == CS_CLOSED)
             return;
     }
-    be_conn_drive(c);
+    conn_drive(c);
 }
 
 static void conn_release(void *ptr)
@@ -616,7 +716,7 @@ static void conn_release(void *ptr)
     free(c->ebuf);
     c->ebuf = NULL;
     c->ecap = c->elen = 0;
-    c->qnext = s->free_list;
+    c->free_next = s->free_list;
     s->free_list = c;
 }
 
@@ -625,10 +725,11 @@ void be_conn_close(struct conn *c)
     struct be_server *s = c->srv;
     if (c->state == CS_CLOSED)
         return;
-    be_sched_forget(c);
+    if (be_sched_forget(&s->sched, &c->job) && !s->destroying)
+        be_sched_pump(&s->sched, loop_now(s->loop));
     loop_timer_cancel(s->loop, &c->timer);
     loop_io_close(s->loop, &c->io);
-    c->state = CS_CLOSED;
+    set_state(c, CS_CLOSED);
     if (c->lprev)
         c->lprev->lnext = c->lnext;
     else
@@ -647,7 +748,7 @@ void be_conn_open(struct be_server *s, int fd)
 {
     struct conn *c = s->free_list;
     if (c) {
-        s->free_list = c->qnext;
+        s->free_list = c->free_next;
     } else {
         c = malloc(sizeof(*c));
         if (!c) {
@@ -663,10 +764,10 @@ void be_conn_open(struct be_server *s, int fd)
     c->srv = s;
     c->id = ++s->next_conn_id;
     c->head_phase = 1;
-    c->state = CS_READING;
+    c->state = CS_READING; /* a fresh connection: no transition */
     c->io.fn = on_conn_io;
     c->io.ctx = c;
-    c->timer.fn = be_sched_timer;
+    c->timer.fn = on_service_timer;
     c->timer.ctx = c;
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
@@ -674,7 +775,7 @@ void be_conn_open(struct be_server *s, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (loop_io_add(s->loop, &c->io, fd, LOOP_READ) < 0) {
         close(fd);
-        c->qnext = s->free_list;
+        c->free_next = s->free_list;
         s->free_list = c;
         return;
     }

@@ -1,7 +1,8 @@
 /*
- * be_internal: the types shared by the emulator's server (listener,
- * workers, set-up: be_server.c) and its connections (parsing, answers,
- * I/O: be_conn.c).  Private to backends/.
+ * be_internal: the types shared by the emulator's server (listener, phases,
+ * set-up: be_server.c) and its connections (state, parsing, answers, I/O:
+ * be_conn.c).  The workers and their queue are be_sched.c.  Private to
+ * backends/.
  */
 #ifndef LB_BE_INTERNAL_H
 #define LB_BE_INTERNAL_H
@@ -13,6 +14,7 @@
 
 #include "be_options.h"
 #include "be_profile.h"
+#include "be_sched.h"
 #include "loop.h"
 
 #define IN_CAP 16384    /* largest request head; input buffer */
@@ -22,6 +24,7 @@
 #define ACCEPT_BATCH 64
 #define EMFILE_PAUSE_US 100000
 
+/* Set only through be_conn.c's set_state(), which checks the transition. */
 enum conn_state {
     CS_READING, /* parsing a request (or idle between requests) */
     CS_QUEUED,  /* complete request waiting for a worker */
@@ -48,7 +51,7 @@ struct conn {
     struct loop_io io;
     struct loop_timer timer;
     struct be_server *srv;
-    struct conn *qnext, *qprev; /* worker queue, or the free list */
+    struct conn *free_next;     /* the free list, once released */
     struct conn *lnext, *lprev; /* all live connections */
     uint64_t id;
     enum conn_state state;
@@ -61,8 +64,7 @@ struct conn {
     int http10;
     int too_large;
     uint64_t body_bytes;
-    uint64_t queued_at, queue_us, service_us;
-    int has_worker;
+    struct be_sched_job job; /* its place with the workers */
     /* input: [in_start, in_parse) is kept (the current head), [in_parse,
      * in_len) is not parsed yet */
     size_t in_start, in_parse, in_len;
@@ -84,7 +86,7 @@ struct conn {
 struct be_stats {
     uint64_t accepts, open, requests, responses, errors, resets, hangs;
     uint64_t health, stats, bad_requests, accept_errors;
-    uint64_t max_queued, bytes_in, bytes_out;
+    uint64_t bytes_in, bytes_out;
 };
 
 struct be_server {
@@ -98,9 +100,7 @@ struct be_server {
     struct be_rng rng;
     int phase; /* index into o->phases, -1 = base profile */
     double fault_total;
-    int busy;
-    size_t queued;
-    struct conn *q_head, *q_tail;
+    struct be_sched sched;
     struct conn *free_list;
     struct conn *live;
     uint64_t next_conn_id;
@@ -118,19 +118,11 @@ void be_conn_open(struct be_server *s, int fd);
 /* Closes a connection, gives back its worker or queue place; the memory is
  * released after the dispatch round (at once while destroying). */
 void be_conn_close(struct conn *c);
-/* Parses, answers and writes what it can, then sets the interest set. */
-void be_conn_drive(struct conn *c);
-/* Queues the answer of an emulated request whose service is over. */
-void be_conn_respond_app(struct conn *c);
 
 /* The profile in effect now (the base one or the current phase's). */
-const struct be_profile *be_sched_profile(struct be_server *s);
-/* Gives a complete request a worker, or queues it FIFO when all are busy;
- * a zero service time with a free worker answers at once. */
-void be_sched_submit(struct conn *c);
-/* Forgets a closing connection: leaves the queue or frees its worker. */
-void be_sched_forget(struct conn *c);
-/* The service timer of a connection: its service time is over. */
-void be_sched_timer(struct loop *loop, struct loop_timer *t);
+const struct be_profile *be_server_profile(struct be_server *s);
+/* be_sched's start callback (ctx is the server): a queued request got a
+ * worker, its service timer is armed. */
+void be_conn_service_start(struct be_sched_job *j, void *ctx);
 
 #endif

@@ -12,6 +12,7 @@
 #include "be_options.h"
 #include "be_server.h"
 #include "loop.h"
+#include "net.h"
 
 static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
 {
@@ -58,10 +59,13 @@ int main(int argc, char **argv)
         return 1;
     }
     if (opts.verbose >= 1) {
+        char port[8], addr[NET_ADDRSTRLEN];
+        snprintf(port, sizeof(port), "%d", be_server_port(srv));
+        net_join(addr, sizeof(addr), opts.listen_address, port);
         fprintf(stderr,
-                "lbbackend %s listening on %s:%d profile %s, %d phase(s), "
+                "lbbackend %s listening on %s profile %s, %d phase(s), "
                 "workers %d\n",
-                opts.id, opts.listen_address, be_server_port(srv),
+                opts.id, addr,
                 be_profile_str(&opts.profile, prof, sizeof(prof)), opts.nphases,
                 opts.workers);
     }

@@ -13,7 +13,7 @@
 const char be_options_usage[] =
     "usage: lbbackend [options]\n"
     "  --port N               listen port (default 8081)\n"
-    "  --listen-address ADDR  IPv4 address (default 127.0.0.1)\n"
+    "  --listen-address ADDR  IPv4 or IPv6 address (default 127.0.0.1)\n"
     "  --id ID                X-Backend-Id header and body text (default A)\n"
     "  --profile P            fixed:10ms | uniform:5ms-15ms | exp:10ms |\n"
     "                         lognormal:MEDIAN,SIGMA | bimodal:FAST,SLOW,P\n"

@@ -1,14 +1,12 @@
 /*
- * be_server: the listener (accept, EMFILE back-off), the workers with their
- * FIFO queue and service timers, the phase schedule, and set-up/tear-down.
- * Connections themselves are in be_conn.c.
+ * be_server: the listener (accept, EMFILE back-off), the phase schedule,
+ * and set-up/tear-down.  Connections are in be_conn.c, the workers and
+ * their queue in be_sched.c.
  */
 #include "be_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,9 @@
 #include <unistd.h>
 
 #include "be_internal.h"
+#include "net.h"
+
+#define BE_BACKLOG 4096 /* a benchmark opens thousands of connections */
 
 static void warnx_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void warnx_(const char *fmt, ...)
@@ -29,7 +30,7 @@ static void warnx_(const char *fmt, ...)
     va_end(ap);
 }
 
-const struct be_profile *be_sched_profile(struct be_server *s)
+const struct be_profile *be_server_profile(struct be_server *s)
 {
     const struct be_options *o = s->o;
     uint64_t elapsed = loop_now(s->loop) - s->start_us;
@@ -40,118 +41,11 @@ const struct be_profile *be_sched_profile(struct be_server *s)
     return s->phase < 0 ? &o->profile : &o->phases[s->phase].profile;
 }
 
-/* Writes bytes as the inside of a JSON string. */
-
-/* ---- workers ---- */
-
-static void queue_push(struct be_server *s, struct conn *c)
+/* be_sched's draw of a service time: from the profile in effect now. */
+static uint64_t sample_service(void *ctx)
 {
-    c->qnext = NULL;
-    c->qprev = s->q_tail;
-    if (s->q_tail)
-        s->q_tail->qnext = c;
-    else
-        s->q_head = c;
-    s->q_tail = c;
-    s->queued++;
-    if (s->queued > s->st.max_queued)
-        s->st.max_queued = s->queued;
-}
-
-static void queue_remove(struct be_server *s, struct conn *c)
-{
-    if (c->qprev)
-        c->qprev->qnext = c->qnext;
-    else
-        s->q_head = c->qnext;
-    if (c->qnext)
-        c->qnext->qprev = c->qprev;
-    else
-        s->q_tail = c->qprev;
-    c->qnext = c->qprev = NULL;
-    s->queued--;
-}
-
-static void release_worker(struct conn *c)
-{
-    if (!c->has_worker)
-        return;
-    c->has_worker = 0;
-    c->srv->busy--;
-}
-
-static void finish_service(struct conn *c)
-{
-    release_worker(c);
-    c->state = CS_READING;
-    be_conn_respond_app(c);
-}
-
-/* Gives c a worker and starts its service time at start_us (the moment the
- * worker became free; now for a new request).  With inline_ok a zero
- * service time answers at once (the fast path); otherwise a timer runs. */
-static void start_service(struct conn *c, int inline_ok, uint64_t start_us)
-{
-    struct be_server *s = c->srv;
-    c->has_worker = 1;
-    s->busy++;
-    c->service_us = be_profile_sample(be_sched_profile(s), &s->rng);
-    if (c->service_us == 0 && inline_ok) {
-        finish_service(c);
-        return;
-    }
-    c->state = CS_SERVICE;
-    loop_timer_set(s->loop, &c->timer, start_us + c->service_us);
-}
-
-/* Starts queued requests on free workers.  freed_us is when the worker was
- * freed: a queued request's service starts then, not when the loop got
- * round to it, so an emulated K-worker server keeps its exact capacity
- * (K / mean service time) however late its timers fire. */
-static void pump_queue(struct be_server *s, uint64_t freed_us)
-{
-    while (s->q_head && (s->o->workers == 0 || s->busy < s->o->workers)) {
-        struct conn *c = s->q_head;
-        queue_remove(s, c);
-        uint64_t start = freed_us > c->queued_at ? freed_us : c->queued_at;
-        c->queue_us = start - c->queued_at;
-        start_service(c, 0, start);
-    }
-}
-
-void be_sched_timer(struct loop *loop, struct loop_timer *t)
-{
-    (void)loop;
-    struct conn *c = t->ctx;
-    struct be_server *s = c->srv;
-    uint64_t freed = t->when_us;
-    finish_service(c);
-    pump_queue(s, freed);
-    be_conn_drive(c);
-}
-
-void be_sched_submit(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    if (s->o->workers == 0 || s->busy < s->o->workers) {
-        start_service(c, 1, loop_now(s->loop));
-    } else {
-        c->state = CS_QUEUED;
-        c->queued_at = loop_now(s->loop);
-        queue_push(s, c);
-    }
-}
-
-void be_sched_forget(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    if (c->state == CS_QUEUED)
-        queue_remove(s, c);
-    if (!c->has_worker)
-        return;
-    release_worker(c);
-    if (!s->destroying)
-        pump_queue(s, loop_now(s->loop));
+    struct be_server *s = ctx;
+    return be_profile_sample(be_server_profile(s), &s->rng);
 }
 
 static void on_accept_resume(struct loop *loop, struct loop_timer *t)
@@ -233,6 +127,8 @@ struct be_server *be_server_create(struct loop *loop,
     uint64_t seed =
         o->seed_set ? o->seed : loop_clock_us() ^ ((uint64_t)getpid() << 32);
     be_rng_seed(&s->rng, seed);
+    be_sched_init(&s->sched, o->workers, sample_service, be_conn_service_start,
+                  s);
     s->accept_timer.fn = on_accept_resume;
     s->accept_timer.ctx = s;
     if (make_body(s) < 0) {
@@ -246,33 +142,17 @@ struct be_server *be_server_create(struct loop *loop,
             goto fail;
         }
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)o->port)};
-    if (inet_pton(AF_INET, o->listen_address, &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "bad listen address '%s' (IPv4 expected)",
-                 o->listen_address);
+    struct net_addr sa;
+    if (net_parse_ip(o->listen_address, (unsigned)o->port, &sa, err, errlen) <
+        0)
         goto fail;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
+    s->lio.fd = net_listen(&sa, BE_BACKLOG, err, errlen);
+    if (s->lio.fd < 0)
         goto fail;
-    }
-    s->lio.fd = fd;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        listen(fd, 4096) < 0) {
-        snprintf(err, errlen, "%s:%d: %s", o->listen_address, o->port,
-                 strerror(errno));
-        goto fail;
-    }
-    socklen_t slen = sizeof(sa);
-    getsockname(fd, (struct sockaddr *)&sa, &slen);
-    s->port = ntohs(sa.sin_port);
+    s->port = net_local_port(s->lio.fd);
     s->lio.fn = on_accept;
     s->lio.ctx = s;
-    if (loop_io_add(loop, &s->lio, fd, LOOP_READ) < 0) {
+    if (loop_io_add(loop, &s->lio, s->lio.fd, LOOP_READ) < 0) {
         snprintf(err, errlen, "epoll: %s", strerror(errno));
         goto fail;
     }
@@ -300,7 +180,7 @@ void be_server_destroy(struct be_server *s)
         be_conn_close(s->live);
     while (s->free_list) {
         struct conn *c = s->free_list;
-        s->free_list = c->qnext;
+        s->free_list = c->free_next;
         free(c->hbuf);
         free(c);
     }

@@ -10,6 +10,8 @@
 #ifndef LB_HEALTH_H
 #define LB_HEALTH_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct balancer;
@@ -23,12 +25,16 @@ struct upstream;
 
 struct health;
 
+/* Whether cfg asks for active checks (a health_check_path is set).  Checks
+ * being off is not an error: callers ask this before health_create(). */
+bool health_enabled(const struct config *cfg);
+
 /* Starts checking every backend of one generation (upstream + balancer,
- * which must outlive the checker).  Returns NULL with errno 0 when
- * cfg->health_check_path is empty (checks off), or NULL with errno set on
- * failure. */
+ * which must outlive the checker); only when health_enabled(cfg).  Returns
+ * the checker, or NULL with errno set and a message in err. */
 struct health *health_create(struct loop *loop, const struct config *cfg,
-                             struct upstream *up, struct balancer *bal);
+                             struct upstream *up, struct balancer *bal,
+                             char *err, size_t errlen);
 
 /* Stops every check, closes their sockets and frees the checker; NULL is a
  * no-op.  Safe inside a loop callback. */

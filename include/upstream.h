@@ -19,14 +19,14 @@ struct upstream;
 
 /* One upstream connection.  While it is handed out, the holder sets io.fn
  * and io.ctx; while idle the pool does. */
-struct uconn {
+struct upstream_conn {
     struct loop_io io;
     uint64_t idle_since_us; /* loop time it entered the pool */
     struct upstream *up;
     size_t backend;
-    struct uconn *prev, *next; /* idle list of the backend */
-    bool connected;            /* connect() completed */
-    bool nodelay;              /* TCP_NODELAY set */
+    struct upstream_conn *prev, *next; /* idle list of the backend */
+    bool connected;                    /* connect() completed */
+    bool nodelay;                      /* TCP_NODELAY set */
 };
 
 /* Builds the backend table from the config (resolving addresses) and the
@@ -47,7 +47,7 @@ size_t upstream_pool_idle(void *up, size_t idx);
 /* Takes the most recently used idle connection of a backend (LIFO) that
  * has no unread byte waiting (others are closed on the way), or NULL when
  * none is left. */
-struct uconn *upstream_get_idle(struct upstream *up, size_t idx);
+struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx);
 
 /* Outcome of upstream_connect. */
 enum upstream_connect_result {
@@ -64,19 +64,20 @@ enum upstream_connect_result {
  * upstream_nodelay(): a connection that carries one request written in one
  * send() never meets Nagle's delay, and the setsockopt is a syscall. */
 enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
-                                              bool nodelay, struct uconn **out);
+                                              bool nodelay,
+                                              struct upstream_conn **out);
 /* Sets TCP_NODELAY unless it is set; call before every write but a
  * connection's first. */
-void upstream_nodelay(struct uconn *uc);
+void upstream_nodelay(struct upstream_conn *uc);
 /* After writability of an in-progress connect: 0 when connected, -1 with
  * errno set when it failed. */
-int upstream_finish_connect(struct uconn *uc);
+int upstream_finish_connect(struct upstream_conn *uc);
 
 /* Gives a reusable connection back into its backend's pool (evicting the
  * least recently used one when full); closes it instead when pooling is
  * off or, with check_socket, when unread bytes wait in it. */
-void upstream_release(struct uconn *uc, bool check_socket);
+void upstream_release(struct upstream_conn *uc, bool check_socket);
 /* Closes a handed-out connection; with `reset` the peer gets an RST. */
-void upstream_close(struct uconn *uc, bool reset);
+void upstream_close(struct upstream_conn *uc, bool reset);
 
 #endif

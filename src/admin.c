@@ -12,8 +12,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <llhttp.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +28,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "net.h"
 #include "stats.h"
 
 #define MAX_CONNS 128
@@ -41,6 +40,7 @@
 #define SSE_MAX_PENDING (256 * 1024) /* a slower subscriber skips events */
 #define SEND_CHUNK (256 * 1024)      /* file bytes per writable event */
 #define ACCEPT_BATCH 32
+#define ADMIN_BACKLOG 128
 #define REQUESTS_PER_EVENT 8 /* pipelined requests answered per event */
 #define TICK_OFFSET_US 20000 /* tick just after each second turns */
 
@@ -641,6 +641,9 @@ static void on_tick(struct loop *loop, struct loop_timer *t)
     struct admin *a = t->ctx;
     uint64_t now = loop_now(loop);
     struct balancer *b = a->src->balancer;
+    /* The only place scores are sampled into the stats: just after each
+     * second turns, so every second holds one sample and the event pushed
+     * below carries the fresh one. */
     if (b && a->src->stats) {
         size_t n = balancer_count(b);
         for (size_t i = 0; i < n; i++)
@@ -663,76 +666,6 @@ static void on_tick(struct loop *loop, struct loop_timer *t)
     arm_tick(a);
 }
 
-/* Splits "host:port" / "[v6]:port" / ":port". */
-static int split_addr(const char *addr, char *host, size_t hlen, char *port,
-                      size_t plen)
-{
-    const char *colon;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || end[1] != ':')
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)(end - addr - 1), addr + 1);
-        colon = end + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon)
-            return -1;
-        snprintf(host, hlen, "%.*s", (int)(colon - addr), addr);
-    }
-    snprintf(port, plen, "%s", colon + 1);
-    return port[0] ? 0 : -1;
-}
-
-static int listen_on(const char *addr, int *port_out)
-{
-    char host[256], port[32];
-    if (split_addr(addr, host, sizeof(host), port, sizeof(port)) < 0) {
-        errno = EINVAL;
-        return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res;
-    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (rc != 0) {
-        errno = rc == EAI_SYSTEM ? errno : EINVAL;
-        return -1;
-    }
-    int fd = -1, err = EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        errno = err;
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    *port_out = 0;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET)
-            *port_out = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            *port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-    return fd;
-}
-
 struct admin *admin_create(struct loop *loop, const char *listen_addr,
                            const struct admin_sources *src)
 {
@@ -743,11 +676,13 @@ struct admin *admin_create(struct loop *loop, const char *listen_addr,
     }
     a->loop = loop;
     a->src = src;
-    a->fd = listen_on(listen_addr, &a->port);
+    char msg[256];
+    a->fd = net_listen_spec(listen_addr, ADMIN_BACKLOG, msg, sizeof(msg));
     if (a->fd < 0) {
-        log_warn("admin: cannot listen on %s", listen_addr);
+        log_warnx("admin: %s", msg);
         goto fail;
     }
+    a->port = net_local_port(a->fd);
     const char *dash = src->config && src->config->dashboard_dir[0]
                            ? src->config->dashboard_dir
                            : "dashboard";

@@ -11,6 +11,7 @@
  */
 #include "config.h"
 #include "config_impl.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -495,9 +496,8 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
         INVALID("%zu backends, at most %d", c->nbackends, CONFIG_MAX_BACKENDS);
     for (size_t i = 0; i < c->nbackends; i++) {
         const struct config_backend *b = &c->backends[i];
-        char host[INET6_ADDRSTRLEN], port[8], addr[128];
-        snprintf(addr, sizeof(addr), strchr(b->host, ':') ? "[%s]:%s" : "%s:%s",
-                 b->host, b->port);
+        char host[NET_ADDRSTRLEN], port[8], addr[128];
+        net_join(addr, sizeof(addr), b->host, b->port);
         if (!valid_id(b->id))
             INVALID("backend %zu has an invalid id '%s'", i + 1, b->id);
         if (config_parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0)
@@ -579,8 +579,9 @@ void config_print(const struct config *c, FILE *out)
     fprintf(out, "\n[backends]\n");
     for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++) {
         const struct config_backend *b = &c->backends[i];
-        fprintf(out, strchr(b->host, ':') ? "%s = [%s]:%s" : "%s = %s:%s",
-                b->id, b->host, b->port);
+        char addr[128];
+        net_join(addr, sizeof(addr), b->host, b->port);
+        fprintf(out, "%s = %s", b->id, addr);
         if (b->weight != 1)
             fprintf(out, ", weight=%u", b->weight);
         fputc('\n', out);

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "config_impl.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -65,42 +66,16 @@ int config_parse_ull(const char *v, bool size_suffix, unsigned long long *out)
 int config_parse_addr(const char *s, char *host, size_t hostlen, char *port,
                       size_t portlen)
 {
-    const char *h, *p;
-    size_t hl;
-    int family;
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return -1;
-        h = s + 1;
-        hl = (size_t)(rb - h);
-        p = rb + 2;
-        family = AF_INET6;
-    } else {
-        const char *colon = strchr(s, ':');
-        if (!colon || strchr(colon + 1, ':'))
-            return -1;
-        h = s;
-        hl = (size_t)(colon - s);
-        p = colon + 1;
-        family = AF_INET;
-    }
-    char hb[INET6_ADDRSTRLEN];
-    if (hl == 0 || hl >= sizeof(hb))
+    struct net_addr a;
+    if (net_parse(s, &a, NULL, 0) < 0)
         return -1;
-    memcpy(hb, h, hl);
-    hb[hl] = '\0';
-    if (family == AF_INET && strcasecmp(hb, "localhost") == 0)
-        strcpy(hb, "127.0.0.1");
-    unsigned char bin[16];
-    if (inet_pton(family, hb, bin) != 1)
+    int pn = net_port((struct sockaddr *)&a.ss);
+    if (pn < 1)
+        return -1; /* a configured address names a real port */
+    char hb[NET_ADDRSTRLEN], pb[12];
+    if (net_format_ip((struct sockaddr *)&a.ss, hb, sizeof(hb)) < 0)
         return -1;
-    unsigned long long pn;
-    if (strlen(p) > 5 || config_parse_ull(p, false, &pn) < 0 || pn < 1 ||
-        pn > 65535)
-        return -1;
-    char pb[8];
-    snprintf(pb, sizeof(pb), "%llu", pn);
+    snprintf(pb, sizeof(pb), "%d", pn);
     if (config_copy_str(host, hostlen, hb) < 0 ||
         config_copy_str(port, portlen, pb) < 0)
         return -1;
@@ -110,12 +85,10 @@ int config_parse_addr(const char *s, char *host, size_t hostlen, char *port,
 /* Normalises an address into "host:port" / "[v6]:port"; -1 if invalid. */
 static int norm_addr(const char *s, char *out, size_t len)
 {
-    char host[INET6_ADDRSTRLEN], port[8];
+    char host[NET_ADDRSTRLEN], port[8];
     if (config_parse_addr(s, host, sizeof(host), port, sizeof(port)) < 0)
         return -1;
-    int n = strchr(host, ':') ? snprintf(out, len, "[%s]:%s", host, port)
-                              : snprintf(out, len, "%s:%s", host, port);
-    return (n < 0 || (size_t)n >= len) ? -1 : 0;
+    return net_join(out, len, host, port);
 }
 
 /* ---- the value types --------------------------------------------------- */

@@ -38,8 +38,8 @@ struct hslot {
     struct health *h;
     unsigned idx;
     enum hstate state;
-    struct loop_timer timer; /* next start (IDLE) or deadline (busy) */
-    struct uconn *uc;        /* the check's connection while busy */
+    struct loop_timer timer;  /* next start (IDLE) or deadline (busy) */
+    struct upstream_conn *uc; /* the check's connection while busy */
     uint64_t started_us;
     size_t req_len, sent;
     size_t len;             /* bytes of the response kept in buf */
@@ -252,7 +252,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
 static void start_check(struct hslot *s)
 {
     struct health *h = s->h;
-    struct uconn *uc = NULL;
+    struct upstream_conn *uc = NULL;
 
     s->started_us = loop_now(h->loop);
     s->sent = 0;
@@ -281,17 +281,26 @@ static void start_check(struct hslot *s)
     loop_timer_set(h->loop, &s->timer, s->started_us + h->timeout_us);
 }
 
-struct health *health_create(struct loop *loop, const struct config *cfg,
-                             struct upstream *up, struct balancer *bal)
+bool health_enabled(const struct config *cfg)
 {
-    if (!cfg->health_check_path[0]) {
-        errno = 0;
+    return cfg->health_check_path[0] != '\0';
+}
+
+struct health *health_create(struct loop *loop, const struct config *cfg,
+                             struct upstream *up, struct balancer *bal,
+                             char *err, size_t errlen)
+{
+    if (!health_enabled(cfg)) {
+        snprintf(err, errlen, "health checks: no health_check_path");
+        errno = EINVAL;
         return NULL;
     }
     unsigned n = (unsigned)upstream_count(up);
     struct health *h = calloc(1, sizeof(*h) + n * sizeof(struct hslot));
-    if (!h)
+    if (!h) {
+        snprintf(err, errlen, "health checks: out of memory");
         return NULL;
+    }
     h->loop = loop;
     h->up = up;
     h->bal = bal;
@@ -316,6 +325,12 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
                            "Connection: close\r\n\r\n",
                            cfg->health_check_path, upstream_addr(up, i));
         if (len < 0 || (size_t)len >= sizeof(s->req)) {
+            snprintf(err, errlen,
+                     "health check of backend %s: path and address too long "
+                     "for a %zu-byte request",
+                     upstream_id(up, i), sizeof(s->req));
+            for (unsigned j = 0; j < i; j++)
+                loop_timer_cancel(loop, &h->slots[j].timer);
             free(h);
             errno = ENAMETOOLONG;
             return NULL;

@@ -4,7 +4,6 @@
 #include "server.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,9 +22,12 @@
 #include "health.h"
 #include "log.h"
 #include "loop.h"
+#include "net.h"
 #include "record.h"
 #include "stats.h"
 #include "upstream.h"
+
+#define SERVER_BACKLOG 4096 /* accept bursts of thousands of clients */
 
 struct server {
     struct loop *loop;
@@ -37,7 +39,6 @@ struct server {
     struct loop_io sig_io;
     struct loop_timer accept_timer; /* resumes accept after EMFILE */
     struct loop_timer drain_timer;
-    struct loop_timer tick_timer; /* once a second: scores into stats */
     bool accept_paused;
     bool draining;
     uint64_t last_emfile_warn;
@@ -49,53 +50,6 @@ struct server {
 };
 
 static struct server srv;
-
-/* Splits "host:port" or "[v6]:port" and binds a listening socket. */
-static int listen_on(const char *spec, char *err, size_t errlen)
-{
-    char host[128];
-    const char *port;
-    const char *colon = strrchr(spec, ':');
-    if (!colon) {
-        snprintf(err, errlen, "listen address '%s': expected HOST:PORT", spec);
-        return -1;
-    }
-    size_t hl = (size_t)(colon - spec);
-    if (hl >= sizeof(host))
-        hl = sizeof(host) - 1;
-    memcpy(host, spec, hl);
-    host[hl] = '\0';
-    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    port = colon + 1;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
-                    *res = NULL;
-    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "listen address '%s': %s", spec,
-                 gai_strerror(rc));
-        return -1;
-    }
-    int fd =
-        socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        goto fail;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        close(fd);
-        goto fail;
-    }
-    freeaddrinfo(res);
-    return fd;
-fail:
-    snprintf(err, errlen, "listen on %s: %s", spec, strerror(errno));
-    freeaddrinfo(res);
-    return -1;
-}
 
 static void set_accepting(bool on)
 {
@@ -199,18 +153,6 @@ static void on_attempt_failed(void *arg, int backend, const char *backend_id,
         stats_attempt_failed(srv.stats, (size_t)i, err, loop_now(srv.loop));
 }
 
-static void on_tick(struct loop *loop, struct loop_timer *t)
-{
-    uint64_t now = loop_now(loop);
-    struct balancer *b = srv.ctx.gen->bal;
-    size_t n = balancer_count(b);
-    if (srv.stats && n > stats_count(srv.stats))
-        n = stats_count(srv.stats);
-    for (size_t i = 0; srv.stats && i < n; i++)
-        stats_set_score(srv.stats, i, balancer_score(b, i, now), now);
-    loop_timer_after(loop, t, 1000000);
-}
-
 static struct session_gen *make_gen(const struct config *cfg, char *err,
                                     size_t errlen)
 {
@@ -272,8 +214,8 @@ static void reload(void)
 {
     struct config cfg;
     char err[512];
-    if (config_from_args(&cfg, srv.argc, srv.argv, err, sizeof(err)) != 0 ||
-        config_validate(&cfg, err, sizeof(err)) != 0) {
+    if (config_from_args(&cfg, srv.argc, srv.argv, err, sizeof(err)) != 0) {
+        /* config_from_args validates: a bad file keeps the running set */
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }
@@ -306,9 +248,13 @@ static void reload(void)
     srv.admin_src.balancer = g->bal;
     srv.admin_src.pool_ctx = g->up;
     health_destroy(srv.health); /* checks follow the current generation */
-    srv.health = health_create(srv.loop, &srv.cfg, g->up, g->bal);
-    if (!srv.health && errno)
-        log_warn("reload: active health checks not started");
+    srv.health = NULL;
+    if (health_enabled(&srv.cfg)) {
+        srv.health =
+            health_create(srv.loop, &srv.cfg, g->up, g->bal, err, sizeof(err));
+        if (!srv.health)
+            log_warnx("reload: active health checks not started: %s", err);
+    }
     session_gen_put(old); /* freed once its last session finishes */
     log_info("reloaded: mode %s, %zu backend(s)", cfg.mode, cfg.nbackends);
 }
@@ -381,14 +327,14 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
     if (!srv.ctx.gen)
         return -1;
-    srv.health =
-        health_create(srv.loop, &srv.cfg, srv.ctx.gen->up, srv.ctx.gen->bal);
-    if (!srv.health && errno) {
-        snprintf(err, errlen, "health checks: %s", strerror(errno));
-        return -1;
+    if (health_enabled(&srv.cfg)) {
+        srv.health = health_create(srv.loop, &srv.cfg, srv.ctx.gen->up,
+                                   srv.ctx.gen->bal, err, errlen);
+        if (!srv.health)
+            return -1;
     }
 
-    int fd = listen_on(cfg->listen, err, errlen);
+    int fd = net_listen_spec(cfg->listen, SERVER_BACKLOG, err, errlen);
     if (fd < 0)
         return -1;
     srv.listen_io.fn = on_accept;
@@ -398,7 +344,6 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     }
     srv.accept_timer.fn = on_accept_timer;
     srv.drain_timer.fn = on_drain_deadline;
-    srv.tick_timer.fn = on_tick;
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -442,7 +387,6 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             return -1;
         }
     }
-    loop_timer_after(srv.loop, &srv.tick_timer, 1000000);
     log_info("lbproxy %s listening on %s, mode %s, %s upstreams, %zu "
              "backend(s), admin %s, log %s",
              LBPROXY_VERSION, cfg->listen, cfg->mode,
@@ -454,7 +398,6 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
 int server_run(void)
 {
     int rc = loop_run(srv.loop);
-    loop_timer_cancel(srv.loop, &srv.tick_timer);
     session_close_all(&srv.ctx);
     health_destroy(srv.health);
     admin_destroy(srv.admin);

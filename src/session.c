@@ -12,7 +12,6 @@
  */
 #include "session_impl.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 
 #define FREE_BUFS 256 /* free buffers kept for reuse */
 #define FREE_REQS 256 /* free request states kept for reuse */
@@ -540,23 +540,6 @@ static void on_upstream_timer(struct loop *loop, struct loop_timer *t)
 
 /* ---- accept, drain ---- */
 
-static void format_peer(struct session *s, const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, s->ip, sizeof(s->ip));
-        snprintf(s->addr, sizeof(s->addr), "%s:%u", s->ip, ntohs(s4->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, s->ip, sizeof(s->ip));
-        snprintf(s->addr, sizeof(s->addr), "[%s]:%u", s->ip,
-                 ntohs(s6->sin6_port));
-    } else {
-        snprintf(s->ip, sizeof(s->ip), "unknown");
-        snprintf(s->addr, sizeof(s->addr), "unknown");
-    }
-}
-
 int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
                    socklen_t salen)
 {
@@ -584,7 +567,8 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     s->upstream.timer.ctx = s;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    format_peer(s, sa);
+    net_format_ip(sa, s->ip, sizeof(s->ip)); /* "unknown" for other */
+    net_format(sa, s->addr, sizeof(s->addr));
     if (loop_io_add(ctx->loop, &s->cio, fd, LOOP_READ) < 0) {
         free(s);
         close(fd);

@@ -112,8 +112,8 @@ struct session {
     struct half client, upstream;
     struct session_ctx *ctx;
     struct session *prev, *next;
-    struct request *req; /* NULL between requests */
-    struct uconn *uc;    /* the upstream connection of the attempt */
+    struct request *req;      /* NULL between requests */
+    struct upstream_conn *uc; /* the upstream connection of the attempt */
     enum session_state state;
     bool keep_alive; /* the client connection may persist */
     bool want_close; /* close after the current response */

@@ -81,7 +81,7 @@ static void start_response(struct session *s)
 }
 
 /* Attaches a connection (fresh or pooled) to the session. */
-static int attach(struct session *s, struct uconn *uc, bool connecting)
+static int attach(struct session *s, struct upstream_conn *uc, bool connecting)
 {
     uc->io.fn = upstream_io_fn;
     uc->io.ctx = s;
@@ -109,7 +109,7 @@ static enum step connect_backend(struct session *s, bool fresh)
     const struct config *cfg = cfg_of(s);
     struct upstream *up = r->gen->up;
     size_t idx = (size_t)r->backend;
-    struct uconn *uc = NULL;
+    struct upstream_conn *uc = NULL;
     if (!fresh && cfg->persistent)
         uc = upstream_get_idle(up, idx);
     if (uc) {
@@ -532,7 +532,7 @@ enum step uside_flush(struct session *s)
     if (u->bytes_in == 0) {
         /* the backend may have answered before it stopped reading: an
          * early response (413, 403, ...) is in the socket, read it */
-        struct uconn *uc = s->uc;
+        struct upstream_conn *uc = s->uc;
         enum step st = read_upstream(s);
         if (s->uc != uc || st > STEP_MOVED)
             return st; /* the read already failed the attempt */

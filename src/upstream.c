@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -15,13 +14,13 @@
 
 #include "config.h"
 #include "log.h"
+#include "net.h"
 
 struct backend {
     char id[32];
-    char addr_str[96];
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    struct uconn *idle_head, *idle_tail; /* head = most recent */
+    char addr_str[NET_ADDRSTRLEN];
+    struct net_addr addr;
+    struct upstream_conn *idle_head, *idle_tail; /* head = most recent */
     size_t nidle;
     /* One timer per pool, for its oldest connection (the tail): pooling
      * and unpooling cost no timer operation. */
@@ -58,26 +57,21 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
         b->up = up;
         b->idle_timer.fn = on_idle_timeout;
         b->idle_timer.ctx = b;
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-        int rc = getaddrinfo(cb->host, cb->port, &hints, &res);
-        if (rc != 0 || !res) {
-            snprintf(err, errlen, "backend %s: cannot resolve %s:%s: %s",
-                     cb->id, cb->host, cb->port, gai_strerror(rc));
+        char spec[NET_ADDRSTRLEN + 8], why[160] = "address too long";
+        if (net_join(spec, sizeof(spec), cb->host, cb->port) < 0 ||
+            net_parse(spec, &b->addr, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "backend %s: %s", cb->id, why);
             free(up);
             return NULL;
         }
-        memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-        b->addrlen = res->ai_addrlen;
-        freeaddrinfo(res);
         snprintf(b->id, sizeof(b->id), "%s", cb->id);
-        snprintf(b->addr_str, sizeof(b->addr_str),
-                 strchr(cb->host, ':') ? "[%s]:%s" : "%s:%s", cb->host,
-                 cb->port);
+        net_format((struct sockaddr *)&b->addr.ss, b->addr_str,
+                   sizeof(b->addr_str));
     }
     return up;
 }
 
-static void uconn_free(struct uconn *uc, bool reset)
+static void conn_free(struct upstream_conn *uc, bool reset)
 {
     struct loop *loop = uc->up->loop;
     if (reset) {
@@ -88,7 +82,7 @@ static void uconn_free(struct uconn *uc, bool reset)
     loop_defer(loop, free, uc);
 }
 
-static void idle_unlink(struct backend *b, struct uconn *uc)
+static void idle_unlink(struct backend *b, struct upstream_conn *uc)
 {
     if (uc->prev)
         uc->prev->next = uc->next;
@@ -110,9 +104,9 @@ void upstream_destroy(struct upstream *up)
         struct backend *b = &up->backends[i];
         loop_timer_cancel(up->loop, &b->idle_timer);
         while (b->idle_head) {
-            struct uconn *uc = b->idle_head;
+            struct upstream_conn *uc = b->idle_head;
             idle_unlink(b, uc);
-            uconn_free(uc, false);
+            conn_free(uc, false);
         }
     }
     free(up);
@@ -149,9 +143,9 @@ static void on_idle_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     (void)events;
-    struct uconn *uc = io->ctx;
+    struct upstream_conn *uc = io->ctx;
     idle_unlink(&uc->up->backends[uc->backend], uc);
-    uconn_free(uc, false);
+    conn_free(uc, false);
 }
 
 /* The pool's oldest connection may have idled out: close every one that
@@ -161,10 +155,10 @@ static void on_idle_timeout(struct loop *loop, struct loop_timer *t)
     struct backend *b = t->ctx;
     uint64_t timeout = b->up->pool_idle_timeout_us;
     uint64_t now = loop_now(loop);
-    struct uconn *uc;
+    struct upstream_conn *uc;
     while ((uc = b->idle_tail) != NULL && uc->idle_since_us + timeout <= now) {
         idle_unlink(b, uc);
-        uconn_free(uc, false);
+        conn_free(uc, false);
     }
     if (uc)
         loop_timer_set(loop, &b->idle_timer, uc->idle_since_us + timeout);
@@ -180,22 +174,22 @@ static bool socket_quiet(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-struct uconn *upstream_get_idle(struct upstream *up, size_t idx)
+struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx)
 {
     struct backend *b = &up->backends[idx];
-    struct uconn *uc;
+    struct upstream_conn *uc;
     while ((uc = b->idle_head) != NULL) {
         idle_unlink(b, uc);
         /* bytes that arrived since it was pooled (their event may still
          * be in this dispatch round) would be taken for the response */
         if (socket_quiet(uc->io.fd))
             return uc;
-        uconn_free(uc, false);
+        conn_free(uc, false);
     }
     return NULL;
 }
 
-void upstream_nodelay(struct uconn *uc)
+void upstream_nodelay(struct upstream_conn *uc)
 {
     if (uc->nodelay)
         return;
@@ -205,76 +199,63 @@ void upstream_nodelay(struct uconn *uc)
 }
 
 enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
-                                              bool nodelay, struct uconn **out)
+                                              bool nodelay,
+                                              struct upstream_conn **out)
 {
-    struct backend *b = &up->backends[idx];
-    int fd = socket(b->addr.ss_family,
-                    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return UPSTREAM_ERROR;
-    struct uconn *uc = calloc(1, sizeof(*uc));
+    struct upstream_conn *uc = calloc(1, sizeof(*uc));
     if (!uc) {
-        close(fd);
         errno = ENOMEM;
         return UPSTREAM_ERROR;
     }
+    int fd = -1;
+    enum net_connect_result r =
+        net_connect(&up->backends[idx].addr, &fd, NULL, 0);
+    if (r == NET_REFUSED || r == NET_ERROR) {
+        int e = errno;
+        free(uc);
+        errno = e;
+        return r == NET_REFUSED ? UPSTREAM_REFUSED : UPSTREAM_ERROR;
+    }
     uc->io.fd = fd;
-    if (nodelay)
-        upstream_nodelay(uc);
     uc->up = up;
     uc->backend = idx;
-    int rc = connect(fd, (struct sockaddr *)&b->addr, b->addrlen);
-    if (rc == 0) {
+    if (nodelay)
+        upstream_nodelay(uc);
+    *out = uc;
+    if (r == NET_CONNECTED) {
         uc->connected = true;
-        *out = uc;
         return UPSTREAM_CONNECTED;
     }
-    if (errno == EINPROGRESS) {
-        *out = uc;
-        return UPSTREAM_IN_PROGRESS;
-    }
-    int err = errno;
-    close(fd);
-    free(uc);
-    errno = err;
-    if (err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH ||
-        err == ETIMEDOUT || err == ECONNRESET)
-        return UPSTREAM_REFUSED;
-    return UPSTREAM_ERROR;
+    return UPSTREAM_IN_PROGRESS;
 }
 
-int upstream_finish_connect(struct uconn *uc)
+int upstream_finish_connect(struct upstream_conn *uc)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(uc->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+    if (net_connect_finish(uc->io.fd) < 0)
         return -1;
-    if (err) {
-        errno = err;
-        return -1;
-    }
     uc->connected = true;
     return 0;
 }
 
-void upstream_close(struct uconn *uc, bool reset)
+void upstream_close(struct upstream_conn *uc, bool reset)
 {
-    uconn_free(uc, reset);
+    conn_free(uc, reset);
 }
 
-void upstream_release(struct uconn *uc, bool check_socket)
+void upstream_release(struct upstream_conn *uc, bool check_socket)
 {
     struct upstream *up = uc->up;
     struct backend *b = &up->backends[uc->backend];
     if (up->pool_max_idle == 0 || !uc->io.registered ||
         (check_socket && !socket_quiet(uc->io.fd))) {
-        uconn_free(uc, false);
+        conn_free(uc, false);
         return;
     }
     if (b->nidle >= up->pool_max_idle) {
-        struct uconn *old = b->idle_tail; /* evict the least recently used */
+        struct upstream_conn *old =
+            b->idle_tail; /* evict the least recently used */
         idle_unlink(b, old);
-        uconn_free(old, false);
+        conn_free(old, false);
     }
     uc->io.fn = on_idle_io;
     uc->io.ctx = uc;

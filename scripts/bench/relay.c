@@ -14,7 +14,9 @@
  *
  * Deliberately left out: half-close (either side closing ends the session),
  * timeouts, retries on a refused connect.  Not part of lbproxy or liblb;
- * built by mk/bench.mk, tested by tests/e2e/test_relay.py.
+ * built by mk/bench.mk, tested by tests/e2e/test_relay.py.  It compiles the
+ * proxy's net module in (below) for listen and connect, so that it needs no
+ * library and its build line stays one file.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,6 +29,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../../src/net.c"
 
 #define RELAY_BUF 16384 /* bytes per direction and session */
 #define MAX_BACKENDS 64
@@ -63,7 +67,7 @@ struct relay {
     int epfd, lfd;
     int listening;          /* lfd is registered with epoll */
     struct timespec resume; /* when a paused listener comes back */
-    struct sockaddr_in backends[MAX_BACKENDS];
+    struct net_addr backends[MAX_BACKENDS];
     int nbackends, next;
     struct session *live, *closed;
     unsigned long long sessions, connect_failures, accept_errors;
@@ -97,36 +101,6 @@ static int parse_port(const char *s, unsigned short *port)
         return -1;
     *port = (unsigned short)v;
     return 0;
-}
-
-static struct sockaddr_in loopback(unsigned short port)
-{
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-}
-
-/* A non-blocking listening socket on 127.0.0.1:port; the fd, or -1 with
- * errno set. */
-static int listen_on(unsigned short port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    struct sockaddr_in a = loopback(port);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        listen(fd, SOMAXCONN) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
 }
 
 static void set_nodelay(int fd)
@@ -216,22 +190,24 @@ static int session_open(struct relay *r, int cfd)
     s->client.peer = &s->upstream;
     s->upstream.peer = &s->client;
 
-    const struct sockaddr_in *b = &r->backends[r->next];
+    const struct net_addr *b = &r->backends[r->next];
     r->next = (r->next + 1) % r->nbackends;
-    int ufd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (ufd < 0)
-        goto fail;
-    s->upstream.fd = ufd;
-    set_nodelay(cfd);
-    set_nodelay(ufd);
-    if (connect(ufd, (const struct sockaddr *)b, sizeof(*b)) == 0) {
+    int ufd = -1;
+    switch (net_connect(b, &ufd, NULL, 0)) {
+    case NET_CONNECTED:
         s->connecting = 0;
-    } else if (errno == EINPROGRESS) {
+        break;
+    case NET_IN_PROGRESS:
         s->connecting = 1;
-    } else {
+        break;
+    case NET_REFUSED:
+    case NET_ERROR:
         r->connect_failures++;
         goto fail;
     }
+    s->upstream.fd = ufd;
+    set_nodelay(cfd);
+    set_nodelay(ufd);
     if (update(r, &s->client, EPOLL_CTL_ADD) < 0 ||
         update(r, &s->upstream, EPOLL_CTL_ADD) < 0)
         goto fail;
@@ -292,10 +268,7 @@ static void on_event(struct relay *r, struct half *h, unsigned ev)
     if (s->connecting) {
         /* Only the upstream is polled (for OUT); the client only reports
          * errors and hang-ups. */
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (h != &s->upstream ||
-            getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        if (h != &s->upstream || net_connect_finish(h->fd) < 0) {
             if (h == &s->upstream)
                 r->connect_failures++;
             session_close(r, s);
@@ -428,7 +401,7 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        r.backends[r.nbackends++] = loopback(bport);
+        net_parse_ip("127.0.0.1", bport, &r.backends[r.nbackends++], NULL, 0);
     }
 
     sigset_t block, waitmask;
@@ -446,10 +419,12 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    r.lfd = listen_on(lport);
+    struct net_addr la;
+    char err[256];
+    net_parse_ip("127.0.0.1", lport, &la, NULL, 0);
+    r.lfd = net_listen(&la, SOMAXCONN, err, sizeof(err));
     if (r.lfd < 0) {
-        fprintf(stderr, "relay: listen on 127.0.0.1:%u: %s\n", lport,
-                strerror(errno));
+        fprintf(stderr, "relay: %s\n", err);
         return 1;
     }
     r.epfd = epoll_create1(EPOLL_CLOEXEC);

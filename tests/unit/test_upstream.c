@@ -83,9 +83,9 @@ static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
 }
 
 /* A connected, registered connection, as a session hands it back. */
-static struct uconn *connect_one(struct fixture *f)
+static struct upstream_conn *connect_one(struct fixture *f)
 {
-    struct uconn *uc = NULL;
+    struct upstream_conn *uc = NULL;
     enum upstream_connect_result r = upstream_connect(f->up, 0, true, &uc);
     assert_true(r == UPSTREAM_CONNECTED || r == UPSTREAM_IN_PROGRESS);
     f->peers[f->npeers++] = accept(f->lfd, NULL, NULL);
@@ -116,7 +116,7 @@ static void test_lifo_and_reuse(void **state)
     (void)state;
     struct fixture f;
     setup_pool(&f, 4, 60000);
-    struct uconn *a = connect_one(&f), *b = connect_one(&f);
+    struct upstream_conn *a = connect_one(&f), *b = connect_one(&f);
     upstream_release(a, true);
     upstream_release(b, true);
     assert_int_equal(upstream_idle_count(f.up, 0), 2);
@@ -134,8 +134,8 @@ static void test_full_pool_evicts_least_recent(void **state)
     (void)state;
     struct fixture f;
     setup_pool(&f, 2, 60000);
-    struct uconn *a = connect_one(&f), *b = connect_one(&f),
-                 *c = connect_one(&f);
+    struct upstream_conn *a = connect_one(&f), *b = connect_one(&f),
+                         *c = connect_one(&f);
     upstream_release(a, false);
     upstream_release(b, false);
     upstream_release(c, false); /* a goes */
@@ -157,10 +157,10 @@ static void test_idle_timeout_closes_oldest_first(void **state)
     (void)state;
     struct fixture f;
     setup_pool(&f, 4, 500);
-    struct uconn *a = connect_one(&f);
+    struct upstream_conn *a = connect_one(&f);
     upstream_release(a, false);
     run_for(&f, 300);
-    struct uconn *b = connect_one(&f);
+    struct upstream_conn *b = connect_one(&f);
     upstream_release(b, false);
     /* a is 600 ms old: gone; b is 300 ms old: kept (200 ms of margin) */
     run_for(&f, 300);
@@ -182,7 +182,7 @@ static void test_unread_bytes_are_never_handed_out(void **state)
     (void)state;
     struct fixture f;
     setup_pool(&f, 4, 60000);
-    struct uconn *a = connect_one(&f), *b = connect_one(&f);
+    struct upstream_conn *a = connect_one(&f), *b = connect_one(&f);
     upstream_release(a, false);
     upstream_release(b, false);
     assert_int_equal(send(f.peers[1], "HTTP/1.1 200 OK\r\n", 17, 0), 17);
@@ -202,7 +202,7 @@ static void test_closed_by_backend_is_dropped(void **state)
     (void)state;
     struct fixture f;
     setup_pool(&f, 4, 60000);
-    struct uconn *a = connect_one(&f);
+    struct upstream_conn *a = connect_one(&f);
     upstream_release(a, false);
     close(f.peers[0]);
     f.peers[0] = -1;
