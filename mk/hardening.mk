@@ -23,14 +23,15 @@ FUZZ_CPPFLAGS := -Iinclude -I$(LLHTTP_INC)
 FUZZERS      := fuzz_request fuzz_response
 FUZZ_BINS    := $(FUZZERS:%=$(FUZZ_DIR)/%)
 FUZZ_LIB_OBJS := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o \
-                 $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/http.o
+                 $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/http.o \
+                 $(FUZZ_DIR)/src/http_build.o
 
 $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(call E,FUZZCC,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) -c $< -o $@
 
-$(FUZZ_DIR)/src/http.o: src/http.c include/http.h
+$(FUZZ_DIR)/src/%.o: src/%.c include/http.h src/http_impl.h
 	@mkdir -p $(dir $@)
 	$(call E,FUZZCC,$@)
 	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) $(FUZZ_CPPFLAGS) -c $< -o $@

@@ -1,6 +1,7 @@
 /*
- * http: llhttp span callbacks, the request rules llhttp leaves to us, head
- * rebuilding in both directions and small error responses.
+ * http: llhttp span callbacks (each field's kind recognised once), the
+ * request and response rules llhttp leaves to us, and small error
+ * responses.  The head rebuilds are in http_build.c.
  */
 #include "http.h"
 
@@ -8,9 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "fmt.h"
-
-#define PROXY_NAME "lbproxy"
+#include "http_impl.h"
 
 void http_head_reset(struct http_head *h, const char *base)
 {
@@ -23,37 +22,6 @@ void http_head_reset(struct http_head *h, const char *base)
     h->split_value = false;
     h->last = 0;
 }
-
-/* ---- helpers over spans ---- */
-
-static const char *sp(const struct http_head *h, struct http_span s)
-{
-    return h->base + s.off;
-}
-
-static inline unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* ASCII case-insensitive equality of n bytes (no locale, no call). */
-static inline bool ieq(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
-            return false;
-    return true;
-}
-
-static inline bool span_ieq_n(const struct http_head *h, struct http_span s,
-                              const char *lit, size_t n)
-{
-    return s.len == n && ieq(sp(h, s), lit, n);
-}
-
-/* Compares a span with a string literal; the length is known at compile
- * time. */
-#define span_ieq(h, s, lit) span_ieq_n(h, s, "" lit, sizeof(lit) - 1)
 
 static void span_extend(struct http_span *s, const struct http_head *h,
                         const char *at, size_t len)
@@ -271,16 +239,6 @@ static unsigned split_list(const struct http_head *h, struct http_span v,
     return n;
 }
 
-static bool named_in(const struct http_head *h, struct http_span name,
-                     const struct http_span *tokens, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        if (tokens[i].len == name.len &&
-            ieq(sp(h, tokens[i]), sp(h, name), name.len))
-            return true;
-    return false;
-}
-
 /* Bytes a Host value (reg-name, IPv4, [IPv6], port) may hold. */
 static bool host_byte(unsigned char c)
 {
@@ -441,197 +399,6 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
     return 0;
 }
 
-/* ---- building heads ---- */
-
-struct out {
-    char *p;
-    size_t len, cap;
-    bool overflow;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    if (o->len + n > o->cap) {
-        o->overflow = true;
-        return;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-}
-
-static void puts_(struct out *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-/* Appends a string literal (length known at compile time). */
-#define put_lit(o, lit) put(o, "" lit, sizeof(lit) - 1)
-
-static void put_span(struct out *o, const struct http_head *h,
-                     struct http_span s)
-{
-    put(o, sp(h, s), s.len);
-}
-
-static void put_u64(struct out *o, uint64_t v)
-{
-    char tmp[FMT_U64_LEN];
-    size_t i = fmt_u64(tmp, v);
-    put(o, tmp + i, sizeof(tmp) - i);
-}
-
-/* Consecutive fields copied as they are form a run of source bytes, sent
- * with one copy. */
-struct run {
-    uint32_t start, end; /* source offsets; end 0: empty */
-};
-
-static void run_flush(struct out *o, const struct http_head *h, struct run *r)
-{
-    if (r->end)
-        put(o, h->base + r->start, r->end - r->start);
-    r->start = r->end = 0;
-}
-
-/* Appends one field line.  A line that reads "Name: value\r\n" in the
- * source (the usual shape) joins the run of source bytes; any other is
- * rewritten in that shape. */
-static void put_field(struct out *o, const struct http_head *h,
-                      const struct http_header *hd, struct run *r)
-{
-    const char *b = h->base;
-    uint32_t ne = hd->name.off + hd->name.len;
-    uint32_t ve = hd->value.off + hd->value.len;
-    if (hd->value.off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
-        b[ve] == '\r') {
-        if (r->end != hd->name.off) {
-            run_flush(o, h, r);
-            r->start = hd->name.off;
-        }
-        r->end = ve + 2; /* the CR LF after a value in a parsed head */
-        return;
-    }
-    run_flush(o, h, r);
-    put_span(o, h, hd->name);
-    put_lit(o, ": ");
-    put_span(o, h, hd->value);
-    put_lit(o, "\r\n");
-}
-
-/* Appends "Name: v1, v2, extra\r\n" merging every field of `kind` (that
- * was not named in Connection) with `extra`; `name` is "Name: ". */
-static void put_merged(struct out *o, const struct http_head *h,
-                       enum http_hdr kind, const char *name, size_t name_len,
-                       const struct http_span *tokens, unsigned ntokens,
-                       const char *extra, size_t extra_len)
-{
-    put(o, name, name_len);
-    if (h->seen & (1u << kind)) {
-        for (unsigned i = 0; i < h->nheaders; i++) {
-            const struct http_header *hd = &h->headers[i];
-            if (hd->kind != kind || hd->value.len == 0)
-                continue;
-            if (named_in(h, hd->name, tokens, ntokens))
-                continue;
-            put_span(o, h, hd->value);
-            put_lit(o, ", ");
-        }
-    }
-    put(o, extra, extra_len);
-    put_lit(o, "\r\n");
-}
-
-#define LIT(s) "" s, sizeof(s) - 1
-
-int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
-                            const struct http_head *h,
-                            const struct http_request *req,
-                            const char *client_ip, bool close_upstream)
-{
-    struct out o = {buf, 0, cap, false};
-    struct http_span target = h->url;
-    struct http_span authority = {0, 0};
-    const char *url = sp(h, h->url);
-    if (h->url.len > 7 && strncasecmp(url, "http://", 7) == 0) {
-        /* absolute-form: forward origin-form, the authority becomes Host */
-        uint32_t i = 7;
-        while (i < h->url.len && url[i] != '/' && url[i] != '?')
-            i++;
-        authority.off = h->url.off + 7;
-        authority.len = i - 7;
-        target.off = h->url.off + i;
-        target.len = h->url.len - i;
-    }
-    size_t mlen;
-    const char *m = http_method_name(p->method, &mlen);
-    struct run run = {0, 0};
-    uint32_t url_end = h->url.off + h->url.len;
-    if (authority.len == 0 && h->url.off > mlen && sp(h, h->url)[0] != '?' &&
-        p->http_minor == 1 &&
-        memcmp(h->base + url_end, " HTTP/1.1\r\n", 11) == 0 &&
-        h->base[h->url.off - 1] == ' ' &&
-        memcmp(h->base + h->url.off - 1 - mlen, m, mlen) == 0) {
-        /* the request line goes out as it came: start the run with it */
-        run.start = h->url.off - 1 - (uint32_t)mlen;
-        run.end = url_end + 11;
-    } else {
-        put(&o, m, mlen);
-        put_lit(&o, " ");
-        if (target.len == 0 || sp(h, target)[0] == '?')
-            put_lit(&o, "/");
-        put_span(&o, h, target);
-        put_lit(&o, " HTTP/1.1\r\n");
-    }
-
-    /* dropped: hop-by-hop fields, those named in Connection, Expect (we
-     * answer it), and the forwarding fields we rewrite below */
-    const uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_EXPECT) |
-                          (1u << HH_X_FORWARDED_FOR) |
-                          (1u << HH_X_FORWARDED_PROTO) | (1u << HH_VIA);
-    for (unsigned i = 0; i < h->nheaders; i++) {
-        const struct http_header *hd = &h->headers[i];
-        if ((drop >> hd->kind) & 1)
-            continue;
-        if (req->nconn_tokens &&
-            named_in(h, hd->name, req->conn_tokens, req->nconn_tokens))
-            continue;
-        if (authority.len > 0 && hd->kind == HH_HOST) {
-            run_flush(&o, h, &run);
-            put_lit(&o, "Host: ");
-            put_span(&o, h, authority);
-            put_lit(&o, "\r\n");
-            continue;
-        }
-        put_field(&o, h, hd, &run);
-    }
-    run_flush(&o, h, &run);
-    if (!(h->seen & (1u << HH_HOST))) {
-        /* an HTTP/1.0 request without Host goes out as HTTP/1.1, which
-         * requires one: the target's authority, or empty (RFC 9112 3.2) */
-        put_lit(&o, "Host: ");
-        put_span(&o, h, authority);
-        put_lit(&o, "\r\n");
-    }
-    put_merged(&o, h, HH_X_FORWARDED_FOR, LIT("X-Forwarded-For: "),
-               req->conn_tokens, req->nconn_tokens, client_ip,
-               strlen(client_ip));
-    put_lit(&o, "X-Forwarded-Proto: http\r\n");
-    put_merged(&o, h, HH_VIA, LIT("Via: "), req->conn_tokens, req->nconn_tokens,
-               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
-               sizeof("1.1 " PROXY_NAME) - 1);
-    if (req->chunked) {
-        put_lit(&o, "Transfer-Encoding: chunked\r\n");
-    } else if (p->flags & F_CONTENT_LENGTH) {
-        put_lit(&o, "Content-Length: ");
-        put_u64(&o, req->content_length);
-        put_lit(&o, "\r\n");
-    }
-    if (close_upstream)
-        put_lit(&o, "Connection: close\r\n");
-    put_lit(&o, "\r\n");
-    return o.overflow ? -1 : (int)o.len;
-}
-
 int http_response_check(const llhttp_t *p, struct http_head *h, int method,
                         int client_minor, struct http_response *resp)
 {
@@ -707,80 +474,6 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
         resp->mode = client_minor == 1 ? HTTP_BODY_CHUNKED : HTTP_BODY_CLOSE;
     }
     return 0;
-}
-
-/* True when the response's status line reads "HTTP/1.1 NNN reason\r\n" in
- * the source and an HTTP/1.1 client gets it unchanged. */
-static bool status_line_as_is(const llhttp_t *p, const struct http_head *h,
-                              int client_minor)
-{
-    if (h->reason.len == 0 || h->reason.off < 13 || client_minor == 0 ||
-        p->http_minor != 1)
-        return false;
-    const char *line = h->base + h->reason.off - 13; /* "HTTP/1.1 200 " */
-    return memcmp(line, "HTTP/1.1 ", 9) == 0 && line[12] == ' ' &&
-           (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0') ==
-               p->status_code &&
-           h->base[h->reason.off + h->reason.len] == '\r';
-}
-
-int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
-                             const struct http_head *h,
-                             const struct http_response *resp, int client_minor,
-                             bool keep_alive)
-{
-    struct out o = {buf, 0, cap, false};
-    const struct http_span *tokens = resp->conn_tokens;
-    unsigned ntokens = resp->nconn_tokens;
-    struct run run = {0, 0};
-    if (status_line_as_is(p, h, client_minor)) {
-        /* the status line goes out as it came: start the run with it */
-        run.start = h->reason.off - 13;
-        run.end = h->reason.off + h->reason.len + 2;
-    } else {
-        put_lit(&o, "HTTP/1.");
-        put_u64(&o, client_minor == 0 ? 0 : 1);
-        put_lit(&o, " ");
-        put_u64(&o, p->status_code);
-        put_lit(&o, " ");
-        if (h->reason.len)
-            put_span(&o, h, h->reason);
-        else
-            puts_(&o, http_status_text(p->status_code));
-        put_lit(&o, "\r\n");
-    }
-    /* HEAD and 304 keep the length of the representation; an interim
-     * response has none */
-    uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_VIA);
-    if (resp->mode == HTTP_BODY_NONE && !resp->interim)
-        drop &= ~(1u << HH_CONTENT_LENGTH);
-    for (unsigned i = 0; i < h->nheaders; i++) {
-        const struct http_header *hd = &h->headers[i];
-        if ((drop >> hd->kind) & 1)
-            continue;
-        if (ntokens && named_in(h, hd->name, tokens, ntokens))
-            continue;
-        put_field(&o, h, hd, &run);
-    }
-    run_flush(&o, h, &run);
-    put_merged(&o, h, HH_VIA, LIT("Via: "), tokens, ntokens,
-               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
-               sizeof("1.1 " PROXY_NAME) - 1);
-    if (resp->mode == HTTP_BODY_LENGTH) {
-        put_lit(&o, "Content-Length: ");
-        put_u64(&o, resp->content_length);
-        put_lit(&o, "\r\n");
-    } else if (resp->mode == HTTP_BODY_CHUNKED) {
-        put_lit(&o, "Transfer-Encoding: chunked\r\n");
-    }
-    if (resp->interim)
-        ; /* the final response says what happens to the connection */
-    else if (!keep_alive)
-        put_lit(&o, "Connection: close\r\n");
-    else if (client_minor == 0)
-        put_lit(&o, "Connection: keep-alive\r\n");
-    put_lit(&o, "\r\n");
-    return o.overflow ? -1 : (int)o.len;
 }
 
 int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
