@@ -23,67 +23,6 @@ void http_head_reset(struct http_head *h, const char *base)
     h->last = 0;
 }
 
-static void span_extend(struct http_span *s, const struct http_head *h,
-                        const char *at, size_t len)
-{
-    if (s->len == 0)
-        s->off = (uint32_t)(at - h->base);
-    s->len += (uint32_t)len;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-    struct http_head *h = p->data;
-    span_extend(&h->url, h, at, len);
-    return 0;
-}
-
-static int on_status(llhttp_t *p, const char *at, size_t len)
-{
-    struct http_head *h = p->data;
-    span_extend(&h->reason, h, at, len);
-    return 0;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    struct http_head *h = p->data;
-    if (h->last != 1) {
-        if (h->nheaders == h->max_headers) {
-            h->too_many = true;
-            return HPE_USER;
-        }
-        struct http_header *hd = &h->headers[h->nheaders++];
-        hd->name.off = (uint32_t)(at - h->base);
-        hd->name.len = 0;
-        hd->value.off = hd->name.off;
-        hd->value.len = 0;
-        hd->kind = HH_OTHER;
-        h->last = 1;
-    }
-    h->headers[h->nheaders - 1].name.len += (uint32_t)len;
-    return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    struct http_head *h = p->data;
-    struct http_header *hd = &h->headers[h->nheaders - 1];
-    if (h->last != 2) {
-        /* an empty value is reported with `at` wherever llhttp stands
-         * (after the line end): anchor it right after the name */
-        hd->value.off = hd->name.off + hd->name.len;
-        hd->value.len = 0;
-        h->last = 2;
-    }
-    if (hd->value.len == 0 && len > 0)
-        hd->value.off = (uint32_t)(at - h->base);
-    else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
-        h->split_value = true; /* a span must be one run of bytes */
-    hd->value.len += (uint32_t)len;
-    return 0;
-}
-
 static inline uint64_t load8(const char *p)
 {
     uint64_t v;
@@ -158,14 +97,68 @@ static enum http_hdr classify(const char *n, uint32_t len)
 #undef IS
 }
 
-static int on_header_field_complete(llhttp_t *p)
+static void span_extend(struct http_span *s, const struct http_head *h,
+                        const char *at, size_t len)
+{
+    if (s->len == 0)
+        s->off = (uint32_t)(at - h->base);
+    s->len += (uint32_t)len;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct http_head *h = p->data;
-    if (h->nheaders == 0)
-        return 0;
+    span_extend(&h->url, h, at, len);
+    return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+    span_extend(&h->reason, h, at, len);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+    if (h->last != 1) {
+        if (h->nheaders == h->max_headers) {
+            h->too_many = true;
+            return HPE_USER;
+        }
+        struct http_header *hd = &h->headers[h->nheaders++];
+        hd->name.off = (uint32_t)(at - h->base);
+        hd->name.len = 0;
+        hd->value.off = hd->name.off;
+        hd->value.len = 0;
+        hd->kind = HH_OTHER;
+        h->last = 1;
+    }
+    h->headers[h->nheaders - 1].name.len += (uint32_t)len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
     struct http_header *hd = &h->headers[h->nheaders - 1];
-    hd->kind = classify(sp(h, hd->name), hd->name.len);
-    h->seen |= 1u << hd->kind;
+    if (h->last != 2) {
+        /* an empty value is reported with `at` wherever llhttp stands
+         * (after the line end): anchor it right after the name */
+        hd->value.off = hd->name.off + hd->name.len;
+        hd->value.len = 0;
+        h->last = 2;
+        /* the name is complete: llhttp reports every value, even an
+         * empty one, so this is the one place a field gets its kind */
+        hd->kind = classify(sp(h, hd->name), hd->name.len);
+        h->seen |= 1u << hd->kind;
+    }
+    if (hd->value.len == 0 && len > 0)
+        hd->value.off = (uint32_t)(at - h->base);
+    else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
+        h->split_value = true; /* a span must be one run of bytes */
+    hd->value.len += (uint32_t)len;
     return 0;
 }
 
@@ -175,7 +168,6 @@ void http_settings_init(llhttp_settings_t *s)
     s->on_url = on_url;
     s->on_status = on_status;
     s->on_header_field = on_header_field;
-    s->on_header_field_complete = on_header_field_complete;
     s->on_header_value = on_header_value;
 }
 

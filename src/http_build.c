@@ -183,10 +183,16 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
     put_merged(&o, h, HH_X_FORWARDED_FOR, LIT("X-Forwarded-For: "),
                req->conn_tokens, req->nconn_tokens, client_ip,
                strlen(client_ip));
-    put_lit(&o, "X-Forwarded-Proto: http\r\n");
-    put_merged(&o, h, HH_VIA, LIT("Via: "), req->conn_tokens, req->nconn_tokens,
-               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
-               sizeof("1.1 " PROXY_NAME) - 1);
+    if (!(h->seen & (1u << HH_VIA)) && p->http_minor == 1) {
+        /* the usual case, in one copy of a constant */
+        put_lit(&o, "X-Forwarded-Proto: http\r\nVia: 1.1 " PROXY_NAME "\r\n");
+    } else {
+        put_lit(&o, "X-Forwarded-Proto: http\r\n");
+        put_merged(&o, h, HH_VIA, LIT("Via: "), req->conn_tokens,
+                   req->nconn_tokens,
+                   p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
+                   sizeof("1.1 " PROXY_NAME) - 1);
+    }
     if (req->chunked) {
         put_lit(&o, "Transfer-Encoding: chunked\r\n");
     } else if (p->flags & F_CONTENT_LENGTH) {
@@ -254,9 +260,12 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
         put_field(&o, h, hd, &run);
     }
     run_flush(&o, h, &run);
-    put_merged(&o, h, HH_VIA, LIT("Via: "), tokens, ntokens,
-               p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
-               sizeof("1.1 " PROXY_NAME) - 1);
+    if (!(h->seen & (1u << HH_VIA)) && p->http_minor == 1)
+        put_lit(&o, "Via: 1.1 " PROXY_NAME "\r\n");
+    else
+        put_merged(&o, h, HH_VIA, LIT("Via: "), tokens, ntokens,
+                   p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
+                   sizeof("1.1 " PROXY_NAME) - 1);
     if (resp->mode == HTTP_BODY_LENGTH) {
         put_lit(&o, "Content-Length: ");
         put_u64(&o, resp->content_length);
