@@ -123,7 +123,7 @@ static void test_peak_and_decay(void **st)
 static void test_cold_first(void **st)
 {
     struct balancer *b = mk(2, 5);
-    unsigned x;
+    unsigned x = 0;
     (void)st;
     balancer_pick(b, 0x2, 0, &x); /* backend 0, via tried */
     balancer_observe(b, 0, 1 * MS, BALANCER_OK, x, 0);
