@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev
       libcmocka-dev wrk curl python3 python3-pytest
-      clang libclang-rt-14-dev clang-format cppcheck
+      clang libclang-rt-14-dev clang-format cppcheck valgrind
       python3-pandas python3-matplotlib
       prometheus chromium fonts-liberation)
 bench=(nginx-light haproxy linux-perf)
