@@ -47,7 +47,8 @@ static const char *session_state_str(enum session_state st)
 }
 
 /* The legal transitions: from each state, the states it may go to. */
-__attribute__((unused)) static bool legal(enum session_state from, enum session_state to)
+__attribute__((unused)) static bool legal(enum session_state from,
+                                          enum session_state to)
 {
     if (to == SS_CLOSED)
         return from != SS_CLOSED;

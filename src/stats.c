@@ -126,31 +126,30 @@ static double bucket_mid(size_t i)
            (double)(stats_bucket_width(i) - 1) / 2.0;
 }
 
+/* The bucket holding the q-quantile of `total` samples counted in hist,
+ * written once for the 64-bit totals and the 32-bit slot counts. */
+#define HIST_QUANTILE(hist, total, q)                                          \
+    do {                                                                       \
+        if ((total) == 0)                                                      \
+            return 0;                                                          \
+        uint64_t rank_ = quantile_rank(total, q), seen_ = 0;                   \
+        for (size_t i_ = 0; i_ < STATS_BUCKETS; i_++) {                        \
+            seen_ += (hist)[i_];                                               \
+            if (seen_ >= rank_)                                                \
+                return bucket_mid(i_);                                         \
+        }                                                                      \
+        return bucket_mid(STATS_BUCKETS - 1);                                  \
+    } while (0)
+
 double stats_hist_quantile(const uint64_t *hist, uint64_t total, double q)
 {
-    if (total == 0)
-        return 0;
-    uint64_t rank = quantile_rank(total, q), seen = 0;
-    for (size_t i = 0; i < STATS_BUCKETS; i++) {
-        seen += hist[i];
-        if (seen >= rank)
-            return bucket_mid(i);
-    }
-    return bucket_mid(STATS_BUCKETS - 1);
+    HIST_QUANTILE(hist, total, q);
 }
 
 /* The same over one slot's 32-bit counts (no copy per history second). */
 static double slot_quantile(const uint32_t *hist, uint64_t total, double q)
 {
-    if (total == 0)
-        return 0;
-    uint64_t rank = quantile_rank(total, q), seen = 0;
-    for (size_t i = 0; i < STATS_BUCKETS; i++) {
-        seen += hist[i];
-        if (seen >= rank)
-            return bucket_mid(i);
-    }
-    return bucket_mid(STATS_BUCKETS - 1);
+    HIST_QUANTILE(hist, total, q);
 }
 
 /* ---- life cycle ---- */
