@@ -13,6 +13,7 @@
 #define LB_ADMIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct loop;
 struct config;
@@ -32,6 +33,8 @@ struct admin_sources {
     /* idle pooled connections of backend idx (the upstream module) */
     size_t (*pool_idle)(void *ctx, size_t idx);
     void *pool_ctx;
+    /* what the retry budget did (the session module's counters); NULL: 0 */
+    const uint64_t *retries, *retries_5xx, *retry_budget_refused;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

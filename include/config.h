@@ -51,8 +51,11 @@ struct config {
     unsigned long long max_body_bytes; /* -> 413 */
     unsigned max_clients;              /* concurrent client connections */
     unsigned buffer_bytes;             /* per-direction buffer size */
-    unsigned max_retries;     /* other backends tried after a failure */
-    unsigned pool_max_idle;   /* idle upstream connections per backend */
+    unsigned max_retries;          /* other backends tried after a failure */
+    unsigned retry_on;             /* enum retry_on mask: what may be retried */
+    unsigned retry_budget_percent; /* extra attempts: share of requests */
+    unsigned retry_budget_min;     /* ... but always this many at once */
+    unsigned pool_max_idle;        /* idle upstream connections per backend */
     bool pool_reset_on_close; /* end finished, unpooled exchanges with RST */
 
     /* active health checks ("" path = off) */

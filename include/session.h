@@ -51,6 +51,10 @@ struct session_ctx {
     struct buf_pool bufs;
     struct request **free_reqs; /* per-request state kept for reuse */
     unsigned nfree_reqs, max_free_reqs;
+    /* the retry budget (retry.h) and what it did */
+    unsigned active_requests; /* requests dispatched, not finished */
+    unsigned active_retries;  /* of those, the ones on an extra attempt */
+    uint64_t retries, retries_5xx, budget_refused;
     uint64_t wall_read_us;  /* loop time when the wall clock was read */
     int64_t wall_offset_us; /* wall clock minus loop time then */
 };

@@ -6,6 +6,9 @@ $(eval $(call PYTEST_SUITE,e2e-smuggling,tests/e2e/test_smuggling.py,$(LBPROXY) 
 ## e2e-desync: 1xx relay, bytes after a response, pipelining + half-close
 $(eval $(call PYTEST_SUITE,e2e-desync,tests/e2e/test_response_desync.py,$(LBPROXY) $(LBBACKEND)))
 
+## e2e-retry: what [retry] on names is retried (5xx opt-in), the retry budget bounds it
+$(eval $(call PYTEST_SUITE,e2e-retry,tests/e2e/test_retry.py,$(LBPROXY) $(LBBACKEND)))
+
 ## e2e-exhaustion: limits and timeouts act; slowloris crowd; fd exhaustion
 $(eval $(call PYTEST_SUITE,e2e-exhaustion,tests/e2e/test_exhaustion.py,$(LBPROXY) $(LBBACKEND)))
 

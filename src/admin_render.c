@@ -313,6 +313,12 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_u64(b, c.bytes_out);
     admin_buf_str(b, ",\"latency_ms\":");
     json_latency(b, &w.latency);
+    admin_buf_str(b, ",\"retries\":");
+    json_u64(b, src->retries ? *src->retries : 0);
+    admin_buf_str(b, ",\"retries_5xx\":");
+    json_u64(b, src->retries_5xx ? *src->retries_5xx : 0);
+    admin_buf_str(b, ",\"retry_budget_refused\":");
+    json_u64(b, src->retry_budget_refused ? *src->retry_budget_refused : 0);
     admin_buf_str(b, "},\"backends\":[");
 
     for (size_t i = 0; i < n; i++) {
@@ -486,6 +492,22 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
         prom_label(b, ps[i].label);
         admin_buf_printf(b, "} %llu\n", (unsigned long long)ps[i].c.requests);
     }
+    prom_head(b, "lbproxy_retries_total", "counter",
+              "Extra attempts on another backend, by what the last one met "
+              "(\"failure\": connect, reset or timeout; \"5xx\": a 5xx head).");
+    admin_buf_printf(
+        b, "lbproxy_retries_total{reason=\"failure\"} %llu\n",
+        (unsigned long long)((src->retries ? *src->retries : 0) -
+                             (src->retries_5xx ? *src->retries_5xx : 0)));
+    admin_buf_printf(
+        b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
+        (unsigned long long)(src->retries_5xx ? *src->retries_5xx : 0));
+    prom_head(b, "lbproxy_retry_budget_refused_total", "counter",
+              "Retries the retry budget refused (the failure was answered).");
+    admin_buf_printf(b, "lbproxy_retry_budget_refused_total %llu\n",
+                     (unsigned long long)(src->retry_budget_refused
+                                              ? *src->retry_budget_refused
+                                              : 0));
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)

@@ -108,6 +108,10 @@ const struct config_key config_keys[] = {
     K_INT("limits", "max_retries", 0, max_retries, 0, CONFIG_MAX_BACKENDS - 1,
           "2"),
 
+    K("retry", "on", retry_on, retry_on, "connect,reset,timeout"),
+    K_INT("retry", "budget_percent", 0, retry_budget_percent, 0, 100, "20"),
+    K_INT("retry", "budget_min", 0, retry_budget_min, 0, 1000000, "3"),
+
     K_INT("pool", "max_idle", 0, pool_max_idle, 0, 100000, "256"),
     K_MS("pool", "idle_timeout_ms", pool_idle_timeout_ms, "60000"),
     K("pool", "reset_on_close", bool, pool_reset_on_close, "true"),

@@ -58,6 +58,7 @@ struct config_key {
 
 /* The value types (config_types.c). */
 extern const struct config_type config_type_str;      /* any text that fits */
+extern const struct config_type config_type_retry_on; /* retry.h's words */
 extern const struct config_type config_type_addr;     /* ADDR:PORT */
 extern const struct config_type config_type_addr_off; /* ADDR:PORT or off */
 extern const struct config_type config_type_int;      /* integer, min..max */

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "config_impl.h"
 #include "net.h"
+#include "retry.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -392,3 +393,43 @@ static void score_print(const struct config_key *k, const void *p, char *buf,
 
 const struct config_type config_type_score = {score_parse, score_check,
                                               score_expect, score_print};
+
+/* What may be retried: a comma list of retry.h's words. */
+static int retry_on_type_parse(const struct config_key *k, const char *v,
+                               void *dst)
+{
+    (void)k;
+    unsigned m;
+    if (retry_on_parse(v, &m) < 0)
+        return -1;
+    memcpy(dst, &m, sizeof(m));
+    return 0;
+}
+
+static bool retry_on_check(const struct config_key *k, const void *p)
+{
+    (void)k;
+    unsigned m;
+    memcpy(&m, p, sizeof(m));
+    return (m & ~(unsigned)(RETRY_CONNECT | RETRY_RESET | RETRY_TIMEOUT |
+                            RETRY_5XX)) == 0;
+}
+
+static void retry_on_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len,
+             "a comma list of connect, reset, timeout, 5xx (or none)");
+}
+
+static void retry_on_print(const struct config_key *k, const void *p, char *buf,
+                           size_t len)
+{
+    (void)k;
+    unsigned m;
+    memcpy(&m, p, sizeof(m));
+    retry_on_format(m, buf, len);
+}
+
+const struct config_type config_type_retry_on = {
+    retry_on_type_parse, retry_on_check, retry_on_expect, retry_on_print};

@@ -381,6 +381,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.balancer = srv.ctx.gen->bal;
         srv.admin_src.pool_idle = upstream_pool_idle;
         srv.admin_src.pool_ctx = srv.ctx.gen->up;
+        srv.admin_src.retries = &srv.ctx.retries;
+        srv.admin_src.retries_5xx = &srv.ctx.retries_5xx;
+        srv.admin_src.retry_budget_refused = &srv.ctx.budget_refused;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);

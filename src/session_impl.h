@@ -79,6 +79,8 @@ struct request {
     bool upstream_extra; /* bytes after the response were read */
     bool body_dropped;   /* the backend answered early and stopped reading:
                             the rest of the request body goes nowhere */
+    bool active;         /* counted in ctx->active_requests */
+    bool retrying;       /* counted in ctx->active_retries */
 
     /* what the session does on STEP_REPLY / STEP_CLOSE */
     int fail_status;

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "retry.h"
 
 static llhttp_settings_t resp_settings;
 static loop_io_fn *upstream_io_fn; /* session.c's handler of upstream events */
@@ -173,24 +174,87 @@ static enum step connect_backend(struct session *s, bool fresh)
     return step_reply(r, 502, RECORD_CONNECT);
 }
 
+/* Picks a backend not tried yet for the request; false when none is left. */
+static bool pick(struct session *s)
+{
+    struct request *r = s->req;
+    unsigned inflight = 0;
+    int idx = balancer_pick(r->gen->bal, r->tried, now_us(s), &inflight);
+    if (idx < 0)
+        return false;
+    r->backend = idx;
+    r->in_flight = true;
+    r->inflight_at_dispatch = inflight;
+    r->t_dispatch = now_us(s);
+    return true;
+}
+
 enum step uside_dispatch(struct session *s)
 {
     struct request *r = s->req;
     if (!r->gen) {
         r->gen = s->ctx->gen;
         r->gen->refs++;
+        r->active = true;
+        s->ctx->active_requests++;
     }
-    unsigned inflight = 0;
-    int idx = balancer_pick(r->gen->bal, r->tried, now_us(s), &inflight);
-    if (idx < 0)
+    if (!pick(s))
         return r->timed_out ? step_reply(r, 504, RECORD_TIMEOUT)
                             : step_reply(r, 502, RECORD_CONNECT);
-    r->backend = idx;
-    r->in_flight = true;
-    r->inflight_at_dispatch = inflight;
-    r->t_dispatch = now_us(s);
     s->upstream.retain = true;
     return connect_backend(s, false);
+}
+
+/* Whether an extra attempt may start now: within max_retries, with the
+ * request still held whole, and within the retry budget (a request that
+ * is already on an extra attempt keeps its place in the budget). */
+static bool may_retry(struct session *s)
+{
+    struct request *r = s->req;
+    struct session_ctx *ctx = s->ctx;
+    const struct config *cfg = cfg_of(s);
+    if (r->ub_discarded || r->retries >= cfg->max_retries)
+        return false;
+    if (!r->retrying) {
+        if (!retry_budget_allows(ctx->active_requests, ctx->active_retries,
+                                 cfg->retry_budget_percent,
+                                 cfg->retry_budget_min)) {
+            ctx->budget_refused++;
+            return false;
+        }
+        r->retrying = true;
+        ctx->active_retries++;
+    }
+    ctx->retries++;
+    return true;
+}
+
+/* The end of a request for the retry budget. */
+static void leave_budget(struct session *s)
+{
+    struct request *r = s->req;
+    if (r->retrying) {
+        r->retrying = false;
+        s->ctx->active_retries--;
+    }
+    if (r->active) {
+        r->active = false;
+        s->ctx->active_requests--;
+    }
+}
+
+/* Tells the stats of an attempt that failed and is retried elsewhere (the
+ * client will not see it, but the backend's error counters must). */
+static void note_retried(struct session *s, enum record_error err)
+{
+    struct request *r = s->req;
+    struct session_ctx *ctx = s->ctx;
+    if (ctx->on_attempt_failed)
+        ctx->on_attempt_failed(ctx->record_arg, r->backend,
+                               upstream_id(r->gen->up, (size_t)r->backend),
+                               err);
+    r->tried |= (uint64_t)1 << r->backend;
+    r->retries++;
 }
 
 /* The current attempt failed before any response byte reached the client:
@@ -215,26 +279,46 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
     }
     observe(s, outcome);
     r->timed_out = outcome == BALANCER_TIMEOUT;
-    bool retry = outcome == BALANCER_CONNECT_ERR ||
-                 ((outcome == BALANCER_RESET || outcome == BALANCER_TIMEOUT) &&
-                  r->hreq.idempotent);
+    unsigned on = cfg_of(s)->retry_on;
+    bool retry = (outcome == BALANCER_CONNECT_ERR && (on & RETRY_CONNECT)) ||
+                 (r->hreq.idempotent &&
+                  ((outcome == BALANCER_RESET && (on & RETRY_RESET)) ||
+                   (outcome == BALANCER_TIMEOUT && (on & RETRY_TIMEOUT))));
     enum record_error err = outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
                             : outcome == BALANCER_TIMEOUT
                                 ? RECORD_TIMEOUT
                                 : RECORD_UPSTREAM_RESET;
-    if (retry && can_resend && r->retries < cfg_of(s)->max_retries) {
-        /* The client will not see this failure, but the backend's error
-         * counters must (its ejection would otherwise be unexplained). */
-        struct session_ctx *ctx = s->ctx;
-        if (ctx->on_attempt_failed)
-            ctx->on_attempt_failed(ctx->record_arg, r->backend,
-                                   upstream_id(r->gen->up, (size_t)r->backend),
-                                   err);
-        r->tried |= (uint64_t)1 << r->backend;
-        r->retries++;
+    if (retry && may_retry(s)) {
+        note_retried(s, err);
         return uside_dispatch(s);
     }
     return step_reply(r, outcome == BALANCER_TIMEOUT ? 504 : 502, err);
+}
+
+/* A 5xx head arrived and `[retry] on` names 5xx: when nothing of it went
+ * out, the request is idempotent and another backend is left, the answer
+ * is dropped (its connection closed: the body is unread) and the request
+ * goes there.  True when it did. */
+static bool retry_5xx(struct session *s)
+{
+    struct request *r = s->req;
+    if (r->status < 500 || !(cfg_of(s)->retry_on & RETRY_5XX) ||
+        !r->hreq.idempotent || r->resp_head_sent)
+        return false;
+    uint64_t tried = r->tried | (uint64_t)1 << r->backend;
+    unsigned inflight;
+    int idx = balancer_pick(r->gen->bal, tried, now_us(s), &inflight);
+    if (idx < 0)
+        return false; /* nowhere else to go: the 5xx is the answer */
+    balancer_cancel(r->gen->bal, (size_t)idx); /* taken again below */
+    if (!may_retry(s))
+        return false;
+    observe(s, BALANCER_HTTP_ERROR); /* the balancer hears of it */
+    drop_connection(s, true);
+    r->tried = tried;
+    r->retries++;
+    s->ctx->retries_5xx++;
+    return true;
 }
 
 enum step uside_timeout(struct session *s, bool connecting)
@@ -388,6 +472,10 @@ static enum step final_head(struct session *s)
     struct request *r = s->req;
     struct buf *out = &s->client.out;
     r->status = r->rparser.status_code;
+    if (r->status >= 500 && retry_5xx(s)) {
+        r->status = 0;
+        return uside_dispatch(s);
+    }
     bool ka = s->keep_alive && !s->want_close && !s->ctx->draining &&
               r->resp.mode != HTTP_BODY_CLOSE;
     bool queued = buf_pending(out) > 0;
@@ -604,6 +692,7 @@ static void end_exchange(struct session *s)
 void uside_done(struct session *s)
 {
     struct request *r = s->req;
+    leave_budget(s);
     if (r->in_flight)
         observe(s, r->status >= 500 || r->status == 429 ? BALANCER_HTTP_ERROR
                                                         : BALANCER_OK);
@@ -613,6 +702,8 @@ void uside_done(struct session *s)
 
 void uside_abort(struct session *s, enum record_error err)
 {
+    if (s->req)
+        leave_budget(s);
     if (s->req && s->req->in_flight) {
         if (err == RECORD_UPSTREAM_RESET)
             observe(s, BALANCER_RESET);

@@ -1,0 +1,137 @@
+"""Retries, end to end: a real ./lbproxy in front of raw backends.  What
+`[retry] on` names is retried on another backend and nothing else: a 5xx
+passes through unless `5xx` is named, and then only for idempotent requests
+with another backend left; the retry budget bounds extra attempts (a budget
+of nothing turns a dead backend's connect failures into 502s), and
+/api/stats and /metrics count what it did."""
+import json
+import urllib.request
+
+from httpc import Conn
+from lbtest import free_port
+from rawbackend import RawBackend, ok
+
+
+def fail500(conn_no, req_no, head, body):
+    return (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\n"
+            b"oops")
+
+
+def good(conn_no, req_no, head, body):
+    return ok(b"good")
+
+
+def statuses(port, n, method="GET", body=b""):
+    out = []
+    for _ in range(n):
+        with Conn(port, timeout=5) as c:
+            r = c.request(method=method, path="/", body=body)
+            out.append(r.status)
+    return out
+
+
+def stats(admin):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/api/stats",
+                                timeout=5) as r:
+        return json.loads(r.read())["total"]
+
+
+def metrics(admin):
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics",
+                                timeout=5) as r:
+        return r.read().decode()
+
+
+def start(procs, ports, extra=()):
+    """lbproxy round-robin, passive health off (a failing backend stays in
+    the rotation, so every test meets it as often as round-robin says)."""
+    admin = free_port()
+    px = procs.proxy(ports, admin=admin,
+                     extra=["--mode", "round-robin", "--persistent",
+                            "--set", "health.max_fails=0", *extra])
+    return px, admin
+
+
+def test_5xx_passes_through_by_default(procs):
+    a, b = RawBackend(fail500), RawBackend(good)
+    try:
+        px, admin = start(procs, [a.port, b.port])
+        got = statuses(px.port, 20)
+        assert got.count(500) == 10 and got.count(200) == 10, got
+        assert stats(admin)["retries_5xx"] == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_retry_on_5xx_for_idempotent_requests(procs):
+    a, b = RawBackend(fail500), RawBackend(good)
+    try:
+        px, admin = start(procs, [a.port, b.port],
+                          ["--set", "retry.on=connect,reset,timeout,5xx"])
+        assert statuses(px.port, 20) == [200] * 20
+        t = stats(admin)
+        hits = len(a.heads)  # each answered 500, each retried on b
+        assert hits >= 5, hits
+        assert t["retries_5xx"] == hits and t["retries"] == hits, t
+        assert f'lbproxy_retries_total{{reason="5xx"}} {hits}' in metrics(admin)
+        # a POST is not retried: its 500 reaches the client
+        before = len(a.heads)
+        got = statuses(px.port, 6, method="POST", body=b"x")
+        assert got.count(500) == len(a.heads) - before > 0, got
+    finally:
+        a.close()
+        b.close()
+
+
+def test_5xx_is_the_answer_when_no_backend_is_left(procs):
+    a = RawBackend(fail500)
+    try:
+        px, admin = start(procs, [a.port],
+                          ["--set", "retry.on=5xx"])
+        with Conn(px.port, timeout=5) as c:
+            r = c.request(path="/")
+            assert (r.status, r.body) == (500, b"oops")
+        assert stats(admin)["retries_5xx"] == 0
+    finally:
+        a.close()
+
+
+def test_a_budget_of_nothing_retries_nothing(procs):
+    dead = free_port()  # nothing listens: connect refused
+    b = RawBackend(good)
+    try:
+        px, admin = start(procs, [dead, b.port],
+                          ["--set", "retry.budget_percent=0",
+                           "--set", "retry.budget_min=0"])
+        got = statuses(px.port, 10)
+        assert got.count(502) == 5 and got.count(200) == 5, got
+        t = stats(admin)
+        assert t["retry_budget_refused"] == 5 and t["retries"] == 0, t
+        assert "lbproxy_retry_budget_refused_total 5" in metrics(admin)
+    finally:
+        b.close()
+
+
+def test_default_budget_retries_connect_failures(procs):
+    dead = free_port()
+    b = RawBackend(good)
+    try:
+        px, admin = start(procs, [dead, b.port])
+        assert statuses(px.port, 10) == [200] * 10
+        t = stats(admin)
+        assert t["retries"] == 5 and t["retry_budget_refused"] == 0, t
+    finally:
+        b.close()
+
+
+def test_retry_on_none_answers_connect_failures(procs):
+    dead = free_port()
+    b = RawBackend(good)
+    try:
+        px, admin = start(procs, [dead, b.port],
+                          ["--set", "retry.on=none"])
+        got = statuses(px.port, 10)
+        assert got.count(502) == 5 and got.count(200) == 5, got
+    finally:
+        b.close()
