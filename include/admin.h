@@ -35,6 +35,9 @@ struct admin_sources {
     void *pool_ctx;
     /* what the retry budget did (the session module's counters); NULL: 0 */
     const uint64_t *retries, *retries_5xx, *retry_budget_refused;
+    /* the circuit breaker's queue (the session module's); NULL: 0 */
+    const uint64_t *queued_now, *queued_total, *queue_full, *queue_timeouts,
+        *queue_wait_us;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -51,8 +51,11 @@ struct config {
     unsigned long long max_body_bytes; /* -> 413 */
     unsigned max_clients;              /* concurrent client connections */
     unsigned buffer_bytes;             /* per-direction buffer size */
-    unsigned max_retries;          /* other backends tried after a failure */
-    unsigned retry_on;             /* enum retry_on mask: what may be retried */
+    unsigned max_retries;      /* other backends tried after a failure */
+    unsigned retry_on;         /* enum retry_on mask: what may be retried */
+    unsigned max_conns;        /* requests in flight per backend, 0: no cap */
+    unsigned max_queue;        /* requests waiting for a free backend */
+    unsigned queue_timeout_ms; /* longest wait in that queue: then 503 */
     unsigned retry_budget_percent; /* extra attempts: share of requests */
     unsigned retry_budget_min;     /* ... but always this many at once */
     unsigned pool_max_idle;        /* idle upstream connections per backend */

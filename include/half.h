@@ -37,6 +37,7 @@ enum half_wait {
     HW_WRITE,     /* client: a slow reader taking our bytes */
     HW_CONNECT,   /* upstream: connect() */
     HW_RESPONSE,  /* upstream: the next response bytes */
+    HW_QUEUE,     /* upstream: a free backend (circuit breaker queue) */
 };
 
 struct half {

@@ -151,8 +151,9 @@ int http_build_response_head(char *out, size_t cap, const llhttp_t *p,
                              const struct http_response *resp, int client_minor,
                              bool keep_alive);
 
-/* Writes a complete small error response ("Connection: close" when close).
- * Returns its length (always fits in 512 bytes). */
+/* Writes a complete small error response ("Connection: close" when close;
+ * a 503 says "Retry-After: 1").  Returns its length (always fits in 512
+ * bytes). */
 int http_error_response(char *out, size_t cap, int status, bool close);
 
 /* The answer to a request llhttp refused with err at offset err_off of

@@ -55,6 +55,10 @@ struct session_ctx {
     unsigned active_requests; /* requests dispatched, not finished */
     unsigned active_retries;  /* of those, the ones on an extra attempt */
     uint64_t retries, retries_5xx, budget_refused;
+    /* the circuit breaker's queue of sessions waiting for a backend */
+    struct session *q_head, *q_tail;
+    uint64_t queued_now, queued_total, queue_full, queue_timeouts;
+    uint64_t queue_wait_us; /* summed over the requests that left it */
     uint64_t wall_read_us;  /* loop time when the wall clock was read */
     int64_t wall_offset_us; /* wall clock minus loop time then */
 };

@@ -9,6 +9,9 @@ $(eval $(call PYTEST_SUITE,e2e-desync,tests/e2e/test_response_desync.py,$(LBPROX
 ## e2e-retry: what [retry] on names is retried (5xx opt-in), the retry budget bounds it
 $(eval $(call PYTEST_SUITE,e2e-retry,tests/e2e/test_retry.py,$(LBPROXY) $(LBBACKEND)))
 
+## e2e-queue: max_conns caps each backend's in-flight; the queue, its limit and timeout (503 + Retry-After)
+$(eval $(call PYTEST_SUITE,e2e-queue,tests/e2e/test_queue.py,$(LBPROXY) $(LBBACKEND)))
+
 ## e2e-exhaustion: limits and timeouts act; slowloris crowd; fd exhaustion
 $(eval $(call PYTEST_SUITE,e2e-exhaustion,tests/e2e/test_exhaustion.py,$(LBPROXY) $(LBBACKEND)))
 

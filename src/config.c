@@ -107,6 +107,9 @@ const struct config_key config_keys[] = {
           "16384"),
     K_INT("limits", "max_retries", 0, max_retries, 0, CONFIG_MAX_BACKENDS - 1,
           "2"),
+    K_INT("limits", "max_conns", 0, max_conns, 0, 1000000, "0"),
+    K_INT("limits", "max_queue", 0, max_queue, 0, 1000000, "1024"),
+    K_MS("limits", "queue_timeout_ms", queue_timeout_ms, "5000"),
 
     K("retry", "on", retry_on, retry_on, "connect,reset,timeout"),
     K_INT("retry", "budget_percent", 0, retry_budget_percent, 0, 100, "20"),

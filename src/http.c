@@ -545,10 +545,11 @@ int http_error_response(char *out, size_t cap, int status, bool close)
                     "HTTP/1.1 %d %s\r\n"
                     "Content-Type: text/plain\r\n"
                     "Content-Length: %zu\r\n"
-                    "%s"
+                    "%s%s"
                     "\r\n"
                     "%d %s\n",
                     status, text, strlen(text) + 5,
+                    status == 503 ? "Retry-After: 1\r\n" : "",
                     close ? "Connection: close\r\n" : "", status, text);
 }
 

@@ -36,6 +36,8 @@ static const char *session_state_str(enum session_state st)
         return "head";
     case SS_CONNECT:
         return "connect";
+    case SS_QUEUED:
+        return "queued";
     case SS_RELAY:
         return "relay";
     case SS_REPLY:
@@ -56,11 +58,14 @@ __attribute__((unused)) static bool legal(enum session_state from,
     case SS_IDLE:
         return to == SS_HEAD;
     case SS_HEAD:
+        return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY ||
+               to == SS_QUEUED;
+    case SS_QUEUED:
         return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY;
     case SS_CONNECT:
     case SS_RELAY:
         return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY ||
-               to == SS_IDLE;
+               to == SS_IDLE || to == SS_QUEUED;
     case SS_REPLY:
         return to == SS_IDLE;
     case SS_CLOSED:
@@ -215,6 +220,52 @@ static void emit_record(struct session *s)
     ctx->on_record(ctx->record_arg, &rec);
 }
 
+/* ---- the circuit breaker's queue ---- */
+
+static void queue_leave(struct session *s)
+{
+    struct session_ctx *ctx = s->ctx;
+    if (s->q_prev)
+        s->q_prev->q_next = s->q_next;
+    else
+        ctx->q_head = s->q_next;
+    if (s->q_next)
+        s->q_next->q_prev = s->q_prev;
+    else
+        ctx->q_tail = s->q_prev;
+    s->q_prev = s->q_next = NULL;
+    ctx->queued_now--;
+    if (s->req && s->req->t_queued)
+        ctx->queue_wait_us += now_us(s) - s->req->t_queued;
+    half_deadline_clear(&s->upstream);
+}
+
+/* Joins the queue: false when it is full (max_queue). */
+static bool queue_join(struct session *s)
+{
+    struct session_ctx *ctx = s->ctx;
+    const struct config *cfg = cfg_of(s);
+    if (ctx->queued_now >= cfg->max_queue) {
+        ctx->queue_full++;
+        return false;
+    }
+    s->q_prev = ctx->q_tail;
+    s->q_next = NULL;
+    if (ctx->q_tail)
+        ctx->q_tail->q_next = s;
+    else
+        ctx->q_head = s;
+    ctx->q_tail = s;
+    ctx->queued_now++;
+    ctx->queued_total++;
+    s->req->t_queued = now_us(s);
+    half_deadline(ctx->loop, &s->upstream, HW_QUEUE,
+                  now_us(s) + (uint64_t)cfg->queue_timeout_ms * 1000);
+    return true;
+}
+
+static void queue_kick(struct session_ctx *ctx);
+
 /* ---- close ---- */
 
 /* Tears a session down: writes the record of a request under way, ends
@@ -224,6 +275,8 @@ static void session_close(struct session *s, enum record_error err)
     struct session_ctx *ctx = s->ctx;
     if (s->state == SS_CLOSED)
         return;
+    if (s->state == SS_QUEUED)
+        queue_leave(s);
     if (s->req) {
         if (s->req->error == RECORD_OK)
             s->req->error = err;
@@ -250,6 +303,8 @@ static void session_close(struct session *s, enum record_error err)
     loop_defer(ctx->loop, free, s);
     if (ctx->on_close)
         ctx->on_close(ctx->close_arg);
+    if (ctx->q_head)
+        queue_kick(ctx); /* a backend slot may have come free */
 }
 
 /* ---- answers of our own ---- */
@@ -260,6 +315,8 @@ static void session_reply(struct session *s)
 {
     struct request *r = s->req;
     struct buf *out = &s->client.out;
+    if (s->state == SS_QUEUED)
+        queue_leave(s);
     uside_abort(s, r->error);
     if (uside_responding(s) || (out->data && out->off > 0)) {
         /* part of a response (or of a relayed 1xx) is already out: only
@@ -297,6 +354,15 @@ static void apply(struct session *s, enum step st)
             return;
         case STEP_RELAY:
             session_set_state(s, SS_RELAY);
+            return;
+        case STEP_QUEUE:
+            if (s->state == SS_QUEUED)
+                return; /* still waiting, in its place */
+            if (!queue_join(s)) {
+                st = step_reply(s->req, 503, RECORD_CONNECT);
+                continue;
+            }
+            session_set_state(s, SS_QUEUED);
             return;
         case STEP_REPLY:
             session_reply(s);
@@ -403,6 +469,7 @@ static enum step run_state(struct session *s)
     case SS_HEAD:
         return cside_head(s);
     case SS_CONNECT:
+    case SS_QUEUED:
     case SS_RELAY:
         return relay(s);
     case SS_REPLY: {
@@ -457,6 +524,28 @@ static void drive(struct session *s)
         return;
     }
     update_interest(s);
+    if (s->ctx->q_head)
+        queue_kick(s->ctx); /* a backend slot may have come free */
+}
+
+/* Dispatches waiting requests, oldest first, while backends have room. */
+static void queue_kick(struct session_ctx *ctx)
+{
+    static bool kicking; /* a dispatched request may finish at once */
+    if (kicking)
+        return;
+    kicking = true;
+    for (unsigned i = 0; i < 64 && ctx->q_head; i++) {
+        struct session *s = ctx->q_head;
+        enum step st = uside_dispatch(s);
+        if (st == STEP_QUEUE)
+            break; /* its backends are still full */
+        queue_leave(s);
+        apply(s, st);
+        if (s->state != SS_CLOSED)
+            drive(s);
+    }
+    kicking = false;
 }
 
 /* ---- events ---- */
@@ -523,6 +612,7 @@ static void on_client_timer(struct loop *loop, struct loop_timer *t)
     case HW_NONE:
     case HW_CONNECT:
     case HW_RESPONSE:
+    case HW_QUEUE:
         return;
     }
     if (s->state != SS_CLOSED)
@@ -532,8 +622,17 @@ static void on_client_timer(struct loop *loop, struct loop_timer *t)
 static void on_upstream_timer(struct loop *loop, struct loop_timer *t)
 {
     struct session *s = t->ctx;
-    if (half_deadline_due(loop, &s->upstream) == HW_NONE || !s->req)
+    enum half_wait w = half_deadline_due(loop, &s->upstream);
+    if (w == HW_NONE || !s->req)
         return;
+    if (w == HW_QUEUE) {
+        /* no backend came free in time: 503, try again later */
+        s->ctx->queue_timeouts++;
+        apply(s, step_reply(s->req, 503, RECORD_TIMEOUT));
+        if (s->state != SS_CLOSED)
+            drive(s);
+        return;
+    }
     apply(s, uside_timeout(s, s->state == SS_CONNECT));
     if (s->state != SS_CLOSED)
         drive(s);

@@ -36,6 +36,7 @@ enum session_state {
     SS_IDLE,    /* keep-alive: waiting for the first byte of a request */
     SS_HEAD,    /* reading a request head */
     SS_CONNECT, /* request checked, upstream connect in progress */
+    SS_QUEUED,  /* every eligible backend is at max_conns: waiting in line */
     SS_RELAY,   /* request forwarded; body and response streaming */
     SS_REPLY,   /* sending an answer of our own (error), then on or close */
     SS_CLOSED,
@@ -48,6 +49,7 @@ enum step {
     STEP_HEAD,    /* client: a request head is checked: dispatch it */
     STEP_CONNECT, /* upstream: a connect is in progress */
     STEP_RELAY,   /* upstream: the request is on its way */
+    STEP_QUEUE,   /* upstream: every eligible backend is full: wait */
     STEP_REPLY,   /* answer req->fail_status ourselves */
     STEP_CLOSE,   /* close the session (req->error says why) */
 };
@@ -80,6 +82,7 @@ struct request {
     bool body_dropped;   /* the backend answered early and stopped reading:
                             the rest of the request body goes nowhere */
     bool active;         /* counted in ctx->active_requests */
+    uint64_t t_queued;   /* when it joined the queue (0: never) */
     bool retrying;       /* counted in ctx->active_retries */
 
     /* what the session does on STEP_REPLY / STEP_CLOSE */
@@ -114,7 +117,8 @@ struct session {
     struct half client, upstream;
     struct session_ctx *ctx;
     struct session *prev, *next;
-    struct request *req;      /* NULL between requests */
+    struct request *req;             /* NULL between requests */
+    struct session *q_prev, *q_next; /* the backend queue, while SS_QUEUED */
     struct upstream_conn *uc; /* the upstream connection of the attempt */
     enum session_state state;
     bool keep_alive; /* the client connection may persist */

@@ -174,19 +174,36 @@ static enum step connect_backend(struct session *s, bool fresh)
     return step_reply(r, 502, RECORD_CONNECT);
 }
 
-/* Picks a backend not tried yet for the request; false when none is left. */
-static bool pick(struct session *s)
+/* The backends at max_conns, as a bitmap (0 without a limit). */
+static uint64_t full_backends(struct session *s)
+{
+    unsigned cap = cfg_of(s)->max_conns;
+    struct balancer *bal = s->req->gen->bal;
+    uint64_t full = 0;
+    if (cap == 0)
+        return 0;
+    size_t n = balancer_count(bal);
+    for (size_t i = 0; i < n && i < 64; i++)
+        if (balancer_backend(bal, i)->in_flight >= cap)
+            full |= (uint64_t)1 << i;
+    return full;
+}
+
+/* Picks a backend not tried yet for the request and not at max_conns:
+ * 1 picked, 0 none left, -1 only full ones left (the request may wait). */
+static int pick(struct session *s)
 {
     struct request *r = s->req;
     unsigned inflight = 0;
-    int idx = balancer_pick(r->gen->bal, r->tried, now_us(s), &inflight);
+    uint64_t full = full_backends(s) & ~r->tried;
+    int idx = balancer_pick(r->gen->bal, r->tried | full, now_us(s), &inflight);
     if (idx < 0)
-        return false;
+        return full ? -1 : 0;
     r->backend = idx;
     r->in_flight = true;
     r->inflight_at_dispatch = inflight;
     r->t_dispatch = now_us(s);
-    return true;
+    return 1;
 }
 
 enum step uside_dispatch(struct session *s)
@@ -198,7 +215,10 @@ enum step uside_dispatch(struct session *s)
         r->active = true;
         s->ctx->active_requests++;
     }
-    if (!pick(s))
+    int got = pick(s);
+    if (got < 0)
+        return STEP_QUEUE;
+    if (got == 0)
         return r->timed_out ? step_reply(r, 504, RECORD_TIMEOUT)
                             : step_reply(r, 502, RECORD_CONNECT);
     s->upstream.retain = true;
