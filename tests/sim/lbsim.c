@@ -103,6 +103,20 @@ const struct set_spec lbsim_sets[] = {
         .ev_be = 0, .ev_factor = 1, .ev_fail = true, .ev_fail_ms = 1,
         .ev_from = 20, .ev_to = 40,
     },
+    {
+        .name = "hang",
+        .what = "three exp 2 ms, K unlimited; the backend holding the most "
+                "requests at 10 s frozen (SIGSTOP) until 16 s",
+        .n = 3,
+        .be = {
+            {"A", 0, 2, DIST_EXP, 0},
+            {"B", 0, 2, DIST_EXP, 0},
+            {"C", 0, 2, DIST_EXP, 0},
+        },
+        .clients = 100, .seconds = 30, .warmup = 5,
+        .ev_be = 0, .ev_factor = 1, .ev_hang = true, .ev_busiest = true,
+        .ev_from = 10, .ev_to = 16,
+    },
 };
 /* clang-format on */
 #define NSETS (sizeof(lbsim_sets) / sizeof(lbsim_sets[0]))
@@ -253,6 +267,8 @@ struct sim_client {
     bool failing; /* this request fails (ev_fail) */
     uint64_t tried;
     uint64_t started; /* first dispatch of this request (retries) */
+    uint64_t svc_start; /* when its service began (ev_hang) */
+    bool frozen;        /* its completion was moved past the freeze */
 };
 
 struct sim {
@@ -265,6 +281,7 @@ struct sim {
     struct sim_be be[MAX_BE];
     struct sim_client cl[MAX_CLIENTS];
     size_t oracle_rot;
+    int ev_be; /* the event's backend (ev_busiest: chosen at ev_from) */
     /* measurements */
     uint32_t *lat;
     size_t nlat, latcap;
@@ -272,11 +289,13 @@ struct sim {
     uint64_t picks_sec[128][MAX_BE];
     uint64_t picks[MAX_BE];
     uint64_t done, errors;
+    uint64_t hang_picks;
+    unsigned hang_stuck;
 };
 
 static bool in_event(const struct sim *s, int be)
 {
-    return be == s->set->ev_be && s->now >= s->set->ev_from * SEC &&
+    return be == s->ev_be && s->now >= s->set->ev_from * SEC &&
            s->now < s->set->ev_to * SEC;
 }
 
@@ -291,7 +310,7 @@ static int oracle_pick(struct sim *s, uint64_t tried)
         if (tried & (1ull << i))
             continue;
         if (in_event(s, (int)i))
-            S *= s->set->ev_fail ? 1e6 : s->set->ev_factor;
+            S *= s->set->ev_fail || s->set->ev_hang ? 1e6 : s->set->ev_factor;
         if (b->k == 0 || x < b->k)
             d = S;
         else
@@ -322,7 +341,26 @@ static void start_service(struct sim *s, unsigned c)
     int i = s->cl[c].be;
     double f = in_event(s, i) ? s->set->ev_factor : 1.0;
     s->be[i].busy++;
+    s->cl[c].svc_start = s->now;
+    s->cl[c].frozen = false;
     schedule(s, c, s->now + service_us(&s->rng, &s->set->be[i], f));
+}
+
+/* ev_hang: a frozen backend makes no progress from ev_from to ev_to, so a
+ * service that was still running at the freeze, or began during it, ends
+ * that much later.  Returns true when client c's completion at t was moved
+ * (the event is pushed again). */
+static bool thaw_later(struct sim *s, unsigned c, uint64_t t)
+{
+    struct sim_client *cl = &s->cl[c];
+    uint64_t from = s->set->ev_from * SEC, to = s->set->ev_to * SEC;
+
+    if (!s->set->ev_hang || cl->be != s->ev_be || cl->failing || cl->frozen ||
+        t <= from || cl->svc_start >= to)
+        return false;
+    cl->frozen = true;
+    schedule(s, c, t + (to - (cl->svc_start > from ? cl->svc_start : from)));
+    return true;
 }
 
 /* Sends client c's request (first try or retry) to a backend. */
@@ -353,6 +391,8 @@ static void dispatch(struct sim *s, unsigned c)
     s->picks_win[s->now / WINDOW_US][i]++;
     s->picks_sec[s->now / SEC][i]++;
     be = &s->be[i];
+    if (s->set->ev_hang && in_event(s, i))
+        s->hang_picks++;
     cl->failing = s->set->ev_fail && in_event(s, i);
     if (cl->failing) { /* refused fast, no worker used */
         schedule(s, c, s->now + (uint64_t)(s->set->ev_fail_ms * 1000.0));
@@ -433,11 +473,13 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
     struct sim *s = calloc(1, sizeof(*s));
     uint64_t end = set->seconds * SEC;
     double sum = 0;
+    bool chosen = false;
 
     if (!s)
         abort();
     s->set = set;
     s->pol = pol;
+    s->ev_be = set->ev_be;
     rng_seed(&s->rng, seed);
     for (size_t i = 0; i < set->n; i++) {
         s->be[i].queue = calloc(MAX_CLIENTS, sizeof(unsigned));
@@ -460,6 +502,17 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         struct event ev = heap_pop(&s->heap);
         if (ev.t >= end)
             break;
+        if (set->ev_busiest && !chosen && ev.t >= set->ev_from * SEC) {
+            chosen = true;
+            for (size_t i = 0; i < set->n; i++)
+                if (s->be[i].in_flight > s->be[s->ev_be].in_flight)
+                    s->ev_be = (int)i;
+        }
+        /* Clients stuck on the frozen backend when it resumes. */
+        if (set->ev_hang && !s->hang_stuck && ev.t >= set->ev_to * SEC)
+            s->hang_stuck = s->be[s->ev_be].in_flight;
+        if (thaw_later(s, ev.client, ev.t))
+            continue;
         s->now = ev.t;
         complete(s, ev.client);
     }
@@ -467,6 +520,9 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
     memset(r, 0, sizeof(*r));
     r->done = s->done;
     r->errors = s->errors;
+    r->hang_picks = s->hang_picks;
+    r->hang_stuck = s->hang_stuck;
+    r->ev_be = s->ev_be;
     r->rps = (double)s->done / (set->seconds - set->warmup);
     if (s->nlat > 0) {
         qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u32);
@@ -493,7 +549,7 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
     }
     for (size_t sec = 0; sec < set->seconds && sec < 128; sec++) {
         uint64_t tot = 0;
-        int e = set->ev_be >= 0 ? set->ev_be : 0;
+        int e = s->ev_be >= 0 ? s->ev_be : 0;
         for (size_t i = 0; i < set->n; i++)
             tot += s->picks_sec[sec][i];
         r->sec_share[sec] = tot ? (double)s->picks_sec[sec][e] / tot : 0;
@@ -560,8 +616,10 @@ static void report_set(const struct set_spec *set, uint64_t seed)
            cap > 0 ? "bound" : "oracle");
     for (size_t i = 0; i < set->n; i++)
         printf(" %s", set->be[i].id);
-    printf(" |%s\n", set->ev_fail ? " errors |" : "");
-    printf("|---|---:|---:|---:|---:|---|%s\n", set->ev_fail ? "---:|" : "");
+    printf(" |%s%s\n", set->ev_fail ? " errors |" : "",
+           set->ev_hang ? " sent while frozen | stuck |" : "");
+    printf("|---|---:|---:|---:|---:|---|%s%s\n", set->ev_fail ? "---:|" : "",
+           set->ev_hang ? "---:|---:|" : "");
     for (size_t p = 0; p < NPOLS; p++) {
         double ref;
         lbsim_run(set, &lbsim_pols[p], seed, &r[p]);
@@ -573,12 +631,17 @@ static void report_set(const struct set_spec *set, uint64_t seed)
         printf(" |");
         if (set->ev_fail)
             printf(" %llu |", (unsigned long long)r[p].errors);
+        if (set->ev_hang)
+            printf(" %llu | %u |", (unsigned long long)r[p].hang_picks,
+                   r[p].hang_stuck);
         printf("\n");
     }
     if (windows) {
         printf("\nShare of backend %s's picks (%%) per 2-s window; "
                "event from %u s to %u s:\n\n",
-               set->be[set->ev_be].id, set->ev_from, set->ev_to);
+               set->ev_busiest ? "X (each policy's busiest at the event)"
+                               : set->be[set->ev_be].id,
+               set->ev_from, set->ev_to);
         printf("| policy |");
         for (size_t w = 0; w < r[0].nwin; w++)
             printf(" %zu |", w * 2);
@@ -589,7 +652,7 @@ static void report_set(const struct set_spec *set, uint64_t seed)
         for (size_t p = 0; p < NPOLS; p++) {
             printf("| %s |", lbsim_pols[p].label);
             for (size_t w = 0; w < r[p].nwin; w++)
-                printf(" %.0f |", 100.0 * r[p].win_share[w][set->ev_be]);
+                printf(" %.0f |", 100.0 * r[p].win_share[w][r[p].ev_be]);
             printf("\n");
         }
     }

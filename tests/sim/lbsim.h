@@ -41,6 +41,8 @@ struct set_spec {
     bool ev_fail;
     double ev_fail_ms;
     bool ev_hang;
+    bool ev_busiest; /* the event hits the backend holding the most
+                      * requests at ev_from (the policy's favourite) */
     unsigned ev_from, ev_to;
 };
 
@@ -66,6 +68,7 @@ struct result {
      * the most it held at once (clients stuck on it). */
     uint64_t hang_picks;
     unsigned hang_stuck;
+    int ev_be; /* the event's backend */
 };
 
 extern const struct set_spec lbsim_sets[];
