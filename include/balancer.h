@@ -78,6 +78,10 @@ struct balancer_backend {
     uint64_t fail_total;
     enum balancer_outcome last_fail;
     bool probe_in_flight;
+    /* While in_flight > 0: when the backend last completed a request, or
+     * became busy if it has completed none since (the start of its current
+     * stall).  See balancer_stall_floor_us(). */
+    uint64_t last_done_us;
 };
 
 /* A policy: one file, one table, one line in the registry (balancer.c). */

@@ -309,6 +309,8 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
     }
     if (inflight_at_dispatch)
         *inflight_at_dispatch = b->be[idx].in_flight;
+    if (b->be[idx].in_flight == 0) /* a stall can only start now */
+        b->be[idx].last_done_us = now_us;
     b->be[idx].in_flight++;
     return (int)idx;
 }
@@ -327,6 +329,7 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     be = &b->be[idx];
     if (be->in_flight > 0)
         be->in_flight--;
+    be->last_done_us = now_us;
     /* A failure never looks fast: it counts at least the penalty. */
     if (!ok && sample < penalty_us)
         sample = penalty_us;
@@ -444,6 +447,18 @@ const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
         break;
     }
     return buf;
+}
+
+double balancer_stall_floor_us(const struct balancer_backend *be,
+                               uint64_t now_us)
+{
+    double stall, n = (double)be->in_flight;
+
+    if (be->in_flight == 0 || now_us <= be->last_done_us)
+        return 0.0;
+    stall = (double)(now_us - be->last_done_us);
+    return n > BALANCER_STALL_MARGIN ? stall * n / BALANCER_STALL_MARGIN
+                                     : stall;
 }
 
 uint64_t balancer_rand(uint64_t *state)

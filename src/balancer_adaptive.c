@@ -193,11 +193,18 @@ static double fill_predict(const struct balancer_adaptive *a, size_t idx,
 }
 
 static double score_with(const struct balancer_adaptive *a, size_t idx,
-                         double est, double est_x, bool *queued)
+                         double est, double est_x, bool *queued,
+                         uint64_t now_us)
 {
     double x = (double)a->be[idx].in_flight;
-    double pred, floor;
+    double pred, floor, stall = balancer_stall_floor_us(&a->be[idx], now_us);
 
+    bool stalled = est < stall;
+
+    /* What is still out bounds the estimate from below: a backend that has
+     * stopped answering produces no sample to say so. */
+    if (stalled)
+        est = stall;
     *queued = false;
     switch (a->mode) {
     case BALANCER_SCORE_LATENCY:
@@ -211,7 +218,10 @@ static double score_with(const struct balancer_adaptive *a, size_t idx,
         floor = est / (est_x + 1.0);
         return pred > floor ? pred : floor;
     case BALANCER_SCORE_FILL:
-        return fill_predict(a, idx, est, est_x, x, queued);
+        pred = fill_predict(a, idx, est, est_x, x, queued);
+        /* A backend that has stopped answering has no free worker. */
+        *queued = *queued || stalled;
+        return pred;
     }
     return est;
 }
@@ -220,10 +230,9 @@ double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
 {
     const struct balancer_adaptive_slot *s = &a->s[idx];
     bool queued;
-    (void)now_us;
     if (!s->has)
         return 0.0;
-    return score_with(a, idx, s->est_us, s->est_x, &queued);
+    return score_with(a, idx, s->est_us, s->est_x, &queued, now_us);
 }
 
 size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
@@ -286,9 +295,11 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
         if (!eligible[i])
             continue;
         if (a->s[i].has) {
-            sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x, &q);
+            sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x, &q, now_us);
         } else if (known > 0) { /* busy and cold: assume the average */
-            sc = known_sum / (double)known * ((double)a->be[i].in_flight + 1.0);
+            sc = fmax(known_sum / (double)known,
+                      balancer_stall_floor_us(&a->be[i], now_us)) *
+                 ((double)a->be[i].in_flight + 1.0);
             /* Its capacity is unknown: no better than a queue. */
             q = a->mode == BALANCER_SCORE_FILL;
         } else { /* nothing known anywhere: fewest in flight */

@@ -117,6 +117,19 @@ const struct set_spec lbsim_sets[] = {
         .ev_be = 0, .ev_factor = 1, .ev_hang = true, .ev_busiest = true,
         .ev_from = 10, .ev_to = 16,
     },
+    {
+        .name = "hang-a",
+        .what = "hang, but A frozen whatever it holds",
+        .n = 3,
+        .be = {
+            {"A", 0, 2, DIST_EXP, 0},
+            {"B", 0, 2, DIST_EXP, 0},
+            {"C", 0, 2, DIST_EXP, 0},
+        },
+        .clients = 100, .seconds = 30, .warmup = 5,
+        .ev_be = 0, .ev_factor = 1, .ev_hang = true,
+        .ev_from = 10, .ev_to = 16,
+    },
 };
 /* clang-format on */
 #define NSETS (sizeof(lbsim_sets) / sizeof(lbsim_sets[0]))
@@ -266,7 +279,7 @@ struct sim_client {
     unsigned x;
     bool failing; /* this request fails (ev_fail) */
     uint64_t tried;
-    uint64_t started; /* first dispatch of this request (retries) */
+    uint64_t started;   /* first dispatch of this request (retries) */
     uint64_t svc_start; /* when its service began (ev_hang) */
     bool frozen;        /* its completion was moved past the freeze */
 };
@@ -624,8 +637,8 @@ static void report_set(const struct set_spec *set, uint64_t seed)
         double ref;
         lbsim_run(set, &lbsim_pols[p], seed, &r[p]);
         ref = cap > 0 ? cap : r[0].rps;
-        printf("| %s | %.0f | %.1f | %.1f | %.1f |", lbsim_pols[p].label, r[p].rps,
-               100.0 * r[p].rps / ref, r[p].p50_ms, r[p].p99_ms);
+        printf("| %s | %.0f | %.1f | %.1f | %.1f |", lbsim_pols[p].label,
+               r[p].rps, 100.0 * r[p].rps / ref, r[p].p50_ms, r[p].p99_ms);
         for (size_t i = 0; i < set->n; i++)
             printf(" %.0f", 100.0 * r[p].share[i]);
         printf(" |");
