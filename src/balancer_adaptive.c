@@ -72,6 +72,8 @@
  * the knee found before. */
 #define KNEE_HOLD 512
 
+static void knee_decay(struct balancer_adaptive_slot *s, double d);
+
 int balancer_adaptive_init(struct balancer_adaptive *a,
                            const struct balancer_params *p, size_t n,
                            const struct balancer_backend *be,
@@ -102,9 +104,35 @@ void balancer_adaptive_fini(struct balancer_adaptive *a)
     a->s = NULL;
 }
 
+/* With slow start, what was learnt about the backend's response to load
+ * (the slope fit, the knee table and knee) is kept at KEEP_ON_RETURN of its
+ * weight: it is decayed, not thrown away, while the estimate, full of the
+ * outage's penalties, starts over.  Without, everything is forgotten. */
+#define KEEP_ON_RETURN 0.5
+
 void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx)
 {
-    memset(&a->s[idx], 0, sizeof(a->s[idx]));
+    struct balancer_adaptive_slot *s = &a->s[idx];
+    struct balancer_adaptive_slot keep = *s;
+
+    memset(s, 0, sizeof(*s));
+    if (a->p.slow_start_ms == 0)
+        return;
+    s->fit_w = keep.fit_w * KEEP_ON_RETURN;
+    s->fit_mx = keep.fit_mx;
+    s->fit_my = keep.fit_my;
+    s->fit_vxx = keep.fit_vxx * KEEP_ON_RETURN;
+    s->fit_cxy = keep.fit_cxy * KEEP_ON_RETURN;
+    s->fit_us = keep.fit_us;
+    memcpy(s->knee_c, keep.knee_c, sizeof(s->knee_c));
+    memcpy(s->knee_sy, keep.knee_sy, sizeof(s->knee_sy));
+    s->knee_syy = keep.knee_syy;
+    knee_decay(s, KEEP_ON_RETURN);
+    s->knee_k = keep.knee_k;
+    s->knee_top = keep.knee_top;
+    s->knee_s = keep.knee_s;
+    s->knee_us = keep.knee_us;
+    s->knee_drift = keep.knee_drift;
 }
 
 double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx)
