@@ -538,6 +538,41 @@ static void test_fill_free_worker_first(void **st)
     balancer_adaptive_fini(&a);
 }
 
+/* With slow start a returning backend's estimate starts over, but its
+ * slope fit and knee are kept at half weight (decayed, not thrown away). */
+static void test_reset_keeps_learning_with_slow_start(void **st)
+{
+    struct balancer_backend be[1] = {{.weight = 1}};
+    struct balancer_params p;
+    struct balancer_adaptive a;
+    uint64_t now = 0;
+    double w, k;
+    (void)st;
+    balancer_params_default(&p);
+    p.ewma_score = BALANCER_SCORE_FILL;
+    p.slow_start_ms = 1000;
+    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
+    w = a.s[0].fit_w;
+    k = a.s[0].knee_k;
+    assert_near(k, 4.0, 0);
+    balancer_adaptive_reset(&a, 0);
+    assert_false(a.s[0].has);
+    assert_near(a.s[0].fit_w, w / 2, 1e-9);
+    assert_near(a.s[0].knee_k, k, 0);
+    balancer_adaptive_fini(&a);
+    /* Without slow start, everything goes. */
+    p.slow_start_ms = 0;
+    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
+    balancer_adaptive_reset(&a, 0);
+    assert_near(a.s[0].fit_w, 0.0, 0);
+    assert_near(a.s[0].knee_k, 0.0, 0);
+    balancer_adaptive_fini(&a);
+}
+
 /* Beyond the highest level seen (+ 1 + max(2, 25%)) the curve is unknown:
  * a backend never driven past 8 in flight counts as queued at 12 even
  * though no knee was seen. */
@@ -631,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_stall_floor_every_score),
         cmocka_unit_test(test_fill_free_worker_first),
         cmocka_unit_test(test_fill_explores_stepwise),
+        cmocka_unit_test(test_reset_keeps_learning_with_slow_start),
         cmocka_unit_test(test_fill_drift_forgets),
         cmocka_unit_test(test_fill_failing_not_preferred),
     };
