@@ -44,6 +44,13 @@
         {"C", 0, 40, DIST_LOGNORMAL, 0.6},                                     \
     }
 
+#define HANG_BACKENDS                                                          \
+    .n = 3, .be = {                                                            \
+        {"A", 0, 2, DIST_EXP, 0},                                              \
+        {"B", 0, 2, DIST_EXP, 0},                                              \
+        {"C", 0, 2, DIST_EXP, 0},                                              \
+    }
+
 const struct set_spec lbsim_sets[] = {
     {
         .name = "capped",
@@ -107,12 +114,7 @@ const struct set_spec lbsim_sets[] = {
         .name = "hang",
         .what = "three exp 2 ms, K unlimited; the backend holding the most "
                 "requests at 10 s frozen (SIGSTOP) until 16 s",
-        .n = 3,
-        .be = {
-            {"A", 0, 2, DIST_EXP, 0},
-            {"B", 0, 2, DIST_EXP, 0},
-            {"C", 0, 2, DIST_EXP, 0},
-        },
+        HANG_BACKENDS,
         .clients = 100, .seconds = 30, .warmup = 5,
         .ev_be = 0, .ev_factor = 1, .ev_hang = true, .ev_busiest = true,
         .ev_from = 10, .ev_to = 16,
@@ -120,12 +122,7 @@ const struct set_spec lbsim_sets[] = {
     {
         .name = "hang-a",
         .what = "hang, but A frozen whatever it holds",
-        .n = 3,
-        .be = {
-            {"A", 0, 2, DIST_EXP, 0},
-            {"B", 0, 2, DIST_EXP, 0},
-            {"C", 0, 2, DIST_EXP, 0},
-        },
+        HANG_BACKENDS,
         .clients = 100, .seconds = 30, .warmup = 5,
         .ev_be = 0, .ev_factor = 1, .ev_hang = true,
         .ev_from = 10, .ev_to = 16,
