@@ -60,7 +60,16 @@ struct balancer_params {
     unsigned max_fails;         /* consecutive failures before ejection */
     unsigned fail_timeout_ms;   /* first ejection period (doubles) */
     unsigned max_eject_ms;      /* cap of the back-off */
-    uint64_t seed;              /* RNG seed (p2c, tie breaks) */
+    unsigned slow_start_ms;     /* a returning backend's ramp; 0 = none */
+    /* Failure-rate outlier ejection (0 = off): every outlier_window_ms, a
+     * backend with at least outlier_min_requests in the window whose
+     * failure rate is at least outlier_min_fail_pct % and outlier_factor
+     * times the others' is ejected, at most half of the backends. */
+    unsigned outlier_window_ms;
+    unsigned outlier_min_requests;
+    unsigned outlier_min_fail_pct;
+    unsigned outlier_factor;
+    uint64_t seed; /* RNG seed (p2c, tie breaks) */
 };
 /* Fills p with the defaults of every tunable (the configuration's defaults
  * for the [balancer] and [health] keys come from here). */
@@ -78,6 +87,18 @@ struct balancer_backend {
     uint64_t fail_total;
     enum balancer_outcome last_fail;
     bool probe_in_flight;
+    /* While in_flight > 0: when the backend last completed a request, or
+     * became busy if it has completed none since (the start of its current
+     * stall).  See balancer_stall_floor_us(). */
+    uint64_t last_done_us;
+    /* Slow start: while warming, the backend is offered to the policy on a
+     * share of the picks that grows from warm_from_us over slow_start_ms. */
+    bool warming;
+    uint64_t warm_from_us;
+    /* Outlier ejection: this window's requests and failures; outlier says
+     * the current ejection came from the failure rate. */
+    unsigned win_req, win_fail;
+    bool outlier;
 };
 
 /* A policy: one file, one table, one line in the registry (balancer.c). */
@@ -136,6 +157,11 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
 /* Releases a pick that never reached the backend and should not count as a
  * sample (e.g. the client went away before dispatch). */
 void balancer_cancel(struct balancer *b, size_t idx);
+/* Starts backend idx's slow start at now_us (no effect when slow_start_ms
+ * is 0): for a backend that is new in a reloaded set, whose peers carry on
+ * from the previous one.  Returning from ejection or DOWN starts it
+ * implicitly. */
+void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us);
 /* Active health check result for a backend. */
 void balancer_set_health(struct balancer *b, size_t idx, bool up,
                          uint64_t now_us);

@@ -3,10 +3,12 @@
 
 SIM_BIN := $(BUILD)/tests/lbsim
 
-$(SIM_BIN): tests/sim/lbsim.c $(LIBLB)
+SIM_SRC := tests/sim/lbsim.c tests/sim/lbsim_check.c
+
+$(SIM_BIN): $(SIM_SRC) tests/sim/lbsim.h $(LIBLB)
 	@mkdir -p $(dir $@)
 	$(call E,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLB) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(SIM_SRC) $(LIBLB) $(LDLIBS)
 
 .PHONY: sim sim-report
 

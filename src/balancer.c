@@ -54,7 +54,12 @@ struct balancer {
     struct balancer_params p;
     size_t n;
     struct balancer_backend be[BALANCER_MAX_BACKENDS];
+    uint64_t rng;       /* slow start's draws */
+    uint64_t window_us; /* start of the outlier window */
 };
+
+/* The smallest share of the picks a warming backend is offered. */
+#define SLOW_START_MIN 0.05
 
 const char *balancer_outcome_str(enum balancer_outcome o)
 {
@@ -131,6 +136,11 @@ void balancer_params_default(struct balancer_params *p)
     p->max_fails = 3;
     p->fail_timeout_ms = 2000;
     p->max_eject_ms = 30000;
+    p->slow_start_ms = 0;
+    p->outlier_window_ms = 0;
+    p->outlier_min_requests = 20;
+    p->outlier_min_fail_pct = 10;
+    p->outlier_factor = 5;
     p->seed = 1;
 }
 
@@ -202,6 +212,7 @@ struct balancer *balancer_create(const char *mode,
     if (b->p.peak_tau_ms == 0)
         b->p.peak_tau_ms = 1;
     b->n = n;
+    b->rng = b->p.seed ^ 0x5105u;
     for (size_t i = 0; i < n; i++) {
         b->be[i].weight = weights && weights[i] ? weights[i] : 1;
         b->be[i].health = BALANCER_UP;
@@ -248,6 +259,7 @@ static void eject(const struct balancer_params *p, struct balancer_backend *be,
     be->ejected_until_us = now_us + ms * 1000u;
     be->probe_in_flight = false;
     be->eject_fails = be->consecutive_fails;
+    be->outlier = false;
 }
 
 /* How bad a non-eligible backend is, for the fail-open rule: a probing one
@@ -270,6 +282,96 @@ static int worse(const struct balancer_backend *a,
     if (a->consecutive_fails != b->consecutive_fails)
         return a->consecutive_fails > b->consecutive_fails;
     return a->in_flight > b->in_flight;
+}
+
+/* Slow start: a warming backend stays eligible for a share of the picks
+ * that grows linearly over slow_start_ms (from SLOW_START_MIN), as long as
+ * a backend that is not warming is eligible too.  Returns the eligible
+ * count left. */
+static size_t slow_start_filter(struct balancer *b, bool *eligible,
+                                uint64_t now_us)
+{
+    uint64_t ramp = (uint64_t)b->p.slow_start_ms * 1000u;
+    size_t warm = 0, left = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        struct balancer_backend *be = &b->be[i];
+        if (be->warming && (ramp == 0 || now_us >= be->warm_from_us + ramp))
+            be->warming = false;
+        if (eligible[i] && !be->warming)
+            warm++;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        struct balancer_backend *be = &b->be[i];
+        if (eligible[i] && be->warming && warm > 0) {
+            double f = (double)(now_us - be->warm_from_us) / (double)ramp;
+            double u =
+                (double)(balancer_rand(&b->rng) >> 11) / 9007199254740992.0;
+            if (u >= (f > SLOW_START_MIN ? f : SLOW_START_MIN))
+                eligible[i] = false;
+        }
+        if (eligible[i])
+            left++;
+    }
+    return left;
+}
+
+void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us)
+{
+    if (idx >= b->n || b->p.slow_start_ms == 0)
+        return;
+    b->be[idx].warming = true;
+    b->be[idx].warm_from_us = now_us;
+}
+
+/* Outlier ejection, at the end of each window: a backend whose failure
+ * rate is far above the others' is ejected even when its failures are not
+ * consecutive.  The fail-open rule is untouched (an outlier is an ejected
+ * backend like any other); at most half of the backends are out at once. */
+static void outlier_window(struct balancer *b, uint64_t now_us)
+{
+    uint64_t win = (uint64_t)b->p.outlier_window_ms * 1000u;
+    double rate[BALANCER_MAX_BACKENDS];
+    size_t out = 0, qual = 0;
+    double sum = 0.0;
+
+    if (win == 0)
+        return;
+    if (b->window_us == 0 || now_us < b->window_us) {
+        b->window_us = now_us;
+        return;
+    }
+    if (now_us - b->window_us < win)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct balancer_backend *be = &b->be[i];
+        rate[i] = -1.0;
+        if (be->health != BALANCER_UP)
+            out++;
+        if (be->win_req >= b->p.outlier_min_requests && be->win_req > 0) {
+            rate[i] = (double)be->win_fail / (double)be->win_req;
+            sum += rate[i];
+            qual++;
+        }
+    }
+    for (size_t i = 0; i < b->n && qual >= 2; i++) {
+        struct balancer_backend *be = &b->be[i];
+        double others;
+        if (rate[i] < 0.0 || be->health != BALANCER_UP)
+            continue;
+        others = (sum - rate[i]) / (double)(qual - 1);
+        if (rate[i] * 100.0 >= (double)b->p.outlier_min_fail_pct &&
+            rate[i] > (double)b->p.outlier_factor * others &&
+            2 * (out + 1) <= b->n) {
+            eject(&b->p, be, now_us);
+            be->eject_fails = be->win_fail;
+            be->outlier = true;
+            out++;
+        }
+    }
+    for (size_t i = 0; i < b->n; i++)
+        b->be[i].win_req = b->be[i].win_fail = 0;
+    b->window_us = now_us;
 }
 
 int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
@@ -297,6 +399,8 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
             least_bad = i;
         }
     }
+    if (neligible > 1)
+        neligible = slow_start_filter(b, eligible, now_us);
     if (probe < b->n) {
         idx = probe;
         b->be[idx].probe_in_flight = true;
@@ -309,6 +413,8 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
     }
     if (inflight_at_dispatch)
         *inflight_at_dispatch = b->be[idx].in_flight;
+    if (b->be[idx].in_flight == 0) /* a stall can only start now */
+        b->be[idx].last_done_us = now_us;
     b->be[idx].in_flight++;
     return (int)idx;
 }
@@ -327,6 +433,7 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     be = &b->be[idx];
     if (be->in_flight > 0)
         be->in_flight--;
+    be->last_done_us = now_us;
     /* A failure never looks fast: it counts at least the penalty. */
     if (!ok && sample < penalty_us)
         sample = penalty_us;
@@ -336,6 +443,10 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     if (ok && be->health == BALANCER_PROBING && b->pol->reset)
         b->pol->reset(b->state, idx);
     b->pol->observe(b->state, idx, sample, ok, inflight_at_dispatch, now_us);
+    be->win_req++;
+    if (!ok)
+        be->win_fail++;
+    outlier_window(b, now_us);
 
     if (ok) {
         be->consecutive_fails = 0;
@@ -343,6 +454,8 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
             be->health = BALANCER_UP;
             be->ejections = 0;
             be->probe_in_flight = false;
+            be->outlier = false;
+            balancer_slow_start(b, idx, now_us);
         }
         return;
     }
@@ -378,7 +491,6 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
 {
     struct balancer_backend *be;
 
-    (void)now_us;
     if (idx >= b->n)
         return;
     be = &b->be[idx];
@@ -389,8 +501,10 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
         be->health = BALANCER_UP;
         be->consecutive_fails = 0;
         be->ejections = 0;
+        be->outlier = false;
         if (b->pol->reset)
             b->pol->reset(b->state, idx);
+        balancer_slow_start(b, idx, now_us);
     }
 }
 
@@ -433,8 +547,12 @@ const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
     case BALANCER_UP:
         break;
     case BALANCER_EJECTED:
-        snprintf(buf, len, "ejected: %u consecutive %s", be->eject_fails,
-                 balancer_outcome_str(be->last_fail));
+        if (be->outlier)
+            snprintf(buf, len, "ejected: failure rate outlier (%u failed)",
+                     be->eject_fails);
+        else
+            snprintf(buf, len, "ejected: %u consecutive %s", be->eject_fails,
+                     balancer_outcome_str(be->last_fail));
         break;
     case BALANCER_PROBING:
         snprintf(buf, len, "probing");
@@ -444,6 +562,18 @@ const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
         break;
     }
     return buf;
+}
+
+double balancer_stall_floor_us(const struct balancer_backend *be,
+                               uint64_t now_us)
+{
+    double stall, n = (double)be->in_flight;
+
+    if (be->in_flight == 0 || now_us <= be->last_done_us)
+        return 0.0;
+    stall = (double)(now_us - be->last_done_us);
+    return n > BALANCER_STALL_MARGIN ? stall * n / BALANCER_STALL_MARGIN
+                                     : stall;
 }
 
 uint64_t balancer_rand(uint64_t *state)

@@ -72,6 +72,8 @@
  * the knee found before. */
 #define KNEE_HOLD 512
 
+static void knee_decay(struct balancer_adaptive_slot *s, double d);
+
 int balancer_adaptive_init(struct balancer_adaptive *a,
                            const struct balancer_params *p, size_t n,
                            const struct balancer_backend *be,
@@ -102,9 +104,35 @@ void balancer_adaptive_fini(struct balancer_adaptive *a)
     a->s = NULL;
 }
 
+/* With slow start, what was learnt about the backend's response to load
+ * (the slope fit, the knee table and knee) is kept at KEEP_ON_RETURN of its
+ * weight: it is decayed, not thrown away, while the estimate, full of the
+ * outage's penalties, starts over.  Without, everything is forgotten. */
+#define KEEP_ON_RETURN 0.5
+
 void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx)
 {
-    memset(&a->s[idx], 0, sizeof(a->s[idx]));
+    struct balancer_adaptive_slot *s = &a->s[idx];
+    struct balancer_adaptive_slot keep = *s;
+
+    memset(s, 0, sizeof(*s));
+    if (a->p.slow_start_ms == 0)
+        return;
+    s->fit_w = keep.fit_w * KEEP_ON_RETURN;
+    s->fit_mx = keep.fit_mx;
+    s->fit_my = keep.fit_my;
+    s->fit_vxx = keep.fit_vxx * KEEP_ON_RETURN;
+    s->fit_cxy = keep.fit_cxy * KEEP_ON_RETURN;
+    s->fit_us = keep.fit_us;
+    memcpy(s->knee_c, keep.knee_c, sizeof(s->knee_c));
+    memcpy(s->knee_sy, keep.knee_sy, sizeof(s->knee_sy));
+    s->knee_syy = keep.knee_syy;
+    knee_decay(s, KEEP_ON_RETURN);
+    s->knee_k = keep.knee_k;
+    s->knee_top = keep.knee_top;
+    s->knee_s = keep.knee_s;
+    s->knee_us = keep.knee_us;
+    s->knee_drift = keep.knee_drift;
 }
 
 double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx)
@@ -193,11 +221,18 @@ static double fill_predict(const struct balancer_adaptive *a, size_t idx,
 }
 
 static double score_with(const struct balancer_adaptive *a, size_t idx,
-                         double est, double est_x, bool *queued)
+                         double est, double est_x, bool *queued,
+                         uint64_t now_us)
 {
     double x = (double)a->be[idx].in_flight;
-    double pred, floor;
+    double pred, floor, stall = balancer_stall_floor_us(&a->be[idx], now_us);
 
+    bool stalled = est < stall;
+
+    /* What is still out bounds the estimate from below: a backend that has
+     * stopped answering produces no sample to say so. */
+    if (stalled)
+        est = stall;
     *queued = false;
     switch (a->mode) {
     case BALANCER_SCORE_LATENCY:
@@ -211,7 +246,10 @@ static double score_with(const struct balancer_adaptive *a, size_t idx,
         floor = est / (est_x + 1.0);
         return pred > floor ? pred : floor;
     case BALANCER_SCORE_FILL:
-        return fill_predict(a, idx, est, est_x, x, queued);
+        pred = fill_predict(a, idx, est, est_x, x, queued);
+        /* A backend that has stopped answering has no free worker. */
+        *queued = *queued || stalled;
+        return pred;
     }
     return est;
 }
@@ -220,10 +258,9 @@ double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
 {
     const struct balancer_adaptive_slot *s = &a->s[idx];
     bool queued;
-    (void)now_us;
     if (!s->has)
         return 0.0;
-    return score_with(a, idx, s->est_us, s->est_x, &queued);
+    return score_with(a, idx, s->est_us, s->est_x, &queued, now_us);
 }
 
 size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
@@ -286,9 +323,11 @@ size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
         if (!eligible[i])
             continue;
         if (a->s[i].has) {
-            sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x, &q);
+            sc = score_with(a, i, a->s[i].est_us, a->s[i].est_x, &q, now_us);
         } else if (known > 0) { /* busy and cold: assume the average */
-            sc = known_sum / (double)known * ((double)a->be[i].in_flight + 1.0);
+            sc = fmax(known_sum / (double)known,
+                      balancer_stall_floor_us(&a->be[i], now_us)) *
+                 ((double)a->be[i].in_flight + 1.0);
             /* Its capacity is unknown: no better than a queue. */
             q = a->mode == BALANCER_SCORE_FILL;
         } else { /* nothing known anywhere: fewest in flight */

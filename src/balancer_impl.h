@@ -14,6 +14,25 @@ extern const struct balancer_policy balancer_policy_sma;
 extern const struct balancer_policy balancer_policy_ewma;
 extern const struct balancer_policy balancer_policy_p2c;
 
+/*
+ * What requests still in flight say about a backend that has stopped
+ * answering: the lowest latency estimate consistent with having seen no
+ * completion for `stall` = now - last_done_us while n requests are out.
+ * By Little's law a backend completes n / latency requests per second, so
+ * a gap far longer than latency / n between completions means the latency
+ * is at least about n * stall; and nothing that is out can finish sooner
+ * than the stall has lasted.  The floor is
+ *     stall * max(1, n / BALANCER_STALL_MARGIN)
+ * (0 when nothing is in flight).  On a healthy backend the gaps are about
+ * exponential with mean latency / n, so n * stall exceeds MARGIN times the
+ * latency only e^-MARGIN of the time; on a frozen one it grows without
+ * bound from the first missing completion.  Every adaptive policy estimates
+ * a backend at no less than this.
+ */
+#define BALANCER_STALL_MARGIN 4.0
+double balancer_stall_floor_us(const struct balancer_backend *be,
+                               uint64_t now_us);
+
 /* A small deterministic RNG (splitmix64), seeded from params.seed. */
 uint64_t balancer_rand(uint64_t *state);
 /* A uniform integer in [0, n), n > 0. */

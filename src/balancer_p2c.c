@@ -57,9 +57,11 @@ static double cost_now(const struct p2c *c, size_t i, uint64_t now_us)
 static double load(const struct p2c *c, size_t i, uint64_t now_us)
 {
     double pending = (double)c->be[i].in_flight;
+    /* A backend that has stopped answering costs at least its stall. */
+    double stall = balancer_stall_floor_us(&c->be[i], now_us);
     if (!c->s[i].has) /* cold: free when idle, else a penalty (Finagle) */
-        return pending == 0.0 ? 0.0 : c->penalty_us * pending;
-    return cost_now(c, i, now_us) * (pending + 1.0);
+        return pending == 0.0 ? 0.0 : fmax(c->penalty_us, stall) * pending;
+    return fmax(cost_now(c, i, now_us), stall) * (pending + 1.0);
 }
 
 static size_t p2c_pick(void *state, const bool *eligible, uint64_t now_us)

@@ -137,6 +137,12 @@ const struct config_key config_keys[] = {
     K_BAL("health", "max_fails", max_fails, 0, 1000000),
     K_BAL("health", "fail_timeout_ms", fail_timeout_ms, 1, CONFIG_TIMEOUT_MAX),
     K_BAL("health", "max_eject_ms", max_eject_ms, 1, CONFIG_TIMEOUT_MAX),
+    K_BAL("health", "slow_start_ms", slow_start_ms, 0, CONFIG_TIMEOUT_MAX),
+    K_BAL("health", "outlier_window_ms", outlier_window_ms, 0,
+          CONFIG_TIMEOUT_MAX),
+    K_BAL("health", "outlier_min_requests", outlier_min_requests, 1, 1000000),
+    K_BAL("health", "outlier_min_fail_pct", outlier_min_fail_pct, 0, 100),
+    K_BAL("health", "outlier_factor", outlier_factor, 1, 1000),
 };
 /* clang-format on */
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

@@ -13,7 +13,7 @@
  *
  *   lbsim report [SET...]   table of every policy + the oracle per set
  *   lbsim check             the asserting run for `make sim` (exit 1 on a
- *                           failed bound)
+ *                           failed bound; lbsim_check.c)
  *
  * The ORACLE is shortest expected delay with perfect knowledge: it knows
  * each backend's K and mean service time S and sends a request where its
@@ -21,7 +21,6 @@
  * S * (1 + (in_flight - K + 1) / K).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,38 +28,7 @@
 #include <string.h>
 
 #include "balancer.h"
-
-#define MAX_BE 8
-#define MAX_CLIENTS 1024
-#define SEC 1000000ull
-
-enum dist { DIST_EXP, DIST_LOGNORMAL };
-
-struct be_spec {
-    const char *id;
-    unsigned k;     /* workers; 0 = unlimited */
-    double mean_ms; /* mean service time */
-    enum dist dist;
-    double sigma; /* lognormal shape */
-};
-
-struct set_spec {
-    const char *name;
-    const char *what;
-    size_t n;
-    struct be_spec be[MAX_BE];
-    unsigned clients;
-    unsigned seconds;
-    unsigned warmup;
-    /* Backend `ev_be` is changed between ev_from and ev_to seconds: service
-     * times multiplied by ev_factor, or, with ev_fail, every request fails
-     * after ev_fail_ms without using a worker. */
-    int ev_be;
-    double ev_factor;
-    bool ev_fail;
-    double ev_fail_ms;
-    unsigned ev_from, ev_to;
-};
+#include "lbsim.h"
 
 /* clang-format off */
 #define CAPPED_BACKENDS                                                        \
@@ -76,7 +44,14 @@ struct set_spec {
         {"C", 0, 40, DIST_LOGNORMAL, 0.6},                                     \
     }
 
-static const struct set_spec sets[] = {
+#define HANG_BACKENDS                                                          \
+    .n = 3, .be = {                                                            \
+        {"A", 0, 2, DIST_EXP, 0},                                              \
+        {"B", 0, 2, DIST_EXP, 0},                                              \
+        {"C", 0, 2, DIST_EXP, 0},                                              \
+    }
+
+const struct set_spec lbsim_sets[] = {
     {
         .name = "capped",
         .what = "saturating: K=4 each, exp 5/10/20 ms, 100 clients",
@@ -135,18 +110,29 @@ static const struct set_spec sets[] = {
         .ev_be = 0, .ev_factor = 1, .ev_fail = true, .ev_fail_ms = 1,
         .ev_from = 20, .ev_to = 40,
     },
+    {
+        .name = "hang",
+        .what = "three exp 2 ms, K unlimited; the backend holding the most "
+                "requests at 10 s frozen (SIGSTOP) until 16 s",
+        HANG_BACKENDS,
+        .clients = 100, .seconds = 30, .warmup = 5,
+        .ev_be = 0, .ev_factor = 1, .ev_hang = true, .ev_busiest = true,
+        .ev_from = 10, .ev_to = 16,
+    },
+    {
+        .name = "hang-a",
+        .what = "hang, but A frozen whatever it holds",
+        HANG_BACKENDS,
+        .clients = 100, .seconds = 30, .warmup = 5,
+        .ev_be = 0, .ev_factor = 1, .ev_hang = true,
+        .ev_from = 10, .ev_to = 16,
+    },
 };
 /* clang-format on */
-#define NSETS (sizeof(sets) / sizeof(sets[0]))
+#define NSETS (sizeof(lbsim_sets) / sizeof(lbsim_sets[0]))
+const size_t lbsim_nsets = NSETS;
 
-struct pol_spec {
-    const char *label;
-    const char *mode; /* NULL = oracle */
-    int score;        /* -1 = the policy's default */
-    bool load_aware;
-};
-
-static const struct pol_spec pols[] = {
+const struct pol_spec lbsim_pols[] = {
     {"oracle (SED)", NULL, -1, true},
     {"oracle (fill, then SED)", NULL, -2, true},
     {"round-robin", "round-robin", -1, true},
@@ -161,7 +147,8 @@ static const struct pol_spec pols[] = {
     {"ewma predicted *", "adaptive_ewma", -1, true},
     {"ewma fill", "adaptive_ewma", BALANCER_SCORE_FILL, true},
 };
-#define NPOLS (sizeof(pols) / sizeof(pols[0]))
+#define NPOLS (sizeof(lbsim_pols) / sizeof(lbsim_pols[0]))
+const size_t lbsim_npols = NPOLS;
 
 /* ---- random numbers (xoshiro256**, seeded by splitmix64) ---- */
 
@@ -289,20 +276,9 @@ struct sim_client {
     unsigned x;
     bool failing; /* this request fails (ev_fail) */
     uint64_t tried;
-    uint64_t started; /* first dispatch of this request (retries) */
-};
-
-#define WINDOW_US (2 * SEC)
-#define MAX_WINDOWS 64
-
-struct result {
-    double rps;
-    double p50_ms, p99_ms, mean_ms;
-    uint64_t done, errors;
-    double share[MAX_BE];                  /* picks, after warmup */
-    double win_share[MAX_WINDOWS][MAX_BE]; /* picks per 2 s window */
-    double sec_share[128];                 /* ev_be share per 1 s */
-    size_t nwin;
+    uint64_t started;   /* first dispatch of this request (retries) */
+    uint64_t svc_start; /* when its service began (ev_hang) */
+    bool frozen;        /* its completion was moved past the freeze */
 };
 
 struct sim {
@@ -315,6 +291,7 @@ struct sim {
     struct sim_be be[MAX_BE];
     struct sim_client cl[MAX_CLIENTS];
     size_t oracle_rot;
+    int ev_be; /* the event's backend (ev_busiest: chosen at ev_from) */
     /* measurements */
     uint32_t *lat;
     size_t nlat, latcap;
@@ -322,11 +299,13 @@ struct sim {
     uint64_t picks_sec[128][MAX_BE];
     uint64_t picks[MAX_BE];
     uint64_t done, errors;
+    uint64_t hang_picks;
+    unsigned hang_stuck;
 };
 
 static bool in_event(const struct sim *s, int be)
 {
-    return be == s->set->ev_be && s->now >= s->set->ev_from * SEC &&
+    return be == s->ev_be && s->now >= s->set->ev_from * SEC &&
            s->now < s->set->ev_to * SEC;
 }
 
@@ -341,7 +320,7 @@ static int oracle_pick(struct sim *s, uint64_t tried)
         if (tried & (1ull << i))
             continue;
         if (in_event(s, (int)i))
-            S *= s->set->ev_fail ? 1e6 : s->set->ev_factor;
+            S *= s->set->ev_fail || s->set->ev_hang ? 1e6 : s->set->ev_factor;
         if (b->k == 0 || x < b->k)
             d = S;
         else
@@ -372,7 +351,26 @@ static void start_service(struct sim *s, unsigned c)
     int i = s->cl[c].be;
     double f = in_event(s, i) ? s->set->ev_factor : 1.0;
     s->be[i].busy++;
+    s->cl[c].svc_start = s->now;
+    s->cl[c].frozen = false;
     schedule(s, c, s->now + service_us(&s->rng, &s->set->be[i], f));
+}
+
+/* ev_hang: a frozen backend makes no progress from ev_from to ev_to, so a
+ * service that was still running at the freeze, or began during it, ends
+ * that much later.  Returns true when client c's completion at t was moved
+ * (the event is pushed again). */
+static bool thaw_later(struct sim *s, unsigned c, uint64_t t)
+{
+    struct sim_client *cl = &s->cl[c];
+    uint64_t from = s->set->ev_from * SEC, to = s->set->ev_to * SEC;
+
+    if (!s->set->ev_hang || cl->be != s->ev_be || cl->failing || cl->frozen ||
+        t <= from || cl->svc_start >= to)
+        return false;
+    cl->frozen = true;
+    schedule(s, c, t + (to - (cl->svc_start > from ? cl->svc_start : from)));
+    return true;
 }
 
 /* Sends client c's request (first try or retry) to a backend. */
@@ -403,6 +401,8 @@ static void dispatch(struct sim *s, unsigned c)
     s->picks_win[s->now / WINDOW_US][i]++;
     s->picks_sec[s->now / SEC][i]++;
     be = &s->be[i];
+    if (s->set->ev_hang && in_event(s, i))
+        s->hang_picks++;
     cl->failing = s->set->ev_fail && in_event(s, i);
     if (cl->failing) { /* refused fast, no worker used */
         schedule(s, c, s->now + (uint64_t)(s->set->ev_fail_ms * 1000.0));
@@ -477,17 +477,19 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void run(const struct set_spec *set, const struct pol_spec *pol,
-                uint64_t seed, struct result *r)
+void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
+               uint64_t seed, struct result *r)
 {
     struct sim *s = calloc(1, sizeof(*s));
     uint64_t end = set->seconds * SEC;
     double sum = 0;
+    bool chosen = false;
 
     if (!s)
         abort();
     s->set = set;
     s->pol = pol;
+    s->ev_be = set->ev_be;
     rng_seed(&s->rng, seed);
     for (size_t i = 0; i < set->n; i++) {
         s->be[i].queue = calloc(MAX_CLIENTS, sizeof(unsigned));
@@ -510,6 +512,17 @@ static void run(const struct set_spec *set, const struct pol_spec *pol,
         struct event ev = heap_pop(&s->heap);
         if (ev.t >= end)
             break;
+        if (set->ev_busiest && !chosen && ev.t >= set->ev_from * SEC) {
+            chosen = true;
+            for (size_t i = 0; i < set->n; i++)
+                if (s->be[i].in_flight > s->be[s->ev_be].in_flight)
+                    s->ev_be = (int)i;
+        }
+        /* Clients stuck on the frozen backend when it resumes. */
+        if (set->ev_hang && !s->hang_stuck && ev.t >= set->ev_to * SEC)
+            s->hang_stuck = s->be[s->ev_be].in_flight;
+        if (thaw_later(s, ev.client, ev.t))
+            continue;
         s->now = ev.t;
         complete(s, ev.client);
     }
@@ -517,6 +530,9 @@ static void run(const struct set_spec *set, const struct pol_spec *pol,
     memset(r, 0, sizeof(*r));
     r->done = s->done;
     r->errors = s->errors;
+    r->hang_picks = s->hang_picks;
+    r->hang_stuck = s->hang_stuck;
+    r->ev_be = s->ev_be;
     r->rps = (double)s->done / (set->seconds - set->warmup);
     if (s->nlat > 0) {
         qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u32);
@@ -543,7 +559,7 @@ static void run(const struct set_spec *set, const struct pol_spec *pol,
     }
     for (size_t sec = 0; sec < set->seconds && sec < 128; sec++) {
         uint64_t tot = 0;
-        int e = set->ev_be >= 0 ? set->ev_be : 0;
+        int e = s->ev_be >= 0 ? s->ev_be : 0;
         for (size_t i = 0; i < set->n; i++)
             tot += s->picks_sec[sec][i];
         r->sec_share[sec] = tot ? (double)s->picks_sec[sec][e] / tot : 0;
@@ -556,8 +572,7 @@ static void run(const struct set_spec *set, const struct pol_spec *pol,
     free(s);
 }
 
-/* Σ K / S in requests per second; 0 when some K is unlimited. */
-static double capacity(const struct set_spec *set)
+double lbsim_capacity(const struct set_spec *set)
 {
     double c = 0;
     for (size_t i = 0; i < set->n; i++) {
@@ -568,17 +583,25 @@ static double capacity(const struct set_spec *set)
     return c;
 }
 
-static const struct set_spec *find_set(const char *name)
+const struct set_spec *lbsim_find_set(const char *name)
 {
     for (size_t i = 0; i < NSETS; i++)
-        if (strcmp(sets[i].name, name) == 0)
-            return &sets[i];
+        if (strcmp(lbsim_sets[i].name, name) == 0)
+            return &lbsim_sets[i];
     return NULL;
+}
+
+const struct pol_spec *lbsim_find_pol(const char *label)
+{
+    for (size_t p = 0; p < NPOLS; p++)
+        if (strcmp(lbsim_pols[p].label, label) == 0)
+            return &lbsim_pols[p];
+    abort();
 }
 
 static void print_backends(const struct set_spec *set)
 {
-    double cap = capacity(set);
+    double cap = lbsim_capacity(set);
     printf("\n### %s — %s\n\n", set->name, set->what);
     printf("%u clients, %u s simulated (first %u s not measured). ",
            set->clients, set->seconds, set->warmup);
@@ -593,7 +616,7 @@ static void print_backends(const struct set_spec *set)
 static void report_set(const struct set_spec *set, uint64_t seed)
 {
     struct result *r = malloc(sizeof(*r) * NPOLS);
-    double cap = capacity(set);
+    double cap = lbsim_capacity(set);
     bool windows = set->ev_be >= 0;
 
     if (!r)
@@ -603,25 +626,32 @@ static void report_set(const struct set_spec *set, uint64_t seed)
            cap > 0 ? "bound" : "oracle");
     for (size_t i = 0; i < set->n; i++)
         printf(" %s", set->be[i].id);
-    printf(" |%s\n", set->ev_fail ? " errors |" : "");
-    printf("|---|---:|---:|---:|---:|---|%s\n", set->ev_fail ? "---:|" : "");
+    printf(" |%s%s\n", set->ev_fail ? " errors |" : "",
+           set->ev_hang ? " sent while frozen | stuck |" : "");
+    printf("|---|---:|---:|---:|---:|---|%s%s\n", set->ev_fail ? "---:|" : "",
+           set->ev_hang ? "---:|---:|" : "");
     for (size_t p = 0; p < NPOLS; p++) {
         double ref;
-        run(set, &pols[p], seed, &r[p]);
+        lbsim_run(set, &lbsim_pols[p], seed, &r[p]);
         ref = cap > 0 ? cap : r[0].rps;
-        printf("| %s | %.0f | %.1f | %.1f | %.1f |", pols[p].label, r[p].rps,
-               100.0 * r[p].rps / ref, r[p].p50_ms, r[p].p99_ms);
+        printf("| %s | %.0f | %.1f | %.1f | %.1f |", lbsim_pols[p].label,
+               r[p].rps, 100.0 * r[p].rps / ref, r[p].p50_ms, r[p].p99_ms);
         for (size_t i = 0; i < set->n; i++)
             printf(" %.0f", 100.0 * r[p].share[i]);
         printf(" |");
         if (set->ev_fail)
             printf(" %llu |", (unsigned long long)r[p].errors);
+        if (set->ev_hang)
+            printf(" %llu | %u |", (unsigned long long)r[p].hang_picks,
+                   r[p].hang_stuck);
         printf("\n");
     }
     if (windows) {
         printf("\nShare of backend %s's picks (%%) per 2-s window; "
                "event from %u s to %u s:\n\n",
-               set->be[set->ev_be].id, set->ev_from, set->ev_to);
+               set->ev_busiest ? "X (each policy's busiest at the event)"
+                               : set->be[set->ev_be].id,
+               set->ev_from, set->ev_to);
         printf("| policy |");
         for (size_t w = 0; w < r[0].nwin; w++)
             printf(" %zu |", w * 2);
@@ -630,150 +660,13 @@ static void report_set(const struct set_spec *set, uint64_t seed)
             printf("---:|");
         printf("\n");
         for (size_t p = 0; p < NPOLS; p++) {
-            printf("| %s |", pols[p].label);
+            printf("| %s |", lbsim_pols[p].label);
             for (size_t w = 0; w < r[p].nwin; w++)
-                printf(" %.0f |", 100.0 * r[p].win_share[w][set->ev_be]);
+                printf(" %.0f |", 100.0 * r[p].win_share[w][r[p].ev_be]);
             printf("\n");
         }
     }
     free(r);
-}
-
-/* ---- the asserting run ---- */
-
-static int failures;
-
-static void expect(bool ok, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void expect(bool ok, const char *fmt, ...)
-{
-    va_list ap;
-    printf("  %-4s ", ok ? "ok" : "FAIL");
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    printf("\n");
-    if (!ok)
-        failures++;
-}
-
-static const struct pol_spec *find_pol(const char *label)
-{
-    for (size_t p = 0; p < NPOLS; p++)
-        if (strcmp(pols[p].label, label) == 0)
-            return &pols[p];
-    abort();
-}
-
-/* Mean share of the event backend over [from, to) seconds. */
-static double mean_share(const struct result *r, unsigned from, unsigned to)
-{
-    double sum = 0;
-    for (unsigned t = from; t < to; t++)
-        sum += r->sec_share[t];
-    return sum / (to - from);
-}
-
-static void check_degrade(const struct set_spec *set, const char *label,
-                          uint64_t seed)
-{
-    struct result r;
-    double base, low, mid;
-    unsigned away = 0, back = 0;
-
-    run(set, find_pol(label), seed, &r);
-    base = mean_share(&r, set->warmup, set->ev_from);
-    low = mean_share(&r, set->ev_from + 5, set->ev_to);
-    mid = (base + low) / 2;
-    /* The first whole second after the event in which the share has
-     * crossed the midpoint between the steady states. */
-    for (unsigned t = set->ev_from; t < set->ev_to; t++)
-        if (r.sec_share[t] < mid) {
-            away = t + 1 - set->ev_from;
-            break;
-        }
-    for (unsigned t = set->ev_to; t < set->seconds; t++)
-        if (r.sec_share[t] > mid) {
-            back = t + 1 - set->ev_to;
-            break;
-        }
-    printf("%s, %s: share of A %.0f%% before, %.0f%% during\n", set->name,
-           label, 100 * base, 100 * low);
-    expect(low < 0.5 * base, "share during the slowdown %.3f < half of %.3f",
-           low, base);
-    expect(away > 0 && away <= 2, "moved away within %u s (bound 2 s)", away);
-    expect(back > 0 && back <= 5, "came back within %u s (bound 5 s)", back);
-    expect(mean_share(&r, set->ev_to + 5, set->seconds) > 0.8 * base,
-           "share after recovery %.3f > 0.8 x before (%.3f)",
-           mean_share(&r, set->ev_to + 5, set->seconds), base);
-}
-
-static int check(uint64_t seed)
-{
-    const struct set_spec *capped = find_set("capped");
-    double cap = capacity(capped);
-    const char *load_aware[] = {"ewma predicted *", "ewma fill",
-                                "sma latency_x_inflight *",
-                                "ewma latency_x_inflight", "sma predicted"};
-    const char *adaptive[] = {"ewma predicted *", "ewma fill"};
-    struct result r, oracle;
-    const struct be_spec *slow = &capped->be[2];
-    double rr_bound = 3.0 * slow->k / (slow->mean_ms / 1000.0);
-
-    printf("capped: capacity bound %.0f req/s\n", cap);
-    for (size_t k = 0; k < sizeof(load_aware) / sizeof(load_aware[0]); k++) {
-        run(capped, find_pol(load_aware[k]), seed, &r);
-        printf("%s: %.0f req/s, p99 %.1f ms\n", load_aware[k], r.rps, r.p99_ms);
-        expect(r.rps >= 0.97 * cap, "throughput %.0f >= 97%% of bound (%.0f)",
-               r.rps, 0.97 * cap);
-    }
-    run(capped, find_pol("round-robin"), seed, &r);
-    printf("round-robin: %.0f req/s\n", r.rps);
-    expect(r.rps <= 1.03 * rr_bound,
-           "throughput %.0f <= 3 K_slow/S_slow + 3%% (%.0f)", r.rps,
-           1.03 * rr_bound);
-    run(capped, find_pol("ewma latency (load_aware=0)"), seed, &r);
-    printf("ewma latency (load_aware=0): %.0f req/s\n", r.rps);
-    expect(r.rps < 0.9 * cap, "herding loses: %.0f < 90%% of bound (%.0f)",
-           r.rps, 0.9 * cap);
-
-    /* The default and "fill" against the oracle: p99 on capped, throughput
-     * on hetero.  Asserted with a wider margin than the aim. */
-    for (size_t k = 0; k < sizeof(adaptive) / sizeof(adaptive[0]); k++) {
-        run(capped, find_pol("oracle (SED)"), seed, &oracle);
-        run(capped, find_pol(adaptive[k]), seed, &r);
-        printf("capped p99: %s %.1f ms, oracle %.1f ms\n", adaptive[k],
-               r.p99_ms, oracle.p99_ms);
-        expect(r.p99_ms <= 1.25 * oracle.p99_ms,
-               "p99 %.1f <= 1.25 x oracle %.1f", r.p99_ms, oracle.p99_ms);
-        run(find_set("hetero"), find_pol("oracle (SED)"), seed, &oracle);
-        run(find_set("hetero"), find_pol(adaptive[k]), seed, &r);
-        printf("hetero: %s %.0f req/s, oracle %.0f req/s\n", adaptive[k], r.rps,
-               oracle.rps);
-        expect(r.rps >= 0.9 * oracle.rps,
-               "throughput %.0f >= 90%% of oracle %.0f", r.rps, oracle.rps);
-    }
-
-    /* degrade32 (the bench's degrade): every worker is needed, so "fill"
-     * must keep up with least-conn, at a p99 no worse.  (The default,
-     * "predicted", reaches about 70%: reported by lbsim report.) */
-    run(find_set("degrade32"), find_pol("least-conn"), seed, &oracle);
-    run(find_set("degrade32"), find_pol("ewma fill"), seed, &r);
-    printf("degrade32: ewma fill %.0f req/s p99 %.1f ms, least-conn %.0f "
-           "req/s p99 %.1f ms\n",
-           r.rps, r.p99_ms, oracle.rps, oracle.p99_ms);
-    expect(r.rps >= 0.97 * oracle.rps,
-           "throughput %.0f >= 97%% of least-conn %.0f", r.rps, oracle.rps);
-    expect(r.p99_ms <= 1.05 * oracle.p99_ms,
-           "p99 %.1f <= 1.05 x least-conn %.1f", r.p99_ms, oracle.p99_ms);
-
-    for (size_t k = 0; k < sizeof(adaptive) / sizeof(adaptive[0]); k++) {
-        check_degrade(find_set("degrade"), adaptive[k], seed);
-        check_degrade(find_set("degrade-hetero"), adaptive[k], seed);
-    }
-
-    printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
-    return failures ? 1 : 0;
 }
 
 static void usage(void)
@@ -781,7 +674,7 @@ static void usage(void)
     fprintf(stderr, "usage: lbsim report [SET...] | lbsim check\n"
                     "sets:");
     for (size_t i = 0; i < NSETS; i++)
-        fprintf(stderr, " %s", sets[i].name);
+        fprintf(stderr, " %s", lbsim_sets[i].name);
     fprintf(stderr, "\n");
 }
 
@@ -793,13 +686,13 @@ int main(int argc, char **argv)
     if (env)
         seed = strtoull(env, NULL, 10);
     if (argc >= 2 && strcmp(argv[1], "check") == 0)
-        return check(seed);
+        return lbsim_check(seed);
     if (argc >= 2 && strcmp(argv[1], "report") == 0) {
         if (argc == 2)
             for (size_t i = 0; i < NSETS; i++)
-                report_set(&sets[i], seed);
+                report_set(&lbsim_sets[i], seed);
         for (int a = 2; a < argc; a++) {
-            const struct set_spec *set = find_set(argv[a]);
+            const struct set_spec *set = lbsim_find_set(argv[a]);
             if (!set) {
                 usage();
                 return 2;

@@ -43,6 +43,153 @@ static void fail_n(struct balancer *b, size_t idx, unsigned n, uint64_t now,
         balancer_observe(b, idx, 1 * MS, o, 0, now);
 }
 
+static void slow_params(struct balancer_params *p)
+{
+    balancer_params_default(p);
+    p->max_fails = 1;
+    p->fail_timeout_ms = 100;
+    p->slow_start_ms = 1000;
+}
+
+/* Slow start: a backend back from ejection is offered a share of the picks
+ * that grows over slow_start_ms, not an equal share at once. */
+static void test_slow_start(void **st)
+{
+    for (int on = 0; on <= 1; on++) {
+        struct balancer_params p;
+        struct balancer *b;
+        uint64_t now = 0;
+        unsigned x, early = 0, late = 0;
+        (void)st;
+        slow_params(&p);
+        if (!on)
+            p.slow_start_ms = 0;
+        b = balancer_create("adaptive_ewma", &p, 2, NULL);
+        assert_non_null(b);
+        for (int k = 0; k < 20; k++)
+            pick_done(b, now += 1 * MS);
+        /* Backend 0 fails once: ejected for 100 ms, then probed. */
+        assert_int_equal(balancer_pick(b, 2, now, &x), 0);
+        balancer_observe(b, 0, 1 * MS, BALANCER_CONNECT_ERR, x, now);
+        assert_int_equal(balancer_backend(b, 0)->health, BALANCER_EJECTED);
+        now += 101 * MS;
+        assert_int_equal(pick_done(b, now), 0); /* the probe */
+        assert_int_equal(balancer_backend(b, 0)->health, BALANCER_UP);
+        assert_int_equal(balancer_backend(b, 0)->warming, on);
+        /* The first tenth of the ramp, then after it. */
+        for (int k = 0; k < 400; k++)
+            early += pick_done(b, now += 250) == 0;
+        now += 1000 * MS;
+        for (int k = 0; k < 400; k++)
+            late += pick_done(b, now += 250) == 0;
+        if (on) {
+            assert_true(early < 400 / 5); /* 5% .. 10%, not half */
+            assert_false(balancer_backend(b, 0)->warming);
+        } else {
+            assert_true(early > 400 / 3);
+        }
+        assert_true(late > 400 / 3);
+        balancer_destroy(b);
+    }
+}
+
+/* slow start also follows an active health check's DOWN -> UP and the
+ * explicit call for a backend new after a reload; 0 turns it off. */
+static void test_slow_start_triggers(void **st)
+{
+    struct balancer_params p;
+    struct balancer *b;
+    (void)st;
+    slow_params(&p);
+    b = balancer_create("least-conn", &p, 2, NULL);
+    assert_non_null(b);
+    assert_false(balancer_backend(b, 1)->warming); /* a fresh set: no */
+    balancer_set_health(b, 1, false, 10 * MS);
+    balancer_set_health(b, 1, true, 20 * MS);
+    assert_true(balancer_backend(b, 1)->warming);
+    balancer_slow_start(b, 0, 30 * MS);
+    assert_true(balancer_backend(b, 0)->warming);
+    /* Both warming: nothing is held back (a backend that is not warming
+     * must be eligible for one to be skipped). */
+    for (int k = 0; k < 10; k++)
+        pick_done(b, 40 * MS);
+    balancer_destroy(b);
+    p.slow_start_ms = 0;
+    b = balancer_create("least-conn", &p, 2, NULL);
+    assert_non_null(b);
+    balancer_slow_start(b, 0, 30 * MS);
+    assert_false(balancer_backend(b, 0)->warming);
+    balancer_destroy(b);
+}
+
+static void outlier_params(struct balancer_params *p)
+{
+    balancer_params_default(p);
+    p->max_fails = 0; /* no consecutive-failure ejection at all */
+    p->outlier_window_ms = 1000;
+}
+
+/* Outlier ejection: backend 0 fails one request in three, never twice in a
+ * row; the window's end ejects it; fail-open still reaches it. */
+static void test_outlier_ejection(void **st)
+{
+    struct balancer_params p;
+    struct balancer *b;
+    char why[96];
+    unsigned x;
+    uint64_t now = 1 * MS;
+    (void)st;
+    outlier_params(&p);
+    b = balancer_create("round-robin", &p, 3, NULL);
+    assert_non_null(b);
+    for (int k = 0; k < 110; k++) {
+        int i = balancer_pick(b, 0, now += 10 * MS, &x);
+        bool bad = i == 0 && (k / 3) % 3 == 0;
+        balancer_observe(b, (size_t)i, 1 * MS,
+                         bad ? BALANCER_HTTP_ERROR : BALANCER_OK, x, now);
+        if (now < 1001 * MS)
+            assert_int_equal(balancer_backend(b, 0)->health, BALANCER_UP);
+    }
+    assert_int_equal(balancer_backend(b, 0)->health, BALANCER_EJECTED);
+    assert_int_equal(balancer_backend(b, 1)->health, BALANCER_UP);
+    assert_non_null(strstr(balancer_reason(b, 0, why, sizeof(why)), "outlier"));
+    /* Fail-open is unchanged: with the others tried, 0 still answers. */
+    assert_int_equal(balancer_pick(b, 6, now, &x), 0);
+    balancer_cancel(b, 0);
+    balancer_destroy(b);
+}
+
+/* Below outlier_min_fail_pct, or everyone failing alike, is no outlier;
+ * and never more than half of the backends go out. */
+static void test_outlier_not_ejected(void **st)
+{
+    struct balancer_params p;
+    struct balancer *b;
+    unsigned x;
+    uint64_t now = 1 * MS;
+    (void)st;
+    outlier_params(&p);
+    b = balancer_create("round-robin", &p, 2, NULL);
+    assert_non_null(b);
+    /* 5% on backend 0 only: below 10%. */
+    for (int k = 0; k < 400; k++) {
+        int i = balancer_pick(b, 0, now += 5 * MS, &x);
+        bool bad = i == 0 && k % 40 == 0;
+        balancer_observe(b, (size_t)i, 1 * MS,
+                         bad ? BALANCER_HTTP_ERROR : BALANCER_OK, x, now);
+    }
+    assert_int_equal(balancer_backend(b, 0)->health, BALANCER_UP);
+    /* 50% on both: not far above the other. */
+    for (int k = 0; k < 400; k++) {
+        int i = balancer_pick(b, 0, now += 5 * MS, &x);
+        balancer_observe(b, (size_t)i, 1 * MS,
+                         k % 4 < 2 ? BALANCER_HTTP_ERROR : BALANCER_OK, x, now);
+    }
+    assert_int_equal(balancer_backend(b, 0)->health, BALANCER_UP);
+    assert_int_equal(balancer_backend(b, 1)->health, BALANCER_UP);
+    balancer_destroy(b);
+}
+
 static void test_registry(void **st)
 {
     char names[256];
@@ -352,6 +499,10 @@ int main(void)
         cmocka_unit_test(test_fail_open),
         cmocka_unit_test(test_active_health),
         cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_slow_start),
+        cmocka_unit_test(test_slow_start_triggers),
+        cmocka_unit_test(test_outlier_ejection),
+        cmocka_unit_test(test_outlier_not_ejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

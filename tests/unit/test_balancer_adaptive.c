@@ -458,6 +458,50 @@ static void drive(struct balancer_adaptive *a, size_t i, unsigned n,
     }
 }
 
+/* Every adaptive score (sma, ewma with each formula) estimates a backend
+ * that has stopped completing at no less than its stall floor: after the
+ * freeze only a few requests follow the ones it holds, although its
+ * estimate and its (flat) slope say it is as fast as ever. */
+static void test_stall_floor_every_score(void **st)
+{
+    static const struct {
+        const char *mode;
+        int score;
+    } cases[] = {
+        {"adaptive_ewma", -1},
+        {"adaptive_ewma", BALANCER_SCORE_FILL},
+        {"adaptive_ewma", BALANCER_SCORE_LATENCY_X_INFLIGHT},
+        {"adaptive_sma", -1},
+        {"adaptive_sma", BALANCER_SCORE_PREDICTED},
+    };
+    (void)st;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct balancer *b = mk(cases[c].mode, 2, true, cases[c].score, NULL);
+        uint64_t now = 0;
+        unsigned x;
+        int frozen = 0;
+        /* Both answer in 2 ms; 0 is frozen from now on, with what it
+         * holds; 1 answers every request 2 ms after it is sent. */
+        feed(b, 0, 2 * MS, now);
+        feed(b, 1, 2 * MS, now);
+        for (int k = 0; k < 1000; k++) {
+            int i;
+            now += 50;
+            i = balancer_pick(b, 0, now, &x);
+            if (i == 0)
+                frozen++;
+            else
+                balancer_observe(b, 1, 2 * MS, BALANCER_OK, x, now);
+        }
+        if (frozen > 5)
+            fail_msg("%s score %d: %d of 1000 sent to the frozen backend",
+                     cases[c].mode, cases[c].score, frozen);
+        /* Held for 50 ms: scored at 50 ms or more. */
+        assert_true(balancer_score(b, 0, now) >= 50.0);
+        balancer_destroy(b);
+    }
+}
+
 /* "fill": a free worker anywhere before a queue anywhere.  Backend 0
  * (5 ms, 4 workers) with 5 in flight would answer in about 5 * 6 / 4 =
  * 7.5 ms, faster than backend 1's 20 ms, but backend 1 has a free worker.
@@ -475,6 +519,8 @@ static void test_fill_free_worker_first(void **st)
     drive(&a, 1, 2000, 12, 20000.0, 1000.0, &now);
     assert_near(a.s[0].knee_k, 4.0, 0);
     assert_near(a.s[1].knee_k, BALANCER_KNEE_LEVELS, 0);
+    /* The samples have just come in: no backend is stalled. */
+    be[0].last_done_us = be[1].last_done_us = now;
     be[1].in_flight = 3;
     for (unsigned x = 0; x <= 4; x++) {
         be[0].in_flight = x;
@@ -489,6 +535,41 @@ static void test_fill_free_worker_first(void **st)
     /* Both queued: the shorter expected delay wins (7.5 ms < 20 ms). */
     a.s[1].knee_k = 2.0;
     assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    balancer_adaptive_fini(&a);
+}
+
+/* With slow start a returning backend's estimate starts over, but its
+ * slope fit and knee are kept at half weight (decayed, not thrown away). */
+static void test_reset_keeps_learning_with_slow_start(void **st)
+{
+    struct balancer_backend be[1] = {{.weight = 1}};
+    struct balancer_params p;
+    struct balancer_adaptive a;
+    uint64_t now = 0;
+    double w, k;
+    (void)st;
+    balancer_params_default(&p);
+    p.ewma_score = BALANCER_SCORE_FILL;
+    p.slow_start_ms = 1000;
+    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
+    w = a.s[0].fit_w;
+    k = a.s[0].knee_k;
+    assert_near(k, 4.0, 0);
+    balancer_adaptive_reset(&a, 0);
+    assert_false(a.s[0].has);
+    assert_near(a.s[0].fit_w, w / 2, 1e-9);
+    assert_near(a.s[0].knee_k, k, 0);
+    balancer_adaptive_fini(&a);
+    /* Without slow start, everything goes. */
+    p.slow_start_ms = 0;
+    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+                     0);
+    drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
+    balancer_adaptive_reset(&a, 0);
+    assert_near(a.s[0].fit_w, 0.0, 0);
+    assert_near(a.s[0].knee_k, 0.0, 0);
     balancer_adaptive_fini(&a);
 }
 
@@ -507,6 +588,8 @@ static void test_fill_explores_stepwise(void **st)
     drive(&a, 0, 900, 8, 5000.0, 1000.0, &now);
     drive(&a, 1, 900, 8, 20000.0, 1000.0, &now);
     assert_near(a.s[0].knee_top, 8.0, 0);
+    /* The samples have just come in: no backend is stalled. */
+    be[0].last_done_us = be[1].last_done_us = now;
     be[1].in_flight = 3;
     /* Known up to 8 + 1 + 2 = 11, free below that + the margin of 1. */
     be[0].in_flight = 11;
@@ -548,6 +631,8 @@ static void test_fill_failing_not_preferred(void **st)
     fill_init(&a, &p, 2, be);
     drive(&a, 0, 2000, 12, 5000.0, 1000.0, &now);
     drive(&a, 1, 2000, 12, 20000.0, 4.0, &now);
+    /* The samples have just come in: no backend is stalled. */
+    be[0].last_done_us = be[1].last_done_us = now;
     be[0].in_flight = 3;
     be[1].in_flight = 6; /* queued: 20 * 7 / 4 = 35 ms */
     assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
@@ -578,8 +663,10 @@ int main(void)
         cmocka_unit_test(test_predicted_prefers_flat),
         cmocka_unit_test(test_knee_fit),
         cmocka_unit_test(test_knee_fit_needs_evidence),
+        cmocka_unit_test(test_stall_floor_every_score),
         cmocka_unit_test(test_fill_free_worker_first),
         cmocka_unit_test(test_fill_explores_stepwise),
+        cmocka_unit_test(test_reset_keeps_learning_with_slow_start),
         cmocka_unit_test(test_fill_drift_forgets),
         cmocka_unit_test(test_fill_failing_not_preferred),
     };

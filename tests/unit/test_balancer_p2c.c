@@ -113,10 +113,49 @@ static void test_peak_and_decay(void **st)
         double c = 50.0 * e1 + 10.0 * (1 - e1);
         assert_near(balancer_score(b, 0, 1 * MS + 2 * (uint64_t)tau), c * e1,
                     1e-9);
-        balancer_pick(b, 0, 0, NULL);
+        /* (Picked just now: a request out for longer would bound the cost
+         * from below, see test_stall_floor.) */
+        balancer_pick(b, 0, 1 * MS + 2 * (uint64_t)tau, NULL);
         assert_near(balancer_score(b, 0, 1 * MS + 2 * (uint64_t)tau),
                     2 * c * e1, 1e-9);
     }
+    balancer_destroy(b);
+}
+
+/* A backend that stops answering produces no sample: what is in flight
+ * bounds its cost from below (balancer_stall_floor_us), so the other one
+ * gets the traffic within a few of its latencies. */
+static void test_stall_floor(void **st)
+{
+    struct balancer *b = mk(2, 1);
+    unsigned x;
+    uint64_t now = 0;
+    int sent_to_0 = 0;
+    (void)st;
+    /* Both learn 2 ms. */
+    for (int k = 0; k < 4; k++) {
+        for (size_t i = 0; i < 2; i++) {
+            int idx = balancer_pick(b, (uint64_t)1 << (1 - i), now, &x);
+            assert_int_equal(idx, (int)i);
+            balancer_observe(b, i, 2 * MS, BALANCER_OK, x, now + 2 * MS);
+        }
+        now += 2 * MS;
+    }
+    /* Backend 0 freezes with 8 requests out; backend 1 keeps answering. */
+    for (int k = 0; k < 8; k++)
+        balancer_pick(b, 2, now, &x);
+    assert_true(balancer_score(b, 0, now + 1 * MS) < 20.0);
+    /* After 2 ms without a completion, 8 out: at least 8 * 2 / 4 = 4 ms. */
+    assert_true(balancer_score(b, 0, now + 2 * MS) >= 4.0 * 9);
+    for (int k = 0; k < 50; k++) {
+        uint64_t t = now + 2 * MS + (uint64_t)k * 100;
+        int idx = balancer_pick(b, 0, t, &x);
+        if (idx == 0)
+            sent_to_0++;
+        else
+            balancer_observe(b, 1, 2 * MS, BALANCER_OK, x, t);
+    }
+    assert_int_equal(sent_to_0, 0);
     balancer_destroy(b);
 }
 
@@ -144,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_seeded_determinism),
         cmocka_unit_test(test_peak_and_decay),
         cmocka_unit_test(test_cold_first),
+        cmocka_unit_test(test_stall_floor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

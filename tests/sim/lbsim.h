@@ -1,0 +1,91 @@
+/*
+ * lbsim: what the simulator's engine and report (lbsim.c) share with its
+ * asserting checks (lbsim_check.c).
+ */
+#ifndef LB_LBSIM_H
+#define LB_LBSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_BE 8
+#define MAX_CLIENTS 1024
+#define SEC 1000000ull
+
+enum dist { DIST_EXP, DIST_LOGNORMAL };
+
+struct be_spec {
+    const char *id;
+    unsigned k;     /* workers; 0 = unlimited */
+    double mean_ms; /* mean service time */
+    enum dist dist;
+    double sigma; /* lognormal shape */
+};
+
+struct set_spec {
+    const char *name;
+    const char *what;
+    size_t n;
+    struct be_spec be[MAX_BE];
+    unsigned clients;
+    unsigned seconds;
+    unsigned warmup;
+    /* Backend `ev_be` is changed between ev_from and ev_to seconds: service
+     * times multiplied by ev_factor, or, with ev_fail, every request fails
+     * after ev_fail_ms without using a worker, or, with ev_hang, it is
+     * frozen (SIGSTOP): no service progresses during the event, so what it
+     * holds, and what it is sent meanwhile, completes only after it. */
+    int ev_be;
+    double ev_factor;
+    bool ev_fail;
+    double ev_fail_ms;
+    bool ev_hang;
+    bool ev_busiest; /* the event hits the backend holding the most
+                      * requests at ev_from (the policy's favourite) */
+    unsigned ev_from, ev_to;
+};
+
+struct pol_spec {
+    const char *label;
+    const char *mode; /* NULL = oracle */
+    int score;        /* -1 = the policy's default */
+    bool load_aware;
+};
+
+#define WINDOW_US (2 * SEC)
+#define MAX_WINDOWS 64
+
+struct result {
+    double rps;
+    double p50_ms, p99_ms, mean_ms;
+    uint64_t done, errors;
+    double share[MAX_BE];                  /* picks, after warmup */
+    double win_share[MAX_WINDOWS][MAX_BE]; /* picks per 2 s window */
+    double sec_share[128];                 /* ev_be share per 1 s */
+    size_t nwin;
+    /* ev_hang: requests sent to the frozen backend during the event, and
+     * the most it held at once (clients stuck on it). */
+    uint64_t hang_picks;
+    unsigned hang_stuck;
+    int ev_be; /* the event's backend */
+};
+
+extern const struct set_spec lbsim_sets[];
+extern const size_t lbsim_nsets;
+extern const struct pol_spec lbsim_pols[];
+extern const size_t lbsim_npols;
+
+/* Runs one set under one policy with the given seed into r. */
+void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
+               uint64_t seed, struct result *r);
+/* Sum of K / S in requests per second; 0 when some K is unlimited. */
+double lbsim_capacity(const struct set_spec *set);
+/* A set by name, NULL if unknown; a policy by its label (aborts if
+ * unknown: the checks name only policies that exist). */
+const struct set_spec *lbsim_find_set(const char *name);
+const struct pol_spec *lbsim_find_pol(const char *label);
+/* The asserting run of `make sim`: 0 when every bound holds, else 1. */
+int lbsim_check(uint64_t seed);
+
+#endif
