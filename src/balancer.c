@@ -399,7 +399,7 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
             least_bad = i;
         }
     }
-    if (neligible > 1)
+    if (neligible > 1 && b->p.slow_start_ms) /* off: nothing warms */
         neligible = slow_start_filter(b, eligible, now_us);
     if (probe < b->n) {
         idx = probe;

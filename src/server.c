@@ -230,18 +230,18 @@ static void reload(void)
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }
-    if (srv.stats) {
-        /* stats follow backends by id: kept, new from zero, gone dropped */
-        int from[CONFIG_MAX_BACKENDS];
-        for (size_t i = 0; i < cfg.nbackends; i++) {
-            from[i] = -1;
-            for (size_t j = 0; j < srv.cfg.nbackends; j++)
-                if (strcmp(cfg.backends[i].id, srv.cfg.backends[j].id) == 0)
-                    from[i] = (int)j;
-        }
-        if (stats_remap(srv.stats, cfg.nbackends, from) != 0)
-            log_warn("reload: stats keep the previous backend set");
+    /* backends follow by id: kept, new (from zero), gone (dropped) */
+    int from[CONFIG_MAX_BACKENDS];
+    for (size_t i = 0; i < cfg.nbackends; i++) {
+        from[i] = -1;
+        for (size_t j = 0; j < srv.cfg.nbackends; j++)
+            if (strcmp(cfg.backends[i].id, srv.cfg.backends[j].id) == 0)
+                from[i] = (int)j;
+        if (from[i] < 0) /* a new backend ramps up (health.slow_start_ms) */
+            balancer_slow_start(g->bal, i, loop_now(srv.loop));
     }
+    if (srv.stats && stats_remap(srv.stats, cfg.nbackends, from) != 0)
+        log_warn("reload: stats keep the previous backend set");
     srv.cfg = cfg;
     struct session_gen *old = srv.ctx.gen;
     srv.ctx.gen = g;
