@@ -34,7 +34,8 @@ struct admin_sources {
     size_t (*pool_idle)(void *ctx, size_t idx);
     void *pool_ctx;
     /* what the retry budget did (the session module's counters); NULL: 0 */
-    const uint64_t *retries, *retries_5xx, *retry_budget_refused;
+    const uint64_t *retries, *retries_5xx, *retry_budget_refused,
+        *per_try_retries;
     /* the circuit breaker's queue (the session module's); NULL: 0 */
     const uint64_t *queued_now, *queued_total, *queue_full, *queue_timeouts,
         *queue_wait_us;

@@ -99,6 +99,9 @@ struct balancer_backend {
      * the current ejection came from the failure rate. */
     unsigned win_req, win_fail;
     bool outlier;
+    /* The latency tail of successful requests, for per-try deadlines: a
+     * moving mean and mean absolute deviation (microseconds, 0: none). */
+    double tail_mean_us, tail_dev_us;
 };
 
 /* A policy: one file, one table, one line in the registry (balancer.c). */
@@ -162,6 +165,10 @@ void balancer_cancel(struct balancer *b, size_t idx);
  * from the previous one.  Returning from ejection or DOWN starts it
  * implicitly. */
 void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us);
+/* A high-quantile estimate of backend idx's latency: its recent mean plus
+ * four mean absolute deviations of successful requests, in microseconds;
+ * 0 before its first sample. */
+uint64_t balancer_latency_tail_us(const struct balancer *b, size_t idx);
 /* Active health check result for a backend. */
 void balancer_set_health(struct balancer *b, size_t idx, bool up,
                          uint64_t now_us);

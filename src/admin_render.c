@@ -318,6 +318,8 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_u64(b, src->retries_5xx ? *src->retries_5xx : 0);
     admin_buf_str(b, ",\"retry_budget_refused\":");
     json_u64(b, src->retry_budget_refused ? *src->retry_budget_refused : 0);
+    admin_buf_str(b, ",\"per_try_retries\":");
+    json_u64(b, src->per_try_retries ? *src->per_try_retries : 0);
     admin_buf_str(b, ",\"queue\":{\"length\":");
     json_u64(b, src->queued_now ? *src->queued_now : 0);
     admin_buf_str(b, ",\"total\":");
@@ -513,6 +515,11 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_printf(
         b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
         (unsigned long long)(src->retries_5xx ? *src->retries_5xx : 0));
+    prom_head(b, "lbproxy_per_try_retries_total", "counter",
+              "Retries whose attempt passed its per-try deadline.");
+    admin_buf_printf(
+        b, "lbproxy_per_try_retries_total %llu\n",
+        (unsigned long long)(src->per_try_retries ? *src->per_try_retries : 0));
     prom_head(b, "lbproxy_retry_budget_refused_total", "counter",
               "Retries the retry budget refused (the failure was answered).");
     admin_buf_printf(b, "lbproxy_retry_budget_refused_total %llu\n",

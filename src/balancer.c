@@ -316,6 +316,14 @@ static size_t slow_start_filter(struct balancer *b, bool *eligible,
     return left;
 }
 
+uint64_t balancer_latency_tail_us(const struct balancer *b, size_t idx)
+{
+    if (idx >= b->n)
+        return 0;
+    const struct balancer_backend *be = &b->be[idx];
+    return (uint64_t)(be->tail_mean_us + 4 * be->tail_dev_us);
+}
+
 void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us)
 {
     if (idx >= b->n || b->p.slow_start_ms == 0)
@@ -449,6 +457,16 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     outlier_window(b, now_us);
 
     if (ok) {
+        /* alpha 1/8, as TCP's RTT estimator: a tail that follows within
+         * a few dozen requests and forgets one outlier */
+        double d = (double)latency_us - be->tail_mean_us;
+        if (be->tail_mean_us == 0) {
+            be->tail_mean_us = (double)latency_us;
+            be->tail_dev_us = (double)latency_us / 2;
+        } else {
+            be->tail_mean_us += d / 8;
+            be->tail_dev_us += ((d < 0 ? -d : d) - be->tail_dev_us) / 8;
+        }
         be->consecutive_fails = 0;
         if (be->health == BALANCER_PROBING) {
             be->health = BALANCER_UP;

@@ -114,6 +114,10 @@ const struct config_key config_keys[] = {
     K("retry", "on", retry_on, retry_on, "connect,reset,timeout"),
     K_INT("retry", "budget_percent", 0, retry_budget_percent, 0, 100, "20"),
     K_INT("retry", "budget_min", 0, retry_budget_min, 0, 1000000, "3"),
+    K_INT("retry", "per_try_factor", 0, per_try_factor, 1, 1000, "4"),
+    K_INT("retry", "per_try_min_ms", 0, per_try_min_ms, 0, CONFIG_TIMEOUT_MAX,
+          "50"),
+    K_MS("retry", "per_try_max_ms", per_try_max_ms, "1000"),
 
     K_INT("pool", "max_idle", 0, pool_max_idle, 0, 100000, "256"),
     K_MS("pool", "idle_timeout_ms", pool_idle_timeout_ms, "60000"),

@@ -63,6 +63,35 @@ static void arm(struct session *s, enum half_wait w, unsigned ms)
                   now_us(s) + (uint64_t)ms * 1000);
 }
 
+/* The per-try deadline of the current attempt, in ms (0: none): an
+ * idempotent request that holds its whole request, when timeouts may be
+ * retried, waits on its first response byte at most per_try_factor times
+ * the backend's latency tail, within [per_try_min_ms, per_try_max_ms]
+ * (the ceiling before the backend's first sample). */
+static unsigned per_try_ms(struct session *s)
+{
+    const struct config *cfg = cfg_of(s);
+    struct request *r = s->req;
+    if (cfg->per_try_min_ms == 0 || !r->hreq.idempotent || r->ub_discarded ||
+        !(cfg->retry_on & RETRY_TIMEOUT))
+        return 0;
+    uint64_t tail = balancer_latency_tail_us(r->gen->bal, (size_t)r->backend);
+    uint64_t ms =
+        tail ? (tail * cfg->per_try_factor + 999) / 1000 : cfg->per_try_max_ms;
+    if (ms < cfg->per_try_min_ms)
+        ms = cfg->per_try_min_ms;
+    if (ms > cfg->per_try_max_ms)
+        ms = cfg->per_try_max_ms;
+    return ms < cfg->upstream_timeout_ms ? (unsigned)ms : 0;
+}
+
+/* The deadline of an attempt waiting for its first response byte. */
+static void arm_response(struct session *s)
+{
+    unsigned t = per_try_ms(s);
+    arm(s, HW_RESPONSE, t ? t : cfg_of(s)->upstream_timeout_ms);
+}
+
 static void start_response(struct session *s)
 {
     struct request *r = s->req;
@@ -118,7 +147,7 @@ static enum step connect_backend(struct session *s, bool fresh)
         r->connect_us = -1;
         if (attach(s, uc, false) < 0)
             return failed(s, BALANCER_RESET);
-        arm(s, HW_RESPONSE, cfg->upstream_timeout_ms);
+        arm_response(s);
         return STEP_RELAY;
     }
     r->reused = false;
@@ -132,7 +161,7 @@ static enum step connect_backend(struct session *s, bool fresh)
         r->connect_us = 0;
         if (attach(s, uc, false) < 0)
             return failed(s, BALANCER_CONNECT_ERR);
-        arm(s, HW_RESPONSE, cfg->upstream_timeout_ms);
+        arm_response(s);
         return STEP_RELAY;
     case UPSTREAM_IN_PROGRESS: {
         /* On loopback and fast links the handshake is often complete by
@@ -152,7 +181,7 @@ static enum step connect_backend(struct session *s, bool fresh)
             out->off = (uint32_t)n;
             s->upstream.bytes_out += (uint64_t)n;
             r->connect_us = (int64_t)(now_us(s) - r->t_connect);
-            arm(s, HW_RESPONSE, cfg->upstream_timeout_ms);
+            arm_response(s);
             return STEP_RELAY;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN) {
@@ -228,6 +257,19 @@ enum step uside_dispatch(struct session *s)
 /* Whether an extra attempt may start now: within max_retries, with the
  * request still held whole, and within the retry budget (a request that
  * is already on an extra attempt keeps its place in the budget). */
+/* Whether may_retry would say yes, without taking a place in the budget. */
+static bool retry_possible(const struct session *s)
+{
+    const struct request *r = s->req;
+    const struct session_ctx *ctx = s->ctx;
+    const struct config *cfg = cfg_of(s);
+    if (r->ub_discarded || r->retries >= cfg->max_retries)
+        return false;
+    return r->retrying || retry_budget_allows(
+                              ctx->active_requests, ctx->active_retries,
+                              cfg->retry_budget_percent, cfg->retry_budget_min);
+}
+
 static bool may_retry(struct session *s)
 {
     struct request *r = s->req;
@@ -346,8 +388,25 @@ enum step uside_timeout(struct session *s, bool connecting)
     struct request *r = s->req;
     if (connecting)
         return failed(s, BALANCER_CONNECT_ERR);
-    if (s->upstream.bytes_in == 0 && r->hreq.idempotent)
+    if (s->upstream.bytes_in == 0 && r->hreq.idempotent) {
+        uint64_t full = (uint64_t)cfg_of(s)->upstream_timeout_ms * 1000;
+        uint64_t waited = now_us(s) - r->t_dispatch;
+        if (waited < full) {
+            /* a per-try deadline: another backend when the budget allows,
+             * else this attempt goes on and is looked at again later */
+            if (!retry_possible(s)) {
+                unsigned t = per_try_ms(s);
+                uint64_t next = t ? (uint64_t)t * 1000 : full - waited;
+                if (next > full - waited)
+                    next = full - waited;
+                half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE,
+                              now_us(s) + next);
+                return STEP_WAIT;
+            }
+            s->ctx->per_try_retries++;
+        }
         return failed(s, BALANCER_TIMEOUT); /* retried elsewhere */
+    }
     observe(s, BALANCER_TIMEOUT);
     if (!r->resp_head_sent)
         return step_reply(r, 504, RECORD_TIMEOUT);
@@ -616,7 +675,7 @@ enum step uside_io(struct session *s, unsigned events, bool connecting)
         if (upstream_finish_connect(s->uc) < 0)
             return failed(s, BALANCER_CONNECT_ERR);
         r->connect_us = (int64_t)(now_us(s) - r->t_connect);
-        arm(s, HW_RESPONSE, cfg_of(s)->upstream_timeout_ms);
+        arm_response(s);
         return STEP_RELAY;
     }
     if (events & LOOP_READ)

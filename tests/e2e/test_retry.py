@@ -135,3 +135,31 @@ def test_retry_on_none_answers_connect_failures(procs):
         assert got.count(502) == 5 and got.count(200) == 5, got
     finally:
         b.close()
+
+
+def test_a_frozen_backend_costs_a_request_one_per_try_deadline(procs):
+    """A backend that stops answering (SIGSTOP) holds a request no longer
+    than its per-try deadline: the attempt is cancelled and the request
+    answered by another backend, within the retry budget."""
+    import os
+    import signal
+    import time
+    a = procs.backend(bid="A", extra=["--profile", "fixed:1ms"])
+    b = procs.backend(bid="B", extra=["--profile", "fixed:1ms"])
+    px, admin = start(procs, [a.port, b.port])
+    with Conn(px.port, timeout=5) as c:
+        for _ in range(40):  # both backends get a latency tail
+            assert c.request(path="/").status == 200
+        os.kill(b.pid, signal.SIGSTOP)
+        try:
+            worst = 0.0
+            for _ in range(20):
+                t0 = time.monotonic()
+                r = c.request(path="/")
+                worst = max(worst, time.monotonic() - t0)
+                assert r.status == 200
+        finally:
+            os.kill(b.pid, signal.SIGCONT)
+    # per_try_min_ms is 50: well under a second, never upstream_ms (30 s)
+    assert worst < 0.5, worst
+    assert stats(admin)["per_try_retries"] >= 1
