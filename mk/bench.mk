@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -37,7 +37,11 @@ callgrind: all
 callgrind-np: all
 	$(Q)$(PYTHON) scripts/bench/callgrind.py --non-persistent
 
-## bench-tools-test: idlemem.py (N=200) and callgrind.py (200 requests) produce their figures and leave nothing behind
+## hang: one of three exp:2ms backends SIGSTOPped for 6 s under wrk -c100: max latency, errors, req/s vs no fault (DURATION= HANG_START= HANG_LEN= REPEAT= CONFIGS=)
+hang: all
+	$(Q)$(PYTHON) scripts/bench/hang.py
+
+## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests) and hang.py (3-s runs, 1-s hang) produce their figures and leave nothing behind
 $(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))
 
 ## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)
