@@ -357,6 +357,20 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
     return step_reply(r, outcome == BALANCER_TIMEOUT ? 504 : 502, err);
 }
 
+/* Whether a backend other than the current one and those tried is left
+ * for the request (a pick that is given back at once). */
+static bool another_backend(struct session *s)
+{
+    struct request *r = s->req;
+    uint64_t tried = r->tried | (uint64_t)1 << r->backend;
+    unsigned inflight;
+    int idx = balancer_pick(r->gen->bal, tried, now_us(s), &inflight);
+    if (idx < 0)
+        return false;
+    balancer_cancel(r->gen->bal, (size_t)idx);
+    return true;
+}
+
 /* A 5xx head arrived and `[retry] on` names 5xx: when nothing of it went
  * out, the request is idempotent and another backend is left, the answer
  * is dropped (its connection closed: the body is unread) and the request
@@ -368,11 +382,8 @@ static bool retry_5xx(struct session *s)
         !r->hreq.idempotent || r->resp_head_sent)
         return false;
     uint64_t tried = r->tried | (uint64_t)1 << r->backend;
-    unsigned inflight;
-    int idx = balancer_pick(r->gen->bal, tried, now_us(s), &inflight);
-    if (idx < 0)
+    if (!another_backend(s))
         return false; /* nowhere else to go: the 5xx is the answer */
-    balancer_cancel(r->gen->bal, (size_t)idx); /* taken again below */
     if (!may_retry(s))
         return false;
     observe(s, BALANCER_HTTP_ERROR); /* the balancer hears of it */
@@ -392,9 +403,11 @@ enum step uside_timeout(struct session *s, bool connecting)
         uint64_t full = (uint64_t)cfg_of(s)->upstream_timeout_ms * 1000;
         uint64_t waited = now_us(s) - r->t_dispatch;
         if (waited < full) {
-            /* a per-try deadline: another backend when the budget allows,
-             * else this attempt goes on and is looked at again later */
-            if (!retry_possible(s)) {
+            /* a per-try deadline: another backend when one is left and
+             * the budget allows, else this attempt goes on and is looked
+             * at again later (cancelling it would turn a slow answer into
+             * an error) */
+            if (!retry_possible(s) || !another_backend(s)) {
                 unsigned t = per_try_ms(s);
                 uint64_t next = t ? (uint64_t)t * 1000 : full - waited;
                 if (next > full - waited)

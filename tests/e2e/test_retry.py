@@ -163,3 +163,26 @@ def test_a_frozen_backend_costs_a_request_one_per_try_deadline(procs):
     # per_try_min_ms is 50: well under a second, never upstream_ms (30 s)
     assert worst < 0.5, worst
     assert stats(admin)["per_try_retries"] >= 1
+
+
+def test_per_try_deadline_never_turns_a_slow_answer_into_an_error(procs):
+    """With no other backend left, an attempt past its per-try deadline goes
+    on: the slow answer arrives, not a 504."""
+    import time
+
+    def respond(conn_no, req_no, head, body):
+        if " /slow " in head.split("\r\n", 1)[0]:
+            time.sleep(0.4)  # far past 4 x the tail of ~0 ms answers
+        return ok(b"late" if "/slow" in head else b"fast")
+
+    be = RawBackend(respond)
+    try:
+        px, admin = start(procs, [be.port])
+        with Conn(px.port, timeout=5) as c:
+            for _ in range(20):
+                assert c.request(path="/").body == b"fast"
+            r = c.request(path="/slow")
+            assert (r.status, r.body) == (200, b"late")
+        assert stats(admin)["per_try_retries"] == 0
+    finally:
+        be.close()
