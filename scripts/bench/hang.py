@@ -409,6 +409,10 @@ def main(argv):
                     "the runs' length plus slack)")
     ap.add_argument("--out", default=env.get("OUT", ""),
                     help="run directory (logs/bench/hang-<time>)")
+    ap.add_argument("--set", action="append", default=[], metavar="S.K=V",
+                    help="lbproxy --set for every lbproxy configuration "
+                    "(e.g. retry.per_try_min_ms=0 turns per-try deadlines "
+                    "off); repeatable")
     args = ap.parse_args(argv)
     if min(args.duration, args.rounds, args.conns, args.threads) < 1:
         ap.error("--duration, --rounds, --conns, --threads must be positive")
@@ -417,6 +421,9 @@ def main(argv):
     if args.hang_start + args.hang_len > args.duration:
         ap.error("the hang must end within --duration")
     names = bl.select_configs(args.configs)
+    for n in names:
+        if bl.CONFIGS[n].kind == "lbproxy":
+            bl.CONFIGS[n].sets = list(bl.CONFIGS[n].sets) + args.set
     for b in (bl.LBPROXY, bl.LBBACKEND):
         if not os.access(b, os.X_OK):
             raise SystemExit(f"hang: {b} is missing; run make first")
