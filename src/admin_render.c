@@ -125,6 +125,20 @@ static void json_u64(struct admin_buf *b, uint64_t v)
     admin_buf_printf(b, "%llu", (unsigned long long)v);
 }
 
+/* A counter another module owns (NULL: 0). */
+static uint64_t counter(const uint64_t *p)
+{
+    return p ? *p : 0;
+}
+
+/* `key` (with its leading comma and colon) and a counter's value. */
+static void json_counter(struct admin_buf *b, const char *key,
+                         const uint64_t *p)
+{
+    admin_buf_str(b, key);
+    json_u64(b, counter(p));
+}
+
 static void json_latency(struct admin_buf *b, const struct stats_latency *l)
 {
     admin_buf_str(b, "{\"mean\":");
@@ -312,25 +326,16 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_u64(b, c.bytes_out);
     admin_buf_str(b, ",\"latency_ms\":");
     json_latency(b, &w.latency);
-    admin_buf_str(b, ",\"retries\":");
-    json_u64(b, src->retries ? *src->retries : 0);
-    admin_buf_str(b, ",\"retries_5xx\":");
-    json_u64(b, src->retries_5xx ? *src->retries_5xx : 0);
-    admin_buf_str(b, ",\"retry_budget_refused\":");
-    json_u64(b, src->retry_budget_refused ? *src->retry_budget_refused : 0);
-    admin_buf_str(b, ",\"per_try_retries\":");
-    json_u64(b, src->per_try_retries ? *src->per_try_retries : 0);
-    admin_buf_str(b, ",\"queue\":{\"length\":");
-    json_u64(b, src->queued_now ? *src->queued_now : 0);
-    admin_buf_str(b, ",\"total\":");
-    json_u64(b, src->queued_total ? *src->queued_total : 0);
-    admin_buf_str(b, ",\"full\":");
-    json_u64(b, src->queue_full ? *src->queue_full : 0);
-    admin_buf_str(b, ",\"timeouts\":");
-    json_u64(b, src->queue_timeouts ? *src->queue_timeouts : 0);
+    json_counter(b, ",\"retries\":", src->retries);
+    json_counter(b, ",\"retries_5xx\":", src->retries_5xx);
+    json_counter(b, ",\"retry_budget_refused\":", src->retry_budget_refused);
+    json_counter(b, ",\"per_try_retries\":", src->per_try_retries);
+    json_counter(b, ",\"queue\":{\"length\":", src->queued_now);
+    json_counter(b, ",\"total\":", src->queued_total);
+    json_counter(b, ",\"full\":", src->queue_full);
+    json_counter(b, ",\"timeouts\":", src->queue_timeouts);
     admin_buf_str(b, ",\"wait_ms\":");
-    json_num(b, src->queue_wait_us ? (double)*src->queue_wait_us / 1000.0 : 0,
-             1);
+    json_num(b, (double)counter(src->queue_wait_us) / 1000.0, 1);
     admin_buf_str(b, "}");
     admin_buf_str(b, "},\"backends\":[");
 
@@ -508,10 +513,9 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     prom_head(b, "lbproxy_retries_total", "counter",
               "Extra attempts on another backend, by what the last one met "
               "(\"failure\": connect, reset or timeout; \"5xx\": a 5xx head).");
-    admin_buf_printf(
-        b, "lbproxy_retries_total{reason=\"failure\"} %llu\n",
-        (unsigned long long)((src->retries ? *src->retries : 0) -
-                             (src->retries_5xx ? *src->retries_5xx : 0)));
+    admin_buf_printf(b, "lbproxy_retries_total{reason=\"failure\"} %llu\n",
+                     (unsigned long long)(counter(src->retries) -
+                                          counter(src->retries_5xx)));
     admin_buf_printf(
         b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
         (unsigned long long)(src->retries_5xx ? *src->retries_5xx : 0));
@@ -523,9 +527,7 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     prom_head(b, "lbproxy_retry_budget_refused_total", "counter",
               "Retries the retry budget refused (the failure was answered).");
     admin_buf_printf(b, "lbproxy_retry_budget_refused_total %llu\n",
-                     (unsigned long long)(src->retry_budget_refused
-                                              ? *src->retry_budget_refused
-                                              : 0));
+                     (unsigned long long)counter(src->retry_budget_refused));
     prom_head(b, "lbproxy_queue_length", "gauge",
               "Requests waiting for a backend under max_conns.");
     admin_buf_printf(
@@ -534,18 +536,17 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     prom_head(b, "lbproxy_queue_total", "counter",
               "Requests that waited, by how it ended (\"full\", "
               "\"timeout\": answered 503; \"all\": every one that joined).");
-    admin_buf_printf(
-        b,
-        "lbproxy_queue_total{end=\"all\"} %llu\n"
-        "lbproxy_queue_total{end=\"full\"} %llu\n"
-        "lbproxy_queue_total{end=\"timeout\"} %llu\n",
-        (unsigned long long)(src->queued_total ? *src->queued_total : 0),
-        (unsigned long long)(src->queue_full ? *src->queue_full : 0),
-        (unsigned long long)(src->queue_timeouts ? *src->queue_timeouts : 0));
+    admin_buf_printf(b,
+                     "lbproxy_queue_total{end=\"all\"} %llu\n"
+                     "lbproxy_queue_total{end=\"full\"} %llu\n"
+                     "lbproxy_queue_total{end=\"timeout\"} %llu\n",
+                     (unsigned long long)counter(src->queued_total),
+                     (unsigned long long)counter(src->queue_full),
+                     (unsigned long long)counter(src->queue_timeouts));
     prom_head(b, "lbproxy_queue_wait_seconds_total", "counter",
               "Time requests spent in the queue, summed.");
     admin_buf_str(b, "lbproxy_queue_wait_seconds_total ");
-    prom_float(b, src->queue_wait_us ? (double)*src->queue_wait_us / 1e6 : 0);
+    prom_float(b, (double)counter(src->queue_wait_us) / 1e6);
     admin_buf_str(b, "\n");
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
