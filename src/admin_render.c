@@ -516,23 +516,20 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_printf(b, "lbproxy_retries_total{reason=\"failure\"} %llu\n",
                      (unsigned long long)(counter(src->retries) -
                                           counter(src->retries_5xx)));
-    admin_buf_printf(
-        b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
-        (unsigned long long)(src->retries_5xx ? *src->retries_5xx : 0));
+    admin_buf_printf(b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
+                     (unsigned long long)counter(src->retries_5xx));
     prom_head(b, "lbproxy_per_try_retries_total", "counter",
               "Retries whose attempt passed its per-try deadline.");
-    admin_buf_printf(
-        b, "lbproxy_per_try_retries_total %llu\n",
-        (unsigned long long)(src->per_try_retries ? *src->per_try_retries : 0));
+    admin_buf_printf(b, "lbproxy_per_try_retries_total %llu\n",
+                     (unsigned long long)counter(src->per_try_retries));
     prom_head(b, "lbproxy_retry_budget_refused_total", "counter",
               "Retries the retry budget refused (the failure was answered).");
     admin_buf_printf(b, "lbproxy_retry_budget_refused_total %llu\n",
                      (unsigned long long)counter(src->retry_budget_refused));
     prom_head(b, "lbproxy_queue_length", "gauge",
               "Requests waiting for a backend under max_conns.");
-    admin_buf_printf(
-        b, "lbproxy_queue_length %llu\n",
-        (unsigned long long)(src->queued_now ? *src->queued_now : 0));
+    admin_buf_printf(b, "lbproxy_queue_length %llu\n",
+                     (unsigned long long)counter(src->queued_now));
     prom_head(b, "lbproxy_queue_total", "counter",
               "Requests that waited, by how it ended (\"full\", "
               "\"timeout\": answered 503; \"all\": every one that joined).");
