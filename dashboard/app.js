@@ -219,6 +219,17 @@ function renderLiveKpis(s) {
     kpi('kpi-req', fmtInt(t.requests));
     kpi('kpi-err', fmtInt(t.errors) + errPct(t.errors, t.requests), t.errors > 0);
     kpi('kpi-inflight', fmtInt(t.in_flight));
+    // retries (per-try deadlines, 5xx), what the budget refused, the queue
+    const q = t.queue || {};
+    kpi('kpi-retry', fmtInt(t.retries || 0) +
+        (q.length ? ` ${unit('queued ' + fmtInt(q.length))}` : ''),
+        (t.retry_budget_refused || 0) + (q.full || 0) + (q.timeouts || 0) > 0);
+    $('kpi-retry').title =
+        `per-try deadline ${fmtInt(t.per_try_retries || 0)}, ` +
+        `5xx ${fmtInt(t.retries_5xx || 0)}, ` +
+        `refused by the budget ${fmtInt(t.retry_budget_refused || 0)}; ` +
+        `queue: ${fmtInt(q.length || 0)} waiting, ${fmtInt(q.total || 0)} ` +
+        `waited, ${fmtInt((q.full || 0) + (q.timeouts || 0))} answered 503`;
     kpi('kpi-p50', fmtMs(lat.p50) + unit('ms'));
     kpi('kpi-p99', fmtMs(lat.p99) + unit('ms'));
 }
@@ -426,6 +437,8 @@ function showCsv(ms) {
     kpi('kpi-req', fmtInt(s.rows));
     kpi('kpi-err', fmtInt(s.errors) + errPct(s.errors, s.rows), s.errors > 0);
     kpi('kpi-inflight', fmtDuration(s.seconds));
+    kpi('kpi-retry', fmtInt(s.retries || 0));
+    $('kpi-retry').title = 'extra attempts, from the log\'s retries column';
     kpi('kpi-p50', fmtMs(s.p50) + unit('ms'));
     kpi('kpi-p99', fmtMs(s.p99) + unit('ms'));
 

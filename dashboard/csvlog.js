@@ -62,6 +62,7 @@ export class CsvAggregator {
         this.buckets = new Map();   // second -> Map(id -> {n, err, lat[]})
         this.backends = new Map();  // id -> {addr, n, err, reused, bytes}
         this.rows = 0;
+        this.retries = 0;           // extra attempts, summed over rows
         this.noBackend = { n: 0, err: 0 };
         this.errKinds = new Map();
         this.statuses = new Map();
@@ -90,6 +91,7 @@ export class CsvAggregator {
             const sec = this.second(r.timestamp);
             if (!isFinite(sec)) continue;
             this.rows++;
+            this.retries += parseInt(r.retries, 10) || 0;
             if (!this.mode && r.mode) this.mode = r.mode;
             if (!this.connModel && r.conn_model) this.connModel = r.conn_model;
             if (sec < this.minT) this.minT = sec;
@@ -183,7 +185,8 @@ export class CsvAggregator {
         }
         const span = this.rows ? this.maxT - this.minT + 1 : 0;
         v.summary = {
-            rows: this.rows, mode: this.mode, connModel: this.connModel,
+            rows: this.rows, retries: this.retries,
+            mode: this.mode, connModel: this.connModel,
             start: this.minT, end: this.maxT, seconds: span,
             noBackend: this.noBackend,
             errKinds: [...this.errKinds.entries()].sort((a, b) => b[1] - a[1]),

@@ -154,6 +154,11 @@ test('dashboard on the real lbproxy', { timeout: 58000 }, async t => {
             }, within(5000), 200);
             const kpi = num(await page.textContent('#kpi-req'));
             assert.equal(kpi, api.total.requests);
+            // the retries card shows /api/stats' count (0 on healthy backends)
+            const now = await getJson(stack.ports.admin, '/api/stats');
+            await until('retries card equals /api/stats', async () =>
+                num(await page.textContent('#kpi-retry')) === now.total.retries,
+                within(5000), 200);
             await page.screenshot({ path: path.join(shotsDir, 'dashboard-live.png'),
                                     fullPage: true });
         });
