@@ -440,6 +440,14 @@ static void prom_head(struct admin_buf *b, const char *name, const char *type,
 
 /* Counters and histogram of one label value: a backend, or "none" for the
  * requests lbproxy answered itself (total minus every backend). */
+/* A metric with one unlabelled sample. */
+static void prom_one(struct admin_buf *b, const char *name, const char *type,
+                     const char *help, uint64_t v)
+{
+    prom_head(b, name, type, help);
+    admin_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
 struct pseries {
     const char *label;
     struct stats_counters c;
@@ -518,18 +526,15 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
                                           counter(src->retries_5xx)));
     admin_buf_printf(b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
                      (unsigned long long)counter(src->retries_5xx));
-    prom_head(b, "lbproxy_per_try_retries_total", "counter",
-              "Retries whose attempt passed its per-try deadline.");
-    admin_buf_printf(b, "lbproxy_per_try_retries_total %llu\n",
-                     (unsigned long long)counter(src->per_try_retries));
-    prom_head(b, "lbproxy_retry_budget_refused_total", "counter",
-              "Retries the retry budget refused (the failure was answered).");
-    admin_buf_printf(b, "lbproxy_retry_budget_refused_total %llu\n",
-                     (unsigned long long)counter(src->retry_budget_refused));
-    prom_head(b, "lbproxy_queue_length", "gauge",
-              "Requests waiting for a backend under max_conns.");
-    admin_buf_printf(b, "lbproxy_queue_length %llu\n",
-                     (unsigned long long)counter(src->queued_now));
+    prom_one(b, "lbproxy_per_try_retries_total", "counter",
+             "Retries whose attempt passed its per-try deadline.",
+             counter(src->per_try_retries));
+    prom_one(b, "lbproxy_retry_budget_refused_total", "counter",
+             "Retries the retry budget refused (the failure was answered).",
+             counter(src->retry_budget_refused));
+    prom_one(b, "lbproxy_queue_length", "gauge",
+             "Requests waiting for a backend under max_conns.",
+             counter(src->queued_now));
     prom_head(b, "lbproxy_queue_total", "counter",
               "Requests that waited, by how it ended (\"full\", "
               "\"timeout\": answered 503; \"all\": every one that joined).");
