@@ -35,7 +35,7 @@ struct admin_sources {
     void *pool_ctx;
     /* what the retry budget did (the session module's counters); NULL: 0 */
     const uint64_t *retries, *retries_5xx, *retry_budget_refused,
-        *per_try_retries;
+        *per_try_retries, *hedges, *hedge_wins;
     /* the circuit breaker's queue (the session module's); NULL: 0 */
     const uint64_t *queued_now, *queued_total, *queue_full, *queue_timeouts,
         *queue_wait_us;

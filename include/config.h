@@ -51,11 +51,12 @@ struct config {
     unsigned long long max_body_bytes; /* -> 413 */
     unsigned max_clients;              /* concurrent client connections */
     unsigned buffer_bytes;             /* per-direction buffer size */
-    unsigned max_retries;      /* other backends tried after a failure */
-    unsigned retry_on;         /* enum retry_on mask: what may be retried */
-    unsigned per_try_factor;   /* per-try deadline: factor x latency tail */
-    unsigned per_try_min_ms;   /* ... at least, 0: no per-try deadline */
-    unsigned per_try_max_ms;   /* ... at most (also before any sample) */
+    unsigned max_retries;    /* other backends tried after a failure */
+    unsigned retry_on;       /* enum retry_on mask: what may be retried */
+    unsigned per_try_factor; /* per-try deadline: factor x latency tail */
+    unsigned per_try_min_ms; /* ... at least, 0: no per-try deadline */
+    unsigned per_try_max_ms; /* ... at most (also before any sample) */
+    bool hedge; /* a per-try deadline starts a hedge (false: cancel, retry) */
     unsigned max_conns;        /* requests in flight per backend, 0: no cap */
     unsigned max_queue;        /* requests waiting for a free backend */
     unsigned queue_timeout_ms; /* longest wait in that queue: then 503 */

@@ -22,6 +22,13 @@ enum record_error {
 };
 const char *record_error_str(enum record_error e);
 
+/* Whether a hedge ran for the request, and whose answer was relayed. */
+enum record_hedge {
+    RECORD_HEDGE_NONE,
+    RECORD_HEDGE_LOST, /* hedged; the first attempt answered */
+    RECORD_HEDGE_WON,  /* hedged; the hedge answered */
+};
+
 struct record {
     uint64_t wall_us;        /* request start, CLOCK_REALTIME, microseconds */
     const char *client_addr; /* "127.0.0.1:54321" */
@@ -41,6 +48,7 @@ struct record {
     bool reused;              /* upstream connection came from the pool */
     unsigned retries;
     enum record_error error;
+    enum record_hedge hedge;
 };
 
 #endif

@@ -55,7 +55,8 @@ struct session_ctx {
     unsigned active_requests; /* requests dispatched, not finished */
     unsigned active_retries;  /* of those, the ones on an extra attempt */
     uint64_t retries, retries_5xx, budget_refused;
-    uint64_t per_try_retries; /* of the retries, per-try deadlines passed */
+    uint64_t per_try_retries;    /* of the retries, per-try deadlines passed */
+    uint64_t hedges, hedge_wins; /* hedges started, and those that won */
     /* the circuit breaker's queue of sessions waiting for a backend */
     struct session *q_head, *q_tail;
     uint64_t queued_now, queued_total, queue_full, queue_timeouts;

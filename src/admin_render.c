@@ -330,6 +330,8 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_counter(b, ",\"retries_5xx\":", src->retries_5xx);
     json_counter(b, ",\"retry_budget_refused\":", src->retry_budget_refused);
     json_counter(b, ",\"per_try_retries\":", src->per_try_retries);
+    json_counter(b, ",\"hedges\":", src->hedges);
+    json_counter(b, ",\"hedge_wins\":", src->hedge_wins);
     json_counter(b, ",\"queue\":{\"length\":", src->queued_now);
     json_counter(b, ",\"total\":", src->queued_total);
     json_counter(b, ",\"full\":", src->queue_full);
@@ -529,6 +531,13 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     prom_one(b, "lbproxy_per_try_retries_total", "counter",
              "Retries whose attempt passed its per-try deadline.",
              counter(src->per_try_retries));
+    prom_one(b, "lbproxy_hedges_total", "counter",
+             "Hedges: second attempts started beside a first one that "
+             "passed its per-try deadline (counted in the retries too).",
+             counter(src->hedges));
+    prom_one(b, "lbproxy_hedge_wins_total", "counter",
+             "Hedges whose answer was the one relayed.",
+             counter(src->hedge_wins));
     prom_one(b, "lbproxy_retry_budget_refused_total", "counter",
              "Retries the retry budget refused (the failure was answered).",
              counter(src->retry_budget_refused));

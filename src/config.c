@@ -118,6 +118,7 @@ const struct config_key config_keys[] = {
     K_INT("retry", "per_try_min_ms", 0, per_try_min_ms, 0, CONFIG_TIMEOUT_MAX,
           "50"),
     K_MS("retry", "per_try_max_ms", per_try_max_ms, "1000"),
+    K("retry", "hedge", bool, hedge, "true"),
 
     K_INT("pool", "max_idle", 0, pool_max_idle, 0, 100000, "256"),
     K_MS("pool", "idle_timeout_ms", pool_idle_timeout_ms, "60000"),

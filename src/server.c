@@ -385,6 +385,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.retries_5xx = &srv.ctx.retries_5xx;
         srv.admin_src.retry_budget_refused = &srv.ctx.budget_refused;
         srv.admin_src.per_try_retries = &srv.ctx.per_try_retries;
+        srv.admin_src.hedges = &srv.ctx.hedges;
+        srv.admin_src.hedge_wins = &srv.ctx.hedge_wins;
         srv.admin_src.queued_now = &srv.ctx.queued_now;
         srv.admin_src.queued_total = &srv.ctx.queued_total;
         srv.admin_src.queue_full = &srv.ctx.queue_full;

@@ -208,6 +208,9 @@ static void emit_record(struct session *s)
         .reused = r->reused,
         .retries = r->retries,
         .error = r->error,
+        .hedge = r->hedge_won ? RECORD_HEDGE_WON
+                 : r->hedged  ? RECORD_HEDGE_LOST
+                              : RECORD_HEDGE_NONE,
     };
     if (r->backend >= 0 && r->gen) {
         rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
@@ -619,6 +622,24 @@ static void on_client_timer(struct loop *loop, struct loop_timer *t)
         drive(s);
 }
 
+static void on_hedge_io(struct loop *loop, struct loop_io *io, unsigned events)
+{
+    (void)loop;
+    struct session *s = io->ctx;
+    apply(s, uside_hedge_io(s, events));
+    if (s->state != SS_CLOSED)
+        drive(s);
+}
+
+static void on_hedge_timer(struct loop *loop, struct loop_timer *t)
+{
+    (void)loop;
+    struct session *s = t->ctx;
+    apply(s, uside_hedge_timeout(s));
+    if (s->state != SS_CLOSED)
+        drive(s);
+}
+
 static void on_upstream_timer(struct loop *loop, struct loop_timer *t)
 {
     struct session *s = t->ctx;
@@ -647,7 +668,7 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     static bool ready;
     if (!ready) {
         cside_init();
-        uside_init(on_upstream_io);
+        uside_init(on_upstream_io, on_hedge_io, on_hedge_timer);
         ready = true;
     }
     struct session *s = calloc(1, sizeof(*s));

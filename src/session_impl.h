@@ -54,6 +54,25 @@ enum step {
     STEP_CLOSE,   /* close the session (req->error says why) */
 };
 
+/* A second attempt at another backend, running beside the first (see
+ * session_attempt.c); live while request.hedging. */
+struct hedge {
+    struct half half; /* its own socket watch, deadline and buffers */
+    struct upstream_conn *uc;
+    int backend;
+    unsigned inflight_at_dispatch;
+    uint64_t t_dispatch, t_connect, t_first_byte;
+    int64_t connect_us;
+    bool in_flight, reused, connecting;
+};
+
+/* What a hedge's socket event came to. */
+enum hedge_event {
+    HEDGE_WAIT,   /* nothing decided */
+    HEDGE_WON,    /* a whole response head arrived first */
+    HEDGE_FAILED, /* it failed and was ended; the first attempt goes on */
+};
+
 /* State that only a request in progress needs; borrowed when its first
  * byte arrives, given back when it finished.  The scalars up to `parser`
  * start at zero for each request; the parsers, heads and check results
@@ -84,6 +103,9 @@ struct request {
     bool active;         /* counted in ctx->active_requests */
     uint64_t t_queued;   /* when it joined the queue (0: never) */
     bool retrying;       /* counted in ctx->active_retries */
+    bool hedging;        /* a hedge runs (struct hedge below is live) */
+    bool hedged;         /* a hedge was started for the request */
+    bool hedge_won;      /* ... and its answer is the one relayed */
 
     /* what the session does on STEP_REPLY / STEP_CLOSE */
     int fail_status;
@@ -107,6 +129,7 @@ struct request {
     llhttp_t rparser;
     struct http_head rhead;
     struct http_response resp;
+    struct hedge hedge;
     char path[512];
 
     struct http_header headers[]; /* request, then response */
@@ -180,11 +203,64 @@ enum step cside_body(struct session *s);
 /* True when the request was read whole. */
 bool cside_complete(const struct session *s);
 
+/* ---- session_attempt.c: attempts, the budget, the hedge ---- */
+
+/* The balancer hears how the current attempt ended (a latency sample). */
+void attempt_observe(struct session *s, enum balancer_outcome outcome);
+/* Releases the current attempt's pick without a sample. */
+void attempt_cancel(struct session *s);
+/* Picks a backend not tried yet and not at max_conns for the current
+ * attempt: 1 picked, 0 none left, -1 only full ones left (may wait). */
+int attempt_pick(struct session *s);
+/* Whether a backend other than those tried, the current and the hedge's
+ * is left (a pick that is given back at once). */
+bool attempt_another_backend(struct session *s);
+/* Whether attempt_may_retry would say yes, without taking a place. */
+bool attempt_retry_possible(const struct session *s);
+/* Whether an extra attempt may start now: within max_retries, with the
+ * request still held whole, and within the retry budget (a request that
+ * is already on an extra attempt keeps its place); counts it. */
+bool attempt_may_retry(struct session *s);
+/* The end of a request for the retry budget. */
+void attempt_leave_budget(struct session *s);
+/* The current attempt failed and the request goes on elsewhere: the stats
+ * hear of it, the backend counts as tried; _retried also counts the
+ * extra attempt. */
+void attempt_note_failed(struct session *s, enum record_error err);
+void attempt_note_retried(struct session *s, enum record_error err);
+/* The per-try deadline of the current attempt in ms (0: none): an
+ * idempotent request that holds its whole request, when timeouts may be
+ * retried, waits on its first response byte at most per_try_factor times
+ * the backend's latency tail, within [per_try_min_ms, per_try_max_ms]
+ * (the ceiling before the backend's first sample). */
+unsigned attempt_per_try_ms(struct session *s);
+
+/* The handlers hedge connections and deadlines get (once). */
+void hedge_init(loop_io_fn *io_fn, loop_timer_fn *timer_fn);
+/* Starts a hedge: the request's bytes (upstream.out, held whole) go to
+ * another backend on a pooled or new connection.  The caller took the
+ * place in the retry budget.  False when no backend or connection. */
+bool hedge_start(struct session *s);
+/* The hedge's socket had events: connect, send, read. */
+enum hedge_event hedge_io(struct session *s, unsigned events);
+/* The hedge's timer fired: true when its deadline passed and it failed
+ * (the first attempt goes on). */
+bool hedge_timeout(struct session *s);
+/* Ends a running hedge without a sample (the first attempt answered, or
+ * the request ended); its connection is closed, never pooled. */
+void hedge_cancel(struct session *s);
+/* The hedge becomes the request's attempt: its connection, the bytes it
+ * read, its backend and deadline move to the upstream half (the caller
+ * ended the first attempt).  True when its connect is still under way. */
+bool hedge_hand_over(struct session *s);
+
 /* ---- session_upstream.c: the upstream side ---- */
 
 /* Sets the response parser callbacks up (once); on_io is the handler of
- * upstream socket events that attached connections get. */
-void uside_init(loop_io_fn *on_io);
+ * upstream socket events that attached connections get, on_hedge_io and
+ * on_hedge_timer those of hedges. */
+void uside_init(loop_io_fn *on_io, loop_io_fn *on_hedge_io,
+                loop_timer_fn *on_hedge_timer);
 /* Picks a backend not tried yet and starts sending: STEP_CONNECT,
  * STEP_RELAY or STEP_REPLY (502/504). */
 enum step uside_dispatch(struct session *s);
@@ -196,6 +272,9 @@ enum step uside_flush(struct session *s);
 enum step uside_response(struct session *s);
 /* The upstream deadline passed. */
 enum step uside_timeout(struct session *s, bool connecting);
+/* A hedge's socket had events / its deadline passed. */
+enum step uside_hedge_io(struct session *s, unsigned events);
+enum step uside_hedge_timeout(struct session *s);
 /* True when the response was read whole. */
 bool uside_complete(const struct session *s);
 /* True once part of the final response was queued for the client. */

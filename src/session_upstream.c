@@ -22,28 +22,6 @@ static struct request *req_of(llhttp_t *p)
     return container_of(p, struct request, rparser);
 }
 
-/* ---- the balancer's view ---- */
-
-static void observe(struct session *s, enum balancer_outcome outcome)
-{
-    struct request *r = s->req;
-    if (!r->in_flight)
-        return;
-    r->in_flight = false;
-    balancer_observe(r->gen->bal, (size_t)r->backend, now_us(s) - r->t_dispatch,
-                     outcome, r->inflight_at_dispatch, now_us(s));
-}
-
-/* Releases a pick that produced no sample. */
-static void cancel_pick(struct session *s)
-{
-    struct request *r = s->req;
-    if (!r->in_flight)
-        return;
-    r->in_flight = false;
-    balancer_cancel(r->gen->bal, (size_t)r->backend);
-}
-
 /* ---- the connection ---- */
 
 /* Closes the attempt's connection (RST with reset) and its deadline. */
@@ -63,49 +41,33 @@ static void arm(struct session *s, enum half_wait w, unsigned ms)
                   now_us(s) + (uint64_t)ms * 1000);
 }
 
-/* The per-try deadline of the current attempt, in ms (0: none): an
- * idempotent request that holds its whole request, when timeouts may be
- * retried, waits on its first response byte at most per_try_factor times
- * the backend's latency tail, within [per_try_min_ms, per_try_max_ms]
- * (the ceiling before the backend's first sample). */
-static unsigned per_try_ms(struct session *s)
-{
-    const struct config *cfg = cfg_of(s);
-    struct request *r = s->req;
-    if (cfg->per_try_min_ms == 0 || !r->hreq.idempotent || r->ub_discarded ||
-        !(cfg->retry_on & RETRY_TIMEOUT))
-        return 0;
-    uint64_t tail = balancer_latency_tail_us(r->gen->bal, (size_t)r->backend);
-    uint64_t ms =
-        tail ? (tail * cfg->per_try_factor + 999) / 1000 : cfg->per_try_max_ms;
-    if (ms < cfg->per_try_min_ms)
-        ms = cfg->per_try_min_ms;
-    if (ms > cfg->per_try_max_ms)
-        ms = cfg->per_try_max_ms;
-    return ms < cfg->upstream_timeout_ms ? (unsigned)ms : 0;
-}
-
 /* The deadline of an attempt waiting for its first response byte. */
 static void arm_response(struct session *s)
 {
-    unsigned t = per_try_ms(s);
+    unsigned t = attempt_per_try_ms(s);
     arm(s, HW_RESPONSE, t ? t : cfg_of(s)->upstream_timeout_ms);
 }
 
-static void start_response(struct session *s)
+/* The response parser starts over, at the start of upstream.in. */
+static void reset_response(struct session *s)
 {
     struct request *r = s->req;
     llhttp_init(&r->rparser, HTTP_RESPONSE, &resp_settings);
     r->rparser.data = &r->rhead;
     r->rhead.headers = r->headers + cfg_of(s)->max_headers;
     r->rhead.max_headers = cfg_of(s)->max_headers;
-    buf_put(pool_of(s), &s->upstream.in, true);
     http_head_reset(&r->rhead, NULL);
-    r->rparse_off = 0;
+    r->rparse_off = s->upstream.in.off;
     r->rhead_ready = r->upstream_extra = false;
     r->ninterim = 0;
-    r->t_first_byte = 0;
     s->upstream.msg = HALF_HEAD;
+}
+
+static void start_response(struct session *s)
+{
+    buf_put(pool_of(s), &s->upstream.in, true);
+    reset_response(s);
+    s->req->t_first_byte = 0;
     s->upstream.bytes_in = 0;
     s->upstream.eof = s->upstream.error = s->upstream.filled = false;
 }
@@ -131,6 +93,26 @@ static int attach(struct session *s, struct upstream_conn *uc, bool connecting)
 }
 
 static enum step failed(struct session *s, enum balancer_outcome outcome);
+
+static enum record_error record_error_of(enum balancer_outcome outcome)
+{
+    return outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
+           : outcome == BALANCER_TIMEOUT   ? RECORD_TIMEOUT
+                                           : RECORD_UPSTREAM_RESET;
+}
+
+/* The hedge becomes the request's attempt (the first one was ended): its
+ * answer is parsed from the start of what it read. */
+static enum step take_hedge(struct session *s)
+{
+    struct request *r = s->req;
+    bool connecting = hedge_hand_over(s);
+    s->uc->io.fn = upstream_io_fn;
+    reset_response(s);
+    r->hedge_won = true;
+    s->ctx->hedge_wins++;
+    return connecting ? STEP_CONNECT : STEP_RELAY;
+}
 
 /* Takes a pooled connection (unless fresh) or connects. */
 static enum step connect_backend(struct session *s, bool fresh)
@@ -197,42 +179,10 @@ static enum step connect_backend(struct session *s, bool fresh)
         return failed(s, BALANCER_CONNECT_ERR);
     case UPSTREAM_ERROR:
         log_warn("connect to backend %s", upstream_id(up, idx));
-        cancel_pick(s);
+        attempt_cancel(s);
         return step_reply(r, 502, RECORD_CONNECT);
     }
     return step_reply(r, 502, RECORD_CONNECT);
-}
-
-/* The backends at max_conns, as a bitmap (0 without a limit). */
-static uint64_t full_backends(struct session *s)
-{
-    unsigned cap = cfg_of(s)->max_conns;
-    struct balancer *bal = s->req->gen->bal;
-    uint64_t full = 0;
-    if (cap == 0)
-        return 0;
-    size_t n = balancer_count(bal);
-    for (size_t i = 0; i < n && i < 64; i++)
-        if (balancer_backend(bal, i)->in_flight >= cap)
-            full |= (uint64_t)1 << i;
-    return full;
-}
-
-/* Picks a backend not tried yet for the request and not at max_conns:
- * 1 picked, 0 none left, -1 only full ones left (the request may wait). */
-static int pick(struct session *s)
-{
-    struct request *r = s->req;
-    unsigned inflight = 0;
-    uint64_t full = full_backends(s) & ~r->tried;
-    int idx = balancer_pick(r->gen->bal, r->tried | full, now_us(s), &inflight);
-    if (idx < 0)
-        return full ? -1 : 0;
-    r->backend = idx;
-    r->in_flight = true;
-    r->inflight_at_dispatch = inflight;
-    r->t_dispatch = now_us(s);
-    return 1;
 }
 
 enum step uside_dispatch(struct session *s)
@@ -244,7 +194,7 @@ enum step uside_dispatch(struct session *s)
         r->active = true;
         s->ctx->active_requests++;
     }
-    int got = pick(s);
+    int got = attempt_pick(s);
     if (got < 0)
         return STEP_QUEUE;
     if (got == 0)
@@ -252,71 +202,6 @@ enum step uside_dispatch(struct session *s)
                             : step_reply(r, 502, RECORD_CONNECT);
     s->upstream.retain = true;
     return connect_backend(s, false);
-}
-
-/* Whether an extra attempt may start now: within max_retries, with the
- * request still held whole, and within the retry budget (a request that
- * is already on an extra attempt keeps its place in the budget). */
-/* Whether may_retry would say yes, without taking a place in the budget. */
-static bool retry_possible(const struct session *s)
-{
-    const struct request *r = s->req;
-    const struct session_ctx *ctx = s->ctx;
-    const struct config *cfg = cfg_of(s);
-    if (r->ub_discarded || r->retries >= cfg->max_retries)
-        return false;
-    return r->retrying || retry_budget_allows(
-                              ctx->active_requests, ctx->active_retries,
-                              cfg->retry_budget_percent, cfg->retry_budget_min);
-}
-
-static bool may_retry(struct session *s)
-{
-    struct request *r = s->req;
-    struct session_ctx *ctx = s->ctx;
-    const struct config *cfg = cfg_of(s);
-    if (r->ub_discarded || r->retries >= cfg->max_retries)
-        return false;
-    if (!r->retrying) {
-        if (!retry_budget_allows(ctx->active_requests, ctx->active_retries,
-                                 cfg->retry_budget_percent,
-                                 cfg->retry_budget_min)) {
-            ctx->budget_refused++;
-            return false;
-        }
-        r->retrying = true;
-        ctx->active_retries++;
-    }
-    ctx->retries++;
-    return true;
-}
-
-/* The end of a request for the retry budget. */
-static void leave_budget(struct session *s)
-{
-    struct request *r = s->req;
-    if (r->retrying) {
-        r->retrying = false;
-        s->ctx->active_retries--;
-    }
-    if (r->active) {
-        r->active = false;
-        s->ctx->active_requests--;
-    }
-}
-
-/* Tells the stats of an attempt that failed and is retried elsewhere (the
- * client will not see it, but the backend's error counters must). */
-static void note_retried(struct session *s, enum record_error err)
-{
-    struct request *r = s->req;
-    struct session_ctx *ctx = s->ctx;
-    if (ctx->on_attempt_failed)
-        ctx->on_attempt_failed(ctx->record_arg, r->backend,
-                               upstream_id(r->gen->up, (size_t)r->backend),
-                               err);
-    r->tried |= (uint64_t)1 << r->backend;
-    r->retries++;
 }
 
 /* The current attempt failed before any response byte reached the client:
@@ -327,9 +212,16 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
     bool was_reused = r->reused;
     drop_connection(s, false);
     if (r->resp_head_sent) {
-        observe(s, outcome);
+        attempt_observe(s, outcome);
         return step_close(r, RECORD_UPSTREAM_RESET);
     }
+    if (r->hedging && outcome != BALANCER_TIMEOUT) {
+        /* a hedge runs: it goes on as the request's attempt */
+        attempt_observe(s, outcome);
+        attempt_note_failed(s, record_error_of(outcome));
+        return take_hedge(s);
+    }
+    hedge_cancel(s); /* upstream_ms passed: it waited as long */
     bool can_resend = !r->ub_discarded;
     /* The classic keep-alive race: a pooled connection closed by the
      * backend just as we reused it.  Retry once on a fresh connection. */
@@ -339,36 +231,19 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
         r->retries++;
         return connect_backend(s, true);
     }
-    observe(s, outcome);
+    attempt_observe(s, outcome);
     r->timed_out = outcome == BALANCER_TIMEOUT;
     unsigned on = cfg_of(s)->retry_on;
     bool retry = (outcome == BALANCER_CONNECT_ERR && (on & RETRY_CONNECT)) ||
                  (r->hreq.idempotent &&
                   ((outcome == BALANCER_RESET && (on & RETRY_RESET)) ||
                    (outcome == BALANCER_TIMEOUT && (on & RETRY_TIMEOUT))));
-    enum record_error err = outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
-                            : outcome == BALANCER_TIMEOUT
-                                ? RECORD_TIMEOUT
-                                : RECORD_UPSTREAM_RESET;
-    if (retry && may_retry(s)) {
-        note_retried(s, err);
+    enum record_error err = record_error_of(outcome);
+    if (retry && attempt_may_retry(s)) {
+        attempt_note_retried(s, err);
         return uside_dispatch(s);
     }
     return step_reply(r, outcome == BALANCER_TIMEOUT ? 504 : 502, err);
-}
-
-/* Whether a backend other than the current one and those tried is left
- * for the request (a pick that is given back at once). */
-static bool another_backend(struct session *s)
-{
-    struct request *r = s->req;
-    uint64_t tried = r->tried | (uint64_t)1 << r->backend;
-    unsigned inflight;
-    int idx = balancer_pick(r->gen->bal, tried, now_us(s), &inflight);
-    if (idx < 0)
-        return false;
-    balancer_cancel(r->gen->bal, (size_t)idx);
-    return true;
 }
 
 /* A 5xx head arrived and `[retry] on` names 5xx: when nothing of it went
@@ -382,16 +257,80 @@ static bool retry_5xx(struct session *s)
         !r->hreq.idempotent || r->resp_head_sent)
         return false;
     uint64_t tried = r->tried | (uint64_t)1 << r->backend;
-    if (!another_backend(s))
+    if (!attempt_another_backend(s))
         return false; /* nowhere else to go: the 5xx is the answer */
-    if (!may_retry(s))
+    if (!attempt_may_retry(s))
         return false;
-    observe(s, BALANCER_HTTP_ERROR); /* the balancer hears of it */
+    attempt_observe(s, BALANCER_HTTP_ERROR); /* the balancer hears of it */
     drop_connection(s, true);
     r->tried = tried;
     r->retries++;
     s->ctx->retries_5xx++;
     return true;
+}
+
+/* A per-try deadline passed with hedging on: a hedge starts at another
+ * backend when one is left and the budget allows; the first attempt goes
+ * on either way, until upstream_ms (`left` us from now) when a hedge
+ * runs, else looked at again one per-try deadline later. */
+static enum step per_try_hedge(struct session *s, uint64_t left)
+{
+    struct request *r = s->req;
+    if (!r->hedging && s->client.msg == HALF_DONE &&
+        attempt_retry_possible(s) && hedge_start(s)) {
+        if (attempt_may_retry(s)) {
+            r->retries++;
+            r->hedged = true;
+        } else {
+            hedge_cancel(s);
+        }
+    }
+    uint64_t next = left;
+    if (!r->hedging) {
+        unsigned t = attempt_per_try_ms(s);
+        if (t && (uint64_t)t * 1000 < left)
+            next = (uint64_t)t * 1000;
+    }
+    half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE, now_us(s) + next);
+    return STEP_WAIT;
+}
+
+/* A hedge failed while the first attempt waits for its first byte: look
+ * at it again one per-try deadline from now (within upstream_ms). */
+static void rearm_per_try(struct session *s)
+{
+    struct request *r = s->req;
+    unsigned t = attempt_per_try_ms(s);
+    if (t == 0 || s->upstream.bytes_in > 0 || s->state != SS_RELAY)
+        return;
+    uint64_t end =
+        r->t_dispatch + (uint64_t)cfg_of(s)->upstream_timeout_ms * 1000;
+    uint64_t when = now_us(s) + (uint64_t)t * 1000;
+    half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE,
+                  when < end ? when : end);
+}
+
+enum step uside_hedge_io(struct session *s, unsigned events)
+{
+    struct request *r = s->req;
+    if (!r)
+        return STEP_WAIT;
+    enum hedge_event ev = hedge_io(s, events);
+    if (ev == HEDGE_FAILED)
+        rearm_per_try(s); /* another hedge may go elsewhere */
+    if (ev != HEDGE_WON)
+        return STEP_WAIT;
+    /* the hedge's head came first: the first attempt waited too long */
+    attempt_observe(s, BALANCER_TIMEOUT);
+    drop_connection(s, true);
+    return take_hedge(s);
+}
+
+enum step uside_hedge_timeout(struct session *s)
+{
+    if (hedge_timeout(s))
+        rearm_per_try(s);
+    return STEP_WAIT;
 }
 
 enum step uside_timeout(struct session *s, bool connecting)
@@ -402,13 +341,15 @@ enum step uside_timeout(struct session *s, bool connecting)
     if (s->upstream.bytes_in == 0 && r->hreq.idempotent) {
         uint64_t full = (uint64_t)cfg_of(s)->upstream_timeout_ms * 1000;
         uint64_t waited = now_us(s) - r->t_dispatch;
+        if (waited < full && cfg_of(s)->hedge)
+            return per_try_hedge(s, full - waited);
         if (waited < full) {
             /* a per-try deadline: another backend when one is left and
              * the budget allows, else this attempt goes on and is looked
              * at again later (cancelling it would turn a slow answer into
              * an error) */
-            if (!retry_possible(s) || !another_backend(s)) {
-                unsigned t = per_try_ms(s);
+            if (!attempt_retry_possible(s) || !attempt_another_backend(s)) {
+                unsigned t = attempt_per_try_ms(s);
                 uint64_t next = t ? (uint64_t)t * 1000 : full - waited;
                 if (next > full - waited)
                     next = full - waited;
@@ -420,7 +361,7 @@ enum step uside_timeout(struct session *s, bool connecting)
         }
         return failed(s, BALANCER_TIMEOUT); /* retried elsewhere */
     }
-    observe(s, BALANCER_TIMEOUT);
+    attempt_observe(s, BALANCER_TIMEOUT);
     if (!r->resp_head_sent)
         return step_reply(r, 504, RECORD_TIMEOUT);
     return step_close(r, RECORD_TIMEOUT);
@@ -474,7 +415,7 @@ static enum step bad_response(struct session *s, const char *why)
     struct request *r = s->req;
     log_debug("%s: bad response from %s: %s", s->addr,
               upstream_id(r->gen->up, (size_t)r->backend), why);
-    observe(s, BALANCER_RESET);
+    attempt_observe(s, BALANCER_RESET);
     drop_connection(s, true);
     withdraw_response(s);
     if (r->resp_head_sent)
@@ -601,6 +542,7 @@ enum step uside_response(struct session *s)
             enum step st = parse_head(s);
             if (st != STEP_HEAD)
                 return st;
+            hedge_cancel(s); /* this attempt's head came first */
         }
         enum step st = r->resp.interim ? relay_interim(s) : final_head(s);
         if (st != STEP_MOVED || u->msg == HALF_HEAD)
@@ -653,7 +595,7 @@ static enum step upstream_eof(struct session *s)
     withdraw_response(s);
     if (!r->resp_head_sent && r->hreq.idempotent)
         return failed(s, BALANCER_RESET); /* nothing reached the client */
-    observe(s, BALANCER_RESET);
+    attempt_observe(s, BALANCER_RESET);
     if (r->resp_head_sent)
         return step_close(r, RECORD_UPSTREAM_RESET); /* flushed first */
     return step_reply(r, 502, RECORD_UPSTREAM_RESET);
@@ -784,31 +726,36 @@ static void end_exchange(struct session *s)
 void uside_done(struct session *s)
 {
     struct request *r = s->req;
-    leave_budget(s);
+    hedge_cancel(s);
+    attempt_leave_budget(s);
     if (r->in_flight)
-        observe(s, r->status >= 500 || r->status == 429 ? BALANCER_HTTP_ERROR
-                                                        : BALANCER_OK);
+        attempt_observe(s, r->status >= 500 || r->status == 429
+                               ? BALANCER_HTTP_ERROR
+                               : BALANCER_OK);
     pool_or_close(s);
     end_exchange(s);
 }
 
 void uside_abort(struct session *s, enum record_error err)
 {
+    hedge_cancel(s);
     if (s->req)
-        leave_budget(s);
+        attempt_leave_budget(s);
     if (s->req && s->req->in_flight) {
         if (err == RECORD_UPSTREAM_RESET)
-            observe(s, BALANCER_RESET);
+            attempt_observe(s, BALANCER_RESET);
         else
-            cancel_pick(s);
+            attempt_cancel(s);
     }
     drop_connection(s, false);
     end_exchange(s);
 }
 
-void uside_init(loop_io_fn *on_io)
+void uside_init(loop_io_fn *on_io, loop_io_fn *on_hedge_io,
+                loop_timer_fn *on_hedge_timer)
 {
     upstream_io_fn = on_io;
+    hedge_init(on_hedge_io, on_hedge_timer);
     http_settings_init(&resp_settings);
     resp_settings.on_headers_complete = on_headers_complete;
     resp_settings.on_body = on_body;

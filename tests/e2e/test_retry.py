@@ -7,6 +7,8 @@ of nothing turns a dead backend's connect failures into 502s), and
 import json
 import urllib.request
 
+import pytest
+
 from httpc import Conn
 from lbtest import free_port
 from rawbackend import RawBackend, ok
@@ -137,16 +139,19 @@ def test_retry_on_none_answers_connect_failures(procs):
         b.close()
 
 
-def test_a_frozen_backend_costs_a_request_one_per_try_deadline(procs):
+@pytest.mark.parametrize("hedge", ["true", "false"])
+def test_a_frozen_backend_costs_a_request_one_per_try_deadline(procs, hedge):
     """A backend that stops answering (SIGSTOP) holds a request no longer
-    than its per-try deadline: the attempt is cancelled and the request
-    answered by another backend, within the retry budget."""
+    than its per-try deadline: a hedge goes to another backend and its
+    answer wins (with `hedge = false` the attempt is cancelled and the
+    request sent there), within the retry budget."""
     import os
     import signal
     import time
     a = procs.backend(bid="A", extra=["--profile", "fixed:1ms"])
     b = procs.backend(bid="B", extra=["--profile", "fixed:1ms"])
-    px, admin = start(procs, [a.port, b.port])
+    px, admin = start(procs, [a.port, b.port],
+                      extra=["--set", f"retry.hedge={hedge}"])
     with Conn(px.port, timeout=5) as c:
         for _ in range(40):  # both backends get a latency tail
             assert c.request(path="/").status == 200
@@ -162,7 +167,12 @@ def test_a_frozen_backend_costs_a_request_one_per_try_deadline(procs):
             os.kill(b.pid, signal.SIGCONT)
     # per_try_min_ms is 50: well under a second, never upstream_ms (30 s)
     assert worst < 0.5, worst
-    assert stats(admin)["per_try_retries"] >= 1
+    total = stats(admin)
+    if hedge == "true":
+        assert total["hedges"] >= 1 and total["hedge_wins"] >= 1, total
+        assert total["per_try_retries"] == 0
+    else:
+        assert total["per_try_retries"] >= 1 and total["hedges"] == 0, total
 
 
 def test_per_try_deadline_never_turns_a_slow_answer_into_an_error(procs):
@@ -186,3 +196,140 @@ def test_per_try_deadline_never_turns_a_slow_answer_into_an_error(procs):
         assert stats(admin)["per_try_retries"] == 0
     finally:
         be.close()
+
+
+def slow_on(path_delay, tag):
+    """A backend answering `tag` at once, and `tag-slow` after the delay
+    for /slow (a request past its per-try deadline: 50 ms at the least)."""
+    import time
+
+    def respond(conn_no, req_no, head, body):
+        if " /slow " in head.split("\r\n", 1)[0]:
+            time.sleep(path_delay)
+            return ok(tag + b"-slow")
+        return ok(tag)
+    return respond
+
+
+def csv_rows(path, want, timeout=5.0):
+    """The CSV log's rows once `want` of them are written (1-s flushes)."""
+    import csv
+    import time
+    deadline = time.monotonic() + timeout
+    rows = []
+    while time.monotonic() < deadline:
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except FileNotFoundError:
+            rows = []
+        if len(rows) >= want:
+            break
+        time.sleep(0.1)
+    return rows
+
+
+def test_the_first_answer_wins_and_the_loser_is_never_pooled(procs, tmp_path):
+    """A request past its per-try deadline gets a hedge at the other
+    backend; whichever head comes first is relayed (A's, 0.3 s, against
+    B's 1.5 s), the other attempt's connection is closed, so B's late
+    answer never becomes a later request's response; the CSV log says
+    how the hedge ended."""
+    import time
+    a = RawBackend(slow_on(0.3, b"A"))
+    b = RawBackend(slow_on(1.5, b"B"))
+    log = tmp_path / "req.csv"
+    try:
+        px, admin = start(procs, [a.port, b.port],
+                          ["--log", str(log), "--set", "proxy.log_flush_ms=50"])
+        with Conn(px.port, timeout=5) as c:
+            for _ in range(20):
+                assert c.request(path="/").status == 200
+            t0 = time.monotonic()
+            r = c.request(path="/slow")
+            took = time.monotonic() - t0
+            assert (r.status, r.body) == (200, b"A-slow"), r.body
+            assert took < 1.0, took
+            end = time.monotonic() + 2.0  # past B's late answer
+            n = 0
+            while time.monotonic() < end and n < 200:
+                r = c.request(path="/")
+                assert r.status == 200 and r.body in (b"A", b"B"), r.body
+                n += 1
+                time.sleep(0.01)
+        t = stats(admin)
+        assert t["hedges"] == 1 and t["retries"] == 1, t
+        rows = csv_rows(log, 21 + n)
+        slow = [row for row in rows if row["path"] == "/slow"]
+        assert len(slow) == 1, rows[-3:]
+        assert slow[0]["hedge"] == ("won" if t["hedge_wins"] else "lost")
+        assert slow[0]["retries"] == "1"
+        assert {row["hedge"] for row in rows if row["path"] == "/"} == \
+            {"none"}
+        assert "lbproxy_hedges_total 1" in metrics(admin)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_request_that_is_not_idempotent_is_never_hedged(procs):
+    """A POST waits on its one backend until upstream_ms: 504, no hedge."""
+    import time
+
+    def respond(conn_no, req_no, head, body):
+        if head.startswith("POST"):
+            time.sleep(1.5)
+        return ok(b"x")
+    a, b = RawBackend(respond), RawBackend(respond)
+    try:
+        px, admin = start(procs, [a.port, b.port],
+                          ["--set", "timeouts.upstream_ms=600"])
+        with Conn(px.port, timeout=5) as c:
+            for _ in range(10):
+                assert c.request(path="/").status == 200
+            t0 = time.monotonic()
+            r = c.request(method="POST", path="/", body=b"data")
+            assert r.status == 504 and time.monotonic() - t0 >= 0.5
+        t = stats(admin)
+        assert t["hedges"] == 0 and t["retries"] == 0, t
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_budget_of_nothing_hedges_nothing(procs):
+    """With no room in the retry budget the first attempt goes on alone
+    and its slow answer is the one relayed."""
+    a, b = RawBackend(slow_on(0.3, b"A")), RawBackend(slow_on(0.3, b"B"))
+    try:
+        px, admin = start(procs, [a.port, b.port],
+                          ["--set", "retry.budget_percent=0",
+                           "--set", "retry.budget_min=0"])
+        with Conn(px.port, timeout=5) as c:
+            for _ in range(20):
+                assert c.request(path="/").status == 200
+            r = c.request(path="/slow")
+            assert r.status == 200 and r.body.endswith(b"-slow")
+        t = stats(admin)
+        assert t["hedges"] == 0 and t["retries"] == 0, t
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_hedge_that_cannot_connect_leaves_the_first_attempt(procs):
+    """The hedge's backend refuses the connect: the hedge fails, the first
+    attempt's answer arrives, the dead backend's error is counted."""
+    dead = free_port()  # nothing listens
+    a = RawBackend(slow_on(0.4, b"A"))
+    try:
+        px, admin = start(procs, [a.port, dead])
+        with Conn(px.port, timeout=5) as c:
+            for _ in range(20):
+                assert c.request(path="/").status == 200
+            r = c.request(path="/slow")
+            assert (r.status, r.body) == (200, b"A-slow")
+        t = stats(admin)
+        assert t["hedge_wins"] == 0, t
+    finally:
+        a.close()
