@@ -38,9 +38,10 @@ struct session_ctx {
     /* Called once per finished request (CSV log, stats); may be NULL. */
     void (*on_record)(void *arg, const struct record *r);
     /* Called for an attempt that failed and was retried on another
-     * backend (err is a enum record_error); may be NULL. */
+     * backend (err is a enum record_error; RECORD_OK with the status of
+     * a 5xx retried elsewhere); may be NULL. */
     void (*on_attempt_failed)(void *arg, int backend, const char *backend_id,
-                              int err);
+                              int err, int status);
     void *record_arg;
     /* Called when a client connection closes (accept may resume). */
     void (*on_close)(void *arg);

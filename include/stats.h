@@ -95,8 +95,9 @@ uint64_t stats_start_us(const struct stats *s);
 void stats_record(struct stats *s, const struct record *r, uint64_t now_us);
 /* Counts an error on backend idx for an attempt that was retried on
  * another backend: the backend's errors grow, its requests and the total
- * (which counts what clients saw) do not.  err is an enum record_error. */
-void stats_attempt_failed(struct stats *s, size_t idx, int err,
+ * (which counts what clients saw) do not.  err is an enum record_error;
+ * with RECORD_OK a status >= 500 (a 5xx retried elsewhere) counts. */
+void stats_attempt_failed(struct stats *s, size_t idx, int err, int status,
                           uint64_t now_us);
 /* Stores the selector score of backend idx into the current second (the
  * last call in a second wins). */

@@ -145,12 +145,13 @@ static void on_record(void *arg, const struct record *r)
 }
 
 static void on_attempt_failed(void *arg, int backend, const char *backend_id,
-                              int err)
+                              int err, int status)
 {
     (void)arg;
     int i = stats_index(backend, backend_id);
     if (srv.stats && i >= 0)
-        stats_attempt_failed(srv.stats, (size_t)i, err, loop_now(srv.loop));
+        stats_attempt_failed(srv.stats, (size_t)i, err, status,
+                             loop_now(srv.loop));
 }
 
 static struct session_gen *make_gen(const struct config *cfg, char *err,

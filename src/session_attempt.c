@@ -147,24 +147,26 @@ void attempt_leave_budget(struct session *s)
 /* Tells the stats of an attempt at `backend` that failed while the
  * request goes on elsewhere (the client will not see it, but the
  * backend's error counters must). */
-static void note_failed(struct session *s, int backend, enum record_error err)
+static void note_failed(struct session *s, int backend, enum record_error err,
+                        int status)
 {
     struct request *r = s->req;
     struct session_ctx *ctx = s->ctx;
     if (ctx->on_attempt_failed)
         ctx->on_attempt_failed(ctx->record_arg, backend,
-                               upstream_id(r->gen->up, (size_t)backend), err);
+                               upstream_id(r->gen->up, (size_t)backend), err,
+                               status);
     r->tried |= (uint64_t)1 << backend;
 }
 
 void attempt_note_failed(struct session *s, enum record_error err)
 {
-    note_failed(s, s->req->backend, err);
+    note_failed(s, s->req->backend, err, s->req->status);
 }
 
 void attempt_note_retried(struct session *s, enum record_error err)
 {
-    note_failed(s, s->req->backend, err);
+    note_failed(s, s->req->backend, err, 0);
     s->req->retries++;
 }
 
@@ -251,7 +253,7 @@ static void hedge_failed(struct session *s, enum balancer_outcome outcome,
                          now_us(s) - h->t_dispatch, outcome,
                          h->inflight_at_dispatch, now_us(s));
     h->in_flight = false;
-    note_failed(s, h->backend, err);
+    note_failed(s, h->backend, err, 0);
     hedge_end(s, false);
 }
 
@@ -284,7 +286,7 @@ bool hedge_start(struct session *s)
         case UPSTREAM_ERROR:
             balancer_observe(r->gen->bal, (size_t)idx, 0, BALANCER_CONNECT_ERR,
                              inflight, now_us(s));
-            note_failed(s, idx, RECORD_CONNECT);
+            note_failed(s, idx, RECORD_CONNECT, 0);
             return false;
         }
     }

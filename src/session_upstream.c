@@ -262,6 +262,7 @@ static bool retry_5xx(struct session *s)
     if (!attempt_may_retry(s))
         return false;
     attempt_observe(s, BALANCER_HTTP_ERROR); /* the balancer hears of it */
+    attempt_note_failed(s, RECORD_OK);       /* and the backend's errors */
     drop_connection(s, true);
     r->tried = tried;
     r->retries++;

@@ -310,11 +310,12 @@ void stats_record(struct stats *s, const struct record *r, uint64_t now_us)
     account(&s->series[s->n], sec, kind, lat, r);
 }
 
-void stats_attempt_failed(struct stats *s, size_t idx, int err, uint64_t now_us)
+void stats_attempt_failed(struct stats *s, size_t idx, int err, int status,
+                          uint64_t now_us)
 {
     if (idx >= s->n)
         return;
-    struct record r = {.error = (enum record_error)err};
+    struct record r = {.error = (enum record_error)err, .status = status};
     int kind = error_kind(&r);
     if (kind < 0)
         return;

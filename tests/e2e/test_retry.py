@@ -77,6 +77,14 @@ def test_retry_on_5xx_for_idempotent_requests(procs):
         assert hits >= 5, hits
         assert t["retries_5xx"] == hits and t["retries"] == hits, t
         assert f'lbproxy_retries_total{{reason="5xx"}} {hits}' in metrics(admin)
+        # the failing backend's own counters show each 500 it answered
+        # (the client saw none: the total's errors stay 0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/api/stats",
+                                    timeout=5) as resp:
+            full = json.loads(resp.read())
+        errs = full["backends"][0]["errors"]
+        assert errs["total"] == hits and errs["http_5xx"] == hits, errs
+        assert full["total"]["errors"] == 0, full["total"]
         # a POST is not retried: its 500 reaches the client
         before = len(a.heads)
         got = statuses(px.port, 6, method="POST", body=b"x")

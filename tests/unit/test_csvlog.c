@@ -117,7 +117,7 @@ static void test_header_and_exact_row(void **state)
                         "timestamp,client,method,path,backend_id,backend_addr,"
                         "status,req_bytes,resp_bytes,connect_ms,ttfb_ms,"
                         "upstream_ms,total_ms,reused,mode,conn_model,retries,"
-                        "error\n");
+                        "error,hedge\n");
     char buf[CSVLOG_ROW_MAX];
     struct record r = base_record();
     size_t n = csvlog_format(buf, sizeof(buf), &r, "adaptive_ewma", true);
@@ -125,7 +125,7 @@ static void test_header_and_exact_row(void **state)
     assert_string_equal(buf, "2026-11-25T14:03:01.123456Z,127.0.0.1:54321,GET,"
                              "/api/x?y=1,B,127.0.0.1:8082,200,78,1234,0.250,"
                              "1.500,2.001,2.100,0,adaptive_ewma,persistent,0,"
-                             "\n");
+                             ",none\n");
     /* No backend, reused, error, times not applicable. */
     r.backend = -1;
     r.backend_id = NULL;
@@ -138,12 +138,17 @@ static void test_header_and_exact_row(void **state)
     r.reused = true;
     r.retries = 2;
     r.error = RECORD_CONNECT;
+    r.hedge = RECORD_HEDGE_WON;
     r.wall_us = 1795615381000001ull;
     n = csvlog_format(buf, sizeof(buf), &r, "round_robin", false);
     buf[n] = 0;
     assert_string_equal(buf, "2026-11-25T14:03:01.000001Z,127.0.0.1:54321,GET,"
                              "/api/x?y=1,,,502,78,1234,,,,1000000.007,1,"
-                             "round_robin,non_persistent,2,connect\n");
+                             "round_robin,non_persistent,2,connect,won\n");
+    r.hedge = RECORD_HEDGE_LOST;
+    n = csvlog_format(buf, sizeof(buf), &r, "round_robin", false);
+    buf[n] = 0;
+    assert_non_null(strstr(buf, ",connect,lost\n"));
     /* Too small a buffer: 0, never a partial row. */
     assert_int_equal(csvlog_format(buf, 20, &r, "x", false), 0);
 }
@@ -197,10 +202,10 @@ static void test_quoting_round_trip(void **state)
     struct parsed p;
     parse_file(path, &p);
     assert_int_equal(p.nrows, np + 1);
-    assert_int_equal(p.nf[0], 18);
+    assert_int_equal(p.nf[0], 19);
     assert_string_equal(p.f[0][3], "path");
     for (size_t i = 0; i < np; i++) {
-        assert_int_equal(p.nf[i + 1], 18);
+        assert_int_equal(p.nf[i + 1], 19);
         assert_string_equal(p.f[i + 1][3], paths[i]);
         assert_string_equal(p.f[i + 1][2], i % 2 ? "GE\"T" : "GET");
         assert_string_equal(p.f[i + 1][1], "[::1]:5,5");

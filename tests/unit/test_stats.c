@@ -278,12 +278,13 @@ static void test_error_kinds_and_total_only(void **state)
 static void test_retried_attempt_counts_on_its_backend_only(void **state)
 {
     (void)state;
-    struct stats *s = stats_create(2, T0);
+    struct stats *s = stats_create(3, T0);
     uint64_t now = T0 + SEC;
-    stats_attempt_failed(s, 0, RECORD_CONNECT, now);
-    stats_attempt_failed(s, 0, RECORD_UPSTREAM_RESET, now);
-    stats_attempt_failed(s, 5, RECORD_CONNECT, now); /* unknown: ignored */
-    stats_attempt_failed(s, 1, RECORD_OK, now);      /* not an error */
+    stats_attempt_failed(s, 0, RECORD_CONNECT, 0, now);
+    stats_attempt_failed(s, 0, RECORD_UPSTREAM_RESET, 0, now);
+    stats_attempt_failed(s, 5, RECORD_CONNECT, 0, now); /* unknown: ignored */
+    stats_attempt_failed(s, 1, RECORD_OK, 200, now);    /* not an error */
+    stats_attempt_failed(s, 2, RECORD_OK, 503, now);    /* a 5xx retried */
     struct stats_counters c;
     stats_counters(s, 0, &c);
     assert_int_equal(c.requests, 0);
@@ -292,6 +293,9 @@ static void test_retried_attempt_counts_on_its_backend_only(void **state)
     assert_int_equal(c.err[STATS_ERR_RESET], 1);
     stats_counters(s, 1, &c);
     assert_int_equal(c.errors, 0);
+    stats_counters(s, 2, &c);
+    assert_int_equal(c.errors, 1);
+    assert_int_equal(c.err[STATS_ERR_HTTP_5XX], 1);
     stats_counters(s, STATS_TOTAL, &c);
     assert_int_equal(c.errors, 0);
     struct stats_window w;
