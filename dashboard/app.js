@@ -13,13 +13,14 @@ const $ = id => document.getElementById(id);
 
 const els = {
     rps: $('chart-rps'), share: $('chart-share'), lat: $('chart-lat'),
-    score: $('chart-score'), err: $('chart-err'),
+    score: $('chart-score'), err: $('chart-err'), flow: $('chart-flow'),
 };
 
 // Live series, aligned on `t` (unix seconds), one array per backend id.
 const live = {
     ids: [], t: [], requests: {}, errors: {}, p50: {}, p99: {}, score: {},
     share: {}, health: {}, healthAt: new Map(), snap: null,
+    flow: { retries: [], hedges: [], queue: [] },
 };
 const events = [];
 let view = 'live';           // 'live' | 'csv'
@@ -33,6 +34,7 @@ let retryMs = 1000;
 let retryTimer = null;
 
 const SERIES = ['requests', 'errors', 'p50', 'p99', 'score', 'share', 'health'];
+const FLOW = ['retries', 'hedges', 'queue'];
 
 function resetLive(ids) {
     live.ids = ids.slice();
@@ -42,10 +44,12 @@ function resetLive(ids) {
         live[k] = Object.fromEntries(ids.map(id => [id, []]));
     }
     for (const id of ids) backendColour(id);
+    live.flow = { retries: [], hedges: [], queue: [] };
 }
 
 function pushPoint(t, vals) {
     live.t.push(t);
+    for (const k of FLOW) live.flow[k].push(vals && vals.flow ? vals.flow[k] : null);
     let tot = 0;
     for (const id of live.ids) tot += vals ? vals.requests[id] || 0 : 0;
     const hs = live.healthAt.get(t);
@@ -65,11 +69,13 @@ function pushPoint(t, vals) {
 function truncate(n) {
     live.t.length = n;
     for (const k of SERIES) for (const id of live.ids) live[k][id].length = n;
+    for (const k of FLOW) live.flow[k].length = n;
 }
 
 function dropOldest(n) {
     live.t.splice(0, n);
     for (const k of SERIES) for (const id of live.ids) live[k][id].splice(0, n);
+    for (const k of FLOW) live.flow[k].splice(0, n);
     for (const t of live.healthAt.keys()) {
         if (t < live.t[0]) live.healthAt.delete(t);
     }
@@ -96,7 +102,11 @@ function mergeHistory(h, startT) {
     truncate(k);
     if (k > 0 && ts[i0] - live.t[k - 1] > 1) pushPoint(live.t[k - 1] + 1, null);
     for (let i = i0; i < ts.length; i++) {
-        const vals = { requests: {}, errors: {} };
+        const vals = { requests: {}, errors: {}, flow: {} };
+        for (const k of FLOW) {
+            const a = h.flow && h.flow[k];
+            vals.flow[k] = a && a[i] != null ? Number(a[i]) : null;
+        }
         for (const id of live.ids) {
             vals.requests[id] = col(h, 'requests', id, i) || 0;
             vals.errors[id] = col(h, 'errors', id, i) || 0;
@@ -166,7 +176,7 @@ function onSnapshot(s) {
 function liveView() {
     return { t: live.t, requests: live.requests, errors: live.errors,
              p50: live.p50, p99: live.p99, score: live.score,
-             share: live.share, health: live.health };
+             share: live.share, health: live.health, flow: live.flow };
 }
 
 function renderLive(rebuild) {
@@ -225,6 +235,7 @@ function renderLiveKpis(s) {
         (q.length ? ` ${unit('queued ' + fmtInt(q.length))}` : ''),
         (t.retry_budget_refused || 0) + (q.full || 0) + (q.timeouts || 0) > 0);
     $('kpi-retry').title =
+        `hedges ${fmtInt(t.hedges || 0)} (won ${fmtInt(t.hedge_wins || 0)}), ` +
         `per-try deadline ${fmtInt(t.per_try_retries || 0)}, ` +
         `5xx ${fmtInt(t.retries_5xx || 0)}, ` +
         `refused by the budget ${fmtInt(t.retry_budget_refused || 0)}; ` +
@@ -485,7 +496,8 @@ function showCsv(ms) {
 
     if (charts) charts.destroy();
     charts = new ChartSet(els, v.ids, { t: v.t, requests: v.requests,
-        errors: v.errors, p50: v.p50, p99: v.p99, share: v.share }, false);
+        errors: v.errors, p50: v.p50, p99: v.p99, share: v.share,
+        flow: v.flow }, false);
 }
 
 function showLive() {

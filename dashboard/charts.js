@@ -214,6 +214,35 @@ export function scoreChart(el, ids, view) {
     return c;
 }
 
+const FLOW_SERIES = [
+    ['retries', 'extra attempts/s', '#f5a623', false],
+    ['hedges', 'hedges/s', '#b083f0', false],
+    ['queue', 'queued', '#e5534b', true],
+];
+
+// What the retry machinery did each second: extra attempts and hedges
+// started, and the circuit breaker's queue length (sampled once a second;
+// the CSV view has no queue).
+export function flowChart(el, view) {
+    const o = baseOpts('per second / queued', fmtRate, zeroBased(1.2));
+    for (const [, label, colour, stepped] of FLOW_SERIES) {
+        o.series.push({
+            label, stroke: colour, width: stepped ? 1.5 : 1.75,
+            points: { show: false }, spanGaps: false,
+            paths: stepped ? uPlot.paths.stepped({ align: 1 }) : undefined,
+            fill: stepped ? alpha(colour, 0.12) : undefined,
+            value: (u, v) => (v == null ? '—' : fmtRate(v)),
+        });
+    }
+    return new Chart(el, o, flowData(view));
+}
+
+function flowData(view) {
+    const f = view.flow || {};
+    return [view.t, ...FLOW_SERIES.map(([k]) =>
+        f[k] || new Array(view.t.length).fill(null))];
+}
+
 const HEALTH_FILL = { ejected: '#f85149', down: '#8b949e', probing: '#d29922' };
 const LANE = 5;
 
@@ -272,6 +301,7 @@ export class ChartSet {
             err: errorChart(els.err, ids, this.ref),
         };
         if (withScore) this.charts.score = scoreChart(els.score, ids, view);
+        if (els.flow) this.charts.flow = flowChart(els.flow, view);
         this.els = els;
         this.view = view;
     }
@@ -285,6 +315,7 @@ export class ChartSet {
         c.lat.setData(c.lat.reshape(view));
         c.err.setData([view.t, ...ids.map(id => view.errors[id])]);
         if (c.score) c.score.setData(c.score.reshape(view));
+        if (c.flow) c.flow.setData(flowData(view));
     }
     // Switches one chart ('lat' or 'score') between linear and log axes.
     setLog(key, on) {
@@ -306,6 +337,10 @@ export class ChartSet {
                 out[key][id] = a.filter(x => x != null && x > 0).length;
             }
         }
+        // seconds the flow chart has a sample for (zeros count)
+        const f = v.flow || {};
+        out.flow = Object.fromEntries(['retries', 'hedges', 'queue'].map(k =>
+            [k, (f[k] || []).filter(x => x != null).length]));
         return out;
     }
     destroy() {

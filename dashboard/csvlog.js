@@ -63,6 +63,7 @@ export class CsvAggregator {
         this.backends = new Map();  // id -> {addr, n, err, reused, bytes}
         this.rows = 0;
         this.retries = 0;           // extra attempts, summed over rows
+        this.flow = new Map();      // second -> {retries, hedges}
         this.noBackend = { n: 0, err: 0 };
         this.errKinds = new Map();
         this.statuses = new Map();
@@ -91,7 +92,15 @@ export class CsvAggregator {
             const sec = this.second(r.timestamp);
             if (!isFinite(sec)) continue;
             this.rows++;
-            this.retries += parseInt(r.retries, 10) || 0;
+            const extra = parseInt(r.retries, 10) || 0;
+            this.retries += extra;
+            const hedged = r.hedge === 'won' || r.hedge === 'lost' ? 1 : 0;
+            if (extra || hedged) {
+                const f = this.flow.get(sec) || { retries: 0, hedges: 0 };
+                f.retries += extra;
+                f.hedges += hedged;
+                this.flow.set(sec, f);
+            }
             if (!this.mode && r.mode) this.mode = r.mode;
             if (!this.connModel && r.conn_model) this.connModel = r.conn_model;
             if (sec < this.minT) this.minT = sec;
@@ -139,7 +148,8 @@ export class CsvAggregator {
         const ids = [...this.backends.keys()].sort();
         const empty = () => Object.fromEntries(ids.map(id => [id, []]));
         const v = { ids, t: [], bucket: 1, requests: empty(), errors: empty(),
-                    p50: empty(), p99: empty(), share: empty() };
+                    p50: empty(), p99: empty(), share: empty(),
+                    flow: { retries: [], hedges: [], queue: [] } };
         const all = new Map(ids.map(id => [id, []]));
         const allLat = [];
         if (this.rows && isFinite(this.minT)) {
@@ -152,8 +162,10 @@ export class CsvAggregator {
             for (let s0 = this.minT; s0 <= this.maxT; s0 += step) {
                 const secs = Math.min(step, this.maxT - s0 + 1);
                 const per = new Map(ids.map(id => [id, { n: 0, err: 0, lat: [] }]));
-                let tot = 0;
+                let tot = 0, fr = 0, fh = 0;
                 for (let s = s0; s < s0 + secs; s++) {
+                    const f = this.flow.get(s);
+                    if (f) { fr += f.retries; fh += f.hedges; }
                     const m = this.buckets.get(s);
                     if (!m) continue;
                     for (const [id, c] of m) {
@@ -165,6 +177,9 @@ export class CsvAggregator {
                     }
                 }
                 v.t.push(s0);
+                v.flow.retries.push(fr / secs);
+                v.flow.hedges.push(fh / secs);
+                v.flow.queue.push(null); // the log does not see the queue
                 for (const id of ids) {
                     const c = per.get(id);
                     v.requests[id].push(c.n / secs);

@@ -73,6 +73,9 @@ struct stats_second {
     double p50_ms, p99_ms;
     bool has_score; /* false when stats_set_score was not called in it */
     double score;
+    /* the total series only: false when stats_set_flow was not called */
+    bool has_flow;
+    uint32_t retries, hedges, queue;
 };
 
 /* Creates stats for nbackends backends; NULL on ENOMEM (errno set). */
@@ -99,6 +102,11 @@ void stats_record(struct stats *s, const struct record *r, uint64_t now_us);
  * with RECORD_OK a status >= 500 (a 5xx retried elsewhere) counts. */
 void stats_attempt_failed(struct stats *s, size_t idx, int err, int status,
                           uint64_t now_us);
+/* Stores into the total series' current second what the retry machinery
+ * did: extra attempts and hedges started since the previous call, and the
+ * queue length now (the last call in a second wins). */
+void stats_set_flow(struct stats *s, uint32_t retries, uint32_t hedges,
+                    uint32_t queue, uint64_t now_us);
 /* Stores the selector score of backend idx into the current second (the
  * last call in a second wins). */
 void stats_set_score(struct stats *s, size_t idx, double score,

@@ -80,7 +80,8 @@ struct admin {
     struct admin_conn *conns;
     size_t nconns;
     llhttp_settings_t settings;
-    struct admin_buf render; /* scratch for rendered documents */
+    struct admin_buf render;            /* scratch for rendered documents */
+    uint64_t flow_retries, flow_hedges; /* the counters at the last tick */
     char vendor_root[PATH_MAX];
 };
 
@@ -648,6 +649,15 @@ static void on_tick(struct loop *loop, struct loop_timer *t)
         size_t n = balancer_count(b);
         for (size_t i = 0; i < n; i++)
             stats_set_score(a->src->stats, i, balancer_score(b, i, now), now);
+    }
+    if (a->src->stats) {
+        uint64_t r = a->src->retries ? *a->src->retries : 0;
+        uint64_t h = a->src->hedges ? *a->src->hedges : 0;
+        uint64_t q = a->src->queued_now ? *a->src->queued_now : 0;
+        stats_set_flow(a->src->stats, (uint32_t)(r - a->flow_retries),
+                       (uint32_t)(h - a->flow_hedges), (uint32_t)q, now);
+        a->flow_retries = r;
+        a->flow_hedges = h;
     }
     bool rendered = false;
     struct admin_conn *next;

@@ -227,6 +227,35 @@ static void json_errors(struct admin_buf *b, const struct stats_counters *c)
 
 enum hist_field { H_REQUESTS, H_ERRORS, H_P50, H_P99, H_SCORE };
 
+/* The history's "flow": per second, the extra attempts and hedges started
+ * and the queue length (sampled each second; null before sampling). */
+static void json_history_flow(struct admin_buf *b, const struct stats *st,
+                              uint64_t now_us)
+{
+    struct stats_second *t = malloc(STATS_HISTORY * sizeof(*t));
+    if (!t)
+        return;
+    stats_history(st, STATS_TOTAL, now_us, t);
+    static const char *const names[] = {"retries", "hedges", "queue"};
+    admin_buf_str(b, ",\"flow\":{");
+    for (int f = 0; f < 3; f++) {
+        admin_buf_printf(b, "%s\"%s\":[", f ? "," : "", names[f]);
+        for (size_t j = 0; j < STATS_HISTORY; j++) {
+            const struct stats_second *s = &t[j];
+            uint32_t x = f == 0 ? s->retries : f == 1 ? s->hedges : s->queue;
+            if (j)
+                admin_buf_str(b, ",");
+            if (s->has_flow)
+                json_u64(b, x);
+            else
+                admin_buf_str(b, "null");
+        }
+        admin_buf_str(b, "]");
+    }
+    admin_buf_str(b, "}");
+    free(t);
+}
+
 static void json_history_field(struct admin_buf *b, const char *name,
                                enum hist_field f, size_t n,
                                const struct bview *v,
@@ -401,6 +430,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_history_field(b, "p50_ms", H_P50, n, v, h);
     json_history_field(b, "p99_ms", H_P99, n, v, h);
     json_history_field(b, "score", H_SCORE, n, v, h);
+    json_history_flow(b, st, now_us);
     admin_buf_str(b, "}}");
 out:
     free(v);

@@ -24,6 +24,8 @@ struct slot {
     uint32_t lat_count;
     bool has_score;
     double score;
+    bool has_flow;
+    uint32_t retries, hedges, queue;
     uint32_t hist[STATS_BUCKETS];
 };
 
@@ -335,6 +337,16 @@ void stats_set_score(struct stats *s, size_t idx, double score, uint64_t now_us)
     sl->has_score = true;
 }
 
+void stats_set_flow(struct stats *s, uint32_t retries, uint32_t hedges,
+                    uint32_t queue, uint64_t now_us)
+{
+    struct slot *sl = slot_for_write(&s->series[s->n], now_us / 1000000u);
+    sl->has_flow = true;
+    sl->retries = retries;
+    sl->hedges = hedges;
+    sl->queue = queue;
+}
+
 /* ---- queries ---- */
 
 void stats_counters(const struct stats *s, size_t idx,
@@ -409,6 +421,10 @@ void stats_history(const struct stats *s, size_t idx, uint64_t now_us,
         o->errors = sl->errors;
         o->has_score = sl->has_score;
         o->score = sl->score;
+        o->has_flow = sl->has_flow;
+        o->retries = sl->retries;
+        o->hedges = sl->hedges;
+        o->queue = sl->queue;
         if (sl->lat_count == 0)
             continue;
         o->has_latency = true;

@@ -104,6 +104,16 @@ test('dashboard on the real lbproxy', { timeout: 58000 }, async t => {
                 els => els.map(e => e.textContent.trim()));
             for (const id of IDS) assert.ok(legend.includes(id), `legend ${legend}`);
             assert.ok(cov.requests.A > 0);
+            // the retries-and-queue chart has the seconds /api/stats sampled
+            await until('flow chart samples', async () => {
+                const c = await page.evaluate(() => window.lbDashboard.coverage());
+                return c.flow && c.flow.queue >= 2 && c.flow.retries >= 2;
+            }, within(8000), 250);
+            const flowLegend = await page.$$eval(
+                '#chart-flow .u-legend .u-series .u-label',
+                els => els.map(e => e.textContent.trim()));
+            assert.ok(flowLegend.includes('queued') &&
+                      flowLegend.includes('hedges/s'), `legend ${flowLegend}`);
         });
 
         await t.test('status table agrees with /api/stats under load', async () => {
@@ -201,6 +211,9 @@ test('dashboard on the real lbproxy', { timeout: 58000 }, async t => {
                 assert.ok(cov.requests[id] >= 1 && cov.p50[id] >= 1,
                           `CSV charts for ${id}: ${JSON.stringify(cov)}`);
             }
+            // from the log's retries and hedge columns; the log has no queue
+            assert.ok(cov.flow.retries >= 1 && cov.flow.queue === 0,
+                      `CSV flow: ${JSON.stringify(cov.flow)}`);
             assert.ok(await page.isHidden('#card-score'));
             assert.match(await page.textContent('#csv-title'), /browser_test\.csv/);
             await page.screenshot({ path: path.join(shotsDir, 'dashboard-csv.png'),

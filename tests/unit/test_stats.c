@@ -305,6 +305,29 @@ static void test_retried_attempt_counts_on_its_backend_only(void **state)
     stats_destroy(s);
 }
 
+static void test_flow_is_kept_per_second_on_the_total(void **state)
+{
+    (void)state;
+    struct stats *s = stats_create(2, T0);
+    uint64_t now = T0 + 5 * SEC;
+    stats_set_flow(s, 7, 2, 3, now);
+    stats_set_flow(s, 1, 0, 9, now + SEC);
+    struct stats_second h[STATS_HISTORY];
+    stats_history(s, STATS_TOTAL, now + 2 * SEC, h);
+    const struct stats_second *a = &h[STATS_HISTORY - 2];
+    const struct stats_second *b = &h[STATS_HISTORY - 1];
+    assert_true(a->has_flow && b->has_flow);
+    assert_int_equal(a->retries, 7);
+    assert_int_equal(a->hedges, 2);
+    assert_int_equal(a->queue, 3);
+    assert_int_equal(b->retries, 1);
+    assert_int_equal(b->queue, 9);
+    assert_false(h[STATS_HISTORY - 3].has_flow); /* never sampled */
+    stats_history(s, 0, now + SEC + 1, h);       /* a backend has none */
+    assert_false(h[STATS_HISTORY - 2].has_flow);
+    stats_destroy(s);
+}
+
 static void test_remap_keeps_matching_backends(void **state)
 {
     (void)state;
@@ -386,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_history_rotates_over_time),
         cmocka_unit_test(test_error_kinds_and_total_only),
         cmocka_unit_test(test_retried_attempt_counts_on_its_backend_only),
+        cmocka_unit_test(test_flow_is_kept_per_second_on_the_total),
         cmocka_unit_test(test_cumulative_duration),
         cmocka_unit_test(test_remap_keeps_matching_backends),
     };
