@@ -15,7 +15,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -41,7 +41,11 @@ callgrind-np: all
 hang: all
 	$(Q)$(PYTHON) scripts/bench/hang.py
 
-## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests) and hang.py (3-s runs, 1-s hang) produce their figures and leave nothing behind
+## budget: all three backends 10x slower at once under wrk -c100: extra attempts (hedges, retries) and req/s with hedging, without it and without the budget (DURATION= REPEAT=)
+budget: all
+	$(Q)$(PYTHON) scripts/bench/budget.py
+
+## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang) and budget.py (4-s runs) produce their figures and leave nothing behind
 $(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))
 
 ## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)
