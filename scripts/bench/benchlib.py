@@ -90,6 +90,10 @@ def _all_configs():
     out.append(Config("lb-ewma-fill-p", "lbproxy", "adaptive_ewma", True,
                       ["balancer.ewma_score=fill"],
                       "opt-in score: free workers first (docs/balancing.md)"))
+    out.append(Config("lb-ewma-nohedge-p", "lbproxy", "adaptive_ewma", True,
+                      ["retry.hedge=false"],
+                      "per-try deadlines cancel and retry instead of "
+                      "hedging (the default before hedges)"))
     if LBPROXY_BASE:
         for persistent, tail in ((True, "p"), (False, "np")):
             c = Config(f"base-rr-{tail}", "lbproxy", "round-robin", persistent,
@@ -118,7 +122,8 @@ CONFIGS = _all_configs()
 # The default matrix: every proxy, not the references (direct, relay) nor
 # opt-in variants (named explicitly in CONFIGS=).
 MATRIX = [n for n in CONFIGS
-          if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log")
+          if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log",
+                       "lb-ewma-nohedge-p")
           and not n.startswith("base-")]
 
 
