@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* What may be retried on another backend (the [retry] on key). */
 enum retry_on {
@@ -29,5 +30,12 @@ void retry_on_format(unsigned mask, char *buf, size_t len);
  * running while `active_requests` requests are in flight. */
 bool retry_budget_allows(unsigned active_requests, unsigned active_retries,
                          unsigned budget_percent, unsigned budget_min);
+
+/* The per-try deadline in ms for a backend whose latency tail is tail_us
+ * (0: no sample yet): factor x the tail, rounded up, within [min_ms,
+ * max_ms] (max_ms before the first sample); 0 (no per-try deadline) when
+ * min_ms is 0 or the deadline would not come before upstream_ms. */
+unsigned retry_per_try_ms(uint64_t tail_us, unsigned factor, unsigned min_ms,
+                          unsigned max_ms, unsigned upstream_ms);
 
 #endif

@@ -73,3 +73,16 @@ bool retry_budget_allows(unsigned active_requests, unsigned active_retries,
         allowed = budget_min;
     return active_retries < allowed;
 }
+
+unsigned retry_per_try_ms(uint64_t tail_us, unsigned factor, unsigned min_ms,
+                          unsigned max_ms, unsigned upstream_ms)
+{
+    if (min_ms == 0)
+        return 0;
+    uint64_t ms = tail_us ? (tail_us * factor + 999) / 1000 : max_ms;
+    if (ms < min_ms)
+        ms = min_ms;
+    if (ms > max_ms)
+        ms = max_ms;
+    return ms < upstream_ms ? (unsigned)ms : 0;
+}

@@ -180,13 +180,8 @@ unsigned attempt_per_try_ms(struct session *s)
         !(cfg->retry_on & RETRY_TIMEOUT))
         return 0;
     uint64_t tail = balancer_latency_tail_us(r->gen->bal, (size_t)r->backend);
-    uint64_t ms =
-        tail ? (tail * cfg->per_try_factor + 999) / 1000 : cfg->per_try_max_ms;
-    if (ms < cfg->per_try_min_ms)
-        ms = cfg->per_try_min_ms;
-    if (ms > cfg->per_try_max_ms)
-        ms = cfg->per_try_max_ms;
-    return ms < cfg->upstream_timeout_ms ? (unsigned)ms : 0;
+    return retry_per_try_ms(tail, cfg->per_try_factor, cfg->per_try_min_ms,
+                            cfg->per_try_max_ms, cfg->upstream_timeout_ms);
 }
 
 /* ---- the hedge ---- */

@@ -51,11 +51,29 @@ static void test_budget(void **state)
     assert_true(retry_budget_allows(4000000000u, 5, 100, 0));
 }
 
+static void test_per_try_deadline(void **state)
+{
+    (void)state;
+    /* factor x tail, rounded up to whole ms */
+    assert_int_equal(retry_per_try_ms(30000, 4, 50, 1000, 30000), 120);
+    assert_int_equal(retry_per_try_ms(30001, 4, 50, 1000, 30000), 121);
+    /* the floor and the ceiling */
+    assert_int_equal(retry_per_try_ms(2000, 4, 50, 1000, 30000), 50);
+    assert_int_equal(retry_per_try_ms(900000, 4, 50, 1000, 30000), 1000);
+    /* no sample yet: the ceiling */
+    assert_int_equal(retry_per_try_ms(0, 4, 50, 1000, 30000), 1000);
+    /* off, and never at or past upstream_ms */
+    assert_int_equal(retry_per_try_ms(30000, 4, 0, 1000, 30000), 0);
+    assert_int_equal(retry_per_try_ms(30000, 4, 50, 1000, 120), 0);
+    assert_int_equal(retry_per_try_ms(30000, 4, 50, 1000, 121), 120);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_on_words),
         cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_per_try_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
