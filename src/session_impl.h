@@ -247,8 +247,14 @@ enum hedge_event hedge_io(struct session *s, unsigned events);
  * (the first attempt goes on). */
 bool hedge_timeout(struct session *s);
 /* Ends a running hedge without a sample (the first attempt answered, or
- * the request ended); its connection is closed, never pooled. */
+ * the request ended); its connection is closed, never pooled.  Callers
+ * use hedge_end_if, which costs a test when no hedge runs. */
 void hedge_cancel(struct session *s);
+static inline void hedge_end_if(struct session *s)
+{
+    if (s->req && s->req->hedging)
+        hedge_cancel(s);
+}
 /* The hedge becomes the request's attempt: its connection, the bytes it
  * read, its backend and deadline move to the upstream half (the caller
  * ended the first attempt).  True when its connect is still under way. */

@@ -221,7 +221,7 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
         attempt_note_failed(s, record_error_of(outcome));
         return take_hedge(s);
     }
-    hedge_cancel(s); /* upstream_ms passed: it waited as long */
+    hedge_end_if(s); /* upstream_ms passed: it waited as long */
     bool can_resend = !r->ub_discarded;
     /* The classic keep-alive race: a pooled connection closed by the
      * backend just as we reused it.  Retry once on a fresh connection. */
@@ -543,7 +543,7 @@ enum step uside_response(struct session *s)
             enum step st = parse_head(s);
             if (st != STEP_HEAD)
                 return st;
-            hedge_cancel(s); /* this attempt's head came first */
+            hedge_end_if(s); /* this attempt's head came first */
         }
         enum step st = r->resp.interim ? relay_interim(s) : final_head(s);
         if (st != STEP_MOVED || u->msg == HALF_HEAD)
@@ -727,7 +727,7 @@ static void end_exchange(struct session *s)
 void uside_done(struct session *s)
 {
     struct request *r = s->req;
-    hedge_cancel(s);
+    hedge_end_if(s);
     attempt_leave_budget(s);
     if (r->in_flight)
         attempt_observe(s, r->status >= 500 || r->status == 429
@@ -739,7 +739,7 @@ void uside_done(struct session *s)
 
 void uside_abort(struct session *s, enum record_error err)
 {
-    hedge_cancel(s);
+    hedge_end_if(s);
     if (s->req)
         attempt_leave_budget(s);
     if (s->req && s->req->in_flight) {
