@@ -8,7 +8,17 @@
 RELAY := $(BUILD)/bench/relay
 export RELAY
 
-all: $(RELAY)
+# The open-loop generator (scripts/bench/openloop.c) on the project's event
+# loop: Poisson arrivals at a fixed rate, latency from the intended time.
+OPENLOOP := $(BUILD)/bench/openloop
+export OPENLOOP
+
+all: $(RELAY) $(OPENLOOP)
+
+$(OPENLOOP): scripts/bench/openloop.c $(LIBLB)
+	@mkdir -p $(dir $@)
+	$(call E,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLB) $(LDLIBS)
 
 $(RELAY): scripts/bench/relay.c
 	@mkdir -p $(dir $@)
