@@ -25,7 +25,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -50,6 +50,10 @@ callgrind-np: all
 ## hang: one of three exp:2ms backends SIGSTOPped for 6 s under wrk -c100: max latency, errors, req/s vs no fault (DURATION= HANG_START= HANG_LEN= REPEAT= CONFIGS=)
 hang: all
 	$(Q)$(PYTHON) scripts/bench/hang.py
+
+## openbench: open-loop load (Poisson arrivals at OFFERED= fractions of the capacity bound, or req/s): p50..p99.9 per configuration and a p99-vs-load plot (SCENARIOS= CONFIGS= DURATION=); --check-mmk compares the generator with M/M/8
+openbench: all $(OPENLOOP)
+	$(Q)$(PYTHON) scripts/bench/openbench.py
 
 ## budget: all three backends 10x slower at once under wrk -c100: extra attempts (hedges, retries) and req/s with hedging, without it and without the budget (DURATION= REPEAT=)
 budget: all
