@@ -41,6 +41,7 @@ struct record {
     bool reused;              /* upstream connection came from the pool */
     unsigned retries;
     enum record_error error;
+    const char *request_id; /* X-Request-Id sent upstream; NULL: none */
 };
 
 #endif

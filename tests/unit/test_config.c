@@ -408,9 +408,9 @@ static const struct bad_case bad_cases[] = {
     {"[backends]\nA = 127.0.0.1:80, weight=x\n", ":2: [backends] A",
      "weight=N"},
     {"[backends]\nA = 127.0.0.1:80, colour=red\n", ":2: [backends] A",
-     "ADDR:PORT[, weight=N]"},
+     "ADDR:PORT|unix:PATH[, weight=N]"},
     {"[backends]\nA = 127.0.0.1:80, id=B\n", ":2: [backends] A",
-     "ADDR:PORT[, weight=N]"},
+     "ADDR:PORT|unix:PATH[, weight=N]"},
     {"[backends]\na/b = 127.0.0.1:80\n", ":2: [backends] a/b",
      "expected an id"},
     {"[proxy]\ndashboard_dir = "

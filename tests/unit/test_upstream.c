@@ -86,7 +86,8 @@ static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
 static struct upstream_conn *connect_one(struct fixture *f)
 {
     struct upstream_conn *uc = NULL;
-    enum upstream_connect_result r = upstream_connect(f->up, 0, true, &uc);
+    enum upstream_connect_result r =
+        upstream_connect(f->up, 0, true, NULL, 0, &uc);
     assert_true(r == UPSTREAM_CONNECTED || r == UPSTREAM_IN_PROGRESS);
     f->peers[f->npeers++] = accept(f->lfd, NULL, NULL);
     uc->io.fn = on_io;
