@@ -52,27 +52,37 @@ bool reqid_sane(const char *s, size_t n)
     return true;
 }
 
-void reqid_generate(char out[REQID_UUID_LEN + 1])
+/* Two hex digits per byte value, made once: an id is then 16 two-byte
+ * copies (the hot path: about 100 instructions for the whole id). */
+static char hex_pairs[256][2];
+
+static void hex_pairs_init(void)
 {
     static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 256; i++) {
+        hex_pairs[i][0] = hex[i >> 4];
+        hex_pairs[i][1] = hex[i & 15];
+    }
+}
+
+void reqid_generate(char out[REQID_UUID_LEN + 1])
+{
+    /* where each of the 16 bytes goes in "8-4-4-4-12" */
+    static const uint8_t at[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                   19, 21, 24, 26, 28, 30, 32, 34};
     if (!seeded)
         seed_once();
+    if (hex_pairs[0][0] == '\0')
+        hex_pairs_init();
     uint64_t hi = next64(), lo = next64();
     hi = (hi & ~0xf000ull) | 0x4000ull;       /* version 4 */
     lo = (lo & ~(3ull << 62)) | (2ull << 62); /* variant 10 */
-    uint8_t b[16];
     for (int i = 0; i < 8; i++) {
-        b[i] = (uint8_t)(hi >> (56 - 8 * i));
-        b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+        memcpy(out + at[i], hex_pairs[(hi >> (56 - 8 * i)) & 0xff], 2);
+        memcpy(out + at[8 + i], hex_pairs[(lo >> (56 - 8 * i)) & 0xff], 2);
     }
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            *p++ = '-';
-        *p++ = hex[b[i] >> 4];
-        *p++ = hex[b[i] & 0xf];
-    }
-    *p = '\0';
+    out[8] = out[13] = out[18] = out[23] = '-';
+    out[REQID_UUID_LEN] = '\0';
 }
 
 size_t reqid_assign(const struct http_head *h, char out[REQID_MAX + 1])
