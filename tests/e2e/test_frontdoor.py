@@ -20,6 +20,7 @@ import pytest
 from conftest import LBBACKEND, LBPROXY
 from httpc import Conn, read_response
 from lbtest import free_port, wait_port, wait_until
+from rawbackend import RawBackend
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
                    r"-[0-9a-f]{12}$")
@@ -353,103 +354,62 @@ def test_proxy_protocol_refusals_leave_other_clients_alone(procs, tmp_path):
 
 # --------------------------------------------- send_proxy, towards backends
 
+def read_proxy_header(conn):
+    """A RawBackend preamble: the PROXY header a connection starts with, as
+    text ("PROXY TCP4 ...", "v2 SRC DST SPORT DPORT", "v2 LOCAL")."""
+    buf = b""
+    while len(buf) < 16:
+        d = conn.recv(4096)
+        if not d:
+            raise OSError("closed before a PROXY header")
+        buf += d
+    if buf.startswith(b"PROXY "):
+        while b"\r\n" not in buf:
+            buf += conn.recv(4096)
+        line, buf = buf.split(b"\r\n", 1)
+        return line.decode(), buf
+    assert buf.startswith(V2_SIG), buf[:16]
+    n = 16 + struct.unpack("!H", buf[14:16])[0]
+    while len(buf) < n:
+        buf += conn.recv(4096)
+    hdr, buf = buf[:n], buf[n:]
+    if hdr[12] == 0x20:
+        return "v2 LOCAL", buf
+    fam, alen = {0x11: (socket.AF_INET, 4), 0x21: (socket.AF_INET6, 16)}[
+        hdr[13]]
+    a = hdr[16:]
+    src = socket.inet_ntop(fam, a[:alen])
+    dst = socket.inet_ntop(fam, a[alen:2 * alen])
+    sp, dp = struct.unpack("!HH", a[2 * alen:2 * alen + 4])
+    return f"v2 {src} {dst} {sp} {dp}", buf
+
+
 class ProxyProtoBackend:
-    """A TCP backend that reads a PROXY header at the start of each
-    connection, then answers keep-alive GETs with that header's text."""
+    """A RawBackend whose connections start with a PROXY header; it answers
+    every request with that header's text and records, per connection, the
+    header and the paths that followed it."""
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []  # [header text, [request paths]]
         self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.conns = {}  # conn_no -> (header text, [paths])
+        self.raw = RawBackend(self._respond, preamble=read_proxy_header)
+        self.port = self.raw.port
 
-    @staticmethod
-    def _read_header(conn, buf):
-        while len(buf) < 16:
-            d = conn.recv(4096)
-            if not d:
-                return None, buf
-            buf += d
-        if buf.startswith(b"PROXY "):
-            while b"\r\n" not in buf:
-                buf += conn.recv(4096)
-            line, buf = buf.split(b"\r\n", 1)
-            return line.decode(), buf
-        assert buf.startswith(V2_SIG), buf[:16]
-        n = 16 + struct.unpack("!H", buf[14:16])[0]
-        while len(buf) < n:
-            buf += conn.recv(4096)
-        hdr, buf = buf[:n], buf[n:]
-        cmd, fam = hdr[12], hdr[13]
-        if cmd == 0x20:
-            return "v2 LOCAL", buf
-        if fam == 0x11:
-            src, dst = socket.inet_ntop(socket.AF_INET, hdr[16:20]), \
-                socket.inet_ntop(socket.AF_INET, hdr[20:24])
-            sp, dp = struct.unpack("!HH", hdr[24:28])
-        elif fam == 0x21:
-            src, dst = socket.inet_ntop(socket.AF_INET6, hdr[16:32]), \
-                socket.inet_ntop(socket.AF_INET6, hdr[32:48])
-            sp, dp = struct.unpack("!HH", hdr[48:52])
-        else:
-            return f"v2 family {fam:#x}", buf
-        return f"v2 {src} {dst} {sp} {dp}", buf
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._conn, args=(conn,),
-                             daemon=True).start()
-
-    def _conn(self, conn):
-        conn.settimeout(10)
-        try:
-            hdr, buf = self._read_header(conn, b"")
-            if hdr is None:
-                return
-            rec = [hdr, []]
-            with self.lock:
-                self.conns.append(rec)
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = conn.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                path = head.split(b" ")[1].decode()
-                with self.lock:
-                    rec[1].append(path)
-                body = hdr.encode()
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
-                             % len(body) + body)
-                if b"connection: close" in head.lower():
-                    return
-        except (OSError, AssertionError):
-            return
-        finally:
-            conn.close()
+    def _respond(self, conn_no, req_no, head, body):
+        hdr = self.raw.preambles[conn_no]
+        with self.lock:
+            self.conns.setdefault(conn_no, (hdr, []))[1].append(
+                head.split(" ")[1])
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(hdr), hdr.encode())
 
     def records(self, without=None):
         with self.lock:
-            return [(h, list(p)) for h, p in self.conns
+            return [(h, list(p)) for _, (h, p) in sorted(self.conns.items())
                     if without is None or without not in p]
 
     def close(self):
-        self.stopping = True
-        self.sock.close()
+        self.raw.close()
 
 
 @pytest.fixture

@@ -43,6 +43,17 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t n)
     }
 }
 
+/* The header's source and destination, as "ip:port" / "[ip6]:port". */
+static void assert_addrs(const struct proxyproto_hdr *h, const char *src,
+                         const char *dst)
+{
+    char a[64];
+    addr_text(&h->src, a, sizeof(a));
+    assert_string_equal(a, src);
+    addr_text(&h->dst, a, sizeof(a));
+    assert_string_equal(a, dst);
+}
+
 /* Every proper prefix of a valid header is "more", never invalid. */
 static void assert_prefixes_more(const uint8_t *b, size_t len)
 {
@@ -58,24 +69,17 @@ static void test_v1_valid(void **state)
 {
     (void)state;
     struct proxyproto_hdr h;
-    char a[64];
     const char *l4 = "PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nGET /";
     int n = parse_str(l4, &h);
     assert_int_equal(n, (int)(strchr(l4, '\n') - l4) + 1);
     assert_int_equal(h.version, 1);
     assert_true(h.has_addr);
-    addr_text(&h.src, a, sizeof(a));
-    assert_string_equal(a, "203.0.113.7:56324");
-    addr_text(&h.dst, a, sizeof(a));
-    assert_string_equal(a, "192.0.2.1:443");
+    assert_addrs(&h, "203.0.113.7:56324", "192.0.2.1:443");
     assert_prefixes_more((const uint8_t *)l4, (size_t)n);
 
     const char *l6 = "PROXY TCP6 2001:db8::1 ::1 0 65535\r\n";
     assert_int_equal(parse_str(l6, &h), (int)strlen(l6));
-    addr_text(&h.src, a, sizeof(a));
-    assert_string_equal(a, "[2001:db8::1]:0");
-    addr_text(&h.dst, a, sizeof(a));
-    assert_string_equal(a, "[::1]:65535");
+    assert_addrs(&h, "[2001:db8::1]:0", "[::1]:65535");
 
     assert_int_equal(parse_str("PROXY UNKNOWN\r\n", &h), 15);
     assert_false(h.has_addr);
@@ -160,17 +164,13 @@ static void test_v2_valid(void **state)
     (void)state;
     struct proxyproto_hdr h;
     uint8_t b[PROXYPROTO_MAX + 64];
-    char a[64];
     size_t n = v2(b, 0x21, 0x11, 12);
     memcpy(b + 16, "\xcb\x00\x71\x07\xc0\x00\x02\x01\xdc\x04\x01\xbb", 12);
     memcpy(b + n, "GET", 3);
     assert_int_equal(proxyproto_parse(b, n + 3, &h), (int)n);
     assert_int_equal(h.version, 2);
     assert_true(h.has_addr);
-    addr_text(&h.src, a, sizeof(a));
-    assert_string_equal(a, "203.0.113.7:56324");
-    addr_text(&h.dst, a, sizeof(a));
-    assert_string_equal(a, "192.0.2.1:443");
+    assert_addrs(&h, "203.0.113.7:56324", "192.0.2.1:443");
     assert_prefixes_more(b, n);
 
     /* IPv6 with TLVs after the addresses: skipped */
@@ -183,26 +183,21 @@ static void test_v2_valid(void **state)
     b[50] = 0; /* dport 80 */
     b[51] = 80;
     assert_int_equal(proxyproto_parse(b, n, &h), (int)n);
-    addr_text(&h.src, a, sizeof(a));
-    assert_string_equal(a, "[::9]:8080");
-    addr_text(&h.dst, a, sizeof(a));
-    assert_string_equal(a, "[::1]:80");
+    assert_addrs(&h, "[::9]:8080", "[::1]:80");
 
     /* LOCAL (health checks of the balancer in front): no address, even
-     * with one in the block */
-    n = v2(b, 0x20, 0x00, 0);
-    assert_int_equal(proxyproto_parse(b, n, &h), 16);
-    assert_false(h.has_addr);
-    n = v2(b, 0x20, 0x11, 12);
-    assert_int_equal(proxyproto_parse(b, n, &h), 28);
-    assert_false(h.has_addr);
-    /* PROXY over UNSPEC or a Unix socket: valid, no address to use */
-    n = v2(b, 0x21, 0x00, 0);
-    assert_int_equal(proxyproto_parse(b, n, &h), 16);
-    assert_false(h.has_addr);
-    n = v2(b, 0x21, 0x31, 216);
-    assert_int_equal(proxyproto_parse(b, n, &h), 232);
-    assert_false(h.has_addr);
+     * with one in the block; PROXY over UNSPEC or a Unix socket: valid, no
+     * address to use */
+    const struct {
+        uint8_t cmd, fam;
+        size_t alen;
+    } none[] = {
+        {0x20, 0x00, 0}, {0x20, 0x11, 12}, {0x21, 0x00, 0}, {0x21, 0x31, 216}};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        n = v2(b, none[i].cmd, none[i].fam, none[i].alen);
+        assert_int_equal(proxyproto_parse(b, n, &h), (int)n);
+        assert_false(h.has_addr);
+    }
     /* the largest header we take */
     n = v2(b, 0x21, 0x11, PROXYPROTO_MAX - 16);
     assert_int_equal(proxyproto_parse(b, n, &h), PROXYPROTO_MAX);
@@ -265,7 +260,7 @@ static void test_build_round_trip(void **state)
     inet_pton(AF_INET6, "::1", &d6.sin6_addr);
     const struct sockaddr *S4 = (const void *)&s4, *D4 = (const void *)&d4;
     const struct sockaddr *S6 = (const void *)&s6, *D6 = (const void *)&d6;
-    char t[PROXYPROTO_V1_MAX + 1], a[64];
+    char t[PROXYPROTO_V1_MAX + 1];
     uint8_t b[64];
     struct proxyproto_hdr h;
 
@@ -284,15 +279,11 @@ static void test_build_round_trip(void **state)
     assert_int_equal(n, 28);
     assert_int_equal(proxyproto_parse(b, (size_t)n, &h), 28);
     assert_true(h.has_addr);
-    addr_text(&h.src, a, sizeof(a));
-    assert_string_equal(a, "203.0.113.7:5555");
-    addr_text(&h.dst, a, sizeof(a));
-    assert_string_equal(a, "127.0.0.1:9090");
+    assert_addrs(&h, "203.0.113.7:5555", "127.0.0.1:9090");
     n = proxyproto_build_v2(b, sizeof(b), S6, D6);
     assert_int_equal(n, 52);
     assert_int_equal(proxyproto_parse(b, (size_t)n, &h), 52);
-    addr_text(&h.src, a, sizeof(a));
-    assert_string_equal(a, "[2001:db8::7]:1");
+    assert_addrs(&h, "[2001:db8::7]:1", "[::1]:65535");
     n = proxyproto_build_v2(b, sizeof(b), NULL, NULL); /* LOCAL */
     assert_int_equal(n, 16);
     assert_int_equal(b[12], 0x20);
