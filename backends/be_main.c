@@ -61,7 +61,10 @@ int main(int argc, char **argv)
     if (opts.verbose >= 1) {
         char port[8], addr[NET_ADDRSTRLEN];
         snprintf(port, sizeof(port), "%d", be_server_port(srv));
-        net_join(addr, sizeof(addr), opts.listen_address, port);
+        if (opts.unix_path[0])
+            snprintf(addr, sizeof(addr), "unix:%s", opts.unix_path);
+        else
+            net_join(addr, sizeof(addr), opts.listen_address, port);
         fprintf(stderr,
                 "lbbackend %s listening on %s profile %s, %d phase(s), "
                 "workers %d\n",

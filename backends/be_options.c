@@ -14,6 +14,8 @@ const char be_options_usage[] =
     "usage: lbbackend [options]\n"
     "  --port N               listen port (default 8081)\n"
     "  --listen-address ADDR  IPv4 or IPv6 address (default 127.0.0.1)\n"
+    "  --unix PATH            listen on a Unix stream socket instead of TCP\n"
+    "                         (a stale socket file there is replaced)\n"
     "  --id ID                X-Backend-Id header and body text (default A)\n"
     "  --profile P            fixed:10ms | uniform:5ms-15ms | exp:10ms |\n"
     "                         lognormal:MEDIAN,SIGMA | bimodal:FAST,SLOW,P\n"
@@ -131,6 +133,9 @@ int be_options_set(struct be_options *o, const char *key, const char *value,
         o->port = (int)n;
     } else if (is_key(key, "listen_address")) {
         if (copy_str(o->listen_address, sizeof(o->listen_address), v) < 0)
+            goto bad;
+    } else if (is_key(key, "unix")) {
+        if (copy_str(o->unix_path, sizeof(o->unix_path), v) < 0)
             goto bad;
     } else if (is_key(key, "id")) {
         /* The id goes into a header: keep it to visible characters. */

@@ -13,6 +13,7 @@
 struct be_options {
     char listen_address[64];
     int port;
+    char unix_path[108]; /* listen on this Unix socket instead ("": TCP) */
     char id[64];
     struct be_profile profile; /* in effect before the first phase */
     struct be_phase phases[BE_MAX_PHASES]; /* sorted by at_us */

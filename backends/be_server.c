@@ -150,13 +150,16 @@ struct be_server *be_server_create(struct loop *loop,
         }
     }
     struct net_addr sa;
-    if (net_parse_ip(o->listen_address, (unsigned)o->port, &sa, err, errlen) <
-        0)
+    char spec[sizeof(o->unix_path) + 8];
+    snprintf(spec, sizeof(spec), "unix:%s", o->unix_path);
+    if (o->unix_path[0] ? net_parse(spec, &sa, err, errlen) < 0
+                        : net_parse_ip(o->listen_address, (unsigned)o->port,
+                                       &sa, err, errlen) < 0)
         goto fail;
     s->lio.fd = net_listen(&sa, BE_BACKLOG, err, errlen);
     if (s->lio.fd < 0)
         goto fail;
-    s->port = net_local_port(s->lio.fd);
+    s->port = o->unix_path[0] ? 0 : net_local_port(s->lio.fd);
     s->lio.fn = on_accept;
     s->lio.ctx = s;
     if (loop_io_add(loop, &s->lio, s->lio.fd, LOOP_READ) < 0) {

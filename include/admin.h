@@ -39,6 +39,9 @@ struct admin_sources {
     /* the circuit breaker's queue (the session module's); NULL: 0 */
     const uint64_t *queued_now, *queued_total, *queue_full, *queue_timeouts,
         *queue_wait_us;
+    /* PROXY protocol headers accepted and connections refused for want
+     * of one (the proxyaccept module's); NULL: 0 */
+    const uint64_t *proxy_accepted, *proxy_refused;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -16,12 +16,26 @@
 #define CONFIG_DEFAULT_FILE "config/lbproxy.ini"
 #define LBPROXY_VERSION "0.1.0"
 
+/* The PROXY protocol header written on each new upstream connection. */
+enum config_send_proxy {
+    CONFIG_SEND_PROXY_OFF,
+    CONFIG_SEND_PROXY_V1,
+    CONFIG_SEND_PROXY_V2,
+};
+
 struct config_backend {
     char id[32];   /* "A", "B", ... (default: letters in order) */
     char host[64]; /* numeric IPv4/IPv6 address or name */
     char port[8];
+    /* a "unix:PATH" backend: the socket path (host and port empty); ""
+     * for a TCP backend */
+    char unix_path[108];
     unsigned weight;
 };
+
+/* The backend's address as text: "host:port", "[v6]:port" or "unix:PATH".
+ * Returns 0, or -1 when buf is too small (128 bytes always suffice). */
+int config_backend_addr(const struct config_backend *b, char *buf, size_t len);
 
 struct config {
     char listen[128]; /* "127.0.0.1:9090" */
@@ -31,6 +45,12 @@ struct config {
     char log_path[256];      /* "" = logs/<mode>_<model>.csv, "off" = none */
     char dashboard_dir[256]; /* "dashboard" */
     char logs_dir[256];      /* directory served under /logs/ ("logs") */
+
+    /* the front door (docs/configuration.md) */
+    bool request_id;      /* keep a sane X-Request-Id or make one */
+    bool request_id_echo; /* ... and send it back in the response */
+    bool proxy_protocol;  /* the listener expects a PROXY v1/v2 header */
+    int send_proxy;       /* enum config_send_proxy: header towards backends */
 
     struct config_backend backends[CONFIG_MAX_BACKENDS];
     size_t nbackends;

@@ -37,6 +37,7 @@ enum http_hdr {
     HH_X_FORWARDED_FOR,
     HH_X_FORWARDED_PROTO,
     HH_VIA,
+    HH_X_REQUEST_ID,
 };
 
 /* Hop-by-hop fields (RFC 9110 7.6.1; Content-Length and Transfer-Encoding
@@ -87,6 +88,11 @@ struct http_request {
     uint64_t content_length;
     bool expect_continue;
     bool idempotent;
+    /* NULL after the check; the caller may then set the request id sent
+     * upstream in place of every X-Request-Id field (NULL: those fields
+     * pass on unchanged). */
+    const char *request_id;
+    size_t request_id_len;
     struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
     unsigned nconn_tokens;
 };
@@ -102,8 +108,9 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
 /* Builds the head sent upstream from the parsed fields: request line,
  * end-to-end headers (hop-by-hop ones and those named in Connection
  * removed, Expect dropped), X-Forwarded-For with client_ip appended,
- * X-Forwarded-Proto, Via, framing (Content-Length or chunked) and
- * "Connection: close" when close_upstream.  Returns the length written, or
+ * X-Forwarded-Proto, Via, X-Request-Id when req->request_id is set,
+ * framing (Content-Length or chunked) and "Connection: close" when
+ * close_upstream.  Returns the length written, or
  * -1 if it does not fit in cap. */
 int http_build_request_head(char *out, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
@@ -122,6 +129,10 @@ struct http_response {
     int status; /* 0 = acceptable, else 502 */
     const char *error;
     enum http_body_mode mode;
+    /* NULL after the check; the caller may then set a request id echoed to
+     * the client in place of the backend's X-Request-Id fields. */
+    const char *request_id;
+    size_t request_id_len;
     struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
     unsigned nconn_tokens;
     bool upstream_keep_alive; /* the backend allows reuse */
@@ -144,7 +155,8 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
 /* Builds the response head sent to the client.  keep_alive says whether
  * the client connection persists.  For an interim response (resp->interim)
  * it writes the 1xx as an HTTP/1.1 client reads it: end-to-end headers and
- * Via, no framing or Connection header.  Returns the length, or -1 if it
+ * Via, no framing or Connection header.  X-Request-Id is echoed on the
+ * final response when resp->request_id is set.  Returns the length, or -1 if it
  * does not fit. */
 int http_build_response_head(char *out, size_t cap, const llhttp_t *p,
                              const struct http_head *h,

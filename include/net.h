@@ -1,8 +1,10 @@
 /*
- * net: TCP socket set-up and address text.  Listen, non-blocking connect,
- * and the one textual form of an address used everywhere: "1.2.3.4:80" for
- * IPv4, "[::1]:80" for IPv6 (RFC 3986 brackets).  Hosts are numeric (no
- * name resolution, so nothing here blocks), except that "localhost" means
+ * net: stream socket set-up and address text.  Listen, non-blocking
+ * connect, and the one textual form of an address used everywhere:
+ * "1.2.3.4:80" for IPv4, "[::1]:80" for IPv6 (RFC 3986 brackets),
+ * "unix:/run/app.sock" for a Unix-domain stream socket (a path of at most
+ * NET_UNIX_PATH_MAX bytes, no abstract names).  Hosts are numeric (no name
+ * resolution, so nothing here blocks), except that "localhost" means
  * 127.0.0.1.
  *
  * Errors are reported one way, as in Redis anet.c: the function returns -1
@@ -16,8 +18,11 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* Longest text net_format writes: "[" IPv6 "]:" port, and the NUL. */
-#define NET_ADDRSTRLEN (46 + 8)
+/* Longest path of a "unix:" address (sun_path less its NUL). */
+#define NET_UNIX_PATH_MAX 107
+/* Longest text net_format writes: "unix:" and a path (longer than "["
+ * IPv6 "]:" port), and the NUL. */
+#define NET_ADDRSTRLEN (5 + NET_UNIX_PATH_MAX + 1)
 
 /* An address of either family, ready for bind() or connect(). */
 struct net_addr {
@@ -25,9 +30,9 @@ struct net_addr {
     socklen_t len;
 };
 
-/* Parses "HOST:PORT" (IPv4 or "localhost") or "[IPv6]:PORT" into a; port
- * 0..65535 (0 asks the kernel for one when listening).  Returns 0, or -1
- * (errno EINVAL) with a message in err. */
+/* Parses "HOST:PORT" (IPv4 or "localhost"), "[IPv6]:PORT" or "unix:PATH"
+ * into a; port 0..65535 (0 asks the kernel for one when listening).
+ * Returns 0, or -1 (errno EINVAL) with a message in err. */
 int net_parse(const char *spec, struct net_addr *a, char *err, size_t errlen);
 
 /* Like net_parse for a host and a port given apart: host is an IPv4 or IPv6
@@ -36,9 +41,10 @@ int net_parse(const char *spec, struct net_addr *a, char *err, size_t errlen);
 int net_parse_ip(const char *host, unsigned port, struct net_addr *a, char *err,
                  size_t errlen);
 
-/* Writes "1.2.3.4:80" or "[::1]:80" for an AF_INET/AF_INET6 address into
- * buf (NET_ADDRSTRLEN is always enough).  Returns 0, or -1 with "unknown" in
- * buf (when len allows) for another family or a buffer too small. */
+/* Writes "1.2.3.4:80", "[::1]:80" or "unix:/path" for an AF_INET, AF_INET6
+ * or AF_UNIX address into buf (NET_ADDRSTRLEN is always enough).  Returns 0, or
+ * -1 with "unknown" in buf (when len allows) for another family or a buffer too
+ * small. */
 int net_format(const struct sockaddr *sa, char *buf, size_t len);
 
 /* The address alone, "1.2.3.4" or "::1" (no brackets, no port); same
@@ -50,6 +56,9 @@ int net_format_ip(const struct sockaddr *sa, char *buf, size_t len);
  * small (buf then holds a truncated string). */
 int net_join(char *buf, size_t len, const char *host, const char *port);
 
+/* True for a "unix:" address (AF_UNIX): no port, no TCP options. */
+int net_is_unix(const struct net_addr *a);
+
 /* The port of an AF_INET/AF_INET6 address, or -1 for another family. */
 int net_port(const struct sockaddr *sa);
 
@@ -57,9 +66,11 @@ int net_port(const struct sockaddr *sa);
  * set. */
 int net_local_port(int fd);
 
-/* A listening TCP socket on a: SO_REUSEADDR, non-blocking, close-on-exec
- * (IPV6_V6ONLY is left at the system default).  Returns the fd, or -1 with
- * errno kept and "listen on ADDR: reason" in err. */
+/* A listening stream socket on a: SO_REUSEADDR, non-blocking,
+ * close-on-exec (IPV6_V6ONLY is left at the system default).  For a
+ * "unix:" address a stale socket file at the path (one nobody listens on)
+ * is removed first; any other file there is an error.  Returns the fd, or -1
+ * with errno kept and "listen on ADDR: reason" in err. */
 int net_listen(const struct net_addr *a, int backlog, char *err, size_t errlen);
 
 /* net_parse then net_listen: the fd, or -1 with a message in err. */

@@ -49,6 +49,7 @@ struct record {
     unsigned retries;
     enum record_error error;
     enum record_hedge hedge;
+    const char *request_id; /* X-Request-Id sent upstream; NULL: none */
 };
 
 #endif

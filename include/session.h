@@ -72,10 +72,12 @@ int session_ctx_init(struct session_ctx *ctx, size_t buf_size);
 /* Frees what session_ctx_init made (at exit, after session_close_all). */
 void session_ctx_cleanup(struct session_ctx *ctx);
 
-/* Takes ownership of an accepted, non-blocking socket.  Returns 0, or -1
+/* Takes ownership of an accepted, non-blocking socket from client sa (the
+ * peer, or the source a PROXY header named) to local (NULL: the socket's
+ * own address, asked only when send_proxy needs it).  Returns 0, or -1
  * (the fd is closed) when out of memory or the fd cannot be watched. */
 int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
-                   socklen_t salen);
+                   socklen_t salen, const struct sockaddr *local);
 
 /* Starts draining: idle connections close now, busy ones after their
  * current response. */

@@ -26,7 +26,10 @@ struct upstream_conn {
     size_t backend;
     struct upstream_conn *prev, *next; /* idle list of the backend */
     bool connected;                    /* connect() completed */
-    bool nodelay;                      /* TCP_NODELAY set */
+    bool nodelay;                      /* TCP_NODELAY set (or Unix socket) */
+    uint16_t prelen;                   /* bytes of pre still to send */
+    uint8_t *pre; /* a preamble (PROXY protocol header) that must precede
+                     the first request, while the connect is in progress */
 };
 
 /* Builds the backend table from the config (resolving addresses) and the
@@ -62,15 +65,25 @@ enum upstream_connect_result {
  * connection (not yet registered with interest) for CONNECTED and
  * IN_PROGRESS.  With `nodelay` false TCP_NODELAY is left for
  * upstream_nodelay(): a connection that carries one request written in one
- * send() never meets Nagle's delay, and the setsockopt is a syscall. */
+ * send() never meets Nagle's delay, and the setsockopt is a syscall.
+ * prelen bytes at pre (0 for none; at most UPSTREAM_PREAMBLE_MAX) are the
+ * connection's first bytes: sent at once when connected (a failure then is
+ * REFUSED), else kept for upstream_finish_connect or upstream_send_preamble.
+ * A pooled connection carries its preamble once, from its first user. */
+#define UPSTREAM_PREAMBLE_MAX 512
 enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
-                                              bool nodelay,
+                                              bool nodelay, const void *pre,
+                                              size_t prelen,
                                               struct upstream_conn **out);
+/* Sends a kept preamble if the connect has completed: 1 nothing (more) to
+ * send, 0 still connecting (errno EAGAIN), -1 error (errno; a short write
+ * into a fresh socket is EIO). */
+int upstream_send_preamble(struct upstream_conn *uc);
 /* Sets TCP_NODELAY unless it is set; call before every write but a
  * connection's first. */
 void upstream_nodelay(struct upstream_conn *uc);
-/* After writability of an in-progress connect: 0 when connected, -1 with
- * errno set when it failed. */
+/* After writability of an in-progress connect: 0 when connected (and a
+ * kept preamble sent), -1 with errno set when it failed. */
 int upstream_finish_connect(struct upstream_conn *uc);
 
 /* Gives a reusable connection back into its backend's pool (evicting the

@@ -26,23 +26,23 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -DLLHTTP_STRICT_MODE=1 \
                 -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined
 FUZZ_CPPFLAGS := -Iinclude -I$(LLHTTP_INC)
-FUZZERS      := fuzz_request fuzz_response
+FUZZERS      := fuzz_request fuzz_response fuzz_proxyproto
 FUZZ_BINS    := $(FUZZERS:%=$(FUZZ_DIR)/%)
 FUZZ_LIB_OBJS := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o \
                  $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/http.o \
-                 $(FUZZ_DIR)/src/http_build.o
+                 $(FUZZ_DIR)/src/http_build.o $(FUZZ_DIR)/src/proxyproto.o
 
 $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(call E,FUZZCC,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) -c $< -o $@
 
-$(FUZZ_DIR)/src/%.o: src/%.c include/http.h src/http_impl.h
+$(FUZZ_DIR)/src/%.o: src/%.c include/http.h src/http_impl.h include/proxyproto.h
 	@mkdir -p $(dir $@)
 	$(call E,FUZZCC,$@)
 	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) $(FUZZ_CPPFLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) include/http.h
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) include/http.h include/proxyproto.h
 	@mkdir -p $(dir $@)
 	$(call E,FUZZLD,$@)
 	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) -fsanitize=fuzzer $(FUZZ_CPPFLAGS) \

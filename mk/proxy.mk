@@ -7,3 +7,6 @@ $(eval $(call PYTEST_SUITE,e2e-proxy,tests/e2e/test_proxy.py,$(LBPROXY) $(LBBACK
 ## demo: build, start three backends, lbproxy (adaptive_ewma, persistent), dashboard and a light load
 demo:
 	$(Q)scripts/demo.sh
+
+## e2e-frontdoor: unix:PATH backends (both models, mixed, health), request ids, PROXY protocol in (v1/v2, refusals) and send_proxy out
+$(eval $(call PYTEST_SUITE,e2e-frontdoor,tests/e2e/test_frontdoor.py,$(LBPROXY) $(LBBACKEND)))

@@ -158,7 +158,7 @@ static void json_latency(struct admin_buf *b, const struct stats_latency *l)
 
 struct bview {
     char id[40];
-    char addr[100];
+    char addr[128]; /* config_backend_addr: "unix:" and a path */
     unsigned weight;
     const char *health;
     bool up;
@@ -181,9 +181,7 @@ static void backend_view(const struct admin_sources *src, size_t i,
     if (c && i < c->nbackends) {
         const struct config_backend *cb = &c->backends[i];
         snprintf(v->id, sizeof(v->id), "%s", cb->id);
-        bool v6 = strchr(cb->host, ':') != NULL;
-        snprintf(v->addr, sizeof(v->addr), "%s%s%s:%s", v6 ? "[" : "", cb->host,
-                 v6 ? "]" : "", cb->port);
+        config_backend_addr(cb, v->addr, sizeof(v->addr));
         v->weight = cb->weight;
     } else {
         snprintf(v->id, sizeof(v->id), "%zu", i);
@@ -367,6 +365,9 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_counter(b, ",\"timeouts\":", src->queue_timeouts);
     admin_buf_str(b, ",\"wait_ms\":");
     json_num(b, (double)counter(src->queue_wait_us) / 1000.0, 1);
+    admin_buf_str(b, "}");
+    json_counter(b, ",\"proxy_protocol\":{\"accepted\":", src->proxy_accepted);
+    json_counter(b, ",\"refused\":", src->proxy_refused);
     admin_buf_str(b, "}");
     admin_buf_str(b, "},\"backends\":[");
 
@@ -589,6 +590,13 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, "lbproxy_queue_wait_seconds_total ");
     prom_float(b, (double)counter(src->queue_wait_us) / 1e6);
     admin_buf_str(b, "\n");
+    prom_one(b, "lbproxy_proxy_protocol_accepted_total", "counter",
+             "Connections whose PROXY protocol header was accepted.",
+             counter(src->proxy_accepted));
+    prom_one(b, "lbproxy_proxy_protocol_refused_total", "counter",
+             "Connections closed for a missing, invalid or slow PROXY "
+             "protocol header.",
+             counter(src->proxy_refused));
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)

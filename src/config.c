@@ -87,6 +87,10 @@ const struct config_key config_keys[] = {
     K("proxy", "dashboard_dir", str, dashboard_dir, "dashboard"),
     K("proxy", "logs_dir", str, logs_dir, "logs"),
     K_INT("proxy", "verbosity", 0, verbosity, 0, 3, "1"),
+    K("proxy", "request_id", bool, request_id, "true"),
+    K("proxy", "request_id_echo", bool, request_id_echo, "false"),
+    K("proxy", "proxy_protocol", bool, proxy_protocol, "false"),
+    K("proxy", "send_proxy", send_proxy, send_proxy, "off"),
 
     K_MS("timeouts", "client_header_ms", client_header_timeout_ms, "10000"),
     K_MS("timeouts", "client_body_ms", client_body_timeout_ms, "30000"),
@@ -262,9 +266,17 @@ int config_backend_parse(const char *spec, bool allow_id,
     char *save = NULL;
     char *tok = strtok_r(buf, ",", &save);
     char *addr = config_trim(tok ? tok : buf);
-    if (config_parse_addr(addr, b->host, sizeof(b->host), b->port,
-                          sizeof(b->port)) < 0) {
-        config_set_err(what, wlen, "%s", CONFIG_ADDR_TEXT);
+    struct net_addr ua;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        if (net_parse(addr, &ua, NULL, 0) < 0) {
+            config_set_err(what, wlen, "unix:PATH with a path of 1..%d bytes",
+                           NET_UNIX_PATH_MAX);
+            return -1;
+        }
+        strcpy(b->unix_path, addr + 5); /* net_parse checked its length */
+    } else if (config_parse_addr(addr, b->host, sizeof(b->host), b->port,
+                                 sizeof(b->port)) < 0) {
+        config_set_err(what, wlen, "%s or unix:PATH", CONFIG_ADDR_TEXT);
         return -1;
     }
     while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
@@ -295,12 +307,20 @@ int config_backend_parse(const char *spec, bool allow_id,
             strcpy(b->id, val);
             *has_id = true;
         } else {
-            config_set_err(what, wlen, "ADDR:PORT[, weight=N]%s",
+            config_set_err(what, wlen, "ADDR:PORT|unix:PATH[, weight=N]%s",
                            allow_id ? "[, id=NAME]" : "");
             return -1;
         }
     }
     return 0;
+}
+
+int config_backend_addr(const struct config_backend *b, char *buf, size_t len)
+{
+    if (b->unix_path[0] == '\0')
+        return net_join(buf, len, b->host, b->port);
+    int n = snprintf(buf, len, "unix:%s", b->unix_path);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
 ssize_t config_backend_index(const struct config *c, const char *id)
@@ -515,10 +535,13 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
     for (size_t i = 0; i < c->nbackends; i++) {
         const struct config_backend *b = &c->backends[i];
         char host[NET_ADDRSTRLEN], port[8], addr[128];
-        net_join(addr, sizeof(addr), b->host, b->port);
+        struct net_addr ua;
+        config_backend_addr(b, addr, sizeof(addr));
         if (!valid_id(b->id))
             INVALID("backend %zu has an invalid id '%s'", i + 1, b->id);
-        if (config_parse_addr(addr, host, sizeof(host), port, sizeof(port)) < 0)
+        if (b->unix_path[0] ? net_parse(addr, &ua, NULL, 0) < 0
+                            : config_parse_addr(addr, host, sizeof(host), port,
+                                                sizeof(port)) < 0)
             INVALID("backend %s: expected %s, got '%s'", b->id,
                     CONFIG_ADDR_TEXT, addr);
         if (b->weight < 1 || b->weight > CONFIG_WEIGHT_MAX)
@@ -598,7 +621,7 @@ void config_print(const struct config *c, FILE *out)
     for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++) {
         const struct config_backend *b = &c->backends[i];
         char addr[128];
-        net_join(addr, sizeof(addr), b->host, b->port);
+        config_backend_addr(b, addr, sizeof(addr));
         fprintf(out, "%s = %s", b->id, addr);
         if (b->weight != 1)
             fprintf(out, ", weight=%u", b->weight);

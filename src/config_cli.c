@@ -71,9 +71,22 @@ static const struct cli_option cli_options[] = {
               "one upstream connection per request"),
     OPT_KEY("listen", "ADDR:PORT", "proxy", "listen", CLI_SHOW_DEFAULT,
             "client listener"),
-    OPT("backend", 0, "ADDR:PORT[,weight=N][,id=NAME]", CLI_BACKEND,
-        "a backend; repeat for more. The first --backend replaces the "
-        "file's [backends]; ids default to A, B, C... in order"),
+    OPT("backend", 0, "ADDR:PORT|unix:PATH[,weight=N][,id=NAME]",
+        CLI_BACKEND,
+        "a backend (TCP, or a Unix stream socket); repeat for more. The "
+        "first --backend replaces the file's [backends]; ids default to A, "
+        "B, C... in order"),
+    OPT_FIXED("proxy-protocol", "proxy", "proxy_protocol", "true",
+              "the listener expects a PROXY protocol v1/v2 header on every "
+              "connection (refuses one without)"),
+    OPT_KEY("send-proxy", "off|v1|v2", "proxy", "send_proxy",
+            CLI_SHOW_DEFAULT,
+            "write a PROXY protocol header on each new backend connection"),
+    OPT_KEY("request-id", "true|false", "proxy", "request_id",
+            CLI_SHOW_DEFAULT,
+            "keep a sane X-Request-Id or generate one (UUIDv4)"),
+    OPT_FIXED("request-id-echo", "proxy", "request_id_echo", "true",
+              "send the request id back in the response"),
     OPT_KEY("admin", "ADDR:PORT|off", "proxy", "admin", CLI_SHOW_DEFAULT,
             "admin and dashboard listener"),
     OPT_KEY("log", "FILE|off", "proxy", "log", CLI_SHOW_NONE,

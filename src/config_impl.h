@@ -64,9 +64,10 @@ extern const struct config_type config_type_addr_off; /* ADDR:PORT or off */
 extern const struct config_type config_type_int;      /* integer, min..max */
 extern const struct config_type config_type_num;      /* double, dmin..dmax */
 extern const struct config_type config_type_bool;
-extern const struct config_type config_type_model; /* (non-)persistent */
-extern const struct config_type config_type_mode;  /* a balancer policy */
-extern const struct config_type config_type_score; /* an ewma_score name */
+extern const struct config_type config_type_model;      /* (non-)persistent */
+extern const struct config_type config_type_mode;       /* a balancer policy */
+extern const struct config_type config_type_score;      /* an ewma_score name */
+extern const struct config_type config_type_send_proxy; /* off, v1, v2 */
 
 /* Decimal digits only (no sign, no blanks), with size_suffix optionally
  * k/m/g (x1024^n); 0, or -1 when not such a number or too large. */

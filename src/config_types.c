@@ -433,3 +433,47 @@ static void retry_on_print(const struct config_key *k, const void *p, char *buf,
 
 const struct config_type config_type_retry_on = {
     retry_on_type_parse, retry_on_check, retry_on_expect, retry_on_print};
+
+/* The PROXY protocol version sent to backends, by enum config_send_proxy. */
+static const char *const send_proxy_words[] = {"off", "v1", "v2"};
+#define SEND_PROXY_N (sizeof(send_proxy_words) / sizeof(send_proxy_words[0]))
+
+static int send_proxy_parse(const struct config_key *k, const char *v,
+                            void *dst)
+{
+    (void)k;
+    for (int i = 0; i < (int)SEND_PROXY_N; i++) {
+        if (strcasecmp(v, send_proxy_words[i]) == 0) {
+            memcpy(dst, &i, sizeof(i));
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool send_proxy_check(const struct config_key *k, const void *p)
+{
+    (void)k;
+    int v;
+    memcpy(&v, p, sizeof(v));
+    return v >= 0 && v < (int)SEND_PROXY_N;
+}
+
+static void send_proxy_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "one of off, v1, v2");
+}
+
+static void send_proxy_print(const struct config_key *k, const void *p,
+                             char *buf, size_t len)
+{
+    (void)k;
+    int v;
+    memcpy(&v, p, sizeof(v));
+    snprintf(buf, len, "%s",
+             send_proxy_check(k, p) ? send_proxy_words[v] : "off");
+}
+
+const struct config_type config_type_send_proxy = {
+    send_proxy_parse, send_proxy_check, send_proxy_expect, send_proxy_print};

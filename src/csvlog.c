@@ -26,7 +26,7 @@
 const char csvlog_header[] =
     "timestamp,client,method,path,backend_id,backend_addr,status,req_bytes,"
     "resp_bytes,connect_ms,ttfb_ms,upstream_ms,total_ms,reused,mode,"
-    "conn_model,retries,error,hedge\n";
+    "conn_model,retries,error,hedge,request_id\n";
 
 struct csvlog {
     struct loop *loop;
@@ -182,6 +182,8 @@ size_t csvlog_format(char *buf, size_t len, const struct record *r,
     put_cstr(&o, r->hedge == RECORD_HEDGE_WON    ? "won"
                  : r->hedge == RECORD_HEDGE_LOST ? "lost"
                                                  : "none");
+    put_ch(&o, ',');
+    put_cstr(&o, r->request_id);
     put_ch(&o, '\n');
     return o.overflow ? 0 : (size_t)(o.p - buf);
 }

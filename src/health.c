@@ -21,6 +21,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "proxyproto.h"
 #include "upstream.h"
 
 #define HEALTH_BUF 256           /* enough for any sane status line */
@@ -56,6 +57,10 @@ struct health {
     struct balancer *bal;
     uint64_t interval_us, timeout_us;
     uint64_t last_local_warn;
+    /* send_proxy: checks open with a LOCAL header (v2) or "PROXY UNKNOWN"
+     * (v1), which carry no client, as HAProxy's check-send-proxy does */
+    uint8_t pre[PROXYPROTO_V1_MAX + 1];
+    size_t prelen;
     unsigned n;
     struct hslot slots[];
 };
@@ -257,7 +262,7 @@ static void start_check(struct hslot *s)
     s->started_us = loop_now(h->loop);
     s->sent = 0;
     s->len = 0;
-    switch (upstream_connect(h->up, s->idx, true, &uc)) {
+    switch (upstream_connect(h->up, s->idx, true, h->pre, h->prelen, &uc)) {
     case UPSTREAM_REFUSED:
         finish(s, false, "connection refused");
         return;
@@ -305,6 +310,12 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
     h->up = up;
     h->bal = bal;
     h->n = n;
+    if (cfg->send_proxy != CONFIG_SEND_PROXY_OFF) {
+        int pl =
+            proxyproto_build(cfg->send_proxy == CONFIG_SEND_PROXY_V1 ? 1 : 2,
+                             h->pre, sizeof(h->pre), NULL, NULL);
+        h->prelen = pl > 0 ? (size_t)pl : 0;
+    }
     h->interval_us = (uint64_t)cfg->health_check_interval_ms * 1000u;
     if (h->interval_us == 0)
         h->interval_us = 1000000u;
@@ -323,7 +334,11 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
                            "GET %s HTTP/1.1\r\nHost: %s\r\n"
                            "User-Agent: lbproxy-health\r\n"
                            "Connection: close\r\n\r\n",
-                           cfg->health_check_path, upstream_addr(up, i));
+                           cfg->health_check_path,
+                           /* a socket path is no Host name */
+                           strncmp(upstream_addr(up, i), "unix:", 5) == 0
+                               ? "localhost"
+                               : upstream_addr(up, i));
         if (len < 0 || (size_t)len >= sizeof(s->req)) {
             snprintf(err, errlen,
                      "health check of backend %s: path and address too long "

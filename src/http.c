@@ -81,6 +81,8 @@ static enum http_hdr classify(const char *n, uint32_t len)
         if ((n[0] | 0x20) == 'c')
             return IS("connection") ? HH_CONNECTION : HH_OTHER;
         return IS("keep-alive") ? HH_KEEP_ALIVE : HH_OTHER;
+    case 12:
+        return IS("x-request-id") ? HH_X_REQUEST_ID : HH_OTHER;
     case 14:
         return IS("content-length") ? HH_CONTENT_LENGTH : HH_OTHER;
     case 15:

@@ -111,6 +111,13 @@ static void put_merged(struct out *o, const struct http_head *h,
 
 #define LIT(s) "" s, sizeof(s) - 1
 
+static void put_request_id(struct out *o, const char *id, size_t len)
+{
+    put_lit(o, "X-Request-Id: ");
+    put(o, id, len);
+    put_lit(o, "\r\n");
+}
+
 int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
                             const struct http_request *req,
@@ -153,9 +160,11 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
 
     /* dropped: hop-by-hop fields, those named in Connection, Expect (we
      * answer it), and the forwarding fields we rewrite below */
-    const uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_EXPECT) |
-                          (1u << HH_X_FORWARDED_FOR) |
-                          (1u << HH_X_FORWARDED_PROTO) | (1u << HH_VIA);
+    uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_EXPECT) |
+                    (1u << HH_X_FORWARDED_FOR) | (1u << HH_X_FORWARDED_PROTO) |
+                    (1u << HH_VIA);
+    if (req->request_id)
+        drop |= 1u << HH_X_REQUEST_ID; /* ours replaces the client's */
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if ((drop >> hd->kind) & 1)
@@ -193,6 +202,8 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
                    p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
                    sizeof("1.1 " PROXY_NAME) - 1);
     }
+    if (req->request_id)
+        put_request_id(&o, req->request_id, req->request_id_len);
     if (req->chunked) {
         put_lit(&o, "Transfer-Encoding: chunked\r\n");
     } else if (p->flags & F_CONTENT_LENGTH) {
@@ -249,8 +260,11 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     /* HEAD and 304 keep the length of the representation; an interim
      * response has none */
     uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_VIA);
+    bool echo = resp->request_id && !resp->interim;
     if (resp->mode == HTTP_BODY_NONE && !resp->interim)
         drop &= ~(1u << HH_CONTENT_LENGTH);
+    if (echo)
+        drop |= 1u << HH_X_REQUEST_ID;
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if ((drop >> hd->kind) & 1)
@@ -266,6 +280,8 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
         put_merged(&o, h, HH_VIA, LIT("Via: "), tokens, ntokens,
                    p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,
                    sizeof("1.1 " PROXY_NAME) - 1);
+    if (echo)
+        put_request_id(&o, resp->request_id, resp->request_id_len);
     if (resp->mode == HTTP_BODY_LENGTH) {
         put_lit(&o, "Content-Length: ");
         put_u64(&o, resp->content_length);

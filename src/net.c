@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void err_set(char *err, size_t errlen, const char *fmt, ...)
@@ -72,9 +74,34 @@ static int fill_addr(const char *host, int family, unsigned port,
     return -1;
 }
 
+/* "unix:PATH": a path of 1..NET_UNIX_PATH_MAX bytes (no abstract name). */
+static int parse_unix(const char *spec, struct net_addr *a, char *err,
+                      size_t errlen)
+{
+    const char *path = spec + 5;
+    size_t n = strlen(path);
+    if (n == 0)
+        return bad_addr(err, errlen, spec, "expected unix:PATH");
+    if (n > NET_UNIX_PATH_MAX)
+        return bad_addr(err, errlen, spec, "a unix: path of at most 107 bytes");
+    memset(a, 0, sizeof(*a));
+    struct sockaddr_un *su = (struct sockaddr_un *)&a->ss;
+    su->sun_family = AF_UNIX;
+    memcpy(su->sun_path, path, n + 1);
+    a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+}
+
+int net_is_unix(const struct net_addr *a)
+{
+    return a->ss.ss_family == AF_UNIX;
+}
+
 int net_parse(const char *spec, struct net_addr *a, char *err, size_t errlen)
 {
     char host[INET6_ADDRSTRLEN];
+    if (strncmp(spec, "unix:", 5) == 0)
+        return parse_unix(spec, a, err, errlen);
     const char *h, *p;
     size_t hl;
     int family;
@@ -154,6 +181,14 @@ int net_format_ip(const struct sockaddr *sa, char *buf, size_t len)
 int net_format(const struct sockaddr *sa, char *buf, size_t len)
 {
     char ip[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_UNIX) {
+        const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
+        if (su->sun_path[0] == '\0')
+            return unknown_text(buf, len); /* unnamed, or abstract */
+        int n = snprintf(buf, len, "unix:%.*s", (int)sizeof(su->sun_path),
+                         su->sun_path);
+        return n < 0 || (size_t)n >= len ? unknown_text(buf, len) : 0;
+    }
     if (net_format_ip(sa, ip, sizeof(ip)) < 0)
         return unknown_text(buf, len);
     int n = snprintf(buf, len, sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
@@ -191,10 +226,38 @@ int net_local_port(int fd)
     return port;
 }
 
+/* Before binding a Unix socket path: removes a socket file nobody listens
+ * on (left by a process that died); 0, or -1 with errno EADDRINUSE when a
+ * live server or another kind of file holds the path. */
+static int unlink_stale(const struct net_addr *a)
+{
+    const char *path = ((const struct sockaddr_un *)&a->ss)->sun_path;
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return 0; /* nothing there (or bind reports why) */
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EADDRINUSE;
+        return -1;
+    }
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    int rc = connect(s, (const struct sockaddr *)&a->ss, a->len);
+    int e = errno;
+    close(s);
+    if (rc == 0 || e != ECONNREFUSED) {
+        errno = EADDRINUSE; /* someone answers (or its backlog is full) */
+        return -1;
+    }
+    return unlink(path);
+}
+
 int net_listen(const struct net_addr *a, int backlog, char *err, size_t errlen)
 {
     char text[NET_ADDRSTRLEN];
     net_format((const struct sockaddr *)&a->ss, text, sizeof(text));
+    if (net_is_unix(a) && unlink_stale(a) < 0)
+        goto fail;
     int fd =
         socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -224,9 +287,14 @@ int net_listen_spec(const char *spec, int backlog, char *err, size_t errlen)
 }
 
 /* Errors that say the peer is unreachable (try another one), as opposed to
- * a local shortage. */
-static int peer_error(int e)
+ * a local shortage.  A Unix socket path adds: no such file (ENOENT, or a
+ * directory missing), and a full listen backlog (EAGAIN: the server is
+ * overloaded, not us). */
+static int peer_error(int e, int family)
 {
+    if (family == AF_UNIX &&
+        (e == ENOENT || e == ENOTDIR || e == EAGAIN || e == EACCES))
+        return 1;
     return e == ECONNREFUSED || e == ENETUNREACH || e == EHOSTUNREACH ||
            e == ETIMEDOUT || e == ECONNRESET;
 }
@@ -256,7 +324,7 @@ enum net_connect_result net_connect(const struct net_addr *a, int *fd,
         net_format((const struct sockaddr *)&a->ss, text, sizeof(text));
         err_set(err, errlen, "connect to %s: %s", text, strerror(e));
     }
-    return peer_error(e) ? NET_REFUSED : NET_ERROR;
+    return peer_error(e, a->ss.ss_family) ? NET_REFUSED : NET_ERROR;
 }
 
 int net_connect_finish(int fd)

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "proxyaccept.h"
 #include "record.h"
 #include "stats.h"
 #include "upstream.h"
@@ -35,6 +36,7 @@ struct server {
     int argc;
     char **argv;
     struct session_ctx ctx;
+    struct proxyaccept pa; /* connections waiting for a PROXY header */
     struct loop_io listen_io;
     struct loop_io sig_io;
     struct loop_timer accept_timer; /* resumes accept after EMFILE */
@@ -63,7 +65,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)events;
     for (int i = 0; i < 64; i++) {
-        if (srv.ctx.nsessions >= srv.cfg.max_clients) {
+        if (srv.ctx.nsessions + srv.pa.npending >= srv.cfg.max_clients) {
             set_accepting(false); /* resumes when a client closes */
             return;
         }
@@ -90,7 +92,12 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
             log_warn("accept");
             return;
         }
-        session_accept(&srv.ctx, fd, (struct sockaddr *)&ss, sl);
+        if (srv.cfg.proxy_protocol) {
+            srv.pa.timeout_ms = srv.cfg.client_header_timeout_ms;
+            proxyaccept_start(&srv.pa, fd, (struct sockaddr *)&ss, sl);
+        } else {
+            session_accept(&srv.ctx, fd, (struct sockaddr *)&ss, sl, NULL);
+        }
     }
 }
 
@@ -111,7 +118,7 @@ static void on_client_close(void *arg)
         return;
     }
     if (srv.accept_paused && !loop_timer_armed(&srv.accept_timer) &&
-        srv.ctx.nsessions < srv.cfg.max_clients)
+        srv.ctx.nsessions + srv.pa.npending < srv.cfg.max_clients)
         set_accepting(true);
 }
 
@@ -194,6 +201,7 @@ static void start_drain(void)
         close(srv.listen_io.fd);
     }
     loop_timer_cancel(srv.loop, &srv.accept_timer);
+    proxyaccept_close_all(&srv.pa);
     session_drain_all(&srv.ctx);
     if (srv.ctx.nsessions == 0)
         loop_stop(srv.loop);
@@ -325,6 +333,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.ctx.on_record = on_record;
     srv.ctx.on_attempt_failed = on_attempt_failed;
     srv.ctx.on_close = on_client_close;
+    srv.pa.loop = srv.loop;
+    srv.pa.sessions = &srv.ctx;
+    srv.pa.on_close = on_client_close;
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
     if (!srv.ctx.gen)
         return -1;
@@ -393,6 +404,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.queue_full = &srv.ctx.queue_full;
         srv.admin_src.queue_timeouts = &srv.ctx.queue_timeouts;
         srv.admin_src.queue_wait_us = &srv.ctx.queue_wait_us;
+        srv.admin_src.proxy_accepted = &srv.pa.accepted;
+        srv.admin_src.proxy_refused = &srv.pa.refused;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);
@@ -410,6 +423,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
 int server_run(void)
 {
     int rc = loop_run(srv.loop);
+    proxyaccept_close_all(&srv.pa);
     session_close_all(&srv.ctx);
     health_destroy(srv.health);
     admin_destroy(srv.admin);

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "proxyproto.h"
 
 #define FREE_BUFS 256 /* free buffers kept for reuse */
 #define FREE_REQS 256 /* free request states kept for reuse */
@@ -211,6 +212,7 @@ static void emit_record(struct session *s)
         .hedge = r->hedge_won ? RECORD_HEDGE_WON
                  : r->hedged  ? RECORD_HEDGE_LOST
                               : RECORD_HEDGE_NONE,
+        .request_id = r->request_id_len ? r->request_id : NULL,
     };
     if (r->backend >= 0 && r->gen) {
         rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
@@ -303,6 +305,7 @@ static void session_close(struct session *s, enum record_error err)
     if (s->next)
         s->next->prev = s->prev;
     ctx->nsessions--;
+    free(s->pp_out);
     loop_defer(ctx->loop, free, s);
     if (ctx->on_close)
         ctx->on_close(ctx->close_arg);
@@ -661,8 +664,29 @@ static void on_upstream_timer(struct loop *loop, struct loop_timer *t)
 
 /* ---- accept, drain ---- */
 
+/* send_proxy: the PROXY header of this client's upstream connections,
+ * client sa to local (the listener's address when NULL). */
+static void make_preamble(struct session *s, int fd, const struct sockaddr *sa,
+                          const struct sockaddr *local)
+{
+    int v = cfg_of(s)->send_proxy;
+    if (v == CONFIG_SEND_PROXY_OFF)
+        return;
+    struct sockaddr_storage ls;
+    socklen_t ll = sizeof(ls);
+    if (!local && getsockname(fd, (struct sockaddr *)&ls, &ll) == 0)
+        local = (struct sockaddr *)&ls;
+    uint8_t tmp[PROXYPROTO_V1_MAX + 1];
+    int n = proxyproto_build(v == CONFIG_SEND_PROXY_V1 ? 1 : 2, tmp,
+                             sizeof(tmp), sa, local);
+    if (n > 0 && (s->pp_out = malloc((size_t)n)) != NULL) {
+        memcpy(s->pp_out, tmp, (size_t)n);
+        s->pp_len = (uint8_t)n;
+    }
+}
+
 int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
-                   socklen_t salen)
+                   socklen_t salen, const struct sockaddr *local)
 {
     (void)salen;
     static bool ready;
@@ -690,7 +714,9 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     net_format_ip(sa, s->ip, sizeof(s->ip)); /* "unknown" for other */
     net_format(sa, s->addr, sizeof(s->addr));
+    make_preamble(s, fd, sa, local);
     if (loop_io_add(ctx->loop, &s->cio, fd, LOOP_READ) < 0) {
+        free(s->pp_out);
         free(s);
         close(fd);
         return -1;

@@ -271,7 +271,8 @@ bool hedge_start(struct session *s)
         uc = upstream_get_idle(r->gen->up, (size_t)idx);
     bool pooled = uc != NULL;
     if (!uc) {
-        switch (upstream_connect(r->gen->up, (size_t)idx, true, &uc)) {
+        switch (upstream_connect(r->gen->up, (size_t)idx, true, s->pp_out,
+                                 s->pp_len, &uc)) {
         case UPSTREAM_CONNECTED:
             break;
         case UPSTREAM_IN_PROGRESS:

@@ -84,6 +84,7 @@ void cside_begin(struct session *s)
     r->head.max_headers = cfg_of(s)->max_headers;
     http_head_reset(&r->head, in->data);
     r->parse_off = 0;
+    r->request_id_len = 0;
     s->client.msg = HALF_HEAD;
 }
 
@@ -128,6 +129,12 @@ static enum step head_done(struct session *s)
         return reject(s, r->hreq.status);
     }
     s->keep_alive = r->hreq.keep_alive && !s->ctx->draining;
+    r->request_id_len = 0;
+    if (cfg->request_id) {
+        r->request_id_len = (uint8_t)reqid_assign(&r->head, r->request_id);
+        r->hreq.request_id = r->request_id;
+        r->hreq.request_id_len = r->request_id_len;
+    }
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(

@@ -22,6 +22,7 @@
 #include "http.h"
 #include "loop.h"
 #include "record.h"
+#include "reqid.h"
 #include "session.h"
 #include "upstream.h"
 
@@ -131,6 +132,9 @@ struct request {
     struct http_response resp;
     struct hedge hedge;
     char path[512];
+    uint8_t request_id_len;         /* 0: none (request_id off, or the
+                                       head never completed) */
+    char request_id[REQID_MAX + 1]; /* X-Request-Id (reqid.h) */
 
     struct http_header headers[]; /* request, then response */
 };
@@ -146,6 +150,9 @@ struct session {
     enum session_state state;
     bool keep_alive; /* the client connection may persist */
     bool want_close; /* close after the current response */
+    uint8_t pp_len;  /* bytes at pp_out */
+    uint8_t *pp_out; /* send_proxy: the PROXY header each new upstream
+                        connection of this client starts with, or NULL */
     char addr[64];
     char ip[48];
 };

@@ -138,7 +138,7 @@ static enum step connect_backend(struct session *s, bool fresh)
      * one-shot connection whose body-less request leaves in one send()
      * never needs it (uside_flush sets it before a later write). */
     bool nodelay = cfg->persistent || r->hreq.has_body;
-    switch (upstream_connect(up, idx, nodelay, &uc)) {
+    switch (upstream_connect(up, idx, nodelay, s->pp_out, s->pp_len, &uc)) {
     case UPSTREAM_CONNECTED:
         r->connect_us = 0;
         if (attach(s, uc, false) < 0)
@@ -154,7 +154,7 @@ static enum step connect_backend(struct session *s, bool fresh)
         ssize_t n = -1;
         errno = EAGAIN;
         struct buf *out = &s->upstream.out;
-        if (!r->hreq.has_body)
+        if (!r->hreq.has_body && upstream_send_preamble(uc) > 0)
             n = send(uc->io.fd, out->data, out->len, MSG_NOSIGNAL);
         if (n > 0) {
             uc->connected = true;
@@ -512,6 +512,10 @@ static enum step final_head(struct session *s)
     }
     bool ka = s->keep_alive && !s->want_close && !s->ctx->draining &&
               r->resp.mode != HTTP_BODY_CLOSE;
+    if (cfg_of(s)->request_id_echo && r->request_id_len) {
+        r->resp.request_id = r->request_id; /* [proxy] request_id_echo */
+        r->resp.request_id_len = r->request_id_len;
+    }
     bool queued = buf_pending(out) > 0;
     int n =
         http_build_response_head(buf_end(out), head_room(s), &r->rparser,

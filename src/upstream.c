@@ -57,8 +57,8 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
         b->up = up;
         b->idle_timer.fn = on_idle_timeout;
         b->idle_timer.ctx = b;
-        char spec[NET_ADDRSTRLEN + 8], why[160] = "address too long";
-        if (net_join(spec, sizeof(spec), cb->host, cb->port) < 0 ||
+        char spec[128], why[160] = "address too long";
+        if (config_backend_addr(cb, spec, sizeof(spec)) < 0 ||
             net_parse(spec, &b->addr, why, sizeof(why)) < 0) {
             snprintf(err, errlen, "backend %s: %s", cb->id, why);
             free(up);
@@ -79,6 +79,8 @@ static void conn_free(struct upstream_conn *uc, bool reset)
         setsockopt(uc->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     loop_io_close(loop, &uc->io);
+    free(uc->pre);
+    uc->pre = NULL;
     loop_defer(loop, free, uc);
 }
 
@@ -198,8 +200,54 @@ void upstream_nodelay(struct upstream_conn *uc)
     uc->nodelay = true;
 }
 
+int upstream_send_preamble(struct upstream_conn *uc)
+{
+    if (!uc->pre)
+        return 1;
+    ssize_t n = send(uc->io.fd, uc->pre, uc->prelen, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN))
+        return 0;
+    if (n < 0)
+        return -1;
+    if ((size_t)n != uc->prelen) {
+        errno = EIO; /* a fresh socket's buffer holds a few hundred bytes */
+        return -1;
+    }
+    free(uc->pre);
+    uc->pre = NULL;
+    uc->prelen = 0;
+    return 1;
+}
+
+/* Keeps (or, when connected, sends) the preamble of a new connection;
+ * 0, or -1 with errno set. */
+static int start_preamble(struct upstream_conn *uc, const void *pre,
+                          size_t prelen)
+{
+    if (prelen == 0)
+        return 0;
+    if (prelen > UPSTREAM_PREAMBLE_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    uc->pre = malloc(prelen);
+    if (!uc->pre) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(uc->pre, pre, prelen);
+    uc->prelen = (uint16_t)prelen;
+    if (!uc->connected)
+        return 0;
+    int rc = upstream_send_preamble(uc);
+    if (rc == 0)
+        errno = EIO;
+    return rc > 0 ? 0 : -1;
+}
+
 enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
-                                              bool nodelay,
+                                              bool nodelay, const void *pre,
+                                              size_t prelen,
                                               struct upstream_conn **out)
 {
     struct upstream_conn *uc = calloc(1, sizeof(*uc));
@@ -219,14 +267,20 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
     uc->io.fd = fd;
     uc->up = up;
     uc->backend = idx;
+    uc->nodelay = net_is_unix(&up->backends[idx].addr); /* no Nagle there */
     if (nodelay)
         upstream_nodelay(uc);
-    *out = uc;
-    if (r == NET_CONNECTED) {
-        uc->connected = true;
-        return UPSTREAM_CONNECTED;
+    uc->connected = r == NET_CONNECTED;
+    if (start_preamble(uc, pre, prelen) < 0) {
+        int e = errno;
+        free(uc->pre);
+        close(fd);
+        free(uc);
+        errno = e;
+        return e == ENOMEM || e == EINVAL ? UPSTREAM_ERROR : UPSTREAM_REFUSED;
     }
-    return UPSTREAM_IN_PROGRESS;
+    *out = uc;
+    return uc->connected ? UPSTREAM_CONNECTED : UPSTREAM_IN_PROGRESS;
 }
 
 int upstream_finish_connect(struct upstream_conn *uc)
@@ -234,6 +288,11 @@ int upstream_finish_connect(struct upstream_conn *uc)
     if (net_connect_finish(uc->io.fd) < 0)
         return -1;
     uc->connected = true;
+    if (upstream_send_preamble(uc) <= 0) {
+        if (uc->pre && errno == EAGAIN)
+            errno = EIO;
+        return -1;
+    }
     return 0;
 }
 

@@ -124,6 +124,7 @@ def one_run(args, backends, out, k, deadline):
            "--admin", "off"]
     for bid, p, _ in backends:
         cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
+    cmd += args.proxy_arg
     px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
                  "lbproxy-callgrind")
     socks = []
@@ -204,6 +205,10 @@ def main(argv):
     ap.add_argument("-r", "--runs", type=int,
                     default=int(os.environ.get("REPEAT", 1)),
                     help="runs; the median is reported (1, env REPEAT)")
+    ap.add_argument("--proxy-arg", action="append", default=[],
+                    metavar="FLAG",
+                    help="one more lbproxy flag (repeatable), e.g. "
+                    "--proxy-arg=--request-id=false")
     ap.add_argument("--top", type=int, default=12,
                     help="functions listed from the last run (12)")
     ap.add_argument("--timeout", type=float, default=600,

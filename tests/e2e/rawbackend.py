@@ -4,14 +4,19 @@ RawBackend runs a thread that accepts connections on 127.0.0.1 and hands each
 received request head (and body, by Content-Length) to a `respond(conn_no,
 req_no, head, body)` function, which returns the bytes to send (or None to
 close without answering).  It records every head it saw and counts accepts.
+An optional `preamble(conn)` reads what a connection starts with before its
+first request (a PROXY protocol header) and returns (what it read, the
+bytes after it); `preambles[conn_no]` keeps the first.
 """
 import socket
 import threading
 
 
 class RawBackend:
-    def __init__(self, respond, close_after=None):
+    def __init__(self, respond, close_after=None, preamble=None):
         self.respond = respond
+        self.preamble = preamble
+        self.preambles = {}
         self.close_after = close_after  # callable(conn_no, req_no) -> bool
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,6 +51,10 @@ class RawBackend:
         buf = b""
         req_no = 0
         try:
+            if self.preamble:
+                what, buf = self.preamble(conn)
+                with self.lock:
+                    self.preambles[conn_no] = what
             while not self.stopping:
                 while b"\r\n\r\n" not in buf:
                     data = conn.recv(65536)

@@ -408,9 +408,9 @@ static const struct bad_case bad_cases[] = {
     {"[backends]\nA = 127.0.0.1:80, weight=x\n", ":2: [backends] A",
      "weight=N"},
     {"[backends]\nA = 127.0.0.1:80, colour=red\n", ":2: [backends] A",
-     "ADDR:PORT[, weight=N]"},
+     "ADDR:PORT|unix:PATH[, weight=N]"},
     {"[backends]\nA = 127.0.0.1:80, id=B\n", ":2: [backends] A",
-     "ADDR:PORT[, weight=N]"},
+     "ADDR:PORT|unix:PATH[, weight=N]"},
     {"[backends]\na/b = 127.0.0.1:80\n", ":2: [backends] a/b",
      "expected an id"},
     {"[proxy]\ndashboard_dir = "
@@ -579,6 +579,36 @@ static void test_args_backends(void **state)
     assert_string_equal(c.backends[3].id, "D");
     assert_string_equal(c.backends[3].host, "::1");
 
+    /* Unix-socket backends, beside TCP ones; --print-config reads back */
+    rc = RUN(&c, err, "--config", "/dev/null", "--backend",
+             "unix:/run/app.sock, weight=3,id=sock", "--backend",
+             "127.0.0.1:9001");
+    if (rc != 0)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.backends[0].unix_path, "/run/app.sock");
+    assert_string_equal(c.backends[0].host, "");
+    assert_int_equal(c.backends[0].weight, 3);
+    assert_string_equal(c.backends[1].unix_path, "");
+    char addr[128];
+    assert_int_equal(config_backend_addr(&c.backends[0], addr, sizeof(addr)),
+                     0);
+    assert_string_equal(addr, "unix:/run/app.sock");
+    assert_int_equal(config_backend_addr(&c.backends[1], addr, sizeof(addr)),
+                     0);
+    assert_string_equal(addr, "127.0.0.1:9001");
+    assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+    const char *upath = write_tmp("[backends]\nU = unix:/tmp/u.sock, "
+                                  "weight=2\n[proxy]\nsend_proxy = v2\n");
+    rc = RUN(&c, err, "--config", upath);
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.backends[0].unix_path, "/tmp/u.sock");
+    assert_int_equal(c.send_proxy, CONFIG_SEND_PROXY_V2);
+    rc = RUN(&c, err, "--config", "/dev/null", "--backend", "127.0.0.1:1",
+             "--send-proxy", "v3");
+    assert_int_equal(rc, -1);
+    assert_contains(err, "one of off, v1, v2");
+
     /* explicit ids clashing with positional ones */
     rc = RUN(&c, err, "--config", "/dev/null", "--backend", "127.0.0.1:1,id=B",
              "--backend", "127.0.0.1:2");
@@ -597,6 +627,10 @@ static void test_args_backends(void **state)
         {"127.0.0.1:80,id=a b", "id=NAME"},
         {"127.0.0.1:80,id=0123456789012345678901234567890123", "id=NAME"},
         {"127.0.0.1:80,speed=9", "[, id=NAME]"},
+        {"unix:", "unix:PATH"},
+        {"unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock",
+         "1..107 bytes"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         rc = RUN(&c, err, "--config", "/dev/null", "--backend",

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "reqid.h"
 
 #define MAXH 32
 
@@ -338,9 +339,116 @@ static void test_frame_body(void **state)
     assert_memory_equal(out + 30, "\r\n", 2);
 }
 
+/* Request ids (reqid.h) over real parses: one sane client field kept;
+ * none, two, an empty, odd or too long one replaced by a UUIDv4; the
+ * rebuilt heads carry the id in place of the client's (request) or the
+ * backend's (final response) fields, never on an interim response, and
+ * leave the fields alone when no id is set. */
+static void test_request_id_assign(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    char id[REQID_MAX + 1];
+    parse(&x, HTTP_REQUEST,
+          "GET / HTTP/1.1\r\nHost: a\r\nx-request-id: client-1\r\n\r\n");
+    assert_int_equal(reqid_assign(&x.head, id), 8);
+    assert_string_equal(id, "client-1");
+    const char *replaced[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: a,b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id:\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: one\r\n"
+        "X-Request-Id: two\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(replaced) / sizeof(replaced[0]); i++) {
+        parse(&x, HTTP_REQUEST, replaced[i]);
+        assert_int_equal(reqid_assign(&x.head, id), REQID_UUID_LEN);
+        if (id[8] != '-' || id[14] != '4')
+            fail_msg("case %zu: %s", i, id);
+    }
+    char text[512], longid[REQID_MAX + 2];
+    memset(longid, 'k', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: %s\r\n\r\n", longid);
+    parse(&x, HTTP_REQUEST, text);
+    assert_int_equal(reqid_assign(&x.head, id), REQID_UUID_LEN);
+    longid[REQID_MAX] = '\0';
+    snprintf(text, sizeof(text),
+             "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: %s\r\n\r\n", longid);
+    parse(&x, HTTP_REQUEST, text);
+    assert_int_equal(reqid_assign(&x.head, id), REQID_MAX);
+    assert_string_equal(id, longid);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void test_request_id_in_heads(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    char out[1024];
+    parse(&x, HTTP_REQUEST,
+          "GET / HTTP/1.1\r\nHost: a\r\nX-Request-Id: bad id\r\n"
+          "X-Other: 1\r\n\r\n");
+    assert_int_equal(http_request_check(&x.p, &x.head, 100, &req), 0);
+    assert_null(req.request_id); /* the check leaves none */
+    int n = http_build_request_head(out, sizeof(out) - 1, &x.p, &x.head, &req,
+                                    "192.0.2.1", false);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "X-Request-Id: bad id\r\n")); /* off */
+    req.request_id = "0b7e5c3a-9f1d-4e2b-8a6c-3d5e7f9a1b2c";
+    req.request_id_len = strlen(req.request_id);
+    n = http_build_request_head(out, sizeof(out) - 1, &x.p, &x.head, &req,
+                                "192.0.2.1", false);
+    out[n] = '\0';
+    assert_null(strstr(out, "bad id"));
+    assert_int_equal(count_of(out, "X-Request-Id:"), 1);
+    assert_non_null(
+        strstr(out, "X-Request-Id: 0b7e5c3a-9f1d-4e2b-8a6c-3d5e7f9a1b2c\r\n"));
+    assert_non_null(strstr(out, "X-Other: 1\r\n"));
+
+    struct http_response r;
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nX-Request-Id: backend\r\n"
+          "Content-Length: 0\r\n\r\n");
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_null(r.request_id);
+    n = http_build_response_head(out, sizeof(out) - 1, &x.p, &x.head, &r, 1,
+                                 true);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "X-Request-Id: backend\r\n"));
+    r.request_id = "abc";
+    r.request_id_len = 3;
+    n = http_build_response_head(out, sizeof(out) - 1, &x.p, &x.head, &r, 1,
+                                 true);
+    out[n] = '\0';
+    assert_int_equal(count_of(out, "X-Request-Id:"), 1);
+    assert_non_null(strstr(out, "X-Request-Id: abc\r\n"));
+    /* an interim response is not where the id goes */
+    parse(&x, HTTP_RESPONSE, "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n");
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    r.request_id = "abc";
+    r.request_id_len = 3;
+    n = http_build_response_head(out, sizeof(out) - 1, &x.p, &x.head, &r, 1,
+                                 true);
+    out[n] = '\0';
+    assert_null(strstr(out, "X-Request-Id"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_request_id_assign),
+        cmocka_unit_test(test_request_id_in_heads),
         cmocka_unit_test(test_empty_header_value_is_accepted),
         cmocka_unit_test(test_obs_fold_after_empty_value_is_refused),
         cmocka_unit_test(test_obs_fold_is_refused),

@@ -1,7 +1,8 @@
 /*
  * Unit tests of net: every accepted address text survives parse -> format
- * unchanged (IPv4, bracketed IPv6, port 0 and 65535), bad input is refused
- * with a message naming it, and listen/connect work on loopback.
+ * unchanged (IPv4, bracketed IPv6, port 0 and 65535, unix:PATH), bad input
+ * is refused with a message naming it, and listen/connect work on loopback
+ * and over a Unix socket (a stale socket file replaced, a live one kept).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -26,9 +28,10 @@ static void test_round_trips(void **state)
 {
     (void)state;
     const char *good[] = {
-        "127.0.0.1:80",      "0.0.0.0:0",     "255.255.255.255:65535",
-        "[::1]:80",          "[::]:9090",     "[fe80::1:2:3:4]:1",
-        "[2001:db8::1]:443", "10.1.2.3:8081",
+        "127.0.0.1:80",       "0.0.0.0:0",     "255.255.255.255:65535",
+        "[::1]:80",           "[::]:9090",     "[fe80::1:2:3:4]:1",
+        "[2001:db8::1]:443",  "10.1.2.3:8081", "unix:/run/app.sock",
+        "unix:rel/path.sock",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct net_addr a;
@@ -228,6 +231,54 @@ static void test_listen_connect(void **state)
     }
 }
 
+/* unix:PATH: the bounds of the path, the family, listen and connect. */
+static void test_unix(void **state)
+{
+    (void)state;
+    struct net_addr a;
+    char err[128] = "", spec[160], buf[NET_ADDRSTRLEN];
+    assert_int_equal(net_parse("unix:", &a, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "unix:PATH"));
+    char path[NET_UNIX_PATH_MAX + 2];
+    memset(path, 'p', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    snprintf(spec, sizeof(spec), "unix:%s", path); /* 108 bytes: too long */
+    assert_int_equal(net_parse(spec, &a, err, sizeof(err)), -1);
+    spec[strlen(spec) - 1] = '\0'; /* 107: the longest */
+    assert_int_equal(net_parse(spec, &a, err, sizeof(err)), 0);
+    assert_true(net_is_unix(&a));
+    assert_int_equal(net_format(SA(&a), buf, sizeof(buf)), 0);
+    assert_string_equal(buf, spec);
+    assert_int_equal(net_port(SA(&a)), -1);
+    assert_int_equal(net_parse("127.0.0.1:1", &a, NULL, 0), 0);
+    assert_false(net_is_unix(&a));
+
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(spec, sizeof(spec), "unix:%s/test_net_%ld.sock", dir,
+             (long)getpid());
+    int lfd = net_listen_spec(spec, 16, err, sizeof(err));
+    if (lfd < 0)
+        fail_msg("listen: %s", err);
+    /* a live listener keeps its path */
+    assert_int_equal(net_listen_spec(spec, 16, err, sizeof(err)), -1);
+    assert_int_equal(errno, EADDRINUSE);
+    assert_int_equal(net_parse(spec, &a, NULL, 0), 0);
+    int fd = -1;
+    assert_int_equal(net_connect(&a, &fd, NULL, 0), NET_CONNECTED);
+    close(fd);
+    close(lfd);
+    /* the file it left is stale: the next listen replaces it */
+    lfd = net_listen_spec(spec, 16, err, sizeof(err));
+    if (lfd < 0)
+        fail_msg("listen again: %s", err);
+    close(lfd);
+    unlink(spec + 5);
+    /* no file: refused (try another backend), not a local error */
+    fd = -1;
+    assert_int_equal(net_connect(&a, &fd, NULL, 0), NET_REFUSED);
+    assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -238,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_format_edges),
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_listen_connect),
+        cmocka_unit_test(test_unix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,19 @@
 /*
  * Unit tests of the upstream pool over real loopback sockets and a real
  * loop: connections come back LIFO, the pool evicts its least recently
- * used one when full, an idle connection times out, and a connection with
- * unread bytes (or closed by the backend) is never handed out.
+ * used one when full, an idle connection times out, a connection with
+ * unread bytes (or closed by the backend) is never handed out, a preamble
+ * (send_proxy's header) is the first thing a new connection carries, once,
+ * and a unix:PATH backend connects like a TCP one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <cmocka.h>
 
@@ -20,6 +24,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "net.h"
 #include "upstream.h"
 
 struct fixture {
@@ -86,7 +91,8 @@ static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
 static struct upstream_conn *connect_one(struct fixture *f)
 {
     struct upstream_conn *uc = NULL;
-    enum upstream_connect_result r = upstream_connect(f->up, 0, true, &uc);
+    enum upstream_connect_result r =
+        upstream_connect(f->up, 0, true, NULL, 0, &uc);
     assert_true(r == UPSTREAM_CONNECTED || r == UPSTREAM_IN_PROGRESS);
     f->peers[f->npeers++] = accept(f->lfd, NULL, NULL);
     uc->io.fn = on_io;
@@ -213,6 +219,90 @@ static void test_closed_by_backend_is_dropped(void **state)
     teardown_pool(&f);
 }
 
+/* Reads what arrived at an accepted end (waits up to a second). */
+static size_t peer_read(int fd, char *buf, size_t cap)
+{
+    struct timeval tv = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    return (size_t)n;
+}
+
+static void test_preamble_first_and_once(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 60000);
+    static const char pre[] = "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n";
+    struct upstream_conn *uc = NULL;
+    enum upstream_connect_result r =
+        upstream_connect(f.up, 0, true, pre, sizeof(pre) - 1, &uc);
+    assert_true(r == UPSTREAM_CONNECTED || r == UPSTREAM_IN_PROGRESS);
+    int peer = f.peers[f.npeers++] = accept(f.lfd, NULL, NULL);
+    uc->io.fn = on_io;
+    assert_int_equal(loop_io_add(f.loop, &uc->io, uc->io.fd, LOOP_READ), 0);
+    if (r == UPSTREAM_IN_PROGRESS)
+        assert_int_equal(upstream_finish_connect(uc), 0);
+    /* sent, or still to send once: never twice */
+    assert_int_equal(upstream_send_preamble(uc), 1);
+    assert_int_equal(upstream_send_preamble(uc), 1);
+    assert_int_equal(send(uc->io.fd, "GET", 3, 0), 3);
+    char buf[256];
+    size_t got = 0;
+    while (got < sizeof(pre) - 1 + 3)
+        got += peer_read(peer, buf + got, sizeof(buf) - got);
+    assert_string_equal(buf, "PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nGET");
+    /* pooled and handed out again: no second header */
+    upstream_release(uc, false);
+    uc = upstream_get_idle(f.up, 0);
+    assert_non_null(uc);
+    assert_int_equal(send(uc->io.fd, "NEXT", 4, 0), 4);
+    peer_read(peer, buf, sizeof(buf));
+    assert_string_equal(buf, "NEXT");
+    upstream_close(uc, false);
+    teardown_pool(&f);
+}
+
+static void test_unix_backend(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 60000);
+    upstream_destroy(f.up);
+    char path[108];
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(path, sizeof(path), "%s/test_upstream_%ld.sock", dir,
+             (long)getpid());
+    char spec[128], err[256];
+    snprintf(spec, sizeof(spec), "unix:%s", path);
+    int ufd = net_listen_spec(spec, 16, err, sizeof(err));
+    assert_true(ufd >= 0);
+    f.cfg.backends[0].host[0] = f.cfg.backends[0].port[0] = '\0';
+    snprintf(f.cfg.backends[0].unix_path, sizeof(f.cfg.backends[0].unix_path),
+             "%s", path);
+    f.up = upstream_create(f.loop, &f.cfg, err, sizeof(err));
+    assert_non_null(f.up);
+    assert_string_equal(upstream_addr(f.up, 0), spec);
+    struct upstream_conn *uc = NULL;
+    assert_int_equal(upstream_connect(f.up, 0, true, "P", 1, &uc),
+                     UPSTREAM_CONNECTED);
+    assert_true(uc->nodelay); /* no TCP_NODELAY call on a Unix socket */
+    int peer = accept(ufd, NULL, NULL);
+    char buf[16];
+    peer_read(peer, buf, sizeof(buf));
+    assert_string_equal(buf, "P");
+    upstream_close(uc, false);
+    close(peer);
+    close(ufd);
+    unlink(path);
+    /* the socket file gone: refused, the caller tries another backend */
+    assert_int_equal(upstream_connect(f.up, 0, true, NULL, 0, &uc),
+                     UPSTREAM_REFUSED);
+    teardown_pool(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_idle_timeout_closes_oldest_first),
         cmocka_unit_test(test_unread_bytes_are_never_handed_out),
         cmocka_unit_test(test_closed_by_backend_is_dropped),
+        cmocka_unit_test(test_preamble_first_and_once),
+        cmocka_unit_test(test_unix_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
