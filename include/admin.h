@@ -39,6 +39,8 @@ struct admin_sources {
     /* the circuit breaker's queue (the session module's); NULL: 0 */
     const uint64_t *queued_now, *queued_total, *queue_full, *queue_timeouts,
         *queue_wait_us;
+    /* WebSocket/Upgrade tunnels open now and ever (the session module's) */
+    const uint64_t *tunnels_open, *tunnels_total;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -337,6 +337,9 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, ",\"wait_ms\":");
     json_num(b, (double)counter(src->queue_wait_us) / 1000.0, 1);
     admin_buf_str(b, "}");
+    json_counter(b, ",\"tunnels\":{\"open\":", src->tunnels_open);
+    json_counter(b, ",\"total\":", src->tunnels_total);
+    admin_buf_str(b, "}");
     admin_buf_str(b, "},\"backends\":[");
 
     for (size_t i = 0; i < n; i++) {
@@ -550,6 +553,12 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, "lbproxy_queue_wait_seconds_total ");
     prom_float(b, (double)counter(src->queue_wait_us) / 1e6);
     admin_buf_str(b, "\n");
+    prom_one(b, "lbproxy_tunnels_open", "gauge",
+             "WebSocket/Upgrade tunnels open now (sessions after a 101).",
+             counter(src->tunnels_open));
+    prom_one(b, "lbproxy_tunnels_total", "counter",
+             "WebSocket/Upgrade tunnels opened since start.",
+             counter(src->tunnels_total));
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)

@@ -158,9 +158,10 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
                           (1u << HH_X_FORWARDED_PROTO) | (1u << HH_VIA);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        if ((drop >> hd->kind) & 1)
+        bool keep = req->upgrade && hd->kind == HH_UPGRADE;
+        if (((drop >> hd->kind) & 1) && !keep)
             continue;
-        if (req->nconn_tokens &&
+        if (req->nconn_tokens && !keep &&
             named_in(h, hd->name, req->conn_tokens, req->nconn_tokens))
             continue;
         if (authority.len > 0 && hd->kind == HH_HOST) {
@@ -200,7 +201,9 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
         put_u64(&o, req->content_length);
         put_lit(&o, "\r\n");
     }
-    if (close_upstream)
+    if (req->upgrade)
+        put_lit(&o, "Connection: upgrade\r\n");
+    else if (close_upstream)
         put_lit(&o, "Connection: close\r\n");
     put_lit(&o, "\r\n");
     return o.overflow ? -1 : (int)o.len;
@@ -249,13 +252,14 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     /* HEAD and 304 keep the length of the representation; an interim
      * response has none */
     uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_VIA);
-    if (resp->mode == HTTP_BODY_NONE && !resp->interim)
+    if (resp->mode == HTTP_BODY_NONE && !resp->interim && !resp->tunnel)
         drop &= ~(1u << HH_CONTENT_LENGTH);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        if ((drop >> hd->kind) & 1)
+        bool keep = resp->tunnel && hd->kind == HH_UPGRADE;
+        if (((drop >> hd->kind) & 1) && !keep)
             continue;
-        if (ntokens && named_in(h, hd->name, tokens, ntokens))
+        if (ntokens && !keep && named_in(h, hd->name, tokens, ntokens))
             continue;
         put_field(&o, h, hd, &run);
     }
@@ -273,7 +277,9 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     } else if (resp->mode == HTTP_BODY_CHUNKED) {
         put_lit(&o, "Transfer-Encoding: chunked\r\n");
     }
-    if (resp->interim)
+    if (resp->tunnel)
+        put_lit(&o, "Connection: upgrade\r\n");
+    else if (resp->interim)
         ; /* the final response says what happens to the connection */
     else if (!keep_alive)
         put_lit(&o, "Connection: close\r\n");

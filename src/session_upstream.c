@@ -432,7 +432,7 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct request *r = req_of(p);
     http_response_check(p, &r->rhead, r->method, r->parser.http_minor,
-                        &r->resp);
+                        r->hreq.upgrade, &r->resp);
     if (r->resp.mode == HTTP_BODY_NONE)
         p->flags |= F_SKIPBODY; /* HEAD/1xx/204/304: never wait for a body */
     return HPE_PAUSED;
@@ -584,6 +584,11 @@ static enum step final_head(struct session *s)
     consume_head(s);
     r->resp_head_sent = true;
     s->upstream.msg = HALF_BODY;
+    if (r->resp.tunnel) { /* 101: the exchange ends; the bytes go on */
+        observe(s, BALANCER_OK);
+        leave_budget(s);
+        return STEP_TUNNEL;
+    }
     return STEP_MOVED;
 }
 

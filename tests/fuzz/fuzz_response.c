@@ -45,7 +45,8 @@ static void append(struct resp_ctx *c, const char *p, size_t n)
 static int on_headers_complete(llhttp_t *p)
 {
     struct resp_ctx *c = p->data;
-    http_response_check(p, &c->head, c->method, c->client_minor, &c->resp);
+    http_response_check(p, &c->head, c->method, c->client_minor, false,
+                        &c->resp);
     c->checked = 1;
     if (c->resp.mode == HTTP_BODY_NONE)
         p->flags |= F_SKIPBODY;
