@@ -13,7 +13,7 @@ that stays usable, h2c is not upgraded and a 101 nobody asked for is a
 502; and that the CSV log, /api/stats and /metrics count the tunnels.  The
 emulator's endpoint itself (bad frames, too big frames) is checked
 directly.  Real ./lbproxy and ./lbbackend processes on free loopback ports;
-the WebSocket framing is tests/e2e/wsclient.py.
+the WebSocket framing is tests/lib/wsclient.py.
 """
 import csv
 import json
@@ -208,12 +208,7 @@ def test_client_that_stops_reading_keeps_memory_bounded(procs):
     be, px = stack(procs)
     rss0 = rss_kb(px.pid)
     flood = 64 << 20
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    s.connect(("127.0.0.1", px.port))
-    ws = WebSocket.__new__(WebSocket)
-    ws.sock, ws.buf, ws.head = s, b"", None
-    s.settimeout(20)
+    ws = WebSocket(px.port, timeout=20, rcvbuf=65536)
     try:
         ws.handshake(path=f"/ws?flood={flood}")
         last = [-1]
@@ -233,7 +228,7 @@ def test_client_that_stops_reading_keeps_memory_bounded(procs):
             n += len(payload)
         assert n == flood
     finally:
-        s.close()
+        ws.close()
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -359,3 +354,61 @@ def test_backend_largest_frame_is_echoed(procs):
         t.start()
         assert ws.recv() == (True, OP_BINARY, blob)
         t.join()
+
+
+# ---- more ways a tunnel starts and ends ----
+
+def test_tunnel_on_a_pooled_connection_leaves_the_pool(procs):
+    """In persistent mode a handshake may take a pooled connection: it
+    becomes the tunnel's and is closed with it, never given back."""
+    be, px = stack(procs, "--persistent", admin=True)
+    with Conn(px.port) as c:
+        assert c.request(path="/").status == 200
+    wait_until(lambda: get_json(px.admin, "/api/stats")["backends"][0]
+               ["pool_idle"] == 1)
+    accepts = get_json(be.port, "/stats")["accepts"]
+    with WebSocket(px.port) as ws:
+        ws.handshake()
+        assert get_json(px.admin, "/api/stats")["backends"][0][
+            "pool_idle"] == 0
+        ws.send(OP_BINARY, b"pooled")
+        assert ws.recv() == (True, OP_BINARY, b"pooled")
+        assert ws.close_handshake() == 1000
+    # the tunnel used the pooled connection: no new one for it (one accept
+    # is this /stats query's)
+    assert get_json(be.port, "/stats")["accepts"] == accepts + 1
+    wait_until(lambda: get_json(be.port, "/stats")["open_connections"] == 1)
+    assert get_json(px.admin, "/api/stats")["backends"][0]["pool_idle"] == 0
+
+
+def test_client_reset_closes_the_upstream_side(procs):
+    be, px = stack(procs)
+    ws = WebSocket(px.port)
+    ws.handshake()
+    ws.send(OP_TEXT, b"bye")
+    assert ws.recv() == (True, OP_TEXT, b"bye")
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                       struct.pack("ii", 1, 0))
+    ws.close()  # RST
+    wait_until(lambda: get_json(be.port, "/stats")["open_connections"] == 1,
+               what="the tunnel's upstream connection closed")
+    with WebSocket(px.port) as ws2:  # lbproxy is fine
+        ws2.handshake()
+        ws2.send(OP_TEXT, b"next")
+        assert ws2.recv() == (True, OP_TEXT, b"next")
+
+
+def test_drain_deadline_ends_open_tunnels(procs):
+    """SIGTERM lets a tunnel run until drain_ms, then closes it and
+    exits 0."""
+    be, px = stack(procs, extra=["--set", "timeouts.drain_ms=500"])
+    with WebSocket(px.port) as ws:
+        ws.handshake()
+        t0 = time.monotonic()
+        px.send_signal(15)
+        ws.send(OP_TEXT, b"during the drain")
+        assert ws.recv() == (True, OP_TEXT, b"during the drain")
+        ws.sock.settimeout(10)
+        assert ws.sock.recv(1) == b""
+        assert px.wait(10) == 0
+        assert 0.3 < time.monotonic() - t0 < 8

@@ -1,8 +1,9 @@
-"""A raw-socket WebSocket client (RFC 6455) for the tunnel tests: the
-opening handshake over a plain socket, masked client frames, the server's
-unmasked frames read back whole, and the close handshake.  Written here so
-the tests need no outside library; it checks what it reads (Sec-WebSocket-
-Accept, a server frame is never masked) so a broken tunnel cannot pass.
+"""A raw-socket WebSocket client (RFC 6455) for the tunnel tests and
+scripts/tunnelmem.py: the opening handshake over a plain socket, masked
+client frames, the server's unmasked frames read back whole, and the close
+handshake.  Written here so the tests need no outside library; it checks
+what it reads (Sec-WebSocket-Accept, a server frame is never masked) so a
+broken tunnel cannot pass.
 """
 import base64
 import hashlib
@@ -43,9 +44,15 @@ def frame(op, payload=b"", fin=True, mask=True, rsv=0):
 class WebSocket:
     """One connection: handshake() then send()/recv() frames."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port),
-                                             timeout=timeout)
+    def __init__(self, port, timeout=10, rcvbuf=None):
+        """Connects to 127.0.0.1:port; rcvbuf sets SO_RCVBUF first (a
+        small one makes a client that does not read stall its sender
+        sooner)."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         self.buf = b""
         self.head = None
 
