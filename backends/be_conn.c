@@ -423,17 +423,12 @@ static void dispatch(struct conn *c)
         respond_stats(c);
         return;
     }
-    if (c->route == R_WS) {
-        /* a valid handshake switches; anything else is a plain answer */
-        if (c->ws.accept[0] && !c->http10 && !c->is_head &&
-            llhttp_get_method(&c->parser) == HTTP_GET && c->body_bytes == 0) {
-            be_ws_accept(c);
+    if (c->route == R_WS) { /* a valid handshake switches */
+        if (be_ws_accept(c))
             set_state(c, CS_WS);
-        } else {
-            s->st.bad_requests++;
+        else
             respond_simple(c, 400, "Bad Request", "text/plain",
                            "not a WebSocket handshake\n", 26);
-        }
         return;
     }
     if (llhttp_get_method(&c->parser) == HTTP_CONNECT) {

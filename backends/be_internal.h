@@ -153,9 +153,10 @@ static inline void out_put(struct conn *c, const void *p, size_t n)
  * upgrade, Sec-WebSocket-Version: 13, a 16-byte Sec-WebSocket-Key) and
  * fills c->ws.accept when it is a valid handshake; reads ?flood=N. */
 void be_ws_head(struct conn *c, const char *head, size_t n);
-/* Queues the 101 answer of a valid handshake (the caller switches the
- * state to CS_WS). */
-void be_ws_accept(struct conn *c);
+/* At the end of a /ws request: queues the 101 answer and returns 1 when
+ * the request was a valid handshake (a body-less HTTP/1.1 GET; the caller
+ * switches the state to CS_WS), else counts a bad request and returns 0. */
+int be_ws_accept(struct conn *c);
 /* Echoes the frames in c->in as output room allows (text and binary
  * unmasked and sent back, ping answered by pong, close by close), then
  * the flood; a bad frame queues a close (1002, 1009) and close_after. */

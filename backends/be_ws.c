@@ -142,8 +142,13 @@ void be_ws_head(struct conn *c, const char *head, size_t n)
     w->flood = flood_of(head, n);
 }
 
-void be_ws_accept(struct conn *c)
+int be_ws_accept(struct conn *c)
 {
+    if (!c->ws.accept[0] || c->http10 || c->is_head || c->body_bytes > 0 ||
+        llhttp_get_method(&c->parser) != HTTP_GET) {
+        c->srv->st.bad_requests++;
+        return 0;
+    }
     static const char a[] = "HTTP/1.1 101 Switching Protocols\r\n"
                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                             "Sec-WebSocket-Accept: ";
@@ -153,6 +158,7 @@ void be_ws_accept(struct conn *c)
     out_put(c, c->srv->o->id, strlen(c->srv->o->id));
     out_put(c, "\r\n\r\n", 4);
     c->srv->st.ws_upgrades++;
+    return 1;
 }
 
 /* ---- frames ---- */
