@@ -79,18 +79,24 @@ static void test_handshake_key(void **state)
     be_ws_head(&c, head, sizeof(head) - 1);
     assert_string_equal(c.ws.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     assert_int_equal(c.ws.flood, 123);
-    static const char old[] = "GET /ws HTTP/1.1\r\nHost: t\r\n"
-                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                              "Sec-WebSocket-Version: 8\r\n\r\n";
-    be_ws_head(&c, old, sizeof(old) - 1);
-    assert_string_equal(c.ws.accept, "");
-    static const char nokey[] = "GET /ws HTTP/1.1\r\nHost: t\r\n"
-                                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                                "Sec-WebSocket-Key: short\r\n"
-                                "Sec-WebSocket-Version: 13\r\n\r\n";
-    be_ws_head(&c, nokey, sizeof(nokey) - 1);
-    assert_string_equal(c.ws.accept, "");
+    static const char *const bad[] = {
+        /* an old version of the protocol */
+        "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 8\r\n\r\n",
+        /* a key that is not 16 bytes in base64 */
+        "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: short\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        /* no Connection: upgrade */
+        "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        be_ws_head(&c, bad[i], strlen(bad[i]));
+        assert_string_equal(c.ws.accept, "");
+    }
 }
 
 int main(void)
