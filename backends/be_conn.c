@@ -644,8 +644,12 @@ static void update_interest(struct conn *c)
 static void conn_drive(struct conn *c)
 {
     for (int round = 0;; round++) {
+        /* A WebSocket goes on while it moves bytes, or while output that
+         * may have limited it is pending (flushed below, then tried with
+         * an empty buffer); one that just switched starts at once. */
+        int ws_more = c->state != CS_WS;
         if (c->state == CS_WS)
-            be_ws_input(c);
+            ws_more = output_pending(c) | be_ws_input(c);
         else
             process_input(c);
         if (c->state == CS_CLOSED)
@@ -662,7 +666,7 @@ static void conn_drive(struct conn *c)
             return;
         }
         if (c->state == CS_WS) {
-            if (!be_ws_more(c))
+            if (!ws_more)
                 break;
             continue;
         }

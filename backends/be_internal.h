@@ -159,10 +159,10 @@ void be_ws_head(struct conn *c, const char *head, size_t n);
 int be_ws_accept(struct conn *c);
 /* Echoes the frames in c->in as output room allows (text and binary
  * unmasked and sent back, ping answered by pong, close by close), then
- * the flood; a bad frame queues a close (1002, 1009) and close_after. */
-void be_ws_input(struct conn *c);
-/* True when be_ws_input has work once the output drained. */
-int be_ws_more(const struct conn *c);
+ * the flood; a bad frame queues a close (1002, 1009) and close_after.
+ * Returns 1 when it consumed input or queued output, else 0 (a partial
+ * frame, or no output room). */
+int be_ws_input(struct conn *c);
 
 /* Starts serving a new connection on fd (closes fd on failure). */
 void be_conn_open(struct be_server *s, int fd);

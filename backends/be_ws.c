@@ -332,27 +332,21 @@ static void flood(struct conn *c)
     }
 }
 
-void be_ws_input(struct conn *c)
+int be_ws_input(struct conn *c)
 {
     struct be_ws *w = &c->ws;
+    size_t in0 = c->in_parse, out0 = c->out_len;
     for (int i = 0; i < ROUNDS && !c->close_after; i++) {
         if (w->in_frame) {
             if (!frame_payload(c))
-                return;
+                break;
             continue;
         }
-        if (out_free(c) < HEAD_ROOM)
-            return;
-        if (c->in_parse == c->in_len || !frame_head(c))
+        if (out_free(c) < HEAD_ROOM || c->in_parse == c->in_len ||
+            !frame_head(c))
             break;
     }
     if (!c->close_after && !w->in_frame && !w->in_message)
         flood(c);
-}
-
-int be_ws_more(const struct conn *c)
-{
-    const struct be_ws *w = &c->ws;
-    return !c->close_after &&
-           (c->in_parse < c->in_len || (w->flood > 0 && !w->in_message));
+    return c->in_parse != in0 || c->out_len != out0;
 }

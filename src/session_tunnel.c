@@ -30,6 +30,7 @@ void tunnel_begin(struct session *s)
     /* the request head was sent whole (or what is left of it goes first):
      * nothing is kept for a resend any more */
     s->upstream.retain = false;
+    upstream_nodelay(s->uc); /* small frames must not wait for Nagle */
     half_deadline_clear(&s->upstream);
     arm_idle(s);
     log_debug("%s: tunnel to %s", s->addr,

@@ -412,3 +412,21 @@ def test_drain_deadline_ends_open_tunnels(procs):
         assert ws.sock.recv(1) == b""
         assert px.wait(10) == 0
         assert 0.3 < time.monotonic() - t0 < 8
+
+
+def test_backend_takes_frames_behind_the_handshake_and_floods_at_once(
+        procs):
+    """Directly to the emulator: frames in the same write as the handshake
+    are echoed, and a flood starts right after the 101 without the client
+    sending anything."""
+    be = procs.backend(bid="W")
+    with WebSocket(be.port) as ws:
+        ws.handshake(after=frame(OP_TEXT, b"early") + frame(OP_PING, b"p"))
+        assert ws.recv() == (True, OP_TEXT, b"early")
+        assert ws.recv() == (True, OP_PONG, b"p")
+    with WebSocket(be.port) as ws:
+        ws.handshake(path="/ws?flood=20000")
+        n = 0
+        while n < 20000:
+            n += len(ws.recv()[2])
+        assert n == 20000
