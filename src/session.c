@@ -587,10 +587,8 @@ static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
     (void)loop;
     struct session *s = io->ctx;
     if (events & LOOP_READ) {
-        /* a tunnel asks for no read after the end of stream: a wake-up
-         * then is a hang-up or a socket error */
-        if (s->state == SS_TUNNEL && s->client.eof)
-            s->client.error = true;
+        if (s->state == SS_TUNNEL)
+            tunnel_woken(&s->client, &s->ctx->bufs);
         int n = half_read(&s->client, &s->ctx->bufs);
         if (n > 0 && s->client.wait == HW_BODY)
             client_deadline(s, HW_BODY, cfg_of(s)->client_body_timeout_ms);

@@ -229,6 +229,11 @@ void tunnel_begin(struct session *s);
 enum step tunnel_relay(struct session *s);
 /* The upstream socket had events: reads what the backend sent. */
 enum step tunnel_io(struct session *s, unsigned events);
+/* A tunnel's half is woken for reading: when it asked for no read (end of
+ * stream seen, or `in` full), only a hang-up or a socket error does that,
+ * and level-triggered epoll would report it for ever, so the side is taken
+ * as failed (h->error). */
+void tunnel_woken(struct half *h, const struct buf_pool *pool);
 /* The tunnel ends (any reason): its counters. */
 void tunnel_end(struct session *s);
 

@@ -42,6 +42,12 @@ void tunnel_end(struct session *s)
     s->ctx->tunnels_open--;
 }
 
+void tunnel_woken(struct half *h, const struct buf_pool *pool)
+{
+    if (!half_may_read(h, pool))
+        h->error = true;
+}
+
 /* Moves what `from` holds to `to` as room allows: the storage itself when
  * `to` has none, else a copy.  Returns the bytes moved. */
 static uint32_t pass(struct buf_pool *pool, struct buf *from, struct buf *to)
@@ -118,13 +124,9 @@ enum step tunnel_io(struct session *s, unsigned events)
     struct half *u = &s->upstream;
     if (!(events & LOOP_READ))
         return STEP_MOVED; /* writable: the relay flushes */
-    if (u->eof) {
-        /* no read is asked for after the end of stream: only a hang-up
-         * or a socket error wakes a reader now (level-triggered, it would
-         * wake us for ever) */
-        u->error = true;
+    tunnel_woken(u, pool_of(s));
+    if (u->error)
         return step_close(s->req, RECORD_UPSTREAM_RESET);
-    }
     int n = half_read(u, pool_of(s));
     if (n < 0 && u->error)
         return step_close(s->req, RECORD_UPSTREAM_RESET);

@@ -27,7 +27,7 @@ import urllib.request
 import pytest
 
 from httpc import Conn
-from lbtest import free_port, rss_kb, wait_port, wait_until
+from lbtest import cpu_seconds, free_port, rss_kb, wait_port, wait_until
 from rawbackend import RawBackend
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                       OP_TEXT, WebSocket, frame)
@@ -430,3 +430,76 @@ def test_backend_takes_frames_behind_the_handshake_and_floods_at_once(
         while n < 20000:
             n += len(ws.recv()[2])
         assert n == 20000
+
+
+class StuckBackend:
+    """Answers the first request head with a 101 and then neither reads
+    nor writes: a tunnel towards it fills up and stays full."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            c, _ = self.lsock.accept()
+        except OSError:
+            return
+        self.conns.append(c)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(4096)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\n"
+                  b"Connection: Upgrade\r\n\r\n")
+
+    def close(self):
+        self.lsock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_reset_of_a_stalled_client_closes_the_tunnel_without_spinning(
+        procs):
+    """A client whose bytes lbproxy cannot pass on (the backend reads
+    nothing, so lbproxy stopped reading the client) resets: with no read
+    asked for, epoll reports the reset as a hang-up over and over; lbproxy
+    must take it as the end of the tunnel at once, not spin until the idle
+    timeout."""
+    be = StuckBackend()
+    try:
+        admin = free_port()
+        px = procs.proxy([be.port], admin=admin,
+                         extra=["--set", "health.max_fails=0"])
+        wait_port(admin, proc=px)
+        s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: raw\r\n"
+                  b"Connection: Upgrade\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+        s.setblocking(False)
+        sent, blob = 0, b"z" * 65536
+        for _ in range(20000):  # until every buffer on the way is full
+            try:
+                sent += s.send(blob)
+            except BlockingIOError:
+                time.sleep(0.05)
+                try:
+                    sent += s.send(blob)
+                except BlockingIOError:
+                    break
+        assert get_json(admin, "/api/stats")["total"]["tunnels"]["open"] == 1
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        s.close()  # RST
+        wait_until(lambda: get_json(admin, "/api/stats")["total"]["tunnels"]
+                   ["open"] == 0, timeout=5, what="the tunnel closed")
+        cpu0 = cpu_seconds(px.pid)
+        time.sleep(1)
+        assert cpu_seconds(px.pid) - cpu0 < 0.2
+    finally:
+        be.close()
