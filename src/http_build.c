@@ -153,15 +153,16 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
 
     /* dropped: hop-by-hop fields, those named in Connection, Expect (we
      * answer it), and the forwarding fields we rewrite below */
-    const uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_EXPECT) |
-                          (1u << HH_X_FORWARDED_FOR) |
-                          (1u << HH_X_FORWARDED_PROTO) | (1u << HH_VIA);
+    uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_EXPECT) |
+                    (1u << HH_X_FORWARDED_FOR) | (1u << HH_X_FORWARDED_PROTO) |
+                    (1u << HH_VIA);
+    if (req->upgrade) /* kept, though hop-by-hop and named in Connection */
+        drop &= ~(1u << HH_UPGRADE);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        bool keep = req->upgrade && hd->kind == HH_UPGRADE;
-        if (((drop >> hd->kind) & 1) && !keep)
+        if ((drop >> hd->kind) & 1)
             continue;
-        if (req->nconn_tokens && !keep &&
+        if (req->nconn_tokens && !(req->upgrade && hd->kind == HH_UPGRADE) &&
             named_in(h, hd->name, req->conn_tokens, req->nconn_tokens))
             continue;
         if (authority.len > 0 && hd->kind == HH_HOST) {
@@ -254,12 +255,14 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_VIA);
     if (resp->mode == HTTP_BODY_NONE && !resp->interim && !resp->tunnel)
         drop &= ~(1u << HH_CONTENT_LENGTH);
+    if (resp->tunnel) /* kept, though hop-by-hop and named in Connection */
+        drop &= ~(1u << HH_UPGRADE);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        bool keep = resp->tunnel && hd->kind == HH_UPGRADE;
-        if (((drop >> hd->kind) & 1) && !keep)
+        if ((drop >> hd->kind) & 1)
             continue;
-        if (ntokens && !keep && named_in(h, hd->name, tokens, ntokens))
+        if (ntokens && !(resp->tunnel && hd->kind == HH_UPGRADE) &&
+            named_in(h, hd->name, tokens, ntokens))
             continue;
         put_field(&o, h, hd, &run);
     }
