@@ -3,11 +3,13 @@
 They prove that an upgrade request reaches the backend with its Upgrade and
 Connection headers, that a 101 turns the session into a byte tunnel (text,
 binary, fragmented and control frames and 1 MiB of frames echoed intact by
-lbbackend's /ws, bytes sent right behind the handshake and bytes right
-behind the 101 carried, the close handshake and half-closes forwarded) in
-both connection models; that the tunnel's idle timeout closes it and its
-upstream connection is never pooled; that a client that stops reading
-while the backend floods it leaves lbproxy's memory where it was; that any
+lbbackend's /ws, raw bytes of another protocol, bytes sent right behind
+the handshake and bytes right behind the 101 carried, the close handshake
+and half-closes forwarded) in both connection models; that the tunnel's
+idle timeout, a reset, a hang-up on a stalled side and the drain deadline
+close it and its upstream connection is never pooled; that a client that
+stops reading while the backend floods it leaves lbproxy's memory where it
+was; that any
 other answer to an upgrade request is a normal response on a connection
 that stays usable, h2c is not upgraded and a 101 nobody asked for is a
 502; and that the CSV log, /api/stats and /metrics count the tunnels.  The
@@ -432,36 +434,108 @@ def test_backend_takes_frames_behind_the_handshake_and_floods_at_once(
         assert n == 20000
 
 
-class StuckBackend:
-    """Answers the first request head with a 101 and then neither reads
-    nor writes: a tunnel towards it fills up and stays full."""
+class UpgradeBackend:
+    """A raw backend for "other" upgrades: answers the first request head
+    of each connection with a 101 to `Upgrade: raw` followed by `after` in
+    the same send; then echoes what it gets until the peer ends (echo), or
+    neither reads nor writes (stuck: a tunnel towards it fills up)."""
 
-    def __init__(self):
+    def __init__(self, after=b"", echo=True):
+        self.after, self.echo = after, echo
         self.lsock = socket.socket()
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(8)
         self.port = self.lsock.getsockname()[1]
         self.conns = []
+        self.heads = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._conn, args=(c,), daemon=True).start()
+
+    def _conn(self, c):
         try:
-            c, _ = self.lsock.accept()
+            if not self.echo:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += c.recv(4096)
+            head, rest = head.split(b"\r\n\r\n", 1)
+            self.heads.append(head.decode("latin-1"))
+            c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\n"
+                      b"Connection: Upgrade\r\n\r\n" + self.after)
+            if not self.echo:
+                return
+            if rest:
+                c.sendall(rest)
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    c.shutdown(socket.SHUT_WR)
+                    return
+                c.sendall(data)
         except OSError:
             return
-        self.conns.append(c)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += c.recv(4096)
-        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\n"
-                  b"Connection: Upgrade\r\n\r\n")
 
     def close(self):
         self.lsock.close()
         for c in self.conns:
             c.close()
+
+
+def raw_upgrade(port, after=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /raw HTTP/1.1\r\nHost: t\r\nUpgrade: raw\r\n"
+              b"Connection: Upgrade\r\n\r\n" + after)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        assert chunk, buf
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return s, head.decode("latin-1").lower(), rest
+
+
+def read_exactly(s, n, have=b""):
+    while len(have) < n:
+        chunk = s.recv(65536)
+        assert chunk, have
+        have += chunk
+    return have
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_other_upgrade_carries_bytes_behind_the_101(procs, model):
+    """Any protocol, not only WebSocket: the backend sends bytes in the same
+    send as its 101, so lbproxy reads them with the head; they are the
+    tunnel's first bytes.  Then raw bytes go both ways, and the client's end
+    of stream comes back as the backend's."""
+    be = UpgradeBackend(after=b"hello-after-101")
+    try:
+        px = procs.proxy([be.port], extra=[model])
+        s, head, rest = raw_upgrade(px.port)
+        assert "\r\nupgrade: raw" in head
+        assert read_exactly(s, 15, rest) == b"hello-after-101"
+        blob = os.urandom(200000)
+        t = threading.Thread(target=s.sendall, args=(blob,))
+        t.start()
+        assert read_exactly(s, len(blob)) == blob
+        t.join()
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(1) == b""
+        s.close()
+        assert "\r\nupgrade: raw" in be.heads[0].lower()
+        assert "\r\nconnection: upgrade" in be.heads[0].lower()
+    finally:
+        be.close()
 
 
 def test_reset_of_a_stalled_client_closes_the_tunnel_without_spinning(
@@ -471,16 +545,13 @@ def test_reset_of_a_stalled_client_closes_the_tunnel_without_spinning(
     asked for, epoll reports the reset as a hang-up over and over; lbproxy
     must take it as the end of the tunnel at once, not spin until the idle
     timeout."""
-    be = StuckBackend()
+    be = UpgradeBackend(echo=False)
     try:
         admin = free_port()
         px = procs.proxy([be.port], admin=admin,
                          extra=["--set", "health.max_fails=0"])
         wait_port(admin, proc=px)
-        s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: raw\r\n"
-                  b"Connection: Upgrade\r\n\r\n")
-        assert s.recv(4096).startswith(b"HTTP/1.1 101 ")
+        s, _, _ = raw_upgrade(px.port)
         s.setblocking(False)
         sent, blob = 0, b"z" * 65536
         for _ in range(20000):  # until every buffer on the way is full
