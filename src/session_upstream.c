@@ -753,11 +753,13 @@ bool uside_closes_client(const struct session *s)
 /* The pool-return rule: after a finished exchange, the connection goes
  * back to its backend's pool only when it is known to hold nothing beyond
  * the response - persistent mode, the response read whole and keep-alive
- * allowed by the backend, the request read and sent whole, no byte after
- * the response in upstream.in, and (checked by upstream_release when the
- * last read filled its room) none waiting in the socket.  Anything else
- * closes it: a byte nobody asked for must never become the next request's
- * response.  A finished unpooled exchange ends with an RST (no TIME_WAIT). */
+ * allowed by the backend, the request read and sent whole, no upgrade
+ * asked for (a backend that refused one may still have switched), no byte
+ * after the response in upstream.in, and (checked by upstream_release when
+ * the last read filled its room) none waiting in the socket.  Anything
+ * else closes it: a byte nobody asked for must never become the next
+ * request's response.  A finished unpooled exchange ends with an RST (no
+ * TIME_WAIT). */
 static void pool_or_close(struct session *s)
 {
     struct request *r = s->req;
@@ -768,7 +770,7 @@ static void pool_or_close(struct session *s)
     bool reusable = cfg->persistent && complete &&
                     r->resp.upstream_keep_alive && s->client.msg == HALF_DONE &&
                     !r->body_dropped && buf_pending(&s->upstream.out) == 0 &&
-                    !r->upstream_extra;
+                    !r->upstream_extra && !r->hreq.upgrade;
     if (reusable)
         upstream_release(s->uc, s->upstream.filled);
     else

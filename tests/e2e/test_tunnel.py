@@ -237,8 +237,12 @@ def test_client_that_stops_reading_keeps_memory_bounded(procs):
 def test_refused_upgrade_is_a_normal_response(procs, model):
     """A backend that does not switch answers as usual: a 400 to a bad
     handshake on /ws, a 200 from a path that ignores Upgrade; either way
-    the client connection goes on with the next request."""
+    the client connection goes on with the next request.  The upstream
+    connection of an upgrade request is not pooled even then (a backend
+    that refused may still have switched): three requests, three
+    connections, in both models."""
     be, px = stack(procs, model)
+    accepts = get_json(be.port, "/stats")["accepts"]
     with WebSocket(px.port) as ws:
         ws.request(extra=b"", key="not-a-valid-key")
         status, h = ws.read_head()
@@ -255,7 +259,9 @@ def test_refused_upgrade_is_a_normal_response(procs, model):
         status, h = ws.read_head()
         assert status == 200
         assert ws._take(3) == b"ok\n"
-    assert get_json(be.port, "/stats")["ws_upgrades"] == 0
+    st = get_json(be.port, "/stats")
+    assert st["ws_upgrades"] == 0
+    assert st["accepts"] == accepts + 3 + 1  # and this /stats query's
 
 
 def test_h2c_is_not_upgraded(procs):
