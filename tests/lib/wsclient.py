@@ -1,5 +1,5 @@
 """A raw-socket WebSocket client (RFC 6455) for the tunnel tests and
-scripts/tunnelmem.py: the opening handshake over a plain socket, masked
+scripts/tunnelbench.py: the opening handshake over a plain socket, masked
 client frames, the server's unmasked frames read back whole, and the close
 handshake.  Written here so the tests need no outside library; it checks
 what it reads (Sec-WebSocket-Accept, a server frame is never masked) so a
