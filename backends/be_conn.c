@@ -38,6 +38,8 @@ static const char *state_str(enum conn_state st)
         return "service";
     case CS_HANG:
         return "hang";
+    case CS_WS:
+        return "websocket";
     case CS_CLOSED:
         return "closed";
     }
@@ -53,6 +55,7 @@ static int transition_ok(enum conn_state from, enum conn_state to)
         return from == CS_SERVICE || from == CS_READING;
     case CS_QUEUED:
     case CS_HANG:
+    case CS_WS:
         return from == CS_READING;
     case CS_SERVICE:
         return from == CS_READING || from == CS_QUEUED;
@@ -74,17 +77,6 @@ static void set_state(struct conn *c, enum conn_state to)
 }
 
 /* ---- small helpers ---- */
-
-static size_t out_free(const struct conn *c)
-{
-    return OUT_CAP - c->out_len;
-}
-
-static void out_put(struct conn *c, const void *p, size_t n)
-{
-    memcpy(c->out + c->out_len, p, n); /* callers reserved RESP_ROOM */
-    c->out_len += n;
-}
 
 #define OUT_LIT(c, s) out_put((c), (s), sizeof(s) - 1)
 
@@ -248,12 +240,12 @@ static void respond_stats(struct conn *c)
         ",\"accept_errors\":%" PRIu64 ",\"in_service\":%d,\"queued\":%zu"
         ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
         ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        "}\n",
+        ",\"ws_upgrades\":%" PRIu64 ",\"ws_frames\":%" PRIu64 "}\n",
         s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
         t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
         t->stats + 1, t->bad_requests, t->accept_errors, s->sched.busy,
         s->sched.queued, s->sched.max_queued, s->o->workers, s->phase + 1, prof,
-        t->bytes_in, t->bytes_out);
+        t->bytes_in, t->bytes_out, t->ws_upgrades, t->ws_frames);
     s->st.stats++;
     respond_simple(c, 200, "OK", "application/json", body, (size_t)n);
 }
@@ -336,12 +328,16 @@ static void on_head_complete(struct conn *c)
         c->route = R_STATS;
     else if (plen == 13 && memcmp(path, "/echo-headers", 13) == 0)
         c->route = R_ECHO_HEADERS;
+    else if (plen == 3 && memcmp(path, "/ws", 3) == 0)
+        c->route = R_WS;
     else if (hflags & HEAD_ECHO_HEADERS)
         c->route = R_ECHO_HEADERS;
     else if (s->o->echo || (plen == 5 && memcmp(path, "/echo", 5) == 0))
         c->route = R_ECHO;
     else
         c->route = R_APP;
+    if (c->route == R_WS)
+        be_ws_head(c, head, n);
     c->hlen = 0;
     if (c->route == R_ECHO_HEADERS || s->reqlog) {
         if (!c->hbuf)
@@ -425,6 +421,14 @@ static void dispatch(struct conn *c)
     }
     if (c->route == R_STATS) {
         respond_stats(c);
+        return;
+    }
+    if (c->route == R_WS) { /* a valid handshake switches */
+        if (be_ws_accept(c))
+            set_state(c, CS_WS);
+        else
+            respond_simple(c, 400, "Bad Request", "text/plain",
+                           "not a WebSocket handshake\n", 26);
         return;
     }
     if (llhttp_get_method(&c->parser) == HTTP_CONNECT) {
@@ -639,10 +643,19 @@ static void update_interest(struct conn *c)
 /* Parses, answers and writes what it can, then sets the interest set. */
 static void conn_drive(struct conn *c)
 {
-    for (;;) {
-        process_input(c);
+    for (int round = 0;; round++) {
+        /* A WebSocket goes on while it moves bytes, or while output that
+         * may have limited it is pending (flushed below, then tried with
+         * an empty buffer); one that just switched starts at once. */
+        int ws_more = c->state != CS_WS;
+        if (c->state == CS_WS)
+            ws_more = output_pending(c) | be_ws_input(c);
+        else
+            process_input(c);
         if (c->state == CS_CLOSED)
             return;
+        if (round >= 64 && output_pending(c))
+            break; /* a flood: the rest when the socket is writable */
         int r = conn_flush(c);
         if (r < 0)
             return;
@@ -652,12 +665,18 @@ static void conn_drive(struct conn *c)
             be_conn_close(c);
             return;
         }
+        if (c->state == CS_WS) {
+            if (!ws_more)
+                break;
+            continue;
+        }
         /* Everything left; parse on if pipelined requests still wait. */
         if (c->state != CS_READING ||
             (c->in_parse == c->in_len && c->paused_on == PAUSE_NONE))
             break;
     }
-    if (c->peer_eof && c->state == CS_READING && !output_pending(c)) {
+    if (c->peer_eof && (c->state == CS_READING || c->state == CS_WS) &&
+        !output_pending(c)) {
         be_conn_close(c); /* the client has left and everything is answered */
         return;
     }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "be_options.h"
 #include "be_profile.h"
@@ -30,6 +31,7 @@ enum conn_state {
     CS_QUEUED,  /* complete request waiting for a worker */
     CS_SERVICE, /* holding a worker; the service timer is armed */
     CS_HANG,    /* will never answer; waits for the client to leave */
+    CS_WS,      /* after a WebSocket handshake: frames (be_ws.c) */
     CS_CLOSED,
 };
 
@@ -39,12 +41,30 @@ enum route {
     R_ECHO_HEADERS,
     R_HEALTH,
     R_STATS,
+    R_WS,
 };
 
 enum pause_on {
     PAUSE_NONE,
     PAUSE_HEADERS,
     PAUSE_MESSAGE,
+};
+
+/* The largest WebSocket data frame payload the echo takes: a bigger one is
+ * answered with close 1009 (message too big). */
+#define WS_MAX_FRAME (1u << 20)
+/* The most a /ws?flood=N connection sends on its own. */
+#define WS_MAX_FLOOD (1ull << 34)
+
+/* A WebSocket connection's state (be_ws.c); all zero until /ws. */
+struct be_ws {
+    char accept[32]; /* Sec-WebSocket-Accept of a valid handshake, or "" */
+    uint64_t flood;  /* bytes of server-sent binary frames still to send */
+    uint64_t left;   /* payload bytes of the current data frame to echo */
+    uint8_t mask[4];
+    unsigned mask_pos;
+    int in_frame;   /* echoing a data frame's payload */
+    int in_message; /* a fragmented data message is under way */
 };
 
 struct conn {
@@ -79,6 +99,7 @@ struct conn {
     size_t elen, ecap;
     char *hbuf; /* copy of the current head (echo-headers, request log) */
     size_t hlen;
+    struct be_ws ws;
     char in[IN_CAP];
     char out[OUT_CAP];
 };
@@ -87,6 +108,7 @@ struct be_stats {
     uint64_t accepts, open, requests, responses, errors, resets, hangs;
     uint64_t health, stats, bad_requests, accept_errors;
     uint64_t bytes_in, bytes_out;
+    uint64_t ws_upgrades, ws_frames;
 };
 
 struct be_server {
@@ -112,6 +134,35 @@ struct be_server {
     int destroying;
     struct be_stats st;
 };
+
+static inline size_t out_free(const struct conn *c)
+{
+    return OUT_CAP - c->out_len;
+}
+
+/* Appends n bytes to the output; the caller made sure of the room. */
+static inline void out_put(struct conn *c, const void *p, size_t n)
+{
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+}
+
+/* ---- be_ws.c: the WebSocket echo endpoint (RFC 6455) ---- */
+
+/* Checks the head of a /ws request (Upgrade: websocket, Connection:
+ * upgrade, Sec-WebSocket-Version: 13, a 16-byte Sec-WebSocket-Key) and
+ * fills c->ws.accept when it is a valid handshake; reads ?flood=N. */
+void be_ws_head(struct conn *c, const char *head, size_t n);
+/* At the end of a /ws request: queues the 101 answer and returns 1 when
+ * the request was a valid handshake (a body-less HTTP/1.1 GET; the caller
+ * switches the state to CS_WS), else counts a bad request and returns 0. */
+int be_ws_accept(struct conn *c);
+/* Echoes the frames in c->in as output room allows (text and binary
+ * unmasked and sent back, ping answered by pong, close by close), then
+ * the flood; a bad frame queues a close (1002, 1009) and close_after.
+ * Returns 1 when it consumed input or queued output, else 0 (a partial
+ * frame, or no output room). */
+int be_ws_input(struct conn *c);
 
 /* Starts serving a new connection on fd (closes fd on failure). */
 void be_conn_open(struct be_server *s, int fd);

@@ -228,7 +228,12 @@ function renderLiveKpis(s) {
     kpi('kpi-rps', fmtRate(t.rps));
     kpi('kpi-req', fmtInt(t.requests));
     kpi('kpi-err', fmtInt(t.errors) + errPct(t.errors, t.requests), t.errors > 0);
-    kpi('kpi-inflight', fmtInt(t.in_flight));
+    // open WebSocket/Upgrade tunnels beside the requests in flight
+    const tn = t.tunnels || {};
+    kpi('kpi-inflight', fmtInt(t.in_flight) +
+        (tn.open ? ` ${unit(fmtInt(tn.open) + ' tunnels')}` : ''));
+    $('kpi-inflight').title = `tunnels: ${fmtInt(tn.open || 0)} open, ` +
+        `${fmtInt(tn.total || 0)} since start`;
     // retries (per-try deadlines, 5xx), what the budget refused, the queue
     const q = t.queue || {};
     kpi('kpi-retry', fmtInt(t.retries || 0) +
@@ -448,6 +453,7 @@ function showCsv(ms) {
     kpi('kpi-req', fmtInt(s.rows));
     kpi('kpi-err', fmtInt(s.errors) + errPct(s.errors, s.rows), s.errors > 0);
     kpi('kpi-inflight', fmtDuration(s.seconds));
+    $('kpi-inflight').title = '';
     kpi('kpi-retry', fmtInt(s.retries || 0));
     $('kpi-retry').title = 'extra attempts, from the log\'s retries column';
     kpi('kpi-p50', fmtMs(s.p50) + unit('ms'));

@@ -42,6 +42,8 @@ struct admin_sources {
     /* PROXY protocol headers accepted and connections refused for want
      * of one (the proxyaccept module's); NULL: 0 */
     const uint64_t *proxy_accepted, *proxy_refused;
+    /* WebSocket/Upgrade tunnels open now and ever (the session module's) */
+    const uint64_t *tunnels_open, *tunnels_total;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

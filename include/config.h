@@ -59,6 +59,7 @@ struct config {
     unsigned client_header_timeout_ms; /* whole request head (slowloris) */
     unsigned client_body_timeout_ms;   /* between body reads */
     unsigned keepalive_timeout_ms;     /* idle client connection */
+    unsigned tunnel_idle_ms;           /* tunnel with no byte either way */
     unsigned client_write_timeout_ms;  /* client not reading a response */
     unsigned upstream_connect_timeout_ms;
     unsigned upstream_timeout_ms;  /* no response progress -> 504 */

@@ -38,6 +38,7 @@ enum half_wait {
     HW_CONNECT,   /* upstream: connect() */
     HW_RESPONSE,  /* upstream: the next response bytes */
     HW_QUEUE,     /* upstream: a free backend (circuit breaker queue) */
+    HW_TUNNEL,    /* client: a byte either way through the tunnel */
 };
 
 struct half {

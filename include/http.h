@@ -93,6 +93,11 @@ struct http_request {
      * pass on unchanged). */
     const char *request_id;
     size_t request_id_len;
+    /* Connection names "upgrade" and an Upgrade field is present on a
+     * body-less HTTP/1.1 request that does not offer h2c: both travel
+     * upstream, and a 101 may turn the session into a tunnel.  An Upgrade
+     * on any other request is dropped like any hop-by-hop field. */
+    bool upgrade;
     struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
     unsigned nconn_tokens;
 };
@@ -110,7 +115,10 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
  * removed, Expect dropped), X-Forwarded-For with client_ip appended,
  * X-Forwarded-Proto, Via, X-Request-Id when req->request_id is set,
  * framing (Content-Length or chunked) and "Connection: close" when
- * close_upstream.  Returns the length written, or
+ * close_upstream; for an upgrade request (req->upgrade) the Upgrade fields
+ * and "Connection: upgrade" instead, as the exchange ends in a tunnel or a
+ * response after which the connection is not reused for a tunnel.
+ * Returns the length written, or
  * -1 if it does not fit in cap. */
 int http_build_request_head(char *out, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
@@ -137,6 +145,7 @@ struct http_response {
     unsigned nconn_tokens;
     bool upstream_keep_alive; /* the backend allows reuse */
     bool interim;             /* 1xx (not 101): a final response follows */
+    bool tunnel;              /* 101 to an upgrade request: bytes follow */
     uint64_t content_length;
 };
 
@@ -147,15 +156,19 @@ struct http_response {
 /* Decides the framing of a response to a request of `method` for a client
  * speaking HTTP/1.minor, and checks the response head.  Call from
  * on_headers_complete of the response parser.  A 1xx other than 101 is
- * checked like any head and marked resp->interim (no body); 101 is refused
- * (lbproxy does not tunnel).  Returns resp->status. */
+ * checked like any head and marked resp->interim (no body).  A 101 is
+ * accepted only when the request asked to upgrade (`upgrade`) and the
+ * answer names its protocol in Upgrade: then resp->tunnel (no body, no
+ * reuse); any other 101 is refused.  Returns resp->status. */
 int http_response_check(const llhttp_t *p, struct http_head *h, int method,
-                        int client_minor, struct http_response *resp);
+                        int client_minor, bool upgrade,
+                        struct http_response *resp);
 
 /* Builds the response head sent to the client.  keep_alive says whether
  * the client connection persists.  For an interim response (resp->interim)
  * it writes the 1xx as an HTTP/1.1 client reads it: end-to-end headers and
- * Via, no framing or Connection header.  X-Request-Id is echoed on the
+ * Via, no framing or Connection header; for a tunnel (resp->tunnel) the
+ * Upgrade fields and "Connection: upgrade".  X-Request-Id is echoed on the
  * final response when resp->request_id is set.  Returns the length, or -1 if it
  * does not fit. */
 int http_build_response_head(char *out, size_t cap, const llhttp_t *p,

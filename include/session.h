@@ -62,6 +62,7 @@ struct session_ctx {
     struct session *q_head, *q_tail;
     uint64_t queued_now, queued_total, queue_full, queue_timeouts;
     uint64_t queue_wait_us; /* summed over the requests that left it */
+    uint64_t tunnels_open, tunnels_total; /* sessions after a 101 */
     uint64_t wall_read_us;  /* loop time when the wall clock was read */
     int64_t wall_offset_us; /* wall clock minus loop time then */
 };

@@ -369,6 +369,9 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_counter(b, ",\"proxy_protocol\":{\"accepted\":", src->proxy_accepted);
     json_counter(b, ",\"refused\":", src->proxy_refused);
     admin_buf_str(b, "}");
+    json_counter(b, ",\"tunnels\":{\"open\":", src->tunnels_open);
+    json_counter(b, ",\"total\":", src->tunnels_total);
+    admin_buf_str(b, "}");
     admin_buf_str(b, "},\"backends\":[");
 
     for (size_t i = 0; i < n; i++) {
@@ -597,6 +600,12 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
              "Connections closed for a missing, invalid or slow PROXY "
              "protocol header.",
              counter(src->proxy_refused));
+    prom_one(b, "lbproxy_tunnels_open", "gauge",
+             "WebSocket/Upgrade tunnels open now (sessions after a 101).",
+             counter(src->tunnels_open));
+    prom_one(b, "lbproxy_tunnels_total", "counter",
+             "WebSocket/Upgrade tunnels opened since start.",
+             counter(src->tunnels_total));
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)

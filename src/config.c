@@ -100,6 +100,7 @@ const struct config_key config_keys[] = {
          "2000"),
     K_MS("timeouts", "upstream_ms", upstream_timeout_ms, "30000"),
     K_MS("timeouts", "drain_ms", drain_timeout_ms, "10000"),
+    K_MS("timeouts", "tunnel_idle_ms", tunnel_idle_ms, "300000"),
 
     K_INT("limits", "max_head_bytes", CF_SIZE, max_head_bytes, 1024, 1u << 20,
           "16384"),

@@ -233,6 +233,28 @@ static unsigned split_list(const struct http_head *h, struct http_span v,
     return n;
 }
 
+/* True when an Upgrade field offers h2c: lbproxy speaks HTTP/1.1 to its
+ * backends and does not tunnel HTTP/2, so such a request goes out as plain
+ * HTTP/1.1 with its upgrade headers dropped (the backend answers in 1.1). */
+static bool offers_h2c(const struct http_head *h)
+{
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        struct http_span t[HTTP_MAX_CONN_TOKENS];
+        bool overflow = false;
+        if (hd->kind != HH_UPGRADE)
+            continue;
+        unsigned n =
+            split_list(h, hd->value, t, HTTP_MAX_CONN_TOKENS, &overflow);
+        for (unsigned k = 0; k < n; k++)
+            if (span_ieq(h, t[k], "h2c"))
+                return true;
+        if (overflow)
+            return true; /* too long a list to judge: no upgrade */
+    }
+    return false;
+}
+
 /* Bytes a Host value (reg-name, IPv4, [IPv6], port) may hold. */
 static bool host_byte(unsigned char c)
 {
@@ -313,7 +335,7 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
 
     unsigned hosts = 0, tes = 0;
     bool keep_alive_token = false, close_token = false;
-    bool conn_overflow = false;
+    bool upgrade_token = false, conn_overflow = false;
     req->idempotent = method_idempotent(p->method);
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
@@ -348,6 +370,8 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
                     close_token = true;
                 else if (span_ieq(h, t[k], "keep-alive"))
                     keep_alive_token = true;
+                else if (span_ieq(h, t[k], "upgrade"))
+                    upgrade_token = true;
                 else if (span_ieq(h, t[k], "host") ||
                          span_ieq(h, t[k], "content-length") ||
                          span_ieq(h, t[k], "transfer-encoding"))
@@ -390,16 +414,21 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
         req->expect_continue = false;
     req->keep_alive =
         p->http_minor == 1 ? !close_token : keep_alive_token && !close_token;
+    /* RFC 9110 7.8: an Upgrade in HTTP/1.0 is ignored; one with a body is
+     * not tunnelled (the tunnel would start mid-body) */
+    req->upgrade = upgrade_token && (h->seen & (1u << HH_UPGRADE)) &&
+                   p->http_minor == 1 && !req->has_body && !offers_h2c(h);
     return 0;
 }
 
 int http_response_check(const llhttp_t *p, struct http_head *h, int method,
-                        int client_minor, struct http_response *resp)
+                        int client_minor, bool upgrade,
+                        struct http_response *resp)
 {
     /* every field but the token array, which nconn_tokens bounds */
     memset(resp, 0, offsetof(struct http_response, conn_tokens));
     resp->nconn_tokens = 0;
-    resp->upstream_keep_alive = resp->interim = false;
+    resp->upstream_keep_alive = resp->interim = resp->tunnel = false;
     resp->content_length = 0;
     int status = p->status_code;
     if (h->too_many) {
@@ -407,9 +436,15 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
         resp->error = "too many response header fields";
         return 502;
     }
-    if (p->http_major != 1 || status < 100 || status > 999 || status == 101) {
+    if (p->http_major != 1 || status < 100 || status > 999) {
         resp->status = 502;
         resp->error = "invalid response status or version";
+        return 502;
+    }
+    if (status == 101 && !(upgrade && (h->seen & (1u << HH_UPGRADE)))) {
+        /* a switch nobody asked for, or one that names no protocol */
+        resp->status = 502;
+        resp->error = "101 to a request that did not ask to upgrade";
         return 502;
     }
     bool close_token = false, keep_alive_token = false, overflow = false;
@@ -452,7 +487,11 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     }
     resp->upstream_keep_alive =
         p->http_minor == 1 ? !close_token : keep_alive_token && !close_token;
-    if (status < 200) {
+    if (status == 101) {
+        resp->tunnel = true; /* the connection is the tunnel's from here */
+        resp->upstream_keep_alive = false;
+        resp->mode = HTTP_BODY_NONE;
+    } else if (status < 200) {
         resp->interim = true; /* says nothing about the connection */
         resp->mode = HTTP_BODY_NONE;
     } else if (method == HTTP_HEAD || status == 204 || status == 304) {

@@ -165,11 +165,13 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
                     (1u << HH_VIA);
     if (req->request_id)
         drop |= 1u << HH_X_REQUEST_ID; /* ours replaces the client's */
+    if (req->upgrade) /* kept, though hop-by-hop and named in Connection */
+        drop &= ~(1u << HH_UPGRADE);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if ((drop >> hd->kind) & 1)
             continue;
-        if (req->nconn_tokens &&
+        if (req->nconn_tokens && !(req->upgrade && hd->kind == HH_UPGRADE) &&
             named_in(h, hd->name, req->conn_tokens, req->nconn_tokens))
             continue;
         if (authority.len > 0 && hd->kind == HH_HOST) {
@@ -211,7 +213,9 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
         put_u64(&o, req->content_length);
         put_lit(&o, "\r\n");
     }
-    if (close_upstream)
+    if (req->upgrade)
+        put_lit(&o, "Connection: upgrade\r\n");
+    else if (close_upstream)
         put_lit(&o, "Connection: close\r\n");
     put_lit(&o, "\r\n");
     return o.overflow ? -1 : (int)o.len;
@@ -261,15 +265,18 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
      * response has none */
     uint32_t drop = HTTP_HOP_BY_HOP | (1u << HH_VIA);
     bool echo = resp->request_id && !resp->interim;
-    if (resp->mode == HTTP_BODY_NONE && !resp->interim)
+    if (resp->mode == HTTP_BODY_NONE && !resp->interim && !resp->tunnel)
         drop &= ~(1u << HH_CONTENT_LENGTH);
     if (echo)
         drop |= 1u << HH_X_REQUEST_ID;
+    if (resp->tunnel) /* kept, though hop-by-hop and named in Connection */
+        drop &= ~(1u << HH_UPGRADE);
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if ((drop >> hd->kind) & 1)
             continue;
-        if (ntokens && named_in(h, hd->name, tokens, ntokens))
+        if (ntokens && !(resp->tunnel && hd->kind == HH_UPGRADE) &&
+            named_in(h, hd->name, tokens, ntokens))
             continue;
         put_field(&o, h, hd, &run);
     }
@@ -289,7 +296,9 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     } else if (resp->mode == HTTP_BODY_CHUNKED) {
         put_lit(&o, "Transfer-Encoding: chunked\r\n");
     }
-    if (resp->interim)
+    if (resp->tunnel)
+        put_lit(&o, "Connection: upgrade\r\n");
+    else if (resp->interim)
         ; /* the final response says what happens to the connection */
     else if (!keep_alive)
         put_lit(&o, "Connection: close\r\n");

@@ -406,6 +406,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.queue_wait_us = &srv.ctx.queue_wait_us;
         srv.admin_src.proxy_accepted = &srv.pa.accepted;
         srv.admin_src.proxy_refused = &srv.pa.refused;
+        srv.admin_src.tunnels_open = &srv.ctx.tunnels_open;
+        srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);

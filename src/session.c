@@ -43,6 +43,8 @@ static const char *session_state_str(enum session_state st)
         return "relay";
     case SS_REPLY:
         return "reply";
+    case SS_TUNNEL:
+        return "tunnel";
     case SS_CLOSED:
         return "closed";
     }
@@ -64,11 +66,15 @@ __attribute__((unused)) static bool legal(enum session_state from,
     case SS_QUEUED:
         return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY;
     case SS_CONNECT:
-    case SS_RELAY:
         return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY ||
                to == SS_IDLE || to == SS_QUEUED;
+    case SS_RELAY:
+        return to == SS_CONNECT || to == SS_RELAY || to == SS_REPLY ||
+               to == SS_IDLE || to == SS_QUEUED || to == SS_TUNNEL;
     case SS_REPLY:
         return to == SS_IDLE;
+    case SS_TUNNEL:
+        return false; /* a tunnel only closes */
     case SS_CLOSED:
         return false;
     }
@@ -221,6 +227,8 @@ static void emit_record(struct session *s)
             rec.ttfb_us = (int64_t)(r->t_first_byte - r->t_dispatch);
         if (uside_complete(s))
             rec.upstream_us = (int64_t)(now - r->t_dispatch);
+        else if (r->t_tunnel) /* the exchange was the 101 */
+            rec.upstream_us = (int64_t)(r->t_tunnel - r->t_dispatch);
     }
     ctx->on_record(ctx->record_arg, &rec);
 }
@@ -282,6 +290,8 @@ static void session_close(struct session *s, enum record_error err)
         return;
     if (s->state == SS_QUEUED)
         queue_leave(s);
+    if (s->state == SS_TUNNEL)
+        tunnel_end(s);
     if (s->req) {
         if (s->req->error == RECORD_OK)
             s->req->error = err;
@@ -360,6 +370,10 @@ static void apply(struct session *s, enum step st)
             return;
         case STEP_RELAY:
             session_set_state(s, SS_RELAY);
+            return;
+        case STEP_TUNNEL:
+            session_set_state(s, SS_TUNNEL);
+            tunnel_begin(s);
             return;
         case STEP_QUEUE:
             if (s->state == SS_QUEUED)
@@ -486,6 +500,8 @@ static enum step run_state(struct session *s)
             return STEP_WAIT;
         return finish_request(s);
     }
+    case SS_TUNNEL:
+        return tunnel_relay(s);
     case SS_CLOSED:
         return STEP_WAIT;
     }
@@ -501,7 +517,7 @@ static void update_interest(struct session *s)
     if (s->client.out.data && buf_pending(&s->client.out) > 0)
         ev |= LOOP_WRITE;
     loop_io_mod(s->ctx->loop, &s->cio, ev);
-    if (s->uc && s->state == SS_RELAY) {
+    if (s->uc && (s->state == SS_RELAY || s->state == SS_TUNNEL)) {
         unsigned uev = 0;
         if (!uside_complete(s) && half_may_read(&s->upstream, pool))
             uev |= LOOP_READ;
@@ -559,6 +575,12 @@ static void queue_kick(struct session_ctx *ctx)
 /* The client ended its sending direction, or its socket failed. */
 static void client_ended(struct session *s)
 {
+    if (s->state == SS_TUNNEL) {
+        /* end of stream is a half-close the tunnel forwards */
+        if (s->client.error)
+            session_close(s, RECORD_CLIENT_CLOSED);
+        return;
+    }
     bool mid_request = s->state == SS_HEAD ||
                        ((s->state == SS_RELAY || s->state == SS_CONNECT) &&
                         !cside_complete(s));
@@ -571,6 +593,8 @@ static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
     (void)loop;
     struct session *s = io->ctx;
     if (events & LOOP_READ) {
+        if (s->state == SS_TUNNEL)
+            tunnel_woken(&s->client, &s->ctx->bufs);
         int n = half_read(&s->client, &s->ctx->bufs);
         if (n > 0 && s->client.wait == HW_BODY)
             client_deadline(s, HW_BODY, cfg_of(s)->client_body_timeout_ms);
@@ -588,7 +612,10 @@ static void on_upstream_io(struct loop *loop, struct loop_io *io,
 {
     (void)loop;
     struct session *s = io->ctx;
-    apply(s, uside_io(s, events, s->state == SS_CONNECT));
+    if (s->state == SS_TUNNEL)
+        apply(s, tunnel_io(s, events));
+    else
+        apply(s, uside_io(s, events, s->state == SS_CONNECT));
     if (s->state != SS_CLOSED)
         drive(s);
 }
@@ -614,6 +641,9 @@ static void on_client_timer(struct loop *loop, struct loop_timer *t)
         break;
     case HW_WRITE:
         session_close(s, RECORD_CLIENT_TIMEOUT);
+        return;
+    case HW_TUNNEL:
+        session_close(s, RECORD_TIMEOUT); /* idle for tunnel_idle_ms */
         return;
     case HW_NONE:
     case HW_CONNECT:

@@ -21,8 +21,9 @@ static struct request *req_of(llhttp_t *p)
 
 static int on_headers_complete(llhttp_t *p)
 {
-    /* lbproxy does not tunnel upgrades: the request stays plain HTTP and
-     * the Upgrade header is dropped, so the parser must not switch. */
+    /* The parser never switches protocols: an upgrade request is parsed
+     * as a whole HTTP/1.1 request, and only a 101 from the backend (seen
+     * by the upstream side) turns the bytes after it into a tunnel. */
     p->upgrade = 0;
     return HPE_PAUSED;
 }

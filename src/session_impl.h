@@ -3,7 +3,9 @@
  * points.  Private to session.c (the life cycle), session_client.c (the
  * client side) and session_upstream.c (the upstream side).
  *
- * Call graph, one way only: session.c calls the sides; the sides call the
+ * Call graph, one way only: session.c calls the sides (and the tunnel,
+ * session_tunnel.c, which relays bytes once a 101 made the session one);
+ * the sides and the tunnel call the
  * half, buf, http, upstream and balancer modules and the inline helpers
  * below, never session.c and never each other.  A side tells the session
  * what must happen next by returning an enum step; only session.c changes
@@ -40,6 +42,7 @@ enum session_state {
     SS_QUEUED,  /* every eligible backend is at max_conns: waiting in line */
     SS_RELAY,   /* request forwarded; body and response streaming */
     SS_REPLY,   /* sending an answer of our own (error), then on or close */
+    SS_TUNNEL,  /* after a 101: bytes relayed both ways until both end */
     SS_CLOSED,
 };
 
@@ -50,6 +53,7 @@ enum step {
     STEP_HEAD,    /* client: a request head is checked: dispatch it */
     STEP_CONNECT, /* upstream: a connect is in progress */
     STEP_RELAY,   /* upstream: the request is on its way */
+    STEP_TUNNEL,  /* upstream: a 101 head is queued: become a tunnel */
     STEP_QUEUE,   /* upstream: every eligible backend is full: wait */
     STEP_REPLY,   /* answer req->fail_status ourselves */
     STEP_CLOSE,   /* close the session (req->error says why) */
@@ -107,6 +111,9 @@ struct request {
     bool hedging;        /* a hedge runs (struct hedge below is live) */
     bool hedged;         /* a hedge was started for the request */
     bool hedge_won;      /* ... and its answer is the one relayed */
+    uint64_t t_tunnel;   /* when the 101 made it a tunnel (0: never) */
+    bool shut_client;    /* tunnel: the client's sending direction ended */
+    bool shut_upstream;  /* tunnel: the backend's sending direction ended */
 
     /* what the session does on STEP_REPLY / STEP_CLOSE */
     int fail_status;
@@ -300,5 +307,26 @@ void uside_done(struct session *s);
 void uside_abort(struct session *s, enum record_error err);
 /* The response says the client connection must close afterwards. */
 bool uside_closes_client(const struct session *s);
+
+/* ---- session_tunnel.c: the tunnel after a 101 ---- */
+
+/* The session just became a tunnel (SS_TUNNEL): the 101 head is queued in
+ * client.out, bytes after it wait in upstream.in, client bytes after the
+ * request in client.in.  Arms the idle deadline. */
+void tunnel_begin(struct session *s);
+/* Moves bytes both ways as the peers' buffers allow, flushes them and
+ * forwards a half-close once a side's bytes are all out: STEP_MOVED,
+ * STEP_WAIT, or STEP_CLOSE when both directions ended (req->error
+ * RECORD_OK) or a side failed. */
+enum step tunnel_relay(struct session *s);
+/* The upstream socket had events: reads what the backend sent. */
+enum step tunnel_io(struct session *s, unsigned events);
+/* A tunnel's half is woken for reading: when it asked for no read (end of
+ * stream seen, or `in` full), only a hang-up or a socket error does that,
+ * and level-triggered epoll would report it for ever, so the side is taken
+ * as failed (h->error). */
+void tunnel_woken(struct half *h, const struct buf_pool *pool);
+/* The tunnel ends (any reason): its counters. */
+void tunnel_end(struct session *s);
 
 #endif

@@ -277,7 +277,8 @@ static bool retry_5xx(struct session *s)
 static enum step per_try_hedge(struct session *s, uint64_t left)
 {
     struct request *r = s->req;
-    if (!r->hedging && s->client.msg == HALF_DONE &&
+    /* an upgrade is never hedged: two backends would each switch */
+    if (!r->hedging && s->client.msg == HALF_DONE && !r->hreq.upgrade &&
         attempt_retry_possible(s) && hedge_start(s)) {
         if (attempt_may_retry(s)) {
             r->retries++;
@@ -374,7 +375,7 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct request *r = req_of(p);
     http_response_check(p, &r->rhead, r->method, r->parser.http_minor,
-                        &r->resp);
+                        r->hreq.upgrade, &r->resp);
     if (r->resp.mode == HTTP_BODY_NONE)
         p->flags |= F_SKIPBODY; /* HEAD/1xx/204/304: never wait for a body */
     return HPE_PAUSED;
@@ -530,6 +531,11 @@ static enum step final_head(struct session *s)
     consume_head(s);
     r->resp_head_sent = true;
     s->upstream.msg = HALF_BODY;
+    if (r->resp.tunnel) { /* 101: the exchange ends; the bytes go on */
+        attempt_observe(s, BALANCER_OK);
+        attempt_leave_budget(s);
+        return STEP_TUNNEL;
+    }
     return STEP_MOVED;
 }
 
@@ -695,11 +701,13 @@ bool uside_closes_client(const struct session *s)
 /* The pool-return rule: after a finished exchange, the connection goes
  * back to its backend's pool only when it is known to hold nothing beyond
  * the response - persistent mode, the response read whole and keep-alive
- * allowed by the backend, the request read and sent whole, no byte after
- * the response in upstream.in, and (checked by upstream_release when the
- * last read filled its room) none waiting in the socket.  Anything else
- * closes it: a byte nobody asked for must never become the next request's
- * response.  A finished unpooled exchange ends with an RST (no TIME_WAIT). */
+ * allowed by the backend, the request read and sent whole, no upgrade
+ * asked for (a backend that refused one may still have switched), no byte
+ * after the response in upstream.in, and (checked by upstream_release when
+ * the last read filled its room) none waiting in the socket.  Anything
+ * else closes it: a byte nobody asked for must never become the next
+ * request's response.  A finished unpooled exchange ends with an RST (no
+ * TIME_WAIT). */
 static void pool_or_close(struct session *s)
 {
     struct request *r = s->req;
@@ -710,7 +718,7 @@ static void pool_or_close(struct session *s)
     bool reusable = cfg->persistent && complete &&
                     r->resp.upstream_keep_alive && s->client.msg == HALF_DONE &&
                     !r->body_dropped && buf_pending(&s->upstream.out) == 0 &&
-                    !r->upstream_extra;
+                    !r->upstream_extra && !r->hreq.upgrade;
     if (reusable)
         upstream_release(s->uc, s->upstream.filled);
     else

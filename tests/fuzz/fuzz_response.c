@@ -1,7 +1,9 @@
 /*
  * libFuzzer harness: the response relay path of lbproxy without sockets.
  * The first input byte picks the request method (GET/HEAD), the client's
- * HTTP minor version and keep-alive; the rest is what a backend sends,
+ * HTTP minor version, keep-alive and whether the request asked to upgrade
+ * (then a 101 is a tunnel: its rebuilt head must be one whole 101 that
+ * still names its protocol); the rest is what a backend sends,
  * parsed by the strict llhttp response parser as session_upstream.c does:
  * every head checked by http_response_check; interim (1xx) heads rebuilt
  * for an HTTP/1.1 client (dropped for HTTP/1.0), at most HTTP_MAX_INTERIM
@@ -12,6 +14,7 @@
  * bytes, and nothing after it; bytes the backend sent after the final
  * response are never part of it (the connection is not reusable then).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@ struct resp_ctx {
     struct http_header hdrs[MAXH];
     struct http_response resp;
     int method, client_minor;
+    bool upgrade;
     int complete, checked, ninterim;
     char *out;
     size_t out_len;
@@ -45,7 +49,8 @@ static void append(struct resp_ctx *c, const char *p, size_t n)
 static int on_headers_complete(llhttp_t *p)
 {
     struct resp_ctx *c = p->data;
-    http_response_check(p, &c->head, c->method, c->client_minor, &c->resp);
+    http_response_check(p, &c->head, c->method, c->client_minor, c->upgrade,
+                        &c->resp);
     c->checked = 1;
     if (c->resp.mode == HTTP_BODY_NONE)
         p->flags |= F_SKIPBODY;
@@ -181,6 +186,36 @@ static void check_relayed(struct resp_ctx *rc, int status)
     }
 }
 
+/* A tunnel's 101: the head built for the client parses as one complete
+ * 101 with an Upgrade field and nothing after it. */
+static void check_tunnel(struct resp_ctx *rc, llhttp_t *src, int keep_alive)
+{
+    static struct check_ctx cc;
+    char *head = rc->out + rc->out_len;
+    int n = http_build_response_head(head, 16384 - rc->out_len, src, &rc->head,
+                                     &rc->resp, rc->client_minor, keep_alive);
+    if (n < 0)
+        return; /* too large: a 502 */
+    llhttp_settings_t s;
+    http_settings_init(&s);
+    s.on_message_complete = chk_complete;
+    memset(&cc, 0, sizeof(cc));
+    cc.head.headers = cc.hdrs;
+    cc.head.max_headers = MAXH + 8;
+    http_head_reset(&cc.head, head);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &s);
+    p.data = &cc;
+    llhttp_errno_t e = llhttp_execute(&p, head, (size_t)n);
+    if (e != HPE_PAUSED || !cc.complete || p.status_code != 101 ||
+        !(cc.head.seen & (1u << HH_UPGRADE)) ||
+        llhttp_get_error_pos(&p) != head + n) {
+        fprintf(stderr, "relayed 101 is wrong: %s\n%.*s\n",
+                llhttp_errno_name(e), n, head);
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -209,6 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc.body = body;
     rc.method = (flags & 1) ? HTTP_HEAD : HTTP_GET;
     rc.client_minor = (flags & 2) ? 0 : 1;
+    rc.upgrade = (flags & 8) != 0 && rc.client_minor == 1; /* as http.c */
     int keep_alive = (flags & 4) != 0;
     llhttp_t p;
     llhttp_init(&p, HTTP_RESPONSE, &s);
@@ -243,6 +279,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         llhttp_reset(&p); /* the final response starts afresh */
         rc.checked = 0;
+    }
+    if (rc.resp.tunnel) {
+        if (!rc.upgrade)
+            abort(); /* a 101 nobody asked for is a 502 */
+        check_tunnel(&rc, &p, keep_alive);
+        goto out;
     }
     int status = p.status_code;
     if (status < 200)

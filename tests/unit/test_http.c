@@ -102,8 +102,8 @@ static void test_obs_fold_is_refused(void **state)
           "HTTP/1.1 200 OK\r\nX-A: 1\r\n\t2\r\n"
           "Content-Length: 0\r\n\r\n");
     if (x.err == HPE_PAUSED)
-        assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r),
-                         502);
+        assert_int_equal(
+            http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r), 502);
 }
 
 static void test_obs_fold_after_empty_value_is_refused(void **state)
@@ -227,22 +227,26 @@ static void test_response_checks(void **state)
           "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
           "Transfer-Encoding: chunked\r\n\r\n");
     if (x.err == HPE_PAUSED)
-        assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r),
-                         502);
+        assert_int_equal(
+            http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r), 502);
     parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_HEAD, 1, &r), 0);
+    assert_int_equal(
+        http_response_check(&x.p, &x.head, HTTP_HEAD, 1, false, &r), 0);
     assert_int_equal(r.mode, HTTP_BODY_NONE);
     parse(&x, HTTP_RESPONSE,
           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
           "\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 0, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 0, false, &r),
+                     0);
     assert_int_equal(r.mode, HTTP_BODY_CLOSE);
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
     assert_int_equal(r.mode, HTTP_BODY_CHUNKED);
     parse(&x, HTTP_RESPONSE,
           "HTTP/1.1 200 OK\r\nX-E:\r\n"
           "Content-Length: 1\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
 }
 
 /* http_request_check and http_response_check leave control bytes in
@@ -297,7 +301,8 @@ static void test_interim_responses(void **state)
           "Connection: close, X-Hop\r\nX-Hop: 1\r\n"
           "Content-Length: 7\r\n\r\n");
     assert_int_equal(x.err, HPE_PAUSED);
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
     assert_true(r.interim);
     assert_int_equal(r.mode, HTTP_BODY_NONE);
     int n =
@@ -308,14 +313,17 @@ static void test_interim_responses(void **state)
                              "Link: </a.css>; rel=preload\r\n"
                              "Via: 1.1 lbproxy\r\n\r\n");
     parse(&x, HTTP_RESPONSE, "HTTP/1.1 100 Continue\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_POST, 1, &r), 0);
+    assert_int_equal(
+        http_response_check(&x.p, &x.head, HTTP_POST, 1, false, &r), 0);
     assert_true(r.interim);
     parse(&x, HTTP_RESPONSE,
           "HTTP/1.1 101 Switching Protocols\r\n"
           "Upgrade: websocket\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 502);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     502);
     parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
     assert_false(r.interim);
 }
 
@@ -420,7 +428,8 @@ static void test_request_id_in_heads(void **state)
     parse(&x, HTTP_RESPONSE,
           "HTTP/1.1 200 OK\r\nX-Request-Id: backend\r\n"
           "Content-Length: 0\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
     assert_null(r.request_id);
     n = http_build_response_head(out, sizeof(out) - 1, &x.p, &x.head, &r, 1,
                                  true);
@@ -435,7 +444,8 @@ static void test_request_id_in_heads(void **state)
     assert_non_null(strstr(out, "X-Request-Id: abc\r\n"));
     /* an interim response is not where the id goes */
     parse(&x, HTTP_RESPONSE, "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n");
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, &r), 0);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
     r.request_id = "abc";
     r.request_id_len = 3;
     n = http_build_response_head(out, sizeof(out) - 1, &x.p, &x.head, &r, 1,
@@ -444,11 +454,95 @@ static void test_request_id_in_heads(void **state)
     assert_null(strstr(out, "X-Request-Id"));
 }
 
+/* Connection: upgrade with an Upgrade field on a body-less HTTP/1.1
+ * request travels upstream with both (Connection naming Upgrade does not
+ * drop it); h2c, HTTP/1.0, a body, or an Upgrade without the Connection
+ * token are plain requests with the upgrade headers dropped. */
+static void test_upgrade_requests(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    char out[1024];
+    assert_int_equal(check_req("GET /ws HTTP/1.1\r\nHost: t\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: keep-alive, Upgrade\r\n"
+                               "Sec-WebSocket-Key: k\r\n\r\n",
+                               &req, &x),
+                     0);
+    assert_true(req.upgrade);
+    build_req("GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: k\r\n\r\n",
+              out, sizeof(out));
+    assert_non_null(strstr(out, "\r\nUpgrade: websocket\r\n"));
+    assert_non_null(strstr(out, "\r\nSec-WebSocket-Key: k\r\n"));
+    assert_non_null(strstr(out, "\r\nConnection: upgrade\r\n"));
+    assert_null(strstr(out, "Connection: close"));
+    static const char *const plain[] = {
+        "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\n"
+        "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAA\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket, H2C\r\n"
+        "Connection: Upgrade\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: t\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nContent-Length: 2\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        assert_int_equal(check_req(plain[i], &req, &x), 0);
+        assert_false(req.upgrade);
+        build_req(plain[i], out, sizeof(out));
+        assert_null(strstr(out, "Upgrade"));
+        assert_null(strstr(out, "HTTP2-Settings"));
+    }
+}
+
+/* A 101 is a tunnel only for a request that asked to upgrade and when it
+ * names its protocol; its head keeps Upgrade and says Connection: upgrade,
+ * without framing fields. */
+static void test_101_tunnel(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_response r;
+    char out[512];
+    static const char head[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Accept: abc\r\n"
+                               "Content-Length: 5\r\n\r\n";
+    parse(&x, HTTP_RESPONSE, head);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     502);
+    parse(&x, HTTP_RESPONSE, head);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, true, &r),
+                     0);
+    assert_true(r.tunnel);
+    assert_false(r.interim);
+    assert_false(r.upstream_keep_alive);
+    assert_int_equal(r.mode, HTTP_BODY_NONE);
+    int n =
+        http_build_response_head(out, sizeof(out), &x.p, &x.head, &r, 1, true);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_string_equal(out, "HTTP/1.1 101 Switching Protocols\r\n"
+                             "Upgrade: websocket\r\n"
+                             "Sec-WebSocket-Accept: abc\r\n"
+                             "Via: 1.1 lbproxy\r\n"
+                             "Connection: upgrade\r\n\r\n");
+    parse(&x, HTTP_RESPONSE, "HTTP/1.1 101 Switching Protocols\r\n\r\n");
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, true, &r),
+                     502); /* no Upgrade: no protocol to switch to */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_id_assign),
         cmocka_unit_test(test_request_id_in_heads),
+        cmocka_unit_test(test_upgrade_requests),
+        cmocka_unit_test(test_101_tunnel),
         cmocka_unit_test(test_empty_header_value_is_accepted),
         cmocka_unit_test(test_obs_fold_after_empty_value_is_refused),
         cmocka_unit_test(test_obs_fold_is_refused),
