@@ -74,7 +74,13 @@ def test_silent_backend_is_retried_around_and_ejected(procs):
                             "--set", "timeouts.upstream_ms=300",
                             "--set", "health.max_fails=2",
                             "--set", "health.fail_timeout_ms=30000",
-                            "--set", "health.max_eject_ms=30000"])
+                            "--set", "health.max_eject_ms=30000",
+                            # all 4 clients may sit on the silent backend
+                            # and time out in one round: the budget must
+                            # let 4 retries run at once (its default, 3,
+                            # would answer the fourth with a 504 - the
+                            # budget's own tests are in test_retry.py)
+                            "--set", "retry.budget_min=4"])
     load = Load(px.port, n=4).start()
     try:
         assert wait_until(lambda: load.ok > 300, 15)
