@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,6 +444,48 @@ out:
 
 /* ---- /metrics ---- */
 
+/* A single-sample metric read from a counter other modules own (an
+ * admin_sources pointer; NULL reads 0). */
+struct prom_single {
+    const char *name, *type, *help;
+    size_t src_off; /* offset of the `const uint64_t *` in admin_sources */
+};
+
+static const struct prom_single RETRY_SINGLES[] = {
+    {"lbproxy_per_try_retries_total", "counter",
+     "Retries whose attempt passed its per-try deadline.",
+     offsetof(struct admin_sources, per_try_retries)},
+    {"lbproxy_hedges_total", "counter",
+     "Hedges: second attempts started beside a first one that "
+     "passed its per-try deadline (counted in the retries too).",
+     offsetof(struct admin_sources, hedges)},
+    {"lbproxy_hedge_wins_total", "counter",
+     "Hedges whose answer was the one relayed.",
+     offsetof(struct admin_sources, hedge_wins)},
+    {"lbproxy_retry_budget_refused_total", "counter",
+     "Retries the retry budget refused (the failure was answered).",
+     offsetof(struct admin_sources, retry_budget_refused)},
+    {"lbproxy_queue_length", "gauge",
+     "Requests waiting for a backend under max_conns.",
+     offsetof(struct admin_sources, queued_now)},
+};
+
+static const struct prom_single DOOR_SINGLES[] = {
+    {"lbproxy_proxy_protocol_accepted_total", "counter",
+     "Connections whose PROXY protocol header was accepted.",
+     offsetof(struct admin_sources, proxy_accepted)},
+    {"lbproxy_proxy_protocol_refused_total", "counter",
+     "Connections closed for a missing, invalid or slow PROXY "
+     "protocol header.",
+     offsetof(struct admin_sources, proxy_refused)},
+    {"lbproxy_tunnels_open", "gauge",
+     "WebSocket/Upgrade tunnels open now (sessions after a 101).",
+     offsetof(struct admin_sources, tunnels_open)},
+    {"lbproxy_tunnels_total", "counter",
+     "WebSocket/Upgrade tunnels opened since start.",
+     offsetof(struct admin_sources, tunnels_total)},
+};
+
 static void prom_label(struct admin_buf *b, const char *s)
 {
     admin_buf_add(b, "\"", 1);
@@ -482,6 +525,16 @@ static void prom_one(struct admin_buf *b, const char *name, const char *type,
 {
     prom_head(b, name, type, help);
     admin_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void prom_singles(struct admin_buf *b, const struct admin_sources *src,
+                         const struct prom_single *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t *const *p =
+            (const void *)((const char *)src + t[i].src_off);
+        prom_one(b, t[i].name, t[i].type, t[i].help, counter(*p));
+    }
 }
 
 struct pseries {
@@ -562,22 +615,8 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
                                           counter(src->retries_5xx)));
     admin_buf_printf(b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
                      (unsigned long long)counter(src->retries_5xx));
-    prom_one(b, "lbproxy_per_try_retries_total", "counter",
-             "Retries whose attempt passed its per-try deadline.",
-             counter(src->per_try_retries));
-    prom_one(b, "lbproxy_hedges_total", "counter",
-             "Hedges: second attempts started beside a first one that "
-             "passed its per-try deadline (counted in the retries too).",
-             counter(src->hedges));
-    prom_one(b, "lbproxy_hedge_wins_total", "counter",
-             "Hedges whose answer was the one relayed.",
-             counter(src->hedge_wins));
-    prom_one(b, "lbproxy_retry_budget_refused_total", "counter",
-             "Retries the retry budget refused (the failure was answered).",
-             counter(src->retry_budget_refused));
-    prom_one(b, "lbproxy_queue_length", "gauge",
-             "Requests waiting for a backend under max_conns.",
-             counter(src->queued_now));
+    prom_singles(b, src, RETRY_SINGLES,
+                 sizeof(RETRY_SINGLES) / sizeof(RETRY_SINGLES[0]));
     prom_head(b, "lbproxy_queue_total", "counter",
               "Requests that waited, by how it ended (\"full\", "
               "\"timeout\": answered 503; \"all\": every one that joined).");
@@ -593,19 +632,8 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, "lbproxy_queue_wait_seconds_total ");
     prom_float(b, (double)counter(src->queue_wait_us) / 1e6);
     admin_buf_str(b, "\n");
-    prom_one(b, "lbproxy_proxy_protocol_accepted_total", "counter",
-             "Connections whose PROXY protocol header was accepted.",
-             counter(src->proxy_accepted));
-    prom_one(b, "lbproxy_proxy_protocol_refused_total", "counter",
-             "Connections closed for a missing, invalid or slow PROXY "
-             "protocol header.",
-             counter(src->proxy_refused));
-    prom_one(b, "lbproxy_tunnels_open", "gauge",
-             "WebSocket/Upgrade tunnels open now (sessions after a 101).",
-             counter(src->tunnels_open));
-    prom_one(b, "lbproxy_tunnels_total", "counter",
-             "WebSocket/Upgrade tunnels opened since start.",
-             counter(src->tunnels_total));
+    prom_singles(b, src, DOOR_SINGLES,
+                 sizeof(DOOR_SINGLES) / sizeof(DOOR_SINGLES[0]));
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)
