@@ -54,7 +54,7 @@ cat <<MSG
     proxy      http://127.0.0.1:9090/
     dashboard  http://127.0.0.1:5002/
     metrics    http://127.0.0.1:5002/metrics
-    CSV log    logs/${MODE}_$([[ $CONNECTION == --persistent ]] && echo persistent || echo non_persistent).csv
+    CSV log    logs/latest.csv (a new file per run)
   A light wrk load ($RATE_CONNS connections) is running.  Ctrl-C stops everything.
 
 MSG
