@@ -3,7 +3,7 @@
 // restarts, and switches to a CSV log from /logs/ on request.
 
 import { ChartSet, backendColour, logScale } from './charts.js';
-import { listLogs, loadLog } from './csvlog.js';
+import { RUN_GAP_S, listLogs, loadLog } from './csvlog.js';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
          fmtNum, fmtRate } from './format.js';
 
@@ -25,7 +25,7 @@ const live = {
 const events = [];
 let view = 'live';           // 'live' | 'csv'
 let charts = null;
-let csv = null;              // { name, view }
+let csv = null;              // { name, agg, view }
 let es = null;
 let lastMsgAt = 0;
 let connState = 'wait';      // 'wait' | 'live' | 'bad'
@@ -408,11 +408,12 @@ async function openLog(name) {
     $('csv-progress').textContent = 'loading…';
     try {
         const t0 = performance.now();
-        const v = await loadLog(name, text => {
+        const agg = await loadLog(name, text => {
             $('csv-progress').textContent = text;
         });
+        const v = agg.finish(); // the last run
         const ms = performance.now() - t0;
-        csv = { name, view: v };
+        csv = { name, agg, view: v };
         history.replaceState(null, '', '#log=' + encodeURIComponent(name));
         showCsv(ms);
     } catch (e) {
@@ -422,9 +423,31 @@ async function openLog(name) {
     }
 }
 
+// The run selector of the CSV banner: one entry per run of the file (split
+// at gaps of more than RUN_GAP_S), and all of them; hidden for one run.
+function renderRuns(v) {
+    const sel = $('csv-run');
+    const n = v.runs.length;
+    sel.classList.toggle('hidden', n <= 1);
+    if (n <= 1) { sel.innerHTML = ''; return; }
+    sel.innerHTML = v.runs.map((r, i) =>
+        `<option value="${i}">run ${i + 1} of ${n}: ${fmtDateTime(r.start)} → ` +
+        `${fmtClock(r.end)} (${fmtDuration(r.seconds)}, ${fmtInt(r.rows)} req)` +
+        '</option>').join('') +
+        `<option value="all">all ${n} runs (rates over active time)</option>`;
+    sel.value = String(v.run);
+}
+
+function selectRun(which) {
+    if (!csv) return;
+    csv.view = csv.agg.finish(which === 'all' ? 'all' : Number(which));
+    showCsv();
+}
+
 function showCsv(ms) {
     const v = csv.view;
     const s = v.summary;
+    renderRuns(v);
     view = 'csv';
     document.body.dataset.view = 'csv';
     $('btn-live').classList.remove('active');
@@ -434,7 +457,10 @@ function showCsv(ms) {
     $('csv-title').textContent = 'Log ' + csv.name;
     $('csv-progress').textContent = s.rows
         ? `${fmtInt(s.rows)} requests, ${fmtDateTime(s.start)} → ` +
-          `${fmtClock(s.end)} (${fmtDuration(s.seconds)})` +
+          `${fmtClock(s.end)} (${fmtDuration(s.seconds)}` +
+          (s.wall > s.seconds ? ` active of ${fmtDuration(s.wall)}` : '') + ')' +
+          (s.runs > 1 ? `, ${s.runs} runs in this file (gaps over ` +
+                        `${RUN_GAP_S} s)` : '') +
           (v.bucket > 1 ? `, charts in ${v.bucket} s buckets` : '') +
           (ms != null ? `, parsed in ${(ms / 1000).toFixed(1)} s` : '')
         : 'the log has no request rows';
@@ -443,8 +469,8 @@ function showCsv(ms) {
         `${v.ids.length} backend${v.ids.length === 1 ? '' : 's'}`;
 
     $('kpi-rps-label').textContent = 'Mean req/s';
-    $('kpi-inflight-label').textContent = 'Duration';
-    kpi('kpi-rps', fmtRate(s.seconds ? s.rows / s.seconds : 0));
+    $('kpi-inflight-label').textContent = 'Active time';
+    kpi('kpi-rps', fmtRate(s.rps));
     kpi('kpi-req', fmtInt(s.rows));
     kpi('kpi-err', fmtInt(s.errors) + errPct(s.errors, s.rows), s.errors > 0);
     kpi('kpi-inflight', fmtDuration(s.seconds));
@@ -454,7 +480,9 @@ function showCsv(ms) {
     kpi('kpi-p99', fmtMs(s.p99) + unit('ms'));
 
     $('table-title').textContent = 'Backends in this run';
-    $('table-hint').textContent = 'whole log; latency = dispatch to last byte ' +
+    $('table-hint').textContent = (s.run === 'all' ? 'whole log'
+        : s.runs > 1 ? `run ${s.run + 1} of ${s.runs}` : 'whole log') +
+        '; req/s over active time; latency = dispatch to last byte ' +
         '(upstream_ms) of successful requests';
     setHead([['Backend', 'l'], ['Address', 'l'], ['Requests'], ['Share'],
              ['Mean req/s'], ['p50'], ['p99'], ['Mean'], ['Errors'],
@@ -527,6 +555,7 @@ for (const b of document.querySelectorAll('.scale-toggle')) {
 $('btn-live').addEventListener('click', showLive);
 $('btn-back').addEventListener('click', showLive);
 $('btn-load').addEventListener('click', () => openLog($('log-select').value));
+$('csv-run').addEventListener('change', e => selectRun(e.target.value));
 $('log-select').addEventListener('focus', refreshLogs);
 $('log-select').addEventListener('keydown', e => {
     if (e.key === 'Enter') openLog($('log-select').value);
@@ -540,6 +569,8 @@ window.lbDashboard = {
     points: () => live.t.length,
     snapshot: () => live.snap,
     csvSummary: () => (csv ? csv.view.summary : null),
+    csvRuns: () => (csv ? csv.view.runs : null),
+    selectRun,
     connection: () => connState,
     refreshLogs,
     openLog,
