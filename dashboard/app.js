@@ -23,6 +23,7 @@ const live = {
     flow: { retries: [], hedges: [], queue: [] },
 };
 const events = [];
+let lastPosted = 0;          // id of the newest POST /api/event line shown
 let view = 'live';           // 'live' | 'csv'
 let charts = null;
 let csv = null;              // { name, agg, view }
@@ -134,6 +135,7 @@ function onSnapshot(s) {
     if (prev && s.uptime_s + 0.5 < prev.uptime_s) {
         addEvent('ev-info', `lbproxy restarted (uptime ${fmtDuration(s.uptime_s)})`,
                  s.time);
+        lastPosted = 0;  // a new process numbers its posted events anew
         resetLive(ids);
         rebuild = true;
     } else if (ids.join('\u0000') !== live.ids.join('\u0000')) {
@@ -168,6 +170,13 @@ function onSnapshot(s) {
                      `${b.id} is ${b.health}` + (b.reason ? ` (${b.reason})` : ''),
                      s.time);
         }
+    }
+    // lines that scripts posted (the demo names its phases), each once
+    for (const e of Array.isArray(s.events) ? s.events : []) {
+        if (!(e.id > lastPosted)) continue;
+        lastPosted = e.id;
+        addEvent('ev-' + ({ ok: 'ok', warn: 'warn', bad: 'bad' }[e.level] || 'info'),
+                 String(e.text), e.time);
     }
     live.snap = s;
     if (view === 'live') renderLive(rebuild);
@@ -313,7 +322,8 @@ function renderLiveTable(s) {
 
 function renderEvents() {
     $('events-title').textContent = 'Events';
-    $('events-hint').textContent = 'health changes, restarts, connection';
+    $('events-hint').textContent = 'health changes, restarts, connection, ' +
+        'posted events';
     const ul = $('events');
     if (!events.length) {
         ul.innerHTML = '<li class="none">nothing yet: every backend has stayed up</li>';
@@ -568,6 +578,8 @@ window.lbDashboard = {
     coverage: () => (charts ? charts.coverage() : {}),
     points: () => live.t.length,
     snapshot: () => live.snap,
+    shares: () => ({ t: live.t.slice(), share: live.share }),
+    events: () => events.map(e => ({ cls: e.cls, text: e.text, when: e.when })),
     csvSummary: () => (csv ? csv.view.summary : null),
     csvRuns: () => (csv ? csv.view.runs : null),
     selectRun,

@@ -4,11 +4,12 @@
 CHROMIUM ?= /usr/bin/chromium
 NODE     ?= node
 # each file starts its own stack and browser and stays under a minute
-BROWSER_TESTS := tests/browser/dashboard.test.mjs tests/browser/replay.test.mjs
+BROWSER_TESTS := tests/browser/dashboard.test.mjs tests/browser/replay.test.mjs \
+                 tests/browser/demo.test.mjs
 
 .PHONY: browser
 ## browser: run the dashboard's headless Chromium tests (skipped without chromium)
-browser: $(LBPROXY) $(LBBACKEND)
+browser: $(LBPROXY) $(LBBACKEND) scripts/demo.sh
 	$(Q)if [ ! -x $(CHROMIUM) ]; then \
 	    echo "browser: skipped: chromium not installed ($(CHROMIUM))"; \
 	elif [ ! -d node_modules/playwright-core ]; then \
