@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CHROMIUM, LBBACKEND, LBPROXY, ROOT, freePort, getJson,
-         launchBrowser, until } from './stack.mjs';
+         closeBrowser, openPage, until } from './stack.mjs';
 
 // seconds after the story's start
 const STORY = { SLOW_AT: 8, RECOVER_AT: 18, HANG_AT: 26, HANG_S: 4, END_AT: 34 };
@@ -42,9 +42,7 @@ async function stopDemo() {
 }
 
 after(async () => {
-    try {
-        if (ctx) await ctx.close();
-    } catch (e) { /* the browser may be gone already */ }
+    await closeBrowser(ctx);
     await stopDemo();
     fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -83,10 +81,10 @@ test('the demo story on the dashboard', { timeout: 58000 }, async t => {
     const tail = () => fs.readFileSync(path.join(tmp, 'demo.out'), 'utf8')
         .slice(-1500);
 
-    ctx = await launchBrowser(tmp);
-    const page = ctx.pages()[0] || await ctx.newPage();
     const pageErrors = [];
-    page.on('pageerror', e => pageErrors.push(e.message));
+    const opened = await openPage(tmp, pageErrors);
+    ctx = opened.ctx;
+    const page = opened.page;
     await until('the demo\'s admin listener', async () => {
         if (demo.exitCode !== null) {
             const e = new Error('demo.sh exited: ' + tail());

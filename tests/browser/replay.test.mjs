@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CHROMIUM, LBBACKEND, LBPROXY, Stack, launchBrowser,
+import { CHROMIUM, LBBACKEND, LBPROXY, Stack, closeBrowser, openPage,
          until } from './stack.mjs';
 
 const NAME = 'two_runs.csv';
@@ -66,16 +66,11 @@ before(async () => {
     await stack.startBackend('A', ['--profile', 'fixed:0ms']);
     await stack.startProxy('round-robin', true, 'own.csv');
     writeLog(path.join(stack.logsDir, NAME));
-    ctx = await launchBrowser(stack.tmp);
-    page = ctx.pages()[0] || await ctx.newPage();
-    page.on('pageerror', e => pageErrors.push(e.message));
-    page.setDefaultTimeout(15000);
+    ({ ctx, page } = await openPage(stack.tmp, pageErrors));
 });
 
 after(async () => {
-    try {
-        if (ctx) await ctx.close();
-    } catch (e) { /* the browser may be gone already */ }
+    await closeBrowser(ctx);
     await stack.stopAll();
 });
 
