@@ -48,7 +48,7 @@ fi
 # The cast.  B's phases are lbbackend's own (--phase, timed from its start,
 # which is the story's start); the hang is a signal sent from here.
 IDS=(A B C)
-PROFILES=(lognormal:5ms,0.3 lognormal:15ms,0.4 lognormal:40ms,0.5)
+PROFILES=("lognormal:5ms,0.3" "lognormal:15ms,0.4" "lognormal:40ms,0.5")
 B_SLOW=lognormal:150ms,0.4
 WORKERS=4
 
@@ -64,7 +64,7 @@ cleanup() {
     trap - INT TERM EXIT
     echo
     echo "demo: stopping"
-    [[ -n $a_pid ]] && kill -CONT "$a_pid" 2>/dev/null || true
+    if [[ -n $a_pid ]]; then kill -CONT "$a_pid" 2>/dev/null || true; fi
     local p
     for p in "${pids[@]}"; do
         pkill -P "$p" 2>/dev/null || true # the load loop's wrk, a sleep
