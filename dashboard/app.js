@@ -3,7 +3,7 @@
 // restarts, and switches to a CSV log from /logs/ on request.
 
 import { ChartSet, backendColour, logScale } from './charts.js';
-import { listLogs, loadLog } from './csvlog.js';
+import { RUN_GAP_S, listLogs, loadLog } from './csvlog.js';
 import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
          fmtNum, fmtRate } from './format.js';
 
@@ -23,9 +23,10 @@ const live = {
     flow: { retries: [], hedges: [], queue: [] },
 };
 const events = [];
+let lastPosted = 0;          // id of the newest POST /api/event line shown
 let view = 'live';           // 'live' | 'csv'
 let charts = null;
-let csv = null;              // { name, view }
+let csv = null;              // { name, agg, view }
 let es = null;
 let lastMsgAt = 0;
 let connState = 'wait';      // 'wait' | 'live' | 'bad'
@@ -134,6 +135,7 @@ function onSnapshot(s) {
     if (prev && s.uptime_s + 0.5 < prev.uptime_s) {
         addEvent('ev-info', `lbproxy restarted (uptime ${fmtDuration(s.uptime_s)})`,
                  s.time);
+        lastPosted = 0;  // a new process numbers its posted events anew
         resetLive(ids);
         rebuild = true;
     } else if (ids.join('\u0000') !== live.ids.join('\u0000')) {
@@ -168,6 +170,13 @@ function onSnapshot(s) {
                      `${b.id} is ${b.health}` + (b.reason ? ` (${b.reason})` : ''),
                      s.time);
         }
+    }
+    // lines that scripts posted (the demo names its phases), each once
+    for (const e of Array.isArray(s.events) ? s.events : []) {
+        if (!(e.id > lastPosted)) continue;
+        lastPosted = e.id;
+        addEvent('ev-' + ({ ok: 'ok', warn: 'warn', bad: 'bad' }[e.level] || 'info'),
+                 String(e.text), e.time);
     }
     live.snap = s;
     if (view === 'live') renderLive(rebuild);
@@ -318,7 +327,8 @@ function renderLiveTable(s) {
 
 function renderEvents() {
     $('events-title').textContent = 'Events';
-    $('events-hint').textContent = 'health changes, restarts, connection';
+    $('events-hint').textContent = 'health changes, restarts, connection, ' +
+        'posted events';
     const ul = $('events');
     if (!events.length) {
         ul.innerHTML = '<li class="none">nothing yet: every backend has stayed up</li>';
@@ -413,11 +423,12 @@ async function openLog(name) {
     $('csv-progress').textContent = 'loading…';
     try {
         const t0 = performance.now();
-        const v = await loadLog(name, text => {
+        const agg = await loadLog(name, text => {
             $('csv-progress').textContent = text;
         });
+        const v = agg.finish(); // the last run
         const ms = performance.now() - t0;
-        csv = { name, view: v };
+        csv = { name, agg, view: v };
         history.replaceState(null, '', '#log=' + encodeURIComponent(name));
         showCsv(ms);
     } catch (e) {
@@ -427,9 +438,31 @@ async function openLog(name) {
     }
 }
 
+// The run selector of the CSV banner: one entry per run of the file (split
+// at gaps of more than RUN_GAP_S), and all of them; hidden for one run.
+function renderRuns(v) {
+    const sel = $('csv-run');
+    const n = v.runs.length;
+    sel.classList.toggle('hidden', n <= 1);
+    if (n <= 1) { sel.innerHTML = ''; return; }
+    sel.innerHTML = v.runs.map((r, i) =>
+        `<option value="${i}">run ${i + 1} of ${n}: ${fmtDateTime(r.start)} → ` +
+        `${fmtClock(r.end)} (${fmtDuration(r.seconds)}, ${fmtInt(r.rows)} req)` +
+        '</option>').join('') +
+        `<option value="all">all ${n} runs (rates over active time)</option>`;
+    sel.value = String(v.run);
+}
+
+function selectRun(which) {
+    if (!csv) return;
+    csv.view = csv.agg.finish(which === 'all' ? 'all' : Number(which));
+    showCsv();
+}
+
 function showCsv(ms) {
     const v = csv.view;
     const s = v.summary;
+    renderRuns(v);
     view = 'csv';
     document.body.dataset.view = 'csv';
     $('btn-live').classList.remove('active');
@@ -439,7 +472,10 @@ function showCsv(ms) {
     $('csv-title').textContent = 'Log ' + csv.name;
     $('csv-progress').textContent = s.rows
         ? `${fmtInt(s.rows)} requests, ${fmtDateTime(s.start)} → ` +
-          `${fmtClock(s.end)} (${fmtDuration(s.seconds)})` +
+          `${fmtClock(s.end)} (${fmtDuration(s.seconds)}` +
+          (s.wall > s.seconds ? ` active of ${fmtDuration(s.wall)}` : '') + ')' +
+          (s.runs > 1 ? `, ${s.runs} runs in this file (gaps over ` +
+                        `${RUN_GAP_S} s)` : '') +
           (v.bucket > 1 ? `, charts in ${v.bucket} s buckets` : '') +
           (ms != null ? `, parsed in ${(ms / 1000).toFixed(1)} s` : '')
         : 'the log has no request rows';
@@ -448,8 +484,8 @@ function showCsv(ms) {
         `${v.ids.length} backend${v.ids.length === 1 ? '' : 's'}`;
 
     $('kpi-rps-label').textContent = 'Mean req/s';
-    $('kpi-inflight-label').textContent = 'Duration';
-    kpi('kpi-rps', fmtRate(s.seconds ? s.rows / s.seconds : 0));
+    $('kpi-inflight-label').textContent = 'Active time';
+    kpi('kpi-rps', fmtRate(s.rps));
     kpi('kpi-req', fmtInt(s.rows));
     kpi('kpi-err', fmtInt(s.errors) + errPct(s.errors, s.rows), s.errors > 0);
     kpi('kpi-inflight', fmtDuration(s.seconds));
@@ -460,7 +496,9 @@ function showCsv(ms) {
     kpi('kpi-p99', fmtMs(s.p99) + unit('ms'));
 
     $('table-title').textContent = 'Backends in this run';
-    $('table-hint').textContent = 'whole log; latency = dispatch to last byte ' +
+    $('table-hint').textContent = (s.run === 'all' ? 'whole log'
+        : s.runs > 1 ? `run ${s.run + 1} of ${s.runs}` : 'whole log') +
+        '; req/s over active time; latency = dispatch to last byte ' +
         '(upstream_ms) of successful requests';
     setHead([['Backend', 'l'], ['Address', 'l'], ['Requests'], ['Share'],
              ['Mean req/s'], ['p50'], ['p99'], ['Mean'], ['Errors'],
@@ -533,6 +571,7 @@ for (const b of document.querySelectorAll('.scale-toggle')) {
 $('btn-live').addEventListener('click', showLive);
 $('btn-back').addEventListener('click', showLive);
 $('btn-load').addEventListener('click', () => openLog($('log-select').value));
+$('csv-run').addEventListener('change', e => selectRun(e.target.value));
 $('log-select').addEventListener('focus', refreshLogs);
 $('log-select').addEventListener('keydown', e => {
     if (e.key === 'Enter') openLog($('log-select').value);
@@ -545,7 +584,11 @@ window.lbDashboard = {
     coverage: () => (charts ? charts.coverage() : {}),
     points: () => live.t.length,
     snapshot: () => live.snap,
+    shares: () => ({ t: live.t.slice(), share: live.share }),
+    events: () => events.map(e => ({ cls: e.cls, text: e.text, when: e.when })),
     csvSummary: () => (csv ? csv.view.summary : null),
+    csvRuns: () => (csv ? csv.view.runs : null),
+    selectRun,
     connection: () => connState,
     refreshLogs,
     openLog,

@@ -1,6 +1,7 @@
 // csvlog: lists lbproxy's CSV request logs and turns one into the same
 // per-second view the live charts draw (requests/s, p50/p99, share and
-// errors per backend), parsing it in a Papa Parse worker.
+// errors per backend), parsing it in a Papa Parse worker.  A file that
+// several runs appended to is split into its runs at long gaps.
 /* global Papa */
 
 // The CSV logs the admin listener serves under /logs/, newest first.
@@ -56,21 +57,27 @@ function percentile(sorted, q) {
     return sorted[i];
 }
 
-// Accumulates parsed rows; finish() returns the per-second view.
+// A log appended to by several runs (an explicit --log FILE) has long
+// stretches without a row between them: a gap longer than this starts a new
+// run, and rates count only the seconds inside runs.
+export const RUN_GAP_S = 30;
+
+function counter() {
+    return { n: 0, err: 0, lat: [], reused: 0, bytes: 0 };
+}
+
+function bump(map, k) {
+    map.set(k, (map.get(k) || 0) + 1);
+}
+
+// Accumulates parsed rows into one record per second of the log; runs()
+// splits the seconds at gaps, finish(run) returns the per-second view of one
+// run (or of the whole file).
 export class CsvAggregator {
     constructor() {
-        this.buckets = new Map();   // second -> Map(id -> {n, err, lat[]})
-        this.backends = new Map();  // id -> {addr, n, err, reused, bytes}
+        this.secs = new Map();      // second -> per-second record (below)
+        this.addr = new Map();      // backend id -> address
         this.rows = 0;
-        this.retries = 0;           // extra attempts, summed over rows
-        this.flow = new Map();      // second -> {retries, hedges}
-        this.noBackend = { n: 0, err: 0 };
-        this.errKinds = new Map();
-        this.statuses = new Map();
-        this.mode = '';
-        this.connModel = '';
-        this.minT = Infinity;
-        this.maxT = -Infinity;
         this.prefix = '';
         this.prefixSec = 0;
     }
@@ -86,94 +93,145 @@ export class CsvAggregator {
         return this.prefixSec;
     }
 
+    record(sec) {
+        let x = this.secs.get(sec);
+        if (!x) {
+            x = { rows: 0, retries: 0, hedges: 0, mode: '', connModel: '',
+                  per: new Map(), none: { n: 0, err: 0 },
+                  errKinds: new Map(), statuses: new Map() };
+            this.secs.set(sec, x);
+        }
+        return x;
+    }
+
     add(rows) {
         for (const r of rows) {
             if (!r || !r.timestamp) continue;
             const sec = this.second(r.timestamp);
             if (!isFinite(sec)) continue;
             this.rows++;
-            const extra = parseInt(r.retries, 10) || 0;
-            this.retries += extra;
-            const hedged = r.hedge === 'won' || r.hedge === 'lost' ? 1 : 0;
-            if (extra || hedged) {
-                const f = this.flow.get(sec) || { retries: 0, hedges: 0 };
-                f.retries += extra;
-                f.hedges += hedged;
-                this.flow.set(sec, f);
-            }
-            if (!this.mode && r.mode) this.mode = r.mode;
-            if (!this.connModel && r.conn_model) this.connModel = r.conn_model;
-            if (sec < this.minT) this.minT = sec;
-            if (sec > this.maxT) this.maxT = sec;
+            const x = this.record(sec);
+            x.rows++;
+            x.retries += parseInt(r.retries, 10) || 0;
+            if (r.hedge === 'won' || r.hedge === 'lost') x.hedges++;
+            if (!x.mode && r.mode) x.mode = r.mode;
+            if (!x.connModel && r.conn_model) x.connModel = r.conn_model;
             const status = parseInt(r.status, 10) || 0;
             const isErr = (r.error && r.error !== '') || status >= 500 ||
                           status === 0;
-            this.statuses.set(status, (this.statuses.get(status) || 0) + 1);
-            if (r.error) {
-                this.errKinds.set(r.error, (this.errKinds.get(r.error) || 0) + 1);
-            } else if (isErr) {
-                const k = 'HTTP ' + status;
-                this.errKinds.set(k, (this.errKinds.get(k) || 0) + 1);
-            }
+            bump(x.statuses, status);
+            if (r.error) bump(x.errKinds, r.error);
+            else if (isErr) bump(x.errKinds, 'HTTP ' + status);
             const id = r.backend_id;
             if (!id) {
-                this.noBackend.n++;
-                if (isErr) this.noBackend.err++;
+                x.none.n++;
+                if (isErr) x.none.err++;
                 continue;
             }
-            let b = this.backends.get(id);
-            if (!b) {
-                b = { addr: r.backend_addr || '', n: 0, err: 0, reused: 0,
-                      bytes: 0 };
-                this.backends.set(id, b);
-            }
-            b.n++;
-            if (isErr) b.err++;
-            if (r.reused === '1') b.reused++;
-            b.bytes += parseInt(r.resp_bytes, 10) || 0;
-            let m = this.buckets.get(sec);
-            if (!m) { m = new Map(); this.buckets.set(sec, m); }
-            let c = m.get(id);
-            if (!c) { c = { n: 0, err: 0, lat: [] }; m.set(id, c); }
+            if (!this.addr.has(id)) this.addr.set(id, r.backend_addr || '');
+            let c = x.per.get(id);
+            if (!c) { c = counter(); x.per.set(id, c); }
             c.n++;
             if (isErr) c.err++;
+            if (r.reused === '1') c.reused++;
+            c.bytes += parseInt(r.resp_bytes, 10) || 0;
             const lat = parseFloat(r.upstream_ms !== '' && r.upstream_ms != null
                                    ? r.upstream_ms : r.total_ms);
             if (isFinite(lat) && !isErr) c.lat.push(lat);
         }
     }
 
-    // The view: aligned per-second arrays per backend plus a run summary.
-    finish() {
-        const ids = [...this.backends.keys()].sort();
+    // The runs of the file, oldest first: [{start, end, seconds, rows}],
+    // seconds = end - start + 1 (its active time).
+    runs() {
+        const ts = [...this.secs.keys()].sort((a, b) => a - b);
+        const out = [];
+        for (const t of ts) {
+            const last = out[out.length - 1];
+            if (last && t - last.end <= RUN_GAP_S) {
+                last.end = t;
+            } else {
+                out.push({ start: t, end: t, rows: 0 });
+            }
+            out[out.length - 1].rows += this.secs.get(t).rows;
+        }
+        for (const r of out) r.seconds = r.end - r.start + 1;
+        return out;
+    }
+
+    // The view of run `which` (an index into runs(); 'all' for the whole
+    // file; default the last run): aligned per-second arrays per backend and
+    // a summary whose rates are over active time (the runs' seconds).
+    finish(which) {
+        const runs = this.runs();
+        let idx = which === 'all' ? 'all'
+            : Number.isInteger(which) && which >= 0 && which < runs.length
+                ? which : runs.length - 1;
+        if (runs.length <= 1 && idx === 'all') idx = runs.length - 1;
+        const sel = idx === 'all' ? runs : idx >= 0 ? [runs[idx]] : [];
+        const minT = sel.length ? sel[0].start : 0;
+        const maxT = sel.length ? sel[sel.length - 1].end : -1;
+        const active = sel.reduce((a, r) => a + r.seconds, 0);
+        const inRange = t => t >= minT && t <= maxT;
+
+        // totals over the selected seconds
+        const tot = new Map();
+        let rows = 0, retries = 0, mode = '', connModel = '';
+        const none = { n: 0, err: 0 };
+        const errKinds = new Map(), statuses = new Map();
+        for (const [t, x] of this.secs) {
+            if (!inRange(t)) continue;
+            rows += x.rows;
+            retries += x.retries;
+            none.n += x.none.n;
+            none.err += x.none.err;
+            for (const [k, n] of x.errKinds) errKinds.set(k, (errKinds.get(k) || 0) + n);
+            for (const [k, n] of x.statuses) statuses.set(k, (statuses.get(k) || 0) + n);
+            for (const [id, c] of x.per) {
+                let a = tot.get(id);
+                if (!a) { a = counter(); tot.set(id, a); }
+                a.n += c.n;
+                a.err += c.err;
+                a.reused += c.reused;
+                a.bytes += c.bytes;
+            }
+        }
+        for (let t = minT; t <= maxT && !(mode && connModel); t++) {
+            const x = this.secs.get(t);
+            if (!x) continue;
+            if (!mode) mode = x.mode;
+            if (!connModel) connModel = x.connModel;
+        }
+
+        const ids = [...tot.keys()].sort();
         const empty = () => Object.fromEntries(ids.map(id => [id, []]));
         const v = { ids, t: [], bucket: 1, requests: empty(), errors: empty(),
                     p50: empty(), p99: empty(), share: empty(),
-                    flow: { retries: [], hedges: [], queue: [] } };
+                    flow: { retries: [], hedges: [], queue: [] },
+                    runs, run: idx };
         const all = new Map(ids.map(id => [id, []]));
-        const allLat = [];
-        if (this.rows && isFinite(this.minT)) {
+        if (rows) {
             // one point per second from first to last (0 where idle); a
-            // long log gets wider buckets so a chart keeps <= MAX_BUCKETS
-            const span = this.maxT - this.minT + 1;
+            // long span gets wider buckets so a chart keeps <= MAX_BUCKETS
+            const span = maxT - minT + 1;
             const step = BUCKETS.find(b => span / b <= MAX_BUCKETS) ||
                          BUCKETS[BUCKETS.length - 1];
             v.bucket = step;
-            for (let s0 = this.minT; s0 <= this.maxT; s0 += step) {
-                const secs = Math.min(step, this.maxT - s0 + 1);
-                const per = new Map(ids.map(id => [id, { n: 0, err: 0, lat: [] }]));
-                let tot = 0, fr = 0, fh = 0;
+            for (let s0 = minT; s0 <= maxT; s0 += step) {
+                const secs = Math.min(step, maxT - s0 + 1);
+                const per = new Map(ids.map(id => [id, counter()]));
+                let n = 0, fr = 0, fh = 0;
                 for (let s = s0; s < s0 + secs; s++) {
-                    const f = this.flow.get(s);
-                    if (f) { fr += f.retries; fh += f.hedges; }
-                    const m = this.buckets.get(s);
-                    if (!m) continue;
-                    for (const [id, c] of m) {
+                    const x = this.secs.get(s);
+                    if (!x) continue;
+                    fr += x.retries;
+                    fh += x.hedges;
+                    for (const [id, c] of x.per) {
                         const p = per.get(id);
                         p.n += c.n;
                         p.err += c.err;
-                        for (const x of c.lat) p.lat.push(x);
-                        tot += c.n;
+                        for (const l of c.lat) p.lat.push(l);
+                        n += c.n;
                     }
                 }
                 v.t.push(s0);
@@ -184,13 +242,13 @@ export class CsvAggregator {
                     const c = per.get(id);
                     v.requests[id].push(c.n / secs);
                     v.errors[id].push(c.err / secs);
-                    v.share[id].push(tot ? 100 * c.n / tot : null);
+                    v.share[id].push(n ? 100 * c.n / n : null);
                     if (c.lat.length) {
                         c.lat.sort((a, b) => a - b);
                         v.p50[id].push(percentile(c.lat, 0.5));
                         v.p99[id].push(percentile(c.lat, 0.99));
                         const a = all.get(id);
-                        for (const x of c.lat) a.push(x);
+                        for (const l of c.lat) a.push(l);
                     } else {
                         v.p50[id].push(null);
                         v.p99[id].push(null);
@@ -198,22 +256,25 @@ export class CsvAggregator {
                 }
             }
         }
-        const span = this.rows ? this.maxT - this.minT + 1 : 0;
+        const allLat = [];
         v.summary = {
-            rows: this.rows, retries: this.retries,
-            mode: this.mode, connModel: this.connModel,
-            start: this.minT, end: this.maxT, seconds: span,
-            noBackend: this.noBackend,
-            errKinds: [...this.errKinds.entries()].sort((a, b) => b[1] - a[1]),
-            statuses: [...this.statuses.entries()].sort((a, b) => a[0] - b[0]),
+            rows, retries, mode, connModel,
+            start: rows ? minT : 0, end: rows ? maxT : 0,
+            seconds: active, wall: rows ? maxT - minT + 1 : 0,
+            runs: runs.length, run: idx,
+            rps: active ? rows / active : 0,
+            noBackend: none,
+            errKinds: [...errKinds.entries()].sort((a, b) => b[1] - a[1]),
+            statuses: [...statuses.entries()].sort((a, b) => a[0] - b[0]),
             backends: ids.map(id => {
-                const b = this.backends.get(id);
+                const b = tot.get(id);
                 const lat = all.get(id).sort((a, c) => a - c);
-                for (const x of lat) allLat.push(x);
+                for (const l of lat) allLat.push(l);
                 return {
-                    id, address: b.addr, requests: b.n, errors: b.err,
-                    share: this.rows ? 100 * b.n / this.rows : 0,
-                    rps: span ? b.n / span : 0,
+                    id, address: this.addr.get(id) || '', requests: b.n,
+                    errors: b.err,
+                    share: rows ? 100 * b.n / rows : 0,
+                    rps: active ? b.n / active : 0,
                     reused: b.n ? 100 * b.reused / b.n : 0,
                     bytes: b.bytes,
                     p50: percentile(lat, 0.5), p99: percentile(lat, 0.99),
@@ -226,14 +287,15 @@ export class CsvAggregator {
         v.summary.p50 = percentile(allLat, 0.5);
         v.summary.p99 = percentile(allLat, 0.99);
         v.summary.errors = v.summary.backends.reduce((a, b) => a + b.errors, 0) +
-                           this.noBackend.err;
+                           none.err;
         return v;
     }
 }
 
 // Downloads /logs/NAME, then parses it in a Papa Parse worker in slices of
 // a few MB, so a large log neither blocks the page nor arrives as one huge
-// batch of rows.  Resolves to the view; onProgress(text) reports the steps.
+// batch of rows.  Resolves to the aggregator (its finish(run) gives a view);
+// onProgress(text) reports the steps.
 export async function loadLog(name, onProgress) {
     const url = new URL('/logs/' + encodeURIComponent(name), location.href).href;
     const report = onProgress || (() => {});
@@ -252,7 +314,7 @@ export async function loadLog(name, onProgress) {
                 report(`parsing… ${pct.toFixed(0)} % (${agg.rows.toLocaleString('en-US')} rows)`);
             },
             complete: () => {
-                try { resolve(agg.finish()); } catch (e) { reject(e); }
+                resolve(agg);
             },
             error: err => reject(new Error('cannot parse ' + name + ': ' +
                                            (err && err.message || err))),

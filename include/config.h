@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "balancer.h"
 
@@ -125,8 +126,11 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
  * the cross-field rules; 0 or -1 with err filled. */
 int config_validate(const struct config *c, char *err, size_t errlen);
 
-/* The CSV log path after defaults: "" when logging is off. */
-void config_log_path(const struct config *c, char *buf, size_t len);
+/* The CSV log path after defaults: "" when logging is off, log_path when
+ * one is set, else a new file per run named after the mode, the connection
+ * model and start (UTC): logs_dir/MODE_persistent-YYYYMMDD-HHMMSS.csv. */
+void config_log_path(const struct config *c, time_t start, char *buf,
+                     size_t len);
 
 /* Prints the effective configuration (for --print-config and logs). */
 void config_print(const struct config *c, FILE *out);

@@ -41,6 +41,10 @@ int csvlog_flush(struct csvlog *l);
  * file is new) and closes the old file.  Returns 0, or -1 with errno set when
  * the path cannot be opened (the old file stays in use). */
 int csvlog_reopen(struct csvlog *l);
+/* Points latest.csv beside path at path's file name (a relative symlink,
+ * replaced atomically through a hidden temporary name), so that one name
+ * always opens the newest run's log.  Returns 0, or -1 with errno set. */
+int csvlog_link_latest(const char *path);
 /* Flushes and closes; NULL is a no-op. */
 void csvlog_close(struct csvlog *l);
 

@@ -4,7 +4,7 @@
 $(eval $(call PYTEST_SUITE,e2e-proxy,tests/e2e/test_proxy.py,$(LBPROXY) $(LBBACKEND)))
 
 .PHONY: demo
-## demo: build, start three backends, lbproxy (adaptive_ewma, persistent), dashboard and a light load
+## demo: build, then play the demo's story (README "What the demo shows") on the live dashboard
 demo:
 	$(Q)scripts/demo.sh
 

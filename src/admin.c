@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_events.h"
 #include "admin_render.h"
 #include "balancer.h"
 #include "config.h"
@@ -55,7 +56,8 @@ struct admin_conn {
     char url[URL_MAX];
     size_t url_len;
     size_t head_bytes, body_bytes;
-    int too_large; /* 0, 414, 431 or 413 */
+    char body[ADMIN_EVENT_TEXT_MAX + 2]; /* a POSTed event line (and CRLF) */
+    int too_large;                       /* 0, 414, 431 or 413 */
     bool msg_done; /* a request is complete and waits for handling */
     bool keep_alive;
     bool sse;
@@ -82,6 +84,7 @@ struct admin {
     llhttp_settings_t settings;
     struct admin_buf render;            /* scratch for rendered documents */
     uint64_t flow_retries, flow_hedges; /* the counters at the last tick */
+    struct admin_events events;         /* POST /api/event */
     char vendor_root[PATH_MAX];
 };
 
@@ -339,6 +342,28 @@ static void start_stream(struct admin_conn *c, bool head)
     a->render.len = 0;
 }
 
+/* POST /api/event: from this machine only (403), else admin_events_post. */
+static void post_event(struct admin_conn *c)
+{
+    struct timespec ts;
+    uint64_t id = 0;
+    const char *why = "events are taken from loopback only";
+    int status = 403;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (admin_peer_is_loopback(c->io.fd))
+        status = admin_events_post(
+            &c->a->events, c->url, c->url_len, c->body, c->body_bytes,
+            sizeof(c->body), (double)ts.tv_sec + ts.tv_nsec / 1e9, &id, &why);
+    if (status != 200) {
+        respond_text(c, status, "", why, false);
+        return;
+    }
+    char body[48];
+    int n =
+        snprintf(body, sizeof(body), "{\"id\":%llu}", (unsigned long long)id);
+    respond(c, 200, "application/json", API_HEADERS, body, (size_t)n, false);
+}
+
 static void handle_request(struct admin_conn *c)
 {
     struct admin *a = c->a;
@@ -346,13 +371,17 @@ static void handle_request(struct admin_conn *c)
     uint8_t method = llhttp_get_method(&c->parser);
     bool head = method == HTTP_HEAD;
     c->keep_alive = llhttp_should_keep_alive(&c->parser);
-    if (method != HTTP_GET && method != HTTP_HEAD) {
-        respond_text(c, 405, "Allow: GET, HEAD\r\n", "", false);
-        return;
-    }
     char path[URL_MAX];
     if (admin_sanitize_path(c->url, c->url_len, path, sizeof(path)) < 0) {
         respond_text(c, 400, "", "bad path", head);
+        return;
+    }
+    if (method == HTTP_POST && !strcmp(path, "/api/event")) {
+        post_event(c);
+        return;
+    }
+    if (method != HTTP_GET && method != HTTP_HEAD) {
+        respond_text(c, 405, "Allow: GET, HEAD\r\n", "", false);
         return;
     }
     uint64_t now = loop_now(a->loop);
@@ -365,6 +394,7 @@ static void handle_request(struct admin_conn *c)
         clock_gettime(CLOCK_REALTIME, &ts);
         admin_render_stats(&a->render, a->src, now,
                            (double)ts.tv_sec + ts.tv_nsec / 1e9, window);
+        admin_events_append_json(&a->events, &a->render);
         respond_render(c, "application/json", head);
     } else if (!strcmp(path, "/api/stream")) {
         start_stream(c, head);
@@ -446,8 +476,11 @@ static int on_header_data(llhttp_t *p, const char *at, size_t n)
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
-    (void)at;
     struct admin_conn *c = conn_of(p);
+    if (c->body_bytes < sizeof(c->body)) {
+        size_t room = sizeof(c->body) - c->body_bytes;
+        memcpy(c->body + c->body_bytes, at, n < room ? n : room);
+    }
     c->body_bytes += n;
     if (c->body_bytes > MAX_BODY) {
         c->too_large = 413;
@@ -623,6 +656,7 @@ static void render_event(struct admin *a, uint64_t now_us)
     admin_buf_str(&a->render, "event: stats\ndata: ");
     admin_render_stats(&a->render, a->src, now_us,
                        (double)ts.tv_sec + ts.tv_nsec / 1e9, ADMIN_WINDOW_S);
+    admin_events_append_json(&a->events, &a->render);
     admin_buf_str(&a->render, "\n\n");
     if (a->render.oom) {
         a->render.oom = false;

@@ -42,10 +42,14 @@ struct log_entry {
     long long mtime;
 };
 
+/* Newest first: the latest modification first, then the greater name (a
+ * timestamped name sorts by its start time). */
 static int cmp_entry(const void *a, const void *b)
 {
-    return strcmp(((const struct log_entry *)a)->name,
-                  ((const struct log_entry *)b)->name);
+    const struct log_entry *x = a, *y = b;
+    if (x->mtime != y->mtime)
+        return x->mtime < y->mtime ? 1 : -1;
+    return strcmp(y->name, x->name);
 }
 
 int admin_render_logs(struct admin_buf *b, const char *dir, bool json)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define CONFIG_TIMEOUT_MAX 86400000u /* one day, in ms */
 #define CONFIG_WEIGHT_MAX 10000u
@@ -587,18 +588,23 @@ int config_validate(const struct config *c, char *err, size_t errlen)
     return 0;
 }
 
-void config_log_path(const struct config *c, char *buf, size_t len)
+void config_log_path(const struct config *c, time_t start, char *buf,
+                     size_t len)
 {
     if (len == 0)
         return;
+    struct tm tm;
+    char stamp[32] = "";
+    if (gmtime_r(&start, &tm))
+        strftime(stamp, sizeof(stamp), "-%Y%m%d-%H%M%S", &tm);
     if (strcmp(c->log_path, "off") == 0)
         buf[0] = '\0';
     else if (c->log_path[0] != '\0')
         snprintf(buf, len, "%s", c->log_path);
     else
-        snprintf(buf, len, "%s%s%s_%s.csv", c->logs_dir,
+        snprintf(buf, len, "%s%s%s_%s%s.csv", c->logs_dir,
                  c->logs_dir[0] ? "/" : "", c->mode,
-                 c->persistent ? "persistent" : "non_persistent");
+                 c->persistent ? "persistent" : "non_persistent", stamp);
 }
 
 void config_print(const struct config *c, FILE *out)

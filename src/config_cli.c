@@ -90,8 +90,9 @@ static const struct cli_option cli_options[] = {
     OPT_KEY("admin", "ADDR:PORT|off", "proxy", "admin", CLI_SHOW_DEFAULT,
             "admin and dashboard listener"),
     OPT_KEY("log", "FILE|off", "proxy", "log", CLI_SHOW_NONE,
-            "CSV request log (default "
-            "<logs_dir>/<mode>_<persistent|non_persistent>.csv)"),
+            "CSV request log, appended to (default: a new "
+            "<logs_dir>/<mode>_<model>-<UTC time>.csv per run, "
+            "linked as <logs_dir>/latest.csv)"),
     OPT_KEY("seed", "N", "balancer", "seed", CLI_SHOW_DEFAULT,
             "random seed of the balancer"),
     OPT_KEY("tunnel-idle-ms", "MS", "timeouts", "tunnel_idle_ms",

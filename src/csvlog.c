@@ -324,6 +324,35 @@ int csvlog_reopen(struct csvlog *l)
     return 0;
 }
 
+int csvlog_link_latest(const char *path)
+{
+    char link[1024], tmp[1024];
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) + 1 : 0;
+    const char *base = path + dirlen;
+    if (base[0] == '\0' || strcmp(base, "latest.csv") == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (snprintf(link, sizeof(link), "%.*slatest.csv", dirlen, path) >=
+            (int)sizeof(link) ||
+        snprintf(tmp, sizeof(tmp), "%.*s.latest.csv.%ld", dirlen, path,
+                 (long)getpid()) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    unlink(tmp);
+    if (symlink(base, tmp) < 0)
+        return -1;
+    if (rename(tmp, link) < 0) {
+        int err = errno;
+        unlink(tmp);
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
 void csvlog_close(struct csvlog *l)
 {
     if (!l)

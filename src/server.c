@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -378,7 +379,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         return -1;
     }
     char path[512];
-    config_log_path(cfg, path, sizeof(path));
+    config_log_path(cfg, time(NULL), path, sizeof(path));
     if (path[0]) {
         srv.csv = csvlog_open(srv.loop, path, cfg->mode, cfg->persistent,
                               cfg->log_flush_ms);
@@ -386,6 +387,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             snprintf(err, errlen, "CSV log %s: %s", path, strerror(errno));
             return -1;
         }
+        /* A default name is new per run: latest.csv follows it. */
+        if (cfg->log_path[0] == '\0' && csvlog_link_latest(path) < 0)
+            log_warn("CSV log: cannot point latest.csv at %s", path);
     }
     if (strcmp(cfg->admin, "off") != 0 && cfg->admin[0]) {
         srv.admin_src.config = &srv.cfg;

@@ -12,7 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CHROMIUM, LBBACKEND, LBPROXY, ROOT, Stack, getJson, launchBrowser,
+import { CHROMIUM, LBBACKEND, LBPROXY, ROOT, Stack, closeBrowser, getJson, openPage,
          startLoad, until } from './stack.mjs';
 
 const IDS = ['A', 'B', 'C'];
@@ -60,16 +60,11 @@ before(async () => {
     }
     for (const id of IDS) await stack.startBackend(id, ['--profile', 'fixed:2ms']);
     await stack.startProxy('adaptive_ewma', true, CSV_NAME);
-    ctx = await launchBrowser(stack.tmp);
-    page = ctx.pages()[0] || await ctx.newPage();
-    page.on('pageerror', e => pageErrors.push(e.message));
-    page.setDefaultTimeout(15000);
+    ({ ctx, page } = await openPage(stack.tmp, pageErrors));
 });
 
 after(async () => {
-    try {
-        if (ctx) await ctx.close();
-    } catch (e) { /* the browser may be gone already */ }
+    await closeBrowser(ctx);
     await stack.stopAll();
 });
 

@@ -211,6 +211,22 @@ export function startLoad(port, { conns = 6, cap = 200000, untilMs, pace } = {})
     return load;
 }
 
+// A headless browser (below) with one page, whose script errors are pushed
+// to `errors`; closeBrowser(ctx) ends it (a gone browser is no error).
+export async function openPage(dir, errors) {
+    const ctx = await launchBrowser(dir);
+    const page = ctx.pages()[0] || await ctx.newPage();
+    page.on('pageerror', e => errors.push(e.message));
+    page.setDefaultTimeout(15000);
+    return { ctx, page };
+}
+
+export async function closeBrowser(ctx) {
+    try {
+        if (ctx) await ctx.close();
+    } catch (e) { /* the browser may be gone already */ }
+}
+
 // Debian's Chromium, headless, with a fresh profile under dir; never a
 // downloaded browser.
 export async function launchBrowser(dir, viewport = { width: 1440, height: 900 }) {

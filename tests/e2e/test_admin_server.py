@@ -198,6 +198,40 @@ def test_sse_stream(admin):
     stalled.close()
 
 
+def test_posted_events_reach_stats_and_stream(admin):
+    """POST /api/event keeps one line per post (bounded, loopback only) and
+    every /api/stats and /api/stream snapshot carries the ring."""
+    assert stats(admin.port)["events"] == []
+    with Conn(admin.port) as c:
+        r = c.request("POST", "/api/event?level=warn",
+                      body=b"B slows down 10x\n")
+        assert r.status == 200 and json.loads(r.body) == {"id": 1}
+        # keep-alive goes on after a POST
+        r = c.request("POST", "/api/event", body=b'say "hi"')
+        assert r.status == 200 and json.loads(r.body) == {"id": 2}
+        assert c.request("POST", "/api/event", body=b"x" * 161).status == 413
+        assert c.request("POST", "/api/event", body=b"a\x01b").status == 400
+        assert c.request("POST", "/api/event?level=x",
+                         body=b"hi").status == 400
+    with Conn(admin.port) as c:  # a large body: 413 and the connection ends
+        assert c.request("POST", "/api/event",
+                         body=b"x" * 70000).status == 413
+    assert get(admin.port, "/api/event").status == 404
+    with Conn(admin.port) as c:
+        assert c.request("POST", "/api/stats", body=b"x").status == 405
+    ev = stats(admin.port)["events"]
+    assert [(e["id"], e["level"], e["text"]) for e in ev] == [
+        (1, "warn", "B slows down 10x"), (2, "info", 'say "hi"')]
+    assert abs(ev[0]["time"] - time.time()) < 60
+    with socket.create_connection(("127.0.0.1", admin.port)) as s:
+        s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        body = read_events(s, 1).partition(b"\r\n\r\n")[2]
+        data = [e for e in body.split(b"\n\n") if e.startswith(b"event:")][0]
+        d = json.loads(data.split(b"\n", 1)[1][6:])
+        assert [e["text"] for e in d["events"]] == ["B slows down 10x",
+                                                     'say "hi"']
+
+
 def test_keepalive_pipelining_and_limits(admin):
     with Conn(admin.port) as c:
         c.send(b"GET /api/stats HTTP/1.1\r\nHost: t\r\n\r\n"

@@ -169,6 +169,57 @@ def test_sigusr1_reopens_the_log(procs, tmp_path):
     assert len(read_rows(px.log)[1]) == 8
 
 
+def test_default_log_is_a_new_file_per_run_with_latest_link(procs,
+                                                             tmp_path):
+    """Without --log every start writes its own timestamped file in
+    logs_dir, latest.csv follows the newest, and /logs/ lists newest first;
+    an explicit --log FILE is appended to by every run."""
+    be = procs.backend(bid="A", extra=["--profile", "fixed:0ms"])
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    explicit = str(tmp_path / "fixed.csv")
+    names = []
+    for run in range(2):
+        admin = free_port()
+        px = procs.proxy([be.port], admin=admin,
+                         extra=["--log", "", "--mode", "least-conn",
+                                "--set", f"proxy.logs_dir={logs}"])
+        wait_port(admin, proc=px)
+        with Conn(px.port) as c:
+            for _ in range(run + 2):
+                assert c.request().status == 200
+        assert procs.stop(px) == 0
+        runs = sorted(n for n in os.listdir(logs) if n != "latest.csv")
+        assert len(runs) == run + 1, runs
+        names = runs
+        assert os.readlink(logs / "latest.csv") == runs[-1]
+        assert re.fullmatch(r"least-conn_persistent-\d{8}-\d{6}\.csv",
+                            runs[-1])
+        assert len(read_rows(str(logs / "latest.csv"))[1]) == run + 2
+        # The next start must fall in a later second to get a new name.
+        t = int(time.time())
+        while int(time.time()) == t:
+            time.sleep(0.05)
+    assert [len(read_rows(str(logs / n))[1]) for n in names] == [2, 3]
+    for run in range(2):
+        px = procs.proxy([be.port], extra=["--log", explicit])
+        with Conn(px.port) as c:
+            assert c.request().status == 200
+        assert procs.stop(px) == 0
+    header, rows = read_rows(explicit)
+    assert ",".join(header) == HEADER and len(rows) == 2
+    # The admin's list: newest first (latest.csv shares the newest mtime).
+    os.utime(logs / names[0], (1, 1))
+    admin = free_port()
+    px = procs.proxy([be.port], admin=admin,
+                     extra=["--set", f"proxy.logs_dir={logs}"])
+    wait_port(admin, proc=px)
+    listed = [f["name"] for f in
+              json.loads(get(admin, "/logs/?format=json").body)["files"]]
+    assert sorted(listed[:2]) == sorted(["latest.csv", names[1]])
+    assert listed[2:] == [names[0]]
+
+
 def test_non_persistent_rows_say_so(procs, tmp_path):
     bes, px = stack(procs, tmp_path, mode="least-conn",
                     model="--non-persistent", profiles=("fixed:0ms",) * 2)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -415,15 +416,19 @@ static void test_logs_listing(void **state)
     (void)state;
     char dir[] = "/tmp/test_admin_logs_XXXXXX";
     assert_non_null(mkdtemp(dir));
-    const char *files[] = {"b_run.csv", "a_run.csv", ".hidden.csv",
+    const char *files[] = {"b_run.csv", "a_run.csv", "c_run.csv", ".hidden.csv",
                            "notes.txt"};
+    /* a_run.csv was written last; b and c at the same time */
+    const time_t mtimes[] = {1000, 2000, 1000, 3000, 3000};
     char path[512];
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         FILE *fp = fopen(path, "w");
         assert_non_null(fp);
         fputs("timestamp\n", fp);
         fclose(fp);
+        struct timespec ts[2] = {{mtimes[i], 0}, {mtimes[i], 0}};
+        assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
     }
     snprintf(path, sizeof(path), "%s/dir.csv", dir);
     assert_int_equal(mkdir(path, 0755), 0);
@@ -433,9 +438,13 @@ static void test_logs_listing(void **state)
     admin_buf_add(&b, "", 1);
     const char *a = strstr(b.p, "\"name\":\"a_run.csv\",\"size\":10,");
     const char *bb = strstr(b.p, "\"name\":\"b_run.csv\"");
+    const char *cc = strstr(b.p, "\"name\":\"c_run.csv\"");
     assert_non_null(a);
     assert_non_null(bb);
-    assert_true(a < bb); /* sorted */
+    assert_non_null(cc);
+    /* newest first, then the greater name */
+    assert_true(a < cc);
+    assert_true(cc < bb);
     assert_null(strstr(b.p, "hidden"));
     assert_null(strstr(b.p, "notes"));
     assert_null(strstr(b.p, "dir.csv"));
@@ -447,7 +456,7 @@ static void test_logs_listing(void **state)
     assert_int_equal(admin_render_logs(&b, "/nonexistent-dir-x", true), -1);
     admin_buf_free(&b);
 
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         unlink(path);
     }

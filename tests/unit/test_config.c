@@ -1057,26 +1057,30 @@ static void test_log_path(void **state)
     (void)state;
     struct config c;
     char buf[512];
+    time_t start = 1796164200; /* 2026-12-01 22:30:00 UTC */
     config_defaults(&c);
-    config_log_path(&c, buf, sizeof(buf));
-    assert_string_equal(buf, "logs/round-robin_persistent.csv");
+    config_log_path(&c, start, buf, sizeof(buf));
+    assert_string_equal(buf, "logs/round-robin_persistent-20261201-223000.csv");
     strcpy(c.mode, "adaptive_ewma");
     c.persistent = false;
-    config_log_path(&c, buf, sizeof(buf));
-    assert_string_equal(buf, "logs/adaptive_ewma_non_persistent.csv");
+    config_log_path(&c, start + 61, buf, sizeof(buf));
+    assert_string_equal(
+        buf, "logs/adaptive_ewma_non_persistent-20261201-223101.csv");
     strcpy(c.logs_dir, "/var/log/lbproxy");
-    config_log_path(&c, buf, sizeof(buf));
-    assert_string_equal(buf,
-                        "/var/log/lbproxy/adaptive_ewma_non_persistent.csv");
+    config_log_path(&c, start, buf, sizeof(buf));
+    assert_string_equal(
+        buf,
+        "/var/log/lbproxy/adaptive_ewma_non_persistent-20261201-223000.csv");
+    /* an explicit file has no timestamp: every run appends to it */
     strcpy(c.log_path, "requests.csv");
-    config_log_path(&c, buf, sizeof(buf));
+    config_log_path(&c, start, buf, sizeof(buf));
     assert_string_equal(buf, "requests.csv");
     strcpy(c.log_path, "off");
-    config_log_path(&c, buf, sizeof(buf));
+    config_log_path(&c, start, buf, sizeof(buf));
     assert_string_equal(buf, "");
     /* truncates rather than overflows */
     strcpy(c.log_path, "");
-    config_log_path(&c, buf, 5);
+    config_log_path(&c, start, buf, 5);
     assert_string_equal(buf, "/var");
 }
 

@@ -344,6 +344,33 @@ static void test_timer_flush(void **state)
     unlink(path);
 }
 
+/* latest.csv is a relative link to the newest run's file, replaced as each
+ * run starts; it refuses to point at itself. */
+static void test_link_latest(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_csvlog_latest_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char run1[256], run2[256], link[256], target[256];
+    snprintf(run1, sizeof(run1), "%s/m_persistent-20261201-223000.csv", dir);
+    snprintf(run2, sizeof(run2), "%s/m_persistent-20261201-223105.csv", dir);
+    snprintf(link, sizeof(link), "%s/latest.csv", dir);
+    assert_int_equal(csvlog_link_latest(run1), 0);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, "m_persistent-20261201-223000.csv");
+    assert_int_equal(csvlog_link_latest(run2), 0);
+    n = readlink(link, target, sizeof(target) - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, "m_persistent-20261201-223105.csv");
+    assert_int_equal(csvlog_link_latest(link), -1);
+    assert_int_equal(errno, EINVAL);
+    unlink(link);
+    assert_int_equal(rmdir(dir), 0); /* no temporary name left behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_header_once_and_reopen),
         cmocka_unit_test(test_disk_full_drops),
         cmocka_unit_test(test_timer_flush),
+        cmocka_unit_test(test_link_latest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
