@@ -86,7 +86,7 @@ def test_a_run_measures_every_request():
     p, port = start_backend(["--profile", "fixed:1ms"])
     try:
         out = run("--target", f"127.0.0.1:{port}", "--rate", 300,
-                  "--duration", 2, "--warmup", 0.5, "--conns", 20)
+                  "--duration", 2, "--warmup", 0.5, "--conns", 100)
     finally:
         p.terminate()
         p.wait(5)
