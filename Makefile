@@ -20,7 +20,7 @@ CSTD   := -std=c11 -D_GNU_SOURCE
 OPT    ?= -O3 -g
 CPPFLAGS += -Iinclude -I$(LLHTTP_INC) -MMD -MP
 CFLAGS   += $(CSTD) $(OPT) $(WARN)
-LDLIBS   += -lm
+LDLIBS   += -lssl -lcrypto -lm
 
 # Assertions (invariants of buffers, legal state transitions) are checked in
 # the sanitizer build, which runs every test suite, and with DEBUG=1; the

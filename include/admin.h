@@ -20,6 +20,7 @@ struct config;
 struct stats;
 struct balancer;
 struct admin;
+struct tls_counters;
 
 /* What the admin reads.  The admin keeps a pointer to this struct (not a
  * copy), so a caller may swap `balancer` or `pool_ctx` on reload; it and
@@ -39,6 +40,8 @@ struct admin_sources {
     /* the circuit breaker's queue (the session module's); NULL: 0 */
     const uint64_t *queued_now, *queued_total, *queue_full, *queue_timeouts,
         *queue_wait_us;
+    /* the TLS handshakes (tls.h); NULL: no TLS listener, nothing shown */
+    const struct tls_counters *tls;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

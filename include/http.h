@@ -87,6 +87,8 @@ struct http_request {
     uint64_t content_length;
     bool expect_continue;
     bool idempotent;
+    bool tls; /* came over TLS: X-Forwarded-Proto https (the caller sets it
+                 after http_request_check) */
     struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
     unsigned nconn_tokens;
 };
@@ -102,9 +104,9 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
 /* Builds the head sent upstream from the parsed fields: request line,
  * end-to-end headers (hop-by-hop ones and those named in Connection
  * removed, Expect dropped), X-Forwarded-For with client_ip appended,
- * X-Forwarded-Proto, Via, framing (Content-Length or chunked) and
- * "Connection: close" when close_upstream.  Returns the length written, or
- * -1 if it does not fit in cap. */
+ * X-Forwarded-Proto (https when req->tls), Via, framing (Content-Length or
+ * chunked) and "Connection: close" when close_upstream.  Returns the length
+ * written, or -1 if it does not fit in cap. */
 int http_build_request_head(char *out, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
                             const struct http_request *req,

@@ -41,6 +41,11 @@ struct record {
     bool reused;              /* upstream connection came from the pool */
     unsigned retries;
     enum record_error error;
+    /* the client connection's TLS (NULL, -1: plain TCP) */
+    const char *tls_version; /* "TLSv1.3" */
+    const char *tls_cipher;  /* "TLS_AES_128_GCM_SHA256" */
+    bool tls_resumed;        /* its handshake resumed a session */
+    int64_t tls_handshake_us;
 };
 
 #endif

@@ -208,7 +208,16 @@ static void emit_record(struct session *s)
         .reused = r->reused,
         .retries = r->retries,
         .error = r->error,
+        .tls_handshake_us = -1,
     };
+    if (s->client.tr->info) {
+        struct transport_info ti = {0};
+        s->client.tr->info(s->client.tr_state, &ti);
+        rec.tls_version = ti.version;
+        rec.tls_cipher = ti.cipher;
+        rec.tls_resumed = ti.resumed;
+        rec.tls_handshake_us = ti.handshake_us;
+    }
     if (r->backend >= 0 && r->gen) {
         rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
         rec.backend_addr = upstream_addr(r->gen->up, (size_t)r->backend);
@@ -291,6 +300,7 @@ static void session_close(struct session *s, enum record_error err)
     session_set_state(s, SS_CLOSED);
     half_deadline_stop(ctx->loop, &s->client);
     half_deadline_stop(ctx->loop, &s->upstream);
+    s->client.tr->release(s->client.tr_state); /* before its socket goes */
     loop_io_close(ctx->loop, &s->cio);
     half_drop_buffers(&s->client, &ctx->bufs);
     if (s->prev)
@@ -494,6 +504,7 @@ static void update_interest(struct session *s)
         ev |= LOOP_READ;
     if (s->client.out.data && buf_pending(&s->client.out) > 0)
         ev |= LOOP_WRITE;
+    ev |= half_tr_wants(&s->client);
     loop_io_mod(s->ctx->loop, &s->cio, ev);
     if (s->uc && s->state == SS_RELAY) {
         unsigned uev = 0;
@@ -505,6 +516,22 @@ static void update_interest(struct session *s)
     }
 }
 
+static void client_ended(struct session *s);
+
+/* Reads what the client's transport already holds decoded (TLS), which no
+ * socket event would announce: true when bytes came or the session ended
+ * its client side, so the machine should run again. */
+static bool read_buffered(struct session *s)
+{
+    if (s->state == SS_REPLY || !half_tr_buffered(&s->client) ||
+        !half_may_read(&s->client, &s->ctx->bufs))
+        return false;
+    int n = half_read(&s->client, &s->ctx->bufs);
+    if (n < 0)
+        client_ended(s);
+    return n != 0;
+}
+
 /* Runs the state machine until nothing more can happen without I/O. */
 static void drive(struct session *s)
 {
@@ -512,7 +539,7 @@ static void drive(struct session *s)
         if (s->state == SS_CLOSED)
             return;
         enum step st = run_state(s);
-        if (st == STEP_WAIT)
+        if (st == STEP_WAIT && !read_buffered(s))
             break;
         apply(s, st);
     }
@@ -564,7 +591,8 @@ static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct session *s = io->ctx;
-    if (events & LOOP_READ) {
+    /* a transport's read may be waiting for the socket to be writable */
+    if (events & (LOOP_READ | (half_tr_wants(&s->client) & LOOP_WRITE))) {
         int n = half_read(&s->client, &s->ctx->bufs);
         if (n > 0 && s->client.wait == HW_BODY)
             client_deadline(s, HW_BODY, cfg_of(s)->client_body_timeout_ms);
@@ -643,6 +671,13 @@ static void on_upstream_timer(struct loop *loop, struct loop_timer *t)
 int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
                    socklen_t salen)
 {
+    return session_accept_tr(ctx, fd, sa, salen, &transport_tcp, NULL);
+}
+
+int session_accept_tr(struct session_ctx *ctx, int fd,
+                      const struct sockaddr *sa, socklen_t salen,
+                      const struct transport *tr, void *tr_state)
+{
     (void)salen;
     static bool ready;
     if (!ready) {
@@ -652,6 +687,7 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     }
     struct session *s = calloc(1, sizeof(*s));
     if (!s) {
+        tr->release(tr_state);
         close(fd);
         return -1;
     }
@@ -659,7 +695,8 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     s->cio.fn = on_client_io;
     s->cio.ctx = s;
     s->client.io = &s->cio;
-    s->client.tr = &transport_tcp;
+    s->client.tr = tr;
+    s->client.tr_state = tr_state;
     s->client.timer.fn = on_client_timer;
     s->client.timer.ctx = s;
     s->upstream.tr = &transport_tcp;
@@ -670,6 +707,7 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     net_format_ip(sa, s->ip, sizeof(s->ip)); /* "unknown" for other */
     net_format(sa, s->addr, sizeof(s->addr));
     if (loop_io_add(ctx->loop, &s->cio, fd, LOOP_READ) < 0) {
+        tr->release(tr_state);
         free(s);
         close(fd);
         return -1;
@@ -682,6 +720,8 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     ctx->all = s;
     ctx->nsessions++;
     client_deadline(s, HW_KEEPALIVE, ctx->cfg->client_header_timeout_ms);
+    if (half_tr_buffered(&s->client)) /* the first request came with it */
+        on_client_io(ctx->loop, &s->cio, LOOP_READ);
     return 0;
 }
 

@@ -128,6 +128,7 @@ static enum step head_done(struct session *s)
         return reject(s, r->hreq.status);
     }
     s->keep_alive = r->hreq.keep_alive && !s->ctx->draining;
+    r->hreq.tls = s->client.tr->secure;
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(

@@ -1,0 +1,17 @@
+/*
+ * tls_impl: what the contexts (tls.c) share with the acceptor and the
+ * transport (transport_tls.c).  Private to those two; the OpenSSL types
+ * stay here.
+ */
+#ifndef LB_TLS_IMPL_H
+#define LB_TLS_IMPL_H
+
+#include <openssl/ssl.h>
+
+#include "tls.h"
+
+/* A new server-side connection on the default context (SNI may switch
+ * it during the handshake), or NULL when out of memory. */
+SSL *tls_server_new_ssl(struct tls_server *ts);
+
+#endif
