@@ -227,6 +227,9 @@ static SSL_CTX *make_ctx(const struct config *cfg, struct tls_server *ts,
         SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_sess_set_cache_size(ctx, TLS_CACHE_SIZE);
+        what = "session ticket keys";
+        if (tls_tickets_enable(ctx) < 0)
+            goto fail;
     } else {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);

@@ -14,4 +14,8 @@
  * it during the handshake), or NULL when out of memory. */
 SSL *tls_server_new_ssl(struct tls_server *ts);
 
+/* Session tickets on ctx under the process's rotated keys
+ * (tls_tickets.c).  0, or -1 (OpenSSL's queue says why). */
+int tls_tickets_enable(SSL_CTX *ctx);
+
 #endif

@@ -282,6 +282,21 @@ def test_sessions_resume_and_are_counted(procs, certs, tmp_path, version):
                for r in rows)
 
 
+def test_tickets_outlive_a_reload(procs, certs):
+    # the ticket keys belong to the process, not to one configuration
+    be = procs.backend()
+    px = tls_proxy(procs, [be.port], [certs["b"]])
+    ctx = client_ctx(certs["b"][0])
+    with tls_conn(px.tls_port, ctx, "b.test") as s:
+        assert https_get(s).status == 200
+        sess = s.session
+    px.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded" in open(px.logfile).read())
+    with tls_conn(px.tls_port, ctx, "b.test", session=sess) as s:
+        assert https_get(s).status == 200
+        assert s.session_reused
+
+
 def test_resumption_off_means_full_handshakes(procs, certs):
     be = procs.backend()
     px = tls_proxy(procs, [be.port], [certs["b"]],
