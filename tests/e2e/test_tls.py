@@ -417,6 +417,26 @@ def test_slow_but_timely_handshake_and_truncated_record(procs, certs):
     assert px.poll() is None
 
 
+def test_renegotiation_is_refused(procs, certs):
+    be = procs.backend()
+    px = tls_proxy(procs, [be.port], [certs["b"]])
+    # s_client renegotiates on a line "R" (TLS 1.2 has renegotiation)
+    p = subprocess.Popen([OPENSSL, "s_client", "-tls1_2", "-connect",
+                          f"127.0.0.1:{px.tls_port}", "-servername", "b.test"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(b"R\n", timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert b"RENEGOTIATING" in out
+    assert b"no renegotiation" in out
+    with tls_conn(px.tls_port, client_ctx(certs["b"][0]), "b.test") as s:
+        assert https_get(s).status == 200
+
+
 # ---- reload and configuration ----
 
 def wait_log(p, text, timeout=10):
