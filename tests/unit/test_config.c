@@ -1297,6 +1297,7 @@ int main(void)
         cmocka_unit_test_teardown(test_load_every_section, remove_tmp),
         cmocka_unit_test_teardown(test_load_lenient_spellings, remove_tmp),
         cmocka_unit_test_teardown(test_load_backends_replace, remove_tmp),
+        cmocka_unit_test_teardown(test_load_tls_pairs, remove_tmp),
         cmocka_unit_test_teardown(test_load_bad_values, remove_tmp),
         cmocka_unit_test_teardown(test_load_missing_file, remove_tmp),
         cmocka_unit_test_teardown(test_shipped_ini, remove_tmp),
