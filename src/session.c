@@ -301,6 +301,8 @@ static void session_close(struct session *s, enum record_error err)
     half_deadline_stop(ctx->loop, &s->client);
     half_deadline_stop(ctx->loop, &s->upstream);
     s->client.tr->release(s->client.tr_state); /* before its socket goes */
+    s->client.tr = &transport_tcp; /* nothing left to release or ask */
+    s->client.tr_state = NULL;
     loop_io_close(ctx->loop, &s->cio);
     half_drop_buffers(&s->client, &ctx->bufs);
     if (s->prev)
@@ -523,7 +525,8 @@ static void client_ended(struct session *s);
  * its client side, so the machine should run again. */
 static bool read_buffered(struct session *s)
 {
-    if (s->state == SS_REPLY || !half_tr_buffered(&s->client) ||
+    if (s->state == SS_CLOSED || s->state == SS_REPLY ||
+        !half_tr_buffered(&s->client) ||
         !half_may_read(&s->client, &s->ctx->bufs))
         return false;
     int n = half_read(&s->client, &s->ctx->bufs);

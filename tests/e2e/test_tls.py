@@ -212,6 +212,31 @@ def test_bodies_pipelining_and_large_responses_cross_tls_intact(procs, certs):
         assert r.status == 200 and len(r.body) == 3 * 1024 * 1024
 
 
+def test_connection_close_over_tls_many_times(procs, certs):
+    # each answer ends its session while the drive loop is still running
+    # (a use-after-free of the TLS state under ASan before the fix)
+    be = procs.backend()
+    px = tls_proxy(procs, [be.port], [certs["b"]])
+    ctx = client_ctx(certs["b"][0])
+    fails = []
+
+    def worker():
+        for _ in range(40):
+            try:
+                with tls_conn(px.tls_port, ctx, "b.test") as s:
+                    r = https_get(s, headers=["Connection: close"])
+                    if r.status != 200:
+                        fails.append(r.status)
+            except OSError as e:
+                fails.append(e)
+    ths = [threading.Thread(target=worker) for _ in range(5)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    assert fails == [] and px.poll() is None
+
+
 @pytest.mark.skipif(not CURL, reason="needs curl")
 def test_curl_resolve_https(procs, certs):
     be = procs.backend(bid="A")
