@@ -203,6 +203,15 @@ fail:
     return NULL;
 }
 
+/* Stops watching a socket of ours and closes it (nothing when unused). */
+static void close_io(struct loop_io *io)
+{
+    if (!io->registered)
+        return;
+    loop_io_del(srv.loop, io);
+    close(io->fd);
+}
+
 static void start_drain(void)
 {
     if (srv.draining)
@@ -210,14 +219,8 @@ static void start_drain(void)
     srv.draining = true;
     log_info("draining %zu connection(s), deadline %u ms", srv.ctx.nsessions,
              srv.cfg.drain_timeout_ms);
-    if (srv.listen_io.registered) {
-        loop_io_del(srv.loop, &srv.listen_io);
-        close(srv.listen_io.fd);
-    }
-    if (srv.tls_listen_io.registered) {
-        loop_io_del(srv.loop, &srv.tls_listen_io);
-        close(srv.tls_listen_io.fd);
-    }
+    close_io(&srv.listen_io);
+    close_io(&srv.tls_listen_io);
     loop_timer_cancel(srv.loop, &srv.accept_timer);
     tls_acceptor_abort(srv.tls_acc); /* no new sessions while draining */
     session_drain_all(&srv.ctx);
@@ -341,6 +344,22 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)want);
 }
 
+/* Binds spec and accepts on it (on_accept): 0, or -1 with err filled. */
+static int add_listener(const char *spec, struct loop_io *io, char *err,
+                        size_t errlen)
+{
+    int fd = net_listen_spec(spec, SERVER_BACKLOG, err, errlen);
+    if (fd < 0)
+        return -1;
+    io->fn = on_accept;
+    if (loop_io_add(srv.loop, io, fd, LOOP_READ) < 0) {
+        snprintf(err, errlen, "epoll: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
 int server_start(const struct config *cfg, int argc, char **argv, char *err,
                  size_t errlen)
 {
@@ -388,24 +407,10 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             return -1;
         }
     }
-    int fd = net_listen_spec(cfg->listen, SERVER_BACKLOG, err, errlen);
-    if (fd < 0)
+    if (add_listener(cfg->listen, &srv.listen_io, err, errlen) < 0 ||
+        (srv.tls_acc &&
+         add_listener(cfg->tls_listen, &srv.tls_listen_io, err, errlen) < 0))
         return -1;
-    srv.listen_io.fn = on_accept;
-    if (loop_io_add(srv.loop, &srv.listen_io, fd, LOOP_READ) < 0) {
-        snprintf(err, errlen, "epoll: %s", strerror(errno));
-        return -1;
-    }
-    if (srv.tls_acc) {
-        fd = net_listen_spec(cfg->tls_listen, SERVER_BACKLOG, err, errlen);
-        if (fd < 0)
-            return -1;
-        srv.tls_listen_io.fn = on_accept;
-        if (loop_io_add(srv.loop, &srv.tls_listen_io, fd, LOOP_READ) < 0) {
-            snprintf(err, errlen, "epoll: %s", strerror(errno));
-            return -1;
-        }
-    }
     srv.accept_timer.fn = on_accept_timer;
     srv.drain_timer.fn = on_drain_deadline;
 
@@ -479,18 +484,9 @@ int server_run(void)
     tls_acceptor_destroy(srv.tls_acc); /* after the admin that reads it */
     csvlog_close(srv.csv);
     session_gen_put(srv.ctx.gen);
-    if (srv.sig_io.registered) {
-        loop_io_del(srv.loop, &srv.sig_io);
-        close(srv.sig_io.fd);
-    }
-    if (srv.listen_io.registered) {
-        loop_io_del(srv.loop, &srv.listen_io);
-        close(srv.listen_io.fd);
-    }
-    if (srv.tls_listen_io.registered) {
-        loop_io_del(srv.loop, &srv.tls_listen_io);
-        close(srv.tls_listen_io.fd);
-    }
+    close_io(&srv.sig_io);
+    close_io(&srv.listen_io);
+    close_io(&srv.tls_listen_io);
     loop_destroy(srv.loop);
     stats_destroy(srv.stats);
     session_ctx_cleanup(&srv.ctx);

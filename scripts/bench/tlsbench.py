@@ -74,7 +74,7 @@ http {{
 
 HAPROXY_CFG = """global
     nbthread 1
-    maxconn 20000
+    maxconn 8000
     {cache}
 defaults
     mode http

@@ -24,33 +24,15 @@ import os
 import resource
 import socket
 import ssl
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
+from idlemem import rss_settled  # noqa: E402
+from tlsbench import make_cert  # noqa: E402
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: b.test\r\n\r\n"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def rss_settled(pid, settle):
-    time.sleep(settle)
-    samples = []
-    for _ in range(3):
-        samples.append(rss_kib(pid))
-        time.sleep(0.2)
-    return statistics.median(samples)
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 def read_200(s):
@@ -70,7 +52,7 @@ def read_200(s):
 def connect(port, ctx):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     if ctx:
-        s = ctx.wrap_socket(s, server_hostname="b.test")
+        s = ctx.wrap_socket(s, server_hostname="localhost")
     s.sendall(REQUEST)
     read_200(s)
     return s
@@ -111,13 +93,7 @@ def main(argv):
         bl.ROOT, "logs", "bench", "tlsidle-" + time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
     os.sched_setaffinity(0, {int(bl.LOAD_CPU)})
-    d = tempfile.mkdtemp(dir=out)
-    cert, key = os.path.join(d, "b.pem"), os.path.join(d, "b.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", "/CN=b.test",
-                    "-addext", "subjectAltName=DNS:b.test"],
-                   check=True, capture_output=True)
+    cert, key, _ = make_cert(out)
     ctx = ssl.create_default_context(cafile=cert)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     try:

@@ -345,6 +345,12 @@ def test_min_version_refuses_older_clients(procs, certs):
 
 # ---- hostile handshakes ----
 
+def assert_still_serving(px, ctx):
+    with tls_conn(px.tls_port, ctx, "b.test") as s:
+        assert https_get(s).status == 200
+    assert px.poll() is None
+
+
 def test_hostile_handshakes_close_cleanly_and_others_go_on(procs, certs):
     be = procs.backend()
     admin = free_port()
@@ -394,9 +400,7 @@ def test_hostile_handshakes_close_cleanly_and_others_go_on(procs, certs):
     for sock in (silent, half.sock, drib.sock):
         sock.close()
     wait_until(lambda: failed()["timeout"] == 3)
-    with tls_conn(px.tls_port, ctx, "b.test") as s:
-        assert https_get(s).status == 200
-    assert px.poll() is None
+    assert_still_serving(px, ctx)
 
 
 def test_slow_but_timely_handshake_and_truncated_record(procs, certs):
@@ -437,9 +441,7 @@ def test_slow_but_timely_handshake_and_truncated_record(procs, certs):
     x.sock.sendall(b"\x17\x03\x03\xff\xff" + b"\x00" * 512)
     assert closed_within(x.sock, 5)
     x.sock.close()
-    with tls_conn(px.tls_port, ctx, "b.test") as s:
-        assert https_get(s).status == 200
-    assert px.poll() is None
+    assert_still_serving(px, ctx)
 
 
 def test_renegotiation_is_refused(procs, certs):
