@@ -15,13 +15,16 @@ plain then TLS: a warm-up connection sends a few requests, VmRSS is read
 no resumption), each sends ONE keep-alive GET and reads its 200, then all
 stay idle for --settle seconds and VmRSS is read again (the median of
 three samples).  The figure is (after - before) / N in KiB; the plain
-connections are closed before the TLS ones open.  The kernel's socket
+connections are closed before the TLS ones open.  Then nginx and HAProxy
+(--peers; tlsbench.py's configurations, same certificate, one worker;
+nginx's worker is measured) serve the same N idle TLS connections.  The kernel's socket
 memory is not in RSS and not counted.  Everything started is stopped on
 exit.
 """
 import argparse
 import os
 import resource
+import shutil
 import socket
 import ssl
 import sys
@@ -29,8 +32,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
-from idlemem import rss_settled  # noqa: E402
+from idlemem import measured_pid, rss_settled  # noqa: E402
 from tlsbench import make_cert  # noqa: E402
+from tlsbench import start as start_peer  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
@@ -83,6 +87,7 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=5000)
     ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--peers", default="nginx,haproxy")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -93,9 +98,10 @@ def main(argv):
         bl.ROOT, "logs", "bench", "tlsidle-" + time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
     os.sched_setaffinity(0, {int(bl.LOAD_CPU)})
-    cert, key, _ = make_cert(out)
+    cert, key, pem = make_cert(out)
     ctx = ssl.create_default_context(cafile=cert)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    rows = []
     try:
         bport, port, tport = bl.free_port(), bl.free_port(), bl.free_port()
         be = bl.Proc([bl.LBBACKEND, "--port", str(bport), "--profile",
@@ -110,17 +116,25 @@ def main(argv):
                      bl.PROXY_CPU, os.path.join(out, "lbproxy.log"),
                      "lbproxy")
         bl.wait_port(port, px)
-        rows = []
-        for name, p, c in (("plain", port, None), ("tls", tport, ctx)):
-            before, after, took, alive = measure(px.pid, p, c, a.n, a.settle)
-            per = (after - before) / a.n
-            rows.append((name, before, after, per, took, alive))
-        print(f"| connections | N | RSS before KiB | after KiB | KiB per "
-              f"connection | open time s |")
+        for name, p, c in (("lbproxy plain", port, None),
+                           ("lbproxy tls", tport, ctx)):
+            rows.append((name,) + measure(px.pid, p, c, a.n, a.settle))
+        px.stop()
+        # the peers with the same certificate (tlsbench's configurations)
+        for kind in [k for k in a.peers.split(",") if k and shutil.which(k)]:
+            pport = bl.free_port()
+            pp = start_peer(kind, pport, [("A", bport, be)],
+                            (cert, key, pem), True, out)
+            pid = measured_pid(kind, pp, time.monotonic() + 10)
+            rows.append((f"{kind} tls",) + measure(pid, pport, ctx, a.n,
+                                                   a.settle))
+            pp.stop()
+        print("| connections | N | RSS before KiB | after KiB | KiB per "
+              "connection | open time s |")
         print("|---|---|---|---|---|---|")
-        for name, before, after, per, took, alive in rows:
+        for name, before, after, took, alive in rows:
             print(f"| {name} | {alive} | {before:.0f} | {after:.0f} | "
-                  f"{per:.2f} | {took:.1f} |")
+                  f"{(after - before) / a.n:.2f} | {took:.1f} |")
     finally:
         bl.Proc.stop_all()
     return 0
