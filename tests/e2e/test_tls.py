@@ -507,6 +507,56 @@ def test_reload_swaps_certificates_and_refuses_a_bad_one(procs, certs,
         assert https_get(s).status == 200
 
 
+def test_reload_under_load_fails_no_request(procs, certs, tmp_path):
+    cert, key = str(tmp_path / "live.pem"), str(tmp_path / "live.key")
+    shutil.copy(certs["b"][0], cert)
+    shutil.copy(certs["b"][1], key)
+    be = procs.backend()
+    px = tls_proxy(procs, [be.port], [(cert, key)])
+    ctx = client_ctx(certs["b"][0], certs["b2"][0])  # trusts either
+    stop = threading.Event()
+    done, fails = [0], []
+
+    def client(keep):
+        s = None
+        while not stop.is_set():
+            try:
+                if s is None:
+                    s = tls_conn(px.tls_port, ctx, "b.test")
+                r = https_get(s, headers=[] if keep else
+                              ["Connection: close"])
+                if r.status != 200:
+                    fails.append(r.status)
+                done[0] += 1
+                if not keep:
+                    s.close()
+                    s = None
+            except (OSError, ValueError) as e:
+                fails.append(repr(e))
+                s = None
+        if s:
+            s.close()
+    ths = [threading.Thread(target=client, args=(k,)) for k in (1, 0, 0)]
+    for t in ths:
+        t.start()
+    try:
+        for i in range(4):
+            src = certs["b2" if i % 2 == 0 else "b"]
+            shutil.copy(src[0], cert + ".new")
+            shutil.copy(src[1], key + ".new")
+            os.replace(key + ".new", key)
+            os.replace(cert + ".new", cert)
+            px.send_signal(signal.SIGHUP)
+            wait_until(lambda: open(px.logfile).read().count("reloaded")
+                       == i + 1)
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in ths:
+            t.join()
+    assert fails == [] and done[0] > 20, (fails[:3], done[0])
+
+
 def run_check(args):
     from conftest import LBPROXY
     return subprocess.run([LBPROXY, "--config", "/dev/null", "--backend",
