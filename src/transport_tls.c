@@ -79,8 +79,10 @@ static ssize_t tls_read(int fd, void *state, char *p, size_t n)
     c->read_wants_write = false;
     errno = 0;
     int rc = SSL_read_ex(c->ssl, p, n, &got);
-    if (rc == 1)
+    if (rc == 1) {
+        c->write_wants_read = false; /* what a write waited for came */
         return (ssize_t)got;
+    }
     return tls_fail_io(c, rc, true);
 }
 
@@ -92,8 +94,10 @@ static ssize_t tls_write(int fd, void *state, const char *p, size_t n)
     c->write_wants_read = false;
     errno = 0;
     int rc = SSL_write_ex(c->ssl, p, n, &put);
-    if (rc == 1)
+    if (rc == 1) {
+        c->read_wants_write = false; /* what a read waited for went */
         return (ssize_t)put;
+    }
     return tls_fail_io(c, rc, false);
 }
 
