@@ -1,8 +1,8 @@
 /*
  * transport: how a half of a session moves bytes over its socket.  A
- * transport is a table of four functions; plain TCP is the one lbproxy has,
- * and TLS is meant to be a second table of the same shape, so the session
- * logic never knows which one carries its bytes.
+ * transport is a table of functions; plain TCP is one (here), TLS the
+ * other (tls.h, transport_tls.c), so the session logic never knows which
+ * one carries its bytes.
  *
  * read and write return >0 bytes moved, 0 for end of stream (read only),
  * or -1 with errno set (EAGAIN when it would block).
