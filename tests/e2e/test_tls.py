@@ -424,7 +424,9 @@ def test_idle_tls_connections_stay_small(procs, certs):
             assert read_response(s.makefile("rb")).body == body
             idle.append(s)
         grew = rss_kb(px.pid) - before
-        assert grew < 400 * 30, grew  # 47 KiB each without RELEASE_BUFFERS
+        # ASan's redzones and quarantine make RSS say nothing there
+        if "san" not in os.environ.get("LBPROXY", ""):
+            assert grew < 400 * 30, grew  # 47 KiB each without the mode
         assert_still_serving(px, ctx)
     finally:
         for s in idle:
