@@ -20,6 +20,7 @@ struct config;
 struct stats;
 struct balancer;
 struct admin;
+struct tls_counters;
 
 /* What the admin reads.  The admin keeps a pointer to this struct (not a
  * copy), so a caller may swap `balancer` or `pool_ctx` on reload; it and
@@ -44,6 +45,8 @@ struct admin_sources {
     const uint64_t *proxy_accepted, *proxy_refused;
     /* WebSocket/Upgrade tunnels open now and ever (the session module's) */
     const uint64_t *tunnels_open, *tunnels_total;
+    /* the TLS handshakes (tls.h); NULL: no TLS listener, nothing shown */
+    const struct tls_counters *tls;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -14,6 +14,7 @@
 #include "balancer.h"
 
 #define CONFIG_MAX_BACKENDS BALANCER_MAX_BACKENDS
+#define CONFIG_MAX_CERTS 16 /* [tls] certificate/key pairs */
 #define CONFIG_DEFAULT_FILE "config/lbproxy.ini"
 #define LBPROXY_VERSION "0.1.0"
 
@@ -37,6 +38,11 @@ struct config_backend {
 /* The backend's address as text: "host:port", "[v6]:port" or "unix:PATH".
  * Returns 0, or -1 when buf is too small (128 bytes always suffice). */
 int config_backend_addr(const struct config_backend *b, char *buf, size_t len);
+/* A TLS certificate (chain, PEM) and its private key (PEM). */
+struct config_cert {
+    char cert[256];
+    char key[256];
+};
 
 struct config {
     char listen[128]; /* "127.0.0.1:9090" */
@@ -93,6 +99,16 @@ struct config {
 
     /* CSV log */
     unsigned log_flush_ms;
+
+    /* TLS termination ([tls]; src/config_tls.c checks it) */
+    char tls_listen[128];                           /* "off": no TLS listener */
+    struct config_cert tls_certs[CONFIG_MAX_CERTS]; /* the first: default */
+    size_t ntls_certs;
+    char tls_min_version[16];   /* "TLS1.2" or "TLS1.3" */
+    char tls_ciphers[256];      /* TLS 1.2 cipher list (OpenSSL syntax) */
+    char tls_ciphersuites[256]; /* TLS 1.3 suites */
+    bool tls_resumption;        /* session tickets and a session cache */
+    unsigned tls_handshake_timeout_ms;
 
     struct balancer_params balancer;
 

@@ -75,6 +75,19 @@ int half_flush(struct half *h, struct buf_pool *pool);
  * `out` has room, so a slow peer stops this side's reads. */
 bool half_may_read(const struct half *h, const struct buf_pool *pool);
 
+/* The socket events the transport waits for on its own (transport.h
+ * `wants`), to be added to the half's interest: 0 for plain TCP. */
+static inline unsigned half_tr_wants(const struct half *h)
+{
+    return h->tr->wants ? h->tr->wants(h->tr_state) : 0;
+}
+/* Whether the transport holds decoded bytes no socket event will
+ * announce: the owner reads again while the half may read. */
+static inline bool half_tr_buffered(const struct half *h)
+{
+    return h->tr->buffered && h->tr->buffered(h->tr_state);
+}
+
 /* Sets the deadline (absolute, microseconds) and what it waits for. */
 void half_deadline(struct loop *loop, struct half *h, enum half_wait w,
                    uint64_t when_us);

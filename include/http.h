@@ -98,6 +98,8 @@ struct http_request {
      * upstream, and a 101 may turn the session into a tunnel.  An Upgrade
      * on any other request is dropped like any hop-by-hop field. */
     bool upgrade;
+    bool tls; /* came over TLS: X-Forwarded-Proto https (the caller sets it
+                 after http_request_check) */
     struct http_span conn_tokens[HTTP_MAX_CONN_TOKENS];
     unsigned nconn_tokens;
 };
@@ -113,12 +115,12 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
 /* Builds the head sent upstream from the parsed fields: request line,
  * end-to-end headers (hop-by-hop ones and those named in Connection
  * removed, Expect dropped), X-Forwarded-For with client_ip appended,
- * X-Forwarded-Proto, Via, X-Request-Id when req->request_id is set,
- * framing (Content-Length or chunked) and "Connection: close" when
- * close_upstream; for an upgrade request (req->upgrade) the Upgrade fields
- * and "Connection: upgrade" instead, as the exchange ends in a tunnel or a
- * response after which the connection is not reused for a tunnel.
- * Returns the length written, or
+ * X-Forwarded-Proto (https when req->tls), Via, X-Request-Id when
+ * req->request_id is set, framing (Content-Length or chunked) and
+ * "Connection: close" when close_upstream; for an upgrade request
+ * (req->upgrade) the Upgrade fields and "Connection: upgrade" instead, as
+ * the exchange ends in a tunnel or a response after which the connection
+ * is not reused for a tunnel.  Returns the length written, or
  * -1 if it does not fit in cap. */
 int http_build_request_head(char *out, size_t cap, const llhttp_t *p,
                             const struct http_head *h,

@@ -50,6 +50,11 @@ struct record {
     enum record_error error;
     enum record_hedge hedge;
     const char *request_id; /* X-Request-Id sent upstream; NULL: none */
+    /* the client connection's TLS (NULL, -1: plain TCP) */
+    const char *tls_version; /* "TLSv1.3" */
+    const char *tls_cipher;  /* "TLS_AES_128_GCM_SHA256" */
+    bool tls_resumed;        /* its handshake resumed a session */
+    int64_t tls_handshake_us;
 };
 
 #endif

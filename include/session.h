@@ -21,6 +21,7 @@ struct balancer;
 struct record;
 struct session;
 struct request;
+struct transport;
 
 /* One generation of backends: replaced on reload, freed when the last
  * session that uses it finishes. */
@@ -79,6 +80,13 @@ void session_ctx_cleanup(struct session_ctx *ctx);
  * (the fd is closed) when out of memory or the fd cannot be watched. */
 int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
                    socklen_t salen, const struct sockaddr *local);
+/* The same for a connection on another transport (TLS after its
+ * handshake): takes ownership of the fd and of tr_state too (released
+ * with tr->release, also when -1 is returned). */
+int session_accept_tr(struct session_ctx *ctx, int fd,
+                      const struct sockaddr *sa, socklen_t salen,
+                      const struct sockaddr *local, const struct transport *tr,
+                      void *tr_state);
 
 /* Starts draining: idle connections close now, busy ones after their
  * current response. */

@@ -22,6 +22,7 @@
 #include "balancer.h"
 #include "config.h"
 #include "stats.h"
+#include "tls.h"
 
 /* ---- buffer ---- */
 
@@ -168,6 +169,34 @@ struct bview {
     size_t pool_idle;
     double score;
 };
+
+/* The TLS handshakes: ,"tls":{...}, nothing without a TLS listener. */
+static void json_tls(struct admin_buf *b, const struct tls_counters *t)
+{
+    if (!t)
+        return;
+    admin_buf_str(b, ",\"tls\":{\"handshakes\":");
+    json_u64(b, t->handshakes);
+    admin_buf_str(b, ",\"resumed\":");
+    json_u64(b, t->resumed);
+    admin_buf_str(b, ",\"tls13\":");
+    json_u64(b, t->tls13);
+    admin_buf_str(b, ",\"in_progress\":");
+    json_u64(b, t->in_progress);
+    admin_buf_str(b, ",\"handshake_ms_avg\":");
+    json_num(b,
+             t->handshakes
+                 ? (double)t->handshake_us / 1000.0 / (double)t->handshakes
+                 : 0.0,
+             3);
+    admin_buf_str(b, ",\"failed\":{");
+    for (int i = 0; i < TLS_FAIL_COUNT; i++) {
+        admin_buf_printf(b, "%s\"%s\":", i ? "," : "",
+                         tls_fail_str((enum tls_fail)i));
+        json_u64(b, t->failed[i]);
+    }
+    admin_buf_str(b, "}}");
+}
 
 static size_t backend_count(const struct admin_sources *src)
 {
@@ -373,6 +402,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_counter(b, ",\"tunnels\":{\"open\":", src->tunnels_open);
     json_counter(b, ",\"total\":", src->tunnels_total);
     admin_buf_str(b, "}");
+    json_tls(b, src->tls);
     admin_buf_str(b, "},\"backends\":[");
 
     for (size_t i = 0; i < n; i++) {
@@ -537,6 +567,33 @@ static void prom_singles(struct admin_buf *b, const struct admin_sources *src,
     }
 }
 
+/* The TLS handshake metrics; nothing without a TLS listener. */
+static void prom_tls(struct admin_buf *b, const struct tls_counters *t)
+{
+    if (!t)
+        return;
+    prom_head(b, "lbproxy_tls_handshakes_total", "counter",
+              "Finished TLS handshakes, full or resumed.");
+    admin_buf_printf(b,
+                     "lbproxy_tls_handshakes_total{kind=\"full\"} %llu\n"
+                     "lbproxy_tls_handshakes_total{kind=\"resumed\"} %llu\n",
+                     (unsigned long long)(t->handshakes - t->resumed),
+                     (unsigned long long)t->resumed);
+    prom_head(b, "lbproxy_tls_handshake_failures_total", "counter",
+              "TLS handshakes that failed, by reason.");
+    for (int i = 0; i < TLS_FAIL_COUNT; i++)
+        admin_buf_printf(
+            b, "lbproxy_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+            tls_fail_str((enum tls_fail)i), (unsigned long long)t->failed[i]);
+    prom_head(b, "lbproxy_tls_handshake_seconds_total", "counter",
+              "Time the finished TLS handshakes took, summed.");
+    admin_buf_str(b, "lbproxy_tls_handshake_seconds_total ");
+    prom_float(b, (double)t->handshake_us / 1e6);
+    admin_buf_str(b, "\n");
+    prom_one(b, "lbproxy_tls_handshakes_in_progress", "gauge",
+             "TLS handshakes under way.", t->in_progress);
+}
+
 struct pseries {
     const char *label;
     struct stats_counters c;
@@ -634,6 +691,7 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, "\n");
     prom_singles(b, src, DOOR_SINGLES,
                  sizeof(DOOR_SINGLES) / sizeof(DOOR_SINGLES[0]));
+    prom_tls(b, src->tls);
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)

@@ -154,6 +154,16 @@ const struct config_key config_keys[] = {
     K_BAL("health", "outlier_min_requests", outlier_min_requests, 1, 1000000),
     K_BAL("health", "outlier_min_fail_pct", outlier_min_fail_pct, 0, 100),
     K_BAL("health", "outlier_factor", outlier_factor, 1, 1000),
+
+    /* cert = FILE / key = FILE pairs are in config_tls.c */
+    K("tls", "listen", addr_off, tls_listen, "off"),
+    K("tls", "min_version", str, tls_min_version, "TLS1.2"),
+    K("tls", "ciphers", str, tls_ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20"),
+    K("tls", "ciphersuites", str, tls_ciphersuites,
+      "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+      "TLS_CHACHA20_POLY1305_SHA256"),
+    K("tls", "resumption", bool, tls_resumption, "true"),
+    K_MS("tls", "handshake_ms", tls_handshake_timeout_ms, "10000"),
 };
 /* clang-format on */
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -461,6 +471,13 @@ static int ini_on_key(void *user, const char *section, const char *name,
     }
     if (!config_section_known(section))
         return 0; /* already reported at the section header */
+    if (config_tls_pair_key(section, name)) {
+        if (config_tls_add(x->c, name, value, NULL, what, sizeof(what)) < 0) {
+            ini_error(x, "[tls] %s: expected %s, got '%s'", name, what, value);
+            return 0;
+        }
+        return 1;
+    }
     const struct config_key *k = config_key_find(section, name);
     if (!k) {
         ini_error(x, "[%s] %s: unknown key", section, name);
@@ -558,7 +575,8 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
 
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
-    if (validate_backends(c, err, errlen) < 0)
+    if (validate_backends(c, err, errlen) < 0 ||
+        config_tls_validate(c, err, errlen) < 0)
         return -1;
     /* Every value in its table range (flags and code can bypass parsing). */
     for (size_t i = 0; i < config_nkeys; i++) {
@@ -624,6 +642,7 @@ void config_print(const struct config *c, FILE *out)
         config_key_text(c, k, text, sizeof(text));
         fprintf(out, "%s = %s\n", k->key, text);
     }
+    config_tls_print(c, out);
     fprintf(out, "\n[backends]\n");
     for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++) {
         const struct config_backend *b = &c->backends[i];

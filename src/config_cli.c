@@ -17,6 +17,7 @@ enum cli_action {
     CLI_CONFIG,  /* --config FILE, read in the first pass */
     CLI_KEY,     /* sets [section] key to the value, or to `value` */
     CLI_BACKEND, /* --backend SPEC */
+    CLI_TLS,     /* --tls-cert FILE, --tls-key FILE: a [tls] pair */
     CLI_SET,     /* --set SECTION.KEY=VALUE */
     CLI_CHECK,
     CLI_PRINT,
@@ -87,6 +88,14 @@ static const struct cli_option cli_options[] = {
             "keep a sane X-Request-Id or generate one (UUIDv4)"),
     OPT_FIXED("request-id-echo", "proxy", "request_id_echo", "true",
               "send the request id back in the response"),
+    OPT_KEY("tls-listen", "ADDR:PORT|off", "tls", "listen", CLI_SHOW_DEFAULT,
+            "TLS (https) client listener beside the plain one"),
+    OPT("tls-cert", 0, "FILE", CLI_TLS,
+        "certificate chain (PEM) for --tls-listen, followed by its "
+        "--tls-key; repeat the pair for more (chosen by SNI; the first is "
+        "the default). The first --tls-cert replaces the file's [tls] pairs"),
+    OPT("tls-key", 0, "FILE", CLI_TLS,
+        "private key (PEM) of the --tls-cert before it"),
     OPT_KEY("admin", "ADDR:PORT|off", "proxy", "admin", CLI_SHOW_DEFAULT,
             "admin and dashboard listener"),
     OPT_KEY("log", "FILE|off", "proxy", "log", CLI_SHOW_NONE,
@@ -290,6 +299,14 @@ static int flag_set(struct config *c, const char *arg, char *err, size_t errlen)
     char *value = config_trim(eq + 1);
     if (strcasecmp(section, "backends") == 0)
         return config_backend_add(c, key, value, true, "--set ", err, errlen);
+    if (config_tls_pair_key(section, key)) {
+        if (config_tls_add(c, key, value, NULL, what, sizeof(what)) < 0) {
+            config_set_err(err, errlen, "--set [tls] %s: expected %s, got '%s'",
+                           key, what, value);
+            return -1;
+        }
+        return 0;
+    }
     if (!config_section_known(section)) {
         config_sections_text(known, sizeof(known));
         config_set_err(err, errlen,
@@ -388,6 +405,7 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
     struct cli_getopt g;
     struct cli_first first = {0};
     bool check = false, print = false, backends_seen = false;
+    bool tls_replace = true; /* the first --tls-cert replaces the file's */
     int ch, rc = 0;
 
     cli_getopt_init(&g);
@@ -428,6 +446,16 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
         case CLI_SET:
             rc = flag_set(c, optarg, err, errlen);
             break;
+        case CLI_TLS: {
+            char what[CONFIG_TEXT_MAX];
+            const char *key = strcmp(o->name, "tls-key") == 0 ? "key" : "cert";
+            rc = config_tls_add(c, key, optarg, &tls_replace, what,
+                                sizeof(what));
+            if (rc < 0)
+                config_set_err(err, errlen, "--%s: expected %s, got '%s'",
+                               o->name, what, optarg);
+            break;
+        }
         case CLI_CHECK:
             check = true;
             break;

@@ -111,6 +111,18 @@ ssize_t config_backend_index(const struct config *c, const char *id);
 int config_backend_add(struct config *c, const char *id, const char *spec,
                        bool replace, const char *prefix, char *err,
                        size_t errlen);
+/* [tls] cert / key (config_tls.c): whether section.key is one of them. */
+bool config_tls_pair_key(const char *section, const char *key);
+/* Adds a cert (starting a pair) or a key (completing the last pair).  With
+ * *replace set, the first cert drops the pairs before it and clears
+ * *replace; replace may be NULL.  0, or -1 with what[] filled. */
+int config_tls_add(struct config *c, const char *key, const char *path,
+                   bool *replace, char *what, size_t wlen);
+/* The cross-field rules of [tls]; 0 or -1 with err filled. */
+int config_tls_validate(const struct config *c, char *err, size_t errlen);
+/* The pairs as a [tls] section of cert = / key = lines (none: nothing). */
+void config_tls_print(const struct config *c, FILE *out);
+
 /* "A".."Z", then "AA", "AB", ... for the i-th backend without an id. */
 void config_default_id(size_t i, char *buf, size_t len);
 

@@ -26,7 +26,8 @@
 const char csvlog_header[] =
     "timestamp,client,method,path,backend_id,backend_addr,status,req_bytes,"
     "resp_bytes,connect_ms,ttfb_ms,upstream_ms,total_ms,reused,mode,"
-    "conn_model,retries,error,hedge,request_id\n";
+    "conn_model,retries,error,hedge,request_id,tls_version,tls_cipher,"
+    "tls_resumed,tls_handshake_ms\n";
 
 struct csvlog {
     struct loop *loop;
@@ -184,6 +185,16 @@ size_t csvlog_format(char *buf, size_t len, const struct record *r,
                                                  : "none");
     put_ch(&o, ',');
     put_cstr(&o, r->request_id);
+    put_ch(&o, ',');
+    put_cstr(&o, r->tls_version);
+    put_ch(&o, ',');
+    put_cstr(&o, r->tls_cipher);
+    put_ch(&o, ',');
+    if (r->tls_version)
+        put_ch(&o, r->tls_resumed ? '1' : '0');
+    put_ch(&o, ',');
+    if (r->tls_version)
+        put_ms(&o, r->tls_handshake_us);
     put_ch(&o, '\n');
     return o.overflow ? 0 : (size_t)(o.p - buf);
 }

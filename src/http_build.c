@@ -194,11 +194,14 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
     put_merged(&o, h, HH_X_FORWARDED_FOR, LIT("X-Forwarded-For: "),
                req->conn_tokens, req->nconn_tokens, client_ip,
                strlen(client_ip));
-    if (!(h->seen & (1u << HH_VIA)) && p->http_minor == 1) {
+    if (!req->tls && !(h->seen & (1u << HH_VIA)) && p->http_minor == 1) {
         /* the usual case, in one copy of a constant */
         put_lit(&o, "X-Forwarded-Proto: http\r\nVia: 1.1 " PROXY_NAME "\r\n");
     } else {
-        put_lit(&o, "X-Forwarded-Proto: http\r\n");
+        if (req->tls)
+            put_lit(&o, "X-Forwarded-Proto: https\r\n");
+        else
+            put_lit(&o, "X-Forwarded-Proto: http\r\n");
         put_merged(&o, h, HH_VIA, LIT("Via: "), req->conn_tokens,
                    req->nconn_tokens,
                    p->http_minor == 0 ? "1.0 " PROXY_NAME : "1.1 " PROXY_NAME,

@@ -27,6 +27,7 @@
 #include "proxyaccept.h"
 #include "record.h"
 #include "stats.h"
+#include "tls.h"
 #include "upstream.h"
 
 #define SERVER_BACKLOG 4096 /* accept bursts of thousands of clients */
@@ -39,6 +40,8 @@ struct server {
     struct session_ctx ctx;
     struct proxyaccept pa; /* connections waiting for a PROXY header */
     struct loop_io listen_io;
+    struct loop_io tls_listen_io; /* [tls] listen; unregistered when off */
+    struct tls_acceptor *tls_acc; /* handshakes; NULL without TLS */
     struct loop_io sig_io;
     struct loop_timer accept_timer; /* resumes accept after EMFILE */
     struct loop_timer drain_timer;
@@ -56,17 +59,25 @@ static struct server srv;
 
 static void set_accepting(bool on)
 {
-    if (!srv.listen_io.registered)
-        return;
-    loop_io_mod(srv.loop, &srv.listen_io, on ? LOOP_READ : 0);
+    if (srv.listen_io.registered)
+        loop_io_mod(srv.loop, &srv.listen_io, on ? LOOP_READ : 0);
+    if (srv.tls_listen_io.registered)
+        loop_io_mod(srv.loop, &srv.tls_listen_io, on ? LOOP_READ : 0);
     srv.accept_paused = !on;
+}
+
+/* Client connections open, counting TLS handshakes under way. */
+static size_t clients_now(void)
+{
+    return srv.ctx.nsessions + srv.pa.npending +
+           tls_acceptor_pending(srv.tls_acc);
 }
 
 static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)events;
     for (int i = 0; i < 64; i++) {
-        if (srv.ctx.nsessions + srv.pa.npending >= srv.cfg.max_clients) {
+        if (clients_now() >= srv.cfg.max_clients) {
             set_accepting(false); /* resumes when a client closes */
             return;
         }
@@ -93,7 +104,9 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
             log_warn("accept");
             return;
         }
-        if (srv.cfg.proxy_protocol) {
+        if (io == &srv.tls_listen_io) {
+            tls_accept(srv.tls_acc, fd, (struct sockaddr *)&ss, sl);
+        } else if (srv.cfg.proxy_protocol) {
             srv.pa.timeout_ms = srv.cfg.client_header_timeout_ms;
             proxyaccept_start(&srv.pa, fd, (struct sockaddr *)&ss, sl);
         } else {
@@ -114,13 +127,22 @@ static void on_client_close(void *arg)
 {
     (void)arg;
     if (srv.draining) {
-        if (srv.ctx.nsessions == 0)
+        if (clients_now() == 0)
             loop_stop(srv.loop);
         return;
     }
     if (srv.accept_paused && !loop_timer_armed(&srv.accept_timer) &&
-        srv.ctx.nsessions + srv.pa.npending < srv.cfg.max_clients)
+        clients_now() < srv.cfg.max_clients)
         set_accepting(true);
+}
+
+/* A TLS handshake finished: the connection becomes a session. */
+static int on_tls_ready(void *arg, int fd, const struct sockaddr *sa,
+                        socklen_t salen, const struct transport *tr,
+                        void *state)
+{
+    (void)arg;
+    return session_accept_tr(&srv.ctx, fd, sa, salen, NULL, tr, state);
 }
 
 /* The stats index of a backend named by a session: its index when the
@@ -190,6 +212,15 @@ fail:
     return NULL;
 }
 
+/* Stops watching a socket of ours and closes it (nothing when unused). */
+static void close_io(struct loop_io *io)
+{
+    if (!io->registered)
+        return;
+    loop_io_del(srv.loop, io);
+    close(io->fd);
+}
+
 static void start_drain(void)
 {
     if (srv.draining)
@@ -197,14 +228,13 @@ static void start_drain(void)
     srv.draining = true;
     log_info("draining %zu connection(s), deadline %u ms", srv.ctx.nsessions,
              srv.cfg.drain_timeout_ms);
-    if (srv.listen_io.registered) {
-        loop_io_del(srv.loop, &srv.listen_io);
-        close(srv.listen_io.fd);
-    }
+    close_io(&srv.listen_io);
+    close_io(&srv.tls_listen_io);
     loop_timer_cancel(srv.loop, &srv.accept_timer);
     proxyaccept_close_all(&srv.pa);
+    tls_acceptor_abort(srv.tls_acc); /* no new sessions while draining */
     session_drain_all(&srv.ctx);
-    if (srv.ctx.nsessions == 0)
+    if (clients_now() == 0)
         loop_stop(srv.loop);
     else
         loop_timer_after(srv.loop, &srv.drain_timer,
@@ -233,12 +263,24 @@ static void reload(void)
     cfg.buffer_bytes = srv.cfg.buffer_bytes;
     cfg.max_headers = srv.cfg.max_headers;
     memcpy(cfg.listen, srv.cfg.listen, sizeof(cfg.listen));
+    memcpy(cfg.tls_listen, srv.cfg.tls_listen, sizeof(cfg.tls_listen));
     memcpy(cfg.admin, srv.cfg.admin, sizeof(cfg.admin));
     memcpy(cfg.log_path, srv.cfg.log_path, sizeof(cfg.log_path));
-    struct session_gen *g = make_gen(&cfg, err, sizeof(err));
-    if (!g) {
+    /* certificates and keys are read again; a bad one refuses it all */
+    struct tls_server *ts = NULL;
+    if (srv.tls_acc && !(ts = tls_server_create(&cfg, err, sizeof(err)))) {
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
+    }
+    struct session_gen *g = make_gen(&cfg, err, sizeof(err));
+    if (!g) {
+        tls_server_put(ts);
+        log_warnx("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (ts) { /* new handshakes use them; open connections keep theirs */
+        tls_acceptor_swap(srv.tls_acc, ts, cfg.tls_handshake_timeout_ms);
+        tls_server_put(ts);
     }
     /* backends follow by id: kept, new (from zero), gone (dropped) */
     int from[CONFIG_MAX_BACKENDS];
@@ -266,7 +308,8 @@ static void reload(void)
             log_warnx("reload: active health checks not started: %s", err);
     }
     session_gen_put(old); /* freed once its last session finishes */
-    log_info("reloaded: mode %s, %zu backend(s)", cfg.mode, cfg.nbackends);
+    log_info("reloaded: mode %s, %zu backend(s), %zu TLS certificate(s)",
+             cfg.mode, cfg.nbackends, srv.tls_acc ? cfg.ntls_certs : 0);
 }
 
 static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
@@ -311,6 +354,22 @@ static void raise_fd_limit(const struct config *cfg)
                  (unsigned long long)want);
 }
 
+/* Binds spec and accepts on it (on_accept): 0, or -1 with err filled. */
+static int add_listener(const char *spec, struct loop_io *io, char *err,
+                        size_t errlen)
+{
+    int fd = net_listen_spec(spec, SERVER_BACKLOG, err, errlen);
+    if (fd < 0)
+        return -1;
+    io->fn = on_accept;
+    if (loop_io_add(srv.loop, io, fd, LOOP_READ) < 0) {
+        snprintf(err, errlen, "epoll: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return 0;
+}
+
 int server_start(const struct config *cfg, int argc, char **argv, char *err,
                  size_t errlen)
 {
@@ -347,14 +406,24 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             return -1;
     }
 
-    int fd = net_listen_spec(cfg->listen, SERVER_BACKLOG, err, errlen);
-    if (fd < 0)
-        return -1;
-    srv.listen_io.fn = on_accept;
-    if (loop_io_add(srv.loop, &srv.listen_io, fd, LOOP_READ) < 0) {
-        snprintf(err, errlen, "epoll: %s", strerror(errno));
-        return -1;
+    if (strcmp(cfg->tls_listen, "off") != 0) {
+        /* certificates are loaded before any socket is bound */
+        struct tls_server *ts = tls_server_create(cfg, err, errlen);
+        if (!ts)
+            return -1;
+        srv.tls_acc =
+            tls_acceptor_create(srv.loop, ts, cfg->tls_handshake_timeout_ms,
+                                on_tls_ready, on_client_close, NULL);
+        tls_server_put(ts);
+        if (!srv.tls_acc) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     }
+    if (add_listener(cfg->listen, &srv.listen_io, err, errlen) < 0 ||
+        (srv.tls_acc &&
+         add_listener(cfg->tls_listen, &srv.tls_listen_io, err, errlen) < 0))
+        return -1;
     srv.accept_timer.fn = on_accept_timer;
     srv.drain_timer.fn = on_drain_deadline;
 
@@ -412,15 +481,17 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.proxy_refused = &srv.pa.refused;
         srv.admin_src.tunnels_open = &srv.ctx.tunnels_open;
         srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
+        srv.admin_src.tls =
+            srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);
             return -1;
         }
     }
-    log_info("lbproxy %s listening on %s, mode %s, %s upstreams, %zu "
-             "backend(s), admin %s, log %s",
-             LBPROXY_VERSION, cfg->listen, cfg->mode,
+    log_info("lbproxy %s listening on %s (TLS %s), mode %s, %s upstreams, "
+             "%zu backend(s), admin %s, log %s",
+             LBPROXY_VERSION, cfg->listen, cfg->tls_listen, cfg->mode,
              cfg->persistent ? "persistent" : "non-persistent", cfg->nbackends,
              cfg->admin, path[0] ? path : "off");
     return 0;
@@ -433,16 +504,12 @@ int server_run(void)
     session_close_all(&srv.ctx);
     health_destroy(srv.health);
     admin_destroy(srv.admin);
+    tls_acceptor_destroy(srv.tls_acc); /* after the admin that reads it */
     csvlog_close(srv.csv);
     session_gen_put(srv.ctx.gen);
-    if (srv.sig_io.registered) {
-        loop_io_del(srv.loop, &srv.sig_io);
-        close(srv.sig_io.fd);
-    }
-    if (srv.listen_io.registered) {
-        loop_io_del(srv.loop, &srv.listen_io);
-        close(srv.listen_io.fd);
-    }
+    close_io(&srv.sig_io);
+    close_io(&srv.listen_io);
+    close_io(&srv.tls_listen_io);
     loop_destroy(srv.loop);
     stats_destroy(srv.stats);
     session_ctx_cleanup(&srv.ctx);

@@ -219,7 +219,16 @@ static void emit_record(struct session *s)
                  : r->hedged  ? RECORD_HEDGE_LOST
                               : RECORD_HEDGE_NONE,
         .request_id = r->request_id_len ? r->request_id : NULL,
+        .tls_handshake_us = -1,
     };
+    if (s->client.tr->info) {
+        struct transport_info ti = {0};
+        s->client.tr->info(s->client.tr_state, &ti);
+        rec.tls_version = ti.version;
+        rec.tls_cipher = ti.cipher;
+        rec.tls_resumed = ti.resumed;
+        rec.tls_handshake_us = ti.handshake_us;
+    }
     if (r->backend >= 0 && r->gen) {
         rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
         rec.backend_addr = upstream_addr(r->gen->up, (size_t)r->backend);
@@ -306,6 +315,9 @@ static void session_close(struct session *s, enum record_error err)
     session_set_state(s, SS_CLOSED);
     half_deadline_stop(ctx->loop, &s->client);
     half_deadline_stop(ctx->loop, &s->upstream);
+    s->client.tr->release(s->client.tr_state); /* before its socket goes */
+    s->client.tr = &transport_tcp; /* nothing left to release or ask */
+    s->client.tr_state = NULL;
     loop_io_close(ctx->loop, &s->cio);
     half_drop_buffers(&s->client, &ctx->bufs);
     if (s->prev)
@@ -516,6 +528,7 @@ static void update_interest(struct session *s)
         ev |= LOOP_READ;
     if (s->client.out.data && buf_pending(&s->client.out) > 0)
         ev |= LOOP_WRITE;
+    ev |= half_tr_wants(&s->client);
     loop_io_mod(s->ctx->loop, &s->cio, ev);
     if (s->uc && (s->state == SS_RELAY || s->state == SS_TUNNEL)) {
         unsigned uev = 0;
@@ -527,6 +540,23 @@ static void update_interest(struct session *s)
     }
 }
 
+static void client_ended(struct session *s);
+
+/* Reads what the client's transport already holds decoded (TLS), which no
+ * socket event would announce: true when bytes came or the session ended
+ * its client side, so the machine should run again. */
+static bool read_buffered(struct session *s)
+{
+    if (s->state == SS_CLOSED || s->state == SS_REPLY ||
+        !half_tr_buffered(&s->client) ||
+        !half_may_read(&s->client, &s->ctx->bufs))
+        return false;
+    int n = half_read(&s->client, &s->ctx->bufs);
+    if (n < 0)
+        client_ended(s);
+    return n != 0;
+}
+
 /* Runs the state machine until nothing more can happen without I/O. */
 static void drive(struct session *s)
 {
@@ -534,7 +564,7 @@ static void drive(struct session *s)
         if (s->state == SS_CLOSED)
             return;
         enum step st = run_state(s);
-        if (st == STEP_WAIT)
+        if (st == STEP_WAIT && !read_buffered(s))
             break;
         apply(s, st);
     }
@@ -592,7 +622,8 @@ static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct session *s = io->ctx;
-    if (events & LOOP_READ) {
+    /* a transport's read may be waiting for the socket to be writable */
+    if (events & (LOOP_READ | (half_tr_wants(&s->client) & LOOP_WRITE))) {
         if (s->state == SS_TUNNEL)
             tunnel_woken(&s->client, &s->ctx->bufs);
         int n = half_read(&s->client, &s->ctx->bufs);
@@ -718,6 +749,14 @@ static void make_preamble(struct session *s, int fd, const struct sockaddr *sa,
 int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
                    socklen_t salen, const struct sockaddr *local)
 {
+    return session_accept_tr(ctx, fd, sa, salen, local, &transport_tcp, NULL);
+}
+
+int session_accept_tr(struct session_ctx *ctx, int fd,
+                      const struct sockaddr *sa, socklen_t salen,
+                      const struct sockaddr *local, const struct transport *tr,
+                      void *tr_state)
+{
     (void)salen;
     static bool ready;
     if (!ready) {
@@ -727,6 +766,7 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     }
     struct session *s = calloc(1, sizeof(*s));
     if (!s) {
+        tr->release(tr_state);
         close(fd);
         return -1;
     }
@@ -734,7 +774,8 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     s->cio.fn = on_client_io;
     s->cio.ctx = s;
     s->client.io = &s->cio;
-    s->client.tr = &transport_tcp;
+    s->client.tr = tr;
+    s->client.tr_state = tr_state;
     s->client.timer.fn = on_client_timer;
     s->client.timer.ctx = s;
     s->upstream.tr = &transport_tcp;
@@ -747,6 +788,7 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     make_preamble(s, fd, sa, local);
     if (loop_io_add(ctx->loop, &s->cio, fd, LOOP_READ) < 0) {
         free(s->pp_out);
+        tr->release(tr_state);
         free(s);
         close(fd);
         return -1;
@@ -759,6 +801,8 @@ int session_accept(struct session_ctx *ctx, int fd, const struct sockaddr *sa,
     ctx->all = s;
     ctx->nsessions++;
     client_deadline(s, HW_KEEPALIVE, ctx->cfg->client_header_timeout_ms);
+    if (half_tr_buffered(&s->client)) /* the first request came with it */
+        on_client_io(ctx->loop, &s->cio, LOOP_READ);
     return 0;
 }
 

@@ -136,6 +136,7 @@ static enum step head_done(struct session *s)
         r->hreq.request_id = r->request_id;
         r->hreq.request_id_len = r->request_id_len;
     }
+    r->hreq.tls = s->client.tr->secure;
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(

@@ -349,6 +349,43 @@ static void test_load_backends_replace(void **state)
     assert_string_equal(c.backends[0].id, "Z");
 }
 
+/* [tls]: cert/key pairs in order, printed back as a [tls] section that
+ * loads to the same bytes; the cross-field rules. */
+static void test_load_tls_pairs(void **state)
+{
+    (void)state;
+    struct config c, d;
+    char err[512], out[8192];
+    config_defaults(&c);
+    const char *a = write_tmp("[tls]\nlisten = 127.0.0.1:9443\n"
+                              "cert = a.pem\nkey = a.key\n"
+                              "cert = b.pem\nkey = b.key\n"
+                              "min_version = TLS1.3\nresumption = no\n"
+                              "[backends]\nA = 127.0.0.1:1\n");
+    assert_int_equal(config_load_file(&c, a, err, sizeof(err)), 0);
+    assert_int_equal(c.ntls_certs, 2);
+    assert_string_equal(c.tls_certs[1].cert, "b.pem");
+    assert_string_equal(c.tls_certs[1].key, "b.key");
+    assert_false(c.tls_resumption);
+    assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+    FILE *f = tmpfile();
+    config_print(&c, f);
+    capture_end(f, out, sizeof(out));
+    assert_contains(out, "cert = a.pem\nkey = a.key\ncert = b.pem\n");
+    config_defaults(&d);
+    assert_int_equal(config_load_file(&d, write_tmp(out), err, sizeof(err)), 0);
+    memcpy(d.config_file, c.config_file, sizeof(c.config_file));
+    assert_memory_equal(&c, &d, sizeof(c));
+    /* a listener needs a certificate; an unknown version is refused */
+    c.ntls_certs = 0;
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    assert_contains(err, "needs a certificate");
+    c.ntls_certs = 2;
+    strcpy(c.tls_min_version, "TLS1.1");
+    assert_int_equal(config_validate(&c, err, sizeof(err)), -1);
+    assert_contains(err, "min_version");
+}
+
 struct bad_case {
     const char *text;  /* file contents */
     const char *where; /* "FILE" is replaced by the path: "FILE:3:" */
@@ -399,6 +436,12 @@ static const struct bad_case bad_cases[] = {
     {"mode = rr\n", ":1: mode: key outside", ""},
     {"[proxy]\nthis line has no equals sign\n", ":2: syntax error", ""},
     {"[proxy\n", ":1: syntax error", ""},
+    {"[tls]\nkey = a.key\n", ":2: [tls] key: expected a key after its cert",
+     ""},
+    {"[tls]\ncert = a.pem\ncert = b.pem\n", ":3: [tls] cert: expected",
+     "the key of the cert before (a.pem)"},
+    {"[tls]\ncert =\n", ":2: [tls] cert: expected a file name", ""},
+    {"[tls]\nlisten = nowhere\n", ":2: [tls] listen", "or off"},
     {"[backends]\nA = 127.0.0.1:8081\nA = 127.0.0.1:8082\n",
      ":3: [backends] A: duplicate", ""},
     {"[backends]\nA = 127.0.0.1:0\n", ":2: [backends] A: expected",
@@ -1242,8 +1285,12 @@ static void test_docs_defaults(void **state)
         char row[96], text[CONFIG_TEXT_MAX], want[CONFIG_TEXT_MAX + 8];
         if (k->flags & CF_ALIAS)
             continue;
+        /* the row in its section's table (two sections have `listen`) */
+        snprintf(row, sizeof(row), "\n## [%s]", k->section);
+        const char *sec = strstr(doc, row);
+        assert_non_null(sec);
         snprintf(row, sizeof(row), "\n| `%s` |", k->key);
-        const char *line = strstr(doc, row);
+        const char *line = strstr(sec, row);
         assert_non_null(line);
         char copy[4096];
         snprintf(copy, sizeof(copy), "%.*s", (int)strcspn(line + 1, "\n"),
@@ -1288,6 +1335,7 @@ int main(void)
         cmocka_unit_test_teardown(test_load_every_section, remove_tmp),
         cmocka_unit_test_teardown(test_load_lenient_spellings, remove_tmp),
         cmocka_unit_test_teardown(test_load_backends_replace, remove_tmp),
+        cmocka_unit_test_teardown(test_load_tls_pairs, remove_tmp),
         cmocka_unit_test_teardown(test_load_bad_values, remove_tmp),
         cmocka_unit_test_teardown(test_load_missing_file, remove_tmp),
         cmocka_unit_test_teardown(test_shipped_ini, remove_tmp),
