@@ -1,5 +1,5 @@
 /*
- * be_sha1: SHA-1 (FIPS 180-4) and base64 (RFC 4648), just enough for the
+ * be_sha1: SHA-1 (FIPS 180-4) and base64 (RFC 4648), from libcrypto, for the
  * WebSocket handshake's Sec-WebSocket-Accept (RFC 6455 4.2.2).  SHA-1 is
  * used here as RFC 6455 uses it - a fixed transform, not a security
  * mechanism.
