@@ -84,6 +84,7 @@ def measure(scen, cfg, k, proxy, backends, sd, run_dir, writer, tag=""):
     base = f"{cfg.name}-r{k}{tag}"
     raw = os.path.join(sd, "wrk", base + ".txt")
     js = os.path.join(sd, "wrk", base + ".json")
+    bl.wait_backends_idle(backends)
     cpu0 = proxy.cpu()
     be0 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
     start = time.time()

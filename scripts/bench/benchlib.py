@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LUA = os.path.join(ROOT, "scripts", "wrk", "report.lua")
@@ -343,6 +344,30 @@ def start_backends(scen, outdir, tag=""):
                 q.stop()
             raise RuntimeError(f"backend {bid} did not start: {p.tail()}")
     return out
+
+
+def wait_backends_idle(backends, timeout=5.0):
+    """Waits until every backend (lbbackend /stats) has nothing in service
+    or queued: requests that the previous run's proxy left behind when wrk
+    stopped (a proxy need not abort them) must not load the next run's
+    first seconds.  Returns the seconds waited (timeout when they never
+    drained, or a backend did not answer)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        busy = False
+        for _, port, _ in backends:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/stats", timeout=1) as r:
+                    s = json.loads(r.read())
+            except (OSError, ValueError):
+                return timeout
+            if s.get("in_service", 0) or s.get("queued", 0):
+                busy = True
+        if not busy:
+            break
+        time.sleep(0.02)
+    return time.monotonic() - t0
 
 
 # ------------------------------------------------------------------ proxies
