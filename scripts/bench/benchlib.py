@@ -744,6 +744,17 @@ def write_facts(run_dir, extra=None):
     return facts
 
 
+def write_summary(out, text, t0, what="summary.md"):
+    """Writes summary.md into the run directory and prints it, then where
+    the results went and how long the run took (t0: time.monotonic())."""
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    print()
+    print(text, end="")
+    print(f"written to {os.path.relpath(out, ROOT)}/{what} "
+          f"({fmt_secs(time.monotonic() - t0)})")
+
+
 def fmt_secs(s):
     s = int(round(s))
     return f"{s // 60}m{s % 60:02d}s"

@@ -217,13 +217,7 @@ def main(argv):
             w = csv.DictWriter(f, list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    text = table(rows, args)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(text)
-    print()
-    print(text, end="")
-    print(f"written to {os.path.relpath(out, bl.ROOT)}/summary.md "
-          f"({bl.fmt_secs(time.monotonic() - t0)})")
+    bl.write_summary(out, table(rows, args), t0)
     return 1 if failed or not rows else 0
 
 

@@ -491,13 +491,8 @@ def main(argv):
         signal.setitimer(signal.ITIMER_REAL, 0)
         bl.Proc.stop_all()
         results.close()
-    text = table(rows, names, args)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(text)
-    print()
-    print(text, end="")
-    print(f"written to {os.path.relpath(out, bl.ROOT)}/summary.md and "
-          f"results.csv ({bl.fmt_secs(time.monotonic() - t0)})")
+    bl.write_summary(out, table(rows, names, args), t0,
+                     "summary.md and results.csv")
     return 1 if failed or not rows else 0
 
 

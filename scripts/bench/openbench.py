@@ -292,15 +292,9 @@ def main(argv):
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
         w.writerows(rows)
-    text = table(rows)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(text)
     for scen in scens:
         plot([r for r in rows if r["scenario"] == scen.name], scen.name, out)
-    print()
-    print(text, end="")
-    print(f"written to {os.path.relpath(out, bl.ROOT)}/ "
-          f"({bl.fmt_secs(time.monotonic() - t0)})")
+    bl.write_summary(out, table(rows), t0, "summary.md, results.csv, plots/")
     return 1 if failed or not rows else 0
 
 
