@@ -24,8 +24,6 @@
 #include "net.h"
 #include "proxyproto.h"
 
-#define FREE_BUFS 256 /* free buffers kept for reuse */
-#define FREE_REQS 256 /* free request states kept for reuse */
 #define DRIVE_ROUNDS 64
 
 static const char *session_state_str(enum session_state st)
@@ -93,155 +91,6 @@ static void session_set_state(struct session *s, enum session_state to)
     s->state = to;
 }
 
-/* Wall-clock microseconds for the record: the loop's monotonic time plus
- * an offset read from CLOCK_REALTIME at most once a second (a clock call
- * per request shows in the profile; a second of drift never does). */
-static uint64_t wall_us(struct session_ctx *ctx)
-{
-    uint64_t now = loop_now(ctx->loop);
-    if (ctx->wall_read_us == 0 || now - ctx->wall_read_us > 1000000) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t wall =
-            (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-        ctx->wall_offset_us = (int64_t)(wall - now);
-        ctx->wall_read_us = now;
-    }
-    return (uint64_t)((int64_t)now + ctx->wall_offset_us);
-}
-
-/* ---- shared parts ---- */
-
-int session_ctx_init(struct session_ctx *ctx, size_t buf_size)
-{
-    if (buf_pool_init(&ctx->bufs, (uint32_t)buf_size, FREE_BUFS) < 0)
-        return -1;
-    ctx->max_free_reqs = FREE_REQS;
-    ctx->nfree_reqs = 0;
-    ctx->free_reqs = calloc(FREE_REQS, sizeof(*ctx->free_reqs));
-    if (!ctx->free_reqs) {
-        buf_pool_cleanup(&ctx->bufs);
-        return -1;
-    }
-    return 0;
-}
-
-void session_ctx_cleanup(struct session_ctx *ctx)
-{
-    buf_pool_cleanup(&ctx->bufs);
-    if (ctx->free_reqs) {
-        for (unsigned i = 0; i < ctx->nfree_reqs; i++)
-            free(ctx->free_reqs[i]);
-        free(ctx->free_reqs);
-        ctx->free_reqs = NULL;
-    }
-    ctx->nfree_reqs = 0;
-}
-
-void session_gen_put(struct session_gen *g)
-{
-    if (!g || --g->refs > 0)
-        return;
-    balancer_destroy(g->bal);
-    upstream_destroy(g->up);
-    free(g);
-}
-
-/* ---- per-request state ---- */
-
-static struct request *request_get(struct session *s)
-{
-    struct session_ctx *ctx = s->ctx;
-    struct request *r;
-    if (ctx->nfree_reqs > 0) {
-        r = ctx->free_reqs[--ctx->nfree_reqs];
-    } else {
-        size_t nh = 2 * (size_t)ctx->cfg->max_headers;
-        r = malloc(sizeof(*r) + nh * sizeof(r->headers[0]));
-        if (!r)
-            return NULL;
-    }
-    memset(r, 0, offsetof(struct request, parser));
-    /* read before any check may have run (an early refusal) */
-    memset(&r->hreq, 0, offsetof(struct http_request, conn_tokens));
-    memset(&r->resp, 0, offsetof(struct http_response, conn_tokens));
-    r->path[0] = '\0';
-    r->s = s;
-    r->backend = -1;
-    r->connect_us = -1;
-    r->t_start = now_us(s);
-    r->wall_start = wall_us(ctx);
-    r->resp_bytes0 = s->client.bytes_out;
-    return r;
-}
-
-static void request_put(struct session *s)
-{
-    struct session_ctx *ctx = s->ctx;
-    struct request *r = s->req;
-    if (!r)
-        return;
-    s->req = NULL;
-    session_gen_put(r->gen);
-    if (ctx->nfree_reqs < ctx->max_free_reqs)
-        ctx->free_reqs[ctx->nfree_reqs++] = r;
-    else
-        free(r);
-}
-
-/* ---- the record ---- */
-
-static void emit_record(struct session *s)
-{
-    struct session_ctx *ctx = s->ctx;
-    struct request *r = s->req;
-    if (!ctx->on_record)
-        return;
-    uint64_t now = now_us(s);
-    struct record rec = {
-        .wall_us = r->wall_start,
-        .client_addr = s->addr,
-        .method = r->method_name,
-        .path = r->path,
-        .path_len = r->path_len,
-        .backend = r->backend,
-        .status = r->status,
-        .req_bytes = r->req_bytes,
-        .resp_bytes = resp_bytes(s),
-        .connect_us = r->connect_us,
-        .ttfb_us = -1,
-        .upstream_us = -1,
-        .total_us = (int64_t)(now - r->t_start),
-        .reused = r->reused,
-        .retries = r->retries,
-        .error = r->error,
-        .hedge = r->hedge_won ? RECORD_HEDGE_WON
-                 : r->hedged  ? RECORD_HEDGE_LOST
-                              : RECORD_HEDGE_NONE,
-        .request_id = r->request_id_len ? r->request_id : NULL,
-        .tls_handshake_us = -1,
-    };
-    if (s->client.tr->info) {
-        struct transport_info ti = {0};
-        s->client.tr->info(s->client.tr_state, &ti);
-        rec.tls_version = ti.version;
-        rec.tls_cipher = ti.cipher;
-        rec.tls_resumed = ti.resumed;
-        rec.tls_handshake_us = ti.handshake_us;
-    }
-    if (r->backend >= 0 && r->gen) {
-        rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
-        rec.backend_addr = upstream_addr(r->gen->up, (size_t)r->backend);
-        if (r->t_first_byte)
-            rec.ttfb_us = (int64_t)(r->t_first_byte - r->t_dispatch);
-        if (uside_complete(s))
-            rec.upstream_us = (int64_t)(now - r->t_dispatch);
-        else if (r->t_tunnel) /* the exchange was the 101 */
-            rec.upstream_us = (int64_t)(r->t_tunnel - r->t_dispatch);
-    }
-    ctx->on_record(ctx->record_arg, &rec);
-}
-
 /* ---- the circuit breaker's queue ---- */
 
 static void queue_leave(struct session *s)
@@ -305,7 +154,7 @@ static void session_close(struct session *s, enum record_error err)
         if (s->req->error == RECORD_OK)
             s->req->error = err;
         uside_abort(s, s->req->error);
-        emit_record(s);
+        record_emit(s);
         request_put(s);
     } else {
         uside_abort(s, err);
@@ -418,7 +267,7 @@ static void client_deadline(struct session *s, enum half_wait w, unsigned ms)
 static enum step finish_request(struct session *s)
 {
     struct session_ctx *ctx = s->ctx;
-    emit_record(s);
+    record_emit(s);
     uside_done(s);
     if (!cside_complete(s) || s->req->body_dropped || uside_closes_client(s))
         s->want_close = true;

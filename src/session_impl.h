@@ -202,6 +202,15 @@ static inline uint64_t resp_bytes(const struct session *s)
     return s->client.bytes_out - s->req->resp_bytes0;
 }
 
+/* ---- session_record.c: per-request state and the record ---- */
+
+/* Borrows the state of a request whose first byte arrived (NULL when out
+ * of memory); request_put gives it back. */
+struct request *request_get(struct session *s);
+void request_put(struct session *s);
+/* Hands the record of the current request to ctx->on_record. */
+void record_emit(struct session *s);
+
 /* ---- session_client.c: the client side ---- */
 
 /* Sets the request parser callbacks up (once). */
