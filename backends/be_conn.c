@@ -102,34 +102,16 @@ static int output_blocked(const struct conn *c)
     return c->seg_len > 0 || out_free(c) < RESP_ROOM;
 }
 
-static void json_escape(FILE *f, const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-}
-
 static void log_request(struct conn *c, const char *error)
 {
     struct be_server *s = c->srv;
-    FILE *f = s->reqlog;
-    fprintf(f, "{\"t_us\":%" PRIu64 ",\"conn\":%" PRIu64,
-            loop_now(s->loop) - s->start_us, c->id);
-    if (error) {
-        fprintf(f, ",\"error\":\"%s\",\"head\":\"", error);
-        json_escape(f, c->in + c->in_start, c->in_len - c->in_start);
-    } else {
-        fprintf(f, ",\"body_bytes\":%" PRIu64 ",\"head\":\"", c->body_bytes);
-        json_escape(f, c->hbuf, c->hlen);
-    }
-    fputs("\"}\n", f);
-    fflush(f);
+    uint64_t t = loop_now(s->loop) - s->start_us;
+    if (error)
+        be_reqlog_write(s->reqlog, t, c->id, error, c->in + c->in_start,
+                        c->in_len - c->in_start, 0);
+    else
+        be_reqlog_write(s->reqlog, t, c->id, NULL, c->hbuf, c->hlen,
+                        c->body_bytes);
 }
 
 /* ---- responses ---- */

@@ -164,6 +164,11 @@ int be_ws_accept(struct conn *c);
  * frame, or no output room). */
 int be_ws_input(struct conn *c);
 
+/* One line of the request log (be_reqlog.c): head is the request head,
+ * or with error the bytes of a refused request. */
+void be_reqlog_write(FILE *f, uint64_t t_us, uint64_t conn, const char *error,
+                     const char *head, size_t n, uint64_t body_bytes);
+
 /* Starts serving a new connection on fd (closes fd on failure). */
 void be_conn_open(struct be_server *s, int fd);
 /* Closes a connection, gives back its worker or queue place; the memory is
