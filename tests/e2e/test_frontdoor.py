@@ -6,20 +6,17 @@ X-Forwarded-For; a missing, garbage, too-long or slow header refused
 without harm to other clients) and send_proxy towards a small Python
 backend that parses the header it receives."""
 import csv
-import json
-import os
 import re
 import socket
 import struct
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from conftest import LBBACKEND, LBPROXY
 from httpc import Conn, read_response
-from lbtest import free_port, wait_port, wait_until
+from lbtest import free_port, http_json, wait_port, wait_until
 from rawbackend import RawBackend
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
@@ -67,11 +64,6 @@ def proxy(procs, backends, extra=(), admin=None):
     return p
 
 
-def api_stats(admin):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/api/stats",
-                                timeout=5) as r:
-        return json.loads(r.read())
-
 
 def log_rows(procs, px, path):
     """Stops the proxy (which flushes the log) and reads the CSV rows."""
@@ -116,7 +108,7 @@ def test_unix_backends_mixed_with_tcp_in_both_models(procs, tmp_path, model):
             else:
                 assert head_field(head, "Connection") == []
     assert seen == ["U1", "U2", "T"] * 3
-    st = api_stats(admin)
+    st = http_json(admin)
     addrs = {x["id"]: x["address"] for x in st["backends"]}
     assert addrs == {"A": f"unix:{a.path}", "sockB": f"unix:{b.path}",
                      "C": f"127.0.0.1:{c.port}"}
@@ -144,7 +136,7 @@ def test_unix_backend_missing_socket_fails_over_and_health_checks(
                       "--set", "health.check_interval_ms=100"], admin=admin)
 
     def health():
-        return {x["id"]: x["health"] for x in api_stats(admin)["backends"]}
+        return {x["id"]: x["health"] for x in http_json(admin)["backends"]}
     h = wait_until(lambda: (lambda v: v if v["A"] == "up" and v["B"] != "up"
                             and v["C"] != "up" else None)(health()),
                    what="the unix backends' health settles")
@@ -261,7 +253,7 @@ def test_proxy_protocol_v1_v2_carry_the_real_address(procs, tmp_path):
     px = proxy(procs, [f"127.0.0.1:{b.port}"],
                extra=["--proxy-protocol", "--log", log], admin=admin)
     # (the start-up probe's connection, without a header, was refused)
-    before = api_stats(admin)["total"]["proxy_protocol"]
+    before = http_json(admin)["total"]["proxy_protocol"]
     req = b"GET /pp HTTP/1.1\r\nHost: t\r\nX-Echo-Headers: 1\r\n\r\n"
     # v1 with the request in the same packet
     r = raw_request(px.port, b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n" +
@@ -286,7 +278,7 @@ def test_proxy_protocol_v1_v2_carry_the_real_address(procs, tmp_path):
     assert read_response(f).status == 200
     f.close()
     s.close()
-    st = api_stats(admin)["total"]["proxy_protocol"]
+    st = http_json(admin)["total"]["proxy_protocol"]
     assert st == {"accepted": before["accepted"] + 4,
                   "refused": before["refused"]}
     rows = log_rows(procs, px, log)
@@ -301,7 +293,7 @@ def test_proxy_protocol_refusals_leave_other_clients_alone(procs, tmp_path):
     px = proxy(procs, [f"127.0.0.1:{b.port}"],
                extra=["--proxy-protocol",
                       "--set", "timeouts.client_header_ms=700"], admin=admin)
-    before = api_stats(admin)["total"]["proxy_protocol"]
+    before = http_json(admin)["total"]["proxy_protocol"]
     good = socket.create_connection(("127.0.0.1", px.port), timeout=5)
     good.sendall(b"PROXY TCP4 198.51.100.1 127.0.0.1 1 2\r\n")
     gf = good.makefile("rb")
@@ -345,7 +337,7 @@ def test_proxy_protocol_refusals_leave_other_clients_alone(procs, tmp_path):
     assert closed or closed_without_answer(trickle)
     trickle.close()
     assert good_request() == 200
-    st = api_stats(admin)["total"]["proxy_protocol"]
+    st = http_json(admin)["total"]["proxy_protocol"]
     assert st == {"accepted": before["accepted"] + 1,
                   "refused": before["refused"] + 6}
     gf.close()

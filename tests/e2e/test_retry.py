@@ -4,13 +4,11 @@ passes through unless `5xx` is named, and then only for idempotent requests
 with another backend left; the retry budget bounds extra attempts (a budget
 of nothing turns a dead backend's connect failures into 502s), and
 /api/stats and /metrics count what it did."""
-import json
-import urllib.request
 
 import pytest
 
 from httpc import Conn
-from lbtest import free_port
+from lbtest import free_port, http_json, http_text
 from rawbackend import RawBackend, ok
 
 
@@ -33,15 +31,11 @@ def statuses(port, n, method="GET", body=b""):
 
 
 def stats(admin):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/api/stats",
-                                timeout=5) as r:
-        return json.loads(r.read())["total"]
+    return http_json(admin)["total"]
 
 
 def metrics(admin):
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics",
-                                timeout=5) as r:
-        return r.read().decode()
+    return http_text(admin, "/metrics")
 
 
 def start(procs, ports, extra=()):
@@ -79,9 +73,7 @@ def test_retry_on_5xx_for_idempotent_requests(procs):
         assert f'lbproxy_retries_total{{reason="5xx"}} {hits}' in metrics(admin)
         # the failing backend's own counters show each 500 it answered
         # (the client saw none: the total's errors stay 0)
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/api/stats",
-                                    timeout=5) as resp:
-            full = json.loads(resp.read())
+        full = http_json(admin)
         errs = full["backends"][0]["errors"]
         assert errs["total"] == hits and errs["http_5xx"] == hits, errs
         assert full["total"]["errors"] == 0, full["total"]

@@ -9,7 +9,6 @@ or at the handshake deadline without disturbing other clients, the
 counters and the CSV log say what happened, and SIGHUP swaps certificates
 while a bad one is refused."""
 import csv
-import json
 import os
 import shutil
 import signal
@@ -18,12 +17,11 @@ import ssl
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from httpc import read_response
-from lbtest import free_port, rss_kb, wait_until
+from lbtest import free_port, http_json, http_text, rss_kb, wait_until
 from rawbackend import RawBackend, ok
 
 OPENSSL = shutil.which("openssl")
@@ -99,16 +97,6 @@ def served_subject(port, servername=None, extra=()):
     return (subj[0] if subj else None), (alpn[0] if alpn else None), out
 
 
-def admin_json(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stats",
-                                timeout=5) as r:
-        return json.loads(r.read())
-
-
-def admin_text(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
-                                timeout=5) as r:
-        return r.read().decode()
 
 
 def closed_within(sock, seconds):
@@ -291,11 +279,11 @@ def test_sessions_resume_and_are_counted(procs, certs, tmp_path, version):
     v = getattr(ssl.TLSVersion, version)
     ctx = client_ctx(certs["b"][0], minimum_version=v, maximum_version=v)
     assert resumed_pair(px.tls_port, ctx, "b.test")
-    t = wait_until(lambda: admin_json(admin)["total"]["tls"]
-                   if admin_json(admin)["total"]["tls"]["handshakes"] >= 2
+    t = wait_until(lambda: http_json(admin)["total"]["tls"]
+                   if http_json(admin)["total"]["tls"]["handshakes"] >= 2
                    else None)
     assert t["resumed"] == 1 and t["handshakes"] == 2
-    metrics = admin_text(admin, "/metrics")
+    metrics = http_text(admin, "/metrics")
     assert 'lbproxy_tls_handshakes_total{kind="resumed"} 1' in metrics
     assert 'lbproxy_tls_handshakes_total{kind="full"} 1' in metrics
     rows = wait_until(lambda: (lambda r: r if len(r) >= 2 else None)(
@@ -339,7 +327,7 @@ def test_min_version_refuses_older_clients(procs, certs):
     ctx = client_ctx(certs["b"][0], maximum_version=ssl.TLSVersion.TLSv1_2)
     with pytest.raises(ssl.SSLError):
         tls_conn(px.tls_port, ctx, "b.test")
-    wait_until(lambda: admin_json(admin)["total"]["tls"]["failed"]["version"]
+    wait_until(lambda: http_json(admin)["total"]["tls"]["failed"]["version"]
                == 1)
 
 
@@ -359,7 +347,7 @@ def test_hostile_handshakes_close_cleanly_and_others_go_on(procs, certs):
     ctx = client_ctx(certs["b"][0])
 
     def failed():
-        return admin_json(admin)["total"]["tls"]["failed"]
+        return http_json(admin)["total"]["tls"]["failed"]
 
     # plain HTTP (garbage for TLS) instead of a ClientHello: closed at once
     g = socket.create_connection(("127.0.0.1", px.tls_port), timeout=5)

@@ -18,18 +18,17 @@ directly.  Real ./lbproxy and ./lbbackend processes on free loopback ports;
 the WebSocket framing is tests/lib/wsclient.py.
 """
 import csv
-import json
 import os
 import socket
 import struct
 import threading
 import time
-import urllib.request
 
 import pytest
 
 from httpc import Conn
-from lbtest import cpu_seconds, free_port, rss_kb, wait_port, wait_until
+from lbtest import (cpu_seconds, free_port, http_json, http_text, rss_kb,
+                    wait_port, wait_until)
 from rawbackend import RawBackend
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                       OP_TEXT, WebSocket, frame)
@@ -37,16 +36,6 @@ from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
 MODELS = ["--persistent", "--non-persistent"]
 
 
-def get_json(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
-                                timeout=5) as r:
-        return json.loads(r.read())
-
-
-def get_text(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
-                                timeout=5) as r:
-        return r.read().decode()
 
 
 def stack(procs, model="--persistent", extra=(), admin=False, log=None):
@@ -83,7 +72,7 @@ def test_handshake_text_binary_ping_and_close(procs, model):
         assert ws.recv() == (True, OP_PONG, b"are you there")
         assert ws.recv() == (True, OP_CONT, b"ment")
         assert ws.close_handshake(1000) == 1000
-    assert get_json(be.port, "/stats")["ws_upgrades"] == 1
+    assert http_json(be.port, "/stats")["ws_upgrades"] == 1
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -147,7 +136,7 @@ def test_half_close_is_forwarded_both_ways(procs):
         ws.sock.shutdown(socket.SHUT_WR)
         assert ws.recv() == (True, OP_TEXT, b"last words")
         assert ws.sock.recv(1) == b""
-    wait_until(lambda: get_json(be.port, "/stats")["open_connections"] == 1,
+    wait_until(lambda: http_json(be.port, "/stats")["open_connections"] == 1,
                what="the backend side of the tunnel closed")
 
 
@@ -164,7 +153,7 @@ def test_idle_timeout_closes_the_tunnel_and_it_is_not_pooled(procs,
         ws.handshake()
         ws.send(OP_TEXT, b"x" * 1000)
         assert ws.recv() == (True, OP_TEXT, b"x" * 1000)
-        st = get_json(px.admin, "/api/stats")["total"]["tunnels"]
+        st = http_json(px.admin, "/api/stats")["total"]["tunnels"]
         assert st == {"open": 1, "total": 1}
         t0 = time.monotonic()
         ws.sock.settimeout(10)
@@ -172,16 +161,16 @@ def test_idle_timeout_closes_the_tunnel_and_it_is_not_pooled(procs,
         idle = time.monotonic() - t0
         assert 0.3 < idle < 5, idle
     # only the /stats connection itself is open at the backend
-    wait_until(lambda: get_json(be.port, "/stats")["open_connections"] == 1,
+    wait_until(lambda: http_json(be.port, "/stats")["open_connections"] == 1,
                what="the tunnel's upstream connection closed")
-    st = get_json(px.admin, "/api/stats")["total"]["tunnels"]
+    st = http_json(px.admin, "/api/stats")["total"]["tunnels"]
     assert st == {"open": 0, "total": 1}
     # the next request cannot have the tunnel's connection from the pool
-    accepts = get_json(be.port, "/stats")["accepts"]
+    accepts = http_json(be.port, "/stats")["accepts"]
     with Conn(px.port) as c:
         assert c.request(path="/").status == 200
     # one for that request, one for this /stats query
-    assert get_json(be.port, "/stats")["accepts"] == accepts + 2
+    assert http_json(be.port, "/stats")["accepts"] == accepts + 2
 
     def rows():
         if not os.path.exists(log):
@@ -217,7 +206,7 @@ def test_client_that_stops_reading_keeps_memory_bounded(procs):
 
         def stalled():
             # bytes_out counts the /stats answers too (under 2 KiB each)
-            out = get_json(be.port, "/stats")["bytes_out"]
+            out = http_json(be.port, "/stats")["bytes_out"]
             same, last[0] = 0 <= out - last[0] < 2048, out
             return same
         wait_until(stalled, timeout=20, step=0.3,
@@ -242,7 +231,7 @@ def test_refused_upgrade_is_a_normal_response(procs, model):
     that refused may still have switched): three requests, three
     connections, in both models."""
     be, px = stack(procs, model)
-    accepts = get_json(be.port, "/stats")["accepts"]
+    accepts = http_json(be.port, "/stats")["accepts"]
     with WebSocket(px.port) as ws:
         ws.request(extra=b"", key="not-a-valid-key")
         status, h = ws.read_head()
@@ -259,7 +248,7 @@ def test_refused_upgrade_is_a_normal_response(procs, model):
         status, h = ws.read_head()
         assert status == 200
         assert ws._take(3) == b"ok\n"
-    st = get_json(be.port, "/stats")
+    st = http_json(be.port, "/stats")
     assert st["ws_upgrades"] == 0
     assert st["accepts"] == accepts + 3 + 1  # and this /stats query's
 
@@ -312,18 +301,18 @@ def test_stats_and_metrics_count_tunnels(procs):
             ws = WebSocket(px.port)
             ws.handshake()
             socks.append(ws)
-        assert get_json(px.admin, "/api/stats")["total"]["tunnels"] == \
+        assert http_json(px.admin, "/api/stats")["total"]["tunnels"] == \
             {"open": 3, "total": 3}
-        m = get_text(px.admin, "/metrics")
+        m = http_text(px.admin, "/metrics")
         assert "\nlbproxy_tunnels_open 3\n" in m
         assert "\nlbproxy_tunnels_total 3\n" in m
         socks.pop().close_handshake()
     finally:
         for ws in socks:
             ws.close()
-    wait_until(lambda: get_json(px.admin, "/api/stats")["total"]["tunnels"]
+    wait_until(lambda: http_json(px.admin, "/api/stats")["total"]["tunnels"]
                == {"open": 0, "total": 3})
-    assert "\nlbproxy_tunnels_open 0\n" in get_text(px.admin, "/metrics")
+    assert "\nlbproxy_tunnels_open 0\n" in http_text(px.admin, "/metrics")
 
 
 # ---- the emulator's endpoint, directly ----
@@ -372,21 +361,21 @@ def test_tunnel_on_a_pooled_connection_leaves_the_pool(procs):
     be, px = stack(procs, "--persistent", admin=True)
     with Conn(px.port) as c:
         assert c.request(path="/").status == 200
-    wait_until(lambda: get_json(px.admin, "/api/stats")["backends"][0]
+    wait_until(lambda: http_json(px.admin, "/api/stats")["backends"][0]
                ["pool_idle"] == 1)
-    accepts = get_json(be.port, "/stats")["accepts"]
+    accepts = http_json(be.port, "/stats")["accepts"]
     with WebSocket(px.port) as ws:
         ws.handshake()
-        assert get_json(px.admin, "/api/stats")["backends"][0][
+        assert http_json(px.admin, "/api/stats")["backends"][0][
             "pool_idle"] == 0
         ws.send(OP_BINARY, b"pooled")
         assert ws.recv() == (True, OP_BINARY, b"pooled")
         assert ws.close_handshake() == 1000
     # the tunnel used the pooled connection: no new one for it (one accept
     # is this /stats query's)
-    assert get_json(be.port, "/stats")["accepts"] == accepts + 1
-    wait_until(lambda: get_json(be.port, "/stats")["open_connections"] == 1)
-    assert get_json(px.admin, "/api/stats")["backends"][0]["pool_idle"] == 0
+    assert http_json(be.port, "/stats")["accepts"] == accepts + 1
+    wait_until(lambda: http_json(be.port, "/stats")["open_connections"] == 1)
+    assert http_json(px.admin, "/api/stats")["backends"][0]["pool_idle"] == 0
 
 
 def test_client_reset_closes_the_upstream_side(procs):
@@ -398,7 +387,7 @@ def test_client_reset_closes_the_upstream_side(procs):
     ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                        struct.pack("ii", 1, 0))
     ws.close()  # RST
-    wait_until(lambda: get_json(be.port, "/stats")["open_connections"] == 1,
+    wait_until(lambda: http_json(be.port, "/stats")["open_connections"] == 1,
                what="the tunnel's upstream connection closed")
     with WebSocket(px.port) as ws2:  # lbproxy is fine
         ws2.handshake()
@@ -569,11 +558,11 @@ def test_reset_of_a_stalled_client_closes_the_tunnel_without_spinning(
                     sent += s.send(blob)
                 except BlockingIOError:
                     break
-        assert get_json(admin, "/api/stats")["total"]["tunnels"]["open"] == 1
+        assert http_json(admin, "/api/stats")["total"]["tunnels"]["open"] == 1
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                      struct.pack("ii", 1, 0))
         s.close()  # RST
-        wait_until(lambda: get_json(admin, "/api/stats")["total"]["tunnels"]
+        wait_until(lambda: http_json(admin, "/api/stats")["total"]["tunnels"]
                    ["open"] == 0, timeout=5, what="the tunnel closed")
         cpu0 = cpu_seconds(px.pid)
         time.sleep(1)

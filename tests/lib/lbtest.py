@@ -8,10 +8,12 @@ neither side imports the other's private modules: tests/e2e/conftest.py and
 each script put this folder on sys.path.  Nothing here knows pytest.
 """
 import inspect
+import json
 import os
 import selectors
 import socket
 import time
+import urllib.request
 
 
 def free_port():
@@ -171,3 +173,16 @@ class SlowClients:
                 pass
             s.close()
         self.sel.close()
+
+
+def http_text(port, path, timeout=5.0):
+    """The body of GET http://127.0.0.1:PORT/PATH as text (an error status
+    raises urllib.error.HTTPError): for the admin listener's pages."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                timeout=timeout) as r:
+        return r.read().decode()
+
+
+def http_json(port, path="/api/stats", timeout=5.0):
+    """The same, parsed as JSON (by default the admin's /api/stats)."""
+    return json.loads(http_text(port, path, timeout))
