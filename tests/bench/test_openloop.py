@@ -73,23 +73,23 @@ def test_a_uniform_schedule_would_fail_the_test():
     assert abs(1 / math.sqrt(3) - 1.0) > 0.05
 
 
-def start_backend(extra):
+def run_against(backend_args, *args):
+    """openloop against a fresh lbbackend started with backend_args."""
     port = free_port()
     p = subprocess.Popen([LBBACKEND, "--port", str(port), "--id", "A",
-                          "--quiet", *extra], stdout=subprocess.DEVNULL,
+                          "--quiet", *backend_args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-    wait_port(port, proc=p)
-    return p, port
-
-
-def test_a_run_measures_every_request():
-    p, port = start_backend(["--profile", "fixed:1ms"])
     try:
-        out = run("--target", f"127.0.0.1:{port}", "--rate", 300,
-                  "--duration", 2, "--warmup", 0.5, "--conns", 100)
+        wait_port(port, proc=p)
+        return run("--target", f"127.0.0.1:{port}", *args)
     finally:
         p.terminate()
         p.wait(5)
+
+
+def test_a_run_measures_every_request():
+    out = run_against(["--profile", "fixed:1ms"], "--rate", 300,
+                      "--duration", 2, "--warmup", 0.5, "--conns", 100)
     assert out["errors"] == 0 and out["unfinished"] == 0, out
     assert out["waited"] == 0, out
     assert out["ok"] == out["requests"] > 300, out
@@ -102,13 +102,9 @@ def test_an_overloaded_backend_shows_as_queueing_delay():
     offered rate stays 200, arrivals never wait for a connection, and the
     latency from the intended time grows with the backlog (about a second
     by the end) - a closed loop would have slowed down instead."""
-    p, port = start_backend(["--profile", "fixed:10ms", "--workers", "1"])
-    try:
-        out = run("--target", f"127.0.0.1:{port}", "--rate", 200,
-                  "--duration", 2, "--conns", 600, "--timeout", 10)
-    finally:
-        p.terminate()
-        p.wait(5)
+    out = run_against(["--profile", "fixed:10ms", "--workers", "1"],
+                      "--rate", 200, "--duration", 2, "--conns", 600,
+                      "--timeout", 10)
     assert out["waited"] == 0 and out["errors"] == 0, out
     assert out["max_ms"] > 700, out
     assert out["p50_ms"] > 200, out
