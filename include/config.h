@@ -44,6 +44,21 @@ struct config_cert {
     char key[256];
 };
 
+/* Named pools and the routes to them ([pool.NAME], [pool.NAME.backends],
+ * [route.NAME]; src/config_pool.c).  Held on the heap by struct config
+ * (config_release frees it); read them through config_pool_count and
+ * config_pool_build, which apply a pool's keys over the global ones. */
+struct config_ext;
+
+/* One [route.NAME]: requests whose Host matches `host` (exact, "*.suffix",
+ * or "" for any) and whose path starts with path_prefix go to `pool`. */
+struct config_route {
+    char name[32];
+    char host[256];        /* lower case, no port; "" = any host */
+    char path_prefix[256]; /* "/" when not given */
+    char pool[32];
+};
+
 struct config {
     char listen[128]; /* "127.0.0.1:9090" */
     char admin[128];  /* "127.0.0.1:5002"; "off" disables */
@@ -112,6 +127,11 @@ struct config {
 
     struct balancer_params balancer;
 
+    /* pools and routes beyond [backends] (NULL: none) */
+    struct config_ext *ext;
+    /* set by config_pool_build: the pool this configuration describes */
+    char pool[32];
+
     /* where the values came from, for messages */
     char config_file[256]; /* "" when none was read */
 
@@ -147,6 +167,23 @@ int config_validate(const struct config *c, char *err, size_t errlen);
  * model and start (UTC): logs_dir/MODE_persistent-YYYYMMDD-HHMMSS.csv. */
 void config_log_path(const struct config *c, time_t start, char *buf,
                      size_t len);
+
+/* Frees what the configuration holds on the heap (its pools and routes);
+ * the fields stay valid, with no pools.  Safe to call twice. */
+void config_release(struct config *c);
+/* The name of the pool that [backends] forms. */
+#define CONFIG_DEFAULT_POOL "default"
+/* Number of pools: the default pool (when [backends] has any backend)
+ * then each [pool.NAME] in the order the file first names it. */
+size_t config_pool_count(const struct config *c);
+/* Pool i's configuration: c's values with the pool's own keys applied,
+ * its backends, pool set to its name and no pools of its own.  0, or -1
+ * with err filled (a key whose value is out of range for this pool). */
+int config_pool_build(const struct config *c, size_t i, struct config *out,
+                      char *err, size_t errlen);
+/* Number of routes and route i (NULL when out of range). */
+size_t config_route_count(const struct config *c);
+const struct config_route *config_route(const struct config *c, size_t i);
 
 /* Prints the effective configuration (for --print-config and logs). */
 void config_print(const struct config *c, FILE *out);

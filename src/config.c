@@ -439,7 +439,11 @@ static char *ini_read_line(char *str, int num, void *stream)
             nl = sizeof(name) - 1;
         memcpy(name, s + 1, nl);
         name[nl] = '\0';
-        if (!config_section_known(name)) {
+        char pname[32];
+        int kind = config_ext_section(name, pname, sizeof(pname));
+        if (kind)
+            config_ext_declare(x->c, kind, pname);
+        else if (!config_section_known(name)) {
             config_sections_text(known, sizeof(known));
             ini_error(x, "unknown section [%s] (known: %s)", name, known);
         }
@@ -465,6 +469,16 @@ static int ini_on_key(void *user, const char *section, const char *name,
         if (config_backend_add(x->c, name, value, false, "", msg, sizeof(msg)) <
             0) {
             ini_error(x, "%s", msg);
+            return 0;
+        }
+        return 1;
+    }
+    char pname[32];
+    int kind = config_ext_section(section, pname, sizeof(pname));
+    if (kind) {
+        if (config_ext_key(x->c, kind, pname, name, value, msg, sizeof(msg)) <
+            0) {
+            ini_error(x, "[%s] %s", section, msg);
             return 0;
         }
         return 1;
@@ -508,6 +522,12 @@ int config_load_file(struct config *c, const char *path, char *err,
         return -1;
     }
     *tmp = *c;
+    if (config_ext_dup(tmp) < 0) {
+        fclose(f);
+        free(tmp);
+        config_set_err(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     struct ini_ctx x = {
         .c = tmp, .path = path, .f = f, .err = err, .errlen = errlen};
     int rc = ini_parse_stream(ini_read_line, &x, ini_on_key, &x);
@@ -530,8 +550,12 @@ int config_load_file(struct config *c, const char *path, char *err,
         config_set_err(err, errlen, "%s: path too long", path);
         x.err_line = -1;
     }
-    if (x.err_line == 0)
+    if (x.err_line == 0) {
+        config_release(c);
         *c = *tmp;
+    } else {
+        config_release(tmp);
+    }
     free(tmp);
     return x.err_line == 0 ? 0 : -1;
 }
@@ -546,6 +570,8 @@ int config_load_file(struct config *c, const char *path, char *err,
 
 static int validate_backends(const struct config *c, char *err, size_t errlen)
 {
+    if (c->nbackends == 0 && config_pool_count(c) > 0)
+        return 0; /* pools without a default pool */
     if (c->nbackends == 0)
         INVALID("no backends (add a [backends] section or --backend "
                 "ADDR:PORT)");
@@ -576,7 +602,8 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     if (validate_backends(c, err, errlen) < 0 ||
-        config_tls_validate(c, err, errlen) < 0)
+        config_tls_validate(c, err, errlen) < 0 ||
+        config_pools_validate(c, config_validate, err, errlen) < 0)
         return -1;
     /* Every value in its table range (flags and code can bypass parsing). */
     for (size_t i = 0; i < config_nkeys; i++) {
@@ -653,4 +680,5 @@ void config_print(const struct config *c, FILE *out)
             fprintf(out, ", weight=%u", b->weight);
         fputc('\n', out);
     }
+    config_pools_print(c, out);
 }

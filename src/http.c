@@ -561,6 +561,8 @@ const char *http_status_text(int status)
         return "URI Too Long";
     case 417:
         return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
