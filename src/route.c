@@ -36,19 +36,68 @@ struct route_table {
     struct entry *slots;         /* hash table, name == NULL: empty */
     size_t mask;
     size_t nroutes;
+    size_t nentries; /* hosts and wildcard suffixes in slots */
     unsigned any_first, any_n;
     bool has_wildcards;
     int default_pool;
 };
 
-static uint64_t hash_name(const char *s, size_t n, bool wildcard)
+/* The word with its ASCII capitals in lower case (SWAR: every byte
+ * compared at once; bytes >= 0x80 are left alone). */
+static inline uint64_t fold_word(uint64_t w)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ (wildcard ? 0x9e37u : 0);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
+    const uint64_t ones = 0x0101010101010101ull, high = ones * 0x80;
+    uint64_t low7 = w & ~high;
+    uint64_t ge_a = low7 + ones * (0x80 - 'A'); /* high bit: >= 'A' */
+    uint64_t gt_z = low7 + ones * (0x7f - 'Z'); /* high bit: > 'Z' */
+    uint64_t upper = (ge_a & ~gt_z) & ~w & high;
+    return w | (upper >> 2); /* 'A'..'Z' + 0x20 */
+}
+
+/* A name in lower case, in words, with at least 8 zero bytes after it. */
+#define NAME_WORDS ((ROUTE_HOST_MAX + 1) / 8 + 2)
+struct folded {
+    uint64_t w[NAME_WORDS];
+};
+
+static void fold_name(struct folded *f, const char *s, size_t n)
+{
+    size_t full = n / 8, rest = n % 8;
+    for (size_t i = 0; i < full; i++) {
+        uint64_t w;
+        memcpy(&w, s + 8 * i, 8);
+        f->w[i] = fold_word(w);
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < rest; i++)
+        w |= (uint64_t)(unsigned char)s[8 * full + i] << (8 * i);
+    f->w[full] = fold_word(w);
+    f->w[full + 1] = 0;
+}
+
+/* A hash of n lower-case bytes at s, read eight at a time; s has at least
+ * 8 bytes after the end that may be read (and are masked out). */
+static uint64_t hash_bytes(const char *s, size_t n, bool wildcard)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull * (n + (wildcard ? 0x51 : 0));
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (n - i < 8)
+            w &= ((uint64_t)1 << (8 * (n - i))) - 1;
+        h ^= w;
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
     }
     return h ^ (h >> 29);
+}
+
+/* The same hash of a stored name (lower case already). */
+static uint64_t hash_name(const char *s, size_t n, bool wildcard)
+{
+    struct folded f;
+    fold_name(&f, s, n);
+    return hash_bytes((const char *)f.w, n, wildcard);
 }
 
 static struct entry *slot_find(const struct route_table *t, const char *name,
@@ -127,8 +176,10 @@ struct route_table *route_table_create(const struct config_route *routes,
         size_t len = strlen(name);
         uint64_t h = hash_name(name, len, wild);
         struct entry *e = slot_find(t, name, len, wild, h);
-        if (!e->name)
+        if (!e->name) {
             *e = (struct entry){name, len, h, wild, 0, 0};
+            t->nentries++;
+        }
         t->has_wildcards |= wild;
         k[i].e = e;
     }
@@ -159,26 +210,17 @@ void route_table_destroy(struct route_table *t)
     free(t);
 }
 
-/* The host in lower case without its port and trailing dots, into
- * name[cap]; its length, 0 when it does not fit (then it matches only
+/* The length of the host without its port and trailing dots ("[v6]" kept
+ * whole); 0 when it is longer than any name (then it matches only
  * host-less routes). */
-static size_t host_key(const char *host, size_t hostlen, char *name, size_t cap)
+static size_t host_len(const char *host, size_t n)
 {
-    size_t len = 0;
-    bool ipv6 = hostlen > 0 && host[0] == '[';
-    for (size_t i = 0; i < hostlen; i++) {
-        char ch = host[i];
-        if (ch == ':' && !ipv6)
-            break; /* the port */
-        if (len == cap)
-            return 0;
-        name[len++] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-        if (ch == ']' && ipv6)
-            break;
-    }
-    while (len > 0 && name[len - 1] == '.')
+    bool v6 = n > 0 && host[0] == '[';
+    const char *stop = memchr(host, v6 ? ']' : ':', n);
+    size_t len = !stop ? n : (size_t)(stop - host) + (v6 ? 1 : 0);
+    while (len > 0 && host[len - 1] == '.')
         len--;
-    return len;
+    return len <= ROUTE_HOST_MAX ? len : 0;
 }
 
 static int match_run(const struct route_table *t, unsigned first, unsigned n,
@@ -200,13 +242,15 @@ int route_lookup(const struct route_table *t, const char *host, size_t hostlen,
         return ROUTE_NOT_FOUND;
     if (t->nroutes == 0)
         return t->default_pool >= 0 ? t->default_pool : ROUTE_MISDIRECTED;
-    char name[ROUTE_HOST_MAX + 1];
-    size_t len = host ? host_key(host, hostlen, name, sizeof(name)) : 0;
+    size_t len = host && t->nentries ? host_len(host, hostlen) : 0;
     bool host_known = false;
     int pool;
     if (len > 0) {
+        struct folded f;
+        fold_name(&f, host, len);
+        const char *name = (const char *)f.w;
         const struct entry *e =
-            slot_find(t, name, len, false, hash_name(name, len, false));
+            slot_find(t, name, len, false, hash_bytes(name, len, false));
         if (e->name) {
             host_known = true;
             if ((pool = match_run(t, e->first, e->n, path, pathlen)) >= 0)
@@ -216,9 +260,9 @@ int route_lookup(const struct route_table *t, const char *host, size_t hostlen,
         for (size_t i = 0; t->has_wildcards && i < len; i++) {
             if (name[i] != '.')
                 continue;
-            const char *s = name + i + 1;
+            const char *sfx = name + i + 1;
             size_t sl = len - i - 1;
-            e = slot_find(t, s, sl, true, hash_name(s, sl, true));
+            e = slot_find(t, sfx, sl, true, hash_bytes(sfx, sl, true));
             if (!e->name)
                 continue;
             host_known = true;

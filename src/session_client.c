@@ -140,13 +140,10 @@ static void request_host(const struct request *r, const char **host,
     }
     *path = url;
     *pathlen = n;
-    for (unsigned i = 0; i < r->head.nheaders; i++) {
-        const struct http_header *hd = &r->head.headers[i];
-        if (hd->kind == HH_HOST) {
-            *host = r->head.base + hd->value.off;
-            *hostlen = hd->value.len;
-            return;
-        }
+    if (r->head.host) {
+        const struct http_header *hd = &r->head.headers[r->head.host - 1];
+        *host = r->head.base + hd->value.off;
+        *hostlen = hd->value.len;
     }
 }
 
