@@ -13,4 +13,4 @@ $(DNS_HARNESS): tests/dns_harness.c $(LIBLB)
 	    $(PKG_LIBS) $(LDLIBS)
 
 ## e2e-dns: the resolver against a loopback DNS server: A/AAAA/SRV, changes, TTLs, failures, silence, malformed answers
-$(eval $(call PYTEST_SUITE,e2e-dns,tests/e2e/test_dns.py,$(DNS_HARNESS),DNS_HARNESS=$(DNS_HARNESS)))
+$(eval $(call PYTEST_SUITE,e2e-dns,tests/e2e/test_dns.py,$(DNS_HARNESS) $(LBPROXY),DNS_HARNESS=$(DNS_HARNESS)))

@@ -173,11 +173,20 @@ def answer(zone, msg):
     return reply
 
 
+OUT_LOCK = threading.Lock()
+
+
+def emit(obj):
+    """One JSON line on stdout; the UDP and TCP threads never interleave."""
+    with OUT_LOCK:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
 def log(qname_msg, tcp):
     q = parse_query(qname_msg)
     if q:
-        line = {"q": q[2], "type": TYPE_NAMES.get(q[3], q[3]), "tcp": tcp}
-        print(json.dumps(line), flush=True)
+        emit({"q": q[2], "type": TYPE_NAMES.get(q[3], q[3]), "tcp": tcp})
 
 
 def udp_reply(reply):
@@ -203,7 +212,7 @@ def serve_udp(sock, zone):
         try:
             reply = udp_reply(answer(zone, msg))
         except Exception as e:  # a bug here must not stop the server
-            print(json.dumps({"error": repr(e)}), flush=True)
+            emit({"error": repr(e)})
             continue
         if reply is not None:
             sock.sendto(reply, peer)
@@ -283,7 +292,7 @@ def main():
     zone.get()
     u, t = bind_pair(args.port)
     threading.Thread(target=serve_tcp, args=(t, zone), daemon=True).start()
-    print(json.dumps({"port": u.getsockname()[1]}), flush=True)
+    emit({"port": u.getsockname()[1]})
     try:
         serve_udp(u, zone)
     except KeyboardInterrupt:

@@ -277,7 +277,10 @@ static void test_name_valid(void **state)
     assert_false(net_name_valid(label)); /* a label of 64 */
     label[63] = '\0';
     assert_true(net_name_valid(label));
-    snprintf(name, sizeof(name), "%s.%s.%s.%.61s", label, label, label, label);
+    /* 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 */
+    memset(name, 'a', 253);
+    name[253] = '\0';
+    name[63] = name[127] = name[191] = '.';
     assert_int_equal(strlen(name), 253);
     assert_true(net_name_valid(name));
     strcat(name, "a");
