@@ -293,6 +293,11 @@ static void on_addrinfo(void *arg, int status, int timeouts,
                                         w->srv[i].weight, w->srv[i].priority,
                                         t->name);
         }
+        /* an alias lives as long as the shortest link of its chain */
+        for (struct ares_addrinfo_cname *c = res ? res->cnames : NULL;
+             c && found > 0; c = c->next)
+            if (c->ttl >= 0 && (uint32_t)c->ttl < w->cur.ttl_s)
+                w->cur.ttl_s = (uint32_t)c->ttl;
         if (found == 0 && w->kind == RESOLVER_HOST)
             fail(w, RESOLVER_EMPTY, "no address");
         else if (found == 0)

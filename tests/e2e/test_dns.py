@@ -317,6 +317,25 @@ def test_silent_server_reported_then_recovery(run, dns):
     assert h.answer(1, timeout=8)["status"] == "ok"
 
 
+def test_cname_followed_loop_is_an_error(run, dns):
+    zone = json.loads(json.dumps(ZONE))
+    zone["names"].update({
+        "alias.test": {"CNAME": "mid.test", "ttl": 20},
+        "mid.test": {"CNAME": "web.test"},
+        "loop1.test": {"CNAME": "loop2.test"},
+        "loop2.test": {"CNAME": "loop1.test"},
+    })
+    dns.set(zone)
+    h = run(["host:alias.test:80", "host:loop1.test:80"])
+    a = h.answer(0)
+    assert a["status"] == "ok" and a["ttl"] == 20  # the chain's shortest
+    assert addrs(a) == [("10.0.0.1:80", 1), ("10.0.0.2:80", 1),
+                        ("[fd00::1]:80", 1)]
+    assert a["addrs"][0]["target"] == "alias.test"
+    loop = h.answer(1)
+    assert loop["status"] == "empty" and loop["addrs"] == []
+
+
 MALFORMED = {
     # mode: (spec, reason)
     "truncated": ("host:m-truncated.test:80", "malformed answer"),

@@ -19,6 +19,8 @@ prints one JSON line {"port": N} once it answers, then one line per query
        "web.test": {"A": ["10.0.0.1"], "AAAA": ["fd00::1"], "ttl": 5},
        "_http._tcp.web.test": {"SRV": [
            {"priority": 10, "weight": 5, "port": 8080, "target": "a.test"}]},
+       "alias.test": {"CNAME": "web.test"},   followed, as a recursive
+                                               server would (loops end)
        "sf.test": {"rcode": "SERVFAIL"},
        "quiet.test": {"silent": true},
        "bad.test": {"malformed": "truncated", "A": ["10.0.0.9"]}}}
@@ -110,6 +112,28 @@ def rr(rtype, ttl, rdata, name=b"\xc0\x0c"):
     return name + struct.pack("!HHIH", rtype, 1, ttl, len(rdata)) + rdata
 
 
+def cname_chain(names, qname, entry, base, default_ttl):
+    """A recursive server's answer for an alias: the CNAME records, then
+    the final name's entry (None after a loop: a name seen twice ends it).
+    base is where the answer section starts; returns the records, the final
+    entry and the offset of its name (the last CNAME's rdata)."""
+    out, seen = [], {qname}
+    name_off, at = 12, base  # the owner: the question's name first
+    while entry is not None and "CNAME" in entry and len(seen) < 16:
+        target = entry["CNAME"].lower().rstrip(".")
+        ttl = int(entry.get("ttl", default_ttl))
+        rec = rr(5, ttl, encode_name(target),
+                 name=bytes([0xC0 | name_off >> 8, name_off & 0xFF]))
+        out.append(rec)
+        name_off = at + 2 + 10  # the target name, this record's rdata
+        at += len(rec)
+        if target in seen:
+            return out, None, name_off
+        seen.add(target)
+        entry = names.get(target)
+    return out, entry, name_off
+
+
 def records(entry, qtype, ttl, badname=False):
     out = []
     tname = TYPE_NAMES.get(qtype)
@@ -141,7 +165,17 @@ def answer(zone, msg):
     bad = (entry or {}).get("malformed")
     rcode = RCODES["NXDOMAIN"] if entry is None else \
         RCODES[entry.get("rcode", "NOERROR")]
-    ans = records(entry or {}, qtype, ttl, badname=bad == "badname")
+    chain = []
+    if entry is not None and "CNAME" in entry and qtype != 5:
+        chain, final, off = cname_chain(data.get("names", {}), qname, entry,
+                                        12 + len(question),
+                                        data.get("ttl", 300))
+        owner = (bytes([0xC0 | off >> 8, off & 0xFF])
+                 if final is not None else None)
+        fttl = int((final or {}).get("ttl", data.get("ttl", 300)))
+        tail = [r[2:] for r in records(final or {}, qtype, fttl)]
+        chain += [owner + r for r in tail] if owner else []
+    ans = chain or records(entry or {}, qtype, ttl, badname=bad == "badname")
     if bad in ("truncated", "ptrloop", "count", "rdlen") and not ans:
         ans = [rr(1, ttl, b"\x0a\x09\x09\x09")]
     if bad == "huge" and qtype == 1:  # over any limit: 200 A, ~3 KB
