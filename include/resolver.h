@@ -32,8 +32,9 @@
  *
  * Ownership: the resolver owns its watches; resolver_unwatch() and
  * resolver_destroy() may be called at any time, also from inside a
- * callback, and no callback of that watch (of any watch) follows.  The
- * resolver must be destroyed before its loop.
+ * callback, and no callback of that watch (of any watch) follows; after
+ * resolver_destroy() every watch pointer is invalid.  The resolver must be
+ * destroyed before its loop.
  */
 #ifndef LB_RESOLVER_H
 #define LB_RESOLVER_H

@@ -325,9 +325,21 @@ static void lookup(struct resolver_watch *w, const char *name, size_t rec)
 
 /* Copies the SRV records (at most RESOLVER_MAX_ADDRS, valid names only),
  * keeps the lowest priority and starts one lookup per distinct target. */
+static bool srv_usable(const struct ares_srv_reply *s)
+{
+    return s->port != 0 && s->host[0] != '\0' && strcmp(s->host, ".") != 0 &&
+           strlen(s->host) <= RESOLVER_NAME_MAX && net_name_valid(s->host);
+}
+
 static void srv_targets(struct resolver_watch *w, struct ares_srv_reply *list)
 {
     size_t bad = 0, total = 0, root = 0;
+    unsigned best = UINT32_MAX;
+    /* the lowest priority first, so that the cap below keeps its records
+     * however many others the answer lists before them */
+    for (struct ares_srv_reply *s = list; s; s = s->next)
+        if (srv_usable(s) && s->priority < best)
+            best = s->priority;
     w->nsrv = 0;
     for (struct ares_srv_reply *s = list; s; s = s->next) {
         total++;
@@ -335,10 +347,12 @@ static void srv_targets(struct resolver_watch *w, struct ares_srv_reply *list)
             root++; /* RFC 2782: "." says the service is not offered */
             continue;
         }
-        if (!net_name_valid(s->host) || strlen(s->host) > RESOLVER_NAME_MAX) {
-            bad++;
+        if (!srv_usable(s)) {
+            bad += s->port != 0;
             continue;
         }
+        if (s->priority != best)
+            continue;
         if (w->nsrv == RESOLVER_MAX_ADDRS) {
             w->cur.dropped++;
             continue;

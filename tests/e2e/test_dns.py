@@ -275,6 +275,31 @@ def test_srv_ports_weights_lowest_priority(run, dns):
     assert a["reason"] == "service not offered"
 
 
+def test_srv_many_records_bounded(run, dns):
+    """100 records (over TCP): the lowest priority's found after them, and
+    100 of one priority cut to 64 with one lookup for their one target."""
+    zone = json.loads(json.dumps(ZONE))
+    many = [{"priority": 20, "weight": 1, "port": 1000 + i,
+             "target": "c.test"} for i in range(100)]
+    zone["names"]["_a._tcp.many.test"] = {"SRV": many + [
+        {"priority": 10, "weight": 2, "port": 80, "target": "a.test"},
+        {"priority": 10, "weight": 3, "port": 81, "target": "a.test"}]}
+    zone["names"]["_b._tcp.many.test"] = {"SRV": many}
+    dns.set(zone)
+    h = run(["srv:_a._tcp.many.test", "srv:_b._tcp.many.test"],
+            interval_ms=30000)
+    a = h.answer(0)
+    assert addrs(a) == [("10.1.0.1:80", 2), ("10.1.0.1:81", 3)]
+    b = h.answer(1)
+    assert b["status"] == "ok" and len(b["addrs"]) == 64
+    assert b["dropped"] == 36
+    assert {x["addr"] for x in b["addrs"]} == {
+        f"10.1.0.3:{1000 + i}" for i in range(64)}
+    assert dns.wait_query(lambda m: m["q"] == "_b._tcp.many.test" and
+                          m["tcp"])
+    assert dns.count("c.test") == 1  # one lookup per distinct target
+
+
 def test_nxdomain_empty_servfail_reported_then_recovery(run, dns):
     h = run(["host:nope.test:80", "host:empty.test:80", "host:sf.test:80",
              "host:web.test:80"])
