@@ -25,17 +25,28 @@ enum config_send_proxy {
     CONFIG_SEND_PROXY_V2,
 };
 
+/* How a backend's address is known.  A named backend is resolved by DNS
+ * (src/resolver.c) into the addresses the proxy connects to. */
+enum config_backend_kind {
+    CONFIG_BACKEND_ADDR, /* a numeric address or unix:PATH */
+    CONFIG_BACKEND_NAME, /* "name:port": the name's A and AAAA records */
+    CONFIG_BACKEND_SRV,  /* "srv:_service._proto.name": its SRV records */
+};
+
 struct config_backend {
     char id[32];   /* "A", "B", ... (default: letters in order) */
-    char host[64]; /* numeric IPv4/IPv6 address or name */
-    char port[8];
+    char host[64]; /* numeric IPv4/IPv6 address (CONFIG_BACKEND_ADDR) */
+    char port[8];  /* ADDR and NAME; "" for SRV (the records give it) */
     /* a "unix:PATH" backend: the socket path (host and port empty); ""
      * for a TCP backend */
     char unix_path[108];
     unsigned weight;
+    int kind;       /* enum config_backend_kind */
+    char name[256]; /* NAME and SRV: the name to resolve (net_name_valid) */
 };
 
-/* The backend's address as text: "host:port", "[v6]:port" or "unix:PATH".
+/* The backend's address as text: "host:port", "[v6]:port", "unix:PATH",
+ * or for a named one "name:port" or "srv:name".
  * Returns 0, or -1 when buf is too small (128 bytes always suffice). */
 int config_backend_addr(const struct config_backend *b, char *buf, size_t len);
 /* A TLS certificate (chain, PEM) and its private key (PEM). */
@@ -114,6 +125,11 @@ struct config {
 
     /* CSV log */
     unsigned log_flush_ms;
+
+    /* DNS for named backends ([dns]; src/resolver.c) */
+    char dns_resolvers[256]; /* "ADDR:PORT,...", "" = /etc/resolv.conf */
+    unsigned dns_resolve_interval_ms; /* re-resolution, at most (TTL first) */
+    unsigned dns_timeout_ms;          /* first try of a query */
 
     /* TLS termination ([tls]; src/config_tls.c checks it) */
     char tls_listen[128];                           /* "off": no TLS listener */

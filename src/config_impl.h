@@ -57,12 +57,13 @@ struct config_key {
 };
 
 /* The value types (config_types.c). */
-extern const struct config_type config_type_str;      /* any text that fits */
-extern const struct config_type config_type_retry_on; /* retry.h's words */
-extern const struct config_type config_type_addr;     /* ADDR:PORT */
-extern const struct config_type config_type_addr_off; /* ADDR:PORT or off */
-extern const struct config_type config_type_int;      /* integer, min..max */
-extern const struct config_type config_type_num;      /* double, dmin..dmax */
+extern const struct config_type config_type_str;       /* any text that fits */
+extern const struct config_type config_type_retry_on;  /* retry.h's words */
+extern const struct config_type config_type_addr;      /* ADDR:PORT */
+extern const struct config_type config_type_addr_off;  /* ADDR:PORT or off */
+extern const struct config_type config_type_addr_list; /* ADDR:PORT,... */
+extern const struct config_type config_type_int;       /* integer, min..max */
+extern const struct config_type config_type_num;       /* double, dmin..dmax */
 extern const struct config_type config_type_bool;
 extern const struct config_type config_type_model;      /* (non-)persistent */
 extern const struct config_type config_type_mode;       /* a balancer policy */
