@@ -4,8 +4,10 @@
 
 import { ChartSet, backendColour, logScale } from './charts.js';
 import { RUN_GAP_S, listLogs, loadLog } from './csvlog.js';
-import { fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
+import { esc, fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
          fmtNum, fmtRate } from './format.js';
+import { ALL, allPoolsHeader, bkey, blabel, bpool, choosePool, currentPool,
+         inPool, livePools, renderPools, shareWithin } from './pools.js';
 
 const MAX_POINTS = 600;      // ten minutes of one-second points
 const STALE_MS = 4000;       // no snapshot for this long: reconnect
@@ -16,7 +18,8 @@ const els = {
     score: $('chart-score'), err: $('chart-err'), flow: $('chart-flow'),
 };
 
-// Live series, aligned on `t` (unix seconds), one array per backend id.
+// Live series, aligned on `t` (unix seconds), one array per backend key
+// (its id, or pool/id with named pools: bkey in pools.js).
 const live = {
     ids: [], t: [], requests: {}, errors: {}, p50: {}, p99: {}, score: {},
     share: {}, health: {}, healthAt: new Map(), snap: null,
@@ -130,7 +133,7 @@ function addEvent(cls, text, when) {
 function onSnapshot(s) {
     if (!s || !Array.isArray(s.backends)) return;
     const prev = live.snap;
-    const ids = s.backends.map(b => String(b.id));
+    const ids = s.backends.map(bkey);
     let rebuild = false;
     if (prev && s.uptime_s + 0.5 < prev.uptime_s) {
         addEvent('ev-info', `lbproxy restarted (uptime ${fmtDuration(s.uptime_s)})`,
@@ -153,21 +156,22 @@ function onSnapshot(s) {
     }
     const n = live.t.length - 1;
     const before = prev && !rebuild
-        ? Object.fromEntries(prev.backends.map(b => [b.id, b])) : {};
+        ? Object.fromEntries(prev.backends.map(b => [bkey(b), b])) : {};
     const hs = {};
     live.healthAt.set(live.t[n], hs);
     for (const b of s.backends) {
-        hs[b.id] = b.health;
-        live.health[b.id][n] = b.health;
-        const p = before[b.id];
+        const k = bkey(b);
+        hs[k] = b.health;
+        live.health[k][n] = b.health;
+        const p = before[k];
         if (p && p.health !== b.health) {
             const cls = b.health === 'up' ? 'ev-ok'
                 : b.health === 'probing' ? 'ev-warn' : 'ev-bad';
-            addEvent(cls, `${b.id}: ${p.health} → ${b.health}` +
+            addEvent(cls, `${k}: ${p.health} → ${b.health}` +
                      (b.reason ? ` (${b.reason})` : ''), s.time);
         } else if (!p && b.health !== 'up') {
             addEvent(b.health === 'probing' ? 'ev-warn' : 'ev-bad',
-                     `${b.id} is ${b.health}` + (b.reason ? ` (${b.reason})` : ''),
+                     `${k} is ${b.health}` + (b.reason ? ` (${b.reason})` : ''),
                      s.time);
         }
     }
@@ -182,31 +186,52 @@ function onSnapshot(s) {
     if (view === 'live') renderLive(rebuild);
 }
 
-function liveView() {
+// The live series of `keys`; one pool's shares are within that pool.
+function liveView(keys, cur) {
     return { t: live.t, requests: live.requests, errors: live.errors,
              p50: live.p50, p99: live.p99, score: live.score,
-             share: live.share, health: live.health, flow: live.flow };
+             share: cur === ALL ? live.share
+                 : shareWithin(keys, live.requests, live.t.length),
+             health: live.health, flow: live.flow };
+}
+
+// The charts of `shown` (backends), rebuilt when the backends or their
+// labels change, else given the new points.
+function drawCharts(shown, cur, view, withScore, rebuild) {
+    const keys = shown.map(bkey);
+    const labels = Object.fromEntries(shown.map(b => [bkey(b), blabel(b, cur)]));
+    const sig = JSON.stringify([keys, labels, withScore]);
+    if (rebuild || !charts || charts.sig !== sig) {
+        if (charts) charts.destroy();
+        charts = new ChartSet(els, keys, view(keys), withScore, labels);
+        charts.sig = sig;
+    } else {
+        charts.update(view(keys));
+    }
 }
 
 function renderLive(rebuild) {
     const s = live.snap;
     if (!s) return;
-    renderHeader(s.mode, s.persistent ? 'persistent' : 'non_persistent');
+    const pools = livePools(s);
+    const cur = currentPool(pools);
+    const pool = pools.find(p => p.name === cur);
+    const shown = inPool(s.backends, cur);
+    renderPools(pools, cur, 'Req/s');
+    const head = pool || allPoolsHeader(pools, s.mode,
+                                        s.persistent ? 'persistent' : 'non_persistent');
+    renderHeader(head.mode, head.model);
     $('meta').textContent = [
         s.version ? 'v' + s.version : null,
         'up ' + fmtDuration(s.uptime_s),
-        `${s.backends.length} backend${s.backends.length === 1 ? '' : 's'}`,
+        `${shown.length} backend${shown.length === 1 ? '' : 's'}`,
+        pools.length > 1 ? `${pools.length} pools` : null,
         `window ${s.window_s || '?'} s`,
         'updated ' + fmtClock(s.time || Date.now() / 1000),
     ].filter(Boolean).join(' · ');
-    renderLiveKpis(s);
-    renderLiveTable(s);
-    if (rebuild || !charts || charts.ids.join() !== live.ids.join()) {
-        if (charts) charts.destroy();
-        charts = new ChartSet(els, live.ids, liveView(), true);
-    } else {
-        charts.update(liveView());
-    }
+    renderLiveKpis(s, pool, shown);
+    renderLiveTable(s, shown, cur);
+    drawCharts(shown, cur, keys => liveView(keys, cur), true, rebuild);
 }
 
 function renderHeader(mode, model) {
@@ -229,11 +254,22 @@ function errPct(errors, total) {
                                             : p.toFixed(1) + ' %');
 }
 
-function renderLiveKpis(s) {
-    const t = s.total || {};
+// One pool's figures over the totals (retries, hedges, the queue and the
+// tunnels are counted for all pools only).
+function poolTotals(s, pool, shown) {
+    return Object.assign({}, s.total, {
+        requests: pool.requests, errors: pool.errors, rps: pool.rps,
+        in_flight: shown.reduce((a, b) => a + (b.in_flight || 0), 0),
+        latency_ms: { p50: pool.p50, p99: pool.p99 }, tunnels: {},
+    });
+}
+
+function renderLiveKpis(s, pool, shown) {
+    const t = pool ? poolTotals(s, pool, shown) : s.total || {};
     const lat = t.latency_ms || {};
     $('kpi-rps-label').textContent = 'Requests/s';
     $('kpi-inflight-label').textContent = 'In flight';
+    $('kpi-retry-label').textContent = pool ? 'Retries (all pools)' : 'Retries';
     kpi('kpi-rps', fmtRate(t.rps));
     kpi('kpi-req', fmtInt(t.requests));
     kpi('kpi-err', fmtInt(t.errors) + errPct(t.errors, t.requests), t.errors > 0);
@@ -259,11 +295,6 @@ function renderLiveKpis(s) {
     kpi('kpi-p99', fmtMs(lat.p99) + unit('ms'));
 }
 
-function esc(x) {
-    return String(x == null ? '' : x).replace(/[&<>"]/g, c =>
-        ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
-}
-
 function setHead(cols) {
     $('backends').tHead.innerHTML = '<tr>' + cols.map(([label, cls, title]) =>
         `<th class="${cls || ''}" title="${esc(title || '')}">${label}</th>`)
@@ -275,9 +306,9 @@ function cell(colName, content, cls, title) {
            (title ? ` title="${esc(title)}"` : '') + `>${content}</td>`;
 }
 
-function idCell(id) {
+function idCell(id, label = id) {
     return cell('id', `<span class="swatch" style="background:${backendColour(id)}">` +
-                `</span>${esc(id)}`, 'l id');
+                `</span>${esc(label)}`, 'l id');
 }
 
 function shareBar(id, pct) {
@@ -286,7 +317,7 @@ function shareBar(id, pct) {
            `<span class="bar" style="width:${w}px;background:${backendColour(id)}"></span>`;
 }
 
-function renderLiveTable(s) {
+function renderLiveTable(s, shown, cur) {
     $('table-title').textContent = 'Backends';
     $('table-hint').textContent =
         `rates and percentiles over the last ${s.window_s || '?'} s; ` +
@@ -296,8 +327,9 @@ function renderLiveTable(s) {
              ['Score', '', 'selector score: lower is preferred'], ['Req/s'],
              ['Share', '', 'share of requests/s over the window'],
              ['p50'], ['p99'], ['Requests'], ['Errors']]);
-    const totRps = s.backends.reduce((a, b) => a + (b.rps || 0), 0);
-    const rows = s.backends.map(b => {
+    const totRps = shown.reduce((a, b) => a + (b.rps || 0), 0);
+    const rows = shown.map(b => {
+        const k = bkey(b);
         const lat = b.latency_ms || {};
         const errs = b.errors || {};
         const etot = typeof errs === 'number' ? errs : errs.total || 0;
@@ -305,8 +337,8 @@ function renderLiveTable(s) {
             ? Object.entries(errs).filter(([k, v]) => k !== 'total' && v)
                 .map(([k, v]) => `${k}: ${v}`).join(', ') : '';
         const h = esc(b.health || 'unknown');
-        return `<tr data-id="${esc(b.id)}">` +
-            idCell(b.id) +
+        return `<tr data-id="${esc(k)}" data-pool="${esc(bpool(b))}">` +
+            idCell(k, blabel(b, cur)) +
             cell('address', esc(b.address), 'l addr') +
             cell('health', `<span class="health h-${h}">${h}</span>`, 'l') +
             cell('reason', esc(b.reason || ''), 'l reason', b.reason) +
@@ -314,7 +346,7 @@ function renderLiveTable(s) {
             cell('pool_idle', fmtInt(b.pool_idle)) +
             cell('score', fmtNum(b.score)) +
             cell('rps', fmtRate(b.rps)) +
-            cell('share', shareBar(b.id, totRps ? 100 * (b.rps || 0) / totRps : null)) +
+            cell('share', shareBar(k, totRps ? 100 * (b.rps || 0) / totRps : null)) +
             cell('p50', b.rps > 0 || lat.p50 > 0 ? fmtMs(lat.p50) + ' ms' : '—') +
             cell('p99', b.rps > 0 || lat.p99 > 0 ? fmtMs(lat.p99) + ' ms' : '—') +
             cell('requests', fmtInt(b.requests)) +
@@ -479,21 +511,32 @@ function showCsv(ms) {
           (v.bucket > 1 ? `, charts in ${v.bucket} s buckets` : '') +
           (ms != null ? `, parsed in ${(ms / 1000).toFixed(1)} s` : '')
         : 'the log has no request rows';
-    renderHeader(s.mode, s.connModel);
-    $('meta').textContent = `CSV log · ${fmtInt(s.rows)} rows · ` +
-        `${v.ids.length} backend${v.ids.length === 1 ? '' : 's'}`;
+    // the pool selector narrows the table, the charts and the cards
+    const cur = currentPool(s.pools);
+    const pool = s.pools.find(p => p.name === cur);
+    const shown = inPool(s.backends, cur);
+    const noBackend = pool ? pool.none : s.noBackend;
+    const tot = pool ? { rows: pool.requests, errors: pool.errors, rps: pool.rps,
+                         p50: pool.p50, p99: pool.p99 } : s;
+    renderPools(s.pools, cur, 'Mean req/s');
+    const head = pool || allPoolsHeader(s.pools, s.mode, s.connModel);
+    renderHeader(head.mode, head.model);
+    $('meta').textContent = `CSV log · ${fmtInt(tot.rows)} rows · ` +
+        `${shown.length} backend${shown.length === 1 ? '' : 's'}` +
+        (s.pools.length > 1 ? ` · ${s.pools.length} pools` : '');
 
     $('kpi-rps-label').textContent = 'Mean req/s';
     $('kpi-inflight-label').textContent = 'Active time';
-    kpi('kpi-rps', fmtRate(s.rps));
-    kpi('kpi-req', fmtInt(s.rows));
-    kpi('kpi-err', fmtInt(s.errors) + errPct(s.errors, s.rows), s.errors > 0);
+    $('kpi-retry-label').textContent = pool ? 'Retries (all pools)' : 'Retries';
+    kpi('kpi-rps', fmtRate(tot.rps));
+    kpi('kpi-req', fmtInt(tot.rows));
+    kpi('kpi-err', fmtInt(tot.errors) + errPct(tot.errors, tot.rows), tot.errors > 0);
     kpi('kpi-inflight', fmtDuration(s.seconds));
     $('kpi-inflight').title = '';
     kpi('kpi-retry', fmtInt(s.retries || 0));
     $('kpi-retry').title = 'extra attempts, from the log\'s retries column';
-    kpi('kpi-p50', fmtMs(s.p50) + unit('ms'));
-    kpi('kpi-p99', fmtMs(s.p99) + unit('ms'));
+    kpi('kpi-p50', fmtMs(tot.p50) + unit('ms'));
+    kpi('kpi-p99', fmtMs(tot.p99) + unit('ms'));
 
     $('table-title').textContent = 'Backends in this run';
     $('table-hint').textContent = (s.run === 'all' ? 'whole log'
@@ -504,23 +547,24 @@ function showCsv(ms) {
              ['Mean req/s'], ['p50'], ['p99'], ['Mean'], ['Errors'],
              ['Reused', '', 'requests sent on a pooled connection'],
              ['Sent', '', 'response bytes sent to clients']]);
-    const rows = s.backends.map(b => `<tr data-id="${esc(b.id)}">` +
-        idCell(b.id) + cell('address', esc(b.address), 'l addr') +
+    const rows = shown.map(b => `<tr data-id="${esc(b.key)}" data-pool="${esc(b.pool)}">` +
+        idCell(b.key, blabel(b, cur)) + cell('address', esc(b.address), 'l addr') +
         cell('requests', fmtInt(b.requests)) +
-        cell('share', shareBar(b.id, b.share)) +
+        cell('share', shareBar(b.key, pool ? (pool.requests ? 100 * b.requests /
+                                                 pool.requests : 0) : b.share)) +
         cell('rps', fmtRate(b.rps)) +
         cell('p50', fmtMs(b.p50) + ' ms') + cell('p99', fmtMs(b.p99) + ' ms') +
         cell('mean', fmtMs(b.mean) + ' ms') +
         cell('errors', fmtInt(b.errors), b.errors ? 'err-nz' : '') +
         cell('reused', b.reused.toFixed(0) + ' %') +
         cell('bytes', fmtBytes(b.bytes)) + '</tr>');
-    if (s.noBackend.n) {
+    if (noBackend.n) {
         rows.push('<tr data-id=""><td class="l id" data-col="id">' +
             '<span class="swatch" style="background:#8b949e"></span>none</td>' +
             '<td class="l addr">answered by lbproxy</td>' +
-            cell('requests', fmtInt(s.noBackend.n)) + '<td></td><td></td><td></td>' +
-            '<td></td><td></td>' + cell('errors', fmtInt(s.noBackend.err),
-            s.noBackend.err ? 'err-nz' : '') + '<td></td><td></td></tr>');
+            cell('requests', fmtInt(noBackend.n)) + '<td></td><td></td><td></td>' +
+            '<td></td><td></td>' + cell('errors', fmtInt(noBackend.err),
+            noBackend.err ? 'err-nz' : '') + '<td></td><td></td></tr>');
     }
     $('backends').tBodies[0].innerHTML = rows.join('') ||
         '<tr><td class="empty" colspan="11">no requests reached a backend</td></tr>';
@@ -538,17 +582,17 @@ function showCsv(ms) {
     }
     $('events').innerHTML = items.join('') || '<li class="none">empty log</li>';
 
-    if (charts) charts.destroy();
-    charts = new ChartSet(els, v.ids, { t: v.t, requests: v.requests,
-        errors: v.errors, p50: v.p50, p99: v.p99, share: v.share,
-        flow: v.flow }, false);
+    drawCharts(shown, cur, keys => ({ t: v.t, requests: v.requests,
+        errors: v.errors, p50: v.p50, p99: v.p99,
+        share: cur === ALL ? v.share : shareWithin(keys, v.requests, v.t.length),
+        flow: v.flow }), false, true);
 }
 
 function showLive() {
     view = 'live';
     document.body.dataset.view = 'live';
     csv = null;
-    history.replaceState(null, '', location.pathname);
+    history.replaceState(null, '', location.pathname + location.search);
     $('btn-live').classList.add('active');
     $('btn-load').classList.remove('active');
     $('card-score').classList.remove('hidden');
@@ -556,6 +600,7 @@ function showLive() {
     if (charts) { charts.destroy(); charts = null; }
     renderEvents();
     if (live.snap) renderLive(true);
+    else renderPools([], ALL, '');
 }
 
 for (const b of document.querySelectorAll('.scale-toggle')) {
@@ -572,6 +617,18 @@ $('btn-live').addEventListener('click', showLive);
 $('btn-back').addEventListener('click', showLive);
 $('btn-load').addEventListener('click', () => openLog($('log-select').value));
 $('csv-run').addEventListener('change', e => selectRun(e.target.value));
+
+// The pool selector and the pools table's rows: show that pool.
+function selectPool(name) {
+    choosePool(name);
+    if (view === 'csv' && csv) showCsv();
+    else renderLive(false);
+}
+$('pool-select').addEventListener('change', e => selectPool(e.target.value));
+$('pools').addEventListener('click', e => {
+    const tr = e.target.closest('tr[data-pool]');
+    if (tr) selectPool(tr.dataset.pool);
+});
 $('log-select').addEventListener('focus', refreshLogs);
 $('log-select').addEventListener('keydown', e => {
     if (e.key === 'Enter') openLog($('log-select').value);
@@ -582,6 +639,7 @@ window.lbDashboard = {
     view: () => view,
     ids: () => (charts ? charts.ids.slice() : []),
     coverage: () => (charts ? charts.coverage() : {}),
+    chartView: () => (charts ? charts.view : null),
     points: () => live.t.length,
     snapshot: () => live.snap,
     shares: () => ({ t: live.t.slice(), share: live.share }),
@@ -589,6 +647,7 @@ window.lbDashboard = {
     csvSummary: () => (csv ? csv.view.summary : null),
     csvRuns: () => (csv ? csv.view.runs : null),
     selectRun,
+    selectPool,
     connection: () => connState,
     refreshLogs,
     openLog,

@@ -9,8 +9,9 @@ const PALETTE = ['#4e9bff', '#f5a623', '#3ecf8e', '#e5534b', '#b083f0',
                  '#2fc7c9', '#f778ba', '#d4c84a', '#a5735a', '#8b949e'];
 const colours = new Map();
 
-// One colour per backend id for the whole session, in order of first sight,
-// so A is the same blue in the table, every chart and the CSV view.
+// One colour per backend (its key: the id, or pool/id) for the whole
+// session, in order of first sight, so A is the same blue in the table,
+// every chart and the CSV view.
 export function backendColour(id) {
     if (!colours.has(id)) colours.set(id, PALETTE[colours.size % PALETTE.length]);
     return colours.get(id);
@@ -116,12 +117,16 @@ function lineSeries(id, extra) {
                            points: { show: false }, spanGaps: false }, extra);
 }
 
+// Each chart takes `ids` (the backends' keys, which index the view) and
+// `lab`, which names a key in the legend.
+const same = id => id;
+
 // Requests per second, one line per backend.
-export function rpsChart(el, ids, view) {
+export function rpsChart(el, ids, view, lab = same) {
     const o = baseOpts('requests/s', fmtRate, zeroBased(1.15));
     for (const id of ids) {
         o.series.push(lineSeries(id, {
-            fill: alpha(backendColour(id), 0.08),
+            label: lab(id), fill: alpha(backendColour(id), 0.08),
             value: (u, v) => (v == null ? '—' : fmtRate(v) + ' req/s'),
         }));
     }
@@ -129,14 +134,14 @@ export function rpsChart(el, ids, view) {
 }
 
 // Share of requests per backend, stacked to 100 % per second.
-export function shareChart(el, ids, ref) {
+export function shareChart(el, ids, ref, lab = same) {
     const view = ref.view;
     const o = baseOpts('% of requests', v => v + ' %', () => [0, 100]);
     o.bands = [];
     ids.forEach((id, k) => {
         const c = backendColour(id);
         o.series.push({
-            label: id, stroke: c, width: 1, fill: alpha(c, 0.7),
+            label: lab(id), stroke: c, width: 1, fill: alpha(c, 0.7),
             points: { show: false },
             value: (u, v, si, i) => {
                 const s = i == null ? null : ref.view.share[id][i];
@@ -172,19 +177,19 @@ function yScale(opts, log, pad) {
 }
 
 // p50 (solid) and p99 (dashed) latency per backend.
-export function latencyChart(el, ids, view) {
+export function latencyChart(el, ids, view, lab = same) {
     const log = logScale.lat;
     const o = baseOpts(log ? 'latency (ms, log)' : 'latency (ms)', fmtMs);
     yScale(o, log, 1.1);
     for (const id of ids) {
         o.series.push(lineSeries(id, {
-            label: id + ' p50',
+            label: lab(id) + ' p50',
             value: (u, v) => (v == null ? '—' : fmtMs(v) + ' ms'),
         }));
     }
     for (const id of ids) {
         o.series.push(lineSeries(id, {
-            label: id + ' p99', width: 1.25, dash: [5, 4],
+            label: lab(id) + ' p99', width: 1.25, dash: [5, 4],
             value: (u, v) => (v == null ? '—' : fmtMs(v) + ' ms'),
         }));
     }
@@ -198,13 +203,13 @@ export function latencyChart(el, ids, view) {
 }
 
 // The selector's score per backend (what `pick` compares).
-export function scoreChart(el, ids, view) {
+export function scoreChart(el, ids, view, lab = same) {
     const log = logScale.score;
     const o = baseOpts(log ? 'score (log)' : 'score', fmtNum);
     yScale(o, log, 1.15);
     for (const id of ids) {
         o.series.push(lineSeries(id, {
-            value: (u, v) => (v == null ? '—' : fmtNum(v)),
+            label: lab(id), value: (u, v) => (v == null ? '—' : fmtNum(v)),
         }));
     }
     const reshape = v => [v.t, ...ids.map(id =>
@@ -248,7 +253,7 @@ const LANE = 5;
 
 // Errors per second per backend, with one thin lane per backend along the
 // top that is red while it was ejected (amber probing, grey down).
-export function errorChart(el, ids, ref) {
+export function errorChart(el, ids, ref, lab = same) {
     const view = ref.view;
     const o = baseOpts('errors/s', fmtRate, (u, min, max) =>
         [0, Math.max(max, 1) * (1.25 + 0.06 * ids.length)]);
@@ -257,7 +262,7 @@ export function errorChart(el, ids, ref) {
                        2e4, 5e4, 1e5];
     for (const id of ids) {
         o.series.push(lineSeries(id, {
-            paths: uPlot.paths.stepped({ align: 1 }),
+            label: lab(id), paths: uPlot.paths.stepped({ align: 1 }),
             fill: alpha(backendColour(id), 0.12),
             value: (u, v) => (v == null ? '—' : fmtRate(v) + ' err/s'),
         }));
@@ -289,18 +294,21 @@ export function errorChart(el, ids, ref) {
     return new Chart(el, o, [view.t, ...ids.map(id => view.errors[id])]);
 }
 
-// The set of charts for one view; update() takes a new view of the same ids.
+// The set of charts for one view; update() takes a new view of the same ids
+// (keys); labels (optional) names each key in the legends.
 export class ChartSet {
-    constructor(els, ids, view, withScore) {
+    constructor(els, ids, view, withScore, labels) {
         this.ids = ids;
+        this.lab = labels ? id => (labels[id] != null ? labels[id] : id) : same;
+        const lab = this.lab;
         this.ref = { view };
         this.charts = {
-            rps: rpsChart(els.rps, ids, view),
-            share: shareChart(els.share, ids, this.ref),
-            lat: latencyChart(els.lat, ids, view),
-            err: errorChart(els.err, ids, this.ref),
+            rps: rpsChart(els.rps, ids, view, lab),
+            share: shareChart(els.share, ids, this.ref, lab),
+            lat: latencyChart(els.lat, ids, view, lab),
+            err: errorChart(els.err, ids, this.ref, lab),
         };
-        if (withScore) this.charts.score = scoreChart(els.score, ids, view);
+        if (withScore) this.charts.score = scoreChart(els.score, ids, view, lab);
         if (els.flow) this.charts.flow = flowChart(els.flow, view);
         this.els = els;
         this.view = view;
@@ -323,7 +331,7 @@ export class ChartSet {
         const make = { lat: latencyChart, score: scoreChart }[key];
         if (!this.charts[key]) return;
         this.charts[key].destroy();
-        this.charts[key] = make(this.els[key], this.ids, this.view);
+        this.charts[key] = make(this.els[key], this.ids, this.view, this.lab);
     }
     // Non-null points per backend and chart, for the browser test.
     coverage() {

@@ -1,7 +1,10 @@
 // csvlog: lists lbproxy's CSV request logs and turns one into the same
 // per-second view the live charts draw (requests/s, p50/p99, share and
 // errors per backend), parsing it in a Papa Parse worker.  A file that
-// several runs appended to is split into its runs at long gaps.
+// several runs appended to is split into its runs at long gaps.  The log's
+// `pool` column (absent in older logs) splits backends by pool: with pools
+// other than the default one, a backend's key is pool/id, as in the live
+// /api/stats.
 /* global Papa */
 
 // The CSV logs the admin listener serves under /logs/, newest first.
@@ -70,13 +73,22 @@ function bump(map, k) {
     map.set(k, (map.get(k) || 0) + 1);
 }
 
+// What the aggregator calls a backend inside: pool and id ('' for a log
+// without the pool column).
+const SEP = '\u0000';
+
+function poolCounter() {
+    return { n: 0, err: 0, none: { n: 0, err: 0 }, mode: '', connModel: '' };
+}
+
 // Accumulates parsed rows into one record per second of the log; runs()
 // splits the seconds at gaps, finish(run) returns the per-second view of one
 // run (or of the whole file).
 export class CsvAggregator {
     constructor() {
         this.secs = new Map();      // second -> per-second record (below)
-        this.addr = new Map();      // backend id -> address
+        this.addr = new Map();      // pool SEP id -> address
+        this.pools = new Set();     // the pool column's names
         this.rows = 0;
         this.prefix = '';
         this.prefixSec = 0;
@@ -97,7 +109,7 @@ export class CsvAggregator {
         let x = this.secs.get(sec);
         if (!x) {
             x = { rows: 0, retries: 0, hedges: 0, mode: '', connModel: '',
-                  per: new Map(), none: { n: 0, err: 0 },
+                  per: new Map(), none: { n: 0, err: 0 }, pools: new Map(),
                   errKinds: new Map(), statuses: new Map() };
             this.secs.set(sec, x);
         }
@@ -122,15 +134,33 @@ export class CsvAggregator {
             bump(x.statuses, status);
             if (r.error) bump(x.errKinds, r.error);
             else if (isErr) bump(x.errKinds, 'HTTP ' + status);
+            // a row with a pool counts for that pool; one with none (no
+            // route matched, or an older log) for no pool
+            const pool = r.pool || '';
+            let pc = null;
+            if (pool) {
+                this.pools.add(pool);
+                pc = x.pools.get(pool);
+                if (!pc) { pc = poolCounter(); x.pools.set(pool, pc); }
+                pc.n++;
+                if (isErr) pc.err++;
+                if (!pc.mode && r.mode) pc.mode = r.mode;
+                if (!pc.connModel && r.conn_model) pc.connModel = r.conn_model;
+            }
             const id = r.backend_id;
             if (!id) {
                 x.none.n++;
                 if (isErr) x.none.err++;
+                if (pc) {
+                    pc.none.n++;
+                    if (isErr) pc.none.err++;
+                }
                 continue;
             }
-            if (!this.addr.has(id)) this.addr.set(id, r.backend_addr || '');
-            let c = x.per.get(id);
-            if (!c) { c = counter(); x.per.set(id, c); }
+            const ik = pool + SEP + id;
+            if (!this.addr.has(ik)) this.addr.set(ik, r.backend_addr || '');
+            let c = x.per.get(ik);
+            if (!c) { c = counter(); x.per.set(ik, c); }
             c.n++;
             if (isErr) c.err++;
             if (r.reused === '1') c.reused++;
@@ -173,9 +203,11 @@ export class CsvAggregator {
         const maxT = sel.length ? sel[sel.length - 1].end : -1;
         const active = sel.reduce((a, r) => a + r.seconds, 0);
         const inRange = t => t >= minT && t <= maxT;
+        const { keyOf, who } = this.keys();
 
         // totals over the selected seconds
         const tot = new Map();
+        const pools = new Map();
         let rows = 0, retries = 0, mode = '', connModel = '';
         const none = { n: 0, err: 0 };
         const errKinds = new Map(), statuses = new Map();
@@ -187,7 +219,18 @@ export class CsvAggregator {
             none.err += x.none.err;
             for (const [k, n] of x.errKinds) errKinds.set(k, (errKinds.get(k) || 0) + n);
             for (const [k, n] of x.statuses) statuses.set(k, (statuses.get(k) || 0) + n);
-            for (const [id, c] of x.per) {
+            for (const [name, c] of x.pools) {
+                let a = pools.get(name);
+                if (!a) { a = poolCounter(); pools.set(name, a); }
+                a.n += c.n;
+                a.err += c.err;
+                a.none.n += c.none.n;
+                a.none.err += c.none.err;
+                if (!a.mode) a.mode = c.mode;
+                if (!a.connModel) a.connModel = c.connModel;
+            }
+            for (const [ik, c] of x.per) {
+                const id = keyOf(ik);
                 let a = tot.get(id);
                 if (!a) { a = counter(); tot.set(id, a); }
                 a.n += c.n;
@@ -203,7 +246,13 @@ export class CsvAggregator {
             if (!connModel) connModel = x.connModel;
         }
 
-        const ids = [...tot.keys()].sort();
+        // by id; with pools, the default pool's first, then by pool
+        const rank = k => [who.get(k).pool !== 'default', who.get(k).pool, who.get(k).id];
+        const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+        const ids = [...tot.keys()].sort((a, b) => {
+            const x = rank(a), y = rank(b);
+            return cmp(x[0], y[0]) || cmp(x[1], y[1]) || cmp(x[2], y[2]);
+        });
         const empty = () => Object.fromEntries(ids.map(id => [id, []]));
         const v = { ids, t: [], bucket: 1, requests: empty(), errors: empty(),
                     p50: empty(), p99: empty(), share: empty(),
@@ -226,8 +275,8 @@ export class CsvAggregator {
                     if (!x) continue;
                     fr += x.retries;
                     fh += x.hedges;
-                    for (const [id, c] of x.per) {
-                        const p = per.get(id);
+                    for (const [ik, c] of x.per) {
+                        const p = per.get(keyOf(ik));
                         p.n += c.n;
                         p.err += c.err;
                         for (const l of c.lat) p.lat.push(l);
@@ -257,6 +306,7 @@ export class CsvAggregator {
             }
         }
         const allLat = [];
+        const poolLat = new Map();
         v.summary = {
             rows, retries, mode, connModel,
             start: rows ? minT : 0, end: rows ? maxT : 0,
@@ -266,12 +316,16 @@ export class CsvAggregator {
             noBackend: none,
             errKinds: [...errKinds.entries()].sort((a, b) => b[1] - a[1]),
             statuses: [...statuses.entries()].sort((a, b) => a[0] - b[0]),
-            backends: ids.map(id => {
-                const b = tot.get(id);
-                const lat = all.get(id).sort((a, c) => a - c);
+            backends: ids.map(key => {
+                const b = tot.get(key);
+                const w = who.get(key);
+                const lat = all.get(key).sort((a, c) => a - c);
                 for (const l of lat) allLat.push(l);
+                if (!poolLat.has(w.pool)) poolLat.set(w.pool, []);
+                const pl = poolLat.get(w.pool);
+                for (const l of lat) pl.push(l);
                 return {
-                    id, address: this.addr.get(id) || '', requests: b.n,
+                    key, id: w.id, pool: w.pool, address: w.addr, requests: b.n,
                     errors: b.err,
                     share: rows ? 100 * b.n / rows : 0,
                     rps: active ? b.n / active : 0,
@@ -288,7 +342,38 @@ export class CsvAggregator {
         v.summary.p99 = percentile(allLat, 0.99);
         v.summary.errors = v.summary.backends.reduce((a, b) => a + b.errors, 0) +
                            none.err;
+        // the pools in the order of their names, default first
+        v.summary.pools = [...pools.keys()].sort((a, b) =>
+            (b === 'default') - (a === 'default') || a.localeCompare(b))
+            .map(name => {
+                const a = pools.get(name);
+                const lat = (poolLat.get(name) || []).sort((x, y) => x - y);
+                return {
+                    name, mode: a.mode, model: a.connModel,
+                    backends: v.summary.backends.filter(b => b.pool === name).length,
+                    requests: a.n, errors: a.err, none: a.none,
+                    rps: active ? a.n / active : 0,
+                    p50: percentile(lat, 0.5), p99: percentile(lat, 0.99),
+                };
+            });
         return v;
+    }
+
+    // How the backends seen are keyed: by id, or by pool/id when the log
+    // names a pool other than the default (an older log has no pool
+    // column: ids).  keyOf(inner key) -> key; who: key -> {id, pool, addr}.
+    keys() {
+        const named = [...this.pools].some(p => p !== 'default');
+        const memo = new Map();
+        const who = new Map();
+        for (const [ik, addr] of this.addr) {
+            const [pool, id] = ik.split(SEP);
+            const p = pool || 'default';
+            const key = named ? p + '/' + id : id;
+            memo.set(ik, key);
+            if (!who.has(key)) who.set(key, { id, pool: p, addr });
+        }
+        return { keyOf: ik => memo.get(ik), who };
     }
 }
 

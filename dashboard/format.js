@@ -68,3 +68,9 @@ export function fmtDateTime(unix) {
     return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ` +
            `${p(d.getHours())}:${p(d.getMinutes())}`;
 }
+
+// Text made safe for HTML: &, <, > and " escaped.
+export function esc(x) {
+    return String(x == null ? '' : x).replace(/[&<>"]/g, c =>
+        ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+}

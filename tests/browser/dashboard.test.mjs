@@ -95,6 +95,9 @@ test('dashboard on the real lbproxy', { timeout: 58000 }, async t => {
                 return ok ? c : false;
             }, within(25000), 250);
             assert.deepEqual(await page.evaluate(() => window.lbDashboard.ids()), IDS);
+            // one pool (the default): no pool selector, no pools table
+            assert.ok(await page.isHidden('#pool-pick'));
+            assert.ok(await page.isHidden('#pools-card'));
             const legend = await page.$$eval('#chart-rps .u-legend .u-series .u-label',
                 els => els.map(e => e.textContent.trim()));
             for (const id of IDS) assert.ok(legend.includes(id), `legend ${legend}`);

@@ -5,9 +5,12 @@ Development aid only: the browser test runs against the real lbproxy.  It
 follows the admin JSON contract (docs/dashboard.md): GET / and dashboard
 files, /vendor/<pkg>/<path> from node_modules, /api/stats, /api/stream (SSE,
 one `stats` event a second), /logs/?format=json and /logs/NAME.csv.  Three
-simulated backends A, B, C (C gets ejected now and then).
+simulated backends A, B, C (C gets ejected now and then); with --pools, two
+pools that both have an A: default (A, B; adaptive_ewma, persistent) and api
+(A, C; least-conn, non-persistent), keyed default/A … as lbproxy does.
 
     /usr/bin/python3 tests/browser/mock_admin.py --port 5002 [--logs-dir DIR]
+                                                 [--pools]
 """
 import argparse
 import json
@@ -25,40 +28,60 @@ MIME = {".html": "text/html; charset=utf-8", ".js": "text/javascript",
         ".mjs": "text/javascript", ".css": "text/css", ".json":
         "application/json", ".png": "image/png", ".svg": "image/svg+xml",
         ".csv": "text/csv; charset=utf-8"}
-IDS = ["A", "B", "C"]
-BASE_MS = {"A": 2.0, "B": 5.0, "C": 9.0}
+# (pool, id, base latency in ms); a backend's key is its id with one pool,
+# pool/id with several
+ONE_POOL = [("default", "A", 2.0), ("default", "B", 5.0),
+            ("default", "C", 9.0)]
+TWO_POOLS = [("default", "A", 2.0), ("default", "B", 5.0),
+             ("api", "A", 3.0), ("api", "C", 9.0)]
+POOL_MODES = {"default": ("adaptive_ewma", True),
+              "api": ("least-conn", False)}
+
+
+def keyed(backends):
+    """{key: (pool, id, base_ms)} in configuration order."""
+    named = any(p != "default" for p, _, _ in backends)
+    return {("%s/%s" % (p, i) if named else i): (p, i, ms)
+            for p, i, ms in backends}
 
 
 class Sim:
-    """Per-second fake traffic for three backends, 60 s of history."""
+    """Per-second fake traffic for the backends, 60 s of history."""
 
-    def __init__(self):
+    def __init__(self, backends=ONE_POOL):
         self.lock = threading.Lock()
         self.start = time.time()
-        self.hist = []          # list of (t, {id: (req, err, p50, p99, score)})
-        self.total_req = {i: 0 for i in IDS}
-        self.total_err = {i: 0 for i in IDS}
-        self.health = {i: "up" for i in IDS}
+        self.bk = keyed(backends)
+        self.keys = list(self.bk)
+        self.hist = []          # list of (t, {key: (req, err, p50, p99, score)})
+        self.total_req = {i: 0 for i in self.keys}
+        self.total_err = {i: 0 for i in self.keys}
+        self.health = {i: "up" for i in self.keys}
         now = int(time.time())
         for t in range(now - 60, now):
             self._tick(t)
 
     def _tick(self, t):
         phase = (t % 90)
-        self.health["C"] = "ejected" if 40 <= phase < 48 else (
-            "probing" if phase == 48 else "up")
+        flaky = [k for k in self.keys if self.bk[k][1] == "C"]
+        for k in flaky:
+            self.health[k] = "ejected" if 40 <= phase < 48 else (
+                "probing" if phase == 48 else "up")
         row = {}
         load = 900 + 300 * math.sin(t / 15.0)
-        weights = {i: 1.0 / BASE_MS[i] for i in IDS}
-        if self.health["C"] != "up":
-            weights["C"] = 0.0
+        weights = {i: 1.0 / self.bk[i][2] for i in self.keys}
+        for k in flaky:
+            if self.health[k] != "up":
+                weights[k] = 0.0
         s = sum(weights.values())
-        for i in IDS:
+        for i in self.keys:
+            ms = self.bk[i][2]
             n = int(load * weights[i] / s * random.uniform(0.9, 1.1))
-            err = random.randint(0, 2) if i == "C" and phase in (38, 39) else 0
-            p50 = BASE_MS[i] * random.uniform(0.9, 1.2) if n else 0.0
+            err = random.randint(0, 2) if i in flaky and phase in (38, 39) \
+                else 0
+            p50 = ms * random.uniform(0.9, 1.2) if n else 0.0
             p99 = p50 * random.uniform(2.0, 3.5) if n else 0.0
-            score = BASE_MS[i] * random.uniform(0.8, 1.3)
+            score = ms * random.uniform(0.8, 1.3)
             row[i] = (n, err, p50, p99, score)
             self.total_req[i] += n
             self.total_err[i] += err
@@ -77,13 +100,14 @@ class Sim:
             last = self.hist[-10:]
             bks = []
             tot_rps = 0.0
-            for k, i in enumerate(IDS):
+            for k, i in enumerate(self.keys):
                 rps = sum(r[i][0] for _, r in last) / len(last)
                 tot_rps += rps
                 p50 = last[-1][1][i][2]
                 p99 = last[-1][1][i][3]
                 bks.append({
-                    "index": k, "id": i, "address": "127.0.0.1:%d" % (8081 + k),
+                    "index": k, "id": self.bk[i][1], "pool": self.bk[i][0],
+                    "key": i, "address": "127.0.0.1:%d" % (8081 + k),
                     "weight": 1, "health": self.health[i],
                     "reason": "" if self.health[i] == "up" else
                     "3 consecutive connect errors",
@@ -105,11 +129,14 @@ class Sim:
             hist = {"t": [t for t, _ in self.hist]}
             for key, col in (("requests", 0), ("errors", 1), ("p50_ms", 2),
                              ("p99_ms", 3), ("score", 4)):
-                hist[key] = {i: [r[i][col] for _, r in self.hist] for i in IDS}
+                hist[key] = {i: [r[i][col] for _, r in self.hist]
+                             for i in self.keys}
             treq = sum(self.total_req.values())
             terr = sum(self.total_err.values())
+            pools = self.pools(bks, mode)
             return {
-                "version": "0.1.0", "mode": mode, "persistent": True,
+                "version": "0.1.0", "mode": pools[0]["mode"],
+                "persistent": pools[0]["persistent"],
                 "time": time.time(), "uptime_s": time.time() - self.start,
                 "window_s": 10,
                 "total": {"requests": treq, "errors": terr, "rps": tot_rps,
@@ -117,31 +144,57 @@ class Sim:
                           "bytes_in": treq * 80, "bytes_out": treq * 200,
                           "latency_ms": {"mean": 5.0, "p50": 4.0, "p90": 9.0,
                                          "p99": 20.0, "p999": 30.0}},
-                "backends": bks, "history": hist}
+                "backends": bks, "pools": pools, "history": hist}
+
+    def pools(self, bks, mode):
+        """The "pools" array: each pool's totals from its backends."""
+        out = []
+        for name in dict.fromkeys(b["pool"] for b in bks):
+            mine = [b for b in bks if b["pool"] == name]
+            pm, persistent = POOL_MODES.get(name, (mode, True))
+            if name == "default":
+                pm = mode
+            p99 = max(b["latency_ms"]["p99"] for b in mine)
+            out.append({
+                "name": name, "mode": pm, "persistent": persistent,
+                "backends": len(mine),
+                "requests": sum(b["requests"] for b in mine),
+                "errors": sum(b["errors"]["total"] for b in mine),
+                "rps": round(sum(b["rps"] for b in mine), 1),
+                "latency_ms": {"mean": p99 / 3, "p50": p99 / 4,
+                               "p90": p99 / 2, "p99": p99, "p999": p99}})
+        return out
 
 
-def write_sample_csv(path, seconds=120):
-    """A CSV log in the contract's columns, for the CSV view."""
+def write_sample_csv(path, seconds=120, backends=ONE_POOL):
+    """A CSV log in the contract's columns, for the CSV view (with the pool
+    column for several pools)."""
     cols = ("timestamp,client,method,path,backend_id,backend_addr,status,"
             "req_bytes,resp_bytes,connect_ms,ttfb_ms,upstream_ms,total_ms,"
             "reused,mode,conn_model,retries,error")
+    named = backends is not ONE_POOL
+    if named:
+        cols += ",hedge,request_id,tls_version,tls_cipher,tls_resumed," \
+                "tls_handshake_ms,pool"
     t0 = int(time.time()) - seconds - 5
     with open(path, "w") as f:
         f.write(cols + "\n")
         for s in range(seconds):
-            for k, i in enumerate(IDS):
-                for _ in range(int(200 / BASE_MS[i])):
+            for k, (pool, i, ms) in enumerate(backends):
+                pm, persistent = POOL_MODES.get(pool, ("adaptive_ewma", True))
+                model = "persistent" if persistent else "non_persistent"
+                tail = ",none,,,,,,%s" % pool if named else ""
+                for _ in range(int(200 / ms)):
                     us = random.randint(0, 999999)
                     ts = time.strftime("%Y-%m-%dT%H:%M:%S",
                                        time.gmtime(t0 + s)) + ".%06dZ" % us
-                    up = BASE_MS[i] * random.lognormvariate(0, 0.4)
                     err = "timeout" if random.random() < 0.002 else ""
                     st = 504 if err else 200
+                    up = ms * random.lognormvariate(0, 0.4)
                     f.write("%s,127.0.0.1:4000%d,GET,/,%s,127.0.0.1:%d,%d,"
-                            "78,210,,%.3f,%.3f,%.3f,1,adaptive_ewma,"
-                            "persistent,0,%s\n" % (ts, k, i, 8081 + k, st,
-                                                   up * 0.8, up, up + 0.05,
-                                                   err))
+                            "78,210,,%.3f,%.3f,%.3f,1,%s,%s,0,%s%s\n"
+                            % (ts, k, i, 8081 + k, st, up * 0.8, up,
+                               up + 0.05, pm, model, err, tail))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -220,13 +273,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=5002)
     ap.add_argument("--logs-dir", default=None)
+    ap.add_argument("--pools", action="store_true",
+                    help="two pools, default (A, B) and api (A, C)")
     args = ap.parse_args()
+    backends = TWO_POOLS if args.pools else ONE_POOL
     logs = args.logs_dir or os.path.join(ROOT, "logs", "mock")
     os.makedirs(logs, exist_ok=True)
-    sample = os.path.join(logs, "mock_adaptive_ewma_persistent.csv")
+    sample = os.path.join(logs, "mock_pools.csv" if args.pools
+                          else "mock_adaptive_ewma_persistent.csv")
     if not os.path.exists(sample):
-        write_sample_csv(sample)
-    Handler.sim = Sim()
+        write_sample_csv(sample, backends=backends)
+    Handler.sim = Sim(backends)
     Handler.logs_dir = logs
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     srv.daemon_threads = True

@@ -98,6 +98,8 @@ test('a two-run CSV log replays as two runs with active-time rates',
         assert.equal(await page.textContent('#kpi-rps'), '20');
         assert.equal(await page.textContent('#mode'), 'adaptive_ewma');
         assert.deepEqual(await backendRates(), { A: 20 });
+        // a log without the pool column: ids, no pool selector
+        assert.ok(await page.isHidden('#pool-pick'));
         const runs = await page.evaluate(() => window.lbDashboard.csvRuns());
         assert.deepEqual(runs.map(r => [r.start, r.end, r.rows]),
                          [[T0, T0 + 59, 900], [T0 + 660, T0 + 689, 600]]);

@@ -162,6 +162,24 @@ export class Stack {
         return this.restartProxy();
     }
 
+    // Starts lbproxy with the configuration `ini` (its [backends] and
+    // [pool.NAME] sections name the ports of this.ports); the CSV log as
+    // startProxy's.
+    async startProxyConfig(ini, csvName, extra = []) {
+        if (!this.ports.proxy) {
+            this.ports.proxy = await freePort();
+            this.ports.admin = await freePort();
+        }
+        const file = path.join(this.tmp, 'lbproxy.ini');
+        fs.writeFileSync(file, ini);
+        this.proxyArgs = ['--config', file,
+            '--listen', '127.0.0.1:' + this.ports.proxy,
+            '--admin', '127.0.0.1:' + this.ports.admin,
+            '--log', path.join(this.logsDir, csvName),
+            '--set', 'proxy.logs_dir=' + this.logsDir, ...extra];
+        return this.restartProxy();
+    }
+
     async restartProxy() {
         await this.stop(this.proxy);
         this.proxy = this.start('lbproxy', LBPROXY, this.proxyArgs);
@@ -178,13 +196,15 @@ export class Stack {
 
 // A bounded keep-alive load: `conns` loops of GET through the proxy until
 // stopped, `cap` requests or `untilMs` (a Date.now() value); counts answers
-// per backend (X-Backend-Id).
-export function startLoad(port, { conns = 6, cap = 200000, untilMs, pace } = {}) {
+// per backend (X-Backend-Id).  `host` sets the Host header (a route's).
+export function startLoad(port, { conns = 6, cap = 200000, untilMs, pace,
+                                  host } = {}) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
     const load = { sent: 0, ok: 0, failed: 0, perBackend: {}, running: true };
     const one = () => new Promise(resolve => {
         const req = http.get({ host: '127.0.0.1', port, path: '/load', agent,
-                               timeout: 5000 }, res => {
+                               timeout: 5000,
+                               headers: host ? { Host: host } : {} }, res => {
             const id = res.headers['x-backend-id'] || '?';
             res.resume();
             res.on('end', () => {
