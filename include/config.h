@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "balancer.h"
+#include "hashkey.h"
 
 #define CONFIG_MAX_BACKENDS BALANCER_MAX_BACKENDS
 #define CONFIG_MAX_CERTS 16 /* [tls] certificate/key pairs */
@@ -111,6 +112,7 @@ struct config {
     unsigned tls_handshake_timeout_ms;
 
     struct balancer_params balancer;
+    struct hashkey hash_key; /* mode hash: what a request is keyed by */
 
     /* where the values came from, for messages */
     char config_file[256]; /* "" when none was read */

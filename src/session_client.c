@@ -137,6 +137,13 @@ static enum step head_done(struct session *s)
         r->hreq.request_id_len = r->request_id_len;
     }
     r->hreq.tls = s->client.tr->secure;
+    /* Once per request, while the head's spans are valid: what the hash
+     * policy picks by (nothing for the other policies). */
+    if (s->ctx->gen && balancer_wants_key(s->ctx->gen->bal)) {
+        r->hash_key =
+            hashkey_of(&cfg->hash_key, &r->head, s->ip, strlen(s->ip), NULL);
+        r->keyed = true;
+    }
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(
