@@ -22,6 +22,16 @@ struct balancer;
 struct admin;
 struct tls_counters;
 
+/* One pool as the admin shows it (pool.h's, seen through plain
+ * pointers so that the renderers stay testable without a loop). */
+struct admin_pool {
+    const char *name;
+    const struct config *config; /* its backends' ids, addresses, weights */
+    struct stats *stats;         /* its per-backend series (and its total) */
+    struct balancer *balancer;
+    void *pool_ctx; /* for pool_idle */
+};
+
 /* What the admin reads.  The admin keeps a pointer to this struct (not a
  * copy), so a caller may swap `balancer` or `pool_ctx` on reload; it and
  * everything it points to must outlive the admin.  config may be NULL (ids "0",
@@ -47,6 +57,11 @@ struct admin_sources {
     const uint64_t *tunnels_open, *tunnels_total;
     /* the TLS handshakes (tls.h); NULL: no TLS listener, nothing shown */
     const struct tls_counters *tls;
+    /* The pools: fills out[0..max-1] and returns how many there are.  NULL:
+     * one pool, "default", made of config, stats, balancer and pool_ctx
+     * above.  With pools, `stats` above is the total over all of them. */
+    size_t (*pools)(void *ctx, struct admin_pool *out, size_t max);
+    void *pools_ctx;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -26,23 +26,49 @@ enum config_send_proxy {
     CONFIG_SEND_PROXY_V2,
 };
 
+/* How a backend's address is known.  A named backend is resolved by DNS
+ * (src/resolver.c) into the addresses the proxy connects to. */
+enum config_backend_kind {
+    CONFIG_BACKEND_ADDR, /* a numeric address or unix:PATH */
+    CONFIG_BACKEND_NAME, /* "name:port": the name's A and AAAA records */
+    CONFIG_BACKEND_SRV,  /* "srv:_service._proto.name": its SRV records */
+};
+
 struct config_backend {
     char id[32];   /* "A", "B", ... (default: letters in order) */
-    char host[64]; /* numeric IPv4/IPv6 address or name */
-    char port[8];
+    char host[64]; /* numeric IPv4/IPv6 address (CONFIG_BACKEND_ADDR) */
+    char port[8];  /* ADDR and NAME; "" for SRV (the records give it) */
     /* a "unix:PATH" backend: the socket path (host and port empty); ""
      * for a TCP backend */
     char unix_path[108];
     unsigned weight;
+    int kind;       /* enum config_backend_kind */
+    char name[256]; /* NAME and SRV: the name to resolve (net_name_valid) */
 };
 
-/* The backend's address as text: "host:port", "[v6]:port" or "unix:PATH".
+/* The backend's address as text: "host:port", "[v6]:port", "unix:PATH",
+ * or for a named one "name:port" or "srv:name".
  * Returns 0, or -1 when buf is too small (128 bytes always suffice). */
 int config_backend_addr(const struct config_backend *b, char *buf, size_t len);
 /* A TLS certificate (chain, PEM) and its private key (PEM). */
 struct config_cert {
     char cert[256];
     char key[256];
+};
+
+/* Named pools and the routes to them ([pool.NAME], [pool.NAME.backends],
+ * [route.NAME]; src/config_pool.c).  Held on the heap by struct config
+ * (config_release frees it); read them through config_pool_count and
+ * config_pool_build, which apply a pool's keys over the global ones. */
+struct config_ext;
+
+/* One [route.NAME]: requests whose Host matches `host` (exact, "*.suffix",
+ * or "" for any) and whose path starts with path_prefix go to `pool`. */
+struct config_route {
+    char name[32];
+    char host[256];        /* lower case, no port; "" = any host */
+    char path_prefix[256]; /* "/" when not given */
+    char pool[32];
 };
 
 struct config {
@@ -101,6 +127,11 @@ struct config {
     /* CSV log */
     unsigned log_flush_ms;
 
+    /* DNS for named backends ([dns]; src/resolver.c) */
+    char dns_resolvers[256]; /* "ADDR:PORT,...", "" = /etc/resolv.conf */
+    unsigned dns_resolve_interval_ms; /* re-resolution, at most (TTL first) */
+    unsigned dns_timeout_ms;          /* first try of a query */
+
     /* TLS termination ([tls]; src/config_tls.c checks it) */
     char tls_listen[128];                           /* "off": no TLS listener */
     struct config_cert tls_certs[CONFIG_MAX_CERTS]; /* the first: default */
@@ -113,6 +144,11 @@ struct config {
 
     struct balancer_params balancer;
     struct hashkey hash_key; /* mode hash: what a request is keyed by */
+
+    /* pools and routes beyond [backends] (NULL: none) */
+    struct config_ext *ext;
+    /* set by config_pool_build: the pool this configuration describes */
+    char pool[32];
 
     /* where the values came from, for messages */
     char config_file[256]; /* "" when none was read */
@@ -149,6 +185,23 @@ int config_validate(const struct config *c, char *err, size_t errlen);
  * model and start (UTC): logs_dir/MODE_persistent-YYYYMMDD-HHMMSS.csv. */
 void config_log_path(const struct config *c, time_t start, char *buf,
                      size_t len);
+
+/* Frees what the configuration holds on the heap (its pools and routes);
+ * the fields stay valid, with no pools.  Safe to call twice. */
+void config_release(struct config *c);
+/* The name of the pool that [backends] forms. */
+#define CONFIG_DEFAULT_POOL "default"
+/* Number of pools: the default pool (when [backends] has any backend)
+ * then each [pool.NAME] in the order the file first names it. */
+size_t config_pool_count(const struct config *c);
+/* Pool i's configuration: c's values with the pool's own keys applied,
+ * its backends, pool set to its name and no pools of its own.  0, or -1
+ * with err filled (a key whose value is out of range for this pool). */
+int config_pool_build(const struct config *c, size_t i, struct config *out,
+                      char *err, size_t errlen);
+/* Number of routes and route i (NULL when out of range). */
+size_t config_route_count(const struct config *c);
+const struct config_route *config_route(const struct config *c, size_t i);
 
 /* Prints the effective configuration (for --print-config and logs). */
 void config_print(const struct config *c, FILE *out);

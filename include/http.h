@@ -64,6 +64,7 @@ struct http_head {
     struct http_span url;    /* request target */
     struct http_span reason; /* response reason phrase */
     uint32_t seen;           /* 1 << kind of every field present */
+    unsigned host;           /* 1 + index of the first Host field, 0: none */
     bool too_many;           /* more than max_headers were seen */
     bool split_value;        /* a value came in pieces that do not touch
                                 (obs-fold: llhttp joins the lines) */

@@ -56,6 +56,13 @@ int net_format_ip(const struct sockaddr *sa, char *buf, size_t len);
  * small (buf then holds a truncated string). */
 int net_join(char *buf, size_t len, const char *host, const char *port);
 
+/* Whether name is a DNS host name as a backend or an SRV record may name
+ * it: 1..253 characters (a trailing dot allowed), dot-separated labels of
+ * 1..63 letters, digits, '-' or '_' that neither start nor end with '-',
+ * and a last label that is not all digits (so that "1.2.3.400" is a bad
+ * address, not a name).  Pure; nothing is resolved. */
+int net_name_valid(const char *name);
+
 /* True for a "unix:" address (AF_UNIX): no port, no TCP options. */
 int net_is_unix(const struct net_addr *a);
 

@@ -35,7 +35,12 @@ struct record {
     const char *method;
     const char *path;
     size_t path_len;
-    int backend;              /* index, -1 when none */
+    const char *pool;         /* the pool routed to; NULL when none */
+    int pool_index;           /* its index in its set, -1 when none */
+    const char *mode;         /* the pool's policy; NULL: the log's own */
+    const char *conn_model;   /* the pool's: "persistent", "non_persistent";
+                                 NULL: the log's */
+    int backend;              /* index in the pool, -1 when none */
     const char *backend_id;   /* NULL when none */
     const char *backend_addr; /* NULL when none */
     int status;               /* status sent to the client, 0 if none */

@@ -22,27 +22,21 @@ struct record;
 struct session;
 struct request;
 struct transport;
-
-/* One generation of backends: replaced on reload, freed when the last
- * session that uses it finishes. */
-struct session_gen {
-    struct upstream *up;
-    struct balancer *bal;
-    unsigned refs; /* sessions holding it, +1 while current */
-};
+struct pool_set;
+struct pool;
 
 /* What all sessions share; owned by the server module. */
 struct session_ctx {
     struct loop *loop;
     const struct config *cfg;
-    struct session_gen *gen; /* current backends */
+    struct pool_set *gen; /* current pools (pool.h) */
     /* Called once per finished request (CSV log, stats); may be NULL. */
     void (*on_record)(void *arg, const struct record *r);
     /* Called for an attempt that failed and was retried on another
      * backend (err is a enum record_error; RECORD_OK with the status of
      * a 5xx retried elsewhere); may be NULL. */
-    void (*on_attempt_failed)(void *arg, int backend, const char *backend_id,
-                              int err, int status);
+    void (*on_attempt_failed)(void *arg, const struct pool *pool, int backend,
+                              const char *backend_id, int err, int status);
     void *record_arg;
     /* Called when a client connection closes (accept may resume). */
     void (*on_close)(void *arg);
@@ -93,7 +87,5 @@ int session_accept_tr(struct session_ctx *ctx, int fd,
 void session_drain_all(struct session_ctx *ctx);
 /* Closes every session at once (drain deadline). */
 void session_close_all(struct session_ctx *ctx);
-/* Drops a reference to a generation, freeing it when unused. */
-void session_gen_put(struct session_gen *g);
 
 #endif

@@ -26,11 +26,12 @@ FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -DLLHTTP_STRICT_MODE=1 \
                 -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=undefined
 FUZZ_CPPFLAGS := -Iinclude -I$(LLHTTP_INC)
-FUZZERS      := fuzz_request fuzz_response fuzz_proxyproto
+FUZZERS      := fuzz_request fuzz_response fuzz_proxyproto fuzz_route
 FUZZ_BINS    := $(FUZZERS:%=$(FUZZ_DIR)/%)
 FUZZ_LIB_OBJS := $(FUZZ_DIR)/llhttp/llhttp.o $(FUZZ_DIR)/llhttp/api.o \
                  $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/http.o \
-                 $(FUZZ_DIR)/src/http_build.o $(FUZZ_DIR)/src/proxyproto.o
+                 $(FUZZ_DIR)/src/http_build.o $(FUZZ_DIR)/src/proxyproto.o \
+                 $(FUZZ_DIR)/src/route.o
 
 $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)

@@ -24,6 +24,7 @@
 
 #include "admin_events.h"
 #include "admin_render.h"
+#include "admin_view.h"
 #include "balancer.h"
 #include "config.h"
 #include "http.h"
@@ -675,15 +676,18 @@ static void on_tick(struct loop *loop, struct loop_timer *t)
 {
     struct admin *a = t->ctx;
     uint64_t now = loop_now(loop);
-    struct balancer *b = a->src->balancer;
     /* The only place scores are sampled into the stats: just after each
      * second turns, so every second holds one sample and the event pushed
      * below carries the fresh one. */
-    if (b && a->src->stats) {
-        size_t n = balancer_count(b);
+    struct admin_pool *pl = NULL;
+    size_t np = admin_pools(a->src, &pl);
+    for (size_t p = 0; p < np; p++) {
+        struct balancer *b = pl[p].balancer;
+        size_t n = b && pl[p].stats ? balancer_count(b) : 0;
         for (size_t i = 0; i < n; i++)
-            stats_set_score(a->src->stats, i, balancer_score(b, i, now), now);
+            stats_set_score(pl[p].stats, i, balancer_score(b, i, now), now);
     }
+    free(pl);
     if (a->src->stats) {
         uint64_t r = a->src->retries ? *a->src->retries : 0;
         uint64_t h = a->src->hedges ? *a->src->hedges : 0;

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "stats.h"
 #include "tls.h"
+#include "admin_view.h"
 
 /* ---- buffer ---- */
 
@@ -127,18 +128,12 @@ static void json_u64(struct admin_buf *b, uint64_t v)
     admin_buf_printf(b, "%llu", (unsigned long long)v);
 }
 
-/* A counter another module owns (NULL: 0). */
-static uint64_t counter(const uint64_t *p)
-{
-    return p ? *p : 0;
-}
-
 /* `key` (with its leading comma and colon) and a counter's value. */
 static void json_counter(struct admin_buf *b, const char *key,
                          const uint64_t *p)
 {
     admin_buf_str(b, key);
-    json_u64(b, counter(p));
+    json_u64(b, admin_counter(p));
 }
 
 static void json_latency(struct admin_buf *b, const struct stats_latency *l)
@@ -155,20 +150,6 @@ static void json_latency(struct admin_buf *b, const struct stats_latency *l)
     json_num(b, l->p999_ms, 3);
     admin_buf_str(b, "}");
 }
-
-/* ---- one backend as the renderers see it ---- */
-
-struct bview {
-    char id[40];
-    char addr[128]; /* config_backend_addr: "unix:" and a path */
-    unsigned weight;
-    const char *health;
-    bool up;
-    char reason[160];
-    unsigned in_flight;
-    size_t pool_idle;
-    double score;
-};
 
 /* The TLS handshakes: ,"tls":{...}, nothing without a TLS listener. */
 static void json_tls(struct admin_buf *b, const struct tls_counters *t)
@@ -198,48 +179,6 @@ static void json_tls(struct admin_buf *b, const struct tls_counters *t)
     admin_buf_str(b, "}}");
 }
 
-static size_t backend_count(const struct admin_sources *src)
-{
-    return src->stats ? stats_count(src->stats) : 0;
-}
-
-static void backend_view(const struct admin_sources *src, size_t i,
-                         uint64_t now_us, struct bview *v)
-{
-    memset(v, 0, sizeof(*v));
-    const struct config *c = src->config;
-    if (c && i < c->nbackends) {
-        const struct config_backend *cb = &c->backends[i];
-        snprintf(v->id, sizeof(v->id), "%s", cb->id);
-        config_backend_addr(cb, v->addr, sizeof(v->addr));
-        v->weight = cb->weight;
-    } else {
-        snprintf(v->id, sizeof(v->id), "%zu", i);
-        v->weight = 1;
-    }
-    v->health = "up";
-    v->up = true;
-    struct balancer *bal = src->balancer;
-    if (bal && i < balancer_count(bal)) {
-        /* balancer_score refreshes an expired ejection first. */
-        v->score = balancer_score(bal, i, now_us);
-        const struct balancer_backend *be = balancer_backend(bal, i);
-        v->health = balancer_health_str(be->health);
-        v->up = be->health == BALANCER_UP;
-        v->in_flight = be->in_flight;
-        balancer_reason(bal, i, v->reason, sizeof(v->reason));
-    }
-    if (src->pool_idle)
-        v->pool_idle = src->pool_idle(src->pool_ctx, i);
-}
-
-static const char *mode_of(const struct admin_sources *src)
-{
-    if (src->balancer)
-        return balancer_mode(src->balancer);
-    return src->config ? src->config->mode : "";
-}
-
 /* ---- /api/stats ---- */
 
 static void json_errors(struct admin_buf *b, const struct stats_counters *c)
@@ -254,6 +193,38 @@ static void json_errors(struct admin_buf *b, const struct stats_counters *c)
 }
 
 enum hist_field { H_REQUESTS, H_ERRORS, H_P50, H_P99, H_SCORE };
+
+/* "pools": each pool's name, policy, connection model, backend count and
+ * its own totals over the window. */
+static void json_pools(struct admin_buf *b, const struct admin_pool *p,
+                       size_t np, unsigned window_s, uint64_t now_us)
+{
+    for (size_t i = 0; i < np; i++) {
+        struct stats_counters c = {0};
+        struct stats_window w = {0};
+        if (p[i].stats) {
+            stats_counters(p[i].stats, STATS_TOTAL, &c);
+            stats_window(p[i].stats, STATS_TOTAL, window_s, now_us, &w);
+        }
+        admin_buf_str(b, i ? ",{\"name\":" : "{\"name\":");
+        json_str(b, p[i].name);
+        admin_buf_str(b, ",\"mode\":");
+        json_str(b, admin_mode(&p[i], 1));
+        admin_buf_printf(b,
+                         ",\"persistent\":%s,\"backends\":%zu,"
+                         "\"requests\":",
+                         admin_persistent(&p[i], 1) ? "true" : "false",
+                         p[i].stats ? stats_count(p[i].stats) : 0);
+        json_u64(b, c.requests);
+        admin_buf_str(b, ",\"errors\":");
+        json_u64(b, c.errors);
+        admin_buf_str(b, ",\"rps\":");
+        json_num(b, w.rps, 1);
+        admin_buf_str(b, ",\"latency_ms\":");
+        json_latency(b, &w.latency);
+        admin_buf_str(b, "}");
+    }
+}
 
 /* The history's "flow": per second, the extra attempts and hedges started
  * and the queue length (sampled each second; null before sampling). */
@@ -293,7 +264,7 @@ static void json_history_field(struct admin_buf *b, const char *name,
     for (size_t i = 0; i < n; i++) {
         if (i)
             admin_buf_str(b, ",");
-        json_str(b, v[i].id);
+        json_str(b, v[i].key);
         admin_buf_str(b, ":[");
         for (size_t j = 0; j < STATS_HISTORY; j++) {
             const struct stats_second *s = &h[i][j];
@@ -335,30 +306,31 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
                         uint64_t now_us, double wall_s, unsigned window_s)
 {
     struct stats *st = src->stats;
-    size_t n = backend_count(src);
     if (window_s < 1)
         window_s = 1;
     if (window_s > STATS_HISTORY)
         window_s = STATS_HISTORY;
-    struct bview *v = calloc(n ? n : 1, sizeof(*v));
+    struct admin_pool *pl = NULL;
+    struct bview *v = NULL;
+    bool named = false;
+    size_t np = admin_pools(src, &pl);
+    size_t n = pl ? admin_views(src, pl, np, now_us, &v, &named) : 0;
     struct stats_second(*h)[STATS_HISTORY] = calloc(n ? n : 1, sizeof(*h));
-    if (!v || !h) {
+    if (!pl || !v || !h) {
         b->oom = true;
         goto out;
     }
     unsigned in_flight = 0;
-    for (size_t i = 0; i < n; i++) {
-        backend_view(src, i, now_us, &v[i]);
+    for (size_t i = 0; i < n; i++)
         in_flight += v[i].in_flight;
-    }
     double uptime = st ? (double)(now_us - stats_start_us(st)) / 1e6 : 0;
 
     admin_buf_str(b, "{\"version\":");
     json_str(b, LBPROXY_VERSION);
     admin_buf_str(b, ",\"mode\":");
-    json_str(b, mode_of(src));
+    json_str(b, admin_mode(pl, np));
     admin_buf_printf(b, ",\"persistent\":%s",
-                     src->config && src->config->persistent ? "true" : "false");
+                     admin_persistent(pl, np) ? "true" : "false");
     admin_buf_str(b, ",\"time\":");
     json_num(b, wall_s, 3);
     admin_buf_str(b, ",\"uptime_s\":");
@@ -394,7 +366,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_counter(b, ",\"full\":", src->queue_full);
     json_counter(b, ",\"timeouts\":", src->queue_timeouts);
     admin_buf_str(b, ",\"wait_ms\":");
-    json_num(b, (double)counter(src->queue_wait_us) / 1000.0, 1);
+    json_num(b, (double)admin_counter(src->queue_wait_us) / 1000.0, 1);
     admin_buf_str(b, "}");
     json_counter(b, ",\"proxy_protocol\":{\"accepted\":", src->proxy_accepted);
     json_counter(b, ",\"refused\":", src->proxy_refused);
@@ -407,13 +379,17 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
 
     for (size_t i = 0; i < n; i++) {
         struct stats_window last;
-        stats_counters(st, i, &c);
-        stats_window(st, i, window_s, now_us, &w);
-        stats_window(st, i, 1, now_us, &last);
+        stats_counters(v[i].st, v[i].si, &c);
+        stats_window(v[i].st, v[i].si, window_s, now_us, &w);
+        stats_window(v[i].st, v[i].si, 1, now_us, &last);
         if (i)
             admin_buf_str(b, ",");
-        admin_buf_printf(b, "{\"index\":%zu,\"id\":", i);
+        admin_buf_printf(b, "{\"index\":%zu,\"id\":", v[i].si);
         json_str(b, v[i].id);
+        admin_buf_str(b, ",\"pool\":");
+        json_str(b, v[i].pool);
+        admin_buf_str(b, ",\"key\":");
+        json_str(b, v[i].key);
         admin_buf_str(b, ",\"address\":");
         json_str(b, v[i].addr);
         admin_buf_printf(b, ",\"weight\":%u,\"health\":", v[i].weight);
@@ -444,8 +420,10 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         admin_buf_str(b, ",\"p99_ms\":");
         json_num(b, last.latency.p99_ms, 3);
         admin_buf_str(b, "}}");
-        stats_history(st, i, now_us, h[i]);
+        stats_history(v[i].st, v[i].si, now_us, h[i]);
     }
+    admin_buf_str(b, "],\"pools\":[");
+    json_pools(b, pl, np, window_s, now_us);
 
     /* Slots are keyed by monotonic seconds, whose boundaries need not
      * fall on wall seconds: a slot is labelled with the wall second that
@@ -468,312 +446,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_history_flow(b, st, now_us);
     admin_buf_str(b, "}}");
 out:
+    free(pl);
     free(v);
     free(h);
-}
-
-/* ---- /metrics ---- */
-
-/* A single-sample metric read from a counter other modules own (an
- * admin_sources pointer; NULL reads 0). */
-struct prom_single {
-    const char *name, *type, *help;
-    size_t src_off; /* offset of the `const uint64_t *` in admin_sources */
-};
-
-static const struct prom_single RETRY_SINGLES[] = {
-    {"lbproxy_per_try_retries_total", "counter",
-     "Retries whose attempt passed its per-try deadline.",
-     offsetof(struct admin_sources, per_try_retries)},
-    {"lbproxy_hedges_total", "counter",
-     "Hedges: second attempts started beside a first one that "
-     "passed its per-try deadline (counted in the retries too).",
-     offsetof(struct admin_sources, hedges)},
-    {"lbproxy_hedge_wins_total", "counter",
-     "Hedges whose answer was the one relayed.",
-     offsetof(struct admin_sources, hedge_wins)},
-    {"lbproxy_retry_budget_refused_total", "counter",
-     "Retries the retry budget refused (the failure was answered).",
-     offsetof(struct admin_sources, retry_budget_refused)},
-    {"lbproxy_queue_length", "gauge",
-     "Requests waiting for a backend under max_conns.",
-     offsetof(struct admin_sources, queued_now)},
-};
-
-static const struct prom_single DOOR_SINGLES[] = {
-    {"lbproxy_proxy_protocol_accepted_total", "counter",
-     "Connections whose PROXY protocol header was accepted.",
-     offsetof(struct admin_sources, proxy_accepted)},
-    {"lbproxy_proxy_protocol_refused_total", "counter",
-     "Connections closed for a missing, invalid or slow PROXY "
-     "protocol header.",
-     offsetof(struct admin_sources, proxy_refused)},
-    {"lbproxy_tunnels_open", "gauge",
-     "WebSocket/Upgrade tunnels open now (sessions after a 101).",
-     offsetof(struct admin_sources, tunnels_open)},
-    {"lbproxy_tunnels_total", "counter",
-     "WebSocket/Upgrade tunnels opened since start.",
-     offsetof(struct admin_sources, tunnels_total)},
-};
-
-static void prom_label(struct admin_buf *b, const char *s)
-{
-    admin_buf_add(b, "\"", 1);
-    for (; *s; s++) {
-        if (*s == '\\' || *s == '"')
-            admin_buf_add(b, "\\", 1);
-        if (*s == '\n') {
-            admin_buf_add(b, "\\n", 2);
-            continue;
-        }
-        admin_buf_add(b, s, 1);
-    }
-    admin_buf_add(b, "\"", 1);
-}
-
-static void prom_float(struct admin_buf *b, double v)
-{
-    if (isnan(v))
-        admin_buf_str(b, "NaN");
-    else if (isinf(v))
-        admin_buf_str(b, v > 0 ? "+Inf" : "-Inf");
-    else
-        admin_buf_printf(b, "%.9g", v);
-}
-
-static void prom_head(struct admin_buf *b, const char *name, const char *type,
-                      const char *help)
-{
-    admin_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Counters and histogram of one label value: a backend, or "none" for the
- * requests lbproxy answered itself (total minus every backend). */
-/* A metric with one unlabelled sample. */
-static void prom_one(struct admin_buf *b, const char *name, const char *type,
-                     const char *help, uint64_t v)
-{
-    prom_head(b, name, type, help);
-    admin_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
-}
-
-static void prom_singles(struct admin_buf *b, const struct admin_sources *src,
-                         const struct prom_single *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t *const *p =
-            (const void *)((const char *)src + t[i].src_off);
-        prom_one(b, t[i].name, t[i].type, t[i].help, counter(*p));
-    }
-}
-
-/* The TLS handshake metrics; nothing without a TLS listener. */
-static void prom_tls(struct admin_buf *b, const struct tls_counters *t)
-{
-    if (!t)
-        return;
-    prom_head(b, "lbproxy_tls_handshakes_total", "counter",
-              "Finished TLS handshakes, full or resumed.");
-    admin_buf_printf(b,
-                     "lbproxy_tls_handshakes_total{kind=\"full\"} %llu\n"
-                     "lbproxy_tls_handshakes_total{kind=\"resumed\"} %llu\n",
-                     (unsigned long long)(t->handshakes - t->resumed),
-                     (unsigned long long)t->resumed);
-    prom_head(b, "lbproxy_tls_handshake_failures_total", "counter",
-              "TLS handshakes that failed, by reason.");
-    for (int i = 0; i < TLS_FAIL_COUNT; i++)
-        admin_buf_printf(
-            b, "lbproxy_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
-            tls_fail_str((enum tls_fail)i), (unsigned long long)t->failed[i]);
-    prom_head(b, "lbproxy_tls_handshake_seconds_total", "counter",
-              "Time the finished TLS handshakes took, summed.");
-    admin_buf_str(b, "lbproxy_tls_handshake_seconds_total ");
-    prom_float(b, (double)t->handshake_us / 1e6);
-    admin_buf_str(b, "\n");
-    prom_one(b, "lbproxy_tls_handshakes_in_progress", "gauge",
-             "TLS handshakes under way.", t->in_progress);
-}
-
-struct pseries {
-    const char *label;
-    struct stats_counters c;
-    uint64_t le[STATS_LE_COUNT], count, sum_us;
-};
-
-static void sub_series(struct pseries *none, const struct pseries *be)
-{
-    none->c.requests -= be->c.requests;
-    none->c.errors -= be->c.errors;
-    for (int k = 0; k < STATS_ERR_COUNT; k++)
-        none->c.err[k] -= be->c.err[k];
-    none->c.bytes_in -= be->c.bytes_in;
-    none->c.bytes_out -= be->c.bytes_out;
-    for (int k = 0; k < STATS_LE_COUNT; k++)
-        none->le[k] -= be->le[k];
-    none->count -= be->count;
-    none->sum_us -= be->sum_us;
-}
-
-void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
-                          uint64_t now_us)
-{
-    struct stats *st = src->stats;
-    size_t n = backend_count(src);
-    struct bview *v = calloc(n ? n : 1, sizeof(*v));
-    struct pseries *ps = calloc(n + 1, sizeof(*ps));
-    if (!v || !ps) {
-        b->oom = true;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        backend_view(src, i, now_us, &v[i]);
-        ps[i].label = v[i].id;
-        stats_counters(st, i, &ps[i].c);
-        stats_duration(st, i, ps[i].le, &ps[i].count, &ps[i].sum_us);
-    }
-    struct pseries *none = &ps[n];
-    none->label = "none";
-    if (st) {
-        stats_counters(st, STATS_TOTAL, &none->c);
-        stats_duration(st, STATS_TOTAL, none->le, &none->count, &none->sum_us);
-    }
-    for (size_t i = 0; i < n; i++)
-        sub_series(none, &ps[i]);
-
-    prom_head(b, "lbproxy_info", "gauge",
-              "Version, balancing mode and connection model.");
-    admin_buf_str(b, "lbproxy_info{version=");
-    prom_label(b, LBPROXY_VERSION);
-    admin_buf_str(b, ",mode=");
-    prom_label(b, mode_of(src));
-    admin_buf_str(b, ",conn_model=");
-    prom_label(b, src->config && src->config->persistent ? "persistent"
-                                                         : "non_persistent");
-    admin_buf_str(b, "} 1\n");
-    prom_head(b, "lbproxy_uptime_seconds", "gauge",
-              "Seconds since the stats were created.");
-    admin_buf_str(b, "lbproxy_uptime_seconds ");
-    prom_float(b, st ? (double)(now_us - stats_start_us(st)) / 1e6 : 0);
-    admin_buf_str(b, "\n");
-
-    prom_head(b, "lbproxy_requests_total", "counter",
-              "Finished requests by backend (\"none\": answered by lbproxy "
-              "without a backend).");
-    for (size_t i = 0; i <= n; i++) {
-        admin_buf_str(b, "lbproxy_requests_total{backend=");
-        prom_label(b, ps[i].label);
-        admin_buf_printf(b, "} %llu\n", (unsigned long long)ps[i].c.requests);
-    }
-    prom_head(b, "lbproxy_retries_total", "counter",
-              "Extra attempts on another backend, by what the last one met "
-              "(\"failure\": connect, reset or timeout; \"5xx\": a 5xx head).");
-    admin_buf_printf(b, "lbproxy_retries_total{reason=\"failure\"} %llu\n",
-                     (unsigned long long)(counter(src->retries) -
-                                          counter(src->retries_5xx)));
-    admin_buf_printf(b, "lbproxy_retries_total{reason=\"5xx\"} %llu\n",
-                     (unsigned long long)counter(src->retries_5xx));
-    prom_singles(b, src, RETRY_SINGLES,
-                 sizeof(RETRY_SINGLES) / sizeof(RETRY_SINGLES[0]));
-    prom_head(b, "lbproxy_queue_total", "counter",
-              "Requests that waited, by how it ended (\"full\", "
-              "\"timeout\": answered 503; \"all\": every one that joined).");
-    admin_buf_printf(b,
-                     "lbproxy_queue_total{end=\"all\"} %llu\n"
-                     "lbproxy_queue_total{end=\"full\"} %llu\n"
-                     "lbproxy_queue_total{end=\"timeout\"} %llu\n",
-                     (unsigned long long)counter(src->queued_total),
-                     (unsigned long long)counter(src->queue_full),
-                     (unsigned long long)counter(src->queue_timeouts));
-    prom_head(b, "lbproxy_queue_wait_seconds_total", "counter",
-              "Time requests spent in the queue, summed.");
-    admin_buf_str(b, "lbproxy_queue_wait_seconds_total ");
-    prom_float(b, (double)counter(src->queue_wait_us) / 1e6);
-    admin_buf_str(b, "\n");
-    prom_singles(b, src, DOOR_SINGLES,
-                 sizeof(DOOR_SINGLES) / sizeof(DOOR_SINGLES[0]));
-    prom_tls(b, src->tls);
-    prom_head(b, "lbproxy_errors_total", "counter",
-              "Failed requests by backend and kind.");
-    for (size_t i = 0; i <= n; i++)
-        for (int k = 0; k < STATS_ERR_COUNT; k++) {
-            admin_buf_str(b, "lbproxy_errors_total{backend=");
-            prom_label(b, ps[i].label);
-            admin_buf_printf(b, ",kind=\"%s\"} %llu\n",
-                             stats_err_str((enum stats_err)k),
-                             (unsigned long long)ps[i].c.err[k]);
-        }
-    prom_head(b, "lbproxy_bytes_total", "counter",
-              "Bytes received from (in) and sent to (out) clients.");
-    for (size_t i = 0; i <= n; i++) {
-        admin_buf_str(b, "lbproxy_bytes_total{backend=");
-        prom_label(b, ps[i].label);
-        admin_buf_printf(b, ",direction=\"in\"} %llu\n",
-                         (unsigned long long)ps[i].c.bytes_in);
-        admin_buf_str(b, "lbproxy_bytes_total{backend=");
-        prom_label(b, ps[i].label);
-        admin_buf_printf(b, ",direction=\"out\"} %llu\n",
-                         (unsigned long long)ps[i].c.bytes_out);
-    }
-
-    static const struct {
-        const char *name, *help;
-    } gauges[] = {
-        {"lbproxy_in_flight", "Requests dispatched to the backend and not "
-                              "yet finished."},
-        {"lbproxy_pool_idle", "Idle pooled connections to the backend."},
-        {"lbproxy_backend_up", "1 when the backend is up (not ejected, "
-                               "probing or down)."},
-        {"lbproxy_backend_score", "The selector's score of the backend "
-                                  "(lower is preferred)."},
-    };
-    for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
-        prom_head(b, gauges[g].name, "gauge", gauges[g].help);
-        for (size_t i = 0; i < n; i++) {
-            admin_buf_printf(b, "%s{backend=", gauges[g].name);
-            prom_label(b, v[i].id);
-            admin_buf_str(b, "} ");
-            switch (g) {
-            case 0:
-                admin_buf_printf(b, "%u", v[i].in_flight);
-                break;
-            case 1:
-                admin_buf_printf(b, "%zu", v[i].pool_idle);
-                break;
-            case 2:
-                admin_buf_str(b, v[i].up ? "1" : "0");
-                break;
-            default:
-                prom_float(b, v[i].score);
-                break;
-            }
-            admin_buf_str(b, "\n");
-        }
-    }
-
-    prom_head(b, "lbproxy_request_duration_seconds", "histogram",
-              "Latency of finished requests: dispatch to last response byte "
-              "when a backend was reached, else the whole request.");
-    for (size_t i = 0; i <= n; i++) {
-        for (int k = 0; k < STATS_LE_COUNT; k++) {
-            admin_buf_str(b, "lbproxy_request_duration_seconds_bucket{"
-                             "backend=");
-            prom_label(b, ps[i].label);
-            admin_buf_printf(b, ",le=\"%g\"} %llu\n", stats_le_bounds[k],
-                             (unsigned long long)ps[i].le[k]);
-        }
-        admin_buf_str(b, "lbproxy_request_duration_seconds_bucket{backend=");
-        prom_label(b, ps[i].label);
-        admin_buf_printf(b, ",le=\"+Inf\"} %llu\n",
-                         (unsigned long long)ps[i].count);
-        admin_buf_str(b, "lbproxy_request_duration_seconds_sum{backend=");
-        prom_label(b, ps[i].label);
-        admin_buf_str(b, "} ");
-        prom_float(b, (double)ps[i].sum_us / 1e6);
-        admin_buf_str(b, "\nlbproxy_request_duration_seconds_count{backend=");
-        prom_label(b, ps[i].label);
-        admin_buf_printf(b, "} %llu\n", (unsigned long long)ps[i].count);
-    }
-out:
-    free(v);
-    free(ps);
 }

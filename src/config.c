@@ -167,6 +167,11 @@ const struct config_key config_keys[] = {
       "TLS_CHACHA20_POLY1305_SHA256"),
     K("tls", "resumption", bool, tls_resumption, "true"),
     K_MS("tls", "handshake_ms", tls_handshake_timeout_ms, "10000"),
+
+    K("dns", "resolvers", addr_list, dns_resolvers, ""),
+    K_INT("dns", "resolve_interval_ms", 0, dns_resolve_interval_ms, 1000,
+          CONFIG_TIMEOUT_MAX, "5000"),
+    K_INT("dns", "timeout_ms", 0, dns_timeout_ms, 100, 60000, "2000"),
 };
 /* clang-format on */
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -266,6 +271,27 @@ void config_default_id(size_t i, char *buf, size_t len)
                  (char)('A' + i % 26));
 }
 
+/* "name:port" with a DNS name (resolved later) and a port 1..65535. */
+static int parse_named(const char *addr, struct config_backend *b)
+{
+    const char *colon = strrchr(addr, ':');
+    unsigned long long port;
+    if (!colon || (size_t)(colon - addr) >= sizeof(b->name) ||
+        config_parse_ull(colon + 1, false, &port) < 0 || port < 1 ||
+        port > 65535)
+        return -1;
+    memcpy(b->name, addr, (size_t)(colon - addr));
+    b->name[colon - addr] = '\0';
+    if (!net_name_valid(b->name)) {
+        b->name[0] = '\0';
+        return -1;
+    }
+    b->host[0] = '\0';
+    snprintf(b->port, sizeof(b->port), "%llu", port);
+    b->kind = CONFIG_BACKEND_NAME;
+    return 0;
+}
+
 int config_backend_parse(const char *spec, bool allow_id,
                          struct config_backend *b, bool *has_id, char *what,
                          size_t wlen)
@@ -282,7 +308,14 @@ int config_backend_parse(const char *spec, bool allow_id,
     char *tok = strtok_r(buf, ",", &save);
     char *addr = config_trim(tok ? tok : buf);
     struct net_addr ua;
-    if (strncmp(addr, "unix:", 5) == 0) {
+    if (strncasecmp(addr, "srv:", 4) == 0) {
+        if (config_copy_str(b->name, sizeof(b->name), addr + 4) < 0 ||
+            !net_name_valid(b->name)) {
+            config_set_err(what, wlen, "srv:_service._proto.name");
+            return -1;
+        }
+        b->kind = CONFIG_BACKEND_SRV;
+    } else if (strncmp(addr, "unix:", 5) == 0) {
         if (net_parse(addr, &ua, NULL, 0) < 0) {
             config_set_err(what, wlen, "unix:PATH with a path of 1..%d bytes",
                            NET_UNIX_PATH_MAX);
@@ -290,8 +323,10 @@ int config_backend_parse(const char *spec, bool allow_id,
         }
         strcpy(b->unix_path, addr + 5); /* net_parse checked its length */
     } else if (config_parse_addr(addr, b->host, sizeof(b->host), b->port,
-                                 sizeof(b->port)) < 0) {
-        config_set_err(what, wlen, "%s or unix:PATH", CONFIG_ADDR_TEXT);
+                                 sizeof(b->port)) < 0 &&
+               parse_named(addr, b) < 0) {
+        config_set_err(what, wlen, "%s, NAME:PORT, srv:NAME or unix:PATH",
+                       CONFIG_ADDR_TEXT);
         return -1;
     }
     while ((tok = strtok_r(NULL, ",", &save)) != NULL) {
@@ -303,7 +338,8 @@ int config_backend_parse(const char *spec, bool allow_id,
             opt = config_trim(opt);
         }
         unsigned long long w;
-        if (val && strcasecmp(opt, "weight") == 0) {
+        if (val && b->kind != CONFIG_BACKEND_SRV &&
+            strcasecmp(opt, "weight") == 0) {
             if (config_parse_ull(val, false, &w) < 0 || w < 1 ||
                 w > CONFIG_WEIGHT_MAX) {
                 config_set_err(what, wlen, "weight=N with N in 1..%u",
@@ -322,7 +358,10 @@ int config_backend_parse(const char *spec, bool allow_id,
             strcpy(b->id, val);
             *has_id = true;
         } else {
-            config_set_err(what, wlen, "ADDR:PORT|unix:PATH[, weight=N]%s",
+            config_set_err(what, wlen,
+                           "ADDR:PORT|unix:PATH[, weight=N]%s (ADDR may be a "
+                           "DNS name) or srv:NAME%s",
+                           allow_id ? "[, id=NAME]" : "",
                            allow_id ? "[, id=NAME]" : "");
             return -1;
         }
@@ -332,6 +371,12 @@ int config_backend_parse(const char *spec, bool allow_id,
 
 int config_backend_addr(const struct config_backend *b, char *buf, size_t len)
 {
+    if (b->kind != CONFIG_BACKEND_ADDR) {
+        int n = b->kind == CONFIG_BACKEND_SRV
+                    ? snprintf(buf, len, "srv:%s", b->name)
+                    : snprintf(buf, len, "%s:%s", b->name, b->port);
+        return n < 0 || (size_t)n >= len ? -1 : 0;
+    }
     if (b->unix_path[0] == '\0')
         return net_join(buf, len, b->host, b->port);
     int n = snprintf(buf, len, "unix:%s", b->unix_path);
@@ -442,7 +487,11 @@ static char *ini_read_line(char *str, int num, void *stream)
             nl = sizeof(name) - 1;
         memcpy(name, s + 1, nl);
         name[nl] = '\0';
-        if (!config_section_known(name)) {
+        char pname[32];
+        int kind = config_ext_section(name, pname, sizeof(pname));
+        if (kind)
+            config_ext_declare(x->c, kind, pname);
+        else if (!config_section_known(name)) {
             config_sections_text(known, sizeof(known));
             ini_error(x, "unknown section [%s] (known: %s)", name, known);
         }
@@ -468,6 +517,16 @@ static int ini_on_key(void *user, const char *section, const char *name,
         if (config_backend_add(x->c, name, value, false, "", msg, sizeof(msg)) <
             0) {
             ini_error(x, "%s", msg);
+            return 0;
+        }
+        return 1;
+    }
+    char pname[32];
+    int kind = config_ext_section(section, pname, sizeof(pname));
+    if (kind) {
+        if (config_ext_key(x->c, kind, pname, name, value, msg, sizeof(msg)) <
+            0) {
+            ini_error(x, "[%s] %s", section, msg);
             return 0;
         }
         return 1;
@@ -511,6 +570,12 @@ int config_load_file(struct config *c, const char *path, char *err,
         return -1;
     }
     *tmp = *c;
+    if (config_ext_dup(tmp) < 0) {
+        fclose(f);
+        free(tmp);
+        config_set_err(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
     struct ini_ctx x = {
         .c = tmp, .path = path, .f = f, .err = err, .errlen = errlen};
     int rc = ini_parse_stream(ini_read_line, &x, ini_on_key, &x);
@@ -533,8 +598,12 @@ int config_load_file(struct config *c, const char *path, char *err,
         config_set_err(err, errlen, "%s: path too long", path);
         x.err_line = -1;
     }
-    if (x.err_line == 0)
+    if (x.err_line == 0) {
+        config_release(c);
         *c = *tmp;
+    } else {
+        config_release(tmp);
+    }
     free(tmp);
     return x.err_line == 0 ? 0 : -1;
 }
@@ -549,6 +618,8 @@ int config_load_file(struct config *c, const char *path, char *err,
 
 static int validate_backends(const struct config *c, char *err, size_t errlen)
 {
+    if (c->nbackends == 0 && config_pool_count(c) > 0)
+        return 0; /* pools without a default pool */
     if (c->nbackends == 0)
         INVALID("no backends (add a [backends] section or --backend "
                 "ADDR:PORT)");
@@ -556,14 +627,17 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
         INVALID("%zu backends, at most %d", c->nbackends, CONFIG_MAX_BACKENDS);
     for (size_t i = 0; i < c->nbackends; i++) {
         const struct config_backend *b = &c->backends[i];
-        char host[NET_ADDRSTRLEN], port[8], addr[128];
+        char host[NET_ADDRSTRLEN], port[8], addr[300];
         struct net_addr ua;
+        struct config_backend named;
         config_backend_addr(b, addr, sizeof(addr));
         if (!valid_id(b->id))
             INVALID("backend %zu has an invalid id '%s'", i + 1, b->id);
-        if (b->unix_path[0] ? net_parse(addr, &ua, NULL, 0) < 0
-                            : config_parse_addr(addr, host, sizeof(host), port,
-                                                sizeof(port)) < 0)
+        if (b->kind == CONFIG_BACKEND_SRV    ? !net_name_valid(b->name)
+            : b->kind == CONFIG_BACKEND_NAME ? parse_named(addr, &named) < 0
+            : b->unix_path[0]                ? net_parse(addr, &ua, NULL, 0) < 0
+                              : config_parse_addr(addr, host, sizeof(host),
+                                                  port, sizeof(port)) < 0)
             INVALID("backend %s: expected %s, got '%s'", b->id,
                     CONFIG_ADDR_TEXT, addr);
         if (b->weight < 1 || b->weight > CONFIG_WEIGHT_MAX)
@@ -579,7 +653,8 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
 int config_validate(const struct config *c, char *err, size_t errlen)
 {
     if (validate_backends(c, err, errlen) < 0 ||
-        config_tls_validate(c, err, errlen) < 0)
+        config_tls_validate(c, err, errlen) < 0 ||
+        config_pools_validate(c, config_validate, err, errlen) < 0)
         return -1;
     /* Every value in its table range (flags and code can bypass parsing). */
     for (size_t i = 0; i < config_nkeys; i++) {
@@ -649,11 +724,12 @@ void config_print(const struct config *c, FILE *out)
     fprintf(out, "\n[backends]\n");
     for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++) {
         const struct config_backend *b = &c->backends[i];
-        char addr[128];
+        char addr[300];
         config_backend_addr(b, addr, sizeof(addr));
         fprintf(out, "%s = %s", b->id, addr);
         if (b->weight != 1)
             fprintf(out, ", weight=%u", b->weight);
         fputc('\n', out);
     }
+    config_pools_print(c, out);
 }

@@ -473,15 +473,16 @@ int config_from_args(struct config *c, int argc, char **argv, char *err,
         }
     }
     optind = 0;
-    if (rc < 0)
-        return -1;
     /* The one validation pass, before anything is bound or opened. */
-    if (config_validate(c, err, errlen) < 0)
+    if (rc < 0 || config_validate(c, err, errlen) < 0) {
+        config_release(c);
         return -1;
+    }
     if (check || print)
         config_print(c, config_out());
     if (check) {
         fprintf(config_out(), "; configuration OK\n");
+        config_release(c);
         return 1;
     }
     return 0;

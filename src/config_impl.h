@@ -57,12 +57,13 @@ struct config_key {
 };
 
 /* The value types (config_types.c). */
-extern const struct config_type config_type_str;      /* any text that fits */
-extern const struct config_type config_type_retry_on; /* retry.h's words */
-extern const struct config_type config_type_addr;     /* ADDR:PORT */
-extern const struct config_type config_type_addr_off; /* ADDR:PORT or off */
-extern const struct config_type config_type_int;      /* integer, min..max */
-extern const struct config_type config_type_num;      /* double, dmin..dmax */
+extern const struct config_type config_type_str;       /* any text that fits */
+extern const struct config_type config_type_retry_on;  /* retry.h's words */
+extern const struct config_type config_type_addr;      /* ADDR:PORT */
+extern const struct config_type config_type_addr_off;  /* ADDR:PORT or off */
+extern const struct config_type config_type_addr_list; /* ADDR:PORT,... */
+extern const struct config_type config_type_int;       /* integer, min..max */
+extern const struct config_type config_type_num;       /* double, dmin..dmax */
 extern const struct config_type config_type_bool;
 extern const struct config_type config_type_model;      /* (non-)persistent */
 extern const struct config_type config_type_mode;       /* a balancer policy */
@@ -124,6 +125,33 @@ int config_tls_add(struct config *c, const char *key, const char *path,
 int config_tls_validate(const struct config *c, char *err, size_t errlen);
 /* The pairs as a [tls] section of cert = / key = lines (none: nothing). */
 void config_tls_print(const struct config *c, FILE *out);
+
+/* Pools and routes (config_pool.c).  The kind of a [pool.NAME],
+ * [pool.NAME.backends] or [route.NAME] section, with NAME copied into
+ * name[len]; 0 for any other section or a bad name. */
+enum {
+    CONFIG_SECTION_POOL = 1,
+    CONFIG_SECTION_POOL_BACKENDS,
+    CONFIG_SECTION_ROUTE,
+};
+int config_ext_section(const char *section, char *name, size_t len);
+/* A section header of that kind: an empty [pool.x] is a pool too. */
+void config_ext_declare(struct config *c, int kind, const char *name);
+/* One key = value line of such a section; 0, or -1 with msg filled. */
+int config_ext_key(struct config *c, int kind, const char *name,
+                   const char *key, const char *value, char *msg, size_t len);
+/* The key a pool section may set under `name`, or NULL. */
+const struct config_key *config_pool_key_find(const char *name);
+/* Makes c->ext c's own copy (c is a copy of another configuration); 0 or -1
+ * (ENOMEM, c->ext left shared: do not free it). */
+int config_ext_dup(struct config *c);
+/* The routes' rules and every pool built and checked with validate. */
+int config_pools_validate(const struct config *c,
+                          int (*validate)(const struct config *, char *,
+                                          size_t),
+                          char *err, size_t errlen);
+/* The [pool.*] and [route.*] sections, as the file spells them. */
+void config_pools_print(const struct config *c, FILE *out);
 
 /* "A".."Z", then "AA", "AB", ... for the i-th backend without an id. */
 void config_default_id(size_t i, char *buf, size_t len);

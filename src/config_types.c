@@ -164,6 +164,56 @@ static void addr_off_expect(const struct config_key *k, char *buf, size_t len)
 const struct config_type config_type_addr_off = {addr_off_parse, addr_off_check,
                                                  addr_off_expect, str_print};
 
+/* A comma-separated list of addresses (blanks around each allowed), stored
+ * normalised and comma-joined; "" is the empty list. */
+static int addr_list_parse(const struct config_key *k, const char *v, void *dst)
+{
+    char buf[CONFIG_TEXT_MAX], one[CONFIG_TEXT_MAX];
+    char *out = dst, *tok = buf;
+    size_t off = 0;
+    if (config_copy_str(buf, sizeof(buf), v) < 0)
+        return -1;
+    out[0] = '\0';
+    if (config_trim(buf)[0] == '\0')
+        return 0;
+    for (bool more = true; more;) {
+        char *comma = strchr(tok, ',');
+        more = comma != NULL;
+        if (comma)
+            *comma = '\0';
+        /* an empty element ("a,,b", a trailing ',') is an error */
+        if (norm_addr(config_trim(tok), one, sizeof(one)) < 0)
+            return -1;
+        int n = snprintf(out + off, k->size - off, "%s%s", off ? "," : "", one);
+        if (n < 0 || (size_t)n >= k->size - off)
+            return -1;
+        off += (size_t)n;
+        if (more)
+            tok = comma + 1;
+    }
+    return 0;
+}
+
+static bool addr_list_check(const struct config_key *k, const void *p)
+{
+    char tmp[CONFIG_VALUE_MAX];
+    struct config_key big = *k;
+    big.size = sizeof(tmp);
+    return str_check(k, p) && addr_list_parse(&big, p, tmp) == 0 &&
+           strcmp(tmp, p) == 0;
+}
+
+static void addr_list_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len,
+             "a comma-separated list of %s, or nothing for /etc/resolv.conf",
+             CONFIG_ADDR_TEXT);
+}
+
+const struct config_type config_type_addr_list = {
+    addr_list_parse, addr_list_check, addr_list_expect, str_print};
+
 /* Integers in min..max.  The field is any unsigned integer of 4 or 8 bytes,
  * or a non-negative int (read as unsigned, a negative one is out of
  * range); the unit test checks every integer key's size. */

@@ -27,7 +27,7 @@ const char csvlog_header[] =
     "timestamp,client,method,path,backend_id,backend_addr,status,req_bytes,"
     "resp_bytes,connect_ms,ttfb_ms,upstream_ms,total_ms,reused,mode,"
     "conn_model,retries,error,hedge,request_id,tls_version,tls_cipher,"
-    "tls_resumed,tls_handshake_ms\n";
+    "tls_resumed,tls_handshake_ms,pool\n";
 
 struct csvlog {
     struct loop *loop;
@@ -195,6 +195,8 @@ size_t csvlog_format(char *buf, size_t len, const struct record *r,
     put_ch(&o, ',');
     if (r->tls_version)
         put_ms(&o, r->tls_handshake_us);
+    put_ch(&o, ',');
+    put_cstr(&o, r->pool);
     put_ch(&o, '\n');
     return o.overflow ? 0 : (size_t)(o.p - buf);
 }
@@ -312,8 +314,10 @@ void csvlog_write(struct csvlog *l, const struct record *r)
 {
     if (BUF_SIZE - l->len < CSVLOG_ROW_MAX)
         csvlog_flush(l);
-    size_t n = csvlog_format(l->buf + l->len, BUF_SIZE - l->len, r, l->mode,
-                             l->persistent);
+    size_t n = csvlog_format(
+        l->buf + l->len, BUF_SIZE - l->len, r, r->mode ? r->mode : l->mode,
+        r->conn_model ? strcmp(r->conn_model, "persistent") == 0
+                      : l->persistent);
     if (n == 0)
         return; /* cannot happen: the buffer has room for CSVLOG_ROW_MAX */
     l->len += n;

@@ -18,6 +18,7 @@ void http_head_reset(struct http_head *h, const char *base)
     h->url.off = h->url.len = 0;
     h->reason.off = h->reason.len = 0;
     h->seen = 0;
+    h->host = 0;
     h->too_many = false;
     h->split_value = false;
     h->last = 0;
@@ -155,6 +156,8 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
          * empty one, so this is the one place a field gets its kind */
         hd->kind = classify(sp(h, hd->name), hd->name.len);
         h->seen |= 1u << hd->kind;
+        if (hd->kind == HH_HOST && h->host == 0)
+            h->host = h->nheaders;
     }
     if (hd->value.len == 0 && len > 0)
         hd->value.off = (uint32_t)(at - h->base);
@@ -561,6 +564,8 @@ const char *http_status_text(int status)
         return "URI Too Long";
     case 417:
         return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
     case 431:
         return "Request Header Fields Too Large";
     case 500:

@@ -205,6 +205,37 @@ int net_join(char *buf, size_t len, const char *host, const char *port)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+int net_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len > 0 && name[len - 1] == '.')
+        len--; /* the root label of a fully qualified name */
+    if (len == 0 || len > 253)
+        return 0;
+    size_t label = 0;
+    int digits_only = 1;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = i < len ? name[i] : '.';
+        if (ch == '.') {
+            if (label == 0 || label > 63 || name[i - 1] == '-')
+                return 0;
+            label = 0;
+            if (i < len)
+                digits_only = 1;
+            continue;
+        }
+        int digit = ch >= '0' && ch <= '9';
+        int alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+        if (!digit && !alpha && ch != '-' && ch != '_')
+            return 0;
+        if (label == 0 && ch == '-')
+            return 0;
+        digits_only = digits_only && digit;
+        label++;
+    }
+    return !digits_only;
+}
+
 int net_port(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "pool.h"
 #include "proxyaccept.h"
 #include "record.h"
 #include "stats.h"
@@ -49,10 +50,9 @@ struct server {
     bool draining;
     uint64_t last_emfile_warn;
     struct csvlog *csv;
-    struct stats *stats;
+    struct stats *stats; /* the total; with one pool, that pool's too */
     struct admin *admin;
     struct admin_sources admin_src;
-    struct health *health; /* active checks of the current generation */
 };
 
 static struct server srv;
@@ -145,19 +145,33 @@ static int on_tls_ready(void *arg, int fd, const struct sockaddr *sa,
     return session_accept_tr(&srv.ctx, fd, sa, salen, NULL, tr, state);
 }
 
-/* The stats index of a backend named by a session: its index when the
- * session runs on the current backend set, else (a session that started
- * before a reload) the index of the backend with the same id, or -1 when
- * the reload removed it. */
-static int stats_index(int backend, const char *id)
+/* The current pool a record's pool stands for: the same pool when the
+ * request ran on the current set, else (a request that started before a
+ * reload) the pool with the same name, or NULL when the reload removed it
+ * or the request was never routed. */
+static struct pool *current_pool(const char *name, int index)
 {
-    if (backend < 0 || !id)
+    struct pool_set *ps = srv.ctx.gen;
+    if (!name || index < 0)
+        return NULL;
+    if ((size_t)index < ps->npools &&
+        strcmp(ps->pools[index]->cfg.pool, name) == 0)
+        return ps->pools[index];
+    return pool_set_find(ps, name);
+}
+
+/* The stats index of a backend of pool p named by a session: its index
+ * when the session runs on the current backend set, else the index of the
+ * backend with the same id, or -1 when the reload removed it. */
+static int stats_index(const struct pool *p, int backend, const char *id)
+{
+    if (!p || backend < 0 || !id)
         return -1;
-    size_t n = srv.cfg.nbackends;
-    if ((size_t)backend < n && strcmp(srv.cfg.backends[backend].id, id) == 0)
+    size_t n = p->cfg.nbackends;
+    if ((size_t)backend < n && strcmp(p->cfg.backends[backend].id, id) == 0)
         return backend;
     for (size_t i = 0; i < n; i++)
-        if (strcmp(srv.cfg.backends[i].id, id) == 0)
+        if (strcmp(p->cfg.backends[i].id, id) == 0)
             return (int)i;
     return -1;
 }
@@ -167,49 +181,101 @@ static void on_record(void *arg, const struct record *r)
     (void)arg;
     if (srv.csv)
         csvlog_write(srv.csv, r);
-    if (srv.stats) {
-        struct record copy = *r;
-        copy.backend = stats_index(r->backend, r->backend_id);
-        stats_record(srv.stats, &copy, loop_now(srv.loop));
+    uint64_t now = loop_now(srv.loop);
+    struct pool *p = current_pool(r->pool, r->pool_index);
+    struct record copy = *r;
+    copy.backend = stats_index(p, r->backend, r->backend_id);
+    if (p && p->stats) {
+        stats_record(p->stats, &copy, now);
+        if (p->stats == srv.stats)
+            return;
     }
+    copy.backend = -1; /* the total over every pool */
+    stats_record(srv.stats, &copy, now);
 }
 
-static void on_attempt_failed(void *arg, int backend, const char *backend_id,
-                              int err, int status)
+static void on_attempt_failed(void *arg, const struct pool *pool, int backend,
+                              const char *backend_id, int err, int status)
 {
     (void)arg;
-    int i = stats_index(backend, backend_id);
-    if (srv.stats && i >= 0)
-        stats_attempt_failed(srv.stats, (size_t)i, err, status,
+    struct pool *p = current_pool(pool->cfg.pool, (int)pool->index);
+    int i = stats_index(p, backend, backend_id);
+    if (i >= 0 && p->stats)
+        stats_attempt_failed(p->stats, (size_t)i, err, status,
                              loop_now(srv.loop));
 }
 
-static struct session_gen *make_gen(const struct config *cfg, char *err,
-                                    size_t errlen)
+/* Gives each pool of a new set its stats: with one pool, the total's
+ * object (so a request is counted once); with more, each its own, taken
+ * over from the old set's pool of the same name with the backends
+ * following by id.  The old set keeps none. */
+static int attach_stats(struct pool_set *ps, struct pool_set *old)
 {
-    struct session_gen *g = calloc(1, sizeof(*g));
-    if (!g) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+    int rc = 0;
+    for (size_t i = 0; i < ps->npools; i++) {
+        struct pool *p = ps->pools[i];
+        struct pool *o = pool_set_find(old, p->cfg.pool);
+        struct stats *st = NULL;
+        bool follow = false; /* st holds o's backends: follow them by id */
+        if (ps->npools == 1) {
+            st = srv.stats;
+            follow = o && o->stats == srv.stats;
+        } else if (o && o->stats && o->stats != srv.stats) {
+            st = o->stats;
+            follow = true;
+        }
+        int from[CONFIG_MAX_BACKENDS];
+        for (size_t j = 0; j < p->cfg.nbackends; j++) {
+            from[j] = -1;
+            for (size_t k = 0; follow && k < o->cfg.nbackends; k++)
+                if (strcmp(p->cfg.backends[j].id, o->cfg.backends[k].id) == 0)
+                    from[j] = (int)k;
+        }
+        if (follow)
+            o->stats = NULL;
+        if (!st)
+            st = stats_create(p->cfg.nbackends, loop_now(srv.loop));
+        else if (stats_remap(st, p->cfg.nbackends, from) != 0)
+            rc = -1; /* kept as it was: counts land by index */
+        if (!st)
+            return -1;
+        p->stats = st;
     }
-    g->up = upstream_create(srv.loop, cfg, err, errlen);
-    if (!g->up)
-        goto fail;
-    unsigned weights[CONFIG_MAX_BACKENDS];
-    for (size_t i = 0; i < cfg->nbackends; i++)
-        weights[i] = cfg->backends[i].weight ? cfg->backends[i].weight : 1;
-    g->bal =
-        balancer_create(cfg->mode, &cfg->balancer, cfg->nbackends, weights);
-    if (!g->bal) {
-        snprintf(err, errlen, "cannot create balancer '%s'", cfg->mode);
-        goto fail;
+    if (ps->npools != 1) {
+        int none[1];
+        if (stats_remap(srv.stats, 0, none) != 0)
+            rc = -1;
     }
-    g->refs = 1;
-    return g;
-fail:
-    upstream_destroy(g->up);
-    free(g);
-    return NULL;
+    for (size_t i = 0; old && i < old->npools; i++) {
+        struct pool *o = old->pools[i];
+        if (o->stats && o->stats != srv.stats)
+            stats_destroy(o->stats); /* a pool the reload removed */
+        o->stats = NULL;
+    }
+    return rc;
+}
+
+/* Frees the stats the pools own (at exit). */
+static void attach_stats_release(struct pool_set *ps)
+{
+    for (size_t i = 0; i < ps->npools; i++) {
+        if (ps->pools[i]->stats != srv.stats)
+            stats_destroy(ps->pools[i]->stats);
+        ps->pools[i]->stats = NULL;
+    }
+}
+
+/* The admin's view of the current pools. */
+static size_t admin_pools_of(void *ctx, struct admin_pool *out, size_t max)
+{
+    (void)ctx;
+    struct pool_set *ps = srv.ctx.gen;
+    for (size_t i = 0; i < ps->npools && i < max; i++) {
+        struct pool *p = ps->pools[i];
+        out[i] =
+            (struct admin_pool){p->cfg.pool, &p->cfg, p->stats, p->bal, p->up};
+    }
+    return ps->npools;
 }
 
 /* Stops watching a socket of ours and closes it (nothing when unused). */
@@ -268,13 +334,11 @@ static void reload(void)
     memcpy(cfg.log_path, srv.cfg.log_path, sizeof(cfg.log_path));
     /* certificates and keys are read again; a bad one refuses it all */
     struct tls_server *ts = NULL;
-    if (srv.tls_acc && !(ts = tls_server_create(&cfg, err, sizeof(err)))) {
-        log_warnx("reload failed, keeping the running configuration: %s", err);
-        return;
-    }
-    struct session_gen *g = make_gen(&cfg, err, sizeof(err));
-    if (!g) {
+    struct pool_set *ps = NULL;
+    if ((srv.tls_acc && !(ts = tls_server_create(&cfg, err, sizeof(err)))) ||
+        !(ps = pool_set_create(srv.loop, &cfg, err, sizeof(err)))) {
         tls_server_put(ts);
+        config_release(&cfg);
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }
@@ -282,34 +346,33 @@ static void reload(void)
         tls_acceptor_swap(srv.tls_acc, ts, cfg.tls_handshake_timeout_ms);
         tls_server_put(ts);
     }
-    /* backends follow by id: kept, new (from zero), gone (dropped) */
-    int from[CONFIG_MAX_BACKENDS];
-    for (size_t i = 0; i < cfg.nbackends; i++) {
-        from[i] = -1;
-        for (size_t j = 0; j < srv.cfg.nbackends; j++)
-            if (strcmp(cfg.backends[i].id, srv.cfg.backends[j].id) == 0)
-                from[i] = (int)j;
-        if (from[i] < 0) /* a new backend ramps up (health.slow_start_ms) */
-            balancer_slow_start(g->bal, i, loop_now(srv.loop));
+    struct pool_set *old = srv.ctx.gen;
+    /* backends follow by pool and id: kept, new (ramping up with
+     * health.slow_start_ms), gone */
+    for (size_t i = 0; i < ps->npools; i++) {
+        struct pool *p = ps->pools[i], *o = pool_set_find(old, p->cfg.pool);
+        for (size_t j = 0; j < p->cfg.nbackends; j++) {
+            bool kept = false;
+            for (size_t k = 0; o && k < o->cfg.nbackends && !kept; k++)
+                kept =
+                    strcmp(p->cfg.backends[j].id, o->cfg.backends[k].id) == 0;
+            if (!kept)
+                balancer_slow_start(p->bal, j, loop_now(srv.loop));
+        }
     }
-    if (srv.stats && stats_remap(srv.stats, cfg.nbackends, from) != 0)
+    if (attach_stats(ps, old) != 0)
         log_warn("reload: stats keep the previous backend set");
+    config_release(&srv.cfg);
     srv.cfg = cfg;
-    struct session_gen *old = srv.ctx.gen;
-    srv.ctx.gen = g;
-    srv.admin_src.balancer = g->bal;
-    srv.admin_src.pool_ctx = g->up;
-    health_destroy(srv.health); /* checks follow the current generation */
-    srv.health = NULL;
-    if (health_enabled(&srv.cfg)) {
-        srv.health =
-            health_create(srv.loop, &srv.cfg, g->up, g->bal, err, sizeof(err));
-        if (!srv.health)
-            log_warnx("reload: active health checks not started: %s", err);
-    }
-    session_gen_put(old); /* freed once its last session finishes */
-    log_info("reloaded: mode %s, %zu backend(s), %zu TLS certificate(s)",
-             cfg.mode, cfg.nbackends, srv.tls_acc ? cfg.ntls_certs : 0);
+    srv.ctx.gen = ps;
+    pool_set_stop_health(old); /* checks follow the current pools */
+    if (pool_set_start_health(ps, srv.loop, err, sizeof(err)) < 0)
+        log_warnx("reload: active health checks not started: %s", err);
+    pool_set_put(old); /* freed once its last request finishes */
+    log_info("reloaded: %zu pool(s), %zu route(s), mode %s, %zu backend(s), "
+             "%zu TLS certificate(s)",
+             ps->npools, ps->nroutes, cfg.mode, cfg.nbackends,
+             srv.tls_acc ? cfg.ntls_certs : 0);
 }
 
 static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
@@ -396,15 +459,10 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.pa.loop = srv.loop;
     srv.pa.sessions = &srv.ctx;
     srv.pa.on_close = on_client_close;
-    srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
-    if (!srv.ctx.gen)
+    srv.ctx.gen = pool_set_create(srv.loop, &srv.cfg, err, errlen);
+    if (!srv.ctx.gen ||
+        pool_set_start_health(srv.ctx.gen, srv.loop, err, errlen) < 0)
         return -1;
-    if (health_enabled(&srv.cfg)) {
-        srv.health = health_create(srv.loop, &srv.cfg, srv.ctx.gen->up,
-                                   srv.ctx.gen->bal, err, errlen);
-        if (!srv.health)
-            return -1;
-    }
 
     if (strcmp(cfg->tls_listen, "off") != 0) {
         /* certificates are loaded before any socket is bound */
@@ -442,8 +500,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.sig_io.fn = on_signal;
     loop_io_add(srv.loop, &srv.sig_io, sfd, LOOP_READ);
 
-    srv.stats = stats_create(cfg->nbackends, loop_now(srv.loop));
-    if (!srv.stats) {
+    srv.stats = stats_create(0, loop_now(srv.loop));
+    if (!srv.stats || attach_stats(srv.ctx.gen, NULL) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -463,9 +521,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     if (strcmp(cfg->admin, "off") != 0 && cfg->admin[0]) {
         srv.admin_src.config = &srv.cfg;
         srv.admin_src.stats = srv.stats;
-        srv.admin_src.balancer = srv.ctx.gen->bal;
         srv.admin_src.pool_idle = upstream_pool_idle;
-        srv.admin_src.pool_ctx = srv.ctx.gen->up;
+        srv.admin_src.pools = admin_pools_of;
         srv.admin_src.retries = &srv.ctx.retries;
         srv.admin_src.retries_5xx = &srv.ctx.retries_5xx;
         srv.admin_src.retry_budget_refused = &srv.ctx.budget_refused;
@@ -502,17 +559,18 @@ int server_run(void)
     int rc = loop_run(srv.loop);
     proxyaccept_close_all(&srv.pa);
     session_close_all(&srv.ctx);
-    health_destroy(srv.health);
     admin_destroy(srv.admin);
     tls_acceptor_destroy(srv.tls_acc); /* after the admin that reads it */
     csvlog_close(srv.csv);
-    session_gen_put(srv.ctx.gen);
+    attach_stats_release(srv.ctx.gen);
+    pool_set_put(srv.ctx.gen); /* after the admin that reads it */
     close_io(&srv.sig_io);
     close_io(&srv.listen_io);
     close_io(&srv.tls_listen_io);
     loop_destroy(srv.loop);
     stats_destroy(srv.stats);
     session_ctx_cleanup(&srv.ctx);
+    config_release(&srv.cfg);
     log_info("stopped");
     return rc < 0 ? 1 : 0;
 }

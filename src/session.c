@@ -115,7 +115,7 @@ static void queue_leave(struct session *s)
 static bool queue_join(struct session *s)
 {
     struct session_ctx *ctx = s->ctx;
-    const struct config *cfg = cfg_of(s);
+    const struct config *cfg = pcfg(s->req);
     if (ctx->queued_now >= cfg->max_queue) {
         ctx->queue_full++;
         return false;

@@ -27,8 +27,9 @@ void attempt_observe(struct session *s, enum balancer_outcome outcome)
     if (!r->in_flight)
         return;
     r->in_flight = false;
-    balancer_observe(r->gen->bal, (size_t)r->backend, now_us(s) - r->t_dispatch,
-                     outcome, r->inflight_at_dispatch, now_us(s));
+    balancer_observe(r->pool->bal, (size_t)r->backend,
+                     now_us(s) - r->t_dispatch, outcome,
+                     r->inflight_at_dispatch, now_us(s));
 }
 
 void attempt_cancel(struct session *s)
@@ -37,7 +38,7 @@ void attempt_cancel(struct session *s)
     if (!r->in_flight)
         return;
     r->in_flight = false;
-    balancer_cancel(r->gen->bal, (size_t)r->backend);
+    balancer_cancel(r->pool->bal, (size_t)r->backend);
 }
 
 /* ---- the pick ---- */
@@ -47,16 +48,16 @@ static int pick(struct session *s, uint64_t exclude, unsigned *inflight)
 {
     struct request *r = s->req;
     if (r->keyed)
-        return balancer_pick_key(r->gen->bal, exclude, r->hash_key, now_us(s),
+        return balancer_pick_key(r->pool->bal, exclude, r->hash_key, now_us(s),
                                  inflight);
-    return balancer_pick(r->gen->bal, exclude, now_us(s), inflight);
+    return balancer_pick(r->pool->bal, exclude, now_us(s), inflight);
 }
 
 /* The backends at max_conns, as a bitmap (0 without a limit). */
 static uint64_t full_backends(struct session *s)
 {
-    unsigned cap = cfg_of(s)->max_conns;
-    struct balancer *bal = s->req->gen->bal;
+    unsigned cap = pcfg(s->req)->max_conns;
+    struct balancer *bal = s->req->pool->bal;
     uint64_t full = 0;
     if (cap == 0)
         return 0;
@@ -101,7 +102,7 @@ bool attempt_another_backend(struct session *s)
     int idx = pick(s, excluded(r) | full_backends(s), &inflight);
     if (idx < 0)
         return false;
-    balancer_cancel(r->gen->bal, (size_t)idx);
+    balancer_cancel(r->pool->bal, (size_t)idx);
     return true;
 }
 
@@ -111,7 +112,7 @@ bool attempt_retry_possible(const struct session *s)
 {
     const struct request *r = s->req;
     const struct session_ctx *ctx = s->ctx;
-    const struct config *cfg = cfg_of(s);
+    const struct config *cfg = pcfg(s->req);
     if (r->ub_discarded || r->retries >= cfg->max_retries)
         return false;
     return r->retrying || retry_budget_allows(
@@ -123,7 +124,7 @@ bool attempt_may_retry(struct session *s)
 {
     struct request *r = s->req;
     struct session_ctx *ctx = s->ctx;
-    const struct config *cfg = cfg_of(s);
+    const struct config *cfg = pcfg(s->req);
     if (r->ub_discarded || r->retries >= cfg->max_retries)
         return false;
     if (!r->retrying) {
@@ -162,8 +163,8 @@ static void note_failed(struct session *s, int backend, enum record_error err,
     struct request *r = s->req;
     struct session_ctx *ctx = s->ctx;
     if (ctx->on_attempt_failed)
-        ctx->on_attempt_failed(ctx->record_arg, backend,
-                               upstream_id(r->gen->up, (size_t)backend), err,
+        ctx->on_attempt_failed(ctx->record_arg, r->pool, backend,
+                               upstream_id(r->pool->up, (size_t)backend), err,
                                status);
     r->tried |= (uint64_t)1 << backend;
 }
@@ -183,12 +184,12 @@ void attempt_note_retried(struct session *s, enum record_error err)
 
 unsigned attempt_per_try_ms(struct session *s)
 {
-    const struct config *cfg = cfg_of(s);
+    const struct config *cfg = pcfg(s->req);
     struct request *r = s->req;
     if (cfg->per_try_min_ms == 0 || !r->hreq.idempotent || r->ub_discarded ||
         !(cfg->retry_on & RETRY_TIMEOUT))
         return 0;
-    uint64_t tail = balancer_latency_tail_us(r->gen->bal, (size_t)r->backend);
+    uint64_t tail = balancer_latency_tail_us(r->pool->bal, (size_t)r->backend);
     return retry_per_try_ms(tail, cfg->per_try_factor, cfg->per_try_min_ms,
                             cfg->per_try_max_ms, cfg->upstream_timeout_ms);
 }
@@ -241,7 +242,7 @@ void hedge_cancel(struct session *s)
     if (!r || !r->hedging)
         return;
     if (r->hedge.in_flight)
-        balancer_cancel(r->gen->bal, (size_t)r->hedge.backend);
+        balancer_cancel(r->pool->bal, (size_t)r->hedge.backend);
     hedge_end(s, false);
 }
 
@@ -253,7 +254,7 @@ static void hedge_failed(struct session *s, enum balancer_outcome outcome,
     struct request *r = s->req;
     struct hedge *h = &r->hedge;
     if (h->in_flight)
-        balancer_observe(r->gen->bal, (size_t)h->backend,
+        balancer_observe(r->pool->bal, (size_t)h->backend,
                          now_us(s) - h->t_dispatch, outcome,
                          h->inflight_at_dispatch, now_us(s));
     h->in_flight = false;
@@ -264,7 +265,7 @@ static void hedge_failed(struct session *s, enum balancer_outcome outcome,
 bool hedge_start(struct session *s)
 {
     struct request *r = s->req;
-    const struct config *cfg = cfg_of(s);
+    const struct config *cfg = pcfg(s->req);
     struct buf *src = &s->upstream.out;
     struct hedge *h = &r->hedge;
     if (r->hedging || !src->data || src->len == 0)
@@ -276,10 +277,10 @@ bool hedge_start(struct session *s)
     struct upstream_conn *uc = NULL;
     bool connecting = false;
     if (cfg->persistent)
-        uc = upstream_get_idle(r->gen->up, (size_t)idx);
+        uc = upstream_get_idle(r->pool->up, (size_t)idx);
     bool pooled = uc != NULL;
     if (!uc) {
-        switch (upstream_connect(r->gen->up, (size_t)idx, true, s->pp_out,
+        switch (upstream_connect(r->pool->up, (size_t)idx, true, s->pp_out,
                                  s->pp_len, &uc)) {
         case UPSTREAM_CONNECTED:
             break;
@@ -288,7 +289,7 @@ bool hedge_start(struct session *s)
             break;
         case UPSTREAM_REFUSED:
         case UPSTREAM_ERROR:
-            balancer_observe(r->gen->bal, (size_t)idx, 0, BALANCER_CONNECT_ERR,
+            balancer_observe(r->pool->bal, (size_t)idx, 0, BALANCER_CONNECT_ERR,
                              inflight, now_us(s));
             note_failed(s, idx, RECORD_CONNECT, 0);
             return false;
@@ -340,7 +341,7 @@ enum hedge_event hedge_io(struct session *s, unsigned events)
     struct request *r = s->req;
     struct hedge *h = &r->hedge;
     struct half *hh = &h->half;
-    const struct config *cfg = cfg_of(s);
+    const struct config *cfg = pcfg(s->req);
     if (!r->hedging)
         return HEDGE_WAIT;
     if (h->connecting) {

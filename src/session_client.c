@@ -7,8 +7,10 @@
 #include "session_impl.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
+#include "route.h"
 
 static llhttp_settings_t req_settings;
 
@@ -114,6 +116,57 @@ static enum step reject(struct session *s, int status)
     return step_reply(s->req, status, RECORD_BAD_REQUEST);
 }
 
+/* The Host a request names: its absolute-form target's authority, else
+ * its Host field (http_request_check allows one); *path gets the path. */
+static void request_host(const struct request *r, const char **host,
+                         size_t *hostlen, const char **path, size_t *pathlen)
+{
+    const char *url = r->head.base + r->head.url.off;
+    size_t n = r->head.url.len, skip = 0;
+    *host = NULL;
+    *hostlen = 0;
+    if (n > 7 && strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (n > 8 && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    if (skip) {
+        const char *a = url + skip, *end = url + n;
+        const char *slash = memchr(a, '/', (size_t)(end - a));
+        *host = a;
+        *hostlen = (size_t)((slash ? slash : end) - a);
+        *path = slash ? slash : "/";
+        *pathlen = slash ? (size_t)(end - slash) : 1;
+        return;
+    }
+    *path = url;
+    *pathlen = n;
+    if (r->head.host) {
+        const struct http_header *hd = &r->head.headers[r->head.host - 1];
+        *host = r->head.base + hd->value.off;
+        *hostlen = hd->value.len;
+    }
+}
+
+/* Chooses the request's pool (route.h): 0, or the status to answer
+ * (404: routes serve this host, none this path; 421: none serves it). */
+static int route_request(struct session *s, struct request *r)
+{
+    struct pool_set *ps = s->ctx->gen;
+    int idx = ps->default_pool;
+    if (ps->nroutes > 0) {
+        const char *host, *path;
+        size_t hl, pl;
+        request_host(r, &host, &hl, &path, &pl);
+        idx = route_lookup(ps->routes, host, hl, path, pl);
+    }
+    if (idx < 0)
+        return idx == ROUTE_MISDIRECTED ? 421 : 404;
+    r->gen = ps;
+    ps->refs++;
+    r->pool = ps->pools[idx];
+    return 0;
+}
+
 /* A whole request head was parsed: check it and build the upstream head. */
 static enum step head_done(struct session *s)
 {
@@ -129,6 +182,9 @@ static enum step head_done(struct session *s)
         log_debug("%s: %d %s", s->addr, r->hreq.status, r->hreq.error);
         return reject(s, r->hreq.status);
     }
+    int miss = route_request(s, r);
+    if (miss)
+        return reject(s, miss);
     s->keep_alive = r->hreq.keep_alive && !s->ctx->draining;
     r->request_id_len = 0;
     if (cfg->request_id) {
@@ -138,17 +194,17 @@ static enum step head_done(struct session *s)
     }
     r->hreq.tls = s->client.tr->secure;
     /* Once per request, while the head's spans are valid: what the hash
-     * policy picks by (nothing for the other policies). */
-    if (s->ctx->gen && balancer_wants_key(s->ctx->gen->bal)) {
-        r->hash_key =
-            hashkey_of(&cfg->hash_key, &r->head, s->ip, strlen(s->ip), NULL);
+     * policy of the request's pool picks by (nothing for other policies). */
+    if (balancer_wants_key(r->pool->bal)) {
+        r->hash_key = hashkey_of(&pcfg(r)->hash_key, &r->head, s->ip,
+                                 strlen(s->ip), NULL);
         r->keyed = true;
     }
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(
         s->upstream.out.data, pool->size - FRAMING_SLACK, &r->parser, &r->head,
-        &r->hreq, s->ip, !cfg->persistent);
+        &r->hreq, s->ip, !pcfg(r)->persistent);
     if (n < 0)
         return reject(s, 431);
     buf_commit(pool, &s->upstream.out, (uint32_t)n);

@@ -23,6 +23,7 @@
 #include "half.h"
 #include "http.h"
 #include "loop.h"
+#include "pool.h"
 #include "record.h"
 #include "reqid.h"
 #include "session.h"
@@ -91,8 +92,9 @@ struct request {
     uint64_t body_total; /* chunked: sum of the chunk sizes announced */
 
     /* upstream side */
-    struct session_gen *gen;
-    uint32_t rparse_off; /* response head bytes parsed, from upstream.in */
+    struct pool_set *gen; /* the pools when the request was routed */
+    struct pool *pool;    /* the one chosen (NULL: not routed yet) */
+    uint32_t rparse_off;  /* response head bytes parsed, from upstream.in */
     int backend;
     uint64_t tried;
     unsigned retries, inflight_at_dispatch, ninterim;
@@ -107,6 +109,7 @@ struct request {
     bool upstream_extra; /* bytes after the response were read */
     bool body_dropped;   /* the backend answered early and stopped reading:
                             the rest of the request body goes nowhere */
+    bool dispatched;     /* uside_dispatch has seen it */
     bool active;         /* counted in ctx->active_requests */
     uint64_t t_queued;   /* when it joined the queue (0: never) */
     bool retrying;       /* counted in ctx->active_retries */
@@ -169,6 +172,13 @@ struct session {
 static inline const struct config *cfg_of(const struct session *s)
 {
     return s->ctx->cfg;
+}
+
+/* The configuration of the request's pool: what [pool.NAME] sets (mode,
+ * persistent, retries, upstream timeouts, ...), the global values else. */
+static inline const struct config *pcfg(const struct request *r)
+{
+    return &r->pool->cfg;
 }
 
 static inline uint64_t now_us(const struct session *s)

@@ -61,15 +61,6 @@ void session_ctx_cleanup(struct session_ctx *ctx)
     ctx->nfree_reqs = 0;
 }
 
-void session_gen_put(struct session_gen *g)
-{
-    if (!g || --g->refs > 0)
-        return;
-    balancer_destroy(g->bal);
-    upstream_destroy(g->up);
-    free(g);
-}
-
 /* ---- per-request state ---- */
 
 struct request *request_get(struct session *s)
@@ -105,7 +96,9 @@ void request_put(struct session *s)
     if (!r)
         return;
     s->req = NULL;
-    session_gen_put(r->gen);
+    pool_set_put(r->gen);
+    r->gen = NULL;
+    r->pool = NULL;
     if (ctx->nfree_reqs < ctx->max_free_reqs)
         ctx->free_reqs[ctx->nfree_reqs++] = r;
     else
@@ -143,6 +136,12 @@ void record_emit(struct session *s)
                               : RECORD_HEDGE_NONE,
         .request_id = r->request_id_len ? r->request_id : NULL,
         .tls_handshake_us = -1,
+        .pool = r->pool ? r->pool->cfg.pool : NULL,
+        .pool_index = r->pool ? (int)r->pool->index : -1,
+        .mode = r->pool ? r->pool->cfg.mode : NULL,
+        .conn_model = !r->pool                  ? NULL
+                      : r->pool->cfg.persistent ? "persistent"
+                                                : "non_persistent",
     };
     if (s->client.tr->info) {
         struct transport_info ti = {0};
@@ -152,9 +151,9 @@ void record_emit(struct session *s)
         rec.tls_resumed = ti.resumed;
         rec.tls_handshake_us = ti.handshake_us;
     }
-    if (r->backend >= 0 && r->gen) {
-        rec.backend_id = upstream_id(r->gen->up, (size_t)r->backend);
-        rec.backend_addr = upstream_addr(r->gen->up, (size_t)r->backend);
+    if (r->backend >= 0 && r->pool) {
+        rec.backend_id = upstream_id(r->pool->up, (size_t)r->backend);
+        rec.backend_addr = upstream_addr(r->pool->up, (size_t)r->backend);
         if (r->t_first_byte)
             rec.ttfb_us = (int64_t)(r->t_first_byte - r->t_dispatch);
         if (uside_complete(s))

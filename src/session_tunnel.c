@@ -34,7 +34,7 @@ void tunnel_begin(struct session *s)
     half_deadline_clear(&s->upstream);
     arm_idle(s);
     log_debug("%s: tunnel to %s", s->addr,
-              upstream_id(r->gen->up, (size_t)r->backend));
+              upstream_id(r->pool->up, (size_t)r->backend));
 }
 
 void tunnel_end(struct session *s)

@@ -45,7 +45,7 @@ static void arm(struct session *s, enum half_wait w, unsigned ms)
 static void arm_response(struct session *s)
 {
     unsigned t = attempt_per_try_ms(s);
-    arm(s, HW_RESPONSE, t ? t : cfg_of(s)->upstream_timeout_ms);
+    arm(s, HW_RESPONSE, t ? t : pcfg(s->req)->upstream_timeout_ms);
 }
 
 /* The response parser starts over, at the start of upstream.in. */
@@ -118,8 +118,8 @@ static enum step take_hedge(struct session *s)
 static enum step connect_backend(struct session *s, bool fresh)
 {
     struct request *r = s->req;
-    const struct config *cfg = cfg_of(s);
-    struct upstream *up = r->gen->up;
+    const struct config *cfg = pcfg(s->req);
+    struct upstream *up = r->pool->up;
     size_t idx = (size_t)r->backend;
     struct upstream_conn *uc = NULL;
     if (!fresh && cfg->persistent)
@@ -188,9 +188,8 @@ static enum step connect_backend(struct session *s, bool fresh)
 enum step uside_dispatch(struct session *s)
 {
     struct request *r = s->req;
-    if (!r->gen) {
-        r->gen = s->ctx->gen;
-        r->gen->refs++;
+    if (!r->dispatched) {
+        r->dispatched = true;
         r->active = true;
         s->ctx->active_requests++;
     }
@@ -233,7 +232,7 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
     }
     attempt_observe(s, outcome);
     r->timed_out = outcome == BALANCER_TIMEOUT;
-    unsigned on = cfg_of(s)->retry_on;
+    unsigned on = pcfg(s->req)->retry_on;
     bool retry = (outcome == BALANCER_CONNECT_ERR && (on & RETRY_CONNECT)) ||
                  (r->hreq.idempotent &&
                   ((outcome == BALANCER_RESET && (on & RETRY_RESET)) ||
@@ -253,7 +252,7 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
 static bool retry_5xx(struct session *s)
 {
     struct request *r = s->req;
-    if (r->status < 500 || !(cfg_of(s)->retry_on & RETRY_5XX) ||
+    if (r->status < 500 || !(pcfg(s->req)->retry_on & RETRY_5XX) ||
         !r->hreq.idempotent || r->resp_head_sent)
         return false;
     uint64_t tried = r->tried | (uint64_t)1 << r->backend;
@@ -306,7 +305,7 @@ static void rearm_per_try(struct session *s)
     if (t == 0 || s->upstream.bytes_in > 0 || s->state != SS_RELAY)
         return;
     uint64_t end =
-        r->t_dispatch + (uint64_t)cfg_of(s)->upstream_timeout_ms * 1000;
+        r->t_dispatch + (uint64_t)pcfg(s->req)->upstream_timeout_ms * 1000;
     uint64_t when = now_us(s) + (uint64_t)t * 1000;
     half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE,
                   when < end ? when : end);
@@ -341,9 +340,9 @@ enum step uside_timeout(struct session *s, bool connecting)
     if (connecting)
         return failed(s, BALANCER_CONNECT_ERR);
     if (s->upstream.bytes_in == 0 && r->hreq.idempotent) {
-        uint64_t full = (uint64_t)cfg_of(s)->upstream_timeout_ms * 1000;
+        uint64_t full = (uint64_t)pcfg(s->req)->upstream_timeout_ms * 1000;
         uint64_t waited = now_us(s) - r->t_dispatch;
-        if (waited < full && cfg_of(s)->hedge)
+        if (waited < full && pcfg(s->req)->hedge)
             return per_try_hedge(s, full - waited);
         if (waited < full) {
             /* a per-try deadline: another backend when one is left and
@@ -416,7 +415,7 @@ static enum step bad_response(struct session *s, const char *why)
 {
     struct request *r = s->req;
     log_debug("%s: bad response from %s: %s", s->addr,
-              upstream_id(r->gen->up, (size_t)r->backend), why);
+              upstream_id(r->pool->up, (size_t)r->backend), why);
     attempt_observe(s, BALANCER_RESET);
     drop_connection(s, true);
     withdraw_response(s);
@@ -622,7 +621,7 @@ static enum step read_upstream(struct session *s)
     if (n > 0) {
         if (r->t_first_byte == 0)
             r->t_first_byte = now_us(s);
-        arm(s, HW_RESPONSE, cfg_of(s)->upstream_timeout_ms);
+        arm(s, HW_RESPONSE, pcfg(s->req)->upstream_timeout_ms);
         return STEP_MOVED;
     }
     if (n == 0)
@@ -711,9 +710,9 @@ bool uside_closes_client(const struct session *s)
 static void pool_or_close(struct session *s)
 {
     struct request *r = s->req;
-    const struct config *cfg = cfg_of(s);
     if (!s->uc)
         return;
+    const struct config *cfg = pcfg(r);
     bool complete = s->upstream.msg == HALF_DONE;
     bool reusable = cfg->persistent && complete &&
                     r->resp.upstream_keep_alive && s->client.msg == HALF_DONE &&

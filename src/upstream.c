@@ -58,6 +58,16 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
         b->idle_timer.fn = on_idle_timeout;
         b->idle_timer.ctx = b;
         char spec[128], why[160] = "address too long";
+        if (cb->kind != CONFIG_BACKEND_ADDR) {
+            /* The resolver (src/resolver.c) turns names into addresses;
+             * until the pools consult it, a named backend is refused. */
+            snprintf(err, errlen,
+                     "backend %s: %s is resolved by DNS, which the proxy "
+                     "does not use for backends yet",
+                     cb->id, cb->name);
+            free(up);
+            return NULL;
+        }
         if (config_backend_addr(cb, spec, sizeof(spec)) < 0 ||
             net_parse(spec, &b->addr, why, sizeof(why)) < 0) {
             snprintf(err, errlen, "backend %s: %s", cb->id, why);

@@ -367,7 +367,7 @@ def ratio_table(m, pairs):
         if a in m and b in m:
             ca = m[a]["proxy_cpu_us_per_req"]
             cb = m[b]["proxy_cpu_us_per_req"]
-            cpu = "-" if b == "direct" else f"{ca / cb:.2f}"
+            cpu = "-" if b == "direct" else f"{ca / cb:.3f}"
             lines.append(f"| {a} / {b} | {m[a]['rps'] / m[b]['rps']:.2f} | "
                          f"{m[a]['p99_ms'] / m[b]['p99_ms']:.2f} | {cpu} |")
     return lines
@@ -389,7 +389,9 @@ def quick_summary(rows, scen, run_dir):
     lines += ratio_table(m, (("lb-rr-p", "nginx-rr-ka"),
                              ("lb-rr-np", "nginx-rr-close"),
                              ("lb-rr-p", "direct"), ("nginx-rr-ka", "direct"),
-                             ("lb-rr-p", "relay"), ("nginx-rr-ka", "relay")))
+                             ("lb-rr-p", "relay"), ("nginx-rr-ka", "relay"),
+                             ("lb-rr-p-route1", "lb-rr-p"),
+                             ("lb-rr-p-routes1k", "lb-rr-p")))
     lines.append("")
     lines.append("load CPU busy = (wrk + backends CPU seconds) / run seconds "
                  "on CPU 1; near 1.00 the load side, not the proxy, limits "

@@ -50,7 +50,7 @@ class Config:
     """
 
     def __init__(self, name, kind, mode="", persistent=True, sets=(),
-                 note="", log=None):
+                 note="", log=None, ini=None):
         self.name = name
         self.kind = kind
         self.mode = mode
@@ -61,6 +61,9 @@ class Config:
         # lbproxy's CSV request log: None follows the run's LOG setting,
         # True keeps it on whatever LOG says (the --logcost pair).
         self.log = log
+        # lbproxy: a function of the backends [(id, port, ...)] giving the
+        # text of a --config file (pools and routes); None: no file
+        self.ini = ini
 
     @property
     def conn_model(self):
@@ -72,6 +75,27 @@ class Config:
     def family(self):
         return {"lbproxy": "lbproxy", "direct": "direct",
                 "relay": "relay"}.get(self.kind, "peer")
+
+
+def routes_ini(nroutes, npools):
+    """A --config text: with nroutes 0, one host-less route to the default
+    pool; else npools pools of the same backends and nroutes exact host
+    routes spread over them, one of which (host 127.0.0.1, what wrk sends)
+    leads to the default pool.  Every request then goes through the route
+    table."""
+    def text(backends):
+        if nroutes == 0:
+            return "[route.all]\npool = default\n"
+        out = []
+        for i in range(1, npools):
+            out.append(f"[pool.p{i}.backends]")
+            out += [f"{bid} = 127.0.0.1:{p}" for bid, p, *_ in backends]
+        for i in range(nroutes - 1):
+            out += [f"[route.r{i}]", f"host = h{i}.example.com",
+                    f"pool = p{1 + i % (npools - 1)}"]
+        out += ["[route.wrk]", "host = 127.0.0.1", "pool = default"]
+        return "\n".join(out) + "\n"
+    return text
 
 
 def _all_configs():
@@ -101,6 +125,13 @@ def _all_configs():
                        note=f"lb-rr-{tail} run by LBPROXY_BASE={LBPROXY_BASE}")
             c.exe = os.path.abspath(LBPROXY_BASE)
             out.append(c)
+    out.append(Config("lb-rr-p-route1", "lbproxy", "round-robin", True,
+                      note="lb-rr-p behind one host-less route to the "
+                      "default pool (the routing cost)", ini=routes_ini(0, 0)))
+    out.append(Config("lb-rr-p-routes1k", "lbproxy", "round-robin", True,
+                      note="lb-rr-p's backends as one of 100 pools behind "
+                      "1,000 host routes (the lookup at scale)",
+                      ini=routes_ini(1000, 100)))
     out.append(Config("lb-rr-p-log", "lbproxy", "round-robin", True,
                       note="lb-rr-p with its CSV request log always on "
                       "(bench.py --logcost)", log=True))
@@ -124,7 +155,8 @@ CONFIGS = _all_configs()
 # opt-in variants (named explicitly in CONFIGS=).
 MATRIX = [n for n in CONFIGS
           if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log",
-                       "lb-ewma-nohedge-p")
+                       "lb-ewma-nohedge-p", "lb-rr-p-route1",
+                       "lb-rr-p-routes1k")
           and not n.startswith("base-")]
 
 
@@ -461,6 +493,11 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
             cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
         for s in cfg.sets:
             cmd += ["--set", s]
+        if cfg.ini:
+            ini = os.path.join(d, "lbproxy.ini")
+            with open(ini, "w") as f:
+                f.write(cfg.ini(backends))
+            cmd += ["--config", ini]
     elif cfg.kind == "nginx":
         for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(d, "tmp", t), exist_ok=True)

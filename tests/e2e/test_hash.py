@@ -162,3 +162,31 @@ def test_bounded_load_spreads_a_hot_key(procs):
     conc, served = peaks["0"]
     assert sorted(served.values())[:2] == [0, 0], peaks
     assert max(conc.values()) >= 8, peaks
+
+
+def test_hash_in_one_pool_only(procs, tmp_path):
+    """A [pool.NAME] may set mode = hash and its own hash_key: requests
+    routed there stick by X-User to one of its backends, while the default
+    pool's round-robin goes on rotating whatever the header says."""
+    bes = [procs.backend(bid=b) for b in "ABCDE"]
+    ini = tmp_path / "pools.ini"
+    ini.write_text(
+        "[proxy]\nmode = round-robin\n"
+        "[backends]\n"
+        f"A = 127.0.0.1:{bes[0].port}\nB = 127.0.0.1:{bes[1].port}\n"
+        "[pool.sticky]\nmode = hash\nhash_key = header:X-User\n"
+        "[pool.sticky.backends]\n"
+        + "".join(f"{b} = 127.0.0.1:{be.port}\n"
+                  for b, be in zip("CDE", bes[2:]))
+        + "[route.sticky]\npath_prefix = /s/\npool = sticky\n")
+    px = procs.proxy([], extra=["--config", str(ini)])
+    homes = {}
+    for u in range(30):
+        rows = ids_for(px.port, [(f"/s/{j}", [("X-User", f"u{u}")])
+                                 for j in range(3)])
+        assert all(s == 200 for _, s in rows), rows
+        assert len({b for b, _ in rows}) == 1, (u, rows)
+        homes[u] = rows[0][0]
+    assert set(homes.values()) <= set("CDE") and len(set(homes.values())) >= 2
+    rows = ids_for(px.port, [("/", [("X-User", "u1")])] * 4)
+    assert [b for b, _ in rows] in (list("ABAB"), list("BABA")), rows

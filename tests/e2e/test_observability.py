@@ -26,7 +26,7 @@ from lbtest import free_port, wait_port
 HEADER = ("timestamp,client,method,path,backend_id,backend_addr,status,"
           "req_bytes,resp_bytes,connect_ms,ttfb_ms,upstream_ms,total_ms,"
           "reused,mode,conn_model,retries,error,hedge,request_id,"
-          "tls_version,tls_cipher,tls_resumed,tls_handshake_ms")
+          "tls_version,tls_cipher,tls_resumed,tls_handshake_ms,pool")
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 MS = re.compile(r"^\d+\.\d{3}$")

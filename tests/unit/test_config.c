@@ -1281,6 +1281,89 @@ static void test_usage_derived(void **state)
     }
 }
 
+/* Backends by name (name:port, srv:NAME) are kept as names to resolve;
+ * numeric addresses and localhost stay addresses; [dns] resolvers is a
+ * normalised address list. */
+static void test_backend_names(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[512], addr[300];
+    int rc =
+        RUN(&c, err, "--config", "/dev/null", "--backend",
+            "web.test:8080, weight=3", "--backend", "srv:_http._tcp.Web.Test.",
+            "--backend", "localhost:81", "--backend", "10.0.0.1:82");
+    if (rc != 0)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.backends[0].kind, CONFIG_BACKEND_NAME);
+    assert_string_equal(c.backends[0].name, "web.test");
+    assert_string_equal(c.backends[0].port, "8080");
+    assert_string_equal(c.backends[0].host, "");
+    assert_int_equal(c.backends[0].weight, 3);
+    assert_int_equal(c.backends[1].kind, CONFIG_BACKEND_SRV);
+    assert_string_equal(c.backends[1].name, "_http._tcp.Web.Test.");
+    assert_int_equal(c.backends[2].kind, CONFIG_BACKEND_ADDR);
+    assert_string_equal(c.backends[2].host, "127.0.0.1");
+    assert_int_equal(c.backends[3].kind, CONFIG_BACKEND_ADDR);
+    assert_string_equal(c.backends[3].host, "10.0.0.1");
+    assert_int_equal(config_backend_addr(&c.backends[0], addr, sizeof(addr)),
+                     0);
+    assert_string_equal(addr, "web.test:8080");
+    assert_int_equal(config_backend_addr(&c.backends[1], addr, sizeof(addr)),
+                     0);
+    assert_string_equal(addr, "srv:_http._tcp.Web.Test.");
+    assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+
+    /* --print-config's [backends] reads back to the same backends */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&c, out);
+    fclose(out);
+    struct config back;
+    rc = RUN(&back, err, "--config", write_tmp(text));
+    free(text);
+    assert_int_equal(rc, 0);
+    assert_int_equal(back.nbackends, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_memory_equal(&back.backends[i], &c.backends[i],
+                            sizeof(c.backends[i]));
+
+    const char *bad[] = {
+        "web.test:0",     "web.test",
+        "web.test:65536", "-web.test:80",
+        "web..test:80",   "a b.test:80",
+        "10.0.0.300:80",  "srv:",
+        "srv:a b",        "srv:_x._tcp.web.test, weight=2",
+        "web.test:8x",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rc = RUN(&c, err, "--config", "/dev/null", "--backend", (char *)bad[i]);
+        if (rc != -1)
+            print_error("accepted '%s'\n", bad[i]);
+        assert_int_equal(rc, -1);
+        assert_contains(err, "--backend: expected");
+    }
+
+    rc = RUN(&c, err, "--config", "/dev/null", "--backend", "127.0.0.1:1",
+             "--set", "dns.resolvers= 127.0.0.1:5353 , [::1]:53");
+    assert_int_equal(rc, 0);
+    assert_string_equal(c.dns_resolvers, "127.0.0.1:5353,[::1]:53");
+    assert_int_equal(c.dns_resolve_interval_ms, 5000);
+    const char *bad_lists[] = {"nowhere:53", ",", "127.0.0.1:53,,", "1.2.3.4"};
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+        char set[64];
+        snprintf(set, sizeof(set), "dns.resolvers=%s", bad_lists[i]);
+        rc = RUN(&c, err, "--config", "/dev/null", "--backend", "127.0.0.1:1",
+                 "--set", set);
+        if (rc != -1)
+            print_error("accepted '%s'\n", bad_lists[i]);
+        assert_int_equal(rc, -1);
+        assert_contains(err, "comma-separated list");
+    }
+}
+
 /* docs/configuration.md gives every key's default as the table has it. */
 static void test_docs_defaults(void **state)
 {
@@ -1370,6 +1453,7 @@ int main(void)
         cmocka_unit_test_teardown(test_table_defaults_round_trip, remove_tmp),
         cmocka_unit_test_teardown(test_usage_derived, remove_tmp),
         cmocka_unit_test_teardown(test_docs_defaults, remove_tmp),
+        cmocka_unit_test_teardown(test_backend_names, remove_tmp),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -118,7 +118,7 @@ static void test_header_and_exact_row(void **state)
                         "status,req_bytes,resp_bytes,connect_ms,ttfb_ms,"
                         "upstream_ms,total_ms,reused,mode,conn_model,retries,"
                         "error,hedge,request_id,tls_version,tls_cipher,"
-                        "tls_resumed,tls_handshake_ms\n");
+                        "tls_resumed,tls_handshake_ms,pool\n");
     char buf[CSVLOG_ROW_MAX];
     struct record r = base_record();
     size_t n = csvlog_format(buf, sizeof(buf), &r, "adaptive_ewma", true);
@@ -126,13 +126,13 @@ static void test_header_and_exact_row(void **state)
     assert_string_equal(buf, "2026-11-25T14:03:01.123456Z,127.0.0.1:54321,GET,"
                              "/api/x?y=1,B,127.0.0.1:8082,200,78,1234,0.250,"
                              "1.500,2.001,2.100,0,adaptive_ewma,persistent,0,"
-                             ",none,,,,,\n");
+                             ",none,,,,,,\n");
     /* The request id, the last column. */
     r.request_id = "0b7e5c3a-9f1d-4e2b-8a6c-3d5e7f9a1b2c";
     n = csvlog_format(buf, sizeof(buf), &r, "adaptive_ewma", true);
     buf[n] = 0;
     assert_non_null(strstr(buf, ",persistent,0,,none,0b7e5c3a-9f1d-4e2b-8a6c-"
-                                "3d5e7f9a1b2c,,,,\n"));
+                                "3d5e7f9a1b2c,,,,,\n"));
     r.request_id = NULL;
     /* No backend, reused, error, times not applicable. */
     r.backend = -1;
@@ -150,13 +150,14 @@ static void test_header_and_exact_row(void **state)
     r.wall_us = 1795615381000001ull;
     n = csvlog_format(buf, sizeof(buf), &r, "round_robin", false);
     buf[n] = 0;
-    assert_string_equal(buf, "2026-11-25T14:03:01.000001Z,127.0.0.1:54321,GET,"
-                             "/api/x?y=1,,,502,78,1234,,,,1000000.007,1,"
-                             "round_robin,non_persistent,2,connect,won,,,,,\n");
+    assert_string_equal(buf,
+                        "2026-11-25T14:03:01.000001Z,127.0.0.1:54321,GET,"
+                        "/api/x?y=1,,,502,78,1234,,,,1000000.007,1,"
+                        "round_robin,non_persistent,2,connect,won,,,,,,\n");
     r.hedge = RECORD_HEDGE_LOST;
     n = csvlog_format(buf, sizeof(buf), &r, "round_robin", false);
     buf[n] = 0;
-    assert_non_null(strstr(buf, ",connect,lost,,,,,\n"));
+    assert_non_null(strstr(buf, ",connect,lost,,,,,,\n"));
     /* A request over TLS: version, cipher, resumed, handshake time. */
     r.tls_version = "TLSv1.3";
     r.tls_cipher = "TLS_AES_128_GCM_SHA256";
@@ -168,7 +169,13 @@ static void test_header_and_exact_row(void **state)
                         "2026-11-25T14:03:01.000001Z,127.0.0.1:54321,GET,"
                         "/api/x?y=1,,,502,78,1234,,,,1000000.007,1,"
                         "round_robin,non_persistent,2,connect,lost,,TLSv1.3,"
-                        "TLS_AES_128_GCM_SHA256,1,1.234\n");
+                        "TLS_AES_128_GCM_SHA256,1,1.234,\n");
+    /* The pool the request was routed to, the last column. */
+    r.pool = "api";
+    n = csvlog_format(buf, sizeof(buf), &r, "round_robin", false);
+    buf[n] = 0;
+    assert_non_null(strstr(buf, ",1,1.234,api\n"));
+    r.pool = NULL;
     /* Too small a buffer: 0, never a partial row. */
     assert_int_equal(csvlog_format(buf, 20, &r, "x", false), 0);
 }
@@ -222,10 +229,10 @@ static void test_quoting_round_trip(void **state)
     struct parsed p;
     parse_file(path, &p);
     assert_int_equal(p.nrows, np + 1);
-    assert_int_equal(p.nf[0], 24);
+    assert_int_equal(p.nf[0], 25);
     assert_string_equal(p.f[0][3], "path");
     for (size_t i = 0; i < np; i++) {
-        assert_int_equal(p.nf[i + 1], 24);
+        assert_int_equal(p.nf[i + 1], 25);
         assert_string_equal(p.f[i + 1][3], paths[i]);
         assert_string_equal(p.f[i + 1][2], i % 2 ? "GE\"T" : "GET");
         assert_string_equal(p.f[i + 1][1], "[::1]:5,5");

@@ -1,0 +1,57 @@
+/*
+ * pool: the named pools of one configuration and the route table that
+ * chooses among them.  A pool is one set of backends with its own
+ * configuration (the global keys with its [pool.NAME] keys applied), its
+ * upstream table and connection pools, its balancer and its active health
+ * checks.  The whole set is one generation: replaced on reload, freed when
+ * the last request that uses it finishes.
+ */
+#ifndef LB_POOL_H
+#define LB_POOL_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct loop;
+struct upstream;
+struct balancer;
+struct health;
+struct stats;
+struct route_table;
+
+struct pool {
+    struct config cfg; /* cfg.pool is the name */
+    size_t index;      /* in its set */
+    struct upstream *up;
+    struct balancer *bal;
+    struct health *health; /* NULL: no active checks (or stopped) */
+    struct stats *stats;   /* per-backend series; the server's, borrowed */
+};
+
+struct pool_set {
+    struct pool **pools;
+    size_t npools;
+    struct route_table *routes;
+    size_t nroutes;   /* 0: every request goes to pools[default_pool] */
+    int default_pool; /* index, -1: none */
+    unsigned refs;    /* requests holding it, +1 while current */
+};
+
+/* Builds every pool of cfg (config_pool_count of them) and the routes,
+ * with refs 1 and no health checks.  NULL with err filled on failure. */
+struct pool_set *pool_set_create(struct loop *loop, const struct config *cfg,
+                                 char *err, size_t errlen);
+/* Drops a reference, freeing the set (and stopping its checks) when it was
+ * the last. */
+void pool_set_put(struct pool_set *ps);
+/* Starts each pool's active health checks (where its configuration asks
+ * for them); 0, or -1 with err filled. */
+int pool_set_start_health(struct pool_set *ps, struct loop *loop, char *err,
+                          size_t errlen);
+/* Stops them (a set that a reload replaced). */
+void pool_set_stop_health(struct pool_set *ps);
+/* The pool named name, or NULL. */
+struct pool *pool_set_find(const struct pool_set *ps, const char *name);
+
+#endif

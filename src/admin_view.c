@@ -1,0 +1,102 @@
+/*
+ * admin_view: the flat list of backend rows the admin renderers draw
+ * (src/admin_view.h).
+ */
+#include "admin_view.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balancer.h"
+#include "config.h"
+#include "stats.h"
+
+#define ADMIN_MAX_POOLS 4096
+
+size_t admin_pools(const struct admin_sources *src, struct admin_pool **out)
+{
+    size_t n = 1;
+    if (src->pools)
+        n = src->pools(src->pools_ctx, NULL, 0);
+    if (n > ADMIN_MAX_POOLS)
+        n = ADMIN_MAX_POOLS;
+    *out = calloc(n ? n : 1, sizeof(**out));
+    if (!*out)
+        return 0;
+    if (src->pools) {
+        size_t got = src->pools(src->pools_ctx, *out, n);
+        return got < n ? got : n;
+    }
+    (*out)[0] = (struct admin_pool){CONFIG_DEFAULT_POOL, src->config,
+                                    src->stats, src->balancer, src->pool_ctx};
+    return 1;
+}
+
+static void view_of(const struct admin_sources *src, const struct admin_pool *p,
+                    size_t i, uint64_t now_us, bool named, struct bview *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->pool = p->name;
+    v->st = p->stats;
+    v->si = i;
+    const struct config *c = p->config;
+    if (c && i < c->nbackends) {
+        const struct config_backend *cb = &c->backends[i];
+        snprintf(v->id, sizeof(v->id), "%s", cb->id);
+        config_backend_addr(cb, v->addr, sizeof(v->addr));
+        v->weight = cb->weight;
+    } else {
+        snprintf(v->id, sizeof(v->id), "%zu", i);
+        v->weight = 1;
+    }
+    if (named)
+        snprintf(v->key, sizeof(v->key), "%s/%s", p->name, v->id);
+    else
+        snprintf(v->key, sizeof(v->key), "%s", v->id);
+    v->health = "up";
+    v->up = true;
+    struct balancer *bal = p->balancer;
+    if (bal && i < balancer_count(bal)) {
+        /* balancer_score refreshes an expired ejection first. */
+        v->score = balancer_score(bal, i, now_us);
+        const struct balancer_backend *be = balancer_backend(bal, i);
+        v->health = balancer_health_str(be->health);
+        v->up = be->health == BALANCER_UP;
+        v->in_flight = be->in_flight;
+        balancer_reason(bal, i, v->reason, sizeof(v->reason));
+    }
+    if (src->pool_idle)
+        v->pool_idle = src->pool_idle(p->pool_ctx, i);
+}
+
+size_t admin_views(const struct admin_sources *src, const struct admin_pool *p,
+                   size_t np, uint64_t now_us, struct bview **out, bool *named)
+{
+    size_t n = 0;
+    *named = np > 1 || (np == 1 && strcmp(p[0].name, CONFIG_DEFAULT_POOL) != 0);
+    for (size_t i = 0; i < np; i++)
+        n += p[i].stats ? stats_count(p[i].stats) : 0;
+    *out = calloc(n ? n : 1, sizeof(**out));
+    if (!*out)
+        return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < np; i++)
+        for (size_t j = 0; p[i].stats && j < stats_count(p[i].stats); j++)
+            view_of(src, &p[i], j, now_us, *named, &(*out)[k++]);
+    return n;
+}
+
+const char *admin_mode(const struct admin_pool *p, size_t np)
+{
+    if (np == 0)
+        return "";
+    if (p[0].balancer)
+        return balancer_mode(p[0].balancer);
+    return p[0].config ? p[0].config->mode : "";
+}
+
+bool admin_persistent(const struct admin_pool *p, size_t np)
+{
+    return np > 0 && p[0].config && p[0].config->persistent;
+}
