@@ -128,11 +128,12 @@ struct balancer_policy {
      * has just come back (probe succeeded, health check up again), so the
      * penalties of its outage do not keep it away. */
     void (*reset)(void *state, size_t idx);
-    /* Optional (may be NULL): a pick for a request with a key (hash.c's
-     * consistent hashing), among backends with eligible[i] true (at least
-     * one is); returns the index.  A policy that has it wants a key. */
-    size_t (*pick_key)(void *state, const bool *eligible, uint64_t key,
-                       uint64_t now_us);
+    /* Optional (may be NULL): a pick for a request with a key (the hash
+     * policy's consistent hashing), among backends 0..n-1 with eligible[i]
+     * true (at least one is); returns the index.  A policy that has it
+     * wants a key (balancer_wants_key). */
+    size_t (*pick_key)(void *state, const bool *eligible, size_t n,
+                       uint64_t key, uint64_t now_us);
 };
 
 struct balancer;

@@ -395,7 +395,7 @@ static size_t policy_pick(struct balancer *b, const bool *eligible,
                           uint64_t now_us)
 {
     if (b->keyed && b->pol->pick_key)
-        return b->pol->pick_key(b->state, eligible, b->key, now_us);
+        return b->pol->pick_key(b->state, eligible, b->n, b->key, now_us);
     return b->pol->pick(b->state, eligible, now_us);
 }
 

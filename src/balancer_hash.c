@@ -18,9 +18,9 @@
  * after the pick no backend holds more than c times the mean (+1 for the
  * rounding).  c = 0 turns the bound off.
  *
- * The ring is built at create and rebuilt lazily when a pick sees that a
- * weight changed; eligibility changes need no rebuild.  A pick costs a
- * binary search plus a short walk.
+ * The ring is built at the first pick and again when a pick sees other
+ * slots (n) or a changed weight; eligibility changes need no rebuild.  A pick
+ * costs a binary search plus a short walk.
  */
 #include "balancer_impl.h"
 
@@ -38,7 +38,8 @@ struct point {
 };
 
 struct hash {
-    size_t n;
+    size_t n;      /* backend slots the ring was built for (0: none yet) */
+    size_t nslots; /* those given at create, for a pick told no n */
     const struct balancer_backend *be;
     double factor;
     uint64_t seq; /* keyless picks: a sequence of keys */
@@ -62,19 +63,19 @@ static int point_cmp(const void *a, const void *b)
     return x->be < y->be ? -1 : x->be > y->be;
 }
 
-/* Builds the ring for the current weights; -1 when out of memory (the old
- * ring, if any, stays). */
-static int build(struct hash *h)
+/* Builds the ring for backends 0..n-1 at their current weights; -1 when
+ * out of memory (the old ring, if any, stays). */
+static int build(struct hash *h, size_t n)
 {
     uint64_t total = 0;
     size_t np = 0;
-    for (size_t i = 0; i < h->n; i++)
+    for (size_t i = 0; i < n; i++)
         total += h->be[i].weight ? h->be[i].weight : 1;
     double scale = (double)HASH_POINTS;
     if (total * HASH_POINTS > HASH_MAX_POINTS)
         scale = (double)HASH_MAX_POINTS / (double)total;
     size_t per[BALANCER_MAX_BACKENDS];
-    for (size_t i = 0; i < h->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         unsigned w = h->be[i].weight ? h->be[i].weight : 1;
         per[i] = (size_t)(w * scale + 0.5);
         if (per[i] == 0)
@@ -85,7 +86,7 @@ static int build(struct hash *h)
     if (!ring)
         return -1;
     size_t k = 0;
-    for (size_t i = 0; i < h->n; i++)
+    for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < per[i]; j++) {
             ring[k].at = mix64(((uint64_t)(i + 1) << 32) ^ (uint64_t)j ^
                                0x9e3779b97f4a7c15u);
@@ -95,7 +96,8 @@ static int build(struct hash *h)
     free(h->ring);
     h->ring = ring;
     h->npoints = np;
-    for (size_t i = 0; i < h->n; i++)
+    h->n = n;
+    for (size_t i = 0; i < n; i++)
         h->weight[i] = h->be[i].weight;
     return 0;
 }
@@ -106,13 +108,9 @@ static void *hash_create(const struct balancer_params *p, size_t n,
     struct hash *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    h->n = n;
+    h->nslots = n; /* the ring is built at the first pick */
     h->be = backends;
     h->factor = p->hash_balance_factor >= 1.0 ? p->hash_balance_factor : 0.0;
-    if (build(h) < 0) {
-        free(h);
-        return NULL;
-    }
     return h;
 }
 
@@ -139,20 +137,29 @@ static size_t lower_bound(const struct hash *h, uint64_t at)
     return lo == h->npoints ? 0 : lo;
 }
 
-static size_t hash_pick_key(void *state, const bool *eligible, uint64_t key,
-                            uint64_t now_us)
+/* Whether the ring must be built again: other slots, or a weight that
+ * changed since. */
+static bool stale(const struct hash *h, size_t n)
+{
+    if (n != h->n)
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (h->be[i].weight != h->weight[i])
+            return true;
+    return false;
+}
+
+static size_t hash_pick_key(void *state, const bool *eligible, size_t n,
+                            uint64_t key, uint64_t now_us)
 {
     struct hash *h = state;
     uint64_t mask = 0, seen = 0, inflight = 0, wsum = 0;
-    size_t least = h->n;
+    size_t least = n;
     (void)now_us;
 
-    for (size_t i = 0; i < h->n; i++)
-        if (h->be[i].weight != h->weight[i]) {
-            (void)build(h); /* out of memory: the old ring still works */
-            break;
-        }
-    for (size_t i = 0; i < h->n; i++) {
+    if (stale(h, n))
+        (void)build(h, n); /* out of memory: the old ring goes on */
+    for (size_t i = 0; i < n; i++) {
         if (!eligible[i])
             continue;
         mask |= (uint64_t)1 << i;
@@ -168,7 +175,7 @@ static size_t hash_pick_key(void *state, const bool *eligible, uint64_t key,
     for (size_t step = 0; step < h->npoints && seen != mask; step++) {
         size_t i = h->ring[(pos + step) % h->npoints].be;
         uint64_t bit = (uint64_t)1 << i;
-        if (!(mask & bit) || (seen & bit))
+        if (i >= n || !(mask & bit) || (seen & bit))
             continue;
         seen |= bit;
         if (h->factor == 0.0)
@@ -181,7 +188,9 @@ static size_t hash_pick_key(void *state, const bool *eligible, uint64_t key,
         if ((double)h->be[i].in_flight + 1.0 <= cap)
             return i;
     }
-    return least; /* not reached when factor >= 1: some cap has room */
+    /* Not reached when factor >= 1 (some cap has room) unless a ring
+     * could not be built for these slots. */
+    return least;
 }
 
 /* Without a key (a caller that has none): successive keys, so the picks
@@ -189,7 +198,7 @@ static size_t hash_pick_key(void *state, const bool *eligible, uint64_t key,
 static size_t hash_pick(void *state, const bool *eligible, uint64_t now_us)
 {
     struct hash *h = state;
-    return hash_pick_key(state, eligible, h->seq++, now_us);
+    return hash_pick_key(state, eligible, h->nslots, h->seq++, now_us);
 }
 
 static void hash_observe(void *state, size_t idx, uint64_t latency_us, bool ok,

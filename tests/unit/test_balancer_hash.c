@@ -2,7 +2,8 @@
  * Unit tests of the hash policy (src/balancer_hash.c): a key sticks to its
  * backend, losing one of five backends moves only that backend's keys (at
  * most 1/5 + 2% of 10,000), weights give proportional shares (also after a
- * weight changes at run time), the bounded-load rule keeps every backend
+ * weight changes at run time), a backend added moves only the keys it
+ * takes, the bounded-load rule keeps every backend
  * within factor x the mean in flight + 1 under a hot key (and 0 turns it
  * off), and eligible[] is honoured.
  */
@@ -139,13 +140,46 @@ static void test_weights(void **st)
     assert_non_null(h);
     unsigned zero = 0;
     for (uint64_t k = 0; k < NKEYS; k++)
-        zero += pol->pick_key(h, el, k, 0) == 0;
+        zero += pol->pick_key(h, el, 2, k, 0) == 0;
     assert_in_range(zero, NKEYS * 72 / 100, NKEYS * 78 / 100);
     be[1].weight = 3;
     zero = 0;
     for (uint64_t k = 0; k < NKEYS; k++)
-        zero += pol->pick_key(h, el, k, 0) == 0;
+        zero += pol->pick_key(h, el, 2, k, 0) == 0;
     assert_in_range(zero, NKEYS * 47 / 100, NKEYS * 53 / 100);
+    pol->destroy(h);
+}
+
+/* A sixth slot joins (pick told n = 6 instead of 5): the ring is rebuilt,
+ * and the only keys that move are those the new backend takes, about a
+ * sixth of them. */
+static void test_slot_added(void **st)
+{
+    (void)st;
+    const struct balancer_policy *pol = balancer_find("hash");
+    struct balancer_params p;
+    struct balancer_backend be[6];
+    bool el[6] = {true, true, true, true, true, true};
+    static size_t before[NKEYS];
+    balancer_params_default(&p);
+    memset(be, 0, sizeof(be));
+    for (int i = 0; i < 6; i++)
+        be[i].weight = 1;
+    void *h = pol->create(&p, 6, be);
+    assert_non_null(h);
+    for (uint64_t k = 0; k < NKEYS; k++) {
+        before[k] = pol->pick_key(h, el, 5, k, 0);
+        assert_true(before[k] < 5);
+    }
+    unsigned moved = 0;
+    for (uint64_t k = 0; k < NKEYS; k++) {
+        size_t now = pol->pick_key(h, el, 6, k, 0);
+        if (now != before[k]) {
+            assert_int_equal(now, 5);
+            moved++;
+        }
+    }
+    assert_in_range(moved, NKEYS / 6 - NKEYS / 50, NKEYS / 6 + NKEYS / 50);
     pol->destroy(h);
 }
 
@@ -262,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_remove_one_of_five),
         cmocka_unit_test(test_tried_honoured),
         cmocka_unit_test(test_weights),
+        cmocka_unit_test(test_slot_added),
         cmocka_unit_test(test_bounded_load),
         cmocka_unit_test(test_bound_exact),
         cmocka_unit_test(test_keyless),
