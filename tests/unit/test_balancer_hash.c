@@ -3,9 +3,9 @@
  * backend, losing one of five backends moves only that backend's keys (at
  * most 1/5 + 2% of 10,000), weights give proportional shares (also after a
  * weight changes at run time), a backend added moves only the keys it
- * takes, the bounded-load rule keeps every backend
- * within factor x the mean in flight + 1 under a hot key (and 0 turns it
- * off), and eligible[] is honoured.
+ * takes, the bounded-load rule keeps every backend within factor x the
+ * mean in flight + 1 under a hot key (and 0 turns it off), and eligible[]
+ * is honoured.
  */
 #include <setjmp.h>
 #include <stdarg.h>
