@@ -165,7 +165,7 @@ static size_t hash_pick_key(void *state, const bool *eligible, size_t n,
         mask |= (uint64_t)1 << i;
         inflight += h->be[i].in_flight;
         wsum += h->be[i].weight;
-        if (least == h->n ||
+        if (least == n ||
             (uint64_t)h->be[i].in_flight * h->be[least].weight <
                 (uint64_t)h->be[least].in_flight * h->be[i].weight)
             least = i;
