@@ -70,6 +70,9 @@ struct balancer_params {
     unsigned outlier_min_fail_pct;
     unsigned outlier_factor;
     uint64_t seed; /* RNG seed (p2c, tie breaks) */
+    /* hash: no backend takes more than this times the mean in flight
+     * (>= 1.0; 0 = unbounded), default 1.25 */
+    double hash_balance_factor;
 };
 /* Fills p with the defaults of every tunable (the configuration's defaults
  * for the [balancer] and [health] keys come from here). */
@@ -125,6 +128,12 @@ struct balancer_policy {
      * has just come back (probe succeeded, health check up again), so the
      * penalties of its outage do not keep it away. */
     void (*reset)(void *state, size_t idx);
+    /* Optional (may be NULL): a pick for a request with a key (the hash
+     * policy's consistent hashing), among backends 0..n-1 with eligible[i]
+     * true (at least one is); returns the index.  A policy that has it
+     * wants a key (balancer_wants_key). */
+    size_t (*pick_key)(void *state, const bool *eligible, size_t n,
+                       uint64_t key, uint64_t now_us);
 };
 
 struct balancer;
@@ -152,6 +161,14 @@ void balancer_destroy(struct balancer *b);
  * backend's in-flight count before this request. */
 int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
                   unsigned *inflight_at_dispatch);
+/* Whether the policy picks by a request key (balancer_pick_key); false
+ * for every policy without a pick_key, whose callers need compute none. */
+bool balancer_wants_key(const struct balancer *b);
+/* balancer_pick for a request with a 64-bit key: the same health, tried
+ * and fail-open rules, and the policy's pick_key among the eligible
+ * backends (its plain pick when it has none). */
+int balancer_pick_key(struct balancer *b, uint64_t tried, uint64_t key,
+                      uint64_t now_us, unsigned *inflight_at_dispatch);
 /* Reports one finished request dispatched by balancer_pick (decrements the
  * in-flight count, feeds the policy, updates passive health). */
 void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,

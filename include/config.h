@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "balancer.h"
+#include "hashkey.h"
 
 #define CONFIG_MAX_BACKENDS BALANCER_MAX_BACKENDS
 #define CONFIG_MAX_CERTS 16 /* [tls] certificate/key pairs */
@@ -142,6 +143,7 @@ struct config {
     unsigned tls_handshake_timeout_ms;
 
     struct balancer_params balancer;
+    struct hashkey hash_key; /* mode hash: what a request is keyed by */
 
     /* pools and routes beyond [backends] (NULL: none) */
     struct config_ext *ext;

@@ -6,3 +6,6 @@ $(eval $(call PYTEST_SUITE,e2e-balancing,tests/e2e/test_balancing.py,$(LBPROXY) 
 
 ## e2e-health: e2e tests of the active health checks (~6 s)
 $(eval $(call PYTEST_SUITE,e2e-health,tests/e2e/test_health.py,$(LBPROXY) $(LBBACKEND)))
+
+## e2e-hash: e2e tests of mode = hash: keys stick, fallback to the client address, one of five lost moves only its keys, bounded load spreads a hot key (~25 s)
+$(eval $(call PYTEST_SUITE,e2e-hash,tests/e2e/test_hash.py,$(LBPROXY) $(LBBACKEND)))

@@ -23,6 +23,7 @@ static const struct balancer_policy *const policies[] = {
     &balancer_policy_ewma,
     &balancer_policy_least_conn,
     &balancer_policy_p2c,
+    &balancer_policy_hash,
 };
 /* clang-format on */
 
@@ -43,6 +44,8 @@ static const struct {
     {"lc", "least-conn"},
     {"p2c", "p2c-peak-ewma"},
     {"peak-ewma", "p2c-peak-ewma"},
+    {"consistent-hash", "hash"},
+    {"chash", "hash"},
 };
 
 #define NPOLICIES (sizeof(policies) / sizeof(policies[0]))
@@ -56,6 +59,10 @@ struct balancer {
     struct balancer_backend be[BALANCER_MAX_BACKENDS];
     uint64_t rng;       /* slow start's draws */
     uint64_t window_us; /* start of the outlier window */
+    /* balancer_pick_key's key, on its way through balancer_pick to the
+     * policy (keyed is true only during that call) */
+    bool keyed;
+    uint64_t key;
 };
 
 /* The smallest share of the picks a warming backend is offered. */
@@ -142,6 +149,7 @@ void balancer_params_default(struct balancer_params *p)
     p->outlier_min_fail_pct = 10;
     p->outlier_factor = 5;
     p->seed = 1;
+    p->hash_balance_factor = 1.25;
 }
 
 bool balancer_name_eq(const char *a, const char *b)
@@ -382,6 +390,15 @@ static void outlier_window(struct balancer *b, uint64_t now_us)
     b->window_us = now_us;
 }
 
+/* The policy's pick, by key for balancer_pick_key. */
+static size_t policy_pick(struct balancer *b, const bool *eligible,
+                          uint64_t now_us)
+{
+    if (b->keyed && b->pol->pick_key)
+        return b->pol->pick_key(b->state, eligible, b->n, b->key, now_us);
+    return b->pol->pick(b->state, eligible, now_us);
+}
+
 int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
                   unsigned *inflight_at_dispatch)
 {
@@ -413,7 +430,7 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
         idx = probe;
         b->be[idx].probe_in_flight = true;
     } else if (neligible > 0) {
-        idx = b->pol->pick(b->state, eligible, now_us);
+        idx = policy_pick(b, eligible, now_us);
     } else if (least_bad < b->n) {
         idx = least_bad; /* fail open rather than refuse */
     } else {
@@ -425,6 +442,21 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
         b->be[idx].last_done_us = now_us;
     b->be[idx].in_flight++;
     return (int)idx;
+}
+
+bool balancer_wants_key(const struct balancer *b)
+{
+    return b->pol->pick_key != NULL;
+}
+
+int balancer_pick_key(struct balancer *b, uint64_t tried, uint64_t key,
+                      uint64_t now_us, unsigned *inflight_at_dispatch)
+{
+    b->keyed = true;
+    b->key = key;
+    int idx = balancer_pick(b, tried, now_us, inflight_at_dispatch);
+    b->keyed = false;
+    return idx;
 }
 
 void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,

@@ -13,6 +13,7 @@ extern const struct balancer_policy balancer_policy_least_conn;
 extern const struct balancer_policy balancer_policy_sma;
 extern const struct balancer_policy balancer_policy_ewma;
 extern const struct balancer_policy balancer_policy_p2c;
+extern const struct balancer_policy balancer_policy_hash;
 
 /*
  * What requests still in flight say about a backend that has stopped

@@ -141,6 +141,9 @@ const struct config_key config_keys[] = {
     K_BAL("balancer", "penalty_ms", penalty_ms, 0, CONFIG_TIMEOUT_MAX),
     K_BAL("balancer", "peak_tau_ms", peak_tau_ms, 1, CONFIG_TIMEOUT_MAX),
     K_BAL("balancer", "seed", seed, 0, UINT64_MAX),
+    K("balancer", "hash_key", hash_key, hash_key, "client"),
+    {"balancer", "hash_balance_factor", &config_type_factor, 0,
+     CFG_FIELD(balancer.hash_balance_factor), 0, 0, 1.0, 100.0, NULL},
 
     K("health", "check_path", str, health_check_path, ""),
     K_INT("health", "check_interval_ms", 0, health_check_interval_ms, 100,

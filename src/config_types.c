@@ -527,3 +527,59 @@ static void send_proxy_print(const struct config_key *k, const void *p,
 
 const struct config_type config_type_send_proxy = {
     send_proxy_parse, send_proxy_check, send_proxy_expect, send_proxy_print};
+
+/* The hash policy's key: a struct hashkey, written as its spec. */
+static int hash_key_parse(const struct config_key *k, const char *v, void *dst)
+{
+    (void)k;
+    struct hashkey hk;
+    if (hashkey_parse(v, &hk) < 0)
+        return -1;
+    memcpy(dst, &hk, sizeof(hk));
+    return 0;
+}
+
+static bool hash_key_check(const struct config_key *k, const void *p)
+{
+    (void)k;
+    struct hashkey hk, back;
+    char text[HASHKEY_NAME_MAX + 16];
+    memcpy(&hk, p, sizeof(hk));
+    return hk.name_len <= HASHKEY_NAME_MAX &&
+           hashkey_parse(hashkey_format(&hk, text, sizeof(text)), &back) == 0 &&
+           back.kind == hk.kind;
+}
+
+static void hash_key_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len, "client, path, header:NAME or cookie:NAME");
+}
+
+static void hash_key_print(const struct config_key *k, const void *p, char *buf,
+                           size_t len)
+{
+    (void)k;
+    struct hashkey hk;
+    memcpy(&hk, p, sizeof(hk));
+    hashkey_format(&hk, buf, len);
+}
+
+const struct config_type config_type_hash_key = {
+    hash_key_parse, hash_key_check, hash_key_expect, hash_key_print};
+
+/* A factor: 0 (off), or a number in dmin..dmax. */
+static bool factor_check(const struct config_key *k, const void *p)
+{
+    double d;
+    memcpy(&d, p, sizeof(d));
+    return d == 0.0 || (d >= k->dmin && d <= k->dmax);
+}
+
+static void factor_expect(const struct config_key *k, char *buf, size_t len)
+{
+    snprintf(buf, len, "0 (off) or a number from %g to %g", k->dmin, k->dmax);
+}
+
+const struct config_type config_type_factor = {num_parse, factor_check,
+                                               factor_expect, num_print};

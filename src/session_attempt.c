@@ -43,6 +43,16 @@ void attempt_cancel(struct session *s)
 
 /* ---- the pick ---- */
 
+/* The balancer's pick for this request: by its key when it has one. */
+static int pick(struct session *s, uint64_t exclude, unsigned *inflight)
+{
+    struct request *r = s->req;
+    if (r->keyed)
+        return balancer_pick_key(r->pool->bal, exclude, r->hash_key, now_us(s),
+                                 inflight);
+    return balancer_pick(r->pool->bal, exclude, now_us(s), inflight);
+}
+
 /* The backends at max_conns, as a bitmap (0 without a limit). */
 static uint64_t full_backends(struct session *s)
 {
@@ -75,8 +85,7 @@ int attempt_pick(struct session *s)
     struct request *r = s->req;
     unsigned inflight = 0;
     uint64_t full = full_backends(s) & ~r->tried;
-    int idx =
-        balancer_pick(r->pool->bal, r->tried | full, now_us(s), &inflight);
+    int idx = pick(s, r->tried | full, &inflight);
     if (idx < 0)
         return full ? -1 : 0;
     r->backend = idx;
@@ -90,8 +99,7 @@ bool attempt_another_backend(struct session *s)
 {
     struct request *r = s->req;
     unsigned inflight;
-    int idx = balancer_pick(r->pool->bal, excluded(r) | full_backends(s),
-                            now_us(s), &inflight);
+    int idx = pick(s, excluded(r) | full_backends(s), &inflight);
     if (idx < 0)
         return false;
     balancer_cancel(r->pool->bal, (size_t)idx);
@@ -263,8 +271,7 @@ bool hedge_start(struct session *s)
     if (r->hedging || !src->data || src->len == 0)
         return false;
     unsigned inflight = 0;
-    int idx = balancer_pick(r->pool->bal, excluded(r) | full_backends(s),
-                            now_us(s), &inflight);
+    int idx = pick(s, excluded(r) | full_backends(s), &inflight);
     if (idx < 0)
         return false;
     struct upstream_conn *uc = NULL;

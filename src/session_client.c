@@ -193,6 +193,13 @@ static enum step head_done(struct session *s)
         r->hreq.request_id_len = r->request_id_len;
     }
     r->hreq.tls = s->client.tr->secure;
+    /* Once per request, while the head's spans are valid: what the hash
+     * policy of the request's pool picks by (nothing for other policies). */
+    if (balancer_wants_key(r->pool->bal)) {
+        r->hash_key = hashkey_of(&pcfg(r)->hash_key, &r->head, s->ip,
+                                 strlen(s->ip), NULL);
+        r->keyed = true;
+    }
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(

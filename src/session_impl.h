@@ -98,7 +98,9 @@ struct request {
     int backend;
     uint64_t tried;
     unsigned retries, inflight_at_dispatch, ninterim;
-    bool in_flight; /* counted by the balancer */
+    bool in_flight;    /* counted by the balancer */
+    bool keyed;        /* the policy picks by key: hash_key is set */
+    uint64_t hash_key; /* hashkey_of the request, when keyed */
     bool reused, fresh_retry_done;
     bool ub_discarded;   /* request bytes left `out`: no resend possible */
     bool timed_out;      /* the last upstream attempt ended in a timeout */

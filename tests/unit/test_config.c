@@ -137,6 +137,8 @@ static const char full_ini[] =
     "penalty_ms = 900\n"
     "peak_tau_ms = 3000\n"
     "seed = 18446744073709551615\n"
+    "hash_key = Cookie:sid\n"
+    "hash_balance_factor = 1.5\n"
     "[health]\n"
     "check_path = /health\n"
     "check_interval_ms = 500\n"
@@ -256,6 +258,9 @@ static void test_load_every_section(void **state)
     assert_int_equal(c.balancer.penalty_ms, 900);
     assert_int_equal(c.balancer.peak_tau_ms, 3000);
     assert_true(c.balancer.seed == UINT64_MAX);
+    assert_int_equal(c.hash_key.kind, HASHKEY_COOKIE);
+    assert_string_equal(c.hash_key.name, "sid");
+    assert_true(c.balancer.hash_balance_factor == 1.5);
     assert_string_equal(c.health_check_path, "/health");
     assert_int_equal(c.health_check_interval_ms, 500);
     assert_int_equal(c.balancer.max_fails, 0);
@@ -425,6 +430,14 @@ static const struct bad_case bad_cases[] = {
     {"[balancer]\newma_score = fastest\n", ":2: [balancer] ewma_score",
      "latency_x_inflight"},
     {"[balancer]\nseed = -1\n", ":2: [balancer] seed", "integer"},
+    {"[balancer]\nhash_key = header:\n", ":2: [balancer] hash_key",
+     "header:NAME"},
+    {"[balancer]\nhash_key = source\n", ":2: [balancer] hash_key",
+     "got 'source'"},
+    {"[balancer]\nhash_balance_factor = 0.9\n",
+     ":2: [balancer] hash_balance_factor", "0 (off) or a number from 1"},
+    {"[balancer]\nhash_balance_factor = -1\n",
+     ":2: [balancer] hash_balance_factor", "got '-1'"},
     {"[proxy]\nmode = fastest\n", ":2: [proxy] mode",
      "expected one of round-robin"},
     {"[proxy]\npersistent = sometimes\n", ":2: [proxy] persistent",
