@@ -25,7 +25,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench scaleout
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -58,6 +58,10 @@ openbench: all $(OPENLOOP)
 ## budget: all three backends 10x slower at once under wrk -c100: extra attempts (hedges, retries) and req/s with hedging, without it and without the budget (DURATION= REPEAT=)
 budget: all
 	$(Q)$(PYTHON) scripts/bench/budget.py
+
+## scaleout: two lbproxy instances behind an nftables numgen VIP (network namespaces, root) against one, on the capped set: req/s vs the capacity bound (DURATION= REPEAT= MODE=)
+scaleout: all
+	$(Q)$(PYTHON) scripts/bench/scaleout.py
 
 ## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run) and the openloop generator produce their figures and leave nothing behind
 $(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))

@@ -281,3 +281,31 @@ def test_kill_one_instance_loses_only_its_in_flight_requests(net, cluster):
     # Once the dead instance is out of the map, nothing fails.
     after = [r for r in recs if r[0] > t_updated]
     assert len(after) >= 50 and all(o == "ok" for *_, o in after)
+
+
+def test_planned_removal_out_of_the_map_then_sigterm_loses_nothing(
+        net, cluster):
+    # The orderly way out: the controller drops the instance from the map
+    # (tracked connections stay pinned to it), then SIGTERM lets it finish
+    # what it holds (drain_ms) while new connections go to the other.
+    cluster.backend(["--profile", "fixed:100ms"])
+    lb1, lb2 = cluster.instances(f"{BACKENDS}:{BACKEND_PORT}")
+    load = Load(net, 12, limit_s=15)
+    try:
+        time.sleep(1.0)
+        t_update = time.monotonic()
+        net.set_members([1])
+        time.sleep(0.2)  # a connection DNATed just before is accepted by now
+        lb1.send_signal(signal.SIGTERM)
+        assert lb1.wait(5) == 0
+        t_gone = time.monotonic()
+        time.sleep(1.0)
+    finally:
+        recs = load.stop()
+    assert lb2.poll() is None
+    # lb1 held requests when it was told to go: they finished, as did all
+    # others, before and after.
+    assert sum(r[0] < t_update < r[2] for r in recs) >= 10
+    assert len([r for r in recs if r[0] > t_gone]) >= 50
+    bad = [r for r in recs if r[3] != "ok"]
+    assert not bad, bad[:5]
