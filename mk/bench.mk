@@ -25,7 +25,7 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench scaleout
 
 ## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
 bench: all
@@ -59,7 +59,11 @@ openbench: all $(OPENLOOP)
 budget: all
 	$(Q)$(PYTHON) scripts/bench/budget.py
 
-## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run) and the openloop generator produce their figures and leave nothing behind
+## scaleout: two lbproxy instances behind an nftables numgen VIP (network namespaces, root) against one, on the capped set: req/s vs the capacity bound (DURATION= REPEAT= MODE=)
+scaleout: all
+	$(Q)$(PYTHON) scripts/bench/scaleout.py
+
+## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run), scaleout.py (2-s runs; root) and the openloop generator produce their figures and leave nothing behind
 $(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))
 
 ## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev libssl-dev openssl
       libc-ares-dev
-      libcmocka-dev wrk curl python3 python3-pytest
+      libcmocka-dev wrk curl python3 python3-pytest iproute2 nftables
       clang libclang-rt-14-dev clang-format cppcheck valgrind
       python3-pandas python3-matplotlib
       prometheus chromium fonts-liberation)

@@ -525,18 +525,22 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
 
 # --------------------------------------------------------------------- wrk
 
-def run_wrk(port, scen, duration, raw_path, json_path):
+def run_wrk(port, scen, duration, raw_path, json_path, host="127.0.0.1",
+            prefix=()):
     """Runs wrk pinned to the load CPU; returns (summary dict, wrk CPU s).
 
     The summary is the JSON line written by scripts/wrk/report.lua; raw
-    output goes to raw_path.  Raises RuntimeError if wrk fails."""
+    output goes to raw_path.  host: the address wrk connects to; prefix:
+    a command wrk runs under (`ip netns exec NS`, which execs it).  Raises
+    RuntimeError if wrk fails."""
     os.makedirs(os.path.dirname(raw_path), exist_ok=True)
     if os.path.exists(json_path):
         os.unlink(json_path)
-    url = f"http://127.0.0.1:{port}{scen.path_url}"
-    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t", str(scen.threads),
-           "-c", str(scen.connections), "-d", f"{duration}s",
-           "--timeout", scen.timeout, "--latency", "-s", LUA, url]
+    url = f"http://{host}:{port}{scen.path_url}"
+    cmd = list(prefix) + [
+        "taskset", "-c", LOAD_CPU, "wrk", "-t", str(scen.threads),
+        "-c", str(scen.connections), "-d", f"{duration}s",
+        "--timeout", scen.timeout, "--latency", "-s", LUA, url]
     env = dict(os.environ, WRK_JSON=json_path)
     with open(raw_path, "wb") as out:
         out.write(("$ " + " ".join(shlex.quote(a) for a in cmd)

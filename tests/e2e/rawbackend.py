@@ -1,26 +1,34 @@
 """A scriptable HTTP backend for tests that need exact bytes on the wire.
 
-RawBackend runs a thread that accepts connections on 127.0.0.1 and hands each
+RawBackend runs a thread that accepts connections on 127.0.0.1 (or `host`:
+any address the calling thread's network namespace has) and hands each
 received request head (and body, by Content-Length) to a `respond(conn_no,
 req_no, head, body)` function, which returns the bytes to send (or None to
 close without answering).  It records every head it saw and counts accepts.
 An optional `preamble(conn)` reads what a connection starts with before its
 first request (a PROXY protocol header) and returns (what it read, the
-bytes after it); `preambles[conn_no]` keeps the first.
+bytes after it); `preambles[conn_no]` keeps the first; read_proxy_header is
+that reader for a PROXY protocol v1 or v2 header.
 """
 import socket
+import struct
 import threading
+
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 class RawBackend:
-    def __init__(self, respond, close_after=None, preamble=None):
+    def __init__(self, respond, close_after=None, preamble=None,
+                 host="127.0.0.1", sock=None):
         self.respond = respond
         self.preamble = preamble
         self.preambles = {}
         self.close_after = close_after  # callable(conn_no, req_no) -> bool
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # sock: a fresh TCP socket to listen on, e.g. one made in another
+        # network namespace (tests/lib/netns.py); default a new one here.
+        self.sock = sock or socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(128)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
@@ -113,6 +121,36 @@ class RawBackend:
     def close(self):
         self.stopping = True
         self.sock.close()
+
+
+def read_proxy_header(conn):
+    """A RawBackend preamble: the PROXY header a connection starts with, as
+    text ("PROXY TCP4 ...", "v2 SRC DST SPORT DPORT", "v2 LOCAL")."""
+    buf = b""
+    while len(buf) < 16:
+        d = conn.recv(4096)
+        if not d:
+            raise OSError("closed before a PROXY header")
+        buf += d
+    if buf.startswith(b"PROXY "):
+        while b"\r\n" not in buf:
+            buf += conn.recv(4096)
+        line, buf = buf.split(b"\r\n", 1)
+        return line.decode(), buf
+    assert buf.startswith(V2_SIG), buf[:16]
+    n = 16 + struct.unpack("!H", buf[14:16])[0]
+    while len(buf) < n:
+        buf += conn.recv(4096)
+    hdr, buf = buf[:n], buf[n:]
+    if hdr[12] == 0x20:
+        return "v2 LOCAL", buf
+    fam, alen = {0x11: (socket.AF_INET, 4), 0x21: (socket.AF_INET6, 16)}[
+        hdr[13]]
+    a = hdr[16:]
+    src = socket.inet_ntop(fam, a[:alen])
+    dst = socket.inet_ntop(fam, a[alen:2 * alen])
+    sp, dp = struct.unpack("!HH", a[2 * alen:2 * alen + 4])
+    return f"v2 {src} {dst} {sp} {dp}", buf
 
 
 class HeadServer(RawBackend):

@@ -17,11 +17,10 @@ import pytest
 from conftest import LBBACKEND, LBPROXY
 from httpc import Conn, read_response
 from lbtest import free_port, http_json, wait_port, wait_until
-from rawbackend import RawBackend
+from rawbackend import V2_SIG, RawBackend, read_proxy_header
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
                    r"-[0-9a-f]{12}$")
-V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
 def wait_unix(path, proc, timeout=10.0):
@@ -345,36 +344,6 @@ def test_proxy_protocol_refusals_leave_other_clients_alone(procs, tmp_path):
 
 
 # --------------------------------------------- send_proxy, towards backends
-
-def read_proxy_header(conn):
-    """A RawBackend preamble: the PROXY header a connection starts with, as
-    text ("PROXY TCP4 ...", "v2 SRC DST SPORT DPORT", "v2 LOCAL")."""
-    buf = b""
-    while len(buf) < 16:
-        d = conn.recv(4096)
-        if not d:
-            raise OSError("closed before a PROXY header")
-        buf += d
-    if buf.startswith(b"PROXY "):
-        while b"\r\n" not in buf:
-            buf += conn.recv(4096)
-        line, buf = buf.split(b"\r\n", 1)
-        return line.decode(), buf
-    assert buf.startswith(V2_SIG), buf[:16]
-    n = 16 + struct.unpack("!H", buf[14:16])[0]
-    while len(buf) < n:
-        buf += conn.recv(4096)
-    hdr, buf = buf[:n], buf[n:]
-    if hdr[12] == 0x20:
-        return "v2 LOCAL", buf
-    fam, alen = {0x11: (socket.AF_INET, 4), 0x21: (socket.AF_INET6, 16)}[
-        hdr[13]]
-    a = hdr[16:]
-    src = socket.inet_ntop(fam, a[:alen])
-    dst = socket.inet_ntop(fam, a[alen:2 * alen])
-    sp, dp = struct.unpack("!HH", a[2 * alen:2 * alen + 4])
-    return f"v2 {src} {dst} {sp} {dp}", buf
-
 
 class ProxyProtoBackend:
     """A RawBackend whose connections start with a PROXY header; it answers
