@@ -72,7 +72,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 LIBLB     := $(BUILD)/liblb.a
 
-PKG_LIBS  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih) -lcsv
+PKG_LIBS  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih) -lcsv \
+             $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
 # Binaries are only rebuilt at the top for the normal build; the sanitizer
 # build keeps its own copies under build/san.

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev libssl-dev openssl
-      libcmocka-dev wrk curl python3 python3-pytest
+      libcmocka-dev libcjson-dev wrk curl python3 python3-pytest
       clang libclang-rt-14-dev clang-format cppcheck valgrind
       python3-pandas python3-matplotlib
       prometheus chromium fonts-liberation)
