@@ -53,6 +53,14 @@ int backendset_set_weight(struct backendset *s, const char *id,
 int backendset_set_state(struct backendset *s, const char *id,
                          enum balancer_admin a, uint64_t now_us);
 
+/* Slots (live and removed), whether slot idx holds a backend, and its id
+ * and address ("host:port", "[v6]:port", "unix:PATH"): the upstream
+ * table's, for readers that have no business with connections. */
+size_t backendset_count(const struct backendset *s);
+bool backendset_live(const struct backendset *s, size_t idx);
+const char *backendset_id(const struct backendset *s, size_t idx);
+const char *backendset_addr(const struct backendset *s, size_t idx);
+
 /* The state of slot idx for display: "maint"; "draining" (drain with
  * requests in flight) or "drained" (drain and idle); else the health:
  * "up", "ejected", "probing", "down"; "removed" for a removed slot. */

@@ -21,7 +21,6 @@
 #include "backendset.h"
 #include "balancer.h"
 #include "config.h"
-#include "upstream.h"
 
 #define AUTH_HEADER "WWW-Authenticate: Bearer realm=\"lbproxy\"\r\n"
 
@@ -168,8 +167,8 @@ static cJSON *backend_json(const struct backendset *s, size_t idx)
         s->bal ? balancer_backend(s->bal, idx) : NULL;
     if (!o)
         return NULL;
-    cJSON_AddStringToObject(o, "id", upstream_id(s->up, idx));
-    cJSON_AddStringToObject(o, "address", upstream_addr(s->up, idx));
+    cJSON_AddStringToObject(o, "id", backendset_id(s, idx));
+    cJSON_AddStringToObject(o, "address", backendset_addr(s, idx));
     cJSON_AddNumberToObject(o, "weight", be ? be->weight : 1);
     cJSON_AddStringToObject(o, "state", backendset_state(s, idx));
     cJSON_AddStringToObject(
@@ -193,8 +192,8 @@ static cJSON *pool_json(const struct backendset *s)
     if (s->bal)
         cJSON_AddStringToObject(o, "mode", balancer_mode(s->bal));
     cJSON_AddItemToObject(o, "backends", list);
-    for (size_t i = 0; i < upstream_count(s->up); i++)
-        if (upstream_live(s->up, i))
+    for (size_t i = 0; i < backendset_count(s); i++)
+        if (backendset_live(s, i))
             cJSON_AddItemToArray(list, backend_json(s, i));
     return o;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backendset.h"
 #include "balancer.h"
 #include "config.h"
 #include "stats.h"
@@ -159,10 +160,13 @@ static void json_latency(struct admin_buf *b, const struct stats_latency *l)
 /* ---- one backend as the renderers see it ---- */
 
 struct bview {
+    size_t slot; /* the backend's index in the set (and the stats) */
     char id[40];
-    char addr[128]; /* config_backend_addr: "unix:" and a path */
+    char addr[128]; /* "host:port", "[v6]:port", "unix:PATH" */
     unsigned weight;
     const char *health;
+    const char *admin_state; /* ready, drain, maint */
+    const char *state;       /* backendset_state: up, draining, ... */
     bool up;
     char reason[160];
     unsigned in_flight;
@@ -198,28 +202,40 @@ static void json_tls(struct admin_buf *b, const struct tls_counters *t)
     admin_buf_str(b, "}}");
 }
 
+/* Backend slots to look at: the set's (some may be removed), else the
+ * stats' series. */
 static size_t backend_count(const struct admin_sources *src)
 {
+    if (src->backends)
+        return backendset_count(src->backends);
     return src->stats ? stats_count(src->stats) : 0;
 }
 
-static void backend_view(const struct admin_sources *src, size_t i,
+/* Fills v for slot i; false when the slot holds no backend (removed). Ids,
+ * addresses and weights come from the set (its upstream table and
+ * balancer), which runtime changes keep current; without one, ids are the
+ * slot numbers. */
+static bool backend_view(const struct admin_sources *src, size_t i,
                          uint64_t now_us, struct bview *v)
 {
+    const struct backendset *set = src->backends;
     memset(v, 0, sizeof(*v));
-    const struct config *c = src->config;
-    if (c && i < c->nbackends) {
-        const struct config_backend *cb = &c->backends[i];
-        snprintf(v->id, sizeof(v->id), "%s", cb->id);
-        config_backend_addr(cb, v->addr, sizeof(v->addr));
-        v->weight = cb->weight;
+    v->slot = i;
+    v->weight = 1;
+    v->health = "up";
+    v->state = "up";
+    v->admin_state = balancer_admin_str(BALANCER_READY);
+    v->up = true;
+    if (set) {
+        if (!backendset_live(set, i))
+            return false;
+        snprintf(v->id, sizeof(v->id), "%s", backendset_id(set, i));
+        snprintf(v->addr, sizeof(v->addr), "%s", backendset_addr(set, i));
+        v->state = backendset_state(set, i);
     } else {
         snprintf(v->id, sizeof(v->id), "%zu", i);
-        v->weight = 1;
     }
-    v->health = "up";
-    v->up = true;
-    struct balancer *bal = src->balancer;
+    struct balancer *bal = set && set->bal ? set->bal : src->balancer;
     if (bal && i < balancer_count(bal)) {
         /* balancer_score refreshes an expired ejection first. */
         v->score = balancer_score(bal, i, now_us);
@@ -227,10 +243,27 @@ static void backend_view(const struct admin_sources *src, size_t i,
         v->health = balancer_health_str(be->health);
         v->up = be->health == BALANCER_UP;
         v->in_flight = be->in_flight;
+        v->weight = be->weight;
+        v->admin_state = balancer_admin_str(be->admin);
+        if (be->admin != BALANCER_READY)
+            v->up = false;
         balancer_reason(bal, i, v->reason, sizeof(v->reason));
     }
     if (src->pool_idle)
         v->pool_idle = src->pool_idle(src->pool_ctx, i);
+    return true;
+}
+
+/* The views of every live backend into v (room for backend_count);
+ * returns how many. */
+static size_t backend_views(const struct admin_sources *src, uint64_t now_us,
+                            struct bview *v)
+{
+    size_t n = backend_count(src), k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (backend_view(src, i, now_us, &v[k]))
+            k++;
+    return k;
 }
 
 static const char *mode_of(const struct admin_sources *src)
@@ -347,10 +380,9 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         goto out;
     }
     unsigned in_flight = 0;
-    for (size_t i = 0; i < n; i++) {
-        backend_view(src, i, now_us, &v[i]);
+    n = backend_views(src, now_us, v);
+    for (size_t i = 0; i < n; i++)
         in_flight += v[i].in_flight;
-    }
     double uptime = st ? (double)(now_us - stats_start_us(st)) / 1e6 : 0;
 
     admin_buf_str(b, "{\"version\":");
@@ -407,17 +439,22 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
 
     for (size_t i = 0; i < n; i++) {
         struct stats_window last;
-        stats_counters(st, i, &c);
-        stats_window(st, i, window_s, now_us, &w);
-        stats_window(st, i, 1, now_us, &last);
+        size_t slot = v[i].slot;
+        stats_counters(st, slot, &c);
+        stats_window(st, slot, window_s, now_us, &w);
+        stats_window(st, slot, 1, now_us, &last);
         if (i)
             admin_buf_str(b, ",");
-        admin_buf_printf(b, "{\"index\":%zu,\"id\":", i);
+        admin_buf_printf(b, "{\"index\":%zu,\"id\":", slot);
         json_str(b, v[i].id);
         admin_buf_str(b, ",\"address\":");
         json_str(b, v[i].addr);
         admin_buf_printf(b, ",\"weight\":%u,\"health\":", v[i].weight);
         json_str(b, v[i].health);
+        admin_buf_str(b, ",\"state\":");
+        json_str(b, v[i].state);
+        admin_buf_str(b, ",\"admin_state\":");
+        json_str(b, v[i].admin_state);
         admin_buf_str(b, ",\"reason\":");
         json_str(b, v[i].reason);
         admin_buf_printf(b, ",\"in_flight\":%u,\"pool_idle\":%zu,\"score\":",
@@ -444,7 +481,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         admin_buf_str(b, ",\"p99_ms\":");
         json_num(b, last.latency.p99_ms, 3);
         admin_buf_str(b, "}}");
-        stats_history(st, i, now_us, h[i]);
+        stats_history(st, slot, now_us, h[i]);
     }
 
     /* Slots are keyed by monotonic seconds, whose boundaries need not
@@ -625,11 +662,11 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
         b->oom = true;
         goto out;
     }
+    n = backend_views(src, now_us, v);
     for (size_t i = 0; i < n; i++) {
-        backend_view(src, i, now_us, &v[i]);
         ps[i].label = v[i].id;
-        stats_counters(st, i, &ps[i].c);
-        stats_duration(st, i, ps[i].le, &ps[i].count, &ps[i].sum_us);
+        stats_counters(st, v[i].slot, &ps[i].c);
+        stats_duration(st, v[i].slot, ps[i].le, &ps[i].count, &ps[i].sum_us);
     }
     struct pseries *none = &ps[n];
     none->label = "none";

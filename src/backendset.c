@@ -170,3 +170,23 @@ int backendset_stats_index(const struct backendset *s, int slot, const char *id)
         return slot;
     return backendset_find(s, id);
 }
+
+size_t backendset_count(const struct backendset *s)
+{
+    return upstream_count(s->up);
+}
+
+bool backendset_live(const struct backendset *s, size_t idx)
+{
+    return upstream_live(s->up, idx);
+}
+
+const char *backendset_id(const struct backendset *s, size_t idx)
+{
+    return upstream_id(s->up, idx);
+}
+
+const char *backendset_addr(const struct backendset *s, size_t idx)
+{
+    return upstream_addr(s->up, idx);
+}

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_api.h"
+#include "backendset.h"
 #include "balancer.h"
 #include "session.h"
 #include "config.h"
@@ -53,6 +55,11 @@ struct server {
     struct admin *admin;
     struct admin_sources admin_src;
     struct health *health; /* active checks of the current generation */
+    /* the current generation as the one pool "default" of the runtime API
+     * and the admin's views: changed in place until the next reload */
+    struct backendset set;
+    struct admin_control control;
+    char token[ADMIN_API_TOKEN_MAX + 1]; /* "" = no runtime API */
 };
 
 static struct server srv;
@@ -151,15 +158,41 @@ static int on_tls_ready(void *arg, int fd, const struct sockaddr *sa,
  * the reload removed it. */
 static int stats_index(int backend, const char *id)
 {
-    if (backend < 0 || !id)
-        return -1;
-    size_t n = srv.cfg.nbackends;
-    if ((size_t)backend < n && strcmp(srv.cfg.backends[backend].id, id) == 0)
-        return backend;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(srv.cfg.backends[i].id, id) == 0)
-            return (int)i;
-    return -1;
+    return backendset_stats_index(&srv.set, backend, id);
+}
+
+/* Points the default pool at the current generation and its checks. */
+static void set_point(void)
+{
+    srv.set.name = "default";
+    srv.set.up = srv.ctx.gen->up;
+    srv.set.bal = srv.ctx.gen->bal;
+    srv.set.stats = srv.stats;
+    srv.set.health = srv.health;
+}
+
+/* The runtime API's pools: one for now, the current generation. */
+static struct backendset *pool_at(void *ctx, size_t i)
+{
+    (void)ctx;
+    return i == 0 ? &srv.set : NULL;
+}
+
+static struct backendset *lookup_pool(void *ctx, const char *name)
+{
+    (void)ctx;
+    return strcmp(name, srv.set.name) == 0 ? &srv.set : NULL;
+}
+
+/* Reads cfg's admin_token_file into buf ("" when unset): 0, or -1 with
+ * err filled. */
+static int read_token(const struct config *cfg, char *buf, size_t len,
+                      char *err, size_t errlen)
+{
+    buf[0] = '\0';
+    if (cfg->admin_token_file[0] == '\0')
+        return 0;
+    return admin_api_read_token(cfg->admin_token_file, buf, len, err, errlen);
 }
 
 static void on_record(void *arg, const struct record *r)
@@ -272,6 +305,12 @@ static void reload(void)
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }
+    char token[sizeof(srv.token)];
+    if (read_token(&cfg, token, sizeof(token), err, sizeof(err)) < 0) {
+        tls_server_put(ts);
+        log_warnx("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
     struct session_gen *g = make_gen(&cfg, err, sizeof(err));
     if (!g) {
         tls_server_put(ts);
@@ -282,19 +321,19 @@ static void reload(void)
         tls_acceptor_swap(srv.tls_acc, ts, cfg.tls_handshake_timeout_ms);
         tls_server_put(ts);
     }
-    /* backends follow by id: kept, new (from zero), gone (dropped) */
+    /* backends follow by id from the running set (with its runtime
+     * changes, which the file's set replaces): kept, new (from zero),
+     * gone (dropped) */
     int from[CONFIG_MAX_BACKENDS];
     for (size_t i = 0; i < cfg.nbackends; i++) {
-        from[i] = -1;
-        for (size_t j = 0; j < srv.cfg.nbackends; j++)
-            if (strcmp(cfg.backends[i].id, srv.cfg.backends[j].id) == 0)
-                from[i] = (int)j;
+        from[i] = backendset_find(&srv.set, cfg.backends[i].id);
         if (from[i] < 0) /* a new backend ramps up (health.slow_start_ms) */
             balancer_slow_start(g->bal, i, loop_now(srv.loop));
     }
     if (srv.stats && stats_remap(srv.stats, cfg.nbackends, from) != 0)
         log_warn("reload: stats keep the previous backend set");
     srv.cfg = cfg;
+    memcpy(srv.token, token, sizeof(srv.token));
     struct session_gen *old = srv.ctx.gen;
     srv.ctx.gen = g;
     srv.admin_src.balancer = g->bal;
@@ -307,6 +346,7 @@ static void reload(void)
         if (!srv.health)
             log_warnx("reload: active health checks not started: %s", err);
     }
+    set_point();
     session_gen_put(old); /* freed once its last session finishes */
     log_info("reloaded: mode %s, %zu backend(s), %zu TLS certificate(s)",
              cfg.mode, cfg.nbackends, srv.tls_acc ? cfg.ntls_certs : 0);
@@ -396,6 +436,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.pa.loop = srv.loop;
     srv.pa.sessions = &srv.ctx;
     srv.pa.on_close = on_client_close;
+    if (read_token(cfg, srv.token, sizeof(srv.token), err, errlen) < 0)
+        return -1;
     srv.ctx.gen = make_gen(&srv.cfg, err, errlen);
     if (!srv.ctx.gen)
         return -1;
@@ -447,6 +489,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    set_point();
+    srv.control.pool_at = pool_at;
+    srv.control.lookup_pool = lookup_pool;
     char path[512];
     config_log_path(cfg, time(NULL), path, sizeof(path));
     if (path[0]) {
@@ -483,6 +528,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
         srv.admin_src.tls =
             srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
+        srv.admin_src.backends = &srv.set;
+        srv.admin_src.control = &srv.control;
+        srv.admin_src.token = srv.token;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);
