@@ -364,6 +364,7 @@ int health_add(struct health *h, unsigned idx, char *err, size_t errlen)
         return -1;
     }
     struct hslot *s = &h->slots[idx];
+    s->h = h;
     stop_slot(s);
     const char *addr = upstream_addr(h->up, idx);
     int len = snprintf(s->req, sizeof(s->req),
@@ -380,7 +381,6 @@ int health_add(struct health *h, unsigned idx, char *err, size_t errlen)
                  upstream_id(h->up, idx), sizeof(s->req));
         return -1;
     }
-    s->h = h;
     s->idx = idx;
     s->timer.fn = on_timer;
     s->timer.ctx = s;
