@@ -348,8 +348,10 @@ static void reload(void)
     }
     set_point();
     session_gen_put(old); /* freed once its last session finishes */
-    log_info("reloaded: mode %s, %zu backend(s), %zu TLS certificate(s)",
-             cfg.mode, cfg.nbackends, srv.tls_acc ? cfg.ntls_certs : 0);
+    log_info("reloaded: mode %s, %zu backend(s) (runtime API changes "
+             "replaced), %zu TLS certificate(s), runtime API %s",
+             cfg.mode, cfg.nbackends, srv.tls_acc ? cfg.ntls_certs : 0,
+             srv.token[0] ? "on" : "off");
 }
 
 static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
