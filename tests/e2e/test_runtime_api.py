@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import LBPROXY
-from lbtest import free_port, http_json, wait_until
+from lbtest import free_port, http_json, wait_port, wait_until
 
 TOKEN = "s3cret-token-0123456789abcdef"
 
@@ -42,6 +42,7 @@ class Stack:
             extra=["--mode", "round-robin", "--persistent", "--set",
                    f"proxy.admin_token_file={write_token(tmp_path)}",
                    *extra])
+        wait_port(self.admin, proc=self.proxy)  # bound after the listener
 
     def api(self, method, path, body=None, token=TOKEN, headers=None):
         """(status, response headers, parsed JSON body)."""
@@ -267,6 +268,7 @@ def test_maint_stops_traffic_and_checks(procs, tmp_path):
         f"proxy.admin_token_file={write_token(tmp_path)}",
         "--set", "health.check_path=/health",
         "--set", "health.check_interval_ms=100"])
+    wait_port(admin, proc=proxy)
     s = Stack.__new__(Stack)
     s.admin, s.proxy = admin, proxy
 
@@ -355,7 +357,7 @@ def test_reload_replaces_runtime_changes(stack):
 def test_api_off_and_token_file_checks(procs, tmp_path):
     be = procs.backend(bid="A")
     admin = free_port()
-    procs.proxy([be.port], admin=admin)
+    wait_port(admin, proc=procs.proxy([be.port], admin=admin))
     c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
     c.request("GET", "/api/pools",
               headers={"Authorization": "Bearer " + TOKEN})
