@@ -73,7 +73,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 LIBLB     := $(BUILD)/liblb.a
 
 PKG_LIBS  := $(shell pkg-config --libs inih 2>/dev/null || echo -linih) -lcsv \
-             $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares)
+             $(shell pkg-config --libs libcares 2>/dev/null || echo -lcares) \
+             $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
 # Binaries are only rebuilt at the top for the normal build; the sanitizer
 # build keeps its own copies under build/san.
@@ -152,7 +153,7 @@ TESTS := unit sim config-check \
          e2e-backend e2e-proxy e2e-health e2e-balancing e2e-hash \
          e2e-smuggling e2e-desync e2e-retry e2e-queue \
          e2e-exhaustion e2e-faults \
-         e2e-admin e2e-observability e2e-relay e2e-frontdoor e2e-tunnel e2e-tls \
+         e2e-admin e2e-observability e2e-runtime-api e2e-relay e2e-frontdoor e2e-tunnel e2e-tls \
          e2e-scaleout e2e-routing e2e-dns \
          analyze-test bench-tools-test fuzz-regress browser
 ifneq ($(filter-out $(TESTS),$(PYTEST_SUITES)),)

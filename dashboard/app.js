@@ -322,7 +322,8 @@ function renderLiveTable(s, shown, cur) {
     $('table-hint').textContent =
         `rates and percentiles over the last ${s.window_s || '?'} s; ` +
         'requests and errors since start';
-    setHead([['Backend', 'l'], ['Address', 'l'], ['Health', 'l'],
+    setHead([['Backend', 'l'], ['Address', 'l'],
+             ['State', 'l', 'health, or what the runtime API set: draining, drained, maint'],
              ['Reason', 'l'], ['In flight'], ['Pool idle', '', 'idle pooled upstream connections'],
              ['Score', '', 'selector score: lower is preferred'], ['Req/s'],
              ['Share', '', 'share of requests/s over the window'],
@@ -336,7 +337,8 @@ function renderLiveTable(s, shown, cur) {
         const detail = typeof errs === 'object'
             ? Object.entries(errs).filter(([k, v]) => k !== 'total' && v)
                 .map(([k, v]) => `${k}: ${v}`).join(', ') : '';
-        const h = esc(b.health || 'unknown');
+        // the runtime API's state (draining, drained, maint) else the health
+        const h = esc(b.state || b.health || 'unknown');
         return `<tr data-id="${esc(k)}" data-pool="${esc(bpool(b))}">` +
             idCell(k, blabel(b, cur)) +
             cell('address', esc(b.address), 'l addr') +

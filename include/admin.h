@@ -21,22 +21,36 @@ struct stats;
 struct balancer;
 struct admin;
 struct tls_counters;
+struct backendset;
+
+/* How the runtime API (admin_api) reaches the backend sets: the server's
+ * pools, each a struct backendset with its name. */
+struct admin_control {
+    /* The i-th pool (from 0), or NULL past the last. */
+    struct backendset *(*pool_at)(void *ctx, size_t i);
+    /* The pool of that name, or NULL. */
+    struct backendset *(*lookup_pool)(void *ctx, const char *name);
+    void *ctx;
+};
 
 /* One pool as the admin shows it (pool.h's, seen through plain
  * pointers so that the renderers stay testable without a loop). */
 struct admin_pool {
     const char *name;
-    const struct config *config; /* its backends' ids, addresses, weights */
-    struct stats *stats;         /* its per-backend series (and its total) */
+    /* its backends' ids, addresses, weights and states (NULL: from config,
+     * else slot numbers) */
+    const struct backendset *set;
+    const struct config *config;
+    struct stats *stats; /* its per-backend series (and its total) */
     struct balancer *balancer;
     void *pool_ctx; /* for pool_idle */
 };
 
 /* What the admin reads.  The admin keeps a pointer to this struct (not a
  * copy), so a caller may swap `balancer` or `pool_ctx` on reload; it and
- * everything it points to must outlive the admin.  config may be NULL (ids "0",
- * "1", ...), balancer may be NULL (score 0, health "up", in-flight 0),
- * pool_idle may be NULL (0). */
+ * everything it points to must outlive the admin.  config may be NULL,
+ * balancer may be NULL (score 0, health "up", in-flight 0), pool_idle may be
+ * NULL (0). */
 struct admin_sources {
     const struct config *config;
     struct stats *stats;
@@ -62,6 +76,13 @@ struct admin_sources {
      * above.  With pools, `stats` above is the total over all of them. */
     size_t (*pools)(void *ctx, struct admin_pool *out, size_t max);
     void *pools_ctx;
+    /* the backends shown (ids, addresses, weights and states come from
+     * its upstream table and balancer); NULL: none shown */
+    const struct backendset *backends;
+    /* the runtime API: its pools, and its bearer token ("" or NULL: off;
+     * the caller's buffer, re-read on reload) */
+    const struct admin_control *control;
+    const char *token;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -34,6 +34,19 @@ enum balancer_health {
 };
 const char *balancer_health_str(enum balancer_health h);
 
+/* What an operator asked for a backend (the runtime API), beside its
+ * health: a backend that is not READY is never picked, not even by the
+ * fail-open rule; its requests in flight finish. */
+enum balancer_admin {
+    BALANCER_READY,
+    BALANCER_DRAIN, /* no new requests; in-flight ones finish */
+    BALANCER_MAINT, /* the same, and active health checks pause */
+};
+/* "ready", "drain", "maint". */
+const char *balancer_admin_str(enum balancer_admin a);
+/* Parses one of those names; returns the enum value, or -1 if unknown. */
+int balancer_admin_parse(const char *name);
+
 /* Score formula of the adaptive policies. */
 enum balancer_score_mode {
     BALANCER_SCORE_LATENCY,            /* plain argmin of the estimate */
@@ -105,18 +118,27 @@ struct balancer_backend {
     /* The latency tail of successful requests, for per-try deadlines: a
      * moving mean and mean absolute deviation (microseconds, 0: none). */
     double tail_mean_us, tail_dev_us;
+    /* Slots: a backend's index never moves while the balancer lives.  A
+     * removed slot is never picked; it is reused by balancer_add once
+     * nothing is in flight on it. */
+    bool removed;
+    enum balancer_admin admin;
 };
 
-/* A policy: one file, one table, one line in the registry (balancer.c). */
+/* A policy: one file, one table, one line in the registry (balancer.c).
+ * Backends are slots 0..n-1 of the array given to create, n changing at run
+ * time (balancer_add) up to BALANCER_MAX_BACKENDS: per-backend state is
+ * sized for BALANCER_MAX_BACKENDS at create. */
 struct balancer_policy {
     const char *name;
     /* Returns policy state, or NULL on failure. */
-    void *(*create)(const struct balancer_params *p, size_t n,
+    void *(*create)(const struct balancer_params *p,
                     const struct balancer_backend *backends);
     void (*destroy)(void *state);
-    /* Picks among backends with eligible[i] true (at least one is);
-     * returns the index. */
-    size_t (*pick)(void *state, const bool *eligible, uint64_t now_us);
+    /* Picks among backends 0..n-1 with eligible[i] true (at least one
+     * is); returns the index. */
+    size_t (*pick)(void *state, const bool *eligible, size_t n,
+                   uint64_t now_us);
     /* One finished request: latency_us from dispatch to last byte (penalised
      * by the caller for failures), inflight_at_dispatch the backend's
      * in-flight count when it was picked (not counting this request). */
@@ -134,6 +156,9 @@ struct balancer_policy {
      * wants a key (balancer_wants_key). */
     size_t (*pick_key)(void *state, const bool *eligible, size_t n,
                        uint64_t key, uint64_t now_us);
+    /* Optional (NULL: no per-backend state): forget everything about slot
+     * idx, which a new backend takes (balancer_add). */
+    void (*clear)(void *state, size_t idx);
 };
 
 struct balancer;
@@ -190,7 +215,27 @@ uint64_t balancer_latency_tail_us(const struct balancer *b, size_t idx);
 void balancer_set_health(struct balancer *b, size_t idx, bool up,
                          uint64_t now_us);
 
-/* Number of backends. */
+/* Adds a backend of the given weight (0 counts as 1) in a free slot — a
+ * removed one with nothing in flight, the lowest first — or a new one at
+ * the end; the policy forgets the slot's past and the backend slow-starts
+ * at now_us.  Returns the index, or -1 when every one of
+ * BALANCER_MAX_BACKENDS slots is taken. */
+int balancer_add(struct balancer *b, unsigned weight, uint64_t now_us);
+/* Removes backend idx: it is never picked again; its requests in flight
+ * finish and are observed as usual.  Returns 0, or -1 when idx is no live
+ * backend. */
+int balancer_remove(struct balancer *b, size_t idx);
+/* Sets backend idx's weight (>= 1).  Returns 0, or -1 when idx is no live
+ * backend or the weight is 0. */
+int balancer_set_weight(struct balancer *b, size_t idx, unsigned weight);
+/* Sets backend idx's administrative state; back to READY, a backend
+ * slow-starts at now_us.  Returns 0, or -1 when idx is no live backend. */
+int balancer_set_admin(struct balancer *b, size_t idx, enum balancer_admin a,
+                       uint64_t now_us);
+/* Whether idx is a live (not removed) backend slot. */
+bool balancer_live(const struct balancer *b, size_t idx);
+
+/* Number of backend slots (live and removed: see balancer_live). */
 size_t balancer_count(const struct balancer *b);
 /* The policy's canonical mode name. */
 const char *balancer_mode(const struct balancer *b);

@@ -15,7 +15,8 @@
 #include "hashkey.h"
 
 #define CONFIG_MAX_BACKENDS BALANCER_MAX_BACKENDS
-#define CONFIG_MAX_CERTS 16 /* [tls] certificate/key pairs */
+#define CONFIG_MAX_CERTS 16      /* [tls] certificate/key pairs */
+#define CONFIG_WEIGHT_MAX 10000u /* a backend's weight: 1..this */
 #define CONFIG_DEFAULT_FILE "config/lbproxy.ini"
 #define LBPROXY_VERSION "0.1.0"
 
@@ -50,6 +51,14 @@ struct config_backend {
  * or for a named one "name:port" or "srv:name".
  * Returns 0, or -1 when buf is too small (128 bytes always suffice). */
 int config_backend_addr(const struct config_backend *b, char *buf, size_t len);
+/* Parses "ADDR:PORT|unix:PATH[,weight=N][,id=NAME]" (id= only when
+ * allow_id) into b; *has_id tells whether an id was given.  0, or -1 with
+ * what[] filled on error. */
+int config_backend_parse(const char *spec, bool allow_id,
+                         struct config_backend *b, bool *has_id, char *what,
+                         size_t wlen);
+/* Whether id is a valid backend id: 1..31 letters, digits, '_', '-', '.'. */
+bool config_backend_id_ok(const char *id);
 /* A TLS certificate (chain, PEM) and its private key (PEM). */
 struct config_cert {
     char cert[256];
@@ -76,9 +85,10 @@ struct config {
     char admin[128];  /* "127.0.0.1:5002"; "off" disables */
     char mode[32];    /* a balancer policy name */
     bool persistent;
-    char log_path[256];      /* "" = logs/<mode>_<model>.csv, "off" = none */
-    char dashboard_dir[256]; /* "dashboard" */
-    char logs_dir[256];      /* directory served under /logs/ ("logs") */
+    char log_path[256];         /* "" = logs/<mode>_<model>.csv, "off" = none */
+    char dashboard_dir[256];    /* "dashboard" */
+    char logs_dir[256];         /* directory served under /logs/ ("logs") */
+    char admin_token_file[256]; /* "" = no runtime API (docs/api.md) */
 
     /* the front door (docs/configuration.md) */
     bool request_id;      /* keep a sane X-Request-Id or make one */

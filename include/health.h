@@ -40,6 +40,17 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
  * no-op.  Safe inside a loop callback. */
 void health_destroy(struct health *h);
 
+/* Starts checking slot idx of the upstream table (a backend just added
+ * there), first at once; the slot starts as up.  NULL h is a no-op.
+ * Returns 0, or -1 with a message in err. */
+int health_add(struct health *h, unsigned idx, char *err, size_t errlen);
+/* Stops checking slot idx (its backend was removed); NULL h is a no-op. */
+void health_remove(struct health *h, unsigned idx);
+/* Pauses (a check under way is dropped without a verdict) or resumes the
+ * checks of slot idx: a backend in maintenance is not checked.  NULL h is
+ * a no-op. */
+void health_pause(struct health *h, unsigned idx, bool paused);
+
 /* Checks completed so far for backend idx (passes + fails), for tests. */
 uint64_t health_checks_done(const struct health *h, unsigned idx);
 

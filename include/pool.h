@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "backendset.h"
 #include "config.h"
 
 struct loop;
@@ -27,6 +28,9 @@ struct pool {
     struct balancer *bal;
     struct health *health; /* NULL: no active checks (or stopped) */
     struct stats *stats;   /* per-backend series; the server's, borrowed */
+    /* the four above as one set the runtime API changes in place (its
+     * name is cfg.pool) */
+    struct backendset set;
 };
 
 struct pool_set {

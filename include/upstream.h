@@ -24,6 +24,7 @@ struct upstream_conn {
     uint64_t idle_since_us; /* loop time it entered the pool */
     struct upstream *up;
     size_t backend;
+    unsigned gen; /* the slot's generation when it was made */
     struct upstream_conn *prev, *next; /* idle list of the backend */
     bool connected;                    /* connect() completed */
     bool nodelay;                      /* TCP_NODELAY set (or Unix socket) */
@@ -33,16 +34,33 @@ struct upstream_conn {
 };
 
 /* Builds the backend table from the config (resolving addresses) and the
- * pools.  Returns NULL with a message in err on failure. */
+ * pools, with room for CONFIG_MAX_BACKENDS slots: backend i of the config is
+ * slot i.  Returns NULL with a message in err on failure. */
 struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
                                  char *err, size_t errlen);
 /* Closes every idle connection and frees the table; handed-out connections
  * must have been released before.  NULL is a no-op. */
 void upstream_destroy(struct upstream *up);
 
+/* Number of slots, live and removed (see upstream_live). */
 size_t upstream_count(const struct upstream *up);
+/* Whether slot idx holds a backend (not removed). */
+bool upstream_live(const struct upstream *up, size_t idx);
+/* A slot's backend id and address ("host:port", "[v6]:port",
+ * "unix:PATH"); a removed slot keeps them until it is reused. */
 const char *upstream_id(const struct upstream *up, size_t idx);
 const char *upstream_addr(const struct upstream *up, size_t idx);
+/* Puts backend `id` at `addr` ("ADDR:PORT" or "unix:PATH", as in the
+ * configuration) into slot idx, which must be free (removed, or the next
+ * one after the last).  Connections of a previous occupant that are still
+ * handed out are closed when released, never pooled.  Returns 0, or -1
+ * with a message in err (bad address, idx taken or out of range). */
+int upstream_add(struct upstream *up, size_t idx, const char *id,
+                 const char *addr, char *err, size_t errlen);
+/* Removes the backend of slot idx: its idle connections are closed, those
+ * handed out are closed when released.  Returns 0, or -1 when idx is no
+ * live slot. */
+int upstream_remove(struct upstream *up, size_t idx);
 size_t upstream_idle_count(const struct upstream *up, size_t idx);
 /* Same, with the signature the admin module expects. */
 size_t upstream_pool_idle(void *up, size_t idx);

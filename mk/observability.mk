@@ -30,3 +30,6 @@ $(OBS_BENCH): tests/obs_microbench.c $(LIBLB)
 ## obs-bench: cost per request of stats and the CSV log, and of rendering the admin API (a measurement)
 obs-bench: $(OBS_BENCH)
 	$(Q)taskset -c 1 ./$(OBS_BENCH) 2>/dev/null || ./$(OBS_BENCH)
+
+## e2e-runtime-api: the runtime API (token, add/remove, weight, drain under load, maint) through real lbproxy
+$(eval $(call PYTEST_SUITE,e2e-runtime-api,tests/e2e/test_runtime_api.py,$(LBPROXY) $(LBBACKEND)))

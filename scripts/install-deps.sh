@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config node-llhttp libinih-dev libcsv-dev libssl-dev openssl
-      libc-ares-dev
+      libc-ares-dev libcjson-dev
       libcmocka-dev wrk curl python3 python3-pytest iproute2 nftables
       clang libclang-rt-14-dev clang-format cppcheck valgrind
       python3-pandas python3-matplotlib

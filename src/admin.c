@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin_api.h"
 #include "admin_events.h"
 #include "admin_render.h"
 #include "admin_view.h"
@@ -33,61 +34,7 @@
 #include "net.h"
 #include "stats.h"
 
-#define MAX_CONNS 128
-#define IN_SIZE 4096
-#define MAX_HEAD 16384 /* request line + headers */
-#define MAX_BODY 65536 /* admin requests carry no real body */
-#define URL_MAX 2048
-#define IDLE_US (30 * 1000000ull)
-#define SSE_MAX_PENDING (256 * 1024) /* a slower subscriber skips events */
-#define SEND_CHUNK (256 * 1024)      /* file bytes per writable event */
-#define ACCEPT_BATCH 32
-#define ADMIN_BACKLOG 128
-#define REQUESTS_PER_EVENT 8 /* pipelined requests answered per event */
-#define TICK_OFFSET_US 20000 /* tick just after each second turns */
-
-struct admin_conn {
-    struct admin *a;
-    struct admin_conn *prev, *next;
-    struct loop_io io;
-    struct loop_timer timer;
-    llhttp_t parser;
-    char in[IN_SIZE];
-    size_t in_len;
-    char url[URL_MAX];
-    size_t url_len;
-    size_t head_bytes, body_bytes;
-    char body[ADMIN_EVENT_TEXT_MAX + 2]; /* a POSTed event line (and CRLF) */
-    int too_large;                       /* 0, 414, 431 or 413 */
-    bool msg_done; /* a request is complete and waits for handling */
-    bool keep_alive;
-    bool sse;
-    bool peer_eof;
-    bool close_after; /* close once the output is written */
-    bool closed;
-    struct admin_buf out;
-    size_t out_off;
-    int file_fd;
-    off_t file_off, file_end;
-};
-
-struct admin {
-    struct loop *loop;
-    const struct admin_sources *src; /* the caller's: changes are seen */
-    int fd;
-    int port;
-    struct loop_io io;
-    struct loop_timer tick;
-    struct loop_timer accept_resume;
-    uint64_t last_accept_warn;
-    struct admin_conn *conns;
-    size_t nconns;
-    llhttp_settings_t settings;
-    struct admin_buf render;            /* scratch for rendered documents */
-    uint64_t flow_retries, flow_hedges; /* the counters at the last tick */
-    struct admin_events events;         /* POST /api/event */
-    char vendor_root[PATH_MAX];
-};
+#include "admin_impl.h"
 
 static void conn_io(struct loop *loop, struct loop_io *io, unsigned events);
 static void conn_process(struct admin_conn *c);
@@ -219,8 +166,8 @@ static void http_date(char *buf, size_t len)
 
 /* Appends a status line and the common headers; `extra` is "" or complete
  * header lines. */
-static void put_head(struct admin_conn *c, int status, const char *type,
-                     long long length, const char *extra)
+void admin_put_head(struct admin_conn *c, int status, const char *type,
+                    long long length, const char *extra)
 {
     char date[64];
     http_date(date, sizeof(date));
@@ -238,92 +185,42 @@ static void put_head(struct admin_conn *c, int status, const char *type,
                      c->close_after ? "close" : "keep-alive");
 }
 
-static void respond(struct admin_conn *c, int status, const char *type,
-                    const char *extra, const char *body, size_t len, bool head)
+void admin_respond(struct admin_conn *c, int status, const char *type,
+                   const char *extra, const char *body, size_t len, bool head)
 {
-    put_head(c, status, type, (long long)len, extra);
+    admin_put_head(c, status, type, (long long)len, extra);
     if (!head)
         admin_buf_add(&c->out, body, len);
 }
 
-static void respond_text(struct admin_conn *c, int status, const char *extra,
-                         const char *msg, bool head)
+void admin_respond_text(struct admin_conn *c, int status, const char *extra,
+                        const char *msg, bool head)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
                      http_status_text(status), msg[0] ? ": " : "", msg);
     if (n >= (int)sizeof(body))
         n = (int)sizeof(body) - 1;
-    respond(c, status, "text/plain; charset=utf-8", extra, body, (size_t)n,
-            head);
+    admin_respond(c, status, "text/plain; charset=utf-8", extra, body,
+                  (size_t)n, head);
 }
 
-#define API_HEADERS                                                            \
-    "Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n"
-
-static void respond_render(struct admin_conn *c, const char *type, bool head)
+void admin_respond_render(struct admin_conn *c, const char *type, bool head)
 {
     struct admin_buf *r = &c->a->render;
     if (r->oom) {
         r->oom = false;
         r->len = 0;
-        respond_text(c, 500, API_HEADERS, "out of memory", head);
+        admin_respond_text(c, 500, API_HEADERS, "out of memory", head);
         return;
     }
-    respond(c, 200, type, API_HEADERS, r->p, r->len, head);
+    admin_respond(c, 200, type, API_HEADERS, r->p, r->len, head);
     r->len = 0;
-}
-
-/* Serves a regular file (dir + "/" + rel), or a 404. */
-static void serve_file(struct admin_conn *c, const char *dir, const char *rel,
-                       const char *cache, bool head)
-{
-    char path[PATH_MAX + 16];
-    int n = snprintf(path, sizeof(path), "%s%s", dir, rel);
-    if (n < 0 || (size_t)n >= sizeof(path) - 16) {
-        respond_text(c, 404, "", "", head);
-        return;
-    }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        close(fd);
-        if (path[n - 1] != '/') {
-            /* A directory without its slash: relative links need it. */
-            char loc[URL_MAX + 64];
-            snprintf(loc, sizeof(loc), "Location: %.*s/\r\n",
-                     (int)strcspn(c->url, "?#"), c->url);
-            respond_text(c, 301, loc, "", head);
-            return;
-        }
-        strcpy(path + n, "index.html");
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-        if (fd >= 0 && fstat(fd, &st) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    if (fd < 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        respond_text(c, 404, "", "", head);
-        return;
-    }
-    char extra[128];
-    snprintf(extra, sizeof(extra), "Cache-Control: %s\r\n", cache);
-    put_head(c, 200, admin_content_type(path), (long long)st.st_size, extra);
-    if (head || st.st_size == 0) {
-        close(fd);
-        return;
-    }
-    c->file_fd = fd;
-    c->file_off = 0;
-    c->file_end = st.st_size;
 }
 
 static void render_event(struct admin *a, uint64_t now_us);
 
-static void start_stream(struct admin_conn *c, bool head)
+void admin_start_stream(struct admin_conn *c, bool head)
 {
     c->close_after = false;
     admin_buf_str(&c->out, "HTTP/1.1 200 OK\r\nServer: lbproxy\r\n"
@@ -343,92 +240,6 @@ static void start_stream(struct admin_conn *c, bool head)
     a->render.len = 0;
 }
 
-/* POST /api/event: from this machine only (403), else admin_events_post. */
-static void post_event(struct admin_conn *c)
-{
-    struct timespec ts;
-    uint64_t id = 0;
-    const char *why = "events are taken from loopback only";
-    int status = 403;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (admin_peer_is_loopback(c->io.fd))
-        status = admin_events_post(
-            &c->a->events, c->url, c->url_len, c->body, c->body_bytes,
-            sizeof(c->body), (double)ts.tv_sec + ts.tv_nsec / 1e9, &id, &why);
-    if (status != 200) {
-        respond_text(c, status, "", why, false);
-        return;
-    }
-    char body[48];
-    int n =
-        snprintf(body, sizeof(body), "{\"id\":%llu}", (unsigned long long)id);
-    respond(c, 200, "application/json", API_HEADERS, body, (size_t)n, false);
-}
-
-static void handle_request(struct admin_conn *c)
-{
-    struct admin *a = c->a;
-    const struct config *cfg = a->src->config;
-    uint8_t method = llhttp_get_method(&c->parser);
-    bool head = method == HTTP_HEAD;
-    c->keep_alive = llhttp_should_keep_alive(&c->parser);
-    char path[URL_MAX];
-    if (admin_sanitize_path(c->url, c->url_len, path, sizeof(path)) < 0) {
-        respond_text(c, 400, "", "bad path", head);
-        return;
-    }
-    if (method == HTTP_POST && !strcmp(path, "/api/event")) {
-        post_event(c);
-        return;
-    }
-    if (method != HTTP_GET && method != HTTP_HEAD) {
-        respond_text(c, 405, "Allow: GET, HEAD\r\n", "", false);
-        return;
-    }
-    uint64_t now = loop_now(a->loop);
-    if (!strcmp(path, "/api/stats")) {
-        char arg[16];
-        unsigned window = ADMIN_WINDOW_S;
-        if (admin_query_param(c->url, c->url_len, "window", arg, sizeof(arg)))
-            window = (unsigned)strtoul(arg, NULL, 10);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        admin_render_stats(&a->render, a->src, now,
-                           (double)ts.tv_sec + ts.tv_nsec / 1e9, window);
-        admin_events_append_json(&a->events, &a->render);
-        respond_render(c, "application/json", head);
-    } else if (!strcmp(path, "/api/stream")) {
-        start_stream(c, head);
-    } else if (!strcmp(path, "/metrics")) {
-        admin_render_metrics(&a->render, a->src, now);
-        respond_render(c, "text/plain; version=0.0.4; charset=utf-8", head);
-    } else if (!strcmp(path, "/logs") || !strcmp(path, "/logs/")) {
-        char fmt[16] = "";
-        admin_query_param(c->url, c->url_len, "format", fmt, sizeof(fmt));
-        bool json = !strcmp(fmt, "json");
-        const char *dir = cfg ? cfg->logs_dir : "logs";
-        if (admin_render_logs(&a->render, dir, json) < 0) {
-            respond_text(c, 404, "", "no logs directory", head);
-            return;
-        }
-        respond_render(
-            c, json ? "application/json" : "text/html; charset=utf-8", head);
-    } else if (!strncmp(path, "/logs/", 6)) {
-        if (!admin_log_name_ok(path + 6)) {
-            respond_text(c, 404, "", "", head);
-            return;
-        }
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof(dir), "%s/", cfg ? cfg->logs_dir : "logs");
-        serve_file(c, dir, path + 6, "no-store", head);
-    } else if (!strncmp(path, "/vendor/", 8)) {
-        serve_file(c, a->vendor_root, path + 7, "no-cache", head);
-    } else {
-        serve_file(c, cfg ? cfg->dashboard_dir : "dashboard", path, "no-cache",
-                   head);
-    }
-}
-
 /* ---- parsing ---- */
 
 static struct admin_conn *conn_of(llhttp_t *p)
@@ -443,6 +254,7 @@ static int on_message_begin(llhttp_t *p)
     c->head_bytes = 0;
     c->body_bytes = 0;
     c->too_large = 0;
+    admin_api_auth_reset(&c->auth);
     return 0;
 }
 
@@ -469,10 +281,22 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     return count_head(c, n);
 }
 
-static int on_header_data(llhttp_t *p, const char *at, size_t n)
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
-    (void)at;
+    admin_api_auth_field(&conn_of(p)->auth, at, n);
     return count_head(conn_of(p), n + 4); /* ": " and CRLF */
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    admin_api_auth_value(&conn_of(p)->auth, at, n);
+    return count_head(conn_of(p), n + 4);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    admin_api_auth_value_done(&conn_of(p)->auth);
+    return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t n)
@@ -508,8 +332,8 @@ static void parse_one(struct admin_conn *c)
     } else if (err != HPE_OK) {
         /* Malformed or too large: answer and close. */
         c->keep_alive = false;
-        respond_text(c, c->too_large ? c->too_large : 400, "",
-                     c->too_large ? "" : "malformed request", false);
+        admin_respond_text(c, c->too_large ? c->too_large : 400, "",
+                           c->too_large ? "" : "malformed request", false);
         c->in_len = 0;
         return;
     }
@@ -517,7 +341,7 @@ static void parse_one(struct admin_conn *c)
     c->in_len -= used;
     if (c->msg_done) {
         c->msg_done = false;
-        handle_request(c);
+        admin_handle_request(c);
     }
     if (c->close_after)
         c->in_len = 0; /* nothing after a closing response is read */
@@ -739,8 +563,9 @@ struct admin *admin_create(struct loop *loop, const char *listen_addr,
     llhttp_settings_init(&a->settings);
     a->settings.on_message_begin = on_message_begin;
     a->settings.on_url = on_url;
-    a->settings.on_header_field = on_header_data;
-    a->settings.on_header_value = on_header_data;
+    a->settings.on_header_field = on_header_field;
+    a->settings.on_header_value = on_header_value;
+    a->settings.on_header_value_complete = on_header_value_complete;
     a->settings.on_body = on_body;
     a->settings.on_message_complete = on_message_complete;
     a->io.fn = on_accept;

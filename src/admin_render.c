@@ -1,7 +1,7 @@
 /*
  * admin_render: JSON and Prometheus text rendered into a growable buffer.
- * The log listing and URL paths are in admin_paths.c.  See
- * include/admin_render.h.
+ * The log listing and URL paths are in admin_paths.c, the buffer in
+ * admin_buf.c.  See include/admin_render.h.
  */
 #include "admin_render.h"
 
@@ -19,82 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backendset.h"
 #include "balancer.h"
 #include "config.h"
 #include "stats.h"
 #include "tls.h"
 #include "admin_view.h"
-
-/* ---- buffer ---- */
-
-void admin_buf_free(struct admin_buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
-
-static bool buf_reserve(struct admin_buf *b, size_t n)
-{
-    if (b->oom)
-        return false;
-    if (b->cap - b->len >= n)
-        return true;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap - b->len < n)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void admin_buf_add(struct admin_buf *b, const void *s, size_t n)
-{
-    if (n == 0 || !buf_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-void admin_buf_str(struct admin_buf *b, const char *s)
-{
-    admin_buf_add(b, s, strlen(s));
-}
-
-void admin_buf_printf(struct admin_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[256];
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(tmp)) {
-        admin_buf_add(b, tmp, (size_t)n);
-        return;
-    }
-    if (!buf_reserve(b, (size_t)n + 1))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void admin_buf_consume(struct admin_buf *b, size_t n)
-{
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-}
 
 /* ---- JSON helpers ---- */
 
@@ -394,6 +324,10 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         json_str(b, v[i].addr);
         admin_buf_printf(b, ",\"weight\":%u,\"health\":", v[i].weight);
         json_str(b, v[i].health);
+        admin_buf_str(b, ",\"state\":");
+        json_str(b, v[i].state);
+        admin_buf_str(b, ",\"admin_state\":");
+        json_str(b, v[i].admin_state);
         admin_buf_str(b, ",\"reason\":");
         json_str(b, v[i].reason);
         admin_buf_printf(b, ",\"in_flight\":%u,\"pool_idle\":%zu,\"score\":",

@@ -18,11 +18,13 @@ struct bview {
      * "pool/id" when there are named pools (ids are unique per pool) */
     char key[80];
     const char *pool;
-    struct stats *st; /* its series: backend si of st */
+    struct stats *st; /* its series: backend si of st (NULL: none) */
     size_t si;
     char addr[128]; /* config_backend_addr: "unix:" and a path */
     unsigned weight;
     const char *health;
+    const char *admin_state; /* ready, drain, maint */
+    const char *state;       /* backendset_state: up, draining, ... */
     bool up;
     char reason[160];
     unsigned in_flight;

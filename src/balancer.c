@@ -100,6 +100,29 @@ const char *balancer_health_str(enum balancer_health h)
     return "?";
 }
 
+const char *balancer_admin_str(enum balancer_admin a)
+{
+    switch (a) {
+    case BALANCER_READY:
+        return "ready";
+    case BALANCER_DRAIN:
+        return "drain";
+    case BALANCER_MAINT:
+        return "maint";
+    }
+    return "?";
+}
+
+int balancer_admin_parse(const char *name)
+{
+    static const enum balancer_admin all[] = {BALANCER_READY, BALANCER_DRAIN,
+                                              BALANCER_MAINT};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcmp(name, balancer_admin_str(all[i])) == 0)
+            return (int)all[i];
+    return -1;
+}
+
 const char *balancer_score_mode_str(enum balancer_score_mode m)
 {
     switch (m) {
@@ -226,7 +249,7 @@ struct balancer *balancer_create(const char *mode,
         b->be[i].health = BALANCER_UP;
         b->be[i].last_fail = BALANCER_OK;
     }
-    b->state = pol->create(&b->p, n, b->be);
+    b->state = pol->create(&b->p, b->be);
     if (!b->state)
         goto fail;
     return b;
@@ -359,10 +382,14 @@ static void outlier_window(struct balancer *b, uint64_t now_us)
     }
     if (now_us - b->window_us < win)
         return;
+    size_t live = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct balancer_backend *be = &b->be[i];
         rate[i] = -1.0;
-        if (be->health != BALANCER_UP)
+        if (be->removed)
+            continue;
+        live++;
+        if (be->health != BALANCER_UP || be->admin != BALANCER_READY)
             out++;
         if (be->win_req >= b->p.outlier_min_requests && be->win_req > 0) {
             rate[i] = (double)be->win_fail / (double)be->win_req;
@@ -373,12 +400,13 @@ static void outlier_window(struct balancer *b, uint64_t now_us)
     for (size_t i = 0; i < b->n && qual >= 2; i++) {
         struct balancer_backend *be = &b->be[i];
         double others;
-        if (rate[i] < 0.0 || be->health != BALANCER_UP)
+        if (rate[i] < 0.0 || be->health != BALANCER_UP ||
+            be->admin != BALANCER_READY)
             continue;
         others = (sum - rate[i]) / (double)(qual - 1);
         if (rate[i] * 100.0 >= (double)b->p.outlier_min_fail_pct &&
             rate[i] > (double)b->p.outlier_factor * others &&
-            2 * (out + 1) <= b->n) {
+            2 * (out + 1) <= live) {
             eject(&b->p, be, now_us);
             be->eject_fails = be->win_fail;
             be->outlier = true;
@@ -396,7 +424,7 @@ static size_t policy_pick(struct balancer *b, const bool *eligible,
 {
     if (b->keyed && b->pol->pick_key)
         return b->pol->pick_key(b->state, eligible, b->n, b->key, now_us);
-    return b->pol->pick(b->state, eligible, now_us);
+    return b->pol->pick(b->state, eligible, b->n, now_us);
 }
 
 int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
@@ -410,7 +438,9 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
         struct balancer_backend *be = &b->be[i];
         eligible[i] = false;
         refresh(be, now_us);
-        if (tried & ((uint64_t)1 << i))
+        /* removed, drained and in maintenance: not even failed open to */
+        if ((tried & ((uint64_t)1 << i)) || be->removed ||
+            be->admin != BALANCER_READY)
             continue;
         if (be->health == BALANCER_PROBING && !be->probe_in_flight) {
             /* The first expired ejection gets the next request. */
@@ -541,7 +571,7 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
 {
     struct balancer_backend *be;
 
-    if (idx >= b->n)
+    if (!balancer_live(b, idx))
         return;
     be = &b->be[idx];
     if (!up) {
@@ -556,6 +586,64 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
             b->pol->reset(b->state, idx);
         balancer_slow_start(b, idx, now_us);
     }
+}
+
+bool balancer_live(const struct balancer *b, size_t idx)
+{
+    return idx < b->n && !b->be[idx].removed;
+}
+
+int balancer_add(struct balancer *b, unsigned weight, uint64_t now_us)
+{
+    size_t idx = b->n;
+
+    for (size_t i = 0; i < b->n; i++)
+        if (b->be[i].removed && b->be[i].in_flight == 0) {
+            idx = i;
+            break;
+        }
+    if (idx == BALANCER_MAX_BACKENDS)
+        return -1;
+    memset(&b->be[idx], 0, sizeof(b->be[idx]));
+    b->be[idx].weight = weight ? weight : 1;
+    b->be[idx].health = BALANCER_UP;
+    b->be[idx].last_fail = BALANCER_OK;
+    b->be[idx].admin = BALANCER_READY;
+    if (b->pol->clear)
+        b->pol->clear(b->state, idx);
+    if (idx == b->n)
+        b->n++;
+    balancer_slow_start(b, idx, now_us);
+    return (int)idx;
+}
+
+int balancer_remove(struct balancer *b, size_t idx)
+{
+    if (!balancer_live(b, idx))
+        return -1;
+    b->be[idx].removed = true;
+    b->be[idx].probe_in_flight = false;
+    b->be[idx].warming = false;
+    return 0;
+}
+
+int balancer_set_weight(struct balancer *b, size_t idx, unsigned weight)
+{
+    if (!balancer_live(b, idx) || weight == 0)
+        return -1;
+    b->be[idx].weight = weight;
+    return 0;
+}
+
+int balancer_set_admin(struct balancer *b, size_t idx, enum balancer_admin a,
+                       uint64_t now_us)
+{
+    if (!balancer_live(b, idx))
+        return -1;
+    if (a == BALANCER_READY && b->be[idx].admin != BALANCER_READY)
+        balancer_slow_start(b, idx, now_us);
+    b->be[idx].admin = a;
+    return 0;
 }
 
 size_t balancer_count(const struct balancer *b)

@@ -75,13 +75,12 @@
 static void knee_decay(struct balancer_adaptive_slot *s, double d);
 
 int balancer_adaptive_init(struct balancer_adaptive *a,
-                           const struct balancer_params *p, size_t n,
+                           const struct balancer_params *p,
                            const struct balancer_backend *be,
                            enum balancer_score_mode def)
 {
     memset(a, 0, sizeof(*a));
     a->p = *p;
-    a->n = n;
     a->be = be;
     if (p->ewma_score >= (int)BALANCER_SCORE_LATENCY &&
         p->ewma_score <= (int)BALANCER_SCORE_FILL)
@@ -90,7 +89,7 @@ int balancer_adaptive_init(struct balancer_adaptive *a,
         a->mode = def;
     if (!p->load_aware)
         a->mode = BALANCER_SCORE_LATENCY;
-    a->s = calloc(n, sizeof(*a->s));
+    a->s = calloc(BALANCER_MAX_BACKENDS, sizeof(*a->s));
     if (!a->s) {
         errno = ENOMEM;
         return -1;
@@ -133,6 +132,11 @@ void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx)
     s->knee_s = keep.knee_s;
     s->knee_us = keep.knee_us;
     s->knee_drift = keep.knee_drift;
+}
+
+void balancer_adaptive_clear(struct balancer_adaptive *a, size_t idx)
+{
+    memset(&a->s[idx], 0, sizeof(a->s[idx]));
 }
 
 double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx)
@@ -264,10 +268,10 @@ double balancer_adaptive_score(const struct balancer_adaptive *a, size_t idx,
 }
 
 size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
-                              uint64_t now_us)
+                              size_t n, uint64_t now_us)
 {
     uint64_t interval = (uint64_t)a->p.probe_interval_ms * 1000u;
-    size_t n = a->n, best = n;
+    size_t best = n;
     double best_score = 0.0, known_sum = 0.0;
     bool best_queued = false;
     size_t known = 0;

@@ -16,14 +16,14 @@ struct ewma {
     struct balancer_adaptive a;
 };
 
-static void *ewma_create(const struct balancer_params *p, size_t n,
+static void *ewma_create(const struct balancer_params *p,
                          const struct balancer_backend *backends)
 {
     struct ewma *e = calloc(1, sizeof(*e));
     if (!e)
         return NULL;
-    if (balancer_adaptive_init(&e->a, p, n, backends,
-                               BALANCER_SCORE_PREDICTED) < 0) {
+    if (balancer_adaptive_init(&e->a, p, backends, BALANCER_SCORE_PREDICTED) <
+        0) {
         free(e);
         return NULL;
     }
@@ -39,10 +39,11 @@ static void ewma_destroy(void *state)
     free(e);
 }
 
-static size_t ewma_pick(void *state, const bool *eligible, uint64_t now_us)
+static size_t ewma_pick(void *state, const bool *eligible, size_t n,
+                        uint64_t now_us)
 {
     struct ewma *e = state;
-    return balancer_adaptive_pick(&e->a, eligible, now_us);
+    return balancer_adaptive_pick(&e->a, eligible, n, now_us);
 }
 
 static void ewma_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
@@ -70,6 +71,12 @@ static void ewma_reset(void *state, size_t idx)
     balancer_adaptive_reset(&e->a, idx);
 }
 
+static void ewma_clear(void *state, size_t idx)
+{
+    struct ewma *e = state;
+    balancer_adaptive_clear(&e->a, idx);
+}
+
 static double ewma_score(void *state, size_t idx, uint64_t now_us)
 {
     struct ewma *e = state;
@@ -84,4 +91,5 @@ const struct balancer_policy balancer_policy_ewma = {
     .observe = ewma_observe,
     .score = ewma_score,
     .reset = ewma_reset,
+    .clear = ewma_clear,
 };

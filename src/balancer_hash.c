@@ -38,8 +38,7 @@ struct point {
 };
 
 struct hash {
-    size_t n;      /* backend slots the ring was built for (0: none yet) */
-    size_t nslots; /* those given at create, for a pick told no n */
+    size_t n; /* backend slots the ring was built for (0: none yet) */
     const struct balancer_backend *be;
     double factor;
     uint64_t seq; /* keyless picks: a sequence of keys */
@@ -102,14 +101,13 @@ static int build(struct hash *h, size_t n)
     return 0;
 }
 
-static void *hash_create(const struct balancer_params *p, size_t n,
+static void *hash_create(const struct balancer_params *p,
                          const struct balancer_backend *backends)
 {
     struct hash *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    h->nslots = n; /* the ring is built at the first pick */
-    h->be = backends;
+    h->be = backends; /* the ring is built at the first pick */
     h->factor = p->hash_balance_factor >= 1.0 ? p->hash_balance_factor : 0.0;
     return h;
 }
@@ -195,10 +193,11 @@ static size_t hash_pick_key(void *state, const bool *eligible, size_t n,
 
 /* Without a key (a caller that has none): successive keys, so the picks
  * spread over the ring under the same bound. */
-static size_t hash_pick(void *state, const bool *eligible, uint64_t now_us)
+static size_t hash_pick(void *state, const bool *eligible, size_t n,
+                        uint64_t now_us)
 {
     struct hash *h = state;
-    return hash_pick_key(state, eligible, h->nslots, h->seq++, now_us);
+    return hash_pick_key(state, eligible, n, h->seq++, now_us);
 }
 
 static void hash_observe(void *state, size_t idx, uint64_t latency_us, bool ok,

@@ -80,17 +80,16 @@ struct balancer_adaptive_slot {
 struct balancer_adaptive {
     struct balancer_params p;
     enum balancer_score_mode mode;
-    size_t n;
     const struct balancer_backend *be;
-    size_t rot; /* rotation start for tie-breaks */
-    struct balancer_adaptive_slot *s;
+    size_t rot;                       /* rotation start for tie-breaks */
+    struct balancer_adaptive_slot *s; /* BALANCER_MAX_BACKENDS of them */
 };
 
-/* Initialises the shared state; the score mode comes from p->ewma_score, or
- * def when it is -1, and is forced to LATENCY when load_aware is false.
- * Returns 0, or -1 (ENOMEM). */
+/* Initialises the shared state for BALANCER_MAX_BACKENDS slots; the score
+ * mode comes from p->ewma_score, or def when it is -1, and is forced to
+ * LATENCY when load_aware is false.  Returns 0, or -1 (ENOMEM). */
 int balancer_adaptive_init(struct balancer_adaptive *a,
-                           const struct balancer_params *p, size_t n,
+                           const struct balancer_params *p,
                            const struct balancer_backend *be,
                            enum balancer_score_mode def);
 /* Frees what balancer_adaptive_init allocated. */
@@ -99,14 +98,17 @@ void balancer_adaptive_fini(struct balancer_adaptive *a);
  * probe_interval (sooner while probes keep coming back much faster than
  * the estimate), then the lowest score (ties in rotation). */
 size_t balancer_adaptive_pick(struct balancer_adaptive *a, const bool *eligible,
-                              uint64_t now_us);
+                              size_t n, uint64_t now_us);
 /* Stores a new estimate (est_us over latencies, est_x over in-flight at
  * dispatch) and, for a successful sample, feeds the slope learner. */
 void balancer_adaptive_update(struct balancer_adaptive *a, size_t idx,
                               double est_us, double est_x, double latency_us,
                               bool ok, unsigned x, uint64_t now_us);
-/* Forgets everything about one backend (it becomes cold). */
+/* Forgets the outage of one backend that came back (it becomes cold; with
+ * slow start, part of its load response is kept). */
 void balancer_adaptive_reset(struct balancer_adaptive *a, size_t idx);
+/* Forgets everything about slot idx (a new backend takes it). */
+void balancer_adaptive_clear(struct balancer_adaptive *a, size_t idx);
 /* The learned slope (microseconds per request in flight), >= 0. */
 double balancer_adaptive_slope(const struct balancer_adaptive *a, size_t idx);
 /* The knee learner's fit over per-level sums c[x] (weight) and sy[x]

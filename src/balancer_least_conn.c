@@ -8,19 +8,17 @@
 #include <stdlib.h>
 
 struct lc {
-    size_t n;
     const struct balancer_backend *be;
     size_t rot;
 };
 
-static void *lc_create(const struct balancer_params *p, size_t n,
+static void *lc_create(const struct balancer_params *p,
                        const struct balancer_backend *backends)
 {
     struct lc *l = calloc(1, sizeof(*l));
     (void)p;
     if (!l)
         return NULL;
-    l->n = n;
     l->be = backends;
     return l;
 }
@@ -30,23 +28,23 @@ static void lc_destroy(void *state)
     free(state);
 }
 
-static size_t lc_pick(void *state, const bool *eligible, uint64_t now_us)
+static size_t lc_pick(void *state, const bool *eligible, size_t n,
+                      uint64_t now_us)
 {
     struct lc *l = state;
-    size_t best = l->n;
+    size_t best = n;
 
     (void)now_us;
-    for (size_t k = 0; k < l->n; k++) {
-        size_t i = (l->rot + k) % l->n;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (l->rot + k) % n;
         if (!eligible[i])
             continue;
         /* in_flight[i] / w[i] < in_flight[best] / w[best], in integers */
-        if (best == l->n ||
-            (uint64_t)l->be[i].in_flight * l->be[best].weight <
-                (uint64_t)l->be[best].in_flight * l->be[i].weight)
+        if (best == n || (uint64_t)l->be[i].in_flight * l->be[best].weight <
+                             (uint64_t)l->be[best].in_flight * l->be[i].weight)
             best = i;
     }
-    l->rot = (best + 1) % l->n;
+    l->rot = (best + 1) % n;
     return best;
 }
 

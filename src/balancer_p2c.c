@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct p2c_slot {
     bool has;
@@ -20,21 +21,19 @@ struct p2c_slot {
 };
 
 struct p2c {
-    size_t n;
     const struct balancer_backend *be;
     double tau_us;
     double penalty_us;
     uint64_t rng;
-    struct p2c_slot s[];
+    struct p2c_slot s[BALANCER_MAX_BACKENDS];
 };
 
-static void *p2c_create(const struct balancer_params *p, size_t n,
+static void *p2c_create(const struct balancer_params *p,
                         const struct balancer_backend *backends)
 {
-    struct p2c *c = calloc(1, sizeof(*c) + n * sizeof(c->s[0]));
+    struct p2c *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->n = n;
     c->be = backends;
     c->tau_us = (double)(p->peak_tau_ms ? p->peak_tau_ms : 1) * 1000.0;
     c->penalty_us = (double)p->penalty_ms * 1000.0;
@@ -64,12 +63,13 @@ static double load(const struct p2c *c, size_t i, uint64_t now_us)
     return fmax(cost_now(c, i, now_us), stall) * (pending + 1.0);
 }
 
-static size_t p2c_pick(void *state, const bool *eligible, uint64_t now_us)
+static size_t p2c_pick(void *state, const bool *eligible, size_t n,
+                       uint64_t now_us)
 {
     struct p2c *c = state;
     size_t cand[BALANCER_MAX_BACKENDS], m = 0, i, j;
 
-    for (size_t k = 0; k < c->n; k++)
+    for (size_t k = 0; k < n; k++)
         if (eligible[k])
             cand[m++] = k;
     if (m <= 1) /* the caller guarantees one; stay safe without */
@@ -108,6 +108,12 @@ static void p2c_reset(void *state, size_t idx)
     c->s[idx].has = false;
 }
 
+static void p2c_clear(void *state, size_t idx)
+{
+    struct p2c *c = state;
+    memset(&c->s[idx], 0, sizeof(c->s[idx]));
+}
+
 /* The dashboard number: the decayed cost in ms times (in_flight + 1). */
 static double p2c_score(void *state, size_t idx, uint64_t now_us)
 {
@@ -123,4 +129,5 @@ const struct balancer_policy balancer_policy_p2c = {
     .observe = p2c_observe,
     .score = p2c_score,
     .reset = p2c_reset,
+    .clear = p2c_clear,
 };

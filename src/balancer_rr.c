@@ -10,19 +10,17 @@
 #include <stdlib.h>
 
 struct rr {
-    size_t n;
     const struct balancer_backend *be;
-    long long cur[];
+    long long cur[BALANCER_MAX_BACKENDS];
 };
 
-static void *rr_create(const struct balancer_params *p, size_t n,
+static void *rr_create(const struct balancer_params *p,
                        const struct balancer_backend *backends)
 {
-    struct rr *r = calloc(1, sizeof(*r) + n * sizeof(r->cur[0]));
+    struct rr *r = calloc(1, sizeof(*r));
     (void)p;
     if (!r)
         return NULL;
-    r->n = n;
     r->be = backends;
     return r;
 }
@@ -32,19 +30,20 @@ static void rr_destroy(void *state)
     free(state);
 }
 
-static size_t rr_pick(void *state, const bool *eligible, uint64_t now_us)
+static size_t rr_pick(void *state, const bool *eligible, size_t n,
+                      uint64_t now_us)
 {
     struct rr *r = state;
     long long total = 0;
-    size_t best = r->n;
+    size_t best = n;
 
     (void)now_us;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (!eligible[i])
             continue;
         r->cur[i] += r->be[i].weight;
         total += r->be[i].weight;
-        if (best == r->n || r->cur[i] > r->cur[best])
+        if (best == n || r->cur[i] > r->cur[best])
             best = i;
     }
     r->cur[best] -= total;
@@ -55,6 +54,13 @@ static void rr_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
                        unsigned x, uint64_t now_us)
 {
     (void)state, (void)idx, (void)latency_us, (void)ok, (void)x, (void)now_us;
+}
+
+/* A new backend in slot idx starts with no credit. */
+static void rr_clear(void *state, size_t idx)
+{
+    struct rr *r = state;
+    r->cur[idx] = 0;
 }
 
 /* The dashboard number: requests in flight per unit of weight. */
@@ -72,4 +78,5 @@ const struct balancer_policy balancer_policy_rr = {
     .pick = rr_pick,
     .observe = rr_observe,
     .score = rr_score,
+    .clear = rr_clear,
 };

@@ -34,14 +34,15 @@ static void sma_destroy(void *state)
     free(s);
 }
 
-static void *sma_create(const struct balancer_params *p, size_t n,
+static void *sma_create(const struct balancer_params *p,
                         const struct balancer_backend *backends)
 {
+    size_t n = BALANCER_MAX_BACKENDS;
     struct sma *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->win = p->sma_window ? p->sma_window : 1;
-    if (balancer_adaptive_init(&s->a, p, n, backends,
+    if (balancer_adaptive_init(&s->a, p, backends,
                                BALANCER_SCORE_LATENCY_X_INFLIGHT) < 0)
         goto fail;
     s->lat = calloc(n * s->win, sizeof(*s->lat));
@@ -58,10 +59,11 @@ fail:
     return NULL;
 }
 
-static size_t sma_pick(void *state, const bool *eligible, uint64_t now_us)
+static size_t sma_pick(void *state, const bool *eligible, size_t n,
+                       uint64_t now_us)
 {
     struct sma *s = state;
-    return balancer_adaptive_pick(&s->a, eligible, now_us);
+    return balancer_adaptive_pick(&s->a, eligible, n, now_us);
 }
 
 static void sma_observe(void *state, size_t idx, uint64_t latency_us, bool ok,
@@ -96,6 +98,16 @@ static void sma_reset(void *state, size_t idx)
     balancer_adaptive_reset(&s->a, idx);
 }
 
+static void sma_clear(void *state, size_t idx)
+{
+    struct sma *s = state;
+    s->count[idx] = 0;
+    s->head[idx] = 0;
+    s->sum[idx] = 0;
+    s->sumx[idx] = 0;
+    balancer_adaptive_clear(&s->a, idx);
+}
+
 static double sma_score(void *state, size_t idx, uint64_t now_us)
 {
     struct sma *s = state;
@@ -110,4 +122,5 @@ const struct balancer_policy balancer_policy_sma = {
     .observe = sma_observe,
     .score = sma_score,
     .reset = sma_reset,
+    .clear = sma_clear,
 };

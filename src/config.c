@@ -24,7 +24,7 @@
 #include <time.h>
 
 #define CONFIG_TIMEOUT_MAX 86400000u /* one day, in ms */
-#define CONFIG_WEIGHT_MAX 10000u
+
 #define CONFIG_SMA_MAX 10000u
 #define CONFIG_ID_MAX (sizeof(((struct config_backend *)0)->id) - 1)
 
@@ -87,6 +87,7 @@ const struct config_key config_keys[] = {
     K_INT("proxy", "log_flush_ms", 0, log_flush_ms, 10, 3600000, "1000"),
     K("proxy", "dashboard_dir", str, dashboard_dir, "dashboard"),
     K("proxy", "logs_dir", str, logs_dir, "logs"),
+    K("proxy", "admin_token_file", str, admin_token_file, ""),
     K_INT("proxy", "verbosity", 0, verbosity, 0, 3, "1"),
     K("proxy", "request_id", bool, request_id, "true"),
     K("proxy", "request_id_echo", bool, request_id_echo, "false"),
@@ -248,7 +249,7 @@ void config_defaults(struct config *c)
 
 /* ---- backends ---------------------------------------------------------- */
 
-static bool valid_id(const char *id)
+bool config_backend_id_ok(const char *id)
 {
     size_t n = strlen(id);
     if (n == 0 || n > CONFIG_ID_MAX)
@@ -348,7 +349,7 @@ int config_backend_parse(const char *spec, bool allow_id,
             }
             b->weight = (unsigned)w;
         } else if (val && allow_id && strcasecmp(opt, "id") == 0) {
-            if (!valid_id(val)) {
+            if (!config_backend_id_ok(val)) {
                 config_set_err(what, wlen,
                                "id=NAME with 1..%zu letters, digits, "
                                "'_', '-' or '.'",
@@ -398,7 +399,7 @@ int config_backend_add(struct config *c, const char *id, const char *spec,
     struct config_backend b;
     bool has_id;
     char what[160];
-    if (!valid_id(id)) {
+    if (!config_backend_id_ok(id)) {
         config_set_err(err, errlen,
                        "%s[backends] %s: expected an id of 1..%zu letters, "
                        "digits, '_', '-' or '.'",
@@ -631,7 +632,7 @@ static int validate_backends(const struct config *c, char *err, size_t errlen)
         struct net_addr ua;
         struct config_backend named;
         config_backend_addr(b, addr, sizeof(addr));
-        if (!valid_id(b->id))
+        if (!config_backend_id_ok(b->id))
             INVALID("backend %zu has an invalid id '%s'", i + 1, b->id);
         if (b->kind == CONFIG_BACKEND_SRV    ? !net_name_valid(b->name)
             : b->kind == CONFIG_BACKEND_NAME ? parse_named(addr, &named) < 0

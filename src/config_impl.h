@@ -102,11 +102,6 @@ int config_key_apply(struct config *c, const struct config_key *k,
 void config_key_text(const struct config *c, const struct config_key *k,
                      char *buf, size_t len);
 
-/* Parses "ADDR:PORT[,weight=N][,id=NAME]" (id= only when allow_id); *has_id
- * tells whether an id was given.  -1 with what[] filled on error. */
-int config_backend_parse(const char *spec, bool allow_id,
-                         struct config_backend *b, bool *has_id, char *what,
-                         size_t wlen);
 /* Index of backend id in c, or -1. */
 ssize_t config_backend_index(const struct config *c, const char *id);
 /* Adds backend `id = spec` (replace: an existing id is overwritten rather

@@ -38,6 +38,8 @@ enum hstate {
 struct hslot {
     struct health *h;
     unsigned idx;
+    bool active; /* the slot holds a backend that is checked */
+    bool paused; /* ... but not now (maintenance) */
     enum hstate state;
     struct loop_timer timer;  /* next start (IDLE) or deadline (busy) */
     struct upstream_conn *uc; /* the check's connection while busy */
@@ -61,8 +63,9 @@ struct health {
      * (v1), which carry no client, as HAProxy's check-send-proxy does */
     uint8_t pre[PROXYPROTO_V1_MAX + 1];
     size_t prelen;
-    unsigned n;
-    struct hslot slots[];
+    char path[128];
+    unsigned n; /* slots in use (live and removed) */
+    struct hslot slots[CONFIG_MAX_BACKENDS];
 };
 
 static void start_check(struct hslot *s);
@@ -301,7 +304,7 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
         return NULL;
     }
     unsigned n = (unsigned)upstream_count(up);
-    struct health *h = calloc(1, sizeof(*h) + n * sizeof(struct hslot));
+    struct health *h = calloc(1, sizeof(*h));
     if (!h) {
         snprintf(err, errlen, "health checks: out of memory");
         return NULL;
@@ -309,7 +312,7 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
     h->loop = loop;
     h->up = up;
     h->bal = bal;
-    h->n = n;
+    snprintf(h->path, sizeof(h->path), "%s", cfg->health_check_path);
     if (cfg->send_proxy != CONFIG_SEND_PROXY_OFF) {
         int pl =
             proxyproto_build(cfg->send_proxy == CONFIG_SEND_PROXY_V1 ? 1 : 2,
@@ -325,51 +328,101 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
         h->timeout_us = h->interval_us;
     uint64_t now = loop_now(loop);
     for (unsigned i = 0; i < n; i++) {
-        struct hslot *s = &h->slots[i];
-        s->h = h;
-        s->idx = i;
-        s->timer.fn = on_timer;
-        s->timer.ctx = s;
-        int len = snprintf(s->req, sizeof(s->req),
-                           "GET %s HTTP/1.1\r\nHost: %s\r\n"
-                           "User-Agent: lbproxy-health\r\n"
-                           "Connection: close\r\n\r\n",
-                           cfg->health_check_path,
-                           /* a socket path is no Host name */
-                           strncmp(upstream_addr(up, i), "unix:", 5) == 0
-                               ? "localhost"
-                               : upstream_addr(up, i));
-        if (len < 0 || (size_t)len >= sizeof(s->req)) {
-            snprintf(err, errlen,
-                     "health check of backend %s: path and address too long "
-                     "for a %zu-byte request",
-                     upstream_id(up, i), sizeof(s->req));
+        if (!upstream_live(up, i))
+            continue;
+        if (health_add(h, i, err, errlen) < 0) {
             for (unsigned j = 0; j < i; j++)
                 loop_timer_cancel(loop, &h->slots[j].timer);
             free(h);
             errno = ENAMETOOLONG;
             return NULL;
         }
-        s->req_len = (size_t)len;
         /* Spread the first checks over one interval: no synchronised
          * bursts, and the first backend is checked at once. */
-        loop_timer_set(loop, &s->timer, now + h->interval_us * i / n);
+        loop_timer_set(loop, &h->slots[i].timer, now + h->interval_us * i / n);
     }
     return h;
+}
+
+/* Stops a slot's check under way (no verdict) and its timer. */
+static void stop_slot(struct hslot *s)
+{
+    loop_timer_cancel(s->h->loop, &s->timer);
+    if (s->uc) {
+        upstream_close(s->uc, true);
+        s->uc = NULL;
+    }
+    s->state = HS_IDLE;
+}
+
+int health_add(struct health *h, unsigned idx, char *err, size_t errlen)
+{
+    if (!h)
+        return 0;
+    if (idx >= CONFIG_MAX_BACKENDS || !upstream_live(h->up, idx)) {
+        snprintf(err, errlen, "health check: no backend in slot %u", idx);
+        return -1;
+    }
+    struct hslot *s = &h->slots[idx];
+    s->h = h;
+    stop_slot(s);
+    const char *addr = upstream_addr(h->up, idx);
+    int len = snprintf(s->req, sizeof(s->req),
+                       "GET %s HTTP/1.1\r\nHost: %s\r\n"
+                       "User-Agent: lbproxy-health\r\n"
+                       "Connection: close\r\n\r\n",
+                       h->path,
+                       /* a socket path is no Host name */
+                       strncmp(addr, "unix:", 5) == 0 ? "localhost" : addr);
+    if (len < 0 || (size_t)len >= sizeof(s->req)) {
+        snprintf(err, errlen,
+                 "health check of backend %s: path and address too long "
+                 "for a %zu-byte request",
+                 upstream_id(h->up, idx), sizeof(s->req));
+        return -1;
+    }
+    s->idx = idx;
+    s->timer.fn = on_timer;
+    s->timer.ctx = s;
+    s->req_len = (size_t)len;
+    s->passes = s->fails = 0;
+    s->down = false;
+    s->done = 0;
+    s->active = true;
+    s->paused = false;
+    if (idx >= h->n)
+        h->n = idx + 1;
+    loop_timer_set(h->loop, &s->timer, loop_now(h->loop));
+    return 0;
+}
+
+void health_remove(struct health *h, unsigned idx)
+{
+    if (!h || idx >= h->n || !h->slots[idx].active)
+        return;
+    stop_slot(&h->slots[idx]);
+    h->slots[idx].active = false;
+}
+
+void health_pause(struct health *h, unsigned idx, bool paused)
+{
+    if (!h || idx >= h->n || !h->slots[idx].active ||
+        h->slots[idx].paused == paused)
+        return;
+    struct hslot *s = &h->slots[idx];
+    s->paused = paused;
+    stop_slot(s);
+    if (!paused)
+        loop_timer_set(h->loop, &s->timer, loop_now(h->loop));
 }
 
 void health_destroy(struct health *h)
 {
     if (!h)
         return;
-    for (unsigned i = 0; i < h->n; i++) {
-        struct hslot *s = &h->slots[i];
-        loop_timer_cancel(h->loop, &s->timer);
-        if (s->uc) {
-            upstream_close(s->uc, true);
-            s->uc = NULL;
-        }
-    }
+    for (unsigned i = 0; i < h->n; i++)
+        if (h->slots[i].active)
+            stop_slot(&h->slots[i]);
     /* Events of this round may still name a slot's closed io; those are
      * skipped by the loop, and the memory lives until the round ends. */
     loop_defer(h->loop, free, h);

@@ -47,6 +47,9 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
                  p->cfg.pool, p->cfg.mode);
         goto fail;
     }
+    p->set.name = p->cfg.pool;
+    p->set.up = p->up;
+    p->set.bal = p->bal;
     return p;
 fail:
     pool_destroy(p);
@@ -122,6 +125,7 @@ int pool_set_start_health(struct pool_set *ps, struct loop *loop, char *err,
         p->health = health_create(loop, &p->cfg, p->up, p->bal, err, errlen);
         if (!p->health)
             return -1;
+        p->set.health = p->health;
     }
     return 0;
 }
@@ -131,6 +135,7 @@ void pool_set_stop_health(struct pool_set *ps)
     for (size_t i = 0; ps && i < ps->npools; i++) {
         health_destroy(ps->pools[i]->health);
         ps->pools[i]->health = NULL;
+        ps->pools[i]->set.health = NULL;
     }
 }
 

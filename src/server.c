@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "admin_api.h"
+#include "backendset.h"
 #include "balancer.h"
 #include "session.h"
 #include "config.h"
@@ -24,6 +26,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
+#include "backendset.h"
 #include "pool.h"
 #include "proxyaccept.h"
 #include "record.h"
@@ -53,6 +56,8 @@ struct server {
     struct stats *stats; /* the total; with one pool, that pool's too */
     struct admin *admin;
     struct admin_sources admin_src;
+    struct admin_control control; /* the runtime API's view of the pools */
+    char token[ADMIN_API_TOKEN_MAX + 1]; /* "" = no runtime API */
 };
 
 static struct server srv;
@@ -160,20 +165,38 @@ static struct pool *current_pool(const char *name, int index)
     return pool_set_find(ps, name);
 }
 
-/* The stats index of a backend of pool p named by a session: its index
- * when the session runs on the current backend set, else the index of the
- * backend with the same id, or -1 when the reload removed it. */
+/* The stats index of a backend of pool p named by a request: its slot
+ * while it still holds that id, else the live backend of that id, or -1
+ * when gone (backendset.h). */
 static int stats_index(const struct pool *p, int backend, const char *id)
 {
-    if (!p || backend < 0 || !id)
-        return -1;
-    size_t n = p->cfg.nbackends;
-    if ((size_t)backend < n && strcmp(p->cfg.backends[backend].id, id) == 0)
-        return backend;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(p->cfg.backends[i].id, id) == 0)
-            return (int)i;
-    return -1;
+    return p ? backendset_stats_index(&p->set, backend, id) : -1;
+}
+
+/* The runtime API's pools: those of the current set. */
+static struct backendset *pool_at(void *ctx, size_t i)
+{
+    (void)ctx;
+    struct pool_set *ps = srv.ctx.gen;
+    return i < ps->npools ? &ps->pools[i]->set : NULL;
+}
+
+static struct backendset *lookup_pool(void *ctx, const char *name)
+{
+    (void)ctx;
+    struct pool *p = pool_set_find(srv.ctx.gen, name);
+    return p ? &p->set : NULL;
+}
+
+/* Reads cfg's admin_token_file into buf ("" when unset): 0, or -1 with
+ * err filled. */
+static int read_token(const struct config *cfg, char *buf, size_t len,
+                      char *err, size_t errlen)
+{
+    buf[0] = '\0';
+    if (cfg->admin_token_file[0] == '\0')
+        return 0;
+    return admin_api_read_token(cfg->admin_token_file, buf, len, err, errlen);
 }
 
 static void on_record(void *arg, const struct record *r)
@@ -227,9 +250,8 @@ static int attach_stats(struct pool_set *ps, struct pool_set *old)
         int from[CONFIG_MAX_BACKENDS];
         for (size_t j = 0; j < p->cfg.nbackends; j++) {
             from[j] = -1;
-            for (size_t k = 0; follow && k < o->cfg.nbackends; k++)
-                if (strcmp(p->cfg.backends[j].id, o->cfg.backends[k].id) == 0)
-                    from[j] = (int)k;
+            if (follow) /* the old set's slot, runtime changes included */
+                from[j] = backendset_find(&o->set, p->cfg.backends[j].id);
         }
         if (follow)
             o->stats = NULL;
@@ -240,6 +262,7 @@ static int attach_stats(struct pool_set *ps, struct pool_set *old)
         if (!st)
             return -1;
         p->stats = st;
+        p->set.stats = st;
     }
     if (ps->npools != 1) {
         int none[1];
@@ -251,6 +274,7 @@ static int attach_stats(struct pool_set *ps, struct pool_set *old)
         if (o->stats && o->stats != srv.stats)
             stats_destroy(o->stats); /* a pool the reload removed */
         o->stats = NULL;
+        o->set.stats = NULL;
     }
     return rc;
 }
@@ -262,6 +286,7 @@ static void attach_stats_release(struct pool_set *ps)
         if (ps->pools[i]->stats != srv.stats)
             stats_destroy(ps->pools[i]->stats);
         ps->pools[i]->stats = NULL;
+        ps->pools[i]->set.stats = NULL;
     }
 }
 
@@ -272,8 +297,8 @@ static size_t admin_pools_of(void *ctx, struct admin_pool *out, size_t max)
     struct pool_set *ps = srv.ctx.gen;
     for (size_t i = 0; i < ps->npools && i < max; i++) {
         struct pool *p = ps->pools[i];
-        out[i] =
-            (struct admin_pool){p->cfg.pool, &p->cfg, p->stats, p->bal, p->up};
+        out[i] = (struct admin_pool){p->cfg.pool, &p->set, &p->cfg,
+                                     p->stats,    p->bal,  p->up};
     }
     return ps->npools;
 }
@@ -335,7 +360,9 @@ static void reload(void)
     /* certificates and keys are read again; a bad one refuses it all */
     struct tls_server *ts = NULL;
     struct pool_set *ps = NULL;
+    char token[sizeof(srv.token)];
     if ((srv.tls_acc && !(ts = tls_server_create(&cfg, err, sizeof(err)))) ||
+        read_token(&cfg, token, sizeof(token), err, sizeof(err)) < 0 ||
         !(ps = pool_set_create(srv.loop, &cfg, err, sizeof(err)))) {
         tls_server_put(ts);
         config_release(&cfg);
@@ -347,32 +374,30 @@ static void reload(void)
         tls_server_put(ts);
     }
     struct pool_set *old = srv.ctx.gen;
-    /* backends follow by pool and id: kept, new (ramping up with
-     * health.slow_start_ms), gone */
+    /* backends follow by pool and id from the running sets (with their
+     * runtime changes, which the file's sets replace): kept, new (ramping
+     * up with health.slow_start_ms), gone */
     for (size_t i = 0; i < ps->npools; i++) {
         struct pool *p = ps->pools[i], *o = pool_set_find(old, p->cfg.pool);
-        for (size_t j = 0; j < p->cfg.nbackends; j++) {
-            bool kept = false;
-            for (size_t k = 0; o && k < o->cfg.nbackends && !kept; k++)
-                kept =
-                    strcmp(p->cfg.backends[j].id, o->cfg.backends[k].id) == 0;
-            if (!kept)
+        for (size_t j = 0; j < p->cfg.nbackends; j++)
+            if (!o || backendset_find(&o->set, p->cfg.backends[j].id) < 0)
                 balancer_slow_start(p->bal, j, loop_now(srv.loop));
-        }
     }
     if (attach_stats(ps, old) != 0)
         log_warn("reload: stats keep the previous backend set");
     config_release(&srv.cfg);
     srv.cfg = cfg;
+    memcpy(srv.token, token, sizeof(srv.token));
     srv.ctx.gen = ps;
     pool_set_stop_health(old); /* checks follow the current pools */
     if (pool_set_start_health(ps, srv.loop, err, sizeof(err)) < 0)
         log_warnx("reload: active health checks not started: %s", err);
     pool_set_put(old); /* freed once its last request finishes */
-    log_info("reloaded: %zu pool(s), %zu route(s), mode %s, %zu backend(s), "
-             "%zu TLS certificate(s)",
+    log_info("reloaded: %zu pool(s), %zu route(s), mode %s, %zu backend(s) "
+             "(runtime API changes replaced), %zu TLS certificate(s), "
+             "runtime API %s",
              ps->npools, ps->nroutes, cfg.mode, cfg.nbackends,
-             srv.tls_acc ? cfg.ntls_certs : 0);
+             srv.tls_acc ? cfg.ntls_certs : 0, srv.token[0] ? "on" : "off");
 }
 
 static void on_signal(struct loop *loop, struct loop_io *io, unsigned events)
@@ -459,6 +484,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.pa.loop = srv.loop;
     srv.pa.sessions = &srv.ctx;
     srv.pa.on_close = on_client_close;
+    if (read_token(cfg, srv.token, sizeof(srv.token), err, errlen) < 0)
+        return -1;
     srv.ctx.gen = pool_set_create(srv.loop, &srv.cfg, err, errlen);
     if (!srv.ctx.gen ||
         pool_set_start_health(srv.ctx.gen, srv.loop, err, errlen) < 0)
@@ -505,6 +532,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    srv.control.pool_at = pool_at;
+    srv.control.lookup_pool = lookup_pool;
     char path[512];
     config_log_path(cfg, time(NULL), path, sizeof(path));
     if (path[0]) {
@@ -540,6 +569,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
         srv.admin_src.tls =
             srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
+        srv.admin_src.control = &srv.control;
+        srv.admin_src.token = srv.token;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);

@@ -219,6 +219,8 @@ uint64_t stats_start_us(const struct stats *s)
 /* Series for an index, or NULL when out of range. */
 static struct series *series_of(const struct stats *s, size_t idx)
 {
+    if (!s)
+        return NULL; /* no stats: every series reads as empty */
     if (idx == STATS_TOTAL)
         return &s->series[s->n];
     if (idx < s->n)

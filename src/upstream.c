@@ -26,6 +26,8 @@ struct backend {
      * and unpooling cost no timer operation. */
     struct loop_timer idle_timer;
     struct upstream *up;
+    bool live;    /* false: removed (or never used) */
+    unsigned gen; /* grows at each removal: older connections are stale */
 };
 
 struct upstream {
@@ -33,7 +35,7 @@ struct upstream {
     size_t nbackends;
     unsigned pool_max_idle;
     uint64_t pool_idle_timeout_us;
-    struct backend backends[];
+    struct backend backends[CONFIG_MAX_BACKENDS];
 };
 
 static void on_idle_timeout(struct loop *loop, struct loop_timer *t);
@@ -41,44 +43,79 @@ static void on_idle_timeout(struct loop *loop, struct loop_timer *t);
 struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
                                  char *err, size_t errlen)
 {
-    struct upstream *up =
-        calloc(1, sizeof(*up) + cfg->nbackends * sizeof(struct backend));
+    struct upstream *up = calloc(1, sizeof(*up));
     if (!up) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     up->loop = loop;
-    up->nbackends = cfg->nbackends;
     up->pool_max_idle = cfg->pool_max_idle;
     up->pool_idle_timeout_us = (uint64_t)cfg->pool_idle_timeout_ms * 1000;
-    for (size_t i = 0; i < cfg->nbackends; i++) {
-        const struct config_backend *cb = &cfg->backends[i];
+    for (size_t i = 0; i < CONFIG_MAX_BACKENDS; i++) {
         struct backend *b = &up->backends[i];
         b->up = up;
         b->idle_timer.fn = on_idle_timeout;
         b->idle_timer.ctx = b;
-        char spec[128], why[160] = "address too long";
+    }
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const struct config_backend *cb = &cfg->backends[i];
+        char spec[128];
         if (cb->kind != CONFIG_BACKEND_ADDR) {
-            /* The resolver (src/resolver.c) turns names into addresses;
-             * until the pools consult it, a named backend is refused. */
-            snprintf(err, errlen,
-                     "backend %s: %s is resolved by DNS, which the proxy "
-                     "does not use for backends yet",
-                     cb->id, cb->name);
+            /* a name is resolved (src/pool_dns.c) and added when answered */
+            snprintf(err, errlen, "backend %s: %s is a name to resolve", cb->id,
+                     cb->name);
             free(up);
             return NULL;
         }
-        if (config_backend_addr(cb, spec, sizeof(spec)) < 0 ||
-            net_parse(spec, &b->addr, why, sizeof(why)) < 0) {
-            snprintf(err, errlen, "backend %s: %s", cb->id, why);
+        if (config_backend_addr(cb, spec, sizeof(spec)) < 0) {
+            snprintf(err, errlen, "backend %s: address too long", cb->id);
             free(up);
             return NULL;
         }
-        snprintf(b->id, sizeof(b->id), "%s", cb->id);
-        net_format((struct sockaddr *)&b->addr.ss, b->addr_str,
-                   sizeof(b->addr_str));
+        if (upstream_add(up, i, cb->id, spec, err, errlen) < 0) {
+            free(up);
+            return NULL;
+        }
     }
     return up;
+}
+
+int upstream_add(struct upstream *up, size_t idx, const char *id,
+                 const char *addr, char *err, size_t errlen)
+{
+    struct config_backend cb;
+    struct net_addr na;
+    bool has_id;
+    char what[160], spec[128];
+
+    if (idx >= CONFIG_MAX_BACKENDS || idx > up->nbackends ||
+        (idx < up->nbackends && up->backends[idx].live)) {
+        snprintf(err, errlen, "backend %s: slot %zu is not free", id, idx);
+        return -1;
+    }
+    if (strlen(id) >= sizeof(up->backends[idx].id)) {
+        snprintf(err, errlen, "backend id too long");
+        return -1;
+    }
+    /* the configuration's spelling, without options: ADDR:PORT|unix:PATH */
+    if (strchr(addr, ',') ||
+        config_backend_parse(addr, false, &cb, &has_id, what, sizeof(what)) <
+            0 ||
+        config_backend_addr(&cb, spec, sizeof(spec)) < 0 ||
+        net_parse(spec, &na, what, sizeof(what)) < 0) {
+        snprintf(err, errlen, "backend %s: expected ADDR:PORT or unix:PATH",
+                 id);
+        return -1;
+    }
+    struct backend *b = &up->backends[idx];
+    b->addr = na;
+    snprintf(b->id, sizeof(b->id), "%s", id);
+    net_format((struct sockaddr *)&b->addr.ss, b->addr_str,
+               sizeof(b->addr_str));
+    b->live = true;
+    if (idx == up->nbackends)
+        up->nbackends++;
+    return 0;
 }
 
 static void conn_free(struct upstream_conn *uc, bool reset)
@@ -108,20 +145,39 @@ static void idle_unlink(struct backend *b, struct upstream_conn *uc)
     b->nidle--;
 }
 
+static void close_idle(struct upstream *up, struct backend *b)
+{
+    loop_timer_cancel(up->loop, &b->idle_timer);
+    while (b->idle_head) {
+        struct upstream_conn *uc = b->idle_head;
+        idle_unlink(b, uc);
+        conn_free(uc, false);
+    }
+}
+
 void upstream_destroy(struct upstream *up)
 {
     if (!up)
         return;
-    for (size_t i = 0; i < up->nbackends; i++) {
-        struct backend *b = &up->backends[i];
-        loop_timer_cancel(up->loop, &b->idle_timer);
-        while (b->idle_head) {
-            struct upstream_conn *uc = b->idle_head;
-            idle_unlink(b, uc);
-            conn_free(uc, false);
-        }
-    }
+    for (size_t i = 0; i < up->nbackends; i++)
+        close_idle(up, &up->backends[i]);
     free(up);
+}
+
+int upstream_remove(struct upstream *up, size_t idx)
+{
+    if (!upstream_live(up, idx))
+        return -1;
+    struct backend *b = &up->backends[idx];
+    close_idle(up, b);
+    b->live = false;
+    b->gen++;
+    return 0;
+}
+
+bool upstream_live(const struct upstream *up, size_t idx)
+{
+    return idx < up->nbackends && up->backends[idx].live;
 }
 
 size_t upstream_count(const struct upstream *up)
@@ -277,6 +333,7 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
     uc->io.fd = fd;
     uc->up = up;
     uc->backend = idx;
+    uc->gen = up->backends[idx].gen;
     uc->nodelay = net_is_unix(&up->backends[idx].addr); /* no Nagle there */
     if (nodelay)
         upstream_nodelay(uc);
@@ -315,8 +372,9 @@ void upstream_release(struct upstream_conn *uc, bool check_socket)
 {
     struct upstream *up = uc->up;
     struct backend *b = &up->backends[uc->backend];
-    if (up->pool_max_idle == 0 || !uc->io.registered ||
-        (check_socket && !socket_quiet(uc->io.fd))) {
+    /* a removed backend's, or its slot's previous occupant's: closed */
+    if (up->pool_max_idle == 0 || !uc->io.registered || !b->live ||
+        uc->gen != b->gen || (check_socket && !socket_quiet(uc->io.fd))) {
         conn_free(uc, false);
         return;
     }

@@ -15,11 +15,13 @@
 #include <time.h>
 
 #include "admin.h"
+#include "backendset.h"
 #include "balancer.h"
 #include "config.h"
 #include "loop.h"
 #include "record.h"
 #include "stats.h"
+#include "upstream.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -127,13 +129,20 @@ int main(int argc, char **argv)
     struct loop *loop = loop_create();
     h.stats = stats_create(3, loop_now(loop));
     h.bal = balancer_create(h.cfg.mode, NULL, 3, NULL);
-    if (!loop || !h.stats || !h.bal)
+    char err[256];
+    struct upstream *up =
+        loop ? upstream_create(loop, &h.cfg, err, sizeof(err)) : NULL;
+    if (!loop || !h.stats || !h.bal || !up)
         return 1;
+    /* ids and addresses come from the set's upstream table */
+    struct backendset set = {
+        .name = "default", .up = up, .bal = h.bal, .stats = h.stats};
     struct admin_sources src = {
         .config = &h.cfg,
         .stats = h.stats,
         .balancer = h.bal,
         .pool_idle = pool_idle,
+        .backends = &set,
     };
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%s", argv[1]);
@@ -147,6 +156,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     loop_run(loop);
     admin_destroy(a);
+    upstream_destroy(up);
     loop_destroy(loop);
     balancer_destroy(h.bal);
     stats_destroy(h.stats);

@@ -24,6 +24,8 @@
 #include "config.h"
 #include "record.h"
 #include "stats.h"
+#include "upstream.h"
+#include "backendset.h"
 
 #define SEC 1000000ull
 #define T0 (5000 * SEC)
@@ -123,6 +125,8 @@ struct fixture {
     struct config cfg;
     struct stats *st;
     struct balancer *bal;
+    struct upstream *up;
+    struct backendset set;
     struct admin_sources src;
 };
 
@@ -143,16 +147,26 @@ static void fixture_init(struct fixture *f, bool with_balancer)
     }
     f->st = stats_create(3, T0);
     assert_non_null(f->st);
-    f->bal = NULL;
-    if (with_balancer) {
-        unsigned w[3] = {1, 2, 3};
-        f->bal = balancer_create("adaptive_ewma", NULL, 3, w);
-        assert_non_null(f->bal);
-    }
+    /* the set always has a balancer (its weights are the ones shown);
+     * with_balancer also hands it to the admin directly */
+    unsigned w[3] = {1, 2, 3};
+    f->bal = balancer_create("adaptive_ewma", NULL, 3, w);
+    assert_non_null(f->bal);
+    /* ids and addresses come from the upstream table (no loop needed to
+     * build one: it opens nothing) */
+    char err[256];
+    f->up = upstream_create(NULL, &f->cfg, err, sizeof(err));
+    assert_non_null(f->up);
+    memset(&f->set, 0, sizeof(f->set));
+    f->set.name = "default";
+    f->set.up = f->up;
+    f->set.bal = f->bal;
+    f->set.stats = f->st;
     memset(&f->src, 0, sizeof(f->src));
+    f->src.backends = &f->set;
     f->src.config = &f->cfg;
     f->src.stats = f->st;
-    f->src.balancer = f->bal;
+    f->src.balancer = with_balancer ? f->bal : NULL;
     f->src.pool_idle = fake_pool_idle;
     /* 20 s of traffic: backend i gets (i+1)*10 requests per second with
      * latency (i+1) ms; B fails 1 in 10 with a 503; plus 2 requests per
@@ -191,6 +205,7 @@ static void fixture_free(struct fixture *f)
 {
     stats_destroy(f->st);
     balancer_destroy(f->bal);
+    upstream_destroy(f->up);
 }
 
 /* Runs a Python snippet with the document on stdin; 0 if it exits 0, -2

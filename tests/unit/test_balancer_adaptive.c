@@ -282,7 +282,7 @@ static void test_slope_converges(void **st)
     (void)st;
     balancer_params_default(&p);
     assert_int_equal(
-        balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_PREDICTED), 0);
+        balancer_adaptive_init(&a, &p, be, BALANCER_SCORE_PREDICTED), 0);
     for (int k = 0; k < 3000; k++) {
         unsigned x = (unsigned)balancer_rand_below(&rng, 16);
         double noise =
@@ -328,7 +328,7 @@ static void test_slope_guards(void **st)
     (void)st;
     balancer_params_default(&p);
     assert_int_equal(
-        balancer_adaptive_init(&a, &p, 2, be, BALANCER_SCORE_PREDICTED), 0);
+        balancer_adaptive_init(&a, &p, be, BALANCER_SCORE_PREDICTED), 0);
     assert_int_equal(a.mode, BALANCER_SCORE_PREDICTED);
     for (int k = 0; k < 200; k++) {
         /* No spread in x: the single-queue slope est / (x + 1). */
@@ -437,9 +437,9 @@ static void test_knee_fit_needs_evidence(void **st)
 static void fill_init(struct balancer_adaptive *a, struct balancer_params *p,
                       size_t n, struct balancer_backend *be)
 {
+    (void)n; /* the state is sized for BALANCER_MAX_BACKENDS */
     balancer_params_default(p);
-    assert_int_equal(balancer_adaptive_init(a, p, n, be, BALANCER_SCORE_FILL),
-                     0);
+    assert_int_equal(balancer_adaptive_init(a, p, be, BALANCER_SCORE_FILL), 0);
 }
 
 /* Drives backend i with `n` samples of a hinge (k workers, s us) at
@@ -524,17 +524,17 @@ static void test_fill_free_worker_first(void **st)
     be[1].in_flight = 3;
     for (unsigned x = 0; x <= 4; x++) {
         be[0].in_flight = x;
-        assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+        assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 0);
     }
     be[0].in_flight = 5;
-    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 1);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 1);
     /* The dashboard score is the predicted latency, queue included (the
      * estimate is an EWMA over the last few levels: 2%). */
     assert_near(balancer_adaptive_score(&a, 0, now), 5000.0 * 6 / 4, 150.0);
     assert_near(balancer_adaptive_score(&a, 1, now), 20000.0, 400.0);
     /* Both queued: the shorter expected delay wins (7.5 ms < 20 ms). */
     a.s[1].knee_k = 2.0;
-    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 0);
     balancer_adaptive_fini(&a);
 }
 
@@ -551,7 +551,7 @@ static void test_reset_keeps_learning_with_slow_start(void **st)
     balancer_params_default(&p);
     p.ewma_score = BALANCER_SCORE_FILL;
     p.slow_start_ms = 1000;
-    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+    assert_int_equal(balancer_adaptive_init(&a, &p, be, BALANCER_SCORE_FILL),
                      0);
     drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
     w = a.s[0].fit_w;
@@ -564,7 +564,7 @@ static void test_reset_keeps_learning_with_slow_start(void **st)
     balancer_adaptive_fini(&a);
     /* Without slow start, everything goes. */
     p.slow_start_ms = 0;
-    assert_int_equal(balancer_adaptive_init(&a, &p, 1, be, BALANCER_SCORE_FILL),
+    assert_int_equal(balancer_adaptive_init(&a, &p, be, BALANCER_SCORE_FILL),
                      0);
     drive(&a, 0, 2000, 12, 5000.0, 4.0, &now);
     balancer_adaptive_reset(&a, 0);
@@ -593,9 +593,9 @@ static void test_fill_explores_stepwise(void **st)
     be[1].in_flight = 3;
     /* Known up to 8 + 1 + 2 = 11, free below that + the margin of 1. */
     be[0].in_flight = 11;
-    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 0);
     be[0].in_flight = 12;
-    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 1);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 1);
     balancer_adaptive_fini(&a);
 }
 
@@ -635,12 +635,12 @@ static void test_fill_failing_not_preferred(void **st)
     be[0].last_done_us = be[1].last_done_us = now;
     be[0].in_flight = 3;
     be[1].in_flight = 6; /* queued: 20 * 7 / 4 = 35 ms */
-    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 0);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 0);
     /* Three failures in a row (penalised into the estimate): 6% > 1%. */
     for (int k = 0; k < 3; k++)
         balancer_adaptive_update(&a, 0, 200000.0, 3.0, 5000000.0, false, 3,
                                  now += 100);
-    assert_int_equal(balancer_adaptive_pick(&a, ok, now), 1);
+    assert_int_equal(balancer_adaptive_pick(&a, ok, 2, now), 1);
     balancer_adaptive_fini(&a);
 }
 

@@ -136,7 +136,7 @@ static void test_weights(void **st)
     memset(be, 0, sizeof(be));
     be[0].weight = 3;
     be[1].weight = 1;
-    void *h = pol->create(&p, 2, be);
+    void *h = pol->create(&p, be);
     assert_non_null(h);
     unsigned zero = 0;
     for (uint64_t k = 0; k < NKEYS; k++)
@@ -165,7 +165,7 @@ static void test_slot_added(void **st)
     memset(be, 0, sizeof(be));
     for (int i = 0; i < 6; i++)
         be[i].weight = 1;
-    void *h = pol->create(&p, 6, be);
+    void *h = pol->create(&p, be);
     assert_non_null(h);
     for (uint64_t k = 0; k < NKEYS; k++) {
         before[k] = pol->pick_key(h, el, 5, k, 0);

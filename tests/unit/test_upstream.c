@@ -303,6 +303,45 @@ static void test_unix_backend(void **state)
     teardown_pool(&f);
 }
 
+/* Removing a backend closes its idle connections; one handed out before
+ * the removal is closed on release, never pooled, also after the slot was
+ * given to a new backend. */
+static void test_removed_slot_never_pools_old_connections(void **state)
+{
+    (void)state;
+    struct fixture f;
+    char err[256], spec[64], x;
+    setup_pool(&f, 4, 60000);
+    struct upstream_conn *idle = connect_one(&f), *out = connect_one(&f);
+    upstream_release(idle, false);
+    assert_int_equal(upstream_idle_count(f.up, 0), 1);
+    assert_int_equal(upstream_remove(f.up, 0), 0);
+    assert_false(upstream_live(f.up, 0));
+    assert_int_equal(upstream_remove(f.up, 0), -1);
+    assert_int_equal(upstream_idle_count(f.up, 0), 0);
+    assert_int_equal(recv(f.peers[0], &x, 1, 0), 0); /* closed */
+    /* slot 0 taken again (same address: the listener is still there) */
+    snprintf(spec, sizeof(spec), "127.0.0.1:%s", f.cfg.backends[0].port);
+    assert_int_equal(upstream_add(f.up, 0, "B", spec, err, sizeof(err)), 0);
+    assert_int_equal(upstream_add(f.up, 0, "C", spec, err, sizeof(err)), -1);
+    assert_string_equal(upstream_id(f.up, 0), "B");
+    upstream_release(out, false); /* the old occupant's: closed */
+    assert_int_equal(upstream_idle_count(f.up, 0), 0);
+    assert_int_equal(recv(f.peers[1], &x, 1, 0), 0);
+    /* the new occupant's connections pool as usual */
+    struct upstream_conn *fresh = connect_one(&f);
+    upstream_release(fresh, false);
+    assert_int_equal(upstream_idle_count(f.up, 0), 1);
+    assert_int_equal(upstream_add(f.up, 1, "D", "nowhere", err, sizeof(err)),
+                     -1);
+    assert_int_equal(upstream_add(f.up, 2, "D", spec, err, sizeof(err)), -1);
+    assert_int_equal(
+        upstream_add(f.up, 1, "D", "unix:/tmp/d.sock", err, sizeof(err)), 0);
+    assert_int_equal(upstream_count(f.up), 2);
+    run_for(&f, 1);
+    teardown_pool(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_closed_by_backend_is_dropped),
         cmocka_unit_test(test_preamble_first_and_once),
         cmocka_unit_test(test_unix_backend),
+        cmocka_unit_test(test_removed_slot_never_pools_old_connections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
