@@ -83,6 +83,9 @@ struct admin_sources {
      * the caller's buffer, re-read on reload) */
     const struct admin_control *control;
     const char *token;
+    /* the pools' named backends and their DNS answers (pool_dns.h); the
+     * pointed-to pointer may be NULL (none) and is swapped on reload */
+    struct pool_dns *const *dns;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on

@@ -22,8 +22,12 @@ struct stats;
 struct route_table;
 
 struct pool {
-    struct config cfg; /* cfg.pool is the name */
-    size_t index;      /* in its set */
+    /* cfg.pool is the name; cfg.backends holds the numeric ones, named[]
+     * those DNS resolves (pool_dns.h), whose addresses join at run time */
+    struct config cfg;
+    struct config_backend named[CONFIG_MAX_BACKENDS];
+    size_t nnamed;
+    size_t index; /* in its set */
     struct upstream *up;
     struct balancer *bal;
     struct health *health; /* NULL: no active checks (or stopped) */

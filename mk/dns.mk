@@ -14,3 +14,6 @@ $(DNS_HARNESS): tests/dns_harness.c $(LIBLB)
 
 ## e2e-dns: the resolver against a loopback DNS server: A/AAAA/SRV, changes, TTLs, failures, silence, malformed answers
 $(eval $(call PYTEST_SUITE,e2e-dns,tests/e2e/test_dns.py,$(DNS_HARNESS) $(LBPROXY),DNS_HARNESS=$(DNS_HARNESS)))
+
+## e2e-discovery: pools of backends by name: an answer change followed under load without failures, silent/NXDOMAIN DNS changes nothing (also across a reload), SRV ports and weights
+$(eval $(call PYTEST_SUITE,e2e-discovery,tests/e2e/test_discovery.py,$(LBPROXY) $(LBBACKEND)))

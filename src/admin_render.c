@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backendset.h"
+#include "pool_dns.h"
 #include "balancer.h"
 #include "config.h"
 #include "stats.h"
@@ -123,6 +124,31 @@ static void json_errors(struct admin_buf *b, const struct stats_counters *c)
 }
 
 enum hist_field { H_REQUESTS, H_ERRORS, H_P50, H_P99, H_SCORE };
+
+/* "dns": each named backend, its last answer and the backends it gave. */
+static void json_dns(struct admin_buf *b, const struct pool_dns *d)
+{
+    struct pool_dns_status s[64];
+    size_t n = pool_dns_status(d, s, sizeof(s) / sizeof(s[0]));
+    for (size_t i = 0; i < n && i < sizeof(s) / sizeof(s[0]); i++) {
+        admin_buf_str(b, i ? ",{\"pool\":" : "{\"pool\":");
+        json_str(b, s[i].pool);
+        admin_buf_str(b, ",\"id\":");
+        json_str(b, s[i].id);
+        admin_buf_str(b, ",\"name\":");
+        json_str(b, s[i].name);
+        admin_buf_str(b, ",\"kind\":");
+        json_str(b, s[i].kind);
+        admin_buf_str(b, ",\"status\":");
+        json_str(b, s[i].status);
+        admin_buf_str(b, ",\"reason\":");
+        json_str(b, s[i].reason);
+        admin_buf_printf(b, ",\"addresses\":%zu,\"failures\":%u,",
+                         s[i].addresses, s[i].failures);
+        admin_buf_printf(b, "\"answers\":%llu}",
+                         (unsigned long long)s[i].answers);
+    }
+}
 
 /* "pools": each pool's name, policy, connection model, backend count and
  * its own totals over the window. */
@@ -358,6 +384,8 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     }
     admin_buf_str(b, "],\"pools\":[");
     json_pools(b, pl, np, window_s, now_us);
+    admin_buf_str(b, "],\"dns\":[");
+    json_dns(b, src->dns ? *src->dns : NULL);
 
     /* Slots are keyed by monotonic seconds, whose boundaries need not
      * fall on wall seconds: a slot is labelled with the wall second that

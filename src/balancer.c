@@ -224,7 +224,7 @@ struct balancer *balancer_create(const char *mode,
     const struct balancer_policy *pol = balancer_find(mode);
     struct balancer *b = NULL;
 
-    if (!pol || n == 0 || n > BALANCER_MAX_BACKENDS) {
+    if (!pol || n > BALANCER_MAX_BACKENDS) { /* 0: all added later */
         errno = EINVAL;
         return NULL;
     }

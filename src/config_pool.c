@@ -180,10 +180,16 @@ static bool pool_key(const struct config_key *k)
 {
     static const char *const sections[] = {"balancer", "health", "pool",
                                            "retry"};
-    static const char *const keys[] = {
-        "mode",       "persistent", "connection",       "max_retries",
-        "max_conns",  "max_queue",  "queue_timeout_ms", "upstream_connect_ms",
-        "upstream_ms"};
+    static const char *const keys[] = {"mode",
+                                       "persistent",
+                                       "connection",
+                                       "max_retries",
+                                       "max_conns",
+                                       "max_queue",
+                                       "queue_timeout_ms",
+                                       "upstream_connect_ms",
+                                       "upstream_ms",
+                                       "resolve_interval_ms"};
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
         if (strcmp(k->section, sections[i]) == 0)
             return true;

@@ -34,6 +34,15 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
     p->index = i;
     if (config_pool_build(cfg, i, &p->cfg, err, errlen) < 0)
         goto fail;
+    size_t k = 0; /* named backends aside: their addresses come later */
+    for (size_t j = 0; j < p->cfg.nbackends; j++) {
+        const struct config_backend *b = &p->cfg.backends[j];
+        if (b->kind == CONFIG_BACKEND_ADDR)
+            p->cfg.backends[k++] = *b;
+        else
+            p->named[p->nnamed++] = *b;
+    }
+    p->cfg.nbackends = k;
     p->up = upstream_create(loop, &p->cfg, err, errlen);
     if (!p->up)
         goto fail;

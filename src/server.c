@@ -28,6 +28,8 @@
 #include "net.h"
 #include "backendset.h"
 #include "pool.h"
+#include "pool_dns.h"
+#include "resolver.h"
 #include "proxyaccept.h"
 #include "record.h"
 #include "stats.h"
@@ -56,6 +58,9 @@ struct server {
     struct stats *stats; /* the total; with one pool, that pool's too */
     struct admin *admin;
     struct admin_sources admin_src;
+    struct resolver *resolver;    /* NULL until a pool has a named backend */
+    char resolver_servers[256];   /* the [dns] resolvers it was made with */
+    struct pool_dns *dns;         /* the current pools' named backends */
     struct admin_control control; /* the runtime API's view of the pools */
     char token[ADMIN_API_TOKEN_MAX + 1]; /* "" = no runtime API */
 };
@@ -279,6 +284,41 @@ static int attach_stats(struct pool_set *ps, struct pool_set *old)
     return rc;
 }
 
+/* Starts following the named backends of ps (replacing old's watches,
+ * whose addresses it starts from): the resolver is made, or made again
+ * when [dns] resolvers changed.  0, or -1 with err filled (the pools then
+ * keep what they have). */
+static int start_dns(struct pool_set *ps, const struct config *cfg, char *err,
+                     size_t errlen)
+{
+    struct pool_dns *old = srv.dns, *d = NULL;
+    if (!pool_dns_wanted(ps)) {
+        srv.dns = NULL;
+        pool_dns_stop(old);
+        return 0;
+    }
+    struct resolver *r = srv.resolver;
+    if (!r || strcmp(srv.resolver_servers, cfg->dns_resolvers) != 0)
+        r = resolver_create(srv.loop, cfg->dns_resolvers, cfg->dns_timeout_ms,
+                            err, errlen);
+    if (r)
+        d = pool_dns_start(r, srv.loop, ps, old, err, errlen);
+    if (!d) {
+        if (r && r != srv.resolver)
+            resolver_destroy(r);
+        return -1;
+    }
+    pool_dns_stop(old);
+    if (r != srv.resolver) {
+        resolver_destroy(srv.resolver);
+        srv.resolver = r;
+        snprintf(srv.resolver_servers, sizeof(srv.resolver_servers), "%s",
+                 cfg->dns_resolvers);
+    }
+    srv.dns = d;
+    return 0;
+}
+
 /* Frees the stats the pools own (at exit). */
 static void attach_stats_release(struct pool_set *ps)
 {
@@ -385,6 +425,8 @@ static void reload(void)
     }
     if (attach_stats(ps, old) != 0)
         log_warn("reload: stats keep the previous backend set");
+    if (start_dns(ps, &cfg, err, sizeof(err)) < 0)
+        log_warnx("reload: backends by name not followed: %s", err);
     config_release(&srv.cfg);
     srv.cfg = cfg;
     memcpy(srv.token, token, sizeof(srv.token));
@@ -532,6 +574,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (start_dns(srv.ctx.gen, cfg, err, errlen) < 0)
+        return -1;
     srv.control.pool_at = pool_at;
     srv.control.lookup_pool = lookup_pool;
     char path[512];
@@ -571,6 +615,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
         srv.admin_src.control = &srv.control;
         srv.admin_src.token = srv.token;
+        srv.admin_src.dns = &srv.dns;
         srv.admin = admin_create(srv.loop, cfg->admin, &srv.admin_src);
         if (!srv.admin) {
             snprintf(err, errlen, "admin listener on %s failed", cfg->admin);
@@ -593,6 +638,9 @@ int server_run(void)
     admin_destroy(srv.admin);
     tls_acceptor_destroy(srv.tls_acc); /* after the admin that reads it */
     csvlog_close(srv.csv);
+    pool_dns_stop(srv.dns); /* before the pools and the resolver */
+    srv.dns = NULL;
+    resolver_destroy(srv.resolver);
     attach_stats_release(srv.ctx.gen);
     pool_set_put(srv.ctx.gen); /* after the admin that reads it */
     close_io(&srv.sig_io);

@@ -209,7 +209,14 @@ static void test_registry(void **st)
     assert_null(balancer_find("round-robi"));
     assert_null(balancer_find(NULL));
     assert_null(balancer_create("nope", NULL, 3, NULL));
-    assert_null(balancer_create("rr", NULL, 0, NULL));
+    /* no backends yet (a pool of names before DNS answers): nothing to
+     * pick until one is added */
+    struct balancer *empty = balancer_create("rr", NULL, 0, NULL);
+    assert_non_null(empty);
+    assert_int_equal(balancer_pick(empty, 0, 0, NULL), -1);
+    assert_int_equal(balancer_add(empty, 1, 0), 0);
+    assert_int_equal(balancer_pick(empty, 0, 0, NULL), 0);
+    balancer_destroy(empty);
     assert_null(balancer_create("rr", NULL, BALANCER_MAX_BACKENDS + 1, NULL));
     balancer_names(names, sizeof(names));
     assert_string_equal(names, "round-robin, adaptive_sma, adaptive_ewma, "
