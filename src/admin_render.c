@@ -45,6 +45,13 @@ static void json_str(struct admin_buf *b, const char *s)
     admin_buf_add(b, "\"", 1);
 }
 
+/* ,"key":"value" (the comma included). */
+static void json_kv(struct admin_buf *b, const char *key, const char *value)
+{
+    admin_buf_printf(b, ",\"%s\":", key);
+    json_str(b, value);
+}
+
 /* A number with `prec` decimals; JSON has no NaN or infinity: null. */
 static void json_num(struct admin_buf *b, double v, int prec)
 {
@@ -133,16 +140,11 @@ static void json_dns(struct admin_buf *b, const struct pool_dns *d)
     for (size_t i = 0; i < n && i < sizeof(s) / sizeof(s[0]); i++) {
         admin_buf_str(b, i ? ",{\"pool\":" : "{\"pool\":");
         json_str(b, s[i].pool);
-        admin_buf_str(b, ",\"id\":");
-        json_str(b, s[i].id);
-        admin_buf_str(b, ",\"name\":");
-        json_str(b, s[i].name);
-        admin_buf_str(b, ",\"kind\":");
-        json_str(b, s[i].kind);
-        admin_buf_str(b, ",\"status\":");
-        json_str(b, s[i].status);
-        admin_buf_str(b, ",\"reason\":");
-        json_str(b, s[i].reason);
+        json_kv(b, "id", s[i].id);
+        json_kv(b, "name", s[i].name);
+        json_kv(b, "kind", s[i].kind);
+        json_kv(b, "status", s[i].status);
+        json_kv(b, "reason", s[i].reason);
         admin_buf_printf(b, ",\"addresses\":%zu,\"failures\":%u,",
                          s[i].addresses, s[i].failures);
         admin_buf_printf(b, "\"answers\":%llu}",
@@ -164,8 +166,7 @@ static void json_pools(struct admin_buf *b, const struct admin_pool *p,
         }
         admin_buf_str(b, i ? ",{\"name\":" : "{\"name\":");
         json_str(b, p[i].name);
-        admin_buf_str(b, ",\"mode\":");
-        json_str(b, admin_mode(&p[i], 1));
+        json_kv(b, "mode", admin_mode(&p[i], 1));
         admin_buf_printf(b,
                          ",\"persistent\":%s,\"backends\":%zu,"
                          "\"requests\":",
@@ -283,8 +284,7 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
 
     admin_buf_str(b, "{\"version\":");
     json_str(b, LBPROXY_VERSION);
-    admin_buf_str(b, ",\"mode\":");
-    json_str(b, admin_mode(pl, np));
+    json_kv(b, "mode", admin_mode(pl, np));
     admin_buf_printf(b, ",\"persistent\":%s",
                      admin_persistent(pl, np) ? "true" : "false");
     admin_buf_str(b, ",\"time\":");
@@ -342,20 +342,14 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
             admin_buf_str(b, ",");
         admin_buf_printf(b, "{\"index\":%zu,\"id\":", v[i].si);
         json_str(b, v[i].id);
-        admin_buf_str(b, ",\"pool\":");
-        json_str(b, v[i].pool);
-        admin_buf_str(b, ",\"key\":");
-        json_str(b, v[i].key);
-        admin_buf_str(b, ",\"address\":");
-        json_str(b, v[i].addr);
+        json_kv(b, "pool", v[i].pool);
+        json_kv(b, "key", v[i].key);
+        json_kv(b, "address", v[i].addr);
         admin_buf_printf(b, ",\"weight\":%u,\"health\":", v[i].weight);
         json_str(b, v[i].health);
-        admin_buf_str(b, ",\"state\":");
-        json_str(b, v[i].state);
-        admin_buf_str(b, ",\"admin_state\":");
-        json_str(b, v[i].admin_state);
-        admin_buf_str(b, ",\"reason\":");
-        json_str(b, v[i].reason);
+        json_kv(b, "state", v[i].state);
+        json_kv(b, "admin_state", v[i].admin_state);
+        json_kv(b, "reason", v[i].reason);
         admin_buf_printf(b, ",\"in_flight\":%u,\"pool_idle\":%zu,\"score\":",
                          v[i].in_flight, v[i].pool_idle);
         json_num(b, v[i].score, 3);

@@ -17,9 +17,9 @@
 
 #define MS 1000u
 
-static const char *const modes[] = {"round-robin", "adaptive_sma",
+static const char *const modes[] = {"round-robin",   "adaptive_sma",
                                     "adaptive_ewma", "least-conn",
-                                    "p2c-peak-ewma"};
+                                    "p2c-peak-ewma", "hash"};
 #define NMODES (sizeof(modes) / sizeof(modes[0]))
 
 static struct balancer *mk(const char *mode, size_t n, const unsigned *w)
