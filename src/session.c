@@ -436,15 +436,35 @@ static void queue_kick(struct session_ctx *ctx)
     if (kicking)
         return;
     kicking = true;
-    for (unsigned i = 0; i < 64 && ctx->q_head; i++) {
-        struct session *s = ctx->q_head;
+    unsigned budget = 64; /* dispatches per kick */
+    /* Pools share the queue: a waiter whose pool is still full does not
+     * hold up those of other pools behind it (each pool keeps its order). */
+    const struct pool *full[8];
+    unsigned nfull = 0;
+    struct session *next;
+    for (struct session *s = ctx->q_head; s && nfull < 8; s = next) {
+        next = s->q_next; /* s may leave the queue below */
+        const struct pool *p = s->req->pool;
+        bool skip = false;
+        for (unsigned k = 0; k < nfull && !skip; k++)
+            skip = full[k] == p;
+        if (skip)
+            continue;
         enum step st = uside_dispatch(s);
-        if (st == STEP_QUEUE)
-            break; /* its backends are still full */
+        if (st == STEP_QUEUE) { /* its backends are still full */
+            full[nfull++] = p;
+            continue;
+        }
         queue_leave(s);
         apply(s, st);
         if (s->state != SS_CLOSED)
             drive(s);
+        if (--budget == 0)
+            break;
+        /* the sessions before next were all of full pools; next itself
+         * may have left the queue meanwhile: then start at the head */
+        if (next && !next->q_prev && ctx->q_head != next)
+            next = ctx->q_head;
     }
     kicking = false;
 }

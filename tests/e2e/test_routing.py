@@ -9,6 +9,8 @@ id."""
 import csv
 import signal
 import socket
+import threading
+import time
 
 from conftest import LBPROXY
 from httpc import read_response
@@ -237,3 +239,52 @@ pool = api
     assert who(lb.port, "old.test") == "A"
     got = {who(lb.port, "api.test") for _ in range(6)}
     assert got == {"B", "C"}
+
+
+def test_queue_shared_by_pools_has_no_head_of_line_blocking(procs, tmp_path):
+    """max_conns queues of two pools share one FIFO: a waiter of a full
+    pool does not hold up those of another pool behind it."""
+    slow = procs.backend(bid="SLOW", extra=["--profile", "fixed:1500ms"])
+    fast = procs.backend(bid="FAST", extra=["--profile", "fixed:50ms"])
+    text = f"""
+[pool.slow]
+max_conns = 1
+[pool.slow.backends]
+S = 127.0.0.1:{slow.port}
+[pool.fast]
+max_conns = 1
+[pool.fast.backends]
+F = 127.0.0.1:{fast.port}
+[route.slow]
+host = slow.test
+pool = slow
+[route.fast]
+host = fast.test
+pool = fast
+"""
+    lb = start(procs, tmp_path, text)
+    results = {}
+
+    def one(name, host):
+        t0 = time.monotonic()
+        results[name] = (who(lb.port, host), time.monotonic() - t0)
+
+    threads = []
+    for i in range(3):  # one in flight on SLOW, two waiting
+        threads.append(threading.Thread(target=one,
+                                        args=(f"s{i}", "slow.test")))
+        threads[-1].start()
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    for i in range(3):  # queued behind them, for another pool
+        threads.append(threading.Thread(target=one,
+                                        args=(f"f{i}", "fast.test")))
+        threads[-1].start()
+    for t in threads:
+        t.join(15)
+    fast_done = max(results[f"f{i}"][1] for i in range(3))
+    assert all(results[f"f{i}"][0] == "FAST" for i in range(3))
+    assert all(results[f"s{i}"][0] == "SLOW" for i in range(3))
+    # three 50 ms requests one at a time, not after the slow pool's 1.5 s
+    assert time.monotonic() - t0 < 4.6  # the slow ones, for the record
+    assert fast_done < 1.0, results
