@@ -56,6 +56,8 @@ class Procs:
         if "--log" not in extra:
             args += ["--log", "off"]
         p = self.start(args + list(extra), port=port, name="lbproxy")
+        if admin:  # bound just after the proxy's own listener
+            wait_port(admin, proc=p)
         p.port = port
         return p
 

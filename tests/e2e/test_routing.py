@@ -14,7 +14,7 @@ import time
 
 from conftest import LBPROXY
 from httpc import read_response
-from lbtest import free_port, http_json, http_text, wait_until
+from lbtest import free_port, http_json, http_text, wait_port, wait_until
 
 
 def ask(port, host, path="/", target=None):
@@ -39,6 +39,8 @@ def start(procs, tmp_path, text, admin=None, log=None):
             "--admin", f"127.0.0.1:{admin}" if admin else "off",
             "--log", str(log) if log else "off"]
     p = procs.start(args, port=port, name="lbproxy")
+    if admin:  # bound just after the proxy's own listener
+        wait_port(admin, proc=p)
     p.port = port
     p.ini = ini
     return p
