@@ -82,8 +82,9 @@ static void feed(struct admin_api_auth *a, const char *const *hdrs, size_t n)
         const char *v = colon + 2;
         for (const char *p = hdrs[i]; p < colon; p += 3)
             admin_api_auth_field(a, p, colon - p < 3 ? (size_t)(colon - p) : 3);
-        for (const char *p = v; *p; p += 3)
-            admin_api_auth_value(a, p, strlen(p) < 3 ? strlen(p) : 3);
+        size_t len = strlen(v);
+        for (size_t k = 0; k < len; k += 3)
+            admin_api_auth_value(a, v + k, len - k < 3 ? len - k : 3);
         admin_api_auth_value_done(a);
     }
 }
