@@ -87,7 +87,7 @@ static int best(const char *h, size_t hl, const char *path, size_t pl,
 static int reference(const char *host, size_t hl, const char *path, size_t pl,
                      int def)
 {
-    char h[300], w[304];
+    char h[1100], w[1104];
     size_t n = 0;
     int named = 0, p;
     int v6 = hl > 0 && host[0] == '[';
@@ -96,8 +96,6 @@ static int reference(const char *host, size_t hl, const char *path, size_t pl,
             break;
         h[n++] = (char)tolower((unsigned char)host[i]);
         if (v6 && host[i] == ']')
-            break;
-        if (n == 256)
             break;
     }
     while (n > 0 && h[n - 1] == '.')
