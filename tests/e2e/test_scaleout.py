@@ -262,9 +262,12 @@ def test_kill_one_instance_loses_only_its_in_flight_requests(net, cluster):
     at_kill = [r for r in recs if r[0] < t_kill < r[2]]
     dropped = [r for r in recs if r[3] == "dropped"]
     assert len(at_kill) >= threads - 2
-    assert all(r[1] is not None and r[1] < t_dead for r in dropped), (
-        "a connection made after lb1 died was dropped")
-    assert all(r in at_kill or r[0] < t_dead for r in dropped)
+    # A connect begun after lb1 was reaped meets no listener there: it is
+    # refused, never dropped.  (When connect() returned is no witness: the
+    # kernel may finish the handshake into lb1's queue before the kill and
+    # the client thread note it after the reap, on a loaded machine.)
+    assert all(r[1] is not None and r[0] < t_dead for r in dropped), (
+        "a connection begun after lb1 died was dropped")
     assert len(at_kill) / 4 <= len(dropped) <= 3 * len(at_kill) / 4, (
         len(dropped), len(at_kill))
 
