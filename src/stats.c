@@ -213,6 +213,20 @@ int stats_remap(struct stats *s, size_t nbackends, const int *from)
     return 0;
 }
 
+struct stats *stats_clone(struct stats *s, size_t nbackends, const int *from)
+{
+    struct stats *c = stats_create(nbackends, s->start_us);
+    if (!c)
+        return NULL;
+    shm_lock(s->lock);
+    for (size_t i = 0; i < nbackends; i++)
+        if (from[i] >= 0 && (size_t)from[i] < s->n)
+            c->series[i] = s->series[from[i]];
+    c->series[nbackends] = s->series[s->n];
+    shm_unlock(s->lock);
+    return c;
+}
+
 size_t stats_count(const struct stats *s)
 {
     return s->n;
