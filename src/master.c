@@ -37,15 +37,15 @@
 #include "net.h"
 #include "server.h"
 #include "sharedgen.h"
+#include "tls.h"
 #include "shm.h"
 #include "workers.h"
 
 #define MASTER_BACKLOG 4096
 #define MAX_GENS 4                  /* serving + draining at once */
 #define SHM_BYTES ((size_t)1 << 30) /* reserved; touched only as used */
-#define QUICK_DEATH_US 1000000      /* died sooner: restart after a pause */
-#define RESTART_PAUSE_US 1000000
-#define STOP_GRACE_US 2000000 /* after drain_ms: SIGKILL what is left */
+#define RESTART_PAUSE_US 1000000    /* a worker that died starting */
+#define STOP_GRACE_US 2000000       /* after drain_ms: SIGKILL what is left */
 
 enum gen_state { GEN_FREE, GEN_SERVING, GEN_DRAINING };
 enum proc_state { PROC_STARTING, PROC_UP, PROC_DOWN };
@@ -218,7 +218,7 @@ static void reaped(int pid, int status)
             if (p->pid != pid)
                 continue;
             bool serving = g->state == GEN_SERVING && !m.stopping;
-            uint64_t lived = now_us() - g->rows[i].started_us;
+            bool started = p->state == PROC_UP;
             if (WIFSIGNALED(status))
                 log_warnx("worker %u (pid %d) killed by signal %d%s", i, pid,
                           WTERMSIG(status), serving ? ", restarting" : "");
@@ -231,8 +231,9 @@ static void reaped(int pid, int status)
             g->rows[i].connections = 0;
             p->pid = 0;
             p->state = PROC_DOWN;
-            p->restart_us =
-                now_us() + (lived < QUICK_DEATH_US ? RESTART_PAUSE_US : 0);
+            /* at once, unless it never got as far as serving (then
+             * whatever stopped it may stop the next one: pause) */
+            p->restart_us = now_us() + (started ? 0 : RESTART_PAUSE_US);
             if (serving) {
                 g->rows[i].restarts++;
             } else if (alive(g) == 0 && g->state == GEN_DRAINING) {
@@ -380,6 +381,10 @@ static int setup(struct config *cfg, int argc, char **argv, char *err,
         m.ncpus = 0;
     if (shm_init(SHM_BYTES) < 0) {
         snprintf(err, errlen, "shared region: %s", strerror(errno));
+        return -1;
+    }
+    if (tls_tickets_share() < 0) {
+        snprintf(err, errlen, "the shared region is full");
         return -1;
     }
     if (bind_all(cfg, err, errlen) < 0)
