@@ -93,9 +93,9 @@ static const struct cli_option cli_options[] = {
             "CPU); more than 1 starts a master that runs them"),
     OPT_KEY("worker-cpus", "LIST", "proxy", "worker_cpus", CLI_SHOW_NONE,
             "pin worker i to the i-th CPU of LIST (0,1 or 0-3)"),
-    OPT_FIXED("reuseport", "proxy", "reuseport", "true",
-              "each worker binds its own listener with SO_REUSEPORT "
-              "(default: one listener, shared)"),
+    OPT_FIXED("shared-listener", "proxy", "reuseport", "false",
+              "with workers, one listener the master binds and every worker "
+              "accepts on (default: a SO_REUSEPORT listener per worker)"),
     OPT_KEY("tls-listen", "ADDR:PORT|off", "tls", "listen", CLI_SHOW_DEFAULT,
             "TLS (https) client listener beside the plain one"),
     OPT("tls-cert", 0, "FILE", CLI_TLS,

@@ -104,7 +104,10 @@ static size_t clients_now(void)
 static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)events;
-    for (int i = 0; i < 64; i++) {
+    /* Workers on one shared listener take one connection per wakeup, so
+     * that every worker woken gets its turn (docs/workers.md). */
+    int batch = is_worker && !srv.cfg.reuseport ? 1 : 64;
+    for (int i = 0; i < batch; i++) {
         if (clients_now() >= srv.cfg.max_clients) {
             set_accepting(false); /* resumes when a client closes */
             return;
@@ -407,6 +410,14 @@ static void start_drain(void)
     srv.draining = true;
     log_info("draining %zu connection(s), deadline %u ms", srv.ctx.nsessions,
              srv.cfg.drain_timeout_ms);
+    /* A SO_REUSEPORT listener's queue dies with it: take in what waits
+     * there first (the others' listeners get everything after). */
+    for (int i = 0; is_worker && srv.cfg.reuseport && i < 16; i++) {
+        if (srv.listen_io.registered)
+            on_accept(srv.loop, &srv.listen_io, 0);
+        if (srv.tls_listen_io.registered)
+            on_accept(srv.loop, &srv.tls_listen_io, 0);
+    }
     close_io(&srv.listen_io);
     close_io(&srv.tls_listen_io);
     if (is_worker) /* the next generation's worker 0 takes it over */

@@ -83,10 +83,13 @@ def spread_conns(px, want=2, limit=60):
     pytest.fail(f"{limit} connections all went to one worker")
 
 
-def test_both_workers_serve_and_one_view_counts_every_request(procs):
+@pytest.mark.parametrize("listener", [(), ("--shared-listener",)],
+                         ids=["reuseport", "shared-listener"])
+def test_both_workers_serve_and_one_view_counts_every_request(procs,
+                                                              listener):
     bes = [procs.backend(bid=b) for b in "ABC"]
     px = start(procs, [f"127.0.0.1:{b.port},id={i}"
-                       for b, i in zip(bes, "ABC")])
+                       for b, i in zip(bes, "ABC")], listener)
     n_threads, per = 4, 60
     statuses = []
 
