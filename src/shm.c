@@ -197,14 +197,12 @@ void shm_lock_free(struct shm_lock *l)
     shm_free(l);
 }
 
-void shm_lock(struct shm_lock *l)
+void shm_lock_take(struct shm_lock *l)
 {
-    if (l)
-        take(&l->mu);
+    take(&l->mu);
 }
 
-void shm_unlock(struct shm_lock *l)
+void shm_lock_give(struct shm_lock *l)
 {
-    if (l)
-        pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->mu);
 }
