@@ -509,12 +509,12 @@ def capped_table(rows, names, scen, bound, mode):
             n, _f(_med(rs, "rps")), _f(frac, "{:.3f}"), _f(p99, "{:.1f}"),
             _f(_med(rs, "errors")), " / ".join(
                 r["worker_requests"] or "-" for r in rs), verdict]) + " |")
+    rps_w1 = _med(_by(rows, "capped", "w1"), "rps")
     for n in names:
-        if n.startswith("w2") and p99_w1 and _by(rows, "capped", n):
-            w = _by(rows, "capped", n)
-            lines.append("")
-            lines.append(f"{n} / w1: req/s {_med(w, 'rps') / _med(_by(rows, 'capped', 'w1'), 'rps'):.3f}, "  # noqa: E501
-                         f"p99 {_med(w, 'p99_ms') / p99_w1:.2f}")
+        w = _by(rows, "capped", n)
+        if n.startswith("w2") and p99_w1 and w:
+            lines += ["", f"{n} / w1: req/s {_med(w, 'rps') / rps_w1:.3f}, "
+                      f"p99 {_med(w, 'p99_ms') / p99_w1:.2f} (medians)"]
     return lines
 
 
