@@ -1,51 +1,31 @@
 #!/usr/bin/python3
 """workers: what `--workers 2` keeps and costs against `--workers 1`
-(`make workers`; docs/workers-bench.md).
+(`make workers`; what each figure means: docs/workers-bench.md).
 
     scripts/bench/workers.py                      every part, 3 rounds
     DURATION=3 REPEAT=1 scripts/bench/workers.py
     scripts/bench/workers.py --parts cost --configs w1,w2,w2-rp
 
-Parts (issue 17's targets), each with fresh backends:
+Parts (issue 17's targets), each with its own backends:
+  capped  config/scenarios/capped.ini (bound 1400 req/s), lbproxy MODE
+          (adaptive_ewma): req/s x bound, p99, the p99 ratio w2 / w1
+  cost    quickbench's flat set, round-robin persistent: CPU per request
+          of the master and every worker (/proc), the ratio to w1
+  view    in every multi-worker capped and cost run: requests in
+          /api/stats and /metrics against wrk's count
+  fault   three exp:2ms backends under wrk -c100, a worker SIGKILLed:
+          failed share, time until `pgrep -P master` shows a new worker
+          (polled every 10 ms), each backend's in-flight after the load
+  hang    scripts/bench/hang.py with --set proxy.workers=2, its table
 
-  capped  config/scenarios/capped.ini (three lbbackends capped at 1400
-          req/s together), lbproxy --mode MODE (adaptive_ewma) persistent:
-          req/s against the capacity bound, p99, and the p99 ratio of
-          --workers 2 to --workers 1
-  cost    the quickbench's flat set (three 0 ms backends, no worker limit),
-          lbproxy round-robin persistent like quickbench's lb-rr-p: CPU
-          seconds per request of the master and every worker (utime +
-          stime from /proc, the whole process tree), and the ratio to
-          --workers 1
-  view    (measured in the capped and cost runs of every multi-worker
-          configuration) the requests counted by /api/stats and by
-          /metrics over a wrk run against wrk's count
-  fault   three `lbbackend --profile exp:2ms` (hang.py's set), wrk -c100;
-          a worker is killed with SIGKILL KILL_AT seconds in: failed
-          requests (wrk's socket errors + non-2xx over all attempts), the
-          time until the master's replacement shows in `pgrep -P master`
-          (polled every 10 ms), and each backend's in-flight count in
-          /api/stats after the load stops (it must return to 0)
-  hang    scripts/bench/hang.py (one backend SIGSTOPped under load) with
-          `--set proxy.workers=2` (HANG_WORKERS, HANG_CONFIGS), its table
-
-Configurations: w1 (--workers 1), w2 (--workers 2, the master's shared
-listener), w2-rp (--workers 2 --reuseport: one SO_REUSEPORT listener per
-worker), and with LBPROXY_BASE=path base (that build without the workers
-key: "today's" single process).  Every lbproxy process is pinned to CPU 0
-(taskset; workers inherit it, unless WORKER_CPUS= gives worker_cpus), wrk
-and the backends to CPU 1, as in docs/benchmarks.md: on two cores, two
-workers share one core, so this shows what sharing state and a master cost
-and whether the figures stay right, not how throughput scales with cores.
-
-Environment: DURATION (capped and cost runs, 10 s), REPEAT (3), WARMUP
-(1 s), CONNS (100), PARTS, CONFIGS (w1,w2), MODE, FAULT_DURATION (10 s),
-KILL_AT (half of it), KILL_WORKER (index, 1: not worker 0, which serves
-the admin listener), WORKER_CPUS, HANG_WORKERS (2), HANG_CONFIGS
-(lb-ewma-p), HANG_DURATION (16), OUT.  Writes results.csv (one row per
-wrk run), summary.md (printed) and every process's log into
-logs/bench/workers-<time>/; everything it starts is stopped on every way
-out.
+Configurations: w1, w2 (a shared listener), w2-rp (--reuseport), base
+(LBPROXY_BASE's build without the workers key).  lbproxy on CPU 0 (its
+workers inherit it unless WORKER_CPUS= sets worker_cpus), wrk and the
+backends on CPU 1.  Environment: DURATION, REPEAT, WARMUP, CONNS, PARTS,
+CONFIGS, MODE, FAULT_DURATION, KILL_AT, KILL_WORKER, WORKER_CPUS,
+HANG_WORKERS, HANG_CONFIGS, HANG_DURATION, HANG_REPEAT, OUT.  Writes
+results.csv and summary.md into logs/bench/workers-<time>/; stops
+everything it started on every way out.
 """
 import argparse
 import csv
@@ -59,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,6 +58,8 @@ T_REPLACE_MS = 1000.0  # fault: a replacement worker within 1 s
 T_COST = 1.10  # cost: CPU/request w2 / w1
 T_COST_BASE = 1.03  # cost: w1 / today's (base)
 REPLACE_WAIT = 5.0  # seconds the pgrep poll runs at most
+# bench.measure() hands each row to a writer; rows are written at the end.
+NO_WRITER = types.SimpleNamespace(add=lambda row: None)
 FIELDS = bl.RESULT_FIELDS + [
     "part", "workers", "reuseport", "bound_rps", "of_bound",
     "worker_requests", "worker_restarts", "stats_requests",
@@ -245,17 +228,6 @@ def worker_split(before, after, key):
                     for i in sorted(w1))
 
 
-class Rows:
-    """measure()'s writer: keeps the rows; the part's extra fields are
-    added to them afterwards."""
-
-    def __init__(self):
-        self.rows = []
-
-    def add(self, row):
-        self.rows.append(row)
-
-
 # ------------------------------------------------------ capped and cost
 
 def measured_part(part, scen, names, mode, out, args, rows, bound=None):
@@ -275,9 +247,8 @@ def measured_part(part, scen, names, mode, out, args, rows, bound=None):
             for n in bench.rotate(list(names), k - 1):
                 st = started[n]
                 before, _ = settle(st.admin, 0.0)
-                w = Rows()
                 row = bench.measure(scen, st.proxy.cfg, k, st.proxy,
-                                    backends, sd, out, w, f"-{part}")
+                                    backends, sd, out, NO_WRITER, f"-{part}")
                 after, waited = settle(st.admin, args.settle)
                 if not st.proxy.alive():
                     raise RuntimeError(f"{n} exited: {st.proxy.proc.tail()}")
@@ -310,6 +281,18 @@ def measured_part(part, scen, names, mode, out, args, rows, bound=None):
 
 # ------------------------------------------------------------------ fault
 
+def kill_own_wrk():
+    """SIGKILL to the wrk this process started (run_wrk in a thread that
+    an exception left behind)."""
+    for pid in children(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "wrk":
+                    os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def fault_run(name, k, args, out, rows):
     """One kill -9 of a worker under wrk load."""
     scen = bl.Scenario("fault")
@@ -319,13 +302,14 @@ def fault_run(name, k, args, out, rows):
     sd = os.path.join(out, "fault")
     tag = f"-{name}-r{k}"
     backends = bl.start_backends(scen, sd, tag)
-    st = None
+    st = t_wrk = None
     wrk = {}
     try:
         st = start(name, args.mode, backends, sd, args, tag)
         master = st.proxy.proc.pid
-        if args.warmup:
-            bench.warm(scen, st.proxy, sd, out)
+        why = bench.warm(scen, st.proxy, sd, out)
+        if why:
+            raise RuntimeError(f"{name}: {why}")
         v0 = view(st.admin)
         victim = v0["workers"].get(args.kill_worker, {}).get("pid")
         if not victim:
@@ -342,6 +326,7 @@ def fault_run(name, k, args, out, rows):
             except (RuntimeError, OSError) as e:
                 wrk["error"] = e
         t = threading.Thread(target=load, daemon=True)
+        t_wrk = t
         start_unix = time.time()
         t0 = time.monotonic()
         t.start()
@@ -384,6 +369,8 @@ def fault_run(name, k, args, out, rows):
             v1 = {"workers": {}}
         alive = st.proxy.alive()
     finally:
+        if t_wrk and t_wrk.is_alive():
+            kill_own_wrk()
         if st:
             stop(st)
         for _, _, p in backends:
