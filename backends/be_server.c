@@ -156,7 +156,7 @@ struct be_server *be_server_create(struct loop *loop,
                         : net_parse_ip(o->listen_address, (unsigned)o->port,
                                        &sa, err, errlen) < 0)
         goto fail;
-    s->lio.fd = net_listen(&sa, BE_BACKLOG, err, errlen);
+    s->lio.fd = net_listen(&sa, BE_BACKLOG, 0, err, errlen);
     if (s->lio.fd < 0)
         goto fail;
     s->port = o->unix_path[0] ? 0 : net_local_port(s->lio.fd);

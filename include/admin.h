@@ -12,6 +12,7 @@
 #ifndef LB_ADMIN_H
 #define LB_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,8 @@ struct admin_pool {
  * everything it points to must outlive the admin.  config may be NULL,
  * balancer may be NULL (score 0, health "up", in-flight 0), pool_idle may be
  * NULL (0). */
+struct worker_row;
+
 struct admin_sources {
     const struct config *config;
     struct stats *stats;
@@ -86,12 +89,22 @@ struct admin_sources {
     /* the pools' named backends and their DNS answers (pool_dns.h); the
      * pointed-to pointer may be NULL (none) and is swapped on reload */
     struct pool_dns *const *dns;
+    /* --workers N: a listener the master bound (instead of binding
+     * listen_addr), and the workers' rows (workers.h) shown beside the
+     * figures, which the shared region makes global; 0 rows: one process */
+    bool has_listen_fd;
+    int listen_fd;
+    const struct worker_row *workers;
+    size_t nworkers;
 };
 
 /* Binds listen_addr ("127.0.0.1:5002", "[::1]:5002") and starts serving on
  * loop.  Returns NULL after logging why on failure (errno set). */
 struct admin *admin_create(struct loop *loop, const char *listen_addr,
                            const struct admin_sources *src);
+/* Stops accepting (a worker that drains leaves the admin listener to its
+ * successor); open admin connections are served to their end. */
+void admin_stop_accepting(struct admin *a);
 /* Closes the listener and every admin connection; call it before
  * loop_destroy().  NULL is a no-op. */
 void admin_destroy(struct admin *a);

@@ -250,4 +250,12 @@ double balancer_score(struct balancer *b, size_t idx, uint64_t now_us);
 const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,
                             size_t len);
 
+/* --workers N: forgets what worker w left in flight (it died): its row of
+ * in-flight counts comes off every backend's count and a recovery probe it
+ * held is free again.  Nothing in a single process. */
+void balancer_forget_worker(struct balancer *b, unsigned w);
+/* Worker w's requests in flight on backend idx (0 in a single process). */
+unsigned balancer_worker_in_flight(const struct balancer *b, unsigned w,
+                                   size_t idx);
+
 #endif

@@ -96,6 +96,11 @@ struct config {
     bool proxy_protocol;  /* the listener expects a PROXY v1/v2 header */
     int send_proxy;       /* enum config_send_proxy: header towards backends */
 
+    /* every core (docs/workers.md) */
+    unsigned workers;      /* worker processes; 0 = auto (the usable CPUs) */
+    char worker_cpus[128]; /* "0,1": worker i pinned to the i-th; "" none */
+    bool reuseport;        /* a listener per worker (SO_REUSEPORT) */
+
     struct config_backend backends[CONFIG_MAX_BACKENDS];
     size_t nbackends;
 

@@ -8,6 +8,9 @@
 
 /* 0 = warnings and errors only, 1 = info, 2 = debug. */
 extern int log_verbosity;
+/* Written before the level: "" in a single process, "master " and
+ * "worker 0 " with --workers N. */
+extern char log_tag[16];
 
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);

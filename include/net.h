@@ -77,11 +77,18 @@ int net_local_port(int fd);
  * close-on-exec (IPV6_V6ONLY is left at the system default).  For a
  * "unix:" address a stale socket file at the path (one nobody listens on)
  * is removed first; any other file there is an error.  Returns the fd, or -1
- * with errno kept and "listen on ADDR: reason" in err. */
-int net_listen(const struct net_addr *a, int backlog, char *err, size_t errlen);
+ * with errno kept and "listen on ADDR: reason" in err.  flags:
+ * NET_LISTEN_REUSEPORT binds with SO_REUSEPORT as well (a listener per
+ * worker, the kernel spreading connections among them). */
+#define NET_LISTEN_REUSEPORT 1u
+int net_listen(const struct net_addr *a, int backlog, unsigned flags, char *err,
+               size_t errlen);
 
 /* net_parse then net_listen: the fd, or -1 with a message in err. */
 int net_listen_spec(const char *spec, int backlog, char *err, size_t errlen);
+/* The same with net_listen's flags. */
+int net_listen_spec_flags(const char *spec, int backlog, unsigned flags,
+                          char *err, size_t errlen);
 
 /* The distinct outcomes of a connect (nginx ngx_event_connect.c): refused
  * means "try another peer", error means a local problem (EMFILE, ...). */

@@ -9,6 +9,7 @@
 #ifndef LB_POOL_H
 #define LB_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "backendset.h"
@@ -30,6 +31,7 @@ struct pool {
     size_t index; /* in its set */
     struct upstream *up;
     struct balancer *bal;
+    bool bal_shared;       /* bal is a shared generation's (--workers N) */
     struct health *health; /* NULL: no active checks (or stopped) */
     struct stats *stats;   /* per-backend series; the server's, borrowed */
     /* the four above as one set the runtime API changes in place (its
@@ -50,6 +52,17 @@ struct pool_set {
  * with refs 1 and no health checks.  NULL with err filled on failure. */
 struct pool_set *pool_set_create(struct loop *loop, const struct config *cfg,
                                  char *err, size_t errlen);
+/* The same with each pool's balancer taken from sg, the shared generation
+ * the master made of the same configuration (--workers N); sg NULL is
+ * pool_set_create. */
+struct shared_gen;
+struct pool_set *pool_set_create_shared(struct loop *loop,
+                                        const struct config *cfg,
+                                        const struct shared_gen *sg, char *err,
+                                        size_t errlen);
+/* The balancer of one pool's configuration (config_pool_build's), as
+ * pool_set_create makes it. */
+struct balancer *pool_balancer_create(const struct config *pool_cfg);
 /* Drops a reference, freeing the set (and stopping its checks) when it was
  * the last. */
 void pool_set_put(struct pool_set *ps);

@@ -16,6 +16,10 @@ struct config;
 int server_start(const struct config *cfg, int argc, char **argv, char *err,
                  size_t errlen);
 
+/* Makes this process worker w of a master's (--workers N, workers.h),
+ * before server_start; w is copied. */
+struct worker_self;
+void server_set_worker(const struct worker_self *w);
 /* Runs the event loop until shutdown completes; returns the exit status. */
 int server_run(void);
 

@@ -87,6 +87,10 @@ void stats_destroy(struct stats *s);
  * (from[i] < 0: a new backend, starting from zero); the total is kept.
  * Returns 0, or -1 with errno ENOMEM and the stats unchanged. */
 int stats_remap(struct stats *s, size_t nbackends, const int *from);
+/* A new stats object laid out as stats_remap would leave s, s unchanged
+ * (--workers N: a new generation's copy while the old one's workers still
+ * count their last requests in s).  NULL with errno ENOMEM. */
+struct stats *stats_clone(struct stats *s, size_t nbackends, const int *from);
 /* Number of backend series. */
 size_t stats_count(const struct stats *s);
 /* Monotonic microseconds passed to stats_create (for the uptime). */

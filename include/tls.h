@@ -110,4 +110,9 @@ void tls_acceptor_destroy(struct tls_acceptor *a);
  * with the socket underneath; see transport.h for wants and info. */
 extern const struct transport transport_tls;
 
+/* --workers N: moves the session-ticket keys into the shared region (the
+ * master calls it once, before forking), so every worker issues and opens
+ * the same tickets.  0, or -1 when the region is full. */
+int tls_tickets_share(void);
+
 #endif

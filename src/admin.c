@@ -549,7 +549,9 @@ struct admin *admin_create(struct loop *loop, const char *listen_addr,
     a->loop = loop;
     a->src = src;
     char msg[256];
-    a->fd = net_listen_spec(listen_addr, ADMIN_BACKLOG, msg, sizeof(msg));
+    a->fd = src->has_listen_fd
+                ? src->listen_fd
+                : net_listen_spec(listen_addr, ADMIN_BACKLOG, msg, sizeof(msg));
     if (a->fd < 0) {
         log_warnx("admin: %s", msg);
         goto fail;
@@ -596,16 +598,25 @@ static void admin_free(void *ptr)
     free(a);
 }
 
+void admin_stop_accepting(struct admin *a)
+{
+    if (!a || a->fd < 0)
+        return;
+    if (a->io.registered)
+        loop_io_del(a->loop, &a->io);
+    loop_timer_cancel(a->loop, &a->accept_resume);
+    close(a->fd);
+    a->fd = -1;
+}
+
 void admin_destroy(struct admin *a)
 {
     if (!a)
         return;
     while (a->conns)
         conn_close(a->conns);
-    loop_io_del(a->loop, &a->io);
+    admin_stop_accepting(a);
     loop_timer_cancel(a->loop, &a->tick);
-    loop_timer_cancel(a->loop, &a->accept_resume);
-    close(a->fd);
     loop_defer(a->loop, admin_free, a);
 }
 

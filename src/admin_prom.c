@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "admin_view.h"
+#include "workers.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -167,6 +168,45 @@ static void sub_series(struct pseries *none, const struct pseries *be)
         none->le[k] -= be->le[k];
     none->count -= be->count;
     none->sum_us -= be->sum_us;
+}
+
+/* --workers N: each worker's row, and each backend's in-flight by worker. */
+static void prom_workers(struct admin_buf *b, const struct admin_sources *src,
+                         const struct bview *v, const struct pseries *ps,
+                         size_t n)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } m[] = {
+        {"lbproxy_worker_up", "gauge", "1 while the worker process runs."},
+        {"lbproxy_worker_requests_total", "counter",
+         "Requests the worker finished (since it started)."},
+        {"lbproxy_worker_connections", "gauge",
+         "Client connections the worker holds open."},
+        {"lbproxy_worker_restarts_total", "counter",
+         "Times the master started the worker again after it died."},
+    };
+    for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+        prom_head(b, m[k].name, m[k].type, m[k].help);
+        for (size_t i = 0; i < src->nworkers; i++) {
+            const struct worker_row *w = &src->workers[i];
+            unsigned long long x = k == 0   ? (w->pid > 0)
+                                   : k == 1 ? w->requests
+                                   : k == 2 ? w->connections
+                                            : w->restarts;
+            admin_buf_printf(b, "%s{worker=\"%zu\"} %llu\n", m[k].name, i, x);
+        }
+    }
+    prom_head(b, "lbproxy_worker_in_flight", "gauge",
+              "Requests in flight to the backend, by the worker that sent "
+              "them (lbproxy_in_flight is their sum).");
+    for (size_t i = 0; i < n; i++)
+        for (size_t w = 0; w < src->nworkers; w++) {
+            admin_buf_str(b, "lbproxy_worker_in_flight{");
+            prom_series(b, &ps[i]);
+            admin_buf_printf(b, ",worker=\"%zu\"} %u\n", w,
+                             v[i].in_flight_w[w]);
+        }
 }
 
 void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
@@ -330,6 +370,8 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
         prom_series(b, &ps[i]);
         admin_buf_printf(b, "} %llu\n", (unsigned long long)ps[i].count);
     }
+    if (src->nworkers)
+        prom_workers(b, src, v, ps, n);
 out:
     free(pl);
     free(v);

@@ -26,6 +26,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "admin_view.h"
+#include "workers.h"
 
 /* ---- JSON helpers ---- */
 
@@ -131,6 +132,34 @@ static void json_errors(struct admin_buf *b, const struct stats_counters *c)
 }
 
 enum hist_field { H_REQUESTS, H_ERRORS, H_P50, H_P99, H_SCORE };
+
+/* "workers" (--workers N only): each worker's row (workers.h). */
+static void json_workers(struct admin_buf *b, const struct admin_sources *src,
+                         uint64_t now_us)
+{
+    if (src->nworkers == 0)
+        return;
+    admin_buf_str(b, ",\"workers\":[");
+    for (size_t i = 0; i < src->nworkers; i++) {
+        const struct worker_row *w = &src->workers[i];
+        admin_buf_printf(b,
+                         "%s{\"index\":%zu,\"pid\":%d,\"up\":%s,"
+                         "\"restarts\":%u,\"requests\":",
+                         i ? "," : "", i, w->pid, w->pid > 0 ? "true" : "false",
+                         w->restarts);
+        json_u64(b, w->requests);
+        admin_buf_str(b, ",\"connections\":");
+        json_u64(b, w->connections);
+        admin_buf_str(b, ",\"uptime_s\":");
+        json_num(b,
+                 w->pid > 0 && now_us > w->started_us
+                     ? (double)(now_us - w->started_us) / 1e6
+                     : 0.0,
+                 1);
+        admin_buf_str(b, "}");
+    }
+    admin_buf_str(b, "]");
+}
 
 /* "dns": each named backend, its last answer and the backends it gave. */
 static void json_dns(struct admin_buf *b, const struct pool_dns *d)
@@ -331,7 +360,9 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     json_counter(b, ",\"total\":", src->tunnels_total);
     admin_buf_str(b, "}");
     json_tls(b, src->tls);
-    admin_buf_str(b, "},\"backends\":[");
+    admin_buf_str(b, "}");
+    json_workers(b, src, now_us);
+    admin_buf_str(b, ",\"backends\":[");
 
     for (size_t i = 0; i < n; i++) {
         struct stats_window last;
@@ -350,8 +381,12 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         json_kv(b, "state", v[i].state);
         json_kv(b, "admin_state", v[i].admin_state);
         json_kv(b, "reason", v[i].reason);
-        admin_buf_printf(b, ",\"in_flight\":%u,\"pool_idle\":%zu,\"score\":",
-                         v[i].in_flight, v[i].pool_idle);
+        admin_buf_printf(b, ",\"in_flight\":%u", v[i].in_flight);
+        for (size_t k = 0; k < src->nworkers; k++)
+            admin_buf_printf(b, "%s%u", k ? "," : ",\"in_flight_by_worker\":[",
+                             v[i].in_flight_w[k]);
+        admin_buf_printf(b, "%s,\"pool_idle\":%zu,\"score\":",
+                         src->nworkers ? "]" : "", v[i].pool_idle);
         json_num(b, v[i].score, 3);
         admin_buf_str(b, ",\"requests\":");
         json_u64(b, c.requests);

@@ -87,6 +87,8 @@ static bool view_of(const struct admin_sources *src, const struct admin_pool *p,
         v->health = balancer_health_str(be->health);
         v->up = be->health == BALANCER_UP && be->admin == BALANCER_READY;
         v->in_flight = be->in_flight;
+        for (size_t w = 0; w < src->nworkers && w < SHM_MAX_WORKERS; w++)
+            v->in_flight_w[w] = balancer_worker_in_flight(bal, (unsigned)w, i);
         v->weight = be->weight;
         v->admin_state = balancer_admin_str(be->admin);
         balancer_reason(bal, i, v->reason, sizeof(v->reason));

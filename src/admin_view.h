@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "admin.h"
+#include "shm.h"
 
 struct bview {
     char id[40];
@@ -28,6 +29,9 @@ struct bview {
     bool up;
     char reason[160];
     unsigned in_flight;
+    /* --workers N: in_flight as each worker holds it (admin_sources
+     * nworkers of them) */
+    unsigned in_flight_w[SHM_MAX_WORKERS];
     size_t pool_idle;
     double score;
 };

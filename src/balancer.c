@@ -15,207 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
-/* Every policy, under its canonical mode name (policy->name). */
-/* clang-format off */
-static const struct balancer_policy *const policies[] = {
-    &balancer_policy_rr,
-    &balancer_policy_sma,
-    &balancer_policy_ewma,
-    &balancer_policy_least_conn,
-    &balancer_policy_p2c,
-    &balancer_policy_hash,
-};
-/* clang-format on */
-
-/* Other spellings accepted for the canonical names (on top of ignoring case
- * and treating '-' and '_' alike: round_robin, least_conn, ...). */
-static const struct {
-    const char *alias;
-    const char *name;
-} aliases[] = {
-    {"rr", "round-robin"},
-    {"roundrobin", "round-robin"},
-    {"weighted-round-robin", "round-robin"},
-    {"sma", "adaptive_sma"},
-    {"ewma", "adaptive_ewma"},
-    {"adaptive", "adaptive_ewma"},
-    {"leastconn", "least-conn"},
-    {"least-connections", "least-conn"},
-    {"lc", "least-conn"},
-    {"p2c", "p2c-peak-ewma"},
-    {"peak-ewma", "p2c-peak-ewma"},
-    {"consistent-hash", "hash"},
-    {"chash", "hash"},
-};
-
-#define NPOLICIES (sizeof(policies) / sizeof(policies[0]))
-#define NALIASES (sizeof(aliases) / sizeof(aliases[0]))
-
-struct balancer {
-    const struct balancer_policy *pol;
-    void *state;
-    struct balancer_params p;
-    size_t n;
-    struct balancer_backend be[BALANCER_MAX_BACKENDS];
-    uint64_t rng;       /* slow start's draws */
-    uint64_t window_us; /* start of the outlier window */
-    /* balancer_pick_key's key, on its way through balancer_pick to the
-     * policy (keyed is true only during that call) */
-    bool keyed;
-    uint64_t key;
-};
+#include "shm.h"
 
 /* The smallest share of the picks a warming backend is offered. */
 #define SLOW_START_MIN 0.05
-
-const char *balancer_outcome_str(enum balancer_outcome o)
-{
-    switch (o) {
-    case BALANCER_OK:
-        return "ok";
-    case BALANCER_HTTP_ERROR:
-        return "http_error";
-    case BALANCER_CONNECT_ERR:
-        return "connect_error";
-    case BALANCER_TIMEOUT:
-        return "timeout";
-    case BALANCER_RESET:
-        return "reset";
-    }
-    return "?";
-}
-
-const char *balancer_health_str(enum balancer_health h)
-{
-    switch (h) {
-    case BALANCER_UP:
-        return "up";
-    case BALANCER_EJECTED:
-        return "ejected";
-    case BALANCER_PROBING:
-        return "probing";
-    case BALANCER_DOWN:
-        return "down";
-    }
-    return "?";
-}
-
-const char *balancer_admin_str(enum balancer_admin a)
-{
-    switch (a) {
-    case BALANCER_READY:
-        return "ready";
-    case BALANCER_DRAIN:
-        return "drain";
-    case BALANCER_MAINT:
-        return "maint";
-    }
-    return "?";
-}
-
-int balancer_admin_parse(const char *name)
-{
-    static const enum balancer_admin all[] = {BALANCER_READY, BALANCER_DRAIN,
-                                              BALANCER_MAINT};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (strcmp(name, balancer_admin_str(all[i])) == 0)
-            return (int)all[i];
-    return -1;
-}
-
-const char *balancer_score_mode_str(enum balancer_score_mode m)
-{
-    switch (m) {
-    case BALANCER_SCORE_LATENCY:
-        return "latency";
-    case BALANCER_SCORE_LATENCY_X_INFLIGHT:
-        return "latency_x_inflight";
-    case BALANCER_SCORE_PREDICTED:
-        return "predicted";
-    case BALANCER_SCORE_FILL:
-        return "fill";
-    }
-    return "?";
-}
-
-int balancer_score_mode_parse(const char *name)
-{
-    static const enum balancer_score_mode all[] = {
-        BALANCER_SCORE_LATENCY,
-        BALANCER_SCORE_LATENCY_X_INFLIGHT,
-        BALANCER_SCORE_PREDICTED,
-        BALANCER_SCORE_FILL,
-    };
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (strcasecmp(name, balancer_score_mode_str(all[i])) == 0)
-            return (int)all[i];
-    return -1;
-}
-
-void balancer_params_default(struct balancer_params *p)
-{
-    memset(p, 0, sizeof(*p));
-    p->sma_window = 20;
-    p->ewma_alpha = 0.3;
-    p->ewma_decay_ms = 0;
-    p->load_aware = true;
-    p->ewma_score = -1;
-    p->probe_interval_ms = 1000;
-    p->penalty_ms = 5000;
-    p->peak_tau_ms = 10000;
-    p->max_fails = 3;
-    p->fail_timeout_ms = 2000;
-    p->max_eject_ms = 30000;
-    p->slow_start_ms = 0;
-    p->outlier_window_ms = 0;
-    p->outlier_min_requests = 20;
-    p->outlier_min_fail_pct = 10;
-    p->outlier_factor = 5;
-    p->seed = 1;
-    p->hash_balance_factor = 1.25;
-}
-
-bool balancer_name_eq(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        char x = *a == '_' ? '-' : (char)tolower((unsigned char)*a);
-        char y = *b == '_' ? '-' : (char)tolower((unsigned char)*b);
-        if (x != y)
-            return false;
-        if (x == '\0')
-            return true;
-    }
-}
-
-const struct balancer_policy *balancer_find(const char *name)
-{
-    if (!name)
-        return NULL;
-    for (size_t i = 0; i < NALIASES; i++)
-        if (balancer_name_eq(name, aliases[i].alias)) {
-            name = aliases[i].name;
-            break;
-        }
-    for (size_t i = 0; i < NPOLICIES; i++)
-        if (balancer_name_eq(name, policies[i]->name))
-            return policies[i];
-    return NULL;
-}
-
-void balancer_names(char *buf, size_t len)
-{
-    size_t off = 0;
-    if (len == 0)
-        return;
-    buf[0] = '\0';
-    for (size_t i = 0; i < NPOLICIES && off < len; i++) {
-        int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "",
-                         policies[i]->name);
-        if (w < 0)
-            break;
-        off += (size_t)w;
-    }
-}
 
 struct balancer *balancer_create(const char *mode,
                                  const struct balancer_params *p, size_t n,
@@ -228,9 +31,11 @@ struct balancer *balancer_create(const char *mode,
         errno = EINVAL;
         return NULL;
     }
-    b = calloc(1, sizeof(*b));
+    b = shm_calloc(1, sizeof(*b));
     if (!b)
         return NULL;
+    if (balancer_share(b) < 0)
+        goto fail;
     b->pol = pol;
     if (p)
         b->p = *p;
@@ -254,7 +59,8 @@ struct balancer *balancer_create(const char *mode,
         goto fail;
     return b;
 fail:
-    free(b);
+    balancer_unshare(b);
+    shm_free(b);
     return NULL;
 }
 
@@ -263,7 +69,8 @@ void balancer_destroy(struct balancer *b)
     if (!b)
         return;
     b->pol->destroy(b->state);
-    free(b);
+    balancer_unshare(b);
+    shm_free(b);
 }
 
 /* An ejection whose time is up turns into PROBING. */
@@ -355,12 +162,19 @@ uint64_t balancer_latency_tail_us(const struct balancer *b, size_t idx)
     return (uint64_t)(be->tail_mean_us + 4 * be->tail_dev_us);
 }
 
-void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us)
+static void slow_start(struct balancer *b, size_t idx, uint64_t now_us)
 {
     if (idx >= b->n || b->p.slow_start_ms == 0)
         return;
     b->be[idx].warming = true;
     b->be[idx].warm_from_us = now_us;
+}
+
+void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us)
+{
+    shm_lock(b->lock);
+    slow_start(b, idx, now_us);
+    shm_unlock(b->lock);
 }
 
 /* Outlier ejection, at the end of each window: a backend whose failure
@@ -427,8 +241,8 @@ static size_t policy_pick(struct balancer *b, const bool *eligible,
     return b->pol->pick(b->state, eligible, b->n, now_us);
 }
 
-int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
-                  unsigned *inflight_at_dispatch)
+static int pick(struct balancer *b, uint64_t tried, uint64_t now_us,
+                unsigned *inflight_at_dispatch)
 {
     bool eligible[BALANCER_MAX_BACKENDS];
     size_t neligible = 0, probe = b->n, least_bad = b->n;
@@ -459,6 +273,8 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
     if (probe < b->n) {
         idx = probe;
         b->be[idx].probe_in_flight = true;
+        if (b->probe_owner)
+            b->probe_owner[idx] = (unsigned char)(shm_worker + 1);
     } else if (neligible > 0) {
         idx = policy_pick(b, eligible, now_us);
     } else if (least_bad < b->n) {
@@ -471,7 +287,18 @@ int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
     if (b->be[idx].in_flight == 0) /* a stall can only start now */
         b->be[idx].last_done_us = now_us;
     b->be[idx].in_flight++;
+    if (b->rows)
+        b->rows[shm_worker * BALANCER_MAX_BACKENDS + idx]++;
     return (int)idx;
+}
+
+int balancer_pick(struct balancer *b, uint64_t tried, uint64_t now_us,
+                  unsigned *inflight_at_dispatch)
+{
+    shm_lock(b->lock);
+    int idx = pick(b, tried, now_us, inflight_at_dispatch);
+    shm_unlock(b->lock);
+    return idx;
 }
 
 bool balancer_wants_key(const struct balancer *b)
@@ -482,16 +309,18 @@ bool balancer_wants_key(const struct balancer *b)
 int balancer_pick_key(struct balancer *b, uint64_t tried, uint64_t key,
                       uint64_t now_us, unsigned *inflight_at_dispatch)
 {
+    shm_lock(b->lock);
     b->keyed = true;
     b->key = key;
-    int idx = balancer_pick(b, tried, now_us, inflight_at_dispatch);
+    int idx = pick(b, tried, now_us, inflight_at_dispatch);
     b->keyed = false;
+    shm_unlock(b->lock);
     return idx;
 }
 
-void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
-                      enum balancer_outcome outcome,
-                      unsigned inflight_at_dispatch, uint64_t now_us)
+static void observe(struct balancer *b, size_t idx, uint64_t latency_us,
+                    enum balancer_outcome outcome,
+                    unsigned inflight_at_dispatch, uint64_t now_us)
 {
     struct balancer_backend *be;
     bool ok = outcome == BALANCER_OK;
@@ -503,6 +332,8 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     be = &b->be[idx];
     if (be->in_flight > 0)
         be->in_flight--;
+    if (b->rows && b->rows[shm_worker * BALANCER_MAX_BACKENDS + idx] > 0)
+        b->rows[shm_worker * BALANCER_MAX_BACKENDS + idx]--;
     be->last_done_us = now_us;
     /* A failure never looks fast: it counts at least the penalty. */
     if (!ok && sample < penalty_us)
@@ -535,7 +366,7 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
             be->ejections = 0;
             be->probe_in_flight = false;
             be->outlier = false;
-            balancer_slow_start(b, idx, now_us);
+            slow_start(b, idx, now_us);
         }
         return;
     }
@@ -556,14 +387,27 @@ void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
     }
 }
 
+void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,
+                      enum balancer_outcome outcome,
+                      unsigned inflight_at_dispatch, uint64_t now_us)
+{
+    shm_lock(b->lock);
+    observe(b, idx, latency_us, outcome, inflight_at_dispatch, now_us);
+    shm_unlock(b->lock);
+}
+
 void balancer_cancel(struct balancer *b, size_t idx)
 {
     if (idx >= b->n)
         return;
+    shm_lock(b->lock);
     if (b->be[idx].in_flight > 0)
         b->be[idx].in_flight--;
+    if (b->rows && b->rows[shm_worker * BALANCER_MAX_BACKENDS + idx] > 0)
+        b->rows[shm_worker * BALANCER_MAX_BACKENDS + idx]--;
     if (b->be[idx].health == BALANCER_PROBING)
         b->be[idx].probe_in_flight = false;
+    shm_unlock(b->lock);
 }
 
 void balancer_set_health(struct balancer *b, size_t idx, bool up,
@@ -573,6 +417,7 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
 
     if (!balancer_live(b, idx))
         return;
+    shm_lock(b->lock);
     be = &b->be[idx];
     if (!up) {
         be->health = BALANCER_DOWN;
@@ -584,8 +429,9 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
         be->outlier = false;
         if (b->pol->reset)
             b->pol->reset(b->state, idx);
-        balancer_slow_start(b, idx, now_us);
+        slow_start(b, idx, now_us);
     }
+    shm_unlock(b->lock);
 }
 
 bool balancer_live(const struct balancer *b, size_t idx)
@@ -595,6 +441,7 @@ bool balancer_live(const struct balancer *b, size_t idx)
 
 int balancer_add(struct balancer *b, unsigned weight, uint64_t now_us)
 {
+    shm_lock(b->lock);
     size_t idx = b->n;
 
     for (size_t i = 0; i < b->n; i++)
@@ -602,8 +449,10 @@ int balancer_add(struct balancer *b, unsigned weight, uint64_t now_us)
             idx = i;
             break;
         }
-    if (idx == BALANCER_MAX_BACKENDS)
+    if (idx == BALANCER_MAX_BACKENDS) {
+        shm_unlock(b->lock);
         return -1;
+    }
     memset(&b->be[idx], 0, sizeof(b->be[idx]));
     b->be[idx].weight = weight ? weight : 1;
     b->be[idx].health = BALANCER_UP;
@@ -613,7 +462,8 @@ int balancer_add(struct balancer *b, unsigned weight, uint64_t now_us)
         b->pol->clear(b->state, idx);
     if (idx == b->n)
         b->n++;
-    balancer_slow_start(b, idx, now_us);
+    slow_start(b, idx, now_us);
+    shm_unlock(b->lock);
     return (int)idx;
 }
 
@@ -621,9 +471,11 @@ int balancer_remove(struct balancer *b, size_t idx)
 {
     if (!balancer_live(b, idx))
         return -1;
+    shm_lock(b->lock);
     b->be[idx].removed = true;
     b->be[idx].probe_in_flight = false;
     b->be[idx].warming = false;
+    shm_unlock(b->lock);
     return 0;
 }
 
@@ -640,9 +492,11 @@ int balancer_set_admin(struct balancer *b, size_t idx, enum balancer_admin a,
 {
     if (!balancer_live(b, idx))
         return -1;
+    shm_lock(b->lock);
     if (a == BALANCER_READY && b->be[idx].admin != BALANCER_READY)
-        balancer_slow_start(b, idx, now_us);
+        slow_start(b, idx, now_us);
     b->be[idx].admin = a;
+    shm_unlock(b->lock);
     return 0;
 }
 
@@ -666,8 +520,11 @@ double balancer_score(struct balancer *b, size_t idx, uint64_t now_us)
 {
     if (idx >= b->n)
         return 0.0;
+    shm_lock(b->lock);
     refresh(&b->be[idx], now_us);
-    return b->pol->score(b->state, idx, now_us);
+    double score = b->pol->score(b->state, idx, now_us);
+    shm_unlock(b->lock);
+    return score;
 }
 
 const char *balancer_reason(const struct balancer *b, size_t idx, char *buf,

@@ -28,6 +28,7 @@
  * latency sums (see the KNEE_ constants).
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <errno.h>
 #include <math.h>
@@ -89,7 +90,7 @@ int balancer_adaptive_init(struct balancer_adaptive *a,
         a->mode = def;
     if (!p->load_aware)
         a->mode = BALANCER_SCORE_LATENCY;
-    a->s = calloc(BALANCER_MAX_BACKENDS, sizeof(*a->s));
+    a->s = shm_calloc(BALANCER_MAX_BACKENDS, sizeof(*a->s));
     if (!a->s) {
         errno = ENOMEM;
         return -1;
@@ -99,7 +100,7 @@ int balancer_adaptive_init(struct balancer_adaptive *a,
 
 void balancer_adaptive_fini(struct balancer_adaptive *a)
 {
-    free(a->s);
+    shm_free(a->s);
     a->s = NULL;
 }
 

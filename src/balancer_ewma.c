@@ -8,6 +8,7 @@
  * opts into free workers first (the knee learner).
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,12 +20,12 @@ struct ewma {
 static void *ewma_create(const struct balancer_params *p,
                          const struct balancer_backend *backends)
 {
-    struct ewma *e = calloc(1, sizeof(*e));
+    struct ewma *e = shm_calloc(1, sizeof(*e));
     if (!e)
         return NULL;
     if (balancer_adaptive_init(&e->a, p, backends, BALANCER_SCORE_PREDICTED) <
         0) {
-        free(e);
+        shm_free(e);
         return NULL;
     }
     return e;
@@ -36,7 +37,7 @@ static void ewma_destroy(void *state)
     if (!e)
         return;
     balancer_adaptive_fini(&e->a);
-    free(e);
+    shm_free(e);
 }
 
 static size_t ewma_pick(void *state, const bool *eligible, size_t n,

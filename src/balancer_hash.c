@@ -23,6 +23,7 @@
  * costs a binary search plus a short walk.
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -81,7 +82,7 @@ static int build(struct hash *h, size_t n)
             per[i] = 1;
         np += per[i];
     }
-    struct point *ring = malloc(np * sizeof(*ring));
+    struct point *ring = shm_calloc(1, np * sizeof(*ring));
     if (!ring)
         return -1;
     size_t k = 0;
@@ -92,7 +93,7 @@ static int build(struct hash *h, size_t n)
             ring[k++].be = (uint32_t)i;
         }
     qsort(ring, np, sizeof(*ring), point_cmp);
-    free(h->ring);
+    shm_free(h->ring);
     h->ring = ring;
     h->npoints = np;
     h->n = n;
@@ -104,7 +105,7 @@ static int build(struct hash *h, size_t n)
 static void *hash_create(const struct balancer_params *p,
                          const struct balancer_backend *backends)
 {
-    struct hash *h = calloc(1, sizeof(*h));
+    struct hash *h = shm_calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->be = backends; /* the ring is built at the first pick */
@@ -117,8 +118,8 @@ static void hash_destroy(void *state)
     struct hash *h = state;
     if (!h)
         return;
-    free(h->ring);
-    free(h);
+    shm_free(h->ring);
+    shm_free(h);
 }
 
 /* The first point at or after `at` (wrapping to 0). */

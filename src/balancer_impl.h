@@ -7,6 +7,37 @@
 
 #include "balancer.h"
 
+struct shm_lock;
+
+/* One balancer: the policy, its state and the backends it picks among
+ * (balancer.c; balancer_shared.c adds what --workers N needs). */
+struct balancer {
+    const struct balancer_policy *pol;
+    void *state;
+    struct balancer_params p;
+    size_t n;
+    struct balancer_backend be[BALANCER_MAX_BACKENDS];
+    uint64_t rng;       /* slow start's draws */
+    uint64_t window_us; /* start of the outlier window */
+    /* balancer_pick_key's key, on its way through balancer_pick to the
+     * policy (keyed is true only during that call) */
+    bool keyed;
+    uint64_t key;
+    /* With a shared region (--workers N): the lock every public function
+     * takes, each worker's in-flight row (rows[w * BALANCER_MAX_BACKENDS +
+     * i], what a dead worker's requests leave behind) and which worker
+     * holds each backend's recovery probe (index + 1, 0: none).  All NULL
+     * in a single process. */
+    struct shm_lock *lock;
+    unsigned *rows;
+    unsigned char *probe_owner;
+};
+
+/* balancer_shared.c: gives b its lock and rows when a shared region is
+ * mapped (0; -1 when the region is full) and takes them back. */
+int balancer_share(struct balancer *b);
+void balancer_unshare(struct balancer *b);
+
 /* The policy tables, one per file, listed in balancer.c's registry. */
 extern const struct balancer_policy balancer_policy_rr;
 extern const struct balancer_policy balancer_policy_least_conn;

@@ -4,6 +4,7 @@
  * after the last pick) so equal backends share evenly.
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <stdlib.h>
 
@@ -15,7 +16,7 @@ struct lc {
 static void *lc_create(const struct balancer_params *p,
                        const struct balancer_backend *backends)
 {
-    struct lc *l = calloc(1, sizeof(*l));
+    struct lc *l = shm_calloc(1, sizeof(*l));
     (void)p;
     if (!l)
         return NULL;
@@ -25,7 +26,7 @@ static void *lc_create(const struct balancer_params *p,
 
 static void lc_destroy(void *state)
 {
-    free(state);
+    shm_free(state);
 }
 
 static size_t lc_pick(void *state, const bool *eligible, size_t n,

@@ -9,6 +9,7 @@
  * backend is eventually tried again.
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ struct p2c {
 static void *p2c_create(const struct balancer_params *p,
                         const struct balancer_backend *backends)
 {
-    struct p2c *c = calloc(1, sizeof(*c));
+    struct p2c *c = shm_calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->be = backends;
@@ -43,7 +44,7 @@ static void *p2c_create(const struct balancer_params *p,
 
 static void p2c_destroy(void *state)
 {
-    free(state);
+    shm_free(state);
 }
 
 static double cost_now(const struct p2c *c, size_t i, uint64_t now_us)

@@ -6,6 +6,7 @@
  * backends are skipped and keep their current weight.
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <stdlib.h>
 
@@ -17,7 +18,7 @@ struct rr {
 static void *rr_create(const struct balancer_params *p,
                        const struct balancer_backend *backends)
 {
-    struct rr *r = calloc(1, sizeof(*r));
+    struct rr *r = shm_calloc(1, sizeof(*r));
     (void)p;
     if (!r)
         return NULL;
@@ -27,7 +28,7 @@ static void *rr_create(const struct balancer_params *p,
 
 static void rr_destroy(void *state)
 {
-    free(state);
+    shm_free(state);
 }
 
 static size_t rr_pick(void *state, const bool *eligible, size_t n,

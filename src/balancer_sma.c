@@ -5,6 +5,7 @@
  * selects another formula (see balancer_adaptive.c).
  */
 #include "balancer_impl.h"
+#include "shm.h"
 
 #include <stdlib.h>
 
@@ -25,32 +26,32 @@ static void sma_destroy(void *state)
     if (!s)
         return;
     balancer_adaptive_fini(&s->a);
-    free(s->lat);
-    free(s->xs);
-    free(s->count);
-    free(s->head);
-    free(s->sum);
-    free(s->sumx);
-    free(s);
+    shm_free(s->lat);
+    shm_free(s->xs);
+    shm_free(s->count);
+    shm_free(s->head);
+    shm_free(s->sum);
+    shm_free(s->sumx);
+    shm_free(s);
 }
 
 static void *sma_create(const struct balancer_params *p,
                         const struct balancer_backend *backends)
 {
     size_t n = BALANCER_MAX_BACKENDS;
-    struct sma *s = calloc(1, sizeof(*s));
+    struct sma *s = shm_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->win = p->sma_window ? p->sma_window : 1;
     if (balancer_adaptive_init(&s->a, p, backends,
                                BALANCER_SCORE_LATENCY_X_INFLIGHT) < 0)
         goto fail;
-    s->lat = calloc(n * s->win, sizeof(*s->lat));
-    s->xs = calloc(n * s->win, sizeof(*s->xs));
-    s->count = calloc(n, sizeof(*s->count));
-    s->head = calloc(n, sizeof(*s->head));
-    s->sum = calloc(n, sizeof(*s->sum));
-    s->sumx = calloc(n, sizeof(*s->sumx));
+    s->lat = shm_calloc(n * s->win, sizeof(*s->lat));
+    s->xs = shm_calloc(n * s->win, sizeof(*s->xs));
+    s->count = shm_calloc(n, sizeof(*s->count));
+    s->head = shm_calloc(n, sizeof(*s->head));
+    s->sum = shm_calloc(n, sizeof(*s->sum));
+    s->sumx = shm_calloc(n, sizeof(*s->sumx));
     if (!s->lat || !s->xs || !s->count || !s->head || !s->sum || !s->sumx)
         goto fail;
     return s;

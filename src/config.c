@@ -12,6 +12,7 @@
 #include "config.h"
 #include "config_impl.h"
 #include "net.h"
+#include "shm.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -93,6 +94,10 @@ const struct config_key config_keys[] = {
     K("proxy", "request_id_echo", bool, request_id_echo, "false"),
     K("proxy", "proxy_protocol", bool, proxy_protocol, "false"),
     K("proxy", "send_proxy", send_proxy, send_proxy, "off"),
+    {"proxy", "workers", &config_type_workers, 0, CFG_FIELD(workers), 1,
+     SHM_MAX_WORKERS, 0, 0, "1"},
+    K("proxy", "worker_cpus", cpus, worker_cpus, ""),
+    K("proxy", "reuseport", bool, reuseport, "false"),
 
     K_MS("timeouts", "client_header_ms", client_header_timeout_ms, "10000"),
     K_MS("timeouts", "client_body_ms", client_body_timeout_ms, "30000"),
@@ -676,6 +681,12 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         INVALID("[health] check_path: expected a path starting with '/' and "
                 "without blanks, got '%s'",
                 hp);
+    for (size_t i = 0; c->workers != 1 && i < c->nbackends; i++)
+        if (c->backends[i].kind != CONFIG_BACKEND_ADDR)
+            INVALID("backend %s is found through DNS, which needs [proxy] "
+                    "workers = 1 for now: with more workers the set of "
+                    "backends changes only by reload (docs/workers.md)",
+                    c->backends[i].id);
     if (strcmp(c->listen, c->admin) == 0)
         INVALID("[proxy] listen and admin are the same address %s", c->listen);
     if (c->listen[0] == '\0' || c->logs_dir[0] == '\0' ||

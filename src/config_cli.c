@@ -88,6 +88,14 @@ static const struct cli_option cli_options[] = {
             "keep a sane X-Request-Id or generate one (UUIDv4)"),
     OPT_FIXED("request-id-echo", "proxy", "request_id_echo", "true",
               "send the request id back in the response"),
+    OPT_KEY("workers", "N|auto", "proxy", "workers", CLI_SHOW_DEFAULT,
+            "worker processes, each one event loop (auto: one per usable "
+            "CPU); more than 1 starts a master that runs them"),
+    OPT_KEY("worker-cpus", "LIST", "proxy", "worker_cpus", CLI_SHOW_NONE,
+            "pin worker i to the i-th CPU of LIST (0,1 or 0-3)"),
+    OPT_FIXED("reuseport", "proxy", "reuseport", "true",
+              "each worker binds its own listener with SO_REUSEPORT "
+              "(default: one listener, shared)"),
     OPT_KEY("tls-listen", "ADDR:PORT|off", "tls", "listen", CLI_SHOW_DEFAULT,
             "TLS (https) client listener beside the plain one"),
     OPT("tls-cert", 0, "FILE", CLI_TLS,

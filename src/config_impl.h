@@ -71,6 +71,8 @@ extern const struct config_type config_type_score;      /* an ewma_score name */
 extern const struct config_type config_type_send_proxy; /* off, v1, v2 */
 extern const struct config_type config_type_hash_key;   /* hashkey.h's spec */
 extern const struct config_type config_type_factor;     /* 0, or dmin..dmax */
+extern const struct config_type config_type_workers;    /* auto or min..max */
+extern const struct config_type config_type_cpus;       /* a CPU list */
 
 /* Decimal digits only (no sign, no blanks), with size_suffix optionally
  * k/m/g (x1024^n); 0, or -1 when not such a number or too large. */

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "config_impl.h"
+#include "cpulist.h"
 #include "net.h"
 #include "retry.h"
 
@@ -583,3 +584,71 @@ static void factor_expect(const struct config_key *k, char *buf, size_t len)
 
 const struct config_type config_type_factor = {num_parse, factor_check,
                                                factor_expect, num_print};
+
+/* Worker processes: "auto" (stored 0: the CPUs the process may run on) or
+ * a count in min..max. */
+static int workers_parse(const struct config_key *k, const char *v, void *dst)
+{
+    unsigned w = 0;
+    if (strcasecmp(v, "auto") != 0) {
+        unsigned long long u;
+        if (config_parse_ull(v, false, &u) < 0 || u < k->min || u > k->max)
+            return -1;
+        w = (unsigned)u;
+    }
+    memcpy(dst, &w, sizeof(w));
+    return 0;
+}
+
+static bool workers_check(const struct config_key *k, const void *p)
+{
+    unsigned w;
+    memcpy(&w, p, sizeof(w));
+    return w == 0 || (w >= k->min && w <= k->max);
+}
+
+static void workers_expect(const struct config_key *k, char *buf, size_t len)
+{
+    snprintf(buf, len, "auto or an integer in %llu..%llu", k->min, k->max);
+}
+
+static void workers_print(const struct config_key *k, const void *p, char *buf,
+                          size_t len)
+{
+    (void)k;
+    unsigned w;
+    memcpy(&w, p, sizeof(w));
+    if (w == 0)
+        snprintf(buf, len, "auto");
+    else
+        snprintf(buf, len, "%u", w);
+}
+
+const struct config_type config_type_workers = {workers_parse, workers_check,
+                                                workers_expect, workers_print};
+
+/* A CPU list ("0,1", "0-3"; "" for none), kept as text. */
+static bool cpus_check(const struct config_key *k, const void *p)
+{
+    int cpus[CPULIST_MAX];
+    return str_check(k, p) && cpulist_parse(p, cpus, CPULIST_MAX) >= 0;
+}
+
+static int cpus_parse(const struct config_key *k, const char *v, void *dst)
+{
+    if (str_parse(k, v, dst) < 0 || !cpus_check(k, dst))
+        return -1;
+    return 0;
+}
+
+static void cpus_expect(const struct config_key *k, char *buf, size_t len)
+{
+    (void)k;
+    snprintf(buf, len,
+             "a CPU list such as 0,1 or 0-3 (at most %d CPUs), or "
+             "nothing",
+             CPULIST_MAX);
+}
+
+const struct config_type config_type_cpus = {cpus_parse, cpus_check,
+                                             cpus_expect, str_print};

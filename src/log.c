@@ -11,6 +11,7 @@
 #include <time.h>
 
 int log_verbosity = 1;
+char log_tag[16];
 
 static void vlog(const char *level, const char *fmt, va_list ap, int err)
 {
@@ -22,9 +23,10 @@ static void vlog(const char *level, const char *fmt, va_list ap, int err)
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     if (err)
-        fprintf(stderr, "%s %s %s: %s\n", ts, level, msg, strerror(err));
+        fprintf(stderr, "%s %s%s %s: %s\n", ts, log_tag, level, msg,
+                strerror(err));
     else
-        fprintf(stderr, "%s %s %s\n", ts, level, msg);
+        fprintf(stderr, "%s %s%s %s\n", ts, log_tag, level, msg);
 }
 
 void log_debug(const char *fmt, ...)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "master.h"
 #include "server.h"
 
 int main(int argc, char **argv)
@@ -17,6 +18,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "lbproxy: %s\n", err);
         return 2;
     }
+    if (master_worker_count(&cfg) > 1)
+        return master_run(&cfg, argc, argv);
     if (server_start(&cfg, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "lbproxy: %s\n", err);
         return 1;

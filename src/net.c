@@ -283,7 +283,8 @@ static int unlink_stale(const struct net_addr *a)
     return unlink(path);
 }
 
-int net_listen(const struct net_addr *a, int backlog, char *err, size_t errlen)
+int net_listen(const struct net_addr *a, int backlog, unsigned flags, char *err,
+               size_t errlen)
 {
     char text[NET_ADDRSTRLEN];
     net_format((const struct sockaddr *)&a->ss, text, sizeof(text));
@@ -296,6 +297,8 @@ int net_listen(const struct net_addr *a, int backlog, char *err, size_t errlen)
     int one = 1;
     /* A restarted server must rebind at once, TIME_WAIT or not. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        ((flags & NET_LISTEN_REUSEPORT) &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 ||
         listen(fd, backlog) < 0) {
         int e = errno;
@@ -309,12 +312,18 @@ fail:
     return -1;
 }
 
-int net_listen_spec(const char *spec, int backlog, char *err, size_t errlen)
+int net_listen_spec_flags(const char *spec, int backlog, unsigned flags,
+                          char *err, size_t errlen)
 {
     struct net_addr a;
     if (net_parse(spec, &a, err, errlen) < 0)
         return -1;
-    return net_listen(&a, backlog, err, errlen);
+    return net_listen(&a, backlog, flags, err, errlen);
+}
+
+int net_listen_spec(const char *spec, int backlog, char *err, size_t errlen)
+{
+    return net_listen_spec_flags(spec, backlog, 0, err, errlen);
 }
 
 /* Errors that say the peer is unreachable (try another one), as opposed to

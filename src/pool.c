@@ -11,6 +11,7 @@
 #include "balancer.h"
 #include "health.h"
 #include "route.h"
+#include "sharedgen.h"
 #include "upstream.h"
 
 static void pool_destroy(struct pool *p)
@@ -18,13 +19,24 @@ static void pool_destroy(struct pool *p)
     if (!p)
         return;
     health_destroy(p->health);
-    balancer_destroy(p->bal);
+    if (!p->bal_shared) /* a shared one is the master's */
+        balancer_destroy(p->bal);
     upstream_destroy(p->up);
     free(p);
 }
 
+struct balancer *pool_balancer_create(const struct config *pcfg)
+{
+    unsigned weights[CONFIG_MAX_BACKENDS];
+    for (size_t j = 0; j < pcfg->nbackends; j++)
+        weights[j] = pcfg->backends[j].weight ? pcfg->backends[j].weight : 1;
+    return balancer_create(pcfg->mode, &pcfg->balancer, pcfg->nbackends,
+                           weights);
+}
+
 static struct pool *pool_create(struct loop *loop, const struct config *cfg,
-                                size_t i, char *err, size_t errlen)
+                                const struct shared_gen *sg, size_t i,
+                                char *err, size_t errlen)
 {
     struct pool *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -46,11 +58,14 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
     p->up = upstream_create(loop, &p->cfg, err, errlen);
     if (!p->up)
         goto fail;
-    unsigned weights[CONFIG_MAX_BACKENDS];
-    for (size_t j = 0; j < p->cfg.nbackends; j++)
-        weights[j] = p->cfg.backends[j].weight ? p->cfg.backends[j].weight : 1;
-    p->bal = balancer_create(p->cfg.mode, &p->cfg.balancer, p->cfg.nbackends,
-                             weights);
+    if (sg && (i >= sg->npools || strcmp(sg->pools[i].name, p->cfg.pool) ||
+               sg->pools[i].n != p->cfg.nbackends)) {
+        snprintf(err, errlen, "pool %s: not the shared generation's",
+                 p->cfg.pool);
+        goto fail;
+    }
+    p->bal_shared = sg != NULL;
+    p->bal = sg ? sg->pools[i].bal : pool_balancer_create(&p->cfg);
     if (!p->bal) {
         snprintf(err, errlen, "pool %s: cannot create balancer '%s'",
                  p->cfg.pool, p->cfg.mode);
@@ -77,6 +92,14 @@ static void set_free(struct pool_set *ps)
 struct pool_set *pool_set_create(struct loop *loop, const struct config *cfg,
                                  char *err, size_t errlen)
 {
+    return pool_set_create_shared(loop, cfg, NULL, err, errlen);
+}
+
+struct pool_set *pool_set_create_shared(struct loop *loop,
+                                        const struct config *cfg,
+                                        const struct shared_gen *sg, char *err,
+                                        size_t errlen)
+{
     struct pool_set *ps = calloc(1, sizeof(*ps));
     size_t n = config_pool_count(cfg);
     const char **names = calloc(n ? n : 1, sizeof(*names));
@@ -90,7 +113,7 @@ struct pool_set *pool_set_create(struct loop *loop, const struct config *cfg,
     ps->refs = 1;
     ps->default_pool = -1;
     for (size_t i = 0; i < n; i++) {
-        ps->pools[i] = pool_create(loop, cfg, i, err, errlen);
+        ps->pools[i] = pool_create(loop, cfg, sg, i, err, errlen);
         if (!ps->pools[i])
             goto fail;
         ps->npools++;

@@ -35,6 +35,8 @@
 #include "stats.h"
 #include "tls.h"
 #include "upstream.h"
+#include "sharedgen.h"
+#include "workers.h"
 
 #define SERVER_BACKLOG 4096 /* accept bursts of thousands of clients */
 
@@ -66,6 +68,22 @@ struct server {
 };
 
 static struct server srv;
+/* --workers N: this process's place among the master's workers */
+static struct worker_self wk;
+static bool is_worker;
+
+void server_set_worker(const struct worker_self *w)
+{
+    wk = *w;
+    is_worker = true;
+}
+
+/* The figures this worker shows in its row of the shared region. */
+static void row_connections(size_t n)
+{
+    if (is_worker)
+        wk.rows[wk.index].connections = n;
+}
 
 static void set_accepting(bool on)
 {
@@ -122,6 +140,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, unsigned events)
         } else {
             session_accept(&srv.ctx, fd, (struct sockaddr *)&ss, sl, NULL);
         }
+        row_connections(clients_now());
     }
 }
 
@@ -136,6 +155,7 @@ static void on_accept_timer(struct loop *loop, struct loop_timer *t)
 static void on_client_close(void *arg)
 {
     (void)arg;
+    row_connections(clients_now());
     if (srv.draining) {
         if (clients_now() == 0)
             loop_stop(srv.loop);
@@ -209,6 +229,8 @@ static void on_record(void *arg, const struct record *r)
     (void)arg;
     if (srv.csv)
         csvlog_write(srv.csv, r);
+    if (is_worker)
+        wk.rows[wk.index].requests++;
     uint64_t now = loop_now(srv.loop);
     struct pool *p = current_pool(r->pool, r->pool_index);
     struct record copy = *r;
@@ -330,6 +352,32 @@ static void attach_stats_release(struct pool_set *ps)
     }
 }
 
+/* --workers N: each pool's stats and the total are the generation's. */
+static void attach_shared_stats(struct pool_set *ps)
+{
+    srv.stats = wk.shared->total;
+    for (size_t i = 0; i < ps->npools; i++) {
+        ps->pools[i]->stats = wk.shared->pools[i].stats;
+        ps->pools[i]->set.stats = wk.shared->pools[i].stats;
+    }
+}
+
+/* Worker i writes its own CSV log: ".w<i>" before the extension. */
+static void worker_log_path(char *path, size_t len)
+{
+    if (!path[0])
+        return;
+    char base[512];
+    snprintf(base, sizeof(base), "%s", path);
+    char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
+    const char *ext = "";
+    if (dot && (!slash || dot > slash)) {
+        *dot = '\0';
+        ext = dot + 1;
+    }
+    snprintf(path, len, "%s.w%u%s%s", base, wk.index, *ext ? "." : "", ext);
+}
+
 /* The admin's view of the current pools. */
 static size_t admin_pools_of(void *ctx, struct admin_pool *out, size_t max)
 {
@@ -361,6 +409,8 @@ static void start_drain(void)
              srv.cfg.drain_timeout_ms);
     close_io(&srv.listen_io);
     close_io(&srv.tls_listen_io);
+    if (is_worker) /* the next generation's worker 0 takes it over */
+        admin_stop_accepting(srv.admin);
     loop_timer_cancel(srv.loop, &srv.accept_timer);
     proxyaccept_close_all(&srv.pa);
     tls_acceptor_abort(srv.tls_acc); /* no new sessions while draining */
@@ -385,6 +435,10 @@ static void reload(void)
 {
     struct config cfg;
     char err[512];
+    if (is_worker) {
+        log_info("SIGHUP ignored: with workers, the master reloads");
+        return;
+    }
     if (config_from_args(&cfg, srv.argc, srv.argv, err, sizeof(err)) != 0) {
         /* config_from_args validates: a bad file keeps the running set */
         log_warnx("reload failed, keeping the running configuration: %s", err);
@@ -485,10 +539,14 @@ static void raise_fd_limit(const struct config *cfg)
 }
 
 /* Binds spec and accepts on it (on_accept): 0, or -1 with err filled. */
-static int add_listener(const char *spec, struct loop_io *io, char *err,
+static int add_listener(const char *spec, int fd, struct loop_io *io, char *err,
                         size_t errlen)
 {
-    int fd = net_listen_spec(spec, SERVER_BACKLOG, err, errlen);
+    if (fd < 0) /* not one the master bound */
+        fd = net_listen_spec_flags(
+            spec, SERVER_BACKLOG,
+            srv.cfg.reuseport && is_worker ? NET_LISTEN_REUSEPORT : 0, err,
+            errlen);
     if (fd < 0)
         return -1;
     io->fn = on_accept;
@@ -528,9 +586,12 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.pa.on_close = on_client_close;
     if (read_token(cfg, srv.token, sizeof(srv.token), err, errlen) < 0)
         return -1;
-    srv.ctx.gen = pool_set_create(srv.loop, &srv.cfg, err, errlen);
+    srv.ctx.gen = pool_set_create_shared(
+        srv.loop, &srv.cfg, is_worker ? wk.shared : NULL, err, errlen);
+    /* with workers, worker 0 checks and the shared balancers publish it */
     if (!srv.ctx.gen ||
-        pool_set_start_health(srv.ctx.gen, srv.loop, err, errlen) < 0)
+        ((!is_worker || wk.index == 0) &&
+         pool_set_start_health(srv.ctx.gen, srv.loop, err, errlen) < 0))
         return -1;
 
     if (strcmp(cfg->tls_listen, "off") != 0) {
@@ -547,9 +608,11 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             return -1;
         }
     }
-    if (add_listener(cfg->listen, &srv.listen_io, err, errlen) < 0 ||
+    if (add_listener(cfg->listen, is_worker ? wk.listen_fd : -1, &srv.listen_io,
+                     err, errlen) < 0 ||
         (srv.tls_acc &&
-         add_listener(cfg->tls_listen, &srv.tls_listen_io, err, errlen) < 0))
+         add_listener(cfg->tls_listen, is_worker ? wk.tls_listen_fd : -1,
+                      &srv.tls_listen_io, err, errlen) < 0))
         return -1;
     srv.accept_timer.fn = on_accept_timer;
     srv.drain_timer.fn = on_drain_deadline;
@@ -569,8 +632,11 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.sig_io.fn = on_signal;
     loop_io_add(srv.loop, &srv.sig_io, sfd, LOOP_READ);
 
-    srv.stats = stats_create(0, loop_now(srv.loop));
-    if (!srv.stats || attach_stats(srv.ctx.gen, NULL) != 0) {
+    if (is_worker)
+        attach_shared_stats(srv.ctx.gen);
+    else
+        srv.stats = stats_create(0, loop_now(srv.loop));
+    if (!srv.stats || (!is_worker && attach_stats(srv.ctx.gen, NULL) != 0)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -580,6 +646,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.control.lookup_pool = lookup_pool;
     char path[512];
     config_log_path(cfg, time(NULL), path, sizeof(path));
+    if (is_worker)
+        worker_log_path(path, sizeof(path));
     if (path[0]) {
         srv.csv = csvlog_open(srv.loop, path, cfg->mode, cfg->persistent,
                               cfg->log_flush_ms);
@@ -588,10 +656,18 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             return -1;
         }
         /* A default name is new per run: latest.csv follows it. */
-        if (cfg->log_path[0] == '\0' && csvlog_link_latest(path) < 0)
+        if (cfg->log_path[0] == '\0' && (!is_worker || wk.index == 0) &&
+            csvlog_link_latest(path) < 0)
             log_warn("CSV log: cannot point latest.csv at %s", path);
     }
-    if (strcmp(cfg->admin, "off") != 0 && cfg->admin[0]) {
+    if (strcmp(cfg->admin, "off") != 0 && cfg->admin[0] &&
+        (!is_worker || wk.index == 0)) {
+        if (is_worker) {
+            srv.admin_src.has_listen_fd = true;
+            srv.admin_src.listen_fd = wk.admin_fd;
+            srv.admin_src.workers = wk.rows;
+            srv.admin_src.nworkers = wk.count;
+        }
         srv.admin_src.config = &srv.cfg;
         srv.admin_src.stats = srv.stats;
         srv.admin_src.pool_idle = upstream_pool_idle;
@@ -627,6 +703,12 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
              LBPROXY_VERSION, cfg->listen, cfg->tls_listen, cfg->mode,
              cfg->persistent ? "persistent" : "non-persistent", cfg->nbackends,
              cfg->admin, path[0] ? path : "off");
+    if (is_worker) {
+        unsigned char idx = (unsigned char)wk.index;
+        if (write(wk.ready_fd, &idx, 1) != 1)
+            log_warn("telling the master this worker serves");
+        close(wk.ready_fd);
+    }
     return 0;
 }
 
@@ -641,13 +723,15 @@ int server_run(void)
     pool_dns_stop(srv.dns); /* before the pools and the resolver */
     srv.dns = NULL;
     resolver_destroy(srv.resolver);
-    attach_stats_release(srv.ctx.gen);
+    if (!is_worker) /* shared stats are the master's */
+        attach_stats_release(srv.ctx.gen);
     pool_set_put(srv.ctx.gen); /* after the admin that reads it */
     close_io(&srv.sig_io);
     close_io(&srv.listen_io);
     close_io(&srv.tls_listen_io);
     loop_destroy(srv.loop);
-    stats_destroy(srv.stats);
+    if (!is_worker)
+        stats_destroy(srv.stats);
     session_ctx_cleanup(&srv.ctx);
     config_release(&srv.cfg);
     log_info("stopped");

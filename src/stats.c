@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "record.h"
+#include "shm.h"
 
 #define RING 64 /* > STATS_HISTORY + 1, a power of two */
 #define NO_SEC UINT64_MAX
@@ -41,6 +42,7 @@ struct stats {
     size_t n;
     uint64_t start_us;
     struct series *series;           /* n backends, then the total */
+    struct shm_lock *lock;           /* writers of several workers; NULL: one */
     uint64_t scratch[STATS_BUCKETS]; /* merged histogram for queries */
 };
 
@@ -158,11 +160,12 @@ static double slot_quantile(const uint32_t *hist, uint64_t total, double q)
 
 struct stats *stats_create(size_t nbackends, uint64_t now_us)
 {
-    struct stats *s = calloc(1, sizeof(*s));
+    struct stats *s = shm_calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->series = calloc(nbackends + 1, sizeof(*s->series));
-    if (!s->series)
+    s->series = shm_calloc(nbackends + 1, sizeof(*s->series));
+    s->lock = shm_lock_new();
+    if (!s->series || (shm_active() && !s->lock))
         goto fail;
     s->n = nbackends;
     s->start_us = now_us;
@@ -171,7 +174,8 @@ struct stats *stats_create(size_t nbackends, uint64_t now_us)
             s->series[i].ring[j].sec = NO_SEC;
     return s;
 fail:
-    free(s);
+    shm_free(s->series);
+    shm_free(s);
     errno = ENOMEM;
     return NULL;
 }
@@ -180,17 +184,19 @@ void stats_destroy(struct stats *s)
 {
     if (!s)
         return;
-    free(s->series);
-    free(s);
+    shm_lock_free(s->lock);
+    shm_free(s->series);
+    shm_free(s);
 }
 
 int stats_remap(struct stats *s, size_t nbackends, const int *from)
 {
-    struct series *ns = calloc(nbackends + 1, sizeof(*ns));
+    struct series *ns = shm_calloc(nbackends + 1, sizeof(*ns));
     if (!ns) {
         errno = ENOMEM;
         return -1;
     }
+    shm_lock(s->lock);
     for (size_t i = 0; i < nbackends; i++) {
         if (from[i] >= 0 && (size_t)from[i] < s->n) {
             ns[i] = s->series[from[i]];
@@ -200,10 +206,25 @@ int stats_remap(struct stats *s, size_t nbackends, const int *from)
         }
     }
     ns[nbackends] = s->series[s->n]; /* the total */
-    free(s->series);
+    shm_free(s->series);
     s->series = ns;
     s->n = nbackends;
+    shm_unlock(s->lock);
     return 0;
+}
+
+struct stats *stats_clone(struct stats *s, size_t nbackends, const int *from)
+{
+    struct stats *c = stats_create(nbackends, s->start_us);
+    if (!c)
+        return NULL;
+    shm_lock(s->lock);
+    for (size_t i = 0; i < nbackends; i++)
+        if (from[i] >= 0 && (size_t)from[i] < s->n)
+            c->series[i] = s->series[from[i]];
+    c->series[nbackends] = s->series[s->n];
+    shm_unlock(s->lock);
+    return c;
 }
 
 size_t stats_count(const struct stats *s)
@@ -309,9 +330,11 @@ void stats_record(struct stats *s, const struct record *r, uint64_t now_us)
     int kind = error_kind(r);
     bool backend = r->backend >= 0 && (size_t)r->backend < s->n;
     int64_t lat = backend && r->upstream_us >= 0 ? r->upstream_us : r->total_us;
+    shm_lock(s->lock);
     if (backend)
         account(&s->series[r->backend], sec, kind, lat, r);
     account(&s->series[s->n], sec, kind, lat, r);
+    shm_unlock(s->lock);
 }
 
 void stats_attempt_failed(struct stats *s, size_t idx, int err, int status,
@@ -323,10 +346,12 @@ void stats_attempt_failed(struct stats *s, size_t idx, int err, int status,
     int kind = error_kind(&r);
     if (kind < 0)
         return;
+    shm_lock(s->lock);
     struct series *se = &s->series[idx];
     se->c.errors++;
     se->c.err[kind]++;
     slot_for_write(se, now_us / 1000000u)->errors++;
+    shm_unlock(s->lock);
 }
 
 void stats_set_score(struct stats *s, size_t idx, double score, uint64_t now_us)
@@ -334,19 +359,23 @@ void stats_set_score(struct stats *s, size_t idx, double score, uint64_t now_us)
     struct series *se = series_of(s, idx);
     if (!se)
         return;
+    shm_lock(s->lock);
     struct slot *sl = slot_for_write(se, now_us / 1000000u);
     sl->score = score;
     sl->has_score = true;
+    shm_unlock(s->lock);
 }
 
 void stats_set_flow(struct stats *s, uint32_t retries, uint32_t hedges,
                     uint32_t queue, uint64_t now_us)
 {
+    shm_lock(s->lock);
     struct slot *sl = slot_for_write(&s->series[s->n], now_us / 1000000u);
     sl->has_flow = true;
     sl->retries = retries;
     sl->hedges = hedges;
     sl->queue = queue;
+    shm_unlock(s->lock);
 }
 
 /* ---- queries ---- */

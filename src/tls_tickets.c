@@ -8,6 +8,8 @@
  * handshake.  Keys are random (RAND_bytes), never written anywhere.
  */
 #include "tls_impl.h"
+#include "shm.h"
+#include "tls.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -24,8 +26,12 @@ struct ticket_key {
     time_t born; /* 0: unset */
 };
 
-/* [0] the current key, [1] the previous one */
-static struct ticket_key keys[2];
+/* [0] the current key, [1] the previous one: this process's, or with
+ * --workers N the shared region's (tls_tickets_share), so that a ticket
+ * one worker issued opens on every other; keys_lock then guards them */
+static struct ticket_key own_keys[2];
+static struct ticket_key *keys = own_keys;
+static struct shm_lock *keys_lock;
 
 static int key_new(struct ticket_key *k, time_t now)
 {
@@ -64,10 +70,15 @@ static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv,
                          EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
     (void)ssl;
-    if (rotate() < 0)
+    struct ticket_key snap[2];
+    shm_lock(keys_lock);
+    int rc = rotate();
+    memcpy(snap, keys, sizeof(snap));
+    shm_unlock(keys_lock);
+    if (rc < 0)
         return -1;
     if (enc) {
-        struct ticket_key *k = &keys[0];
+        struct ticket_key *k = &snap[0];
         if (RAND_bytes(iv, 16) != 1)
             return -1;
         memcpy(name, k->name, sizeof(k->name));
@@ -77,7 +88,7 @@ static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv,
         return 1;
     }
     for (int i = 0; i < 2; i++) {
-        struct ticket_key *k = &keys[i];
+        struct ticket_key *k = &snap[i];
         if (!k->born || memcmp(name, k->name, sizeof(k->name)) != 0)
             continue;
         if (time(NULL) - k->born >= 2 * TICKET_ROTATE_S)
@@ -90,9 +101,27 @@ static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv,
     return 0;
 }
 
+int tls_tickets_share(void)
+{
+    struct ticket_key *k = shm_calloc(2, sizeof(*k));
+    struct shm_lock *l = shm_lock_new();
+    if (!k || !l) {
+        shm_free(k);
+        shm_lock_free(l);
+        return -1;
+    }
+    memcpy(k, keys, 2 * sizeof(*k));
+    keys = k;
+    keys_lock = l;
+    return rotate();
+}
+
 int tls_tickets_enable(SSL_CTX *ctx)
 {
-    if (rotate() < 0)
+    shm_lock(keys_lock);
+    int rc = rotate();
+    shm_unlock(keys_lock);
+    if (rc < 0)
         return -1;
     return SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key) ? 0 : -1;
 }

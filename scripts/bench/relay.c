@@ -422,7 +422,7 @@ int main(int argc, char **argv)
     struct net_addr la;
     char err[256];
     net_parse_ip("127.0.0.1", lport, &la, NULL, 0);
-    r.lfd = net_listen(&la, SOMAXCONN, err, sizeof(err));
+    r.lfd = net_listen(&la, SOMAXCONN, 0, err, sizeof(err));
     if (r.lfd < 0) {
         fprintf(stderr, "relay: %s\n", err);
         return 1;
