@@ -4,7 +4,7 @@
 
     scripts/bench/workers.py                      every part, 3 rounds
     DURATION=3 REPEAT=1 scripts/bench/workers.py
-    scripts/bench/workers.py --parts cost --configs w1,w2,w2-rp
+    scripts/bench/workers.py --parts cost --configs w1,w2,w2-sl
 
 Parts (issue 17's targets), each with its own backends:
   capped  config/scenarios/capped.ini (bound 1400 req/s), lbproxy MODE
@@ -18,7 +18,8 @@ Parts (issue 17's targets), each with its own backends:
           (polled every 10 ms), each backend's in-flight after the load
   hang    scripts/bench/hang.py with --set proxy.workers=2, its table
 
-Configurations: w1, w2 (a shared listener), w2-rp (--reuseport), base
+Configurations: w1, w2 (a SO_REUSEPORT listener per worker, the
+default), w2-sl (--shared-listener: one listener), base
 (LBPROXY_BASE's build without the workers key).  lbproxy on CPU 0 (its
 workers inherit it unless WORKER_CPUS= sets worker_cpus), wrk and the
 backends on CPU 1.  Environment: DURATION, REPEAT, WARMUP, CONNS, PARTS,
@@ -158,22 +159,22 @@ def wait_workers(port, n, proc, timeout=10.0):
 # --------------------------------------------------------- configurations
 
 def lb_config(name, mode, admin_port, args):
-    """A benchlib Config for one of w1, w2, w2-rp, base, with the admin
+    """A benchlib Config for one of w1, w2, w2-sl, base, with the admin
     listener on admin_port (start_proxy passes --admin off first; the
     --set after it wins)."""
     workers = 1 if name in ("w1", "base") else 2
     sets = [f"proxy.admin=127.0.0.1:{admin_port}"]
     if name != "base":
         sets.append(f"proxy.workers={workers}")
-    if name == "w2-rp":
-        sets.append("proxy.reuseport=true")
+    if name == "w2-sl":
+        sets.append("proxy.reuseport=false")
     if workers > 1 and args.worker_cpus:
         sets.append(f"proxy.worker_cpus={args.worker_cpus}")
     cfg = bl.Config(name, "lbproxy", mode, True, sets)
     if name == "base":
         cfg.exe = os.path.abspath(bl.LBPROXY_BASE)
     cfg.workers = workers
-    cfg.reuseport = name == "w2-rp"
+    cfg.reuseport = workers > 1 and name != "w2-sl"
     return cfg
 
 
@@ -475,7 +476,7 @@ def capped_table(rows, names, scen, bound, mode):
     lines = [f"### capped: {scen.description}",
              "", f"lbproxy --mode {mode} --persistent; wrk -t{scen.threads} "
              f"-c{scen.connections} -d{scen.duration}s; bound {bound:.0f} "
-             f"req/s; {scen.repeat} round(s), medians.  target (w2, w2-rp): "
+             f"req/s; {scen.repeat} round(s), medians.  target (w2, w2-sl): "
              f">= {T_BOUND} x bound, p99 <= {T_P99} x w1's.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     p99_w1 = _med(_by(rows, "capped", "w1"), "p99_ms")
@@ -616,7 +617,7 @@ def parse(argv):
                                  "hang")
     ap.add_argument("--parts", default=env.get("PARTS") or ",".join(PARTS))
     ap.add_argument("--configs", default=env.get("CONFIGS") or "w1,w2",
-                    help="w1, w2, w2-rp, base (needs LBPROXY_BASE)")
+                    help="w1, w2, w2-sl, base (needs LBPROXY_BASE)")
     ap.add_argument("-d", "--duration", type=int,
                     default=int(env.get("DURATION") or 10))
     ap.add_argument("-r", "--rounds", type=int,
@@ -654,8 +655,8 @@ def parse(argv):
         if p not in PARTS:
             ap.error(f"unknown part {p!r}; known: {', '.join(PARTS)}")
     for c in args.configs:
-        if c not in ("w1", "w2", "w2-rp", "base"):
-            ap.error(f"unknown configuration {c!r}; known: w1 w2 w2-rp base")
+        if c not in ("w1", "w2", "w2-sl", "base"):
+            ap.error(f"unknown configuration {c!r}; known: w1 w2 w2-sl base")
         if c == "base" and not bl.LBPROXY_BASE:
             ap.error("base needs LBPROXY_BASE=path of another lbproxy")
     if min(args.duration, args.rounds, args.conns, args.fault_duration) < 1:
