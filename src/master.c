@@ -192,7 +192,7 @@ static int make_gen(unsigned s, struct config *cfg, char *err, size_t errlen)
     const struct shared_gen *old =
         m.gens[m.cur].state == GEN_SERVING ? m.gens[m.cur].shared : NULL;
     g->shared = shared_gen_create(cfg, old, m.nextid, now_us(), err, errlen);
-    g->rows = shm_calloc(m.n, sizeof(*g->rows));
+    g->rows = shm_calloc(m.n + 1, sizeof(*g->rows)); /* + the departed */
     if (!g->shared || !g->rows) {
         if (g->shared && !g->rows)
             snprintf(err, errlen, "the shared region is full");
@@ -227,6 +227,7 @@ static void reaped(int pid, int status)
                           "restarting",
                           i, pid, WEXITSTATUS(status));
             shared_gen_forget_worker(g->shared, i);
+            workers_depart(&g->rows[i], &g->rows[m.n]);
             g->rows[i].pid = 0;
             g->rows[i].connections = 0;
             p->pid = 0;

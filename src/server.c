@@ -65,6 +65,8 @@ struct server {
     struct pool_dns *dns;         /* the current pools' named backends */
     struct admin_control control; /* the runtime API's view of the pools */
     char token[ADMIN_API_TOKEN_MAX + 1]; /* "" = no runtime API */
+    struct loop_timer publish_timer;     /* --workers N: on_publish */
+    struct worker_counters sum;          /* worker 0: every worker's */
 };
 
 static struct server srv;
@@ -76,6 +78,41 @@ void server_set_worker(const struct worker_self *w)
 {
     wk = *w;
     is_worker = true;
+}
+
+/* Every WORKER_PUBLISH_MS: this worker's own counters into its row; in
+ * worker 0, their sum over the workers (the dead ones' included) into
+ * srv.sum, which its admin shows. */
+static void publish(void)
+{
+    struct worker_counters *c = &wk.rows[wk.index].c;
+    *c = (struct worker_counters){
+        .retries = srv.ctx.retries,
+        .retries_5xx = srv.ctx.retries_5xx,
+        .budget_refused = srv.ctx.budget_refused,
+        .per_try_retries = srv.ctx.per_try_retries,
+        .hedges = srv.ctx.hedges,
+        .hedge_wins = srv.ctx.hedge_wins,
+        .queued_now = srv.ctx.queued_now,
+        .queued_total = srv.ctx.queued_total,
+        .queue_full = srv.ctx.queue_full,
+        .queue_timeouts = srv.ctx.queue_timeouts,
+        .queue_wait_us = srv.ctx.queue_wait_us,
+        .proxy_accepted = srv.pa.accepted,
+        .proxy_refused = srv.pa.refused,
+        .tunnels_open = srv.ctx.tunnels_open,
+        .tunnels_total = srv.ctx.tunnels_total,
+        .tls = srv.tls_acc ? *tls_acceptor_counters(srv.tls_acc)
+                           : (struct tls_counters){0},
+    };
+    if (wk.index == 0)
+        workers_sum(wk.rows, wk.count + 1, &srv.sum);
+}
+
+static void on_publish(struct loop *loop, struct loop_timer *t)
+{
+    publish();
+    loop_timer_after(loop, t, WORKER_PUBLISH_MS * 1000u);
 }
 
 /* The figures this worker shows in its row of the shared region. */
@@ -365,22 +402,6 @@ static void attach_shared_stats(struct pool_set *ps)
     }
 }
 
-/* Worker i writes its own CSV log: ".w<i>" before the extension. */
-static void worker_log_path(char *path, size_t len)
-{
-    if (!path[0])
-        return;
-    char base[512];
-    snprintf(base, sizeof(base), "%s", path);
-    char *dot = strrchr(base, '.'), *slash = strrchr(base, '/');
-    const char *ext = "";
-    if (dot && (!slash || dot > slash)) {
-        *dot = '\0';
-        ext = dot + 1;
-    }
-    snprintf(path, len, "%s.w%u%s%s", base, wk.index, *ext ? "." : "", ext);
-}
-
 /* The admin's view of the current pools. */
 static size_t admin_pools_of(void *ctx, struct admin_pool *out, size_t max)
 {
@@ -658,7 +679,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     char path[512];
     config_log_path(cfg, time(NULL), path, sizeof(path));
     if (is_worker)
-        worker_log_path(path, sizeof(path));
+        workers_log_path(path, sizeof(path), wk.index);
     if (path[0]) {
         srv.csv = csvlog_open(srv.loop, path, cfg->mode, cfg->persistent,
                               cfg->log_flush_ms);
@@ -700,6 +721,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
         srv.admin_src.tls =
             srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
+        if (is_worker) /* the sum over the workers, not this one's */
+            workers_admin_sources(&srv.admin_src, &srv.sum,
+                                  srv.tls_acc != NULL);
         srv.admin_src.control = &srv.control;
         srv.admin_src.token = srv.token;
         srv.admin_src.dns = &srv.dns;
@@ -715,6 +739,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
              cfg->persistent ? "persistent" : "non-persistent", cfg->nbackends,
              cfg->admin, path[0] ? path : "off");
     if (is_worker) {
+        srv.publish_timer.fn = on_publish;
+        on_publish(srv.loop, &srv.publish_timer);
         unsigned char idx = (unsigned char)wk.index;
         if (write(wk.ready_fd, &idx, 1) != 1)
             log_warn("telling the master this worker serves");
@@ -726,6 +752,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
 int server_run(void)
 {
     int rc = loop_run(srv.loop);
+    if (is_worker) /* what it counted since the last time */
+        publish();
     proxyaccept_close_all(&srv.pa);
     session_close_all(&srv.ctx);
     admin_destroy(srv.admin);

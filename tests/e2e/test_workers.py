@@ -290,3 +290,24 @@ def test_a_listener_in_use_fails_the_start(procs):
         assert "Address already in use" in open(p.logfile).read()
     finally:
         s.close()
+
+
+def test_counters_each_worker_keeps_are_summed_in_the_view(procs):
+    """Counters a worker keeps for itself (here PROXY-protocol refusals)
+    reach worker 0's /api/stats as the sum over both: 20 connections
+    without a header, spread over two SO_REUSEPORT listeners, all count."""
+    be = procs.backend(bid="A")
+    px = start(procs, [f"127.0.0.1:{be.port}"], ["--proxy-protocol"])
+    time.sleep(0.3)  # the readiness probes' refusals published (100 ms)
+    base = stats(px)["total"]["proxy_protocol"]["refused"]
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", px.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            s.settimeout(5)
+            try:
+                while s.recv(4096):
+                    pass
+            except ConnectionResetError:  # refused: closed with data unread
+                pass
+    wait_until(lambda: stats(px)["total"]["proxy_protocol"]["refused"]
+               == base + 20, timeout=5, what="20 refusals counted")
