@@ -100,6 +100,7 @@ struct config {
     unsigned workers;      /* worker processes; 0 = auto (the usable CPUs) */
     char worker_cpus[128]; /* "0,1": worker i pinned to the i-th; "" none */
     bool reuseport;        /* a listener per worker (SO_REUSEPORT) */
+    bool shared_balancers; /* false: a balancer per worker (to compare) */
 
     struct config_backend backends[CONFIG_MAX_BACKENDS];
     size_t nbackends;

@@ -98,6 +98,7 @@ const struct config_key config_keys[] = {
      SHM_MAX_WORKERS, 0, 0, "1"},
     K("proxy", "worker_cpus", cpus, worker_cpus, ""),
     K("proxy", "reuseport", bool, reuseport, "true"),
+    K("proxy", "shared_balancers", bool, shared_balancers, "true"),
 
     K_MS("timeouts", "client_header_ms", client_header_timeout_ms, "10000"),
     K_MS("timeouts", "client_body_ms", client_body_timeout_ms, "30000"),

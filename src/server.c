@@ -618,11 +618,12 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.pa.on_close = on_client_close;
     if (read_token(cfg, srv.token, sizeof(srv.token), err, errlen) < 0)
         return -1;
+    bool shared = is_worker && cfg->shared_balancers;
     srv.ctx.gen = pool_set_create_shared(
-        srv.loop, &srv.cfg, is_worker ? wk.shared : NULL, err, errlen);
+        srv.loop, &srv.cfg, shared ? wk.shared : NULL, err, errlen);
     /* with workers, worker 0 checks and the shared balancers publish it */
     if (!srv.ctx.gen ||
-        ((!is_worker || wk.index == 0) &&
+        ((!shared || wk.index == 0) &&
          pool_set_start_health(srv.ctx.gen, srv.loop, err, errlen) < 0))
         return -1;
 

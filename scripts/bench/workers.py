@@ -19,7 +19,8 @@ Parts (issue 17's targets), each with its own backends:
   hang    scripts/bench/hang.py with --set proxy.workers=2, its table
 
 Configurations: w1, w2 (a SO_REUSEPORT listener per worker, the
-default), w2-sl (--shared-listener: one listener), base
+default), w2-sl (--shared-listener: one listener), w2-private (a
+balancer per worker, shared_balancers=false: what sharing buys), base
 (LBPROXY_BASE's build without the workers key).  lbproxy on CPU 0 (its
 workers inherit it unless WORKER_CPUS= sets worker_cpus), wrk and the
 backends on CPU 1.  Environment: DURATION, REPEAT, WARMUP, CONNS, PARTS,
@@ -168,6 +169,8 @@ def lb_config(name, mode, admin_port, args):
         sets.append(f"proxy.workers={workers}")
     if name == "w2-sl":
         sets.append("proxy.reuseport=false")
+    if name == "w2-private":
+        sets.append("proxy.shared_balancers=false")
     if workers > 1 and args.worker_cpus:
         sets.append(f"proxy.worker_cpus={args.worker_cpus}")
     cfg = bl.Config(name, "lbproxy", mode, True, sets)
@@ -617,7 +620,8 @@ def parse(argv):
                                  "hang")
     ap.add_argument("--parts", default=env.get("PARTS") or ",".join(PARTS))
     ap.add_argument("--configs", default=env.get("CONFIGS") or "w1,w2",
-                    help="w1, w2, w2-sl, base (needs LBPROXY_BASE)")
+                    help="w1, w2, w2-sl, w2-private, base (needs "
+                    "LBPROXY_BASE)")
     ap.add_argument("-d", "--duration", type=int,
                     default=int(env.get("DURATION") or 10))
     ap.add_argument("-r", "--rounds", type=int,
@@ -655,8 +659,9 @@ def parse(argv):
         if p not in PARTS:
             ap.error(f"unknown part {p!r}; known: {', '.join(PARTS)}")
     for c in args.configs:
-        if c not in ("w1", "w2", "w2-sl", "base"):
-            ap.error(f"unknown configuration {c!r}; known: w1 w2 w2-sl base")
+        if c not in ("w1", "w2", "w2-sl", "w2-private", "base"):
+            ap.error(f"unknown configuration {c!r}; "
+                     "known: w1 w2 w2-sl w2-private base")
         if c == "base" and not bl.LBPROXY_BASE:
             ap.error("base needs LBPROXY_BASE=path of another lbproxy")
     if min(args.duration, args.rounds, args.conns, args.fault_duration) < 1:
