@@ -311,3 +311,33 @@ def test_counters_each_worker_keeps_are_summed_in_the_view(procs):
                 pass
     wait_until(lambda: stats(px)["total"]["proxy_protocol"]["refused"]
                == base + 20, timeout=5, what="20 refusals counted")
+
+
+def test_backends_by_name_are_refused_with_workers(procs):
+    p = procs.start([LBPROXY, "--config", "/dev/null", "--admin", "off",
+                     "--log", "off", "--workers", "2", "--backend",
+                     "app.test:80"], name="lbproxy")
+    assert p.wait(10) == 2
+    assert "needs [proxy] workers = 1" in open(p.logfile).read()
+
+
+def test_the_runtime_api_refuses_to_add_a_backend(procs, tmp_path):
+    be = procs.backend(bid="A")
+    token = tmp_path / "token"
+    token.write_text("s3cret-token-for-the-workers-test\n")
+    token.chmod(0o600)
+    px = start(procs, [f"127.0.0.1:{be.port},id=A"],
+               ["--set", f"proxy.admin_token_file={token}"])
+    auth = [("Authorization", "Bearer s3cret-token-for-the-workers-test")]
+    body = json.dumps({"id": "B", "address": "127.0.0.1:1"}).encode()
+    with Conn(px.admin) as c:
+        r = c.request("POST", "/api/pools/default/backends",
+                      headers=auth + [("Content-Type", "application/json")],
+                      body=body)
+    assert r.status == 409, r.body
+    assert b"reload" in r.body
+    with Conn(px.admin) as c:  # a change of state is shared: it works
+        r = c.request("PATCH", "/api/pools/default/backends/A",
+                      headers=auth + [("Content-Type", "application/json")],
+                      body=b'{"state": "drain"}')
+    assert r.status == 200, r.body
