@@ -19,6 +19,11 @@ instruction lbproxy and its libraries executed (the kernel's work is not
 counted), including the event loop's share and any timer that fired
 meanwhile.
 
+With --proxy-arg=--workers=N, the master's workers run under the same
+callgrind (fork keeps it): each process is zeroed and dumped, and the
+figure is the sum over all of them per request: what --workers costs in
+user-space instructions, without the noise of CPU time.
+
 One request in flight at a time makes the count repeatable (the same
 events in the same order every run; seconds are not).  --inflight keeps
 one request per connection in flight instead, which lets epoll_wait return
@@ -52,6 +57,15 @@ def callgrind_control(pid, what, timeout=30):
     if r.returncode != 0 or "OK" not in r.stdout:
         raise RuntimeError(f"callgrind_control {what} {pid} failed: "
                            f"{(r.stdout + r.stderr).strip()}")
+
+
+def children(pid):
+    """pid's child processes (the workers of --workers N)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def dump_total(path):
@@ -138,21 +152,30 @@ def one_run(args, backends, out, k, deadline):
             socks.append(s)
         drive = in_flight if args.inflight else sequential
         drive(socks, args.warmup, deadline)
-        callgrind_control(px.pid, "--zero")
+        # with --workers N, the workers are the master's children, each
+        # counted by its own callgrind: zero and dump every one
+        pids = [px.pid] + children(px.pid)
+        for pid in pids:
+            callgrind_control(pid, "--zero")
         t0 = time.monotonic()
         drive(socks, args.requests, deadline)
         secs = time.monotonic() - t0
-        before = set(glob.glob(f"{d}/callgrind.out.{px.pid}.*"))
-        callgrind_control(px.pid, "--dump")
-        dumps = sorted(set(glob.glob(f"{d}/callgrind.out.{px.pid}.*"))
-                       - before)
-        if len(dumps) != 1:
-            raise RuntimeError(f"expected one new dump, found {dumps}")
-        total = dump_total(dumps[0])
+        total, dumps = 0, []
+        for pid in pids:
+            before = set(glob.glob(f"{d}/callgrind.out.{pid}.*"))
+            callgrind_control(pid, "--dump")
+            new = sorted(set(glob.glob(f"{d}/callgrind.out.{pid}.*"))
+                         - before)
+            if len(new) != 1:
+                raise RuntimeError(f"expected one new dump of {pid}, "
+                                   f"found {new}")
+            total += dump_total(new[0])
+            dumps += new
         print(f"run {k}: {total} instructions for {args.requests} requests "
-              f"({args.requests / secs:.0f} req/s under valgrind): "
+              f"({args.requests / secs:.0f} req/s under valgrind, "
+              f"{len(pids)} process(es)): "
               f"{total / args.requests:.0f} per request", flush=True)
-        return total, dumps[0]
+        return total, dumps[-1]
     finally:
         for s in socks:
             s.close()
