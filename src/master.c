@@ -359,11 +359,10 @@ static int bind_all(const struct config *cfg, char *err, size_t errlen)
         }
     }
     if (strcmp(cfg->admin, "off") != 0 && cfg->admin[0]) {
-        m.admin_fd = net_listen_spec(cfg->admin, 128, err, errlen);
+        char why[256];
+        m.admin_fd = net_listen_spec(cfg->admin, 128, why, sizeof(why));
         if (m.admin_fd < 0) {
-            char why[512];
-            snprintf(why, sizeof(why), "admin: %s", err);
-            snprintf(err, errlen, "%s", why);
+            snprintf(err, errlen, "admin: %s", why);
             return -1;
         }
     }
