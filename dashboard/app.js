@@ -8,6 +8,7 @@ import { esc, fmtBytes, fmtClock, fmtDateTime, fmtDuration, fmtInt, fmtMs,
          fmtNum, fmtRate } from './format.js';
 import { ALL, allPoolsHeader, bkey, blabel, bpool, choosePool, currentPool,
          inPool, livePools, renderPools, shareWithin } from './pools.js';
+import { byWorkerCell, byWorkerHead, renderWorkers } from './workers.js';
 
 const MAX_POINTS = 600;      // ten minutes of one-second points
 const STALE_MS = 4000;       // no snapshot for this long: reconnect
@@ -218,6 +219,7 @@ function renderLive(rebuild) {
     const pool = pools.find(p => p.name === cur);
     const shown = inPool(s.backends, cur);
     renderPools(pools, cur, 'Req/s');
+    renderWorkers(s);
     const head = pool || allPoolsHeader(pools, s.mode,
                                         s.persistent ? 'persistent' : 'non_persistent');
     renderHeader(head.mode, head.model);
@@ -324,7 +326,8 @@ function renderLiveTable(s, shown, cur) {
         'requests and errors since start';
     setHead([['Backend', 'l'], ['Address', 'l'],
              ['State', 'l', 'health, or what the runtime API set: draining, drained, maint'],
-             ['Reason', 'l'], ['In flight'], ['Pool idle', '', 'idle pooled upstream connections'],
+             ['Reason', 'l'], ['In flight'], ...byWorkerHead(s),
+             ['Pool idle', '', 'idle pooled upstream connections'],
              ['Score', '', 'selector score: lower is preferred'], ['Req/s'],
              ['Share', '', 'share of requests/s over the window'],
              ['p50'], ['p99'], ['Requests'], ['Errors']]);
@@ -344,7 +347,7 @@ function renderLiveTable(s, shown, cur) {
             cell('address', esc(b.address), 'l addr') +
             cell('health', `<span class="health h-${h}">${h}</span>`, 'l') +
             cell('reason', esc(b.reason || ''), 'l reason', b.reason) +
-            cell('in_flight', fmtInt(b.in_flight)) +
+            cell('in_flight', fmtInt(b.in_flight)) + byWorkerCell(s, b) +
             cell('pool_idle', fmtInt(b.pool_idle)) +
             cell('score', fmtNum(b.score)) +
             cell('rps', fmtRate(b.rps)) +
@@ -356,7 +359,8 @@ function renderLiveTable(s, shown, cur) {
             '</tr>';
     });
     $('backends').tBodies[0].innerHTML = rows.join('') ||
-        '<tr><td class="empty" colspan="13">no backends configured</td></tr>';
+        `<tr><td class="empty" colspan="${13 + byWorkerHead(s).length}">` +
+        'no backends configured</td></tr>';
 }
 
 function renderEvents() {
@@ -521,6 +525,7 @@ function showCsv(ms) {
     const tot = pool ? { rows: pool.requests, errors: pool.errors, rps: pool.rps,
                          p50: pool.p50, p99: pool.p99 } : s;
     renderPools(s.pools, cur, 'Mean req/s');
+    renderWorkers(null);
     const head = pool || allPoolsHeader(s.pools, s.mode, s.connModel);
     renderHeader(head.mode, head.model);
     $('meta').textContent = `CSV log · ${fmtInt(tot.rows)} rows · ` +

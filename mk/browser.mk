@@ -5,7 +5,7 @@ CHROMIUM ?= /usr/bin/chromium
 NODE     ?= node
 # each file starts its own stack and browser and stays under a minute
 BROWSER_TESTS := tests/browser/dashboard.test.mjs tests/browser/replay.test.mjs \
-                 tests/browser/pools.test.mjs \
+                 tests/browser/pools.test.mjs tests/browser/workers.test.mjs \
                  tests/browser/demo.test.mjs
 
 .PHONY: browser

@@ -196,10 +196,11 @@ export class Stack {
 
 // A bounded keep-alive load: `conns` loops of GET through the proxy until
 // stopped, `cap` requests or `untilMs` (a Date.now() value); counts answers
-// per backend (X-Backend-Id).  `host` sets the Host header (a route's).
+// per backend (X-Backend-Id).  `host` sets the Host header (a route's);
+// `keepAlive: false` opens a connection per request.
 export function startLoad(port, { conns = 6, cap = 200000, untilMs, pace,
-                                  host } = {}) {
-    const agent = new http.Agent({ keepAlive: true, maxSockets: conns });
+                                  host, keepAlive = true } = {}) {
+    const agent = new http.Agent({ keepAlive, maxSockets: conns });
     const load = { sent: 0, ok: 0, failed: 0, perBackend: {}, running: true };
     const one = () => new Promise(resolve => {
         const req = http.get({ host: '127.0.0.1', port, path: '/load', agent,
