@@ -180,7 +180,8 @@ static void prom_workers(struct admin_buf *b, const struct admin_sources *src,
     } m[] = {
         {"lbproxy_worker_up", "gauge", "1 while the worker process runs."},
         {"lbproxy_worker_requests_total", "counter",
-         "Requests the worker finished (since it started)."},
+         "Requests finished by the worker of this index (a replacement "
+         "goes on from its predecessor's count) since the last reload."},
         {"lbproxy_worker_connections", "gauge",
          "Client connections the worker holds open."},
         {"lbproxy_worker_restarts_total", "counter",
