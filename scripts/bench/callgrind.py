@@ -19,11 +19,6 @@ instruction lbproxy and its libraries executed (the kernel's work is not
 counted), including the event loop's share and any timer that fired
 meanwhile.
 
-With --proxy-arg=--workers=N, the master's workers run under the same
-callgrind (fork keeps it): each process is zeroed and dumped, and the
-figure is the sum over all of them per request: what --workers costs in
-user-space instructions, without the noise of CPU time.
-
 One request in flight at a time makes the count repeatable (the same
 events in the same order every run; seconds are not).  --inflight keeps
 one request per connection in flight instead, which lets epoll_wait return
@@ -57,15 +52,6 @@ def callgrind_control(pid, what, timeout=30):
     if r.returncode != 0 or "OK" not in r.stdout:
         raise RuntimeError(f"callgrind_control {what} {pid} failed: "
                            f"{(r.stdout + r.stderr).strip()}")
-
-
-def children(pid):
-    """pid's child processes (the workers of --workers N)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def dump_total(path):
@@ -152,30 +138,21 @@ def one_run(args, backends, out, k, deadline):
             socks.append(s)
         drive = in_flight if args.inflight else sequential
         drive(socks, args.warmup, deadline)
-        # with --workers N, the workers are the master's children, each
-        # counted by its own callgrind: zero and dump every one
-        pids = [px.pid] + children(px.pid)
-        for pid in pids:
-            callgrind_control(pid, "--zero")
+        callgrind_control(px.pid, "--zero")
         t0 = time.monotonic()
         drive(socks, args.requests, deadline)
         secs = time.monotonic() - t0
-        total, dumps = 0, []
-        for pid in pids:
-            before = set(glob.glob(f"{d}/callgrind.out.{pid}.*"))
-            callgrind_control(pid, "--dump")
-            new = sorted(set(glob.glob(f"{d}/callgrind.out.{pid}.*"))
-                         - before)
-            if len(new) != 1:
-                raise RuntimeError(f"expected one new dump of {pid}, "
-                                   f"found {new}")
-            total += dump_total(new[0])
-            dumps += new
+        before = set(glob.glob(f"{d}/callgrind.out.{px.pid}.*"))
+        callgrind_control(px.pid, "--dump")
+        dumps = sorted(set(glob.glob(f"{d}/callgrind.out.{px.pid}.*"))
+                       - before)
+        if len(dumps) != 1:
+            raise RuntimeError(f"expected one new dump, found {dumps}")
+        total = dump_total(dumps[0])
         print(f"run {k}: {total} instructions for {args.requests} requests "
-              f"({args.requests / secs:.0f} req/s under valgrind, "
-              f"{len(pids)} process(es)): "
+              f"({args.requests / secs:.0f} req/s under valgrind): "
               f"{total / args.requests:.0f} per request", flush=True)
-        return total, dumps[-1]
+        return total, dumps[0]
     finally:
         for s in socks:
             s.close()
