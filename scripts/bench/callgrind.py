@@ -19,6 +19,12 @@ instruction lbproxy and its libraries executed (the kernel's work is not
 counted), including the event loop's share and any timer that fired
 meanwhile.
 
+--workers N counts the master and every worker: callgrind_control
+reaches only the process valgrind started, so each run is two whole runs,
+start to SIGTERM, one serving --warmup + --requests requests and one the
+warm-up alone; their difference over --requests is the figure (every
+process's dump summed).
+
 One request in flight at a time makes the count repeatable (the same
 events in the same order every run; seconds are not).  --inflight keeps
 one request per connection in flight instead, which lets epoll_wait return
@@ -110,12 +116,9 @@ def in_flight(socks, count, deadline):
         sel.close()
 
 
-def one_run(args, backends, out, k, deadline):
-    """One lbproxy under callgrind; returns (Ir total, dump path)."""
-    port = bl.free_port()
+def start_proxy(args, backends, d, port):
+    """lbproxy under callgrind, its dumps into d."""
     mode = "--non-persistent" if args.non_persistent else "--persistent"
-    d = os.path.join(out, f"run{k}")
-    os.makedirs(d, exist_ok=True)
     cmd = ["valgrind", "--tool=callgrind",
            f"--callgrind-out-file={d}/callgrind.out.%p",
            bl.LBPROXY, "--listen", f"127.0.0.1:{port}", "--mode",
@@ -124,9 +127,64 @@ def one_run(args, backends, out, k, deadline):
            "--admin", "off"]
     for bid, p, _ in backends:
         cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
     cmd += args.proxy_arg
-    px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
-                 "lbproxy-callgrind")
+    return bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
+                   "lbproxy-callgrind")
+
+
+def whole_run(args, backends, d, count, deadline):
+    """--workers: one lbproxy (master and workers) under callgrind serving
+    count requests, then SIGTERM; the Ir of every process's dump at exit
+    (callgrind_control reaches only the master, not what it forked)."""
+    os.makedirs(d, exist_ok=True)
+    port = bl.free_port()
+    px = start_proxy(args, backends, d, port)
+    socks = []
+    try:
+        if not bl.wait_port(port, px, timeout=60):
+            raise RuntimeError(f"lbproxy under valgrind did not start: "
+                               f"{px.tail()}")
+        time.sleep(2)  # every worker up (wait_port saw the first)
+        for _ in range(args.conns):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks.append(s)
+        (in_flight if args.inflight else sequential)(socks, count, deadline)
+    finally:
+        for s in socks:
+            s.close()
+        px.stop(timeout=60)
+    dumps = glob.glob(f"{d}/callgrind.out.*")
+    want = 1 + args.workers if args.workers > 1 else 1
+    if len(dumps) != want:
+        raise RuntimeError(f"expected {want} dumps, found {dumps}")
+    return sum(dump_total(x) for x in dumps), max(dumps, key=dump_total)
+
+
+def one_run_workers(args, backends, out, k, deadline):
+    """The instructions of --requests requests with --workers N: a run
+    serving warm-up + requests less one serving the warm-up alone, both
+    from start to exit (what starting and stopping cost cancels)."""
+    d = os.path.join(out, f"run{k}")
+    base, _ = whole_run(args, backends, d + "-warmup", args.warmup, deadline)
+    total, dump = whole_run(args, backends, d, args.warmup + args.requests,
+                            deadline)
+    print(f"run {k}: {total - base} instructions for {args.requests} "
+          f"requests over {args.workers} workers and the master: "
+          f"{(total - base) / args.requests:.0f} per request", flush=True)
+    return total - base, dump
+
+
+def one_run(args, backends, out, k, deadline):
+    """One lbproxy under callgrind; returns (Ir total, dump path)."""
+    if args.workers:
+        return one_run_workers(args, backends, out, k, deadline)
+    port = bl.free_port()
+    d = os.path.join(out, f"run{k}")
+    os.makedirs(d, exist_ok=True)
+    px = start_proxy(args, backends, d, port)
     socks = []
     try:
         if not bl.wait_port(port, px, timeout=60):
@@ -209,6 +267,10 @@ def main(argv):
                     metavar="FLAG",
                     help="one more lbproxy flag (repeatable), e.g. "
                     "--proxy-arg=--request-id=false")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="lbproxy --workers N: every process counted, by "
+                    "the difference of two whole runs (0: one process, "
+                    "zeroed and dumped around the measured requests)")
     ap.add_argument("--top", type=int, default=12,
                     help="functions listed from the last run (12)")
     ap.add_argument("--timeout", type=float, default=600,
@@ -228,6 +290,8 @@ def main(argv):
     variant = "non-persistent" if args.non_persistent else "persistent"
     if args.log:
         variant += "-log"
+    if args.workers:
+        variant += f"-workers{args.workers}"
     out, deadline, scen = bl.tool_start("callgrind", args.out,
                                         f"callgrind-{variant}", args.timeout)
     totals = []
