@@ -28,6 +28,10 @@ struct backendset {
     struct balancer *bal;  /* NULL: weights 1, state "up" */
     struct stats *stats;   /* NULL: no per-backend stats */
     struct health *health; /* NULL: no active checks */
+    /* called after every change of the table (add, remove): --workers N
+     * publishes it to the other workers; NULL: nothing */
+    void (*on_change)(void *ctx, const struct backendset *s);
+    void *on_change_ctx;
 };
 
 /* The live backend named id: its slot index, or -1. */

@@ -14,6 +14,7 @@
 
 #include "backendset.h"
 #include "config.h"
+#include "sharedgen.h"
 
 struct loop;
 struct upstream;
@@ -31,7 +32,11 @@ struct pool {
     size_t index; /* in its set */
     struct upstream *up;
     struct balancer *bal;
-    bool bal_shared;       /* bal is a shared generation's (--workers N) */
+    bool bal_shared; /* bal is a shared generation's (--workers N) */
+    /* --workers N: the generation's table of this pool's backends, which
+     * worker 0 publishes and the others follow (NULL: one process) */
+    struct shared_pool *follow;
+    unsigned seen;         /* follow's version the upstream table matches */
     struct health *health; /* NULL: no active checks (or stopped) */
     struct stats *stats;   /* per-backend series; the server's, borrowed */
     /* the four above as one set the runtime API changes in place (its
@@ -58,8 +63,18 @@ struct pool_set *pool_set_create(struct loop *loop, const struct config *cfg,
 struct shared_gen;
 struct pool_set *pool_set_create_shared(struct loop *loop,
                                         const struct config *cfg,
-                                        const struct shared_gen *sg, char *err,
+                                        struct shared_gen *sg, char *err,
                                         size_t errlen);
+struct shared_pool;
+/* Brings p's upstream table up to worker 0's published one (a no-op
+ * without workers, or when nothing changed): before every pick. */
+void pool_follow_sync(struct pool *p);
+static inline void pool_follow(struct pool *p)
+{
+    if (p->follow &&
+        __atomic_load_n(&p->follow->version, __ATOMIC_ACQUIRE) != p->seen)
+        pool_follow_sync(p);
+}
 /* The balancer of one pool's configuration (config_pool_build's), as
  * pool_set_create makes it. */
 struct balancer *pool_balancer_create(const struct config *pool_cfg);

@@ -48,7 +48,7 @@ struct worker_self {
     int listen_fd;         /* the master's listeners; -1: bind one */
     int tls_listen_fd;     /* (with SO_REUSEPORT) */
     int admin_fd;          /* worker 0's admin listener */
-    const struct shared_gen *shared;
+    struct shared_gen *shared;
     /* count + 1 of them, in the shared region: the last holds what the
      * workers that died had counted */
     struct worker_row *rows;

@@ -395,11 +395,6 @@ int admin_api_handle(const struct admin_sources *src, const char *token,
     if (parts == 1 || parts == 2) {
         if (!strcmp(m, "GET"))
             return send_json(out, pool_json(s), 200);
-        if (parts == 2 && !strcmp(m, "POST") && src->nworkers > 0)
-            return error(out, 409,
-                         "with --workers, a backend joins by reload: the "
-                         "other workers could not reach it "
-                         "(docs/workers.md)");
         if (parts == 2 && !strcmp(m, "POST"))
             return add_backend(s, rq, now_us, out);
         return method_not_allowed(

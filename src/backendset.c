@@ -82,6 +82,8 @@ int backendset_add(struct backendset *s, const char *id, const char *addr,
                   why);
     log_info("pool %s: backend %s (%s) added, weight %u, slot %d", s->name, id,
              upstream_addr(s->up, (size_t)idx), weight, idx);
+    if (s->on_change)
+        s->on_change(s->on_change_ctx, s);
     return idx;
 }
 
@@ -106,6 +108,8 @@ int backendset_remove(struct backendset *s, const char *id)
     }
     health_remove(s->health, (unsigned)idx);
     upstream_remove(s->up, (size_t)idx);
+    if (s->on_change)
+        s->on_change(s->on_change_ctx, s);
     log_info("pool %s: backend %s (%s) removed, %u request(s) in flight",
              s->name, id, upstream_addr(s->up, (size_t)idx), in_flight);
     return 0;

@@ -682,12 +682,6 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         INVALID("[health] check_path: expected a path starting with '/' and "
                 "without blanks, got '%s'",
                 hp);
-    for (size_t i = 0; c->workers != 1 && i < c->nbackends; i++)
-        if (c->backends[i].kind != CONFIG_BACKEND_ADDR)
-            INVALID("backend %s is found through DNS, which needs [proxy] "
-                    "workers = 1 for now: with more workers the set of "
-                    "backends changes only by reload (docs/workers.md)",
-                    c->backends[i].id);
     if (strcmp(c->listen, c->admin) == 0)
         INVALID("[proxy] listen and admin are the same address %s", c->listen);
     if (c->listen[0] == '\0' || c->logs_dir[0] == '\0' ||

@@ -25,6 +25,11 @@ static void pool_destroy(struct pool *p)
     free(p);
 }
 
+void pool_follow_sync(struct pool *p)
+{
+    shared_pool_follow(p->follow, p->up, &p->seen);
+}
+
 struct balancer *pool_balancer_create(const struct config *pcfg)
 {
     unsigned weights[CONFIG_MAX_BACKENDS];
@@ -35,8 +40,8 @@ struct balancer *pool_balancer_create(const struct config *pcfg)
 }
 
 static struct pool *pool_create(struct loop *loop, const struct config *cfg,
-                                const struct shared_gen *sg, size_t i,
-                                char *err, size_t errlen)
+                                struct shared_gen *sg, size_t i, char *err,
+                                size_t errlen)
 {
     struct pool *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -65,6 +70,7 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
         goto fail;
     }
     p->bal_shared = sg != NULL;
+    p->follow = sg ? &sg->pools[i] : NULL;
     p->bal = sg ? sg->pools[i].bal : pool_balancer_create(&p->cfg);
     if (!p->bal) {
         snprintf(err, errlen, "pool %s: cannot create balancer '%s'",
@@ -97,7 +103,7 @@ struct pool_set *pool_set_create(struct loop *loop, const struct config *cfg,
 
 struct pool_set *pool_set_create_shared(struct loop *loop,
                                         const struct config *cfg,
-                                        const struct shared_gen *sg, char *err,
+                                        struct shared_gen *sg, char *err,
                                         size_t errlen)
 {
     struct pool_set *ps = calloc(1, sizeof(*ps));

@@ -392,6 +392,13 @@ static void attach_stats_release(struct pool_set *ps)
     }
 }
 
+/* Worker 0 of --workers N: a pool's table changed (DNS, the runtime
+ * API): the other workers follow. */
+static void publish_pool(void *ctx, const struct backendset *s)
+{
+    shared_pool_publish(ctx, s->up);
+}
+
 /* --workers N: each pool's stats and the total are the generation's. */
 static void attach_shared_stats(struct pool_set *ps)
 {
@@ -673,7 +680,15 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (start_dns(srv.ctx.gen, cfg, err, errlen) < 0)
+    /* with shared balancers, worker 0 resolves and the others follow the
+     * table it publishes (sharedgen.h) */
+    if (shared && wk.index == 0)
+        for (size_t i = 0; i < srv.ctx.gen->npools; i++) {
+            srv.ctx.gen->pools[i]->set.on_change = publish_pool;
+            srv.ctx.gen->pools[i]->set.on_change_ctx = &wk.shared->pools[i];
+        }
+    if ((!shared || wk.index == 0) &&
+        start_dns(srv.ctx.gen, cfg, err, errlen) < 0)
         return -1;
     srv.control.pool_at = pool_at;
     srv.control.lookup_pool = lookup_pool;

@@ -47,10 +47,19 @@ void attempt_cancel(struct session *s)
 static int pick(struct session *s, uint64_t exclude, unsigned *inflight)
 {
     struct request *r = s->req;
-    if (r->keyed)
-        return balancer_pick_key(r->pool->bal, exclude, r->hash_key, now_us(s),
-                                 inflight);
-    return balancer_pick(r->pool->bal, exclude, now_us(s), inflight);
+    struct pool *p = r->pool;
+    for (;;) {          /* at most once per backend: each miss is excluded */
+        pool_follow(p); /* --workers N: worker 0's additions and removals */
+        int idx = r->keyed
+                      ? balancer_pick_key(p->bal, exclude, r->hash_key,
+                                          now_us(s), inflight)
+                      : balancer_pick(p->bal, exclude, now_us(s), inflight);
+        if (idx < 0 || !p->follow || upstream_live(p->up, (size_t)idx))
+            return idx;
+        /* a slot worker 0 has just filled and not yet published */
+        balancer_cancel(p->bal, (size_t)idx);
+        exclude |= (uint64_t)1 << idx;
+    }
 }
 
 /* The backends at max_conns, as a bitmap (0 without a limit). */

@@ -13,6 +13,8 @@
 #include "pool.h"
 #include "shm.h"
 #include "stats.h"
+#include "log.h"
+#include "upstream.h"
 
 static const struct shared_pool *find(const struct shared_gen *g,
                                       const char *name)
@@ -74,9 +76,20 @@ struct shared_gen *shared_gen_create(const struct config *cfg,
         if (config_pool_build(cfg, i, &pc, err, errlen) < 0)
             goto fail;
         snprintf(p->name, sizeof(p->name), "%s", pc.pool);
-        p->n = pc.nbackends;
-        for (size_t j = 0; j < p->n; j++)
+        size_t k = 0; /* named ones aside, as pool.c does: DNS adds them */
+        for (size_t j = 0; j < pc.nbackends; j++)
+            if (pc.backends[j].kind == CONFIG_BACKEND_ADDR)
+                pc.backends[k++] = pc.backends[j];
+        pc.nbackends = k;
+        p->n = k;
+        for (size_t j = 0; j < p->n; j++) {
             snprintf(p->ids[j], sizeof(p->ids[j]), "%s", pc.backends[j].id);
+            p->slots[j].live = true;
+            snprintf(p->slots[j].id, sizeof(p->slots[j].id), "%s",
+                     pc.backends[j].id);
+            config_backend_addr(&pc.backends[j], p->slots[j].addr,
+                                sizeof(p->slots[j].addr));
+        }
         p->bal = pool_balancer_create(&pc);
         if (!p->bal) {
             snprintf(err, errlen,
@@ -112,6 +125,56 @@ void shared_gen_destroy(struct shared_gen *g)
     stats_destroy(g->total);
     shm_free(g->pools);
     shm_free(g);
+}
+
+void shared_pool_publish(struct shared_pool *sp, const struct upstream *up)
+{
+    size_t n = upstream_count(up);
+    __atomic_add_fetch(&sp->version, 1, __ATOMIC_ACQ_REL); /* odd */
+    for (size_t i = 0; i < CONFIG_MAX_BACKENDS; i++) {
+        struct shared_slot *sl = &sp->slots[i];
+        sl->live = i < n && upstream_live(up, i);
+        if (!sl->live)
+            continue;
+        snprintf(sl->id, sizeof(sl->id), "%s", upstream_id(up, i));
+        snprintf(sl->addr, sizeof(sl->addr), "%s", upstream_addr(up, i));
+    }
+    __atomic_add_fetch(&sp->version, 1, __ATOMIC_RELEASE); /* even */
+}
+
+void shared_pool_follow(const struct shared_pool *sp, struct upstream *up,
+                        unsigned *seen)
+{
+    unsigned v = __atomic_load_n(&sp->version, __ATOMIC_ACQUIRE);
+    if (v == *seen || (v & 1u))
+        return;
+    static struct shared_slot copy[CONFIG_MAX_BACKENDS];
+    memcpy(copy, sp->slots, sizeof(copy));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&sp->version, __ATOMIC_ACQUIRE) != v)
+        return; /* written meanwhile: the next call */
+    char err[256];
+    size_t n = upstream_count(up);
+    for (size_t i = 0; i < CONFIG_MAX_BACKENDS; i++) {
+        const struct shared_slot *sl = &copy[i];
+        bool mine = i < n && upstream_live(up, i);
+        if (mine && (!sl->live || strcmp(upstream_id(up, i), sl->id) != 0)) {
+            log_info("pool %s: backend %s removed (worker 0's change)",
+                     sp->name, upstream_id(up, i));
+            upstream_remove(up, i);
+            mine = false;
+        }
+        if (sl->live && !mine) {
+            if (upstream_add(up, i, sl->id, sl->addr, err, sizeof(err)) < 0)
+                log_warnx("pool %s: backend %s at %s: %s", sp->name, sl->id,
+                          sl->addr, err);
+            else
+                log_info("pool %s: backend %s (%s) added (worker 0's "
+                         "change)",
+                         sp->name, sl->id, sl->addr);
+        }
+    }
+    *seen = v;
 }
 
 void shared_gen_forget_worker(struct shared_gen *g, unsigned w)

@@ -40,7 +40,7 @@ def _accepts(ip, port, proc):
         return False
 
 
-def start_proxy(procs, tmp_path, dns_port, spec, extra_ini=""):
+def start_proxy(procs, tmp_path, dns_port, spec, extra_ini="", extra=()):
     ini = tmp_path / "lb.ini"
     ini.write_text(f"""
 [dns]
@@ -57,7 +57,7 @@ pool = web
     port, admin = free_port(), free_port()
     p = procs.start([LBPROXY, "--config", str(ini), "--listen",
                      f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
-                     "--log", "off"], port=port, name="lbproxy")
+                     "--log", "off", *extra], port=port, name="lbproxy")
     wait_port(admin)
     p.port, p.admin, p.ini = port, admin, ini
     return p
@@ -119,13 +119,18 @@ def zone(ips, ttl=1):
     return {"ttl": ttl, "names": {"web.test": {"A": ips}}}
 
 
-def test_answer_change_followed_without_failures(procs, tmp_path, dns):
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "2-workers"])
+def test_answer_change_followed_without_failures(procs, tmp_path, dns,
+                                                 workers):
+    """With --workers 2, worker 0 resolves and applies the answer; worker
+    1 follows the table it publishes, so both serve C and drop A."""
     port = free_port()
     for ip, bid in (("127.0.0.1", "A"), ("127.0.0.2", "B"),
                     ("127.0.0.3", "C")):
         backend(procs, ip, port, bid)
     dns.set(zone(["127.0.0.1", "127.0.0.2"]))
-    lb = start_proxy(procs, tmp_path, dns.port, f"web.test:{port}")
+    lb = start_proxy(procs, tmp_path, dns.port, f"web.test:{port}",
+                     extra=("--workers", str(workers)))
     wait_until(lambda: set(web_backends(lb.admin)) ==
                {f"127.0.0.1:{port}", f"127.0.0.2:{port}"}, 5)
     load = Load(lb.port)

@@ -313,31 +313,45 @@ def test_counters_each_worker_keeps_are_summed_in_the_view(procs):
                == base + 20, timeout=5, what="20 refusals counted")
 
 
-def test_backends_by_name_are_refused_with_workers(procs):
-    p = procs.start([LBPROXY, "--config", "/dev/null", "--admin", "off",
-                     "--log", "off", "--workers", "2", "--backend",
-                     "app.test:80"], name="lbproxy")
-    assert p.wait(10) == 2
-    assert "needs [proxy] workers = 1" in open(p.logfile).read()
-
-
-def test_the_runtime_api_refuses_to_add_a_backend(procs, tmp_path):
-    be = procs.backend(bid="A")
+def test_a_backend_added_through_the_api_is_reached_by_every_worker(
+        procs, tmp_path):
+    """Worker 0 applies the runtime API's change and publishes its table;
+    worker 1 follows it before its next pick: connections held by both
+    workers reach the new backend, and the shared round-robin alternates
+    A, B over all of them."""
+    a, b = procs.backend(bid="A"), procs.backend(bid="B")
     token = tmp_path / "token"
     token.write_text("s3cret-token-for-the-workers-test\n")
     token.chmod(0o600)
-    px = start(procs, [f"127.0.0.1:{be.port},id=A"],
+    px = start(procs, [f"127.0.0.1:{a.port},id=A"],
                ["--set", f"proxy.admin_token_file={token}"])
-    auth = [("Authorization", "Bearer s3cret-token-for-the-workers-test")]
-    body = json.dumps({"id": "B", "address": "127.0.0.1:1"}).encode()
-    with Conn(px.admin) as c:
-        r = c.request("POST", "/api/pools/default/backends",
-                      headers=auth + [("Content-Type", "application/json")],
-                      body=body)
-    assert r.status == 409, r.body
-    assert b"reload" in r.body
-    with Conn(px.admin) as c:  # a change of state is shared: it works
-        r = c.request("PATCH", "/api/pools/default/backends/A",
-                      headers=auth + [("Content-Type", "application/json")],
-                      body=b'{"state": "drain"}')
-    assert r.status == 200, r.body
+    auth = [("Authorization", "Bearer s3cret-token-for-the-workers-test"),
+            ("Content-Type", "application/json")]
+    conns = spread_conns(px)
+    try:
+        body = json.dumps({"id": "B", "address": f"127.0.0.1:{b.port}"})
+        with Conn(px.admin) as c:
+            r = c.request("POST", "/api/pools/default/backends",
+                          headers=auth, body=body.encode())
+        assert r.status == 201, r.body
+        time.sleep(0.2)  # past slow start's first share (none configured)
+        seen = [set() for _ in conns]
+        ids = []
+        for k in range(40):  # two in a row on each: A then B on every one
+            i = (k // 2) % len(conns)
+            r = conns[i].request(path="/")
+            assert r.status == 200
+            seen[i].add(r.header("x-backend-id"))
+            ids.append(r.header("x-backend-id"))
+        assert all(x == {"A", "B"} for x in seen), seen
+        assert all(ids[k] != ids[k + 1] for k in range(len(ids) - 1)), ids
+        with Conn(px.admin) as c:  # and removed again, for both
+            r = c.request("DELETE", "/api/pools/default/backends/B",
+                          headers=auth)
+        assert r.status == 200, r.body
+        for k in range(10):
+            r = conns[k % len(conns)].request(path="/")
+            assert r.header("x-backend-id") == "A"
+    finally:
+        for c in conns:
+            c.close()
