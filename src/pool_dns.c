@@ -83,8 +83,15 @@ static bool add_addr(struct watch *w, const char *addr, unsigned weight)
         return false;
     address_id(w->spec.id, addr, id, sizeof(id));
     uint64_t now = loop_now(w->d->loop);
-    if (backendset_add(&w->pool->set, id, addr, weight, now, err, sizeof(err)) <
-        0) {
+    int had = backendset_find(&w->pool->set, id);
+    if (had >= 0 &&
+        strcmp(backendset_addr(&w->pool->set, (size_t)had), addr) == 0) {
+        /* already there: what worker 0 of --workers N published before
+         * this one replaced it; followed from now on */
+        log_info("pool %s: %s: %s kept from before", w->pool->cfg.pool,
+                 w->spec.name, addr);
+    } else if (backendset_add(&w->pool->set, id, addr, weight, now, err,
+                              sizeof(err)) < 0) {
         log_warnx("pool %s: %s: cannot add %s: %s", w->pool->cfg.pool,
                   w->spec.name, addr, err);
         return false;

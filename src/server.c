@@ -628,6 +628,10 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     bool shared = is_worker && cfg->shared_balancers;
     srv.ctx.gen = pool_set_create_shared(
         srv.loop, &srv.cfg, shared ? wk.shared : NULL, err, errlen);
+    /* a replacement starts from the table its predecessors published
+     * (runtime and DNS changes), before its health checks are made */
+    for (size_t i = 0; shared && srv.ctx.gen && i < srv.ctx.gen->npools; i++)
+        pool_follow_sync(srv.ctx.gen->pools[i]);
     /* with workers, worker 0 checks and the shared balancers publish it */
     if (!srv.ctx.gen ||
         ((!shared || wk.index == 0) &&
@@ -684,8 +688,9 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
      * table it publishes (sharedgen.h) */
     if (shared && wk.index == 0)
         for (size_t i = 0; i < srv.ctx.gen->npools; i++) {
-            srv.ctx.gen->pools[i]->set.on_change = publish_pool;
-            srv.ctx.gen->pools[i]->set.on_change_ctx = &wk.shared->pools[i];
+            struct pool *p = srv.ctx.gen->pools[i];
+            p->set.on_change = publish_pool;
+            p->set.on_change_ctx = &wk.shared->pools[i];
         }
     if ((!shared || wk.index == 0) &&
         start_dns(srv.ctx.gen, cfg, err, errlen) < 0)

@@ -345,6 +345,19 @@ def test_a_backend_added_through_the_api_is_reached_by_every_worker(
             ids.append(r.header("x-backend-id"))
         assert all(x == {"A", "B"} for x in seen), seen
         assert all(ids[k] != ids[k + 1] for k in range(len(ids) - 1)), ids
+    finally:
+        for c in conns:
+            c.close()
+    # worker 0 (the API's and DNS's) replaced: its successor starts from
+    # the published table, so B is still there and can be removed
+    w0 = stats(px)["workers"][0]["pid"]
+    os.kill(w0, signal.SIGKILL)
+    wait_until(lambda: stats(px)["workers"][0]["pid"] not in (0, w0),
+               timeout=5, what="a new worker 0")
+    assert {b["id"] for b in stats(px)["backends"]
+            if b["state"] != "removed"} == {"A", "B"}
+    conns = spread_conns(px)
+    try:
         with Conn(px.admin) as c:  # and removed again, for both
             r = c.request("DELETE", "/api/pools/default/backends/B",
                           headers=auth)
