@@ -75,9 +75,10 @@ static inline void pool_follow(struct pool *p)
         __atomic_load_n(&p->follow->version, __ATOMIC_ACQUIRE) != p->seen)
         pool_follow_sync(p);
 }
-/* The balancer of one pool's configuration (config_pool_build's), as
- * pool_set_create makes it. */
-struct balancer *pool_balancer_create(const struct config *pool_cfg);
+/* --workers N: gives each pool of ps (built from sg's configuration)
+ * sg's stats; returns the total's. */
+struct stats *pool_set_attach_shared_stats(struct pool_set *ps,
+                                           const struct shared_gen *sg);
 /* Drops a reference, freeing the set (and stopping its checks) when it was
  * the last. */
 void pool_set_put(struct pool_set *ps);

@@ -65,6 +65,13 @@ void workers_depart(struct worker_row *row, struct worker_row *departed);
 struct admin_sources;
 void workers_admin_sources(struct admin_sources *a, struct worker_counters *c,
                            bool tls);
+/* Copies this worker's own counters (the session module's, the PROXY
+ * acceptor's, the TLS acceptor's when tls is not NULL) into its row. */
+struct session_ctx;
+struct proxyaccept;
+void workers_publish(struct worker_row *row, const struct session_ctx *ctx,
+                     const struct proxyaccept *pa,
+                     const struct tls_counters *tls);
 /* Worker i's CSV log: path with ".w<i>" before its extension. */
 void workers_log_path(char *path, size_t len, unsigned i);
 #endif

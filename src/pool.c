@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "balancer.h"
+#include "pool_balancer.h"
 #include "health.h"
 #include "route.h"
 #include "sharedgen.h"
@@ -28,15 +29,6 @@ static void pool_destroy(struct pool *p)
 void pool_follow_sync(struct pool *p)
 {
     shared_pool_follow(p->follow, p->up, &p->seen);
-}
-
-struct balancer *pool_balancer_create(const struct config *pcfg)
-{
-    unsigned weights[CONFIG_MAX_BACKENDS];
-    for (size_t j = 0; j < pcfg->nbackends; j++)
-        weights[j] = pcfg->backends[j].weight ? pcfg->backends[j].weight : 1;
-    return balancer_create(pcfg->mode, &pcfg->balancer, pcfg->nbackends,
-                           weights);
 }
 
 static struct pool *pool_create(struct loop *loop, const struct config *cfg,
@@ -71,7 +63,7 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
     }
     p->bal_shared = sg != NULL;
     p->follow = sg ? &sg->pools[i] : NULL;
-    p->bal = sg ? sg->pools[i].bal : pool_balancer_create(&p->cfg);
+    p->bal = sg ? sg->pools[i].bal : pool_cfg_balancer(&p->cfg);
     if (!p->bal) {
         snprintf(err, errlen, "pool %s: cannot create balancer '%s'",
                  p->cfg.pool, p->cfg.mode);
@@ -183,4 +175,14 @@ struct pool *pool_set_find(const struct pool_set *ps, const char *name)
         if (strcmp(ps->pools[i]->cfg.pool, name) == 0)
             return ps->pools[i];
     return NULL;
+}
+
+struct stats *pool_set_attach_shared_stats(struct pool_set *ps,
+                                           const struct shared_gen *sg)
+{
+    for (size_t i = 0; i < ps->npools && i < sg->npools; i++) {
+        ps->pools[i]->stats = sg->pools[i].stats;
+        ps->pools[i]->set.stats = sg->pools[i].stats;
+    }
+    return sg->total;
 }

@@ -85,26 +85,8 @@ void server_set_worker(const struct worker_self *w)
  * srv.sum, which its admin shows. */
 static void publish(void)
 {
-    struct worker_counters *c = &wk.rows[wk.index].c;
-    *c = (struct worker_counters){
-        .retries = srv.ctx.retries,
-        .retries_5xx = srv.ctx.retries_5xx,
-        .budget_refused = srv.ctx.budget_refused,
-        .per_try_retries = srv.ctx.per_try_retries,
-        .hedges = srv.ctx.hedges,
-        .hedge_wins = srv.ctx.hedge_wins,
-        .queued_now = srv.ctx.queued_now,
-        .queued_total = srv.ctx.queued_total,
-        .queue_full = srv.ctx.queue_full,
-        .queue_timeouts = srv.ctx.queue_timeouts,
-        .queue_wait_us = srv.ctx.queue_wait_us,
-        .proxy_accepted = srv.pa.accepted,
-        .proxy_refused = srv.pa.refused,
-        .tunnels_open = srv.ctx.tunnels_open,
-        .tunnels_total = srv.ctx.tunnels_total,
-        .tls = srv.tls_acc ? *tls_acceptor_counters(srv.tls_acc)
-                           : (struct tls_counters){0},
-    };
+    workers_publish(&wk.rows[wk.index], &srv.ctx, &srv.pa,
+                    srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL);
     if (wk.index == 0)
         workers_sum(wk.rows, wk.count + 1, &srv.sum);
 }
@@ -399,16 +381,6 @@ static void publish_pool(void *ctx, const struct backendset *s)
     shared_pool_publish(ctx, s->up);
 }
 
-/* --workers N: each pool's stats and the total are the generation's. */
-static void attach_shared_stats(struct pool_set *ps)
-{
-    srv.stats = wk.shared->total;
-    for (size_t i = 0; i < ps->npools; i++) {
-        ps->pools[i]->stats = wk.shared->pools[i].stats;
-        ps->pools[i]->set.stats = wk.shared->pools[i].stats;
-    }
-}
-
 /* The admin's view of the current pools. */
 static size_t admin_pools_of(void *ctx, struct admin_pool *out, size_t max)
 {
@@ -677,7 +649,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     loop_io_add(srv.loop, &srv.sig_io, sfd, LOOP_READ);
 
     if (is_worker)
-        attach_shared_stats(srv.ctx.gen);
+        srv.stats = pool_set_attach_shared_stats(srv.ctx.gen, wk.shared);
     else
         srv.stats = stats_create(0, loop_now(srv.loop));
     if (!srv.stats || (!is_worker && attach_stats(srv.ctx.gen, NULL) != 0)) {

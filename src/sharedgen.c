@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "balancer.h"
-#include "pool.h"
+#include "pool_balancer.h"
 #include "shm.h"
 #include "stats.h"
 #include "log.h"
@@ -90,7 +90,7 @@ struct shared_gen *shared_gen_create(const struct config *cfg,
             config_backend_addr(&pc.backends[j], p->slots[j].addr,
                                 sizeof(p->slots[j].addr));
         }
-        p->bal = pool_balancer_create(&pc);
+        p->bal = pool_cfg_balancer(&pc);
         if (!p->bal) {
             snprintf(err, errlen,
                      "pool %s: cannot create balancer '%s' in the shared "

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "admin.h"
+#include "proxyaccept.h"
+#include "session.h"
 
 _Static_assert(sizeof(struct worker_counters) % sizeof(uint64_t) == 0,
                "struct worker_counters is all uint64_t");
@@ -69,4 +71,28 @@ void workers_admin_sources(struct admin_sources *a, struct worker_counters *c,
     a->tunnels_open = &c->tunnels_open;
     a->tunnels_total = &c->tunnels_total;
     a->tls = tls ? &c->tls : NULL;
+}
+
+void workers_publish(struct worker_row *row, const struct session_ctx *ctx,
+                     const struct proxyaccept *pa,
+                     const struct tls_counters *tls)
+{
+    row->c = (struct worker_counters){
+        .retries = ctx->retries,
+        .retries_5xx = ctx->retries_5xx,
+        .budget_refused = ctx->budget_refused,
+        .per_try_retries = ctx->per_try_retries,
+        .hedges = ctx->hedges,
+        .hedge_wins = ctx->hedge_wins,
+        .queued_now = ctx->queued_now,
+        .queued_total = ctx->queued_total,
+        .queue_full = ctx->queue_full,
+        .queue_timeouts = ctx->queue_timeouts,
+        .queue_wait_us = ctx->queue_wait_us,
+        .proxy_accepted = pa->accepted,
+        .proxy_refused = pa->refused,
+        .tunnels_open = ctx->tunnels_open,
+        .tunnels_total = ctx->tunnels_total,
+        .tls = tls ? *tls : (struct tls_counters){0},
+    };
 }
