@@ -11,6 +11,7 @@
 #ifndef LB_LOOP_H
 #define LB_LOOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct loop;
@@ -94,5 +95,9 @@ void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *ctx);
 /* Runs until loop_stop(); returns 0, or -1 if epoll_wait failed. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
+
+/* Blocks the n signals and returns a non-blocking, close-on-exec signalfd
+ * that reads them (the server's and the master's), or -1 with errno. */
+int loop_signalfd(const int *signals, size_t n);
 
 #endif

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -350,4 +352,14 @@ int loop_run(struct loop *loop)
         run_deferred(loop);
     }
     return 0;
+}
+
+int loop_signalfd(const int *signals, size_t n)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (size_t i = 0; i < n; i++)
+        sigaddset(&mask, signals[i]);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "cpulist.h"
 #include "log.h"
+#include "loop.h"
 #include "net.h"
 #include "server.h"
 #include "sharedgen.h"
@@ -393,15 +394,8 @@ static int setup(struct config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -1;
     }
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGUSR1);
-    sigaddset(&mask, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    m.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
+    m.sig_fd = loop_signalfd(sigs, sizeof(sigs) / sizeof(sigs[0]));
     if (m.sig_fd < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
         return -1;

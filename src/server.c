@@ -633,14 +633,8 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
     srv.accept_timer.fn = on_accept_timer;
     srv.drain_timer.fn = on_drain_deadline;
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    int sfd = loop_signalfd(sigs, sizeof(sigs) / sizeof(sigs[0]));
     if (sfd < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
         return -1;

@@ -116,6 +116,16 @@ def in_flight(socks, count, deadline):
         sel.close()
 
 
+def open_conns(port, n):
+    """n keep-alive client connections to the proxy (TCP_NODELAY)."""
+    out = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        out.append(s)
+    return out
+
+
 def start_proxy(args, backends, d, port):
     """lbproxy under callgrind, its dumps into d."""
     mode = "--non-persistent" if args.non_persistent else "--persistent"
@@ -147,10 +157,7 @@ def whole_run(args, backends, d, count, deadline):
             raise RuntimeError(f"lbproxy under valgrind did not start: "
                                f"{px.tail()}")
         time.sleep(2)  # every worker up (wait_port saw the first)
-        for _ in range(args.conns):
-            s = socket.create_connection(("127.0.0.1", port), timeout=30)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            socks.append(s)
+        socks += open_conns(port, args.conns)
         (in_flight if args.inflight else sequential)(socks, count, deadline)
     finally:
         for s in socks:
@@ -190,10 +197,7 @@ def one_run(args, backends, out, k, deadline):
         if not bl.wait_port(port, px, timeout=60):
             raise RuntimeError(f"lbproxy under valgrind did not start: "
                                f"{px.tail()}")
-        for _ in range(args.conns):
-            s = socket.create_connection(("127.0.0.1", port), timeout=30)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            socks.append(s)
+        socks += open_conns(port, args.conns)
         drive = in_flight if args.inflight else sequential
         drive(socks, args.warmup, deadline)
         callgrind_control(px.pid, "--zero")
