@@ -127,7 +127,7 @@ def open_conns(port, n):
 
 
 def start_proxy(args, backends, d, port):
-    """lbproxy under callgrind, its dumps into d."""
+    """lbproxy under callgrind, its dumps into d, once it listens."""
     mode = "--non-persistent" if args.non_persistent else "--persistent"
     cmd = ["valgrind", "--tool=callgrind",
            f"--callgrind-out-file={d}/callgrind.out.%p",
@@ -140,8 +140,13 @@ def start_proxy(args, backends, d, port):
     if args.workers:
         cmd += ["--workers", str(args.workers)]
     cmd += args.proxy_arg
-    return bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
-                   "lbproxy-callgrind")
+    px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
+                 "lbproxy-callgrind")
+    if not bl.wait_port(port, px, timeout=60):
+        px.stop(timeout=30)
+        raise RuntimeError(f"lbproxy under valgrind did not start: "
+                           f"{px.tail()}")
+    return px
 
 
 def whole_run(args, backends, d, count, deadline):
@@ -153,9 +158,6 @@ def whole_run(args, backends, d, count, deadline):
     px = start_proxy(args, backends, d, port)
     socks = []
     try:
-        if not bl.wait_port(port, px, timeout=60):
-            raise RuntimeError(f"lbproxy under valgrind did not start: "
-                               f"{px.tail()}")
         time.sleep(2)  # every worker up (wait_port saw the first)
         socks += open_conns(port, args.conns)
         (in_flight if args.inflight else sequential)(socks, count, deadline)
@@ -194,9 +196,6 @@ def one_run(args, backends, out, k, deadline):
     px = start_proxy(args, backends, d, port)
     socks = []
     try:
-        if not bl.wait_port(port, px, timeout=60):
-            raise RuntimeError(f"lbproxy under valgrind did not start: "
-                               f"{px.tail()}")
         socks += open_conns(port, args.conns)
         drive = in_flight if args.inflight else sequential
         drive(socks, args.warmup, deadline)
