@@ -381,7 +381,10 @@ static void update_interest(struct session *s)
     loop_io_mod(s->ctx->loop, &s->cio, ev);
     if (s->uc && (s->state == SS_RELAY || s->state == SS_TUNNEL)) {
         unsigned uev = 0;
-        if (!uside_complete(s) && half_may_read(&s->upstream, pool))
+        /* a tunnel's upstream bytes are no message: the 101 response's
+         * completion says nothing about them */
+        if ((s->state == SS_TUNNEL || !uside_complete(s)) &&
+            half_may_read(&s->upstream, pool))
             uev |= LOOP_READ;
         if (s->upstream.out.data && buf_pending(&s->upstream.out) > 0)
             uev |= LOOP_WRITE;
