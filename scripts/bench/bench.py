@@ -88,7 +88,8 @@ def measure(scen, cfg, k, proxy, backends, sd, run_dir, writer, tag=""):
     cpu0 = proxy.cpu()
     be0 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
     start = time.time()
-    summ, wrk_cpu = bl.run_wrk(proxy.port, scen, scen.duration, raw, js)
+    summ, wrk_cpu = bl.run_wrk(proxy.port, scen, scen.duration, raw, js,
+                               scheme=proxy.scheme)
     end = time.time()
     cpu1 = proxy.cpu()
     be1 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
@@ -123,7 +124,8 @@ def warm(scen, proxy, sd, run_dir):
     raw = os.path.join(sd, "wrk", base + ".txt")
     js = os.path.join(sd, "wrk", base + ".json")
     try:
-        summ, _ = bl.run_wrk(proxy.port, scen, scen.warmup, raw, js)
+        summ, _ = bl.run_wrk(proxy.port, scen, scen.warmup, raw, js,
+                             scheme=proxy.scheme)
     except RuntimeError as e:
         return str(e)
     if not proxy.alive():

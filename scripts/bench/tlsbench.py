@@ -92,19 +92,6 @@ backend b
 """
 
 
-def make_cert(d):
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "cert.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    pem = os.path.join(d, "both.pem")
-    with open(pem, "w") as f:
-        f.write(open(cert).read() + open(key).read())
-    return cert, key, pem
-
-
 def start(kind, port, backends, certs, resumption, d):
     cert, key, pem = certs
     log = os.path.join(d, f"{kind}.log")
@@ -200,7 +187,7 @@ def main(argv):
                           "--quiet"]) for b in "ABC"]
     res = {}
     try:
-        certs = make_cert(out)
+        certs = bl.bench_cert(out)
         backends = bl.start_backends(scen, out)
         for rnd in range(a.rounds):
             order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
