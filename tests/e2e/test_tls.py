@@ -295,6 +295,26 @@ def test_sessions_resume_and_are_counted(procs, certs, tmp_path, version):
                for r in rows)
 
 
+def test_a_resumed_connection_gets_a_fresh_ticket(procs, certs):
+    """Each connection offers the ticket of the one before, as a client
+    that uses every ticket once does (RFC 8446 C.4; wrk reconnects so):
+    every one after the first resumes and leaves with a new ticket.  A
+    resumption that issued none (OpenSSL's TLS 1.3 default when the
+    ticket key callback does not ask for a renewal) left such a client
+    with a spent ticket, so every other connection was a full
+    handshake."""
+    be = procs.backend()
+    px = tls_proxy(procs, [be.port], [certs["b"]])
+    ctx = client_ctx(certs["b"][0], minimum_version=ssl.TLSVersion.TLSv1_3)
+    sess = None
+    for i in range(5):
+        with tls_conn(px.tls_port, ctx, "b.test", session=sess) as s:
+            assert https_get(s).status == 200  # the tickets arrive with it
+            assert s.session_reused == (i > 0), i
+            assert sess is None or s.session.id != sess.id, i
+            sess = s.session
+
+
 def test_tickets_outlive_a_reload(procs, certs):
     # the ticket keys belong to the process, not to one configuration
     be = procs.backend()
