@@ -169,9 +169,12 @@ int backendset_stats_index(const struct backendset *s, int slot, const char *id)
 {
     if (slot < 0 || !id)
         return -1;
-    if ((size_t)slot < upstream_count(s->up) &&
-        strcmp(upstream_id(s->up, (size_t)slot), id) == 0)
-        return slot;
+    if ((size_t)slot < upstream_count(s->up)) {
+        /* a record of this set names its backend by the slot's own id */
+        const char *own = upstream_id(s->up, (size_t)slot);
+        if (own == id || strcmp(own, id) == 0)
+            return slot;
+    }
     return backendset_find(s, id);
 }
 

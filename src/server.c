@@ -206,8 +206,10 @@ static struct pool *current_pool(const char *name, int index)
     struct pool_set *ps = srv.ctx.gen;
     if (!name || index < 0)
         return NULL;
+    /* a record of this set names its pool by the pool's own string */
     if ((size_t)index < ps->npools &&
-        strcmp(ps->pools[index]->cfg.pool, name) == 0)
+        (ps->pools[index]->cfg.pool == name ||
+         strcmp(ps->pools[index]->cfg.pool, name) == 0))
         return ps->pools[index];
     return pool_set_find(ps, name);
 }
