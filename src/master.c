@@ -39,6 +39,7 @@
 #include "server.h"
 #include "sharedgen.h"
 #include "tls.h"
+#include "tls_client.h"
 #include "shm.h"
 #include "workers.h"
 
@@ -255,6 +256,11 @@ static void reload(void)
     char err[512];
     struct gen *cur = &m.gens[m.cur];
     if (config_from_args(&cfg, m.argc, m.argv, err, sizeof(err)) != 0) {
+        log_warnx("reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (tls_client_check(&cfg, err, sizeof(err)) < 0) { /* the CA files */
+        config_release(&cfg);
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }

@@ -98,7 +98,7 @@ static struct upstream_conn *connect_one(struct fixture *f)
     uc->io.fn = on_io;
     uc->io.ctx = NULL;
     assert_int_equal(loop_io_add(f->loop, &uc->io, uc->io.fd, LOOP_READ), 0);
-    assert_int_equal(upstream_finish_connect(uc), 0);
+    assert_int_equal(upstream_finish_connect(uc), 1);
     return uc;
 }
 
@@ -244,7 +244,7 @@ static void test_preamble_first_and_once(void **state)
     uc->io.fn = on_io;
     assert_int_equal(loop_io_add(f.loop, &uc->io, uc->io.fd, LOOP_READ), 0);
     if (r == UPSTREAM_IN_PROGRESS)
-        assert_int_equal(upstream_finish_connect(uc), 0);
+        assert_int_equal(upstream_finish_connect(uc), 1);
     /* sent, or still to send once: never twice */
     assert_int_equal(upstream_send_preamble(uc), 1);
     assert_int_equal(upstream_send_preamble(uc), 1);
@@ -322,8 +322,10 @@ static void test_removed_slot_never_pools_old_connections(void **state)
     assert_int_equal(recv(f.peers[0], &x, 1, 0), 0); /* closed */
     /* slot 0 taken again (same address: the listener is still there) */
     snprintf(spec, sizeof(spec), "127.0.0.1:%s", f.cfg.backends[0].port);
-    assert_int_equal(upstream_add(f.up, 0, "B", spec, err, sizeof(err)), 0);
-    assert_int_equal(upstream_add(f.up, 0, "C", spec, err, sizeof(err)), -1);
+    assert_int_equal(upstream_add(f.up, 0, "B", spec, NULL, err, sizeof(err)),
+                     0);
+    assert_int_equal(upstream_add(f.up, 0, "C", spec, NULL, err, sizeof(err)),
+                     -1);
     assert_string_equal(upstream_id(f.up, 0), "B");
     upstream_release(out, false); /* the old occupant's: closed */
     assert_int_equal(upstream_idle_count(f.up, 0), 0);
@@ -332,11 +334,13 @@ static void test_removed_slot_never_pools_old_connections(void **state)
     struct upstream_conn *fresh = connect_one(&f);
     upstream_release(fresh, false);
     assert_int_equal(upstream_idle_count(f.up, 0), 1);
-    assert_int_equal(upstream_add(f.up, 1, "D", "nowhere", err, sizeof(err)),
-                     -1);
-    assert_int_equal(upstream_add(f.up, 2, "D", spec, err, sizeof(err)), -1);
     assert_int_equal(
-        upstream_add(f.up, 1, "D", "unix:/tmp/d.sock", err, sizeof(err)), 0);
+        upstream_add(f.up, 1, "D", "nowhere", NULL, err, sizeof(err)), -1);
+    assert_int_equal(upstream_add(f.up, 2, "D", spec, NULL, err, sizeof(err)),
+                     -1);
+    assert_int_equal(
+        upstream_add(f.up, 1, "D", "unix:/tmp/d.sock", NULL, err, sizeof(err)),
+        0);
     assert_int_equal(upstream_count(f.up), 2);
     run_for(&f, 1);
     teardown_pool(&f);
