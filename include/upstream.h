@@ -46,6 +46,12 @@ struct upstream_conn {
  * slot i.  Returns NULL with a message in err on failure. */
 struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
                                  char *err, size_t errlen);
+/* Makes the TLS context of the backends that upstream_add is asked to
+ * reach over TLS, from cfg's upstream_tls_* keys (upstream_create does
+ * when cfg has such a backend; a pool whose only TLS backends are names
+ * calls it itself).  0, or -1 with the reason (the CA file) in err. */
+int upstream_enable_tls(struct upstream *up, const struct config *cfg,
+                        char *err, size_t errlen);
 /* Closes every idle connection and frees the table; handed-out connections
  * must have been released before.  NULL is a no-op. */
 void upstream_destroy(struct upstream *up);

@@ -62,12 +62,10 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
         return NULL;
     }
     up->loop = loop;
-    if (tls_client_wanted(cfg) &&
-        !(up->tls = tls_client_create(cfg, err, errlen))) {
+    if (tls_client_wanted(cfg) && upstream_enable_tls(up, cfg, err, errlen)) {
         free(up);
         return NULL;
     }
-    snprintf(up->tls_sni, sizeof(up->tls_sni), "%s", cfg->upstream_tls_sni);
     up->pool_max_idle = cfg->pool_max_idle;
     up->pool_idle_timeout_us = (uint64_t)cfg->pool_idle_timeout_ms * 1000;
     for (size_t i = 0; i < CONFIG_MAX_BACKENDS; i++) {
@@ -97,6 +95,18 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
 fail:
     upstream_destroy(up);
     return NULL;
+}
+
+int upstream_enable_tls(struct upstream *up, const struct config *cfg,
+                        char *err, size_t errlen)
+{
+    if (up->tls)
+        return 0;
+    up->tls = tls_client_create(cfg, err, errlen);
+    if (!up->tls)
+        return -1;
+    snprintf(up->tls_sni, sizeof(up->tls_sni), "%s", cfg->upstream_tls_sni);
+    return 0;
 }
 
 /* What a TLS backend's connections send as SNI and check its certificate

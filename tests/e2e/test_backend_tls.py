@@ -22,6 +22,7 @@ import time
 import pytest
 
 from conftest import LBPROXY
+from dnstest import Dns
 from lbtest import free_port, http_json, wait_until
 from rawbackend import RawBackend
 from tlscerts import OPENSSL, make_ca, make_cert, make_signed
@@ -354,3 +355,27 @@ def test_bad_ca_at_start_exits(procs, pki):
                        capture_output=True, timeout=10)
     assert r.returncode != 0
     assert b"upstream TLS" in r.stderr, r.stderr
+
+
+def test_named_backend_sends_and_checks_its_name(procs, pki, tmp_path):
+    """A backend by DNS name (resolved by our DNS server on loopback):
+    its name is the SNI and the name its certificate must carry, so a
+    certificate for the name alone (no IP address) is accepted."""
+    b = tls_backend(procs, pki["name"])
+    dns = Dns(tmp_path, {"ttl": 60, "names": {
+        "backend.test": {"A": ["127.0.0.1"]}}})
+    try:
+        ini = tmp_path / "lb.ini"
+        ini.write_text(f"[dns]\nresolvers = 127.0.0.1:{dns.port}\n"
+                       f"timeout_ms = 300\n"
+                       f"[pool]\nupstream_tls_ca_file = {pki['ca']}\n"
+                       f"[backends]\nW = backend.test:{b.port}, tls\n")
+        p = proxy(procs, [], ["--config", str(ini)])
+        wait_until(lambda: any(x["address"].startswith("127.0.0.1:")
+                               for x in http_json(p.admin)["backends"]),
+                   what="the name resolved")
+        st, body = get(p.port, "/stats")
+        assert st == 200 and b'"tls_sni":"backend.test"' in body, body
+        assert upstream_tls(p)["failures"] == 0
+    finally:
+        dns.close()
