@@ -190,6 +190,9 @@ static void free_gen(struct gen *g)
 /* Makes generation slot s from cfg (taken over: released with the slot). */
 static int make_gen(unsigned s, struct config *cfg, char *err, size_t errlen)
 {
+    /* the workers would each fail on a CA file that does not load */
+    if (tls_client_check(cfg, err, errlen) < 0)
+        return -1;
     struct gen *g = &m.gens[s];
     const struct shared_gen *old =
         m.gens[m.cur].state == GEN_SERVING ? m.gens[m.cur].shared : NULL;
@@ -256,11 +259,6 @@ static void reload(void)
     char err[512];
     struct gen *cur = &m.gens[m.cur];
     if (config_from_args(&cfg, m.argc, m.argv, err, sizeof(err)) != 0) {
-        log_warnx("reload failed, keeping the running configuration: %s", err);
-        return;
-    }
-    if (tls_client_check(&cfg, err, sizeof(err)) < 0) { /* the CA files */
-        config_release(&cfg);
         log_warnx("reload failed, keeping the running configuration: %s", err);
         return;
     }

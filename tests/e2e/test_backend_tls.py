@@ -345,11 +345,29 @@ def test_reload_with_bad_ca_is_refused(procs, pki, tmp_path):
     assert upstream_tls(p)["verify_failures"] >= 1
 
 
-def test_bad_ca_at_start_exits(procs, pki):
+def test_reload_with_bad_ca_is_refused_with_workers(procs, pki, tmp_path):
+    b = tls_backend(procs, pki["ip"])
+    conf = tmp_path / "lb.ini"
+    conf.write_text(f"[pool]\nupstream_tls_ca_file = {pki['ca']}\n"
+                    f"[backends]\nA = 127.0.0.1:{b.port}, tls\n")
+    p = proxy(procs, [], ["--config", str(conf), "--workers", "2"],
+              admin=False)
+    wait_until(lambda: get(p.port)[0] == 200, what="workers serving")
+    conf.write_text(conf.read_text().replace(pki["ca"], pki["bad_ca"]))
+    p.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload failed" in open(p.logfile).read(),
+               what="the master refusing the reload")
+    for _ in range(4):
+        assert get(p.port)[0] == 200
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_bad_ca_at_start_exits(procs, pki, workers):
     b = tls_backend(procs, pki["ip"])
     port = free_port()
     r = subprocess.run([LBPROXY, "--listen", f"127.0.0.1:{port}",
                         "--admin", "off", "--log", "off",
+                        "--workers", workers,
                         "--backend", f"127.0.0.1:{b.port},tls",
                         "--set", f"pool.upstream_tls_ca_file={pki['bad_ca']}"],
                        capture_output=True, timeout=10)
