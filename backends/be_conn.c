@@ -222,12 +222,14 @@ static void respond_stats(struct conn *c)
         ",\"accept_errors\":%" PRIu64 ",\"in_service\":%d,\"queued\":%zu"
         ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
         ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        ",\"ws_upgrades\":%" PRIu64 ",\"ws_frames\":%" PRIu64 "}\n",
+        ",\"ws_upgrades\":%" PRIu64 ",\"ws_frames\":%" PRIu64,
         s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
         t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
         t->stats + 1, t->bad_requests, t->accept_errors, s->sched.busy,
         s->sched.queued, s->sched.max_queued, s->o->workers, s->phase + 1, prof,
         t->bytes_in, t->bytes_out, t->ws_upgrades, t->ws_frames);
+    n += be_tls_stats(s, body + n, sizeof(body) - (size_t)n - 2);
+    n += snprintf(body + n, sizeof(body) - (size_t)n, "}\n");
     s->st.stats++;
     respond_simple(c, 200, "OK", "application/json", body, (size_t)n);
 }
@@ -426,9 +428,9 @@ static void dispatch(struct conn *c)
             s->st.resets++;
             /* Earlier pipelined answers get one chance to leave first. */
             if (c->out_sent < c->out_len) {
-                ssize_t w = write(c->io.fd, c->out + c->out_sent,
-                                  c->out_len - c->out_sent);
-                (void)w;
+                struct iovec iov = {c->out + c->out_sent,
+                                    c->out_len - c->out_sent};
+                (void)be_io_writev(c, &iov, 1);
             }
             struct linger lg = {1, 0};
             setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -580,8 +582,7 @@ static int conn_flush(struct conn *c)
             iov[n].iov_len = c->seg_len;
             n++;
         }
-        ssize_t w = n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len)
-                           : writev(c->io.fd, iov, n);
+        ssize_t w = be_io_writev(c, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -618,6 +619,7 @@ static void update_interest(struct conn *c)
     }
     if (output_pending(c))
         ev |= LOOP_WRITE;
+    ev |= (unsigned)c->tls_wants;
     if (loop_io_mod(c->srv->loop, &c->io, ev) < 0)
         be_conn_close(c);
 }
@@ -668,7 +670,7 @@ static void conn_drive(struct conn *c)
 static void conn_read(struct conn *c)
 {
     if (c->state == CS_HANG) {
-        ssize_t r = read(c->io.fd, c->in, IN_CAP);
+        ssize_t r = be_io_read(c, c->in, IN_CAP);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
             be_conn_close(c);
         return;
@@ -683,7 +685,7 @@ static void conn_read(struct conn *c)
     }
     if (c->in_len == IN_CAP)
         return;
-    ssize_t r = read(c->io.fd, c->in + c->in_len, IN_CAP - c->in_len);
+    ssize_t r = be_io_read(c, c->in + c->in_len, IN_CAP - c->in_len);
     if (r > 0) {
         c->in_len += (size_t)r;
         c->srv->st.bytes_in += (uint64_t)r;
@@ -702,7 +704,7 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct conn *c = io->ctx;
-    if (events & LOOP_READ) {
+    if (events & (LOOP_READ | (unsigned)c->tls_wants)) {
         conn_read(c);
         if (c->state == CS_CLOSED)
             return;
@@ -729,6 +731,7 @@ void be_conn_close(struct conn *c)
     if (be_sched_forget(&s->sched, &c->job) && !s->destroying)
         be_sched_pump(&s->sched, loop_now(s->loop));
     loop_timer_cancel(s->loop, &c->timer);
+    be_tls_close(c); /* before its socket goes */
     loop_io_close(s->loop, &c->io);
     set_state(c, CS_CLOSED);
     if (c->lprev)
@@ -774,7 +777,9 @@ void be_conn_open(struct be_server *s, int fd)
     c->parser.data = c;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (loop_io_add(s->loop, &c->io, fd, LOOP_READ) < 0) {
+    if (be_tls_open(c, fd) < 0 ||
+        loop_io_add(s->loop, &c->io, fd, LOOP_READ) < 0) {
+        be_tls_close(c);
         close(fd);
         c->free_next = s->free_list;
         s->free_list = c;

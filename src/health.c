@@ -6,7 +6,10 @@
  * check uses a fresh connection from upstream_connect() that is closed
  * when the check ends, so a check never touches the request pools and a
  * slot owns at most one socket.  The status line is the whole verdict: the
- * check stops reading as soon as it is complete.
+ * check stops reading as soon as it is complete.  A backend marked ",tls"
+ * is checked over TLS (the connection's transport; its handshake is part
+ * of the connect, and a failed one fails the check), with the session
+ * its requests resume.
  */
 #include "health.h"
 
@@ -167,6 +170,16 @@ static int judge_status(const struct hslot *s, const char **why)
     return 0;
 }
 
+/* Waits for ev and for what the transport (TLS) waits for on its own. */
+static void want(struct hslot *s, unsigned ev)
+{
+    struct upstream_conn *uc = s->uc;
+    if (uc->tr->wants)
+        ev |= uc->tr->wants(uc->tr_state);
+    if (loop_io_mod(s->h->loop, &uc->io, ev) < 0)
+        abandon(s);
+}
+
 static void on_readable(struct hslot *s)
 {
     const char *why = "closed before a status line";
@@ -174,7 +187,9 @@ static void on_readable(struct hslot *s)
         size_t room = sizeof(s->buf) - s->len;
         if (room == 0)
             break;
-        ssize_t r = read(s->uc->io.fd, s->buf + s->len, room);
+        struct upstream_conn *uc = s->uc;
+        ssize_t r =
+            uc->tr->read(uc->io.fd, uc->tr_state, s->buf + s->len, room);
         if (r > 0) {
             s->len += (size_t)r;
             int v = judge_status(s, &why);
@@ -184,8 +199,10 @@ static void on_readable(struct hslot *s)
             }
             continue;
         }
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want(s, LOOP_READ);
             return;
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -200,47 +217,53 @@ static void on_readable(struct hslot *s)
 static void on_writable(struct hslot *s)
 {
     while (s->sent < s->req_len) {
-        ssize_t w = write(s->uc->io.fd, s->req + s->sent, s->req_len - s->sent);
+        struct upstream_conn *uc = s->uc;
+        ssize_t w = uc->tr->write(uc->io.fd, uc->tr_state, s->req + s->sent,
+                                  s->req_len - s->sent);
         if (w > 0) {
             s->sent += (size_t)w;
             continue;
         }
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want(s, LOOP_WRITE);
             return;
+        }
         if (w < 0 && errno == EINTR)
             continue;
         finish(s, false, "write error");
         return;
     }
     s->state = HS_READING;
-    if (loop_io_mod(s->h->loop, &s->uc->io, LOOP_READ) < 0)
-        abandon(s);
+    want(s, LOOP_READ);
 }
 
 static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct hslot *s = io->ctx;
+    (void)events; /* each state tries its step on any event */
     switch (s->state) {
     case HS_IDLE:
-        return; /* cannot happen: an idle slot has no socket */
-    case HS_CONNECTING:
-        if (!(events & LOOP_WRITE))
+        return;           /* cannot happen: an idle slot has no socket */
+    case HS_CONNECTING: { /* writable, or a TLS handshake's event */
+        int rc = upstream_finish_connect(s->uc);
+        if (rc == 0)
             return;
-        if (upstream_finish_connect(s->uc) < 0) {
+        if (rc < 0) {
             finish(s, false,
-                   errno == ECONNREFUSED ? "connection refused"
-                                         : "connect failed");
+                   s->uc->tls_failed       ? "TLS handshake failed"
+                   : errno == ECONNREFUSED ? "connection refused"
+                                           : "connect failed");
             return;
         }
         s->state = HS_SENDING;
+    }
         /* fall through */
     case HS_SENDING:
         on_writable(s);
         return;
-    case HS_READING:
-        if (events & LOOP_READ)
-            on_readable(s);
+    case HS_READING: /* readable, or writable for a TLS read */
+        on_readable(s);
         return;
     }
 }

@@ -34,6 +34,7 @@
 #include "record.h"
 #include "stats.h"
 #include "tls.h"
+#include "tls_client.h"
 #include "upstream.h"
 #include "sharedgen.h"
 #include "workers.h"
@@ -710,6 +711,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
         srv.admin_src.tls =
             srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
+        srv.admin_src.upstream_tls = tls_client_counters();
         if (is_worker) /* the sum over the workers, not this one's */
             workers_admin_sources(&srv.admin_src, &srv.sum,
                                   srv.tls_acc != NULL);

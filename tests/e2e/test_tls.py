@@ -23,23 +23,11 @@ import pytest
 from httpc import read_response
 from lbtest import free_port, http_json, http_text, rss_kb, wait_until
 from rawbackend import RawBackend, ok
+from tlscerts import make_cert
 
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
 pytestmark = pytest.mark.skipif(not OPENSSL, reason="needs openssl")
-
-
-def make_cert(dirpath, name, cn, sans):
-    """A self-signed ECDSA P-256 certificate and its key; returns paths."""
-    cert = os.path.join(dirpath, f"{name}.pem")
-    key = os.path.join(dirpath, f"{name}.key")
-    san = ",".join(f"DNS:{s}" for s in sans)
-    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", f"/CN={cn}",
-                    "-addext", f"subjectAltName={san}"],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 @pytest.fixture(scope="module")
