@@ -207,6 +207,8 @@ class Scenario:
         self.timeout = "2s"
         self.restart = "scenario"  # or "run": backends + proxy per run
         self.headers = []  # wrk -H lines ("Connection: close")
+        # open-loop req/s for a scenario without a capacity bound
+        self.open_rates = []
         self.configs = list(MATRIX)
         self.notes = []
 
@@ -232,6 +234,7 @@ class Scenario:
         s.restart = sc.get("restart", s.restart)
         s.headers = [h.strip() for h in sc.get("headers", "").split("|")
                      if h.strip()]
+        s.open_rates = [float(x) for x in sc.get("open_rates", "").split()]
         if s.restart not in ("scenario", "run"):
             raise SystemExit(f"{path}: restart must be scenario or run")
         s.configs = select_configs(sc.get("configs", "all"))
