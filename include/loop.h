@@ -11,6 +11,7 @@
 #ifndef LB_LOOP_H
 #define LB_LOOP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,8 @@ struct loop_io {
     unsigned registered; /* 1 while in the epoll set */
     loop_io_fn *fn;
     void *ctx;
+    uint64_t pending_round; /* the round whose batch holds an event for this
+                             * fd not yet dispatched (loop_io_maybe_ready) */
 };
 
 struct loop_timer {
@@ -53,6 +56,14 @@ void loop_destroy(struct loop *loop);
 
 /* Current monotonic time in microseconds, cached per dispatch round. */
 uint64_t loop_now(const struct loop *loop);
+/* True when io may be ready without the loop having dispatched it: an
+ * event for it is still to come in this round, or this round's wait may
+ * not have reported every ready fd (its batch was full).  False: as of
+ * this round's wait the kernel had nothing for io that is not handled, so
+ * for an fd whose read interest was on, nothing had arrived unread
+ * (level-triggered) - without a syscall; bytes that came after the wait
+ * are not seen. */
+bool loop_io_maybe_ready(const struct loop *loop, const struct loop_io *io);
 /* Refreshes the cached clock from CLOCK_MONOTONIC and returns it. */
 uint64_t loop_update_time(struct loop *loop);
 /* Reads CLOCK_MONOTONIC directly (microseconds). */

@@ -31,6 +31,8 @@ struct loop {
     size_t ndeferred, deferred_cap;
     loop_hook_fn *before_sleep;
     void *before_sleep_ctx;
+    uint64_t round;  /* waits returned */
+    bool round_full; /* the last wait filled events[]: some fd unreported */
     struct epoll_event events[LOOP_MAX_EVENTS];
 };
 
@@ -85,6 +87,11 @@ void loop_destroy(struct loop *loop)
 uint64_t loop_now(const struct loop *loop)
 {
     return loop->now_us;
+}
+
+bool loop_io_maybe_ready(const struct loop *loop, const struct loop_io *io)
+{
+    return loop->round_full || io->pending_round == loop->round;
 }
 
 uint64_t loop_update_time(struct loop *loop)
@@ -332,9 +339,17 @@ int loop_run(struct loop *loop)
             return -1;
         }
         loop_update_time(loop);
+        loop->round++;
+        loop->round_full = n == LOOP_MAX_EVENTS;
+        /* first mark every fd of the batch, so that a handler can tell an
+         * fd whose event is still to come in this round */
+        for (int i = 0; i < n; i++)
+            ((struct loop_io *)loop->events[i].data.ptr)->pending_round =
+                loop->round;
         for (int i = 0; i < n; i++) {
             struct loop_io *io = loop->events[i].data.ptr;
             uint32_t e = loop->events[i].events;
+            io->pending_round = 0;
             if (!io->registered)
                 continue; /* removed earlier in this round */
             unsigned ev = 0;

@@ -206,6 +206,9 @@ static SSL_CTX *make_ctx(const struct config *cfg, struct tls_server *ts,
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
                               SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* a record in one read(), not its header and then its body (the
+     * transport's `buffered` sees what was read ahead: SSL_has_pending) */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_max_early_data(ctx, 0); /* no 0-RTT */
     what = "[tls] ciphers";
     if (cfg->tls_ciphers[0] && !SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers))

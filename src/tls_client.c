@@ -89,6 +89,7 @@ struct tls_client *tls_client_create(const struct config *cfg, char *err,
     SSL_CTX_set_mode(tc->ctx, SSL_MODE_RELEASE_BUFFERS |
                                   SSL_MODE_ENABLE_PARTIAL_WRITE |
                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(tc->ctx, 1); /* a record in one read() */
     what = "ALPN";
     if (SSL_CTX_set_alpn_protos(tc->ctx, alpn_h1, sizeof(alpn_h1) - 1) != 0)
         goto fail;

@@ -323,9 +323,12 @@ struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx)
     struct upstream_conn *uc;
     while ((uc = b->idle_head) != NULL) {
         idle_unlink(b, uc);
-        /* bytes that arrived since it was pooled (their event may still
-         * be in this dispatch round) would be taken for the response */
-        if (conn_quiet(uc, true))
+        /* bytes that arrived since it was pooled would be taken for the
+         * response.  It was quiet when pooled (upstream_release), and an
+         * event for it closes it (on_idle_io), so the socket is asked
+         * only when the loop may hold such an event not yet dispatched;
+         * what came after this round's wait is not seen either way */
+        if (conn_quiet(uc, loop_io_maybe_ready(up->loop, &uc->io)))
             return uc;
         conn_free(uc, false);
     }

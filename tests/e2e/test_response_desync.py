@@ -296,6 +296,55 @@ def test_bytes_arriving_on_an_idle_pooled_connection_close_it(procs):
         srv.close()
 
 
+def test_stray_bytes_and_a_request_in_one_round(procs):
+    """Stray bytes on an idle pooled connection and a request that would
+    take that connection become ready in one dispatch round, the request
+    first (the proxy is stopped while both arrive): the take from the pool
+    sees that the connection's event is still to come and asks the
+    socket, so the junk is never taken for the response and the request
+    goes out on a new connection.  (A take with no event pending for the
+    connection asks no syscall: loop_io_maybe_ready.)"""
+    send_junk = threading.Event()
+
+    def handle(conn, head):
+        if conn_count[0] == 0:
+            conn_count[0] += 1
+            conn.sendall(ok(b"ok"))
+            send_junk.wait(5)
+            conn.sendall(SPLIT)  # nobody asked: the connection is idle
+            conn.settimeout(1)
+            try:
+                if conn.recv(4096):  # a request on it would get the junk
+                    conn.sendall(ok(b"reused"))
+            except OSError:
+                pass
+        else:
+            conn.sendall(ok(b"fresh"))
+
+    conn_count = [0]
+    srv = HeadServer(handle)
+    try:
+        px = procs.proxy([srv.port], extra=["--mode", "round-robin",
+                                            "--persistent"])
+        with Conn(px.port, timeout=4) as c:
+            assert c.request(path="/").body == b"ok"
+            time.sleep(0.2)  # pooled, several rounds ago
+            stop(px)
+            try:
+                c.send(b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n")
+                time.sleep(0.05)
+                send_junk.set()
+                time.sleep(0.05)
+            finally:
+                cont(px)
+            r = c.read()
+            assert (r.status, r.body) == (200, b"fresh"), r.body
+        assert srv.accepts == 2
+    finally:
+        send_junk.set()
+        srv.close()
+
+
 # ---- pipelining and half-close ----
 
 

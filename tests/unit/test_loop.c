@@ -1,8 +1,9 @@
 /*
- * test_loop: the timer heap.  Timers fire in deadline order, equal deadlines
- * in the order they were armed (FIFO), a re-armed timer moves (and counts as
- * armed anew), a cancelled one never fires, and thousands of random
- * arm/re-arm/cancel steps keep the heap invariant and the firing order.
+ * test_loop: the timer heap, and loop_io_maybe_ready.  Timers fire in deadline
+ * order, equal deadlines in the order they were armed (FIFO), a re-armed timer
+ * moves (and counts as armed anew), a cancelled one never fires, and thousands
+ * of random arm/re-arm/cancel steps keep the heap invariant and the firing
+ * order.
  *
  * Timers fire through the real loop_run(): deadlines are put at or before
  * the loop's clock, so they are all due in the first dispatch round and fire
@@ -15,6 +16,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -244,6 +247,80 @@ static void test_many_timers(void **st)
     loop_destroy(loop);
 }
 
+/* ---- loop_io_maybe_ready ---- */
+
+struct pair_io {
+    struct loop_io io;
+    int peer; /* the socketpair end the test writes to */
+    struct pair_io *other;
+    int handled;
+    bool other_maybe, self_maybe;
+};
+
+static void on_pair_read(struct loop *loop, struct loop_io *io, unsigned ev)
+{
+    (void)ev;
+    struct pair_io *p = io->ctx;
+    char b[16];
+    assert_true(read(io->fd, b, sizeof(b)) > 0);
+    p->handled++;
+    p->self_maybe = loop_io_maybe_ready(loop, io);
+    p->other_maybe = loop_io_maybe_ready(loop, &p->other->io);
+    if (p->other->handled)
+        loop_stop(loop);
+}
+
+static void on_check_quiet(struct loop *loop, struct loop_timer *t)
+{
+    struct pair_io *p = t->ctx;
+    /* a later round with nothing ready: neither may be ready */
+    assert_false(loop_io_maybe_ready(loop, &p[0].io));
+    assert_false(loop_io_maybe_ready(loop, &p[1].io));
+    loop_stop(loop);
+}
+
+/* Two fds ready in one round: while the first is handled, the second's
+ * event is still to come (maybe ready) and the first's own is not; once
+ * both are handled and nothing else arrived, neither is. */
+static void test_maybe_ready(void **state)
+{
+    (void)state;
+    struct loop *loop = loop_create();
+    assert_non_null(loop);
+    struct pair_io p[2];
+    memset(p, 0, sizeof(p));
+    for (int i = 0; i < 2; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        p[i].io.fn = on_pair_read;
+        p[i].io.ctx = &p[i];
+        p[i].peer = sv[1];
+        p[i].other = &p[1 - i];
+        assert_int_equal(loop_io_add(loop, &p[i].io, sv[0], LOOP_READ), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(write(p[i].peer, "x", 1), 1);
+    struct loop_timer guard = {.fn = on_guard};
+    loop_timer_set(loop, &guard, loop_now(loop) + 5000000);
+    assert_int_equal(loop_run(loop), 0);
+    struct pair_io *first = p[0].other_maybe ? &p[0] : &p[1];
+    assert_int_equal(p[0].handled + p[1].handled, 2);
+    assert_true(first->other_maybe); /* the second's event was to come */
+    assert_false(first->self_maybe); /* its own was being handled */
+    assert_false(first->other->other_maybe); /* the first's was done */
+    assert_false(first->other->self_maybe);
+    struct loop_timer t = {.fn = on_check_quiet, .ctx = p};
+    loop_timer_set(loop, &t, loop_now(loop));
+    assert_int_equal(loop_run(loop), 0);
+    loop_timer_cancel(loop, &guard);
+    for (int i = 0; i < 2; i++) {
+        loop_io_del(loop, &p[i].io);
+        close(p[i].io.fd);
+        close(p[i].peer);
+    }
+    loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_rearm),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_many_timers),
+        cmocka_unit_test(test_maybe_ready),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
