@@ -242,6 +242,13 @@ static bool socket_quiet(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+bool upstream_conn_reusable(const struct upstream_conn *uc)
+{
+    const struct upstream *up = uc->up;
+    return upstream_live(up, uc->backend) &&
+           uc->gen == up->backends[uc->backend].gen && socket_quiet(uc->io.fd);
+}
+
 struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx)
 {
     struct backend *b = &up->backends[idx];
