@@ -233,10 +233,11 @@ int balancer_pick_key(struct balancer *b, uint64_t tried, uint64_t key,
  * every policy without a probe_due, whose pools start no prober. */
 bool balancer_wants_probes(const struct balancer *b);
 /* The backends the policy wants probed now (live, ready and up ones
- * only): at most max slot indices written to out, each counted as a probe
+ * only, none in the `busy` bitmap: bit i = a probe of backend i is under
+ * way): at most max slot indices written to out, each counted as a probe
  * sent; returns how many (0 for a policy without probes). */
-size_t balancer_probe_due(struct balancer *b, uint64_t now_us, unsigned *out,
-                          size_t max);
+size_t balancer_probe_due(struct balancer *b, uint64_t now_us, uint64_t busy,
+                          unsigned *out, size_t max);
 /* What became of a probe of backend idx sent by balancer_probe_due: with
  * BALANCER_PROBE_OK its answer (requests in flight, latency estimate)
  * goes to the policy; UNSUPPORTED makes the policy use its own view of

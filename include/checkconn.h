@@ -86,4 +86,10 @@ static inline bool checkconn_busy(const struct checkconn *c)
 int checkconn_status_line(const char *buf, size_t len, size_t cap, int *status,
                           const char **why);
 
+/* The value of head field `name` (its first line; name case ignored) in
+ * buf[0..len), or NULL; *vlen is its length without surrounding blanks.
+ * Pure. */
+const char *checkconn_field(const char *buf, size_t len, const char *name,
+                            size_t *vlen);
+
 #endif

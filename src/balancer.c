@@ -323,8 +323,8 @@ bool balancer_wants_probes(const struct balancer *b)
     return b->pol->probe_due != NULL;
 }
 
-size_t balancer_probe_due(struct balancer *b, uint64_t now_us, unsigned *out,
-                          size_t max)
+size_t balancer_probe_due(struct balancer *b, uint64_t now_us, uint64_t busy,
+                          unsigned *out, size_t max)
 {
     bool eligible[BALANCER_MAX_BACKENDS];
     size_t k = 0, neligible = 0;
@@ -336,7 +336,7 @@ size_t balancer_probe_due(struct balancer *b, uint64_t now_us, unsigned *out,
         struct balancer_backend *be = &b->be[i];
         refresh(be, now_us);
         eligible[i] = !be->removed && be->admin == BALANCER_READY &&
-                      be->health == BALANCER_UP;
+                      be->health == BALANCER_UP && !(busy & ((uint64_t)1 << i));
         neligible += eligible[i];
     }
     if (neligible > 0)

@@ -82,10 +82,8 @@ static size_t head_end(const char *b, size_t len)
     return 0;
 }
 
-/* A head field's value (first occurrence, name case ignored), or NULL;
- * *vlen its length without trailing blanks. */
-static const char *field(const char *b, size_t len, const char *name,
-                         size_t *vlen)
+const char *checkconn_field(const char *b, size_t len, const char *name,
+                            size_t *vlen)
 {
     size_t nl = strlen(name);
     for (const char *p = b, *end = b + len; p < end;) {
@@ -126,10 +124,10 @@ static int judge(struct checkconn *c, bool *keep, const char **why)
         return -1;
     }
     size_t vl;
-    const char *cl = field(c->buf, h, "Content-Length", &vl);
-    const char *conn = field(c->buf, h, "Connection", &vl);
+    const char *cl = checkconn_field(c->buf, h, "Content-Length", &vl);
+    const char *conn = checkconn_field(c->buf, h, "Connection", &vl);
     bool closes = conn && vl == 5 && strncasecmp(conn, "close", 5) == 0;
-    if (!cl || field(c->buf, h, "Transfer-Encoding", &vl))
+    if (!cl || checkconn_field(c->buf, h, "Transfer-Encoding", &vl))
         return 1; /* a body of unknown length: not kept */
     char *e;
     unsigned long long n = strtoull(cl, &e, 10);

@@ -537,18 +537,6 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         p.seed = seed;
         p.load_aware = pol->load_aware;
         p.ewma_score = pol->score;
-        if (getenv("PQ_RATE"))
-            p.prequal_max_probe_rate = atoi(getenv("PQ_RATE"));
-        if (getenv("PQ_R"))
-            p.prequal_probe_rate = atof(getenv("PQ_R"));
-        if (getenv("PQ_REUSE"))
-            p.prequal_reuse = atoi(getenv("PQ_REUSE"));
-        if (getenv("PQ_AGE"))
-            p.prequal_max_age_ms = atoi(getenv("PQ_AGE"));
-        if (getenv("PQ_M"))
-            p.prequal_pool_size = atoi(getenv("PQ_M"));
-        if (getenv("PQ_Q"))
-            p.prequal_q_rif = atof(getenv("PQ_Q"));
         s->b = balancer_create(pol->mode, &p, set->n, NULL);
         if (!s->b)
             abort();

@@ -59,7 +59,7 @@ void lbsim_probes_pump(struct lbsim_probes *p, uint64_t now)
     }
     if (now < p->next_tick)
         return;
-    size_t k = balancer_probe_due(p->b, now, idx, BALANCER_MAX_BACKENDS);
+    size_t k = balancer_probe_due(p->b, now, 0, idx, BALANCER_MAX_BACKENDS);
     for (size_t j = 0; j < k; j++) {
         struct answer a = {now + p->delay_us, idx[j], 0, 0};
         p->sent++;
