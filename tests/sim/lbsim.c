@@ -689,6 +689,10 @@ static void report_set(const struct set_spec *set, uint64_t seed)
                    r[p].hang_stuck);
         printf("\n");
     }
+    for (size_t p = 0; p < NPOLS; p++)
+        if (r[p].probes_per_req > 0)
+            printf("\n%s: %.2f probes per request.\n", lbsim_pols[p].label,
+                   r[p].probes_per_req);
     if (windows) {
         printf("\nShare of backend %s's picks (%%) per 2-s window; "
                "event from %u s to %u s:\n\n",
