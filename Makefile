@@ -153,7 +153,7 @@ TESTS := unit sim config-check \
          e2e-backend e2e-proxy e2e-health e2e-balancing e2e-hash e2e-prequal \
          e2e-smuggling e2e-desync e2e-retry e2e-queue \
          e2e-exhaustion e2e-faults \
-         e2e-admin e2e-observability e2e-runtime-api e2e-relay e2e-frontdoor e2e-tunnel e2e-tls \
+         e2e-admin e2e-observability e2e-runtime-api e2e-relay e2e-frontdoor e2e-tunnel e2e-tls e2e-backend-tls \
          e2e-scaleout e2e-workers e2e-routing e2e-dns e2e-discovery \
          analyze-test bench-tools-test fuzz-regress browser
 ifneq ($(filter-out $(TESTS),$(PYTEST_SUITES)),)

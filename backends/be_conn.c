@@ -407,9 +407,9 @@ static void dispatch(struct conn *c)
             s->st.resets++;
             /* Earlier pipelined answers get one chance to leave first. */
             if (c->out_sent < c->out_len) {
-                ssize_t w = write(c->io.fd, c->out + c->out_sent,
-                                  c->out_len - c->out_sent);
-                (void)w;
+                struct iovec iov = {c->out + c->out_sent,
+                                    c->out_len - c->out_sent};
+                (void)be_io_writev(c, &iov, 1);
             }
             struct linger lg = {1, 0};
             setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -561,8 +561,7 @@ static int conn_flush(struct conn *c)
             iov[n].iov_len = c->seg_len;
             n++;
         }
-        ssize_t w = n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len)
-                           : writev(c->io.fd, iov, n);
+        ssize_t w = be_io_writev(c, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -599,6 +598,7 @@ static void update_interest(struct conn *c)
     }
     if (output_pending(c))
         ev |= LOOP_WRITE;
+    ev |= (unsigned)c->tls_wants;
     if (loop_io_mod(c->srv->loop, &c->io, ev) < 0)
         be_conn_close(c);
 }
@@ -649,7 +649,7 @@ static void conn_drive(struct conn *c)
 static void conn_read(struct conn *c)
 {
     if (c->state == CS_HANG) {
-        ssize_t r = read(c->io.fd, c->in, IN_CAP);
+        ssize_t r = be_io_read(c, c->in, IN_CAP);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
             be_conn_close(c);
         return;
@@ -664,7 +664,7 @@ static void conn_read(struct conn *c)
     }
     if (c->in_len == IN_CAP)
         return;
-    ssize_t r = read(c->io.fd, c->in + c->in_len, IN_CAP - c->in_len);
+    ssize_t r = be_io_read(c, c->in + c->in_len, IN_CAP - c->in_len);
     if (r > 0) {
         c->in_len += (size_t)r;
         c->srv->st.bytes_in += (uint64_t)r;
@@ -683,7 +683,7 @@ static void on_conn_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct conn *c = io->ctx;
-    if (events & LOOP_READ) {
+    if (events & (LOOP_READ | (unsigned)c->tls_wants)) {
         conn_read(c);
         if (c->state == CS_CLOSED)
             return;
@@ -710,6 +710,7 @@ void be_conn_close(struct conn *c)
     if (be_sched_forget(&s->sched, &c->job) && !s->destroying)
         be_sched_pump(&s->sched, loop_now(s->loop));
     loop_timer_cancel(s->loop, &c->timer);
+    be_tls_close(c); /* before its socket goes */
     loop_io_close(s->loop, &c->io);
     set_state(c, CS_CLOSED);
     if (c->lprev)
@@ -755,7 +756,9 @@ void be_conn_open(struct be_server *s, int fd)
     c->parser.data = c;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (loop_io_add(s->loop, &c->io, fd, LOOP_READ) < 0) {
+    if (be_tls_open(c, fd) < 0 ||
+        loop_io_add(s->loop, &c->io, fd, LOOP_READ) < 0) {
+        be_tls_close(c);
         close(fd);
         c->free_next = s->free_list;
         s->free_list = c;

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "be_options.h"
 #include "be_profile.h"
@@ -101,6 +103,9 @@ struct conn {
     char *hbuf; /* copy of the current head (echo-headers, request log) */
     size_t hlen;
     struct be_ws ws;
+    void *ssl;     /* SSL with --tls-cert (be_tls.c), else NULL */
+    int tls_done;  /* its handshake finished */
+    int tls_wants; /* LOOP_WRITE: the last read waits for writability */
     char in[IN_CAP];
     char out[OUT_CAP];
 };
@@ -110,6 +115,7 @@ struct be_stats {
     uint64_t health, stats, bad_requests, accept_errors;
     uint64_t bytes_in, bytes_out;
     uint64_t ws_upgrades, ws_frames;
+    uint64_t tls_handshakes, tls_resumed;
     uint64_t probes;
 };
 
@@ -137,6 +143,8 @@ struct be_server {
     char ok_prefix[256]; /* "HTTP/1.1 200 OK" ... through Content-Length */
     size_t ok_prefix_len;
     FILE *reqlog;
+    void *tls;         /* SSL_CTX with --tls-cert, else NULL */
+    char tls_sni[256]; /* the SNI of the last handshake */
     int destroying;
     struct be_stats st;
     uint32_t recent[BE_RECENT]; /* the last latencies, a ring (us) */
@@ -191,6 +199,24 @@ int be_ws_accept(struct conn *c);
  * Returns 1 when it consumed input or queued output, else 0 (a partial
  * frame, or no output room). */
 int be_ws_input(struct conn *c);
+
+/* ---- be_tls.c: TLS with --tls-cert / --tls-key ---- */
+
+/* Loads the certificate and key into s->tls (nothing without them): 0, or
+ * -1 with OpenSSL's reason in err. */
+int be_tls_init(struct be_server *s, char *err, size_t errlen);
+void be_tls_fini(struct be_server *s);
+/* A new connection's server side on fd (when TLS is on): 0, or -1. */
+int be_tls_open(struct conn *c, int fd);
+/* Frees it (a close_notify first after a finished handshake). */
+void be_tls_close(struct conn *c);
+/* The connection's read and writev: plain, or through TLS (the handshake
+ * runs inside the first reads); as read(2) and writev(2), EAGAIN also
+ * while TLS waits (c->tls_wants: for writability). */
+ssize_t be_io_read(struct conn *c, void *p, size_t n);
+ssize_t be_io_writev(struct conn *c, const struct iovec *iov, int n);
+/* The /stats fields of TLS (",\"tls\":..."): like snprintf. */
+int be_tls_stats(const struct be_server *s, char *buf, size_t len);
 
 /* One line of the request log (be_reqlog.c): head is the request head,
  * or with error the bytes of a refused request. */

@@ -33,6 +33,9 @@ const char be_options_usage[] =
     "  --echo                 every path echoes the request body\n"
     "  --max-body N           largest body kept for an echo (default 64M)\n"
     "  --log-requests FILE    one JSON line per request: raw head, body size\n"
+    "  --tls-cert FILE        serve TLS with this certificate chain (PEM)\n"
+    "  --tls-key FILE         ... and its private key (PEM); /stats counts\n"
+    "                         handshakes, resumed ones and the last SNI\n"
     "  --seed N               seed of the random generator\n"
     "  --config FILE          read settings from an INI file ...\n"
     "  --section NAME         ... from this section (flags override it)\n"
@@ -193,6 +196,12 @@ int be_options_set(struct be_options *o, const char *key, const char *value,
             goto bad;
         o->seed = s;
         o->seed_set = 1;
+    } else if (is_key(key, "tls_cert")) {
+        if (copy_str(o->tls_cert, sizeof(o->tls_cert), v) < 0)
+            goto bad;
+    } else if (is_key(key, "tls_key")) {
+        if (copy_str(o->tls_key, sizeof(o->tls_key), v) < 0)
+            goto bad;
     } else if (is_key(key, "log_requests")) {
         if (copy_str(o->log_requests, sizeof(o->log_requests), v) < 0)
             goto bad;
@@ -304,6 +313,10 @@ int be_options_validate(struct be_options *o, char *err, size_t errlen)
 {
     if (o->error_rate + o->reset_rate + o->hang_rate > 1.0 + 1e-9) {
         snprintf(err, errlen, "error-rate + reset-rate + hang-rate > 1");
+        return -1;
+    }
+    if (!o->tls_cert[0] != !o->tls_key[0]) {
+        snprintf(err, errlen, "--tls-cert and --tls-key go together");
         return -1;
     }
     /* Stable enough: equal start times keep no particular order. */

@@ -28,6 +28,8 @@ struct be_options {
     int seed_set;
     size_t max_body;        /* largest request body kept for an echo */
     char log_requests[256]; /* "" = off */
+    char tls_cert[256];     /* TLS (be_tls.c) with this chain; "" = plain */
+    char tls_key[256];
     int verbose;
 };
 

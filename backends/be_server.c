@@ -142,6 +142,8 @@ struct be_server *be_server_create(struct loop *loop,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (be_tls_init(s, err, errlen) < 0)
+        goto fail;
     if (o->log_requests[0]) {
         s->reqlog = fopen(o->log_requests, "a");
         if (!s->reqlog) {
@@ -201,6 +203,7 @@ void be_server_destroy(struct be_server *s)
     }
     if (s->reqlog)
         fclose(s->reqlog);
+    be_tls_fini(s);
     free(s->body);
     free(s);
 }

@@ -22,6 +22,7 @@ struct stats;
 struct balancer;
 struct admin;
 struct tls_counters;
+struct tls_client_counters;
 struct backendset;
 
 /* How the runtime API (admin_api) reaches the backend sets: the server's
@@ -74,6 +75,8 @@ struct admin_sources {
     const uint64_t *tunnels_open, *tunnels_total;
     /* the TLS handshakes (tls.h); NULL: no TLS listener, nothing shown */
     const struct tls_counters *tls;
+    /* the TLS handshakes towards backends (tls_client.h); NULL: zeros */
+    const struct tls_client_counters *upstream_tls;
     /* The pools: fills out[0..max-1] and returns how many there are.  NULL:
      * one pool, "default", made of config, stats, balancer and pool_ctx
      * above.  With pools, `stats` above is the total over all of them. */

@@ -37,12 +37,14 @@ struct backendset {
 /* The live backend named id: its slot index, or -1. */
 int backendset_find(const struct backendset *s, const char *id);
 /* Adds backend id at addr ("ADDR:PORT" or "unix:PATH") with weight w
- * (1..CONFIG_WEIGHT_MAX; 0 means 1): a free slot, a slow start, fresh
+ * (1..CONFIG_WEIGHT_MAX; 0 means 1), over TLS unless tls_host is NULL
+ * (upstream_add): a free slot, a slow start, fresh
  * stats, health checks when they are on.  Returns the slot index, or -1
  * with errno EINVAL (bad id, address or weight), EEXIST (id taken) or
  * ENOSPC (every slot taken) and a message in err; nothing changes then. */
 int backendset_add(struct backendset *s, const char *id, const char *addr,
-                   unsigned weight, uint64_t now_us, char *err, size_t errlen);
+                   const char *tls_host, unsigned weight, uint64_t now_us,
+                   char *err, size_t errlen);
 /* Removes backend id: never picked again, idle connections closed, its
  * requests in flight finish; the slot is reused once idle.  Returns 0, or
  * -1 with errno ENOENT. */

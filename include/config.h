@@ -45,13 +45,14 @@ struct config_backend {
     unsigned weight;
     int kind;       /* enum config_backend_kind */
     char name[256]; /* NAME and SRV: the name to resolve (net_name_valid) */
+    bool tls;       /* ",tls": TLS towards it (docs/tls.md) */
 };
 
 /* The backend's address as text: "host:port", "[v6]:port", "unix:PATH",
  * or for a named one "name:port" or "srv:name".
  * Returns 0, or -1 when buf is too small (128 bytes always suffice). */
 int config_backend_addr(const struct config_backend *b, char *buf, size_t len);
-/* Parses "ADDR:PORT|unix:PATH[,weight=N][,id=NAME]" (id= only when
+/* Parses "ADDR:PORT|unix:PATH[,weight=N][,id=NAME][,tls]" (id= only when
  * allow_id) into b; *has_id tells whether an id was given.  0, or -1 with
  * what[] filled on error. */
 int config_backend_parse(const char *spec, bool allow_id,
@@ -161,6 +162,13 @@ struct config {
     char tls_ciphersuites[256]; /* TLS 1.3 suites */
     bool tls_resumption;        /* session tickets and a session cache */
     unsigned tls_handshake_timeout_ms;
+
+    /* TLS towards backends marked ",tls" ([pool] upstream_tls_*; per pool;
+     * src/tls_client.c) */
+    char upstream_tls_ca_file[256];    /* "": the system's default paths */
+    bool upstream_tls_verify;          /* certificate and name checked */
+    char upstream_tls_sni[256];        /* "": the backend's name, if any */
+    char upstream_tls_min_version[16]; /* "TLS1.2" or "TLS1.3" */
 
     struct balancer_params balancer;
     struct hashkey hash_key; /* mode hash: what a request is keyed by */

@@ -19,6 +19,7 @@ enum record_error {
     RECORD_CLIENT_CLOSED,  /* the client went away first */
     RECORD_CLIENT_TIMEOUT, /* client too slow (head/body/write) */
     RECORD_SHUTDOWN,       /* drain deadline passed */
+    RECORD_UPSTREAM_TLS,   /* no backend's TLS handshake succeeded: 502 */
 };
 const char *record_error_str(enum record_error e);
 

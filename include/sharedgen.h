@@ -27,6 +27,8 @@ struct shared_slot {
     bool live;
     char id[sizeof(((struct config_backend *)0)->id)];
     char addr[128]; /* config_backend_addr's text */
+    bool tls;
+    char tls_host[256]; /* upstream_tls_host's, when tls */
 };
 
 struct shared_pool {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "tls.h"
+#include "tls_client.h"
 
 struct shared_gen;
 
@@ -28,6 +29,7 @@ struct worker_counters {
     uint64_t proxy_accepted, proxy_refused;
     uint64_t tunnels_open, tunnels_total;
     struct tls_counters tls;
+    struct tls_client_counters upstream_tls;
 };
 #define WORKER_PUBLISH_MS 100
 

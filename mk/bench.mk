@@ -25,10 +25,10 @@ $(RELAY): scripts/bench/relay.c
 	$(call E,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench scaleout workers
+.PHONY: bench quickbench logcost relay idlemem callgrind callgrind-np hang budget openbench scaleout workers drain
 
-## bench: full benchmark matrix over config/scenarios (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=)
-bench: all
+## bench: full benchmark matrix over config/scenarios, then the open-loop stage on capped (SCENARIOS= DURATION= REPEAT= CONNS= THREADS= CONFIGS=; OPEN=0 OPEN_SCENARIOS= OFFERED= OPEN_CONFIGS= OPEN_DURATION=)
+bench: all $(OPENLOOP)
 	$(Q)scripts/bench.sh
 
 ## quickbench: direct vs L4 relay floor vs lbproxy vs nginx on 0 ms backends (DURATION= REPEAT= CONFIGS=)
@@ -63,11 +63,15 @@ budget: all
 scaleout: all
 	$(Q)$(PYTHON) scripts/bench/scaleout.py
 
+## drain: backend B drained through the runtime API under wrk -c100 (three fixed:20ms backends): failed requests, B's in-flight until drained, B's requests after it, two bad tokens (DURATION= REPEAT=)
+drain: all
+	$(Q)$(PYTHON) scripts/bench/drain.py
+
 ## workers: --workers 1 vs 2: the capped set vs its bound, /api/stats and /metrics vs wrk's count, kill -9 of a worker under load, CPU per request on the flat set, hang.py with 2 workers (DURATION= REPEAT= PARTS= CONFIGS= WORKER_CPUS=)
 workers: all
 	$(Q)$(PYTHON) scripts/bench/workers.py
 
-## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run), scaleout.py (2-s runs; root), workers.py (2-s runs, a worker killed) and the openloop generator produce their figures and leave nothing behind
+## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run), scaleout.py (2-s runs; root), workers.py (2-s runs, a worker killed), drain.py (3-s run), bench.py's TLS scenarios (1-s runs) and open-loop stage (2-s runs) and the openloop generator produce their figures and leave nothing behind
 $(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))
 
 ## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)

@@ -331,8 +331,9 @@ static int add_backend(struct backendset *s, const struct admin_api_req *rq,
         cJSON_Delete(doc);
         return error(out, st, why);
     }
-    int idx = backendset_add(s, c.id, c.address, c.has_weight ? c.weight : 1,
-                             now_us, err, sizeof(err));
+    int idx =
+        backendset_add(s, c.id, c.address, NULL, c.has_weight ? c.weight : 1,
+                       now_us, err, sizeof(err));
     if (idx >= 0 && c.has_state)
         backendset_set_state(s, c.id, c.state, now_us);
     cJSON_Delete(doc);

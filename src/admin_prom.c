@@ -15,6 +15,7 @@
 #include "workers.h"
 #include "stats.h"
 #include "tls.h"
+#include "tls_client.h"
 
 /* A single-sample metric read from a counter other modules own (an
  * admin_sources pointer; NULL reads 0). */
@@ -184,6 +185,32 @@ static void prom_probes(struct admin_buf *b, const struct bview *v,
     }
 }
 
+/* The TLS handshakes towards backends (zeros without any). */
+static void prom_upstream_tls(struct admin_buf *b,
+                              const struct tls_client_counters *u)
+{
+    const struct tls_client_counters z = {0};
+    if (!u)
+        u = &z;
+    prom_head(b, "lbproxy_upstream_tls_handshakes_total", "counter",
+              "Finished TLS handshakes towards backends, full or resumed.");
+    admin_buf_printf(
+        b,
+        "lbproxy_upstream_tls_handshakes_total{kind=\"full\"} %llu\n"
+        "lbproxy_upstream_tls_handshakes_total{kind=\"resumed\"} %llu\n",
+        (unsigned long long)(u->handshakes - u->resumed),
+        (unsigned long long)u->resumed);
+    prom_head(b, "lbproxy_upstream_tls_failures_total", "counter",
+              "TLS handshakes towards backends that failed: the "
+              "certificate refused (verify), or any other reason.");
+    admin_buf_printf(
+        b,
+        "lbproxy_upstream_tls_failures_total{reason=\"verify\"} %llu\n"
+        "lbproxy_upstream_tls_failures_total{reason=\"other\"} %llu\n",
+        (unsigned long long)u->verify_failures,
+        (unsigned long long)(u->failures - u->verify_failures));
+}
+
 static void sub_series(struct pseries *none, const struct pseries *be)
 {
     none->c.requests -= be->c.requests;
@@ -319,6 +346,7 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
     prom_singles(b, src, DOOR_SINGLES,
                  sizeof(DOOR_SINGLES) / sizeof(DOOR_SINGLES[0]));
     prom_tls(b, src->tls);
+    prom_upstream_tls(b, src->upstream_tls);
     prom_head(b, "lbproxy_errors_total", "counter",
               "Failed requests by backend and kind.");
     for (size_t i = 0; i <= n; i++)

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "stats.h"
 #include "tls.h"
+#include "tls_client.h"
 #include "admin_view.h"
 #include "workers.h"
 
@@ -358,6 +359,14 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
     admin_buf_str(b, "}");
     json_counter(b, ",\"tunnels\":{\"open\":", src->tunnels_open);
     json_counter(b, ",\"total\":", src->tunnels_total);
+    admin_buf_str(b, "}");
+    const struct tls_client_counters *u = src->upstream_tls, z = {0};
+    if (!u)
+        u = &z;
+    json_counter(b, ",\"upstream_tls\":{\"handshakes\":", &u->handshakes);
+    json_counter(b, ",\"resumed\":", &u->resumed);
+    json_counter(b, ",\"failures\":", &u->failures);
+    json_counter(b, ",\"verify_failures\":", &u->verify_failures);
     admin_buf_str(b, "}");
     json_tls(b, src->tls);
     admin_buf_str(b, "}");

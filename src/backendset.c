@@ -39,7 +39,8 @@ static void stats_fresh(struct stats *st, size_t idx)
 }
 
 int backendset_add(struct backendset *s, const char *id, const char *addr,
-                   unsigned weight, uint64_t now_us, char *err, size_t errlen)
+                   const char *tls_host, unsigned weight, uint64_t now_us,
+                   char *err, size_t errlen)
 {
     if (!config_backend_id_ok(id)) {
         snprintf(err, errlen,
@@ -68,7 +69,7 @@ int backendset_add(struct backendset *s, const char *id, const char *addr,
         errno = ENOSPC;
         return -1;
     }
-    if (upstream_add(s->up, (size_t)idx, id, addr, err, errlen) < 0) {
+    if (upstream_add(s->up, (size_t)idx, id, addr, tls_host, err, errlen) < 0) {
         if (s->bal)
             balancer_remove(s->bal, (size_t)idx);
         errno = EINVAL;
@@ -169,9 +170,12 @@ int backendset_stats_index(const struct backendset *s, int slot, const char *id)
 {
     if (slot < 0 || !id)
         return -1;
-    if ((size_t)slot < upstream_count(s->up) &&
-        strcmp(upstream_id(s->up, (size_t)slot), id) == 0)
-        return slot;
+    if ((size_t)slot < upstream_count(s->up)) {
+        /* a record of this set names its backend by the slot's own id */
+        const char *own = upstream_id(s->up, (size_t)slot);
+        if (own == id || strcmp(own, id) == 0)
+            return slot;
+    }
     return backendset_find(s, id);
 }
 

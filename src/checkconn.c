@@ -139,6 +139,16 @@ static int judge(struct checkconn *c, bool *keep, const char **why)
     return 1;
 }
 
+/* Waits for ev and for what the transport (TLS) waits for on its own. */
+static void want(struct checkconn *c, unsigned ev)
+{
+    struct upstream_conn *uc = c->uc;
+    if (uc->tr->wants)
+        ev |= uc->tr->wants(uc->tr_state);
+    if (loop_io_mod(c->loop, &uc->io, ev) < 0)
+        finish(c, CHECKCONN_LOCAL, "epoll", false);
+}
+
 static void on_readable(struct checkconn *c)
 {
     const char *why = c->head ? "closed before the head ended"
@@ -147,7 +157,9 @@ static void on_readable(struct checkconn *c)
         size_t room = sizeof(c->buf) - c->len;
         if (room == 0)
             break;
-        ssize_t r = read(c->uc->io.fd, c->buf + c->len, room);
+        struct upstream_conn *uc = c->uc;
+        ssize_t r =
+            uc->tr->read(uc->io.fd, uc->tr_state, c->buf + c->len, room);
         if (r > 0) {
             bool keep;
             c->len += (size_t)r;
@@ -158,8 +170,10 @@ static void on_readable(struct checkconn *c)
             }
             continue;
         }
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want(c, LOOP_READ);
             return;
+        }
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -177,27 +191,31 @@ static void on_readable(struct checkconn *c)
 static void on_writable(struct checkconn *c)
 {
     while (c->sent < c->req_len) {
-        ssize_t w = write(c->uc->io.fd, c->req + c->sent, c->req_len - c->sent);
+        struct upstream_conn *uc = c->uc;
+        ssize_t w = uc->tr->write(uc->io.fd, uc->tr_state, c->req + c->sent,
+                                  c->req_len - c->sent);
         if (w > 0) {
             c->sent += (size_t)w;
             continue;
         }
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            want(c, LOOP_WRITE);
             return;
+        }
         if (w < 0 && errno == EINTR)
             continue;
         finish(c, CHECKCONN_FAILED, "write error", false);
         return;
     }
     c->state = CHECKCONN_READING;
-    if (loop_io_mod(c->loop, &c->uc->io, LOOP_READ) < 0)
-        finish(c, CHECKCONN_LOCAL, "epoll", false);
+    want(c, LOOP_READ);
 }
 
 static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
 {
     (void)loop;
     struct checkconn *c = io->ctx;
+    (void)events; /* each state tries its step on any event */
     switch (c->state) {
     case CHECKCONN_IDLE:
         /* A kept connection has no interest: only an error or a hang-up
@@ -205,24 +223,26 @@ static void on_io(struct loop *loop, struct loop_io *io, unsigned events)
         upstream_close(c->uc, true);
         c->uc = NULL;
         return;
-    case CHECKCONN_CONNECTING:
-        if (!(events & LOOP_WRITE))
+    case CHECKCONN_CONNECTING: { /* writable, or a TLS handshake's event */
+        int rc = upstream_finish_connect(c->uc);
+        if (rc == 0)
             return;
-        if (upstream_finish_connect(c->uc) < 0) {
+        if (rc < 0) {
             finish(c, CHECKCONN_FAILED,
-                   errno == ECONNREFUSED ? "connection refused"
-                                         : "connect failed",
+                   c->uc->tls_failed       ? "TLS handshake failed"
+                   : errno == ECONNREFUSED ? "connection refused"
+                                           : "connect failed",
                    false);
             return;
         }
         c->state = CHECKCONN_SENDING;
+    }
         /* fall through */
     case CHECKCONN_SENDING:
         on_writable(c);
         return;
-    case CHECKCONN_READING:
-        if (events & LOOP_READ)
-            on_readable(c);
+    case CHECKCONN_READING: /* readable, or writable for a TLS read */
+        on_readable(c);
         return;
     }
 }

@@ -136,6 +136,11 @@ const struct config_key config_keys[] = {
     K_INT("pool", "max_idle", 0, pool_max_idle, 0, 100000, "256"),
     K_MS("pool", "idle_timeout_ms", pool_idle_timeout_ms, "60000"),
     K("pool", "reset_on_close", bool, pool_reset_on_close, "true"),
+    K("pool", "upstream_tls_ca_file", str, upstream_tls_ca_file, ""),
+    K("pool", "upstream_tls_verify", bool, upstream_tls_verify, "true"),
+    K("pool", "upstream_tls_sni", str, upstream_tls_sni, ""),
+    K("pool", "upstream_tls_min_version", str, upstream_tls_min_version,
+      "TLS1.2"),
 
     K_BAL("balancer", "sma_window", sma_window, 1, CONFIG_SMA_MAX),
     {"balancer", "ewma_alpha", &config_type_num, 0,
@@ -369,6 +374,8 @@ int config_backend_parse(const char *spec, bool allow_id,
                 return -1;
             }
             b->weight = (unsigned)w;
+        } else if (!val && strcasecmp(opt, "tls") == 0) {
+            b->tls = true;
         } else if (val && allow_id && strcasecmp(opt, "id") == 0) {
             if (!config_backend_id_ok(val)) {
                 config_set_err(what, wlen,
@@ -381,8 +388,8 @@ int config_backend_parse(const char *spec, bool allow_id,
             *has_id = true;
         } else {
             config_set_err(what, wlen,
-                           "ADDR:PORT|unix:PATH[, weight=N]%s (ADDR may be a "
-                           "DNS name) or srv:NAME%s",
+                           "ADDR:PORT|unix:PATH[, weight=N]%s[, tls] (ADDR "
+                           "may be a DNS name) or srv:NAME%s[, tls]",
                            allow_id ? "[, id=NAME]" : "",
                            allow_id ? "[, id=NAME]" : "");
             return -1;
@@ -730,6 +737,16 @@ void config_log_path(const struct config *c, time_t start, char *buf,
                  c->persistent ? "persistent" : "non_persistent", stamp);
 }
 
+void config_backend_print(const struct config_backend *b, FILE *out)
+{
+    char addr[300];
+    config_backend_addr(b, addr, sizeof(addr));
+    fprintf(out, "%s = %s", b->id, addr);
+    if (b->weight != 1)
+        fprintf(out, ", weight=%u", b->weight);
+    fprintf(out, "%s\n", b->tls ? ", tls" : "");
+}
+
 void config_print(const struct config *c, FILE *out)
 {
     const char *section = NULL;
@@ -749,14 +766,7 @@ void config_print(const struct config *c, FILE *out)
     }
     config_tls_print(c, out);
     fprintf(out, "\n[backends]\n");
-    for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++) {
-        const struct config_backend *b = &c->backends[i];
-        char addr[300];
-        config_backend_addr(b, addr, sizeof(addr));
-        fprintf(out, "%s = %s", b->id, addr);
-        if (b->weight != 1)
-            fprintf(out, ", weight=%u", b->weight);
-        fputc('\n', out);
-    }
+    for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++)
+        config_backend_print(&c->backends[i], out);
     config_pools_print(c, out);
 }

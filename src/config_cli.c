@@ -72,11 +72,11 @@ static const struct cli_option cli_options[] = {
               "one upstream connection per request"),
     OPT_KEY("listen", "ADDR:PORT", "proxy", "listen", CLI_SHOW_DEFAULT,
             "client listener"),
-    OPT("backend", 0, "ADDR:PORT|unix:PATH[,weight=N][,id=NAME]",
+    OPT("backend", 0, "ADDR:PORT|unix:PATH[,weight=N][,id=NAME][,tls]",
         CLI_BACKEND,
         "a backend (TCP, or a Unix stream socket); repeat for more. The "
         "first --backend replaces the file's [backends]; ids default to A, "
-        "B, C... in order"),
+        "B, C... in order; ,tls speaks TLS to it ([pool] upstream_tls_*)"),
     OPT_FIXED("proxy-protocol", "proxy", "proxy_protocol", "true",
               "the listener expects a PROXY protocol v1/v2 header on every "
               "connection (refuses one without)"),

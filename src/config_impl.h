@@ -111,6 +111,8 @@ ssize_t config_backend_index(const struct config *c, const char *id);
 int config_backend_add(struct config *c, const char *id, const char *spec,
                        bool replace, const char *prefix, char *err,
                        size_t errlen);
+/* One "ID = ADDR[, weight=N][, tls]" line of a backends section. */
+void config_backend_print(const struct config_backend *b, FILE *out);
 /* [tls] cert / key (config_tls.c): whether section.key is one of them. */
 bool config_tls_pair_key(const char *section, const char *key);
 /* Adds a cert (starting a pair) or a key (completing the last pair).  With

@@ -535,7 +535,6 @@ int config_pools_validate(const struct config *c,
 void config_pools_print(const struct config *c, FILE *out)
 {
     const struct config_ext *x = c->ext;
-    char addr[128];
     for (size_t i = 0; x && i < x->npools; i++) {
         fprintf(out, "\n[pool.%s]\n", x->pools[i].name);
         for (size_t j = 0; j < x->nkeys; j++)
@@ -543,16 +542,9 @@ void config_pools_print(const struct config *c, FILE *out)
                 fprintf(out, "%s = %s\n", x->keys[j].key->key,
                         x->keys[j].value);
         fprintf(out, "\n[pool.%s.backends]\n", x->pools[i].name);
-        for (size_t j = 0; j < x->nbackends; j++) {
-            const struct config_backend *b = &x->backends[j].b;
-            if (x->backends[j].pool != i)
-                continue;
-            config_backend_addr(b, addr, sizeof(addr));
-            fprintf(out, "%s = %s", b->id, addr);
-            if (b->weight != 1)
-                fprintf(out, ", weight=%u", b->weight);
-            fputc('\n', out);
-        }
+        for (size_t j = 0; j < x->nbackends; j++)
+            if (x->backends[j].pool == i)
+                config_backend_print(&x->backends[j].b, out);
     }
     for (size_t i = 0; x && i < x->nroutes; i++) {
         const struct config_route *r = &x->routes[i];

@@ -4,12 +4,16 @@
  * [tls] keys (listen, min_version, ciphers, ciphersuites, resumption,
  * handshake_ms) are ordinary rows of the table in config.c.
  *
+ * The upstream_tls_* keys of [pool] (TLS towards backends marked ",tls")
+ * are rows of the table too; their cross-field rules are here.
+ *
  * A `cert` starts a pair and the `key` after it completes it; the first
  * pair is the default certificate (for clients without SNI or whose name
  * no certificate has).
  */
 #include "config.h"
 #include "config_impl.h"
+#include "net.h"
 
 #include <string.h>
 #include <strings.h>
@@ -71,11 +75,41 @@ int config_tls_add(struct config *c, const char *key, const char *path,
         return -1;                                                             \
     } while (0)
 
+static bool version_ok(const char *v)
+{
+    return strcasecmp(v, "TLS1.2") == 0 || strcasecmp(v, "TLS1.3") == 0;
+}
+
+/* TLS towards backends: the version, the SNI override, and a name to
+ * check each certificate against where the address gives none. */
+static int validate_upstream(const struct config *c, char *err, size_t errlen)
+{
+    const char *v = c->upstream_tls_min_version;
+    if (!version_ok(v))
+        INVALID("[pool] upstream_tls_min_version: expected TLS1.2 or TLS1.3, "
+                "got '%s'",
+                v);
+    const char *sni = c->upstream_tls_sni;
+    if (sni[0] && !net_name_valid(sni))
+        INVALID("[pool] upstream_tls_sni: expected a host name, got '%s'", sni);
+    for (size_t i = 0; i < c->nbackends && i < CONFIG_MAX_BACKENDS; i++) {
+        const struct config_backend *b = &c->backends[i];
+        if (b->tls && b->unix_path[0] && c->upstream_tls_verify && !sni[0])
+            INVALID("backend %s: TLS over unix:%s has no host name to "
+                    "verify: set [pool] upstream_tls_sni (or "
+                    "upstream_tls_verify = false)",
+                    b->id, b->unix_path);
+    }
+    return 0;
+}
+
 int config_tls_validate(const struct config *c, char *err, size_t errlen)
 {
     const char *v = c->tls_min_version;
-    if (strcasecmp(v, "TLS1.2") != 0 && strcasecmp(v, "TLS1.3") != 0)
+    if (!version_ok(v))
         INVALID("[tls] min_version: expected TLS1.2 or TLS1.3, got '%s'", v);
+    if (validate_upstream(c, err, errlen) < 0)
+        return -1;
     if (c->ntls_certs > CONFIG_MAX_CERTS)
         INVALID("[tls] at most %d certificates", CONFIG_MAX_CERTS);
     for (size_t i = 0; i < c->ntls_certs; i++)

@@ -6,7 +6,9 @@
  * fresh connection that is closed when the check ends, so a check never
  * touches the request pools and a slot owns at most one socket.  The
  * status line is the whole verdict: the check stops reading as soon as it
- * is complete.
+ * is complete.  A backend marked ",tls" is checked over TLS (the
+ * connection's transport; its handshake is part of the connect, and a
+ * failed one fails the check), with the session its requests resume.
  */
 #include "health.h"
 

@@ -39,6 +39,7 @@
 #include "server.h"
 #include "sharedgen.h"
 #include "tls.h"
+#include "tls_client.h"
 #include "shm.h"
 #include "workers.h"
 
@@ -189,6 +190,9 @@ static void free_gen(struct gen *g)
 /* Makes generation slot s from cfg (taken over: released with the slot). */
 static int make_gen(unsigned s, struct config *cfg, char *err, size_t errlen)
 {
+    /* the workers would each fail on a CA file that does not load */
+    if (tls_client_check(cfg, err, errlen) < 0)
+        return -1;
     struct gen *g = &m.gens[s];
     const struct shared_gen *old =
         m.gens[m.cur].state == GEN_SERVING ? m.gens[m.cur].shared : NULL;

@@ -14,6 +14,7 @@
 #include "prequal_probe.h"
 #include "route.h"
 #include "sharedgen.h"
+#include "tls_client.h"
 #include "upstream.h"
 
 static void pool_destroy(struct pool *p)
@@ -45,6 +46,7 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
     p->index = i;
     if (config_pool_build(cfg, i, &p->cfg, err, errlen) < 0)
         goto fail;
+    bool tls = tls_client_wanted(&p->cfg);
     size_t k = 0; /* named backends aside: their addresses come later */
     for (size_t j = 0; j < p->cfg.nbackends; j++) {
         const struct config_backend *b = &p->cfg.backends[j];
@@ -55,7 +57,7 @@ static struct pool *pool_create(struct loop *loop, const struct config *cfg,
     }
     p->cfg.nbackends = k;
     p->up = upstream_create(loop, &p->cfg, err, errlen);
-    if (!p->up)
+    if (!p->up || (tls && upstream_enable_tls(p->up, &p->cfg, err, errlen)))
         goto fail;
     if (sg && (i >= sg->npools || strcmp(sg->pools[i].name, p->cfg.pool) ||
                sg->pools[i].n != p->cfg.nbackends)) {

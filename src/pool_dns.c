@@ -30,6 +30,8 @@ struct watch {
     char ids[RESOLVER_MAX_ADDRS][32];
     char addrs[RESOLVER_MAX_ADDRS][64];
     unsigned weights[RESOLVER_MAX_ADDRS];
+    /* the name each is an address of (an SRV target), for TLS */
+    char targets[RESOLVER_MAX_ADDRS][RESOLVER_NAME_MAX + 1];
 };
 
 struct pool_dns {
@@ -74,9 +76,10 @@ static int find_addr(const struct watch *w, const char *addr)
     return -1;
 }
 
-/* Adds one address to the watch's pool and list; false when the pool
- * refused it (logged). */
-static bool add_addr(struct watch *w, const char *addr, unsigned weight)
+/* Adds one address of name `target` to the watch's pool and list; false
+ * when the pool refused it (logged). */
+static bool add_addr(struct watch *w, const char *addr, unsigned weight,
+                     const char *target)
 {
     char id[32], err[256];
     if (w->n >= RESOLVER_MAX_ADDRS)
@@ -90,7 +93,8 @@ static bool add_addr(struct watch *w, const char *addr, unsigned weight)
          * this one replaced it; followed from now on */
         log_info("pool %s: %s: %s kept from before", w->pool->cfg.pool,
                  w->spec.name, addr);
-    } else if (backendset_add(&w->pool->set, id, addr, weight, now, err,
+    } else if (backendset_add(&w->pool->set, id, addr,
+                              w->spec.tls ? target : NULL, weight, now, err,
                               sizeof(err)) < 0) {
         log_warnx("pool %s: %s: cannot add %s: %s", w->pool->cfg.pool,
                   w->spec.name, addr, err);
@@ -98,6 +102,7 @@ static bool add_addr(struct watch *w, const char *addr, unsigned weight)
     }
     snprintf(w->ids[w->n], sizeof(w->ids[0]), "%s", id);
     snprintf(w->addrs[w->n], sizeof(w->addrs[0]), "%s", addr);
+    snprintf(w->targets[w->n], sizeof(w->targets[0]), "%s", target);
     w->weights[w->n++] = weight;
     return true;
 }
@@ -108,6 +113,7 @@ static void drop_at(struct watch *w, size_t i)
     w->n--;
     memmove(w->ids[i], w->ids[w->n], sizeof(w->ids[0]));
     memmove(w->addrs[i], w->addrs[w->n], sizeof(w->addrs[0]));
+    memmove(w->targets[i], w->targets[w->n], sizeof(w->targets[0]));
     w->weights[i] = w->weights[w->n];
 }
 
@@ -129,7 +135,8 @@ static void apply(struct watch *w, const struct resolver_answer *a)
                               : (w->spec.weight ? w->spec.weight : 1);
         int i = find_addr(w, ra->addr);
         if (i < 0) {
-            add_addr(w, ra->addr, weight);
+            add_addr(w, ra->addr, weight,
+                     ra->target[0] ? ra->target : w->spec.name);
         } else if (w->weights[i] != weight &&
                    backendset_set_weight(&w->pool->set, w->ids[i], weight) ==
                        0) {
@@ -203,7 +210,7 @@ struct pool_dns *pool_dns_start(struct resolver *r, struct loop *loop,
             w->status = "pending";
             const struct watch *o = old_watch(old, w);
             for (size_t k = 0; o && k < o->n; k++)
-                add_addr(w, o->addrs[k], o->weights[k]);
+                add_addr(w, o->addrs[k], o->weights[k], o->targets[k]);
             if (o) {
                 w->status = o->status;
                 snprintf(w->reason, sizeof(w->reason), "%s", o->reason);

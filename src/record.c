@@ -24,6 +24,8 @@ const char *record_error_str(enum record_error e)
         return "client_timeout";
     case RECORD_SHUTDOWN:
         return "shutdown";
+    case RECORD_UPSTREAM_TLS:
+        return "upstream_tls";
     }
     return "unknown";
 }

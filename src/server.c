@@ -34,6 +34,7 @@
 #include "record.h"
 #include "stats.h"
 #include "tls.h"
+#include "tls_client.h"
 #include "upstream.h"
 #include "sharedgen.h"
 #include "workers.h"
@@ -206,8 +207,10 @@ static struct pool *current_pool(const char *name, int index)
     struct pool_set *ps = srv.ctx.gen;
     if (!name || index < 0)
         return NULL;
+    /* a record of this set names its pool by the pool's own string */
     if ((size_t)index < ps->npools &&
-        strcmp(ps->pools[index]->cfg.pool, name) == 0)
+        (ps->pools[index]->cfg.pool == name ||
+         strcmp(ps->pools[index]->cfg.pool, name) == 0))
         return ps->pools[index];
     return pool_set_find(ps, name);
 }
@@ -708,6 +711,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         srv.admin_src.tunnels_total = &srv.ctx.tunnels_total;
         srv.admin_src.tls =
             srv.tls_acc ? tls_acceptor_counters(srv.tls_acc) : NULL;
+        srv.admin_src.upstream_tls = tls_client_counters();
         if (is_worker) /* the sum over the workers, not this one's */
             workers_admin_sources(&srv.admin_src, &srv.sum,
                                   srv.tls_acc != NULL);

@@ -388,17 +388,31 @@ static void update_interest(struct session *s)
             uev |= LOOP_READ;
         if (s->upstream.out.data && buf_pending(&s->upstream.out) > 0)
             uev |= LOOP_WRITE;
+        uev |= half_tr_wants(&s->upstream);
         loop_io_mod(s->ctx->loop, &s->uc->io, uev);
     }
 }
 
 static void client_ended(struct session *s);
 
-/* Reads what the client's transport already holds decoded (TLS), which no
- * socket event would announce: true when bytes came or the session ended
- * its client side, so the machine should run again. */
+/* Reads what a transport already holds decoded (TLS), which no socket
+ * event would announce: true when bytes came or the session ended its
+ * client side, or the upstream side was read, so the machine should run
+ * again. */
 static bool read_buffered(struct session *s)
 {
+    struct half *u = &s->upstream;
+    if (s->uc && (s->state == SS_RELAY || s->state == SS_TUNNEL) &&
+        half_tr_buffered(u) && half_may_read(u, &s->ctx->bufs) &&
+        (s->state == SS_TUNNEL || !uside_complete(s))) {
+        uint64_t before = u->bytes_in;
+        enum session_state was = s->state;
+        apply(s, s->state == SS_TUNNEL ? tunnel_io(s, LOOP_READ)
+                                       : uside_io(s, LOOP_READ, false));
+        /* a partial record is pending too: then nothing moved */
+        if (u->bytes_in != before || s->state != was || u->eof || u->error)
+            return true;
+    }
     if (s->state == SS_CLOSED || s->state == SS_REPLY ||
         !half_tr_buffered(&s->client) ||
         !half_may_read(&s->client, &s->ctx->bufs))

@@ -217,7 +217,7 @@ static int hedge_interest(struct session *s)
     struct hedge *h = &s->req->hedge;
     unsigned ev = LOOP_WRITE;
     if (!h->connecting)
-        ev = LOOP_READ |
+        ev = LOOP_READ | half_tr_wants(&h->half) |
              (h->half.out.data && buf_pending(&h->half.out) ? LOOP_WRITE : 0);
     struct loop_io *io = &h->uc->io;
     return io->registered ? loop_io_mod(s->ctx->loop, io, ev)
@@ -305,10 +305,9 @@ bool hedge_start(struct session *s)
         }
     }
     memset(h, 0, sizeof(*h));
-    h->half.tr = s->upstream.tr;
+    half_use_conn(&h->half, uc); /* TLS when its backend speaks it */
     h->half.timer.fn = hedge_timer_fn;
     h->half.timer.ctx = s;
-    h->half.io = &uc->io;
     h->half.retain = true;
     h->half.msg = HALF_HEAD;
     h->uc = uc;
@@ -351,13 +350,17 @@ enum hedge_event hedge_io(struct session *s, unsigned events)
     struct hedge *h = &r->hedge;
     struct half *hh = &h->half;
     const struct config *cfg = pcfg(s->req);
+    (void)events; /* every event is a reason to try each step */
     if (!r->hedging)
         return HEDGE_WAIT;
-    if (h->connecting) {
-        if (!(events & LOOP_WRITE))
+    if (h->connecting) { /* writable, or a TLS handshake's event */
+        int rc = upstream_finish_connect(h->uc);
+        if (rc == 0)
             return HEDGE_WAIT;
-        if (upstream_finish_connect(h->uc) < 0) {
-            hedge_failed(s, BALANCER_CONNECT_ERR, RECORD_CONNECT);
+        if (rc < 0) {
+            hedge_failed(s, BALANCER_CONNECT_ERR,
+                         h->uc->tls_failed ? RECORD_UPSTREAM_TLS
+                                           : RECORD_CONNECT);
             return HEDGE_FAILED;
         }
         h->connecting = false;
@@ -418,7 +421,7 @@ bool hedge_hand_over(struct session *s)
     u->error = hh->error;
     u->filled = hh->filled;
     s->uc = h->uc;
-    u->io = &h->uc->io;
+    half_use_conn(u, h->uc);
     r->tried |= (uint64_t)1 << r->backend;
     r->backend = h->backend;
     r->in_flight = h->in_flight;

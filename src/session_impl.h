@@ -104,6 +104,7 @@ struct request {
     bool reused, fresh_retry_done;
     bool ub_discarded;   /* request bytes left `out`: no resend possible */
     bool timed_out;      /* the last upstream attempt ended in a timeout */
+    bool tls_failed;     /* ... in a failed TLS handshake */
     bool rhead_ready;    /* a response head is parsed, not yet relayed */
     bool resp_head_sent; /* the final head was queued for the client */
     bool upstream_extra; /* bytes after the response were read */
@@ -189,6 +190,15 @@ static inline uint64_t now_us(const struct session *s)
 static inline struct buf_pool *pool_of(struct session *s)
 {
     return &s->ctx->bufs;
+}
+
+/* The half's socket watch and transport become those of uc (NULL: none;
+ * plain TCP until the next one). */
+static inline void half_use_conn(struct half *h, struct upstream_conn *uc)
+{
+    h->io = uc ? &uc->io : NULL;
+    h->tr = uc ? uc->tr : &transport_tcp;
+    h->tr_state = uc ? uc->tr_state : NULL;
 }
 
 /* A side's way to ask for an answer of our own. */

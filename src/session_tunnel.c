@@ -136,7 +136,7 @@ enum step tunnel_relay(struct session *s)
 enum step tunnel_io(struct session *s, unsigned events)
 {
     struct half *u = &s->upstream;
-    if (!(events & LOOP_READ))
+    if (!(events & (LOOP_READ | (half_tr_wants(u) & LOOP_WRITE))))
         return STEP_MOVED; /* writable: the relay flushes */
     tunnel_woken(u, pool_of(s));
     if (u->error)

@@ -32,7 +32,7 @@ static void drop_connection(struct session *s, bool reset)
         upstream_close(s->uc, reset);
         s->uc = NULL;
     }
-    s->upstream.io = NULL;
+    half_use_conn(&s->upstream, NULL);
 }
 
 static void arm(struct session *s, enum half_wait w, unsigned ms)
@@ -86,7 +86,7 @@ static int attach(struct session *s, struct upstream_conn *uc, bool connecting)
         return -1;
     }
     s->uc = uc;
-    s->upstream.io = &uc->io;
+    half_use_conn(&s->upstream, uc);
     s->upstream.out.off = 0; /* (re)send everything we hold */
     start_response(s);
     return 0;
@@ -94,11 +94,12 @@ static int attach(struct session *s, struct upstream_conn *uc, bool connecting)
 
 static enum step failed(struct session *s, enum balancer_outcome outcome);
 
-static enum record_error record_error_of(enum balancer_outcome outcome)
+static enum record_error record_error_of(const struct request *r,
+                                         enum balancer_outcome outcome)
 {
-    return outcome == BALANCER_CONNECT_ERR ? RECORD_CONNECT
-           : outcome == BALANCER_TIMEOUT   ? RECORD_TIMEOUT
-                                           : RECORD_UPSTREAM_RESET;
+    if (outcome == BALANCER_CONNECT_ERR)
+        return r->tls_failed ? RECORD_UPSTREAM_TLS : RECORD_CONNECT;
+    return outcome == BALANCER_TIMEOUT ? RECORD_TIMEOUT : RECORD_UPSTREAM_RESET;
 }
 
 /* The hedge becomes the request's attempt (the first one was ended): its
@@ -122,6 +123,7 @@ static enum step connect_backend(struct session *s, bool fresh)
     struct upstream *up = r->pool->up;
     size_t idx = (size_t)r->backend;
     struct upstream_conn *uc = NULL;
+    r->tls_failed = false;
     if (!fresh && cfg->persistent)
         uc = upstream_get_idle(up, idx);
     if (uc) {
@@ -154,7 +156,7 @@ static enum step connect_backend(struct session *s, bool fresh)
         ssize_t n = -1;
         errno = EAGAIN;
         struct buf *out = &s->upstream.out;
-        if (!r->hreq.has_body && upstream_send_preamble(uc) > 0)
+        if (!uc->tls && !r->hreq.has_body && upstream_send_preamble(uc) > 0)
             n = send(uc->io.fd, out->data, out->len, MSG_NOSIGNAL);
         if (n > 0) {
             uc->connected = true;
@@ -197,8 +199,9 @@ enum step uside_dispatch(struct session *s)
     if (got < 0)
         return STEP_QUEUE;
     if (got == 0)
-        return r->timed_out ? step_reply(r, 504, RECORD_TIMEOUT)
-                            : step_reply(r, 502, RECORD_CONNECT);
+        return r->timed_out    ? step_reply(r, 504, RECORD_TIMEOUT)
+               : r->tls_failed ? step_reply(r, 502, RECORD_UPSTREAM_TLS)
+                               : step_reply(r, 502, RECORD_CONNECT);
     s->upstream.retain = true;
     return connect_backend(s, false);
 }
@@ -217,7 +220,7 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
     if (r->hedging && outcome != BALANCER_TIMEOUT) {
         /* a hedge runs: it goes on as the request's attempt */
         attempt_observe(s, outcome);
-        attempt_note_failed(s, record_error_of(outcome));
+        attempt_note_failed(s, record_error_of(r, outcome));
         return take_hedge(s);
     }
     hedge_end_if(s); /* upstream_ms passed: it waited as long */
@@ -237,7 +240,7 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
                  (r->hreq.idempotent &&
                   ((outcome == BALANCER_RESET && (on & RETRY_RESET)) ||
                    (outcome == BALANCER_TIMEOUT && (on & RETRY_TIMEOUT))));
-    enum record_error err = record_error_of(outcome);
+    enum record_error err = record_error_of(r, outcome);
     if (retry && attempt_may_retry(s)) {
         attempt_note_retried(s, err);
         return uside_dispatch(s);
@@ -634,16 +637,19 @@ static enum step read_upstream(struct session *s)
 enum step uside_io(struct session *s, unsigned events, bool connecting)
 {
     struct request *r = s->req;
-    if (connecting) {
-        if (!(events & LOOP_WRITE))
+    if (connecting) { /* writable, or a TLS handshake's event */
+        int rc = upstream_finish_connect(s->uc);
+        r->tls_failed = s->uc->tls_failed;
+        if (rc == 0)
             return STEP_WAIT;
-        if (upstream_finish_connect(s->uc) < 0)
+        if (rc < 0)
             return failed(s, BALANCER_CONNECT_ERR);
         r->connect_us = (int64_t)(now_us(s) - r->t_connect);
         arm_response(s);
         return STEP_RELAY;
     }
-    if (events & LOOP_READ)
+    /* a TLS read may wait for writability */
+    if (events & (LOOP_READ | (half_tr_wants(&s->upstream) & LOOP_WRITE)))
         return read_upstream(s);
     return STEP_MOVED;
 }
@@ -723,7 +729,7 @@ static void pool_or_close(struct session *s)
     else
         upstream_close(s->uc, complete && cfg->pool_reset_on_close);
     s->uc = NULL;
-    s->upstream.io = NULL;
+    half_use_conn(&s->upstream, NULL);
 }
 
 static void end_exchange(struct session *s)

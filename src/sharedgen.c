@@ -138,6 +138,9 @@ void shared_pool_publish(struct shared_pool *sp, const struct upstream *up)
             continue;
         snprintf(sl->id, sizeof(sl->id), "%s", upstream_id(up, i));
         snprintf(sl->addr, sizeof(sl->addr), "%s", upstream_addr(up, i));
+        const char *th = upstream_tls_host(up, i);
+        sl->tls = th != NULL;
+        snprintf(sl->tls_host, sizeof(sl->tls_host), "%s", th ? th : "");
     }
     __atomic_add_fetch(&sp->version, 1, __ATOMIC_RELEASE); /* even */
 }
@@ -165,7 +168,9 @@ void shared_pool_follow(const struct shared_pool *sp, struct upstream *up,
             mine = false;
         }
         if (sl->live && !mine) {
-            if (upstream_add(up, i, sl->id, sl->addr, err, sizeof(err)) < 0)
+            if (upstream_add(up, i, sl->id, sl->addr,
+                             sl->tls ? sl->tls_host : NULL, err,
+                             sizeof(err)) < 0)
                 log_warnx("pool %s: backend %s at %s: %s", sp->name, sl->id,
                           sl->addr, err);
             else

@@ -278,6 +278,7 @@ static int error_kind(const struct record *r)
     case RECORD_BAD_REQUEST:
         return STATS_ERR_BAD_REQUEST;
     case RECORD_CONNECT:
+    case RECORD_UPSTREAM_TLS: /* a connect that failed in its handshake */
         return STATS_ERR_CONNECT;
     case RECORD_TIMEOUT:
         return STATS_ERR_TIMEOUT;

@@ -1,7 +1,7 @@
 /*
- * tls_impl: what the contexts (tls.c) share with the acceptor and the
- * transport (transport_tls.c).  Private to those two; the OpenSSL types
- * stay here.
+ * tls_impl: what the contexts (tls.c) and the client side (tls_client.c)
+ * share with the acceptor and the transport (transport_tls.c).  Private to
+ * those; the OpenSSL types stay here.
  */
 #ifndef LB_TLS_IMPL_H
 #define LB_TLS_IMPL_H
@@ -9,6 +9,21 @@
 #include <openssl/ssl.h>
 
 #include "tls.h"
+
+struct tls_resume;
+
+/* The state of transport_tls: one connection, server or client side. */
+struct tls_conn {
+    SSL *ssl;
+    uint32_t handshake_us;
+    bool read_wants_write; /* the last read said WANT_WRITE */
+    bool write_wants_read; /* the last write said WANT_READ */
+    bool fatal;            /* no close_notify after a fatal error */
+    /* client side: where a session the backend issues is kept, while
+     * that slot's generation is still resume_gen (tls_client.c) */
+    struct tls_resume *resume;
+    unsigned resume_gen;
+};
 
 /* A new server-side connection on the default context (SNI may switch
  * it during the handshake), or NULL when out of memory. */

@@ -65,7 +65,11 @@ static int set_hmac(EVP_MAC_CTX *hctx, struct ticket_key *k)
 }
 
 /* OpenSSL's ticket key callback: 1 done, 2 done and renew the ticket, 0
- * unknown key (full handshake), -1 error. */
+ * unknown key (full handshake), -1 error.  A ticket that decrypts is always
+ * renewed: without that, OpenSSL's TLS 1.3 server issues no ticket after a
+ * resumption, and a client that uses each ticket once (RFC 8446 C.4, as
+ * wrk's reconnects do) is left with a spent one, so every other
+ * connection made a full handshake. */
 static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv,
                          EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
@@ -96,7 +100,7 @@ static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv,
         if (!set_hmac(hctx, k) ||
             !EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv))
             return -1;
-        return i == 0 ? 1 : 2;
+        return 2; /* a fresh ticket on every resumption */
     }
     return 0;
 }

@@ -6,7 +6,8 @@
  * A handshake has its own small object (socket watch, timer, SSL) so the
  * session never sees a connection that is not yet usable; when it
  * finishes, the socket is handed over (its watch removed, the session adds
- * its own) with a struct tls_conn as the transport's state.
+ * its own) with a struct tls_conn as the transport's state.  The client
+ * side towards backends (tls_client.c) uses the same transport.
  *
  * OpenSSL's error queue is emptied after every failure, so SSL_get_error
  * never reads a stale entry.
@@ -25,14 +26,6 @@
 #include "loop.h"
 
 /* ---- the transport ---- */
-
-struct tls_conn {
-    SSL *ssl;
-    uint32_t handshake_us;
-    bool read_wants_write; /* the last read said WANT_WRITE */
-    bool write_wants_read; /* the last write said WANT_READ */
-    bool fatal;            /* no close_notify after a fatal error */
-};
 
 /* Turns a failed SSL_read_ex/SSL_write_ex into the transport's answer. */
 static ssize_t tls_fail_io(struct tls_conn *c, int rc, bool reading)

@@ -1,5 +1,6 @@
 /*
- * upstream: backend addresses, idle pools and non-blocking connect.
+ * upstream: backend addresses, idle pools and non-blocking connect (and,
+ * for a backend marked ",tls", the TLS handshake after it: tls_client.c).
  */
 #include "upstream.h"
 
@@ -15,6 +16,10 @@
 #include "config.h"
 #include "log.h"
 #include "net.h"
+#include "tls.h"
+#include "tls_client.h"
+
+#define TLS_WARN_US 10000000u /* a backend's TLS failures: one warning/10 s */
 
 struct backend {
     char id[32];
@@ -28,6 +33,12 @@ struct backend {
     struct upstream *up;
     bool live;    /* false: removed (or never used) */
     unsigned gen; /* grows at each removal: older connections are stale */
+    bool tls;
+    char tls_host[256];   /* as given to upstream_add */
+    char tls_sni[256];    /* the SNI sent ("": none) */
+    char tls_verify[256]; /* what the certificate must name ("": none) */
+    struct tls_resume resume;
+    uint64_t tls_warned_us;
 };
 
 struct upstream {
@@ -35,6 +46,8 @@ struct upstream {
     size_t nbackends;
     unsigned pool_max_idle;
     uint64_t pool_idle_timeout_us;
+    struct tls_client *tls; /* NULL: no backend of the pool speaks TLS */
+    char tls_sni[256];      /* [pool] upstream_tls_sni ("": the names) */
     struct backend backends[CONFIG_MAX_BACKENDS];
 };
 
@@ -49,6 +62,10 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
         return NULL;
     }
     up->loop = loop;
+    if (tls_client_wanted(cfg) && upstream_enable_tls(up, cfg, err, errlen)) {
+        free(up);
+        return NULL;
+    }
     up->pool_max_idle = cfg->pool_max_idle;
     up->pool_idle_timeout_us = (uint64_t)cfg->pool_idle_timeout_ms * 1000;
     for (size_t i = 0; i < CONFIG_MAX_BACKENDS; i++) {
@@ -64,24 +81,50 @@ struct upstream *upstream_create(struct loop *loop, const struct config *cfg,
             /* a name is resolved (src/pool_dns.c) and added when answered */
             snprintf(err, errlen, "backend %s: %s is a name to resolve", cb->id,
                      cb->name);
-            free(up);
-            return NULL;
+            goto fail;
         }
         if (config_backend_addr(cb, spec, sizeof(spec)) < 0) {
             snprintf(err, errlen, "backend %s: address too long", cb->id);
-            free(up);
-            return NULL;
+            goto fail;
         }
-        if (upstream_add(up, i, cb->id, spec, err, errlen) < 0) {
-            free(up);
-            return NULL;
-        }
+        if (upstream_add(up, i, cb->id, spec, cb->tls ? "" : NULL, err,
+                         errlen) < 0)
+            goto fail;
     }
     return up;
+fail:
+    upstream_destroy(up);
+    return NULL;
+}
+
+int upstream_enable_tls(struct upstream *up, const struct config *cfg,
+                        char *err, size_t errlen)
+{
+    if (up->tls)
+        return 0;
+    up->tls = tls_client_create(cfg, err, errlen);
+    if (!up->tls)
+        return -1;
+    snprintf(up->tls_sni, sizeof(up->tls_sni), "%s", cfg->upstream_tls_sni);
+    return 0;
+}
+
+/* What a TLS backend's connections send as SNI and check its certificate
+ * against: the pool's override, else the name it was known by, else (no
+ * SNI) its numeric address; a Unix socket has none. */
+static void tls_names(struct backend *b, const struct upstream *up,
+                      const char *host, const struct config_backend *cb)
+{
+    const char *name = up->tls_sni[0] ? up->tls_sni : host;
+    snprintf(b->tls_host, sizeof(b->tls_host), "%s", host);
+    snprintf(b->tls_sni, sizeof(b->tls_sni), "%s", name);
+    snprintf(b->tls_verify, sizeof(b->tls_verify), "%s",
+             name[0] ? name : cb->host);
 }
 
 int upstream_add(struct upstream *up, size_t idx, const char *id,
-                 const char *addr, char *err, size_t errlen)
+                 const char *addr, const char *tls_host, char *err,
+                 size_t errlen)
 {
     struct config_backend cb;
     struct net_addr na;
@@ -107,7 +150,18 @@ int upstream_add(struct upstream *up, size_t idx, const char *id,
                  id);
         return -1;
     }
+    if (tls_host && !up->tls) {
+        snprintf(err, errlen,
+                 "backend %s: TLS in a pool without a TLS "
+                 "backend in its configuration",
+                 id);
+        return -1;
+    }
     struct backend *b = &up->backends[idx];
+    tls_resume_clear(&b->resume); /* a new occupant's sessions are its own */
+    b->tls = tls_host != NULL;
+    if (b->tls)
+        tls_names(b, up, tls_host, &cb);
     b->addr = na;
     snprintf(b->id, sizeof(b->id), "%s", id);
     net_format((struct sockaddr *)&b->addr.ss, b->addr_str,
@@ -125,6 +179,9 @@ static void conn_free(struct upstream_conn *uc, bool reset)
         struct linger lg = {1, 0};
         setsockopt(uc->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
+    if (uc->tr)
+        uc->tr->release(uc->tr_state); /* before its socket goes */
+    uc->tr_state = NULL;
     loop_io_close(loop, &uc->io);
     free(uc->pre);
     uc->pre = NULL;
@@ -159,8 +216,11 @@ void upstream_destroy(struct upstream *up)
 {
     if (!up)
         return;
-    for (size_t i = 0; i < up->nbackends; i++)
+    for (size_t i = 0; i < up->nbackends; i++) {
         close_idle(up, &up->backends[i]);
+        tls_resume_clear(&up->backends[i].resume);
+    }
+    tls_client_destroy(up->tls);
     free(up);
 }
 
@@ -170,6 +230,7 @@ int upstream_remove(struct upstream *up, size_t idx)
         return -1;
     struct backend *b = &up->backends[idx];
     close_idle(up, b);
+    tls_resume_clear(&b->resume);
     b->live = false;
     b->gen++;
     return 0;
@@ -193,6 +254,11 @@ const char *upstream_id(const struct upstream *up, size_t idx)
 const char *upstream_addr(const struct upstream *up, size_t idx)
 {
     return up->backends[idx].addr_str;
+}
+
+const char *upstream_tls_host(const struct upstream *up, size_t idx)
+{
+    return up->backends[idx].tls ? up->backends[idx].tls_host : NULL;
 }
 
 size_t upstream_idle_count(const struct upstream *up, size_t idx)
@@ -242,11 +308,20 @@ static bool socket_quiet(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+/* socket_quiet for a connection: its TLS holds no decoded byte either
+ * (the socket is asked only with check_socket). */
+static bool conn_quiet(const struct upstream_conn *uc, bool check_socket)
+{
+    if (uc->tr->buffered && uc->tr->buffered(uc->tr_state))
+        return false;
+    return !check_socket || socket_quiet(uc->io.fd);
+}
+
 bool upstream_conn_reusable(const struct upstream_conn *uc)
 {
     const struct upstream *up = uc->up;
     return upstream_live(up, uc->backend) &&
-           uc->gen == up->backends[uc->backend].gen && socket_quiet(uc->io.fd);
+           uc->gen == up->backends[uc->backend].gen && conn_quiet(uc, true);
 }
 
 struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx)
@@ -257,7 +332,7 @@ struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx)
         idle_unlink(b, uc);
         /* bytes that arrived since it was pooled (their event may still
          * be in this dispatch round) would be taken for the response */
-        if (socket_quiet(uc->io.fd))
+        if (conn_quiet(uc, true))
             return uc;
         conn_free(uc, false);
     }
@@ -328,14 +403,29 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
         errno = ENOMEM;
         return UPSTREAM_ERROR;
     }
+    struct backend *b = &up->backends[idx];
+    uc->tr = &transport_tcp;
     int fd = -1;
-    enum net_connect_result r =
-        net_connect(&up->backends[idx].addr, &fd, NULL, 0);
+    enum net_connect_result r = net_connect(&b->addr, &fd, NULL, 0);
     if (r == NET_REFUSED || r == NET_ERROR) {
         int e = errno;
         free(uc);
         errno = e;
         return r == NET_REFUSED ? UPSTREAM_REFUSED : UPSTREAM_ERROR;
+    }
+    if (b->tls) { /* set up now, so its holder sees it from the start */
+        uc->tr_state = tls_client_start(up->tls, fd, b->tls_sni,
+                                        b->tls_verify[0] ? b->tls_verify : NULL,
+                                        &b->resume);
+        if (!uc->tr_state) {
+            close(fd);
+            free(uc);
+            errno = ENOMEM;
+            return UPSTREAM_ERROR;
+        }
+        uc->tr = &transport_tls;
+        uc->tls = true;
+        nodelay = true; /* the handshake's flights, then many requests */
     }
     uc->io.fd = fd;
     uc->up = up;
@@ -347,27 +437,70 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
     uc->connected = r == NET_CONNECTED;
     if (start_preamble(uc, pre, prelen) < 0) {
         int e = errno;
+        uc->tr->release(uc->tr_state);
         free(uc->pre);
         close(fd);
         free(uc);
         errno = e;
         return e == ENOMEM || e == EINVAL ? UPSTREAM_ERROR : UPSTREAM_REFUSED;
     }
+    if (uc->tls)
+        uc->connected = false; /* the handshake comes first */
     *out = uc;
     return uc->connected ? UPSTREAM_CONNECTED : UPSTREAM_IN_PROGRESS;
 }
 
-int upstream_finish_connect(struct upstream_conn *uc)
+/* One step of a TLS handshake: upstream_finish_connect's answer. */
+static int tls_step(struct upstream_conn *uc)
 {
-    if (net_connect_finish(uc->io.fd) < 0)
-        return -1;
-    uc->connected = true;
-    if (upstream_send_preamble(uc) <= 0) {
-        if (uc->pre && errno == EAGAIN)
-            errno = EIO;
+    struct backend *b = &uc->up->backends[uc->backend];
+    char why[200];
+    unsigned ev = LOOP_READ;
+    switch (tls_client_handshake(uc->tr_state, why, sizeof(why))) {
+    case TLSC_DONE:
+        uc->handshaking = false;
+        uc->connected = true;
+        return 1;
+    case TLSC_WANT_READ:
+        break;
+    case TLSC_WANT_WRITE:
+        ev = LOOP_WRITE;
+        break;
+    case TLSC_FAILED: {
+        uint64_t now = loop_now(uc->up->loop);
+        uc->tls_failed = true;
+        if (b->tls_warned_us == 0 || now - b->tls_warned_us >= TLS_WARN_US) {
+            b->tls_warned_us = now;
+            log_warnx("backend %s (%s): TLS handshake failed: %s", b->id,
+                      b->addr_str, why);
+        }
+        errno = EPROTO;
         return -1;
     }
+    }
+    if (loop_io_mod(uc->up->loop, &uc->io, ev) < 0)
+        return -1;
+    errno = EAGAIN;
     return 0;
+}
+
+int upstream_finish_connect(struct upstream_conn *uc)
+{
+    if (!uc->handshaking) {
+        if (net_connect_finish(uc->io.fd) < 0)
+            return -1;
+        if (upstream_send_preamble(uc) <= 0) { /* before TLS, if any */
+            if (uc->pre && errno == EAGAIN)
+                errno = EIO;
+            return -1;
+        }
+        if (!uc->tls) {
+            uc->connected = true;
+            return 1;
+        }
+        uc->handshaking = true;
+    }
+    return tls_step(uc);
 }
 
 void upstream_close(struct upstream_conn *uc, bool reset)
@@ -381,7 +514,7 @@ void upstream_release(struct upstream_conn *uc, bool check_socket)
     struct backend *b = &up->backends[uc->backend];
     /* a removed backend's, or its slot's previous occupant's: closed */
     if (up->pool_max_idle == 0 || !uc->io.registered || !b->live ||
-        uc->gen != b->gen || (check_socket && !socket_quiet(uc->io.fd))) {
+        uc->gen != b->gen || !conn_quiet(uc, check_socket)) {
         conn_free(uc, false);
         return;
     }

@@ -71,6 +71,7 @@ void workers_admin_sources(struct admin_sources *a, struct worker_counters *c,
     a->tunnels_open = &c->tunnels_open;
     a->tunnels_total = &c->tunnels_total;
     a->tls = tls ? &c->tls : NULL;
+    a->upstream_tls = &c->upstream_tls;
 }
 
 void workers_publish(struct worker_row *row, const struct session_ctx *ctx,
@@ -94,5 +95,6 @@ void workers_publish(struct worker_row *row, const struct session_ctx *ctx,
         .tunnels_open = ctx->tunnels_open,
         .tunnels_total = ctx->tunnels_total,
         .tls = tls ? *tls : (struct tls_counters){0},
+        .upstream_tls = *tls_client_counters(),
     };
 }

@@ -88,7 +88,8 @@ def measure(scen, cfg, k, proxy, backends, sd, run_dir, writer, tag=""):
     cpu0 = proxy.cpu()
     be0 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
     start = time.time()
-    summ, wrk_cpu = bl.run_wrk(proxy.port, scen, scen.duration, raw, js)
+    summ, wrk_cpu = bl.run_wrk(proxy.port, scen, scen.duration, raw, js,
+                               scheme=proxy.scheme)
     end = time.time()
     cpu1 = proxy.cpu()
     be1 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
@@ -123,7 +124,8 @@ def warm(scen, proxy, sd, run_dir):
     raw = os.path.join(sd, "wrk", base + ".txt")
     js = os.path.join(sd, "wrk", base + ".json")
     try:
-        summ, _ = bl.run_wrk(proxy.port, scen, scen.warmup, raw, js)
+        summ, _ = bl.run_wrk(proxy.port, scen, scen.warmup, raw, js,
+                             scheme=proxy.scheme)
     except RuntimeError as e:
         return str(e)
     if not proxy.alive():
@@ -443,6 +445,56 @@ def check_tools(scenarios):
               "0 and 1 will fail", file=sys.stderr)
 
 
+def open_stage(env, scenarios, run_dir):
+    """make bench's open-loop stage (issue 19): openbench.py over
+    OPEN_SCENARIOS (default: capped, when the run has it) at OFFERED
+    (0.5,0.8,0.95 of each capacity bound; req/s for a scenario without
+    one, else its open_rates), OPEN_CONFIGS (openbench's default set),
+    OPEN_DURATION s (10) each, into RUN_DIR/open/.  OPEN=0 skips it.
+    Returns that directory, or None when the stage did not run or
+    failed."""
+    if env.get("OPEN", "1") == "0":
+        return None
+    names = env.get("OPEN_SCENARIOS")
+    if names is None:
+        names = "capped" if any(s.name == "capped" for s in scenarios) else ""
+    if not names.strip():
+        return None
+    import openbench
+    out = os.path.join(run_dir, "open")
+    cmd = ["/usr/bin/python3", os.path.abspath(openbench.__file__),
+           "--out", out, "--scenarios", names,
+           "--offered", env.get("OFFERED") or "0.5,0.8,0.95",
+           "--configs", env.get("OPEN_CONFIGS")
+           or ",".join(openbench.DEFAULT_CONFIGS),
+           "-d", env.get("OPEN_DURATION") or "10", "--warmup", "2"]
+    log(run_dir, "bench: open-loop stage: " + " ".join(cmd[2:]))
+    import subprocess
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        log(run_dir, f"bench: the open-loop stage failed (exit "
+            f"{r.returncode}); see {os.path.relpath(out, bl.ROOT)}")
+        return out if os.path.exists(os.path.join(out, "summary.md")) \
+            else None
+    return out
+
+
+def append_open_report(run_dir, out):
+    """The open-loop summary and its plots at the end of report.md."""
+    with open(os.path.join(out, "summary.md")) as f:
+        text = f.read()
+    plots = sorted(p for p in os.listdir(os.path.join(out, "plots"))
+                   if p.endswith(".png")) \
+        if os.path.isdir(os.path.join(out, "plots")) else []
+    with open(os.path.join(run_dir, "report.md"), "a") as f:
+        f.write("\n## Open loop (Poisson arrivals at fixed offered "
+                "rates)\n\nLatency from each request's intended send time, "
+                "so queueing shows (docs/benchmarks.md, make openbench).\n\n"
+                + text + "\n")
+        for p in plots:
+            f.write(f"![{p}](open/plots/{p})\n\n")
+
+
 def main(argv):
     variant = ("quick" if "--quick" in argv
                else "logcost" if "--logcost" in argv else "")
@@ -495,6 +547,7 @@ def main(argv):
     finally:
         bl.Proc.stop_all()
         writer.close()
+    open_out = None if variant else open_stage(env, scenarios, run_dir)
     log(run_dir, f"bench: done in {bl.fmt_secs(time.monotonic() - clock.t0)}"
         f"; results in {os.path.relpath(run_dir, bl.ROOT)}/results.csv")
     import csv
@@ -513,6 +566,8 @@ def main(argv):
         if r.returncode != 0:
             print("bench: scripts/analyze failed; the raw results are "
                   "complete", file=sys.stderr)
+        elif open_out:
+            append_open_report(run_dir, open_out)
     return 0
 
 

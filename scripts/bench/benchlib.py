@@ -50,7 +50,7 @@ class Config:
     """
 
     def __init__(self, name, kind, mode="", persistent=True, sets=(),
-                 note="", log=None, ini=None):
+                 note="", log=None, ini=None, tls=False):
         self.name = name
         self.kind = kind
         self.mode = mode
@@ -64,6 +64,8 @@ class Config:
         # lbproxy: a function of the backends [(id, port, ...)] giving the
         # text of a --config file (pools and routes); None: no file
         self.ini = ini
+        # clients reach it over TLS 1.3 (https; the run's certificate)
+        self.tls = tls
 
     @property
     def conn_model(self):
@@ -135,6 +137,14 @@ def _all_configs():
     out.append(Config("lb-rr-p-log", "lbproxy", "round-robin", True,
                       note="lb-rr-p with its CSV request log always on "
                       "(bench.py --logcost)", log=True))
+    tls_note = ("clients over TLS 1.3 (ECDSA P-256, ALPN http/1.1, "
+                "tickets and a session cache), plain HTTP to the backends")
+    out.append(Config("lb-rr-p-tls", "lbproxy", "round-robin", True,
+                      note="lb-rr-p with " + tls_note, tls=True))
+    out.append(Config("nginx-rr-ka-tls", "nginx", "round_robin", True,
+                      note="nginx-rr-ka with " + tls_note, tls=True))
+    out.append(Config("haproxy-rr-reuse-tls", "haproxy", "roundrobin", True,
+                      note="haproxy-rr-reuse with " + tls_note, tls=True))
     for bal, short in (("round_robin", "rr"), ("least_conn", "lc")):
         out.append(Config(f"nginx-{short}-ka", "nginx", bal, True))
         out.append(Config(f"nginx-{short}-close", "nginx", bal, False))
@@ -157,7 +167,7 @@ MATRIX = [n for n in CONFIGS
           if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log",
                        "lb-ewma-nohedge-p", "lb-rr-p-route1",
                        "lb-rr-p-routes1k")
-          and not n.startswith("base-")]
+          and not n.startswith("base-") and not CONFIGS[n].tls]
 
 
 def select_configs(spec):
@@ -196,6 +206,9 @@ class Scenario:
         self.path_url = "/"
         self.timeout = "2s"
         self.restart = "scenario"  # or "run": backends + proxy per run
+        self.headers = []  # wrk -H lines ("Connection: close")
+        # open-loop req/s for a scenario without a capacity bound
+        self.open_rates = []
         self.configs = list(MATRIX)
         self.notes = []
 
@@ -219,6 +232,9 @@ class Scenario:
         s.path_url = sc.get("path", s.path_url)
         s.timeout = sc.get("timeout", s.timeout)
         s.restart = sc.get("restart", s.restart)
+        s.headers = [h.strip() for h in sc.get("headers", "").split("|")
+                     if h.strip()]
+        s.open_rates = [float(x) for x in sc.get("open_rates", "").split()]
         if s.restart not in ("scenario", "run"):
             raise SystemExit(f"{path}: restart must be scenario or run")
         s.configs = select_configs(sc.get("configs", "all"))
@@ -404,6 +420,25 @@ def wait_backends_idle(backends, timeout=5.0):
 
 # ------------------------------------------------------------------ proxies
 
+def bench_cert(d):
+    """An ECDSA P-256 certificate for 127.0.0.1 and localhost, made once
+    per directory d with the openssl command: (cert, key, cert+key PEM)
+    paths, the last for HAProxy's crt."""
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "cert.key")
+    pem = os.path.join(d, "both.pem")
+    if not os.path.exists(pem):
+        os.makedirs(d, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       check=True, capture_output=True, timeout=60)
+        with open(pem, "w") as f:
+            f.write(open(cert).read() + open(key).read())
+    return cert, key, pem
+
+
 def _fill(template, values):
     with open(os.path.join(PEERS, template)) as f:
         text = f.read()
@@ -413,6 +448,7 @@ def _fill(template, values):
 
 
 def nginx_conf(cfg, port, backends, d):
+    cert = bench_cert(d) if cfg.tls else None
     user = ""
     if os.geteuid() == 0:
         # As root the master would hand the worker to "nobody"; stay root.
@@ -433,10 +469,17 @@ def nginx_conf(cfg, port, backends, d):
         "HTTP11": ('proxy_http_version 1.1;\n'
                    '            proxy_set_header Connection "";'
                    if cfg.persistent else ""),
+        "SSL": "ssl " if cfg.tls else "",
+        "TLS": (f"ssl_certificate {cert[0]};\n"
+                f"        ssl_certificate_key {cert[1]};\n"
+                "        ssl_protocols TLSv1.3;\n"
+                "        ssl_session_cache shared:TLS:10m;\n"
+                "        ssl_session_tickets on;"
+                if cfg.tls else ""),
     })
 
 
-def haproxy_cfg(cfg, port, backends, maxconn=4096):
+def haproxy_cfg(cfg, port, backends, d, maxconn=4096):
     servers = "\n".join(f"    server {bid} 127.0.0.1:{p}"
                         for bid, p, _ in backends)
     return _fill("haproxy.cfg.in", {
@@ -446,6 +489,8 @@ def haproxy_cfg(cfg, port, backends, maxconn=4096):
                   else "option http-server-close"),
         "SERVERS": servers,
         "MAXCONN": str(maxconn),
+        "TLS": (f" ssl crt {bench_cert(d)[2]} alpn http/1.1 "
+                "ssl-min-ver TLSv1.3" if cfg.tls else ""),
     })
 
 
@@ -456,6 +501,7 @@ class Proxy:
     def __init__(self, cfg, port, proc, log_csv=""):
         self.cfg = cfg
         self.port = port
+        self.scheme = "https" if cfg.tls else "http"
         self.proc = proc
         self.log_csv = log_csv
 
@@ -484,7 +530,9 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
     os.makedirs(d, exist_ok=True)
     logf = os.path.join(d, "stdout.log")
     if cfg.kind == "lbproxy":
-        cmd = [cfg.exe or LBPROXY, "--listen", f"127.0.0.1:{port}",
+        # with TLS, wrk's port is the TLS listener; the plain one is unused
+        plain = free_port() if cfg.tls else port
+        cmd = [cfg.exe or LBPROXY, "--listen", f"127.0.0.1:{plain}",
                "--admin", "off",
                "--mode", cfg.mode,
                "--persistent" if cfg.persistent else "--non-persistent",
@@ -498,6 +546,10 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
             with open(ini, "w") as f:
                 f.write(cfg.ini(backends))
             cmd += ["--config", ini]
+        if cfg.tls:
+            cert, key, _ = bench_cert(d)
+            cmd += ["--tls-listen", f"127.0.0.1:{port}", "--tls-cert", cert,
+                    "--tls-key", key, "--set", "tls.min_version=TLS1.3"]
     elif cfg.kind == "nginx":
         for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(d, "tmp", t), exist_ok=True)
@@ -508,7 +560,7 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
     elif cfg.kind == "haproxy":
         conf = os.path.join(d, "haproxy.cfg")
         with open(conf, "w") as f:
-            f.write(haproxy_cfg(cfg, port, backends, maxconn))
+            f.write(haproxy_cfg(cfg, port, backends, d, maxconn))
         cmd = ["haproxy", "-f", conf, "-db"]
     elif cfg.kind == "relay":
         if not os.access(RELAY, os.X_OK):
@@ -526,7 +578,7 @@ def start_proxy(cfg, backends, outdir, log_csv=None, tag="", maxconn=4096):
 # --------------------------------------------------------------------- wrk
 
 def run_wrk(port, scen, duration, raw_path, json_path, host="127.0.0.1",
-            prefix=()):
+            prefix=(), scheme="http"):
     """Runs wrk pinned to the load CPU; returns (summary dict, wrk CPU s).
 
     The summary is the JSON line written by scripts/wrk/report.lua; raw
@@ -536,11 +588,14 @@ def run_wrk(port, scen, duration, raw_path, json_path, host="127.0.0.1",
     os.makedirs(os.path.dirname(raw_path), exist_ok=True)
     if os.path.exists(json_path):
         os.unlink(json_path)
-    url = f"http://{host}:{port}{scen.path_url}"
+    url = f"{scheme}://{host}:{port}{scen.path_url}"
     cmd = list(prefix) + [
         "taskset", "-c", LOAD_CPU, "wrk", "-t", str(scen.threads),
         "-c", str(scen.connections), "-d", f"{duration}s",
-        "--timeout", scen.timeout, "--latency", "-s", LUA, url]
+        "--timeout", scen.timeout, "--latency", "-s", LUA]
+    for h in scen.headers:
+        cmd += ["-H", h]
+    cmd.append(url)
     env = dict(os.environ, WRK_JSON=json_path)
     with open(raw_path, "wb") as out:
         out.write(("$ " + " ".join(shlex.quote(a) for a in cmd)

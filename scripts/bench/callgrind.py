@@ -139,6 +139,12 @@ def start_proxy(args, backends, d, port):
         cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if args.routes:
+        nroutes, npools = args.routes
+        ini = os.path.join(d, "routes.ini")
+        with open(ini, "w") as f:
+            f.write(bl.routes_ini(nroutes, npools)(backends))
+        cmd += ["--config", ini]
     cmd += args.proxy_arg
     px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),
                  "lbproxy-callgrind")
@@ -246,6 +252,17 @@ def annotate(dump, out_path, total, requests, top):
     return rows[:top]
 
 
+def routes_arg(text):
+    """--routes N,P: two counts, N = P = 0 or N >= P >= 2."""
+    try:
+        n, p = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("want N,P") from None
+    if not (n == p == 0 or n >= p >= 2):
+        raise argparse.ArgumentTypeError("want 0,0 or N >= P >= 2")
+    return n, p
+
+
 def main(argv):
     ap = argparse.ArgumentParser(
         description="user-space instructions per request (callgrind)")
@@ -274,6 +291,12 @@ def main(argv):
                     help="lbproxy --workers N: every process counted, by "
                     "the difference of two whole runs (0: one process, "
                     "zeroed and dumped around the measured requests)")
+    ap.add_argument("--routes", type=routes_arg, default=None,
+                    metavar="N,P",
+                    help="every request through the route table: N host "
+                    "routes over P pools as in quickbench's "
+                    "lb-rr-p-routes1k (1000,100), or 0,0 for one host-less "
+                    "route (lb-rr-p-route1)")
     ap.add_argument("--top", type=int, default=12,
                     help="functions listed from the last run (12)")
     ap.add_argument("--timeout", type=float, default=600,
@@ -295,6 +318,8 @@ def main(argv):
         variant += "-log"
     if args.workers:
         variant += f"-workers{args.workers}"
+    if args.routes:
+        variant += "-routes{}x{}".format(*args.routes)
     out, deadline, scen = bl.tool_start("callgrind", args.out,
                                         f"callgrind-{variant}", args.timeout)
     totals = []

@@ -15,8 +15,11 @@ an arrival never waits for one (the `waited` column counts any that did),
 latency from each request's intended send time.  OFFERED is a list of
 fractions of the scenario's capacity bound (sum of workers / mean service
 time over its backends, from their --profile and --workers) or, above 1,
-requests/s.  Per scenario, offered load and configuration: fresh backends
-(CPU 1) and proxy (CPU 0), one run of DURATION s (20) after WARMUP s (2).
+requests/s; a scenario without a capacity bound (unlimited workers) runs
+at the req/s in OFFERED or else at its own `open_rates`.  Per scenario,
+offered load and configuration: fresh backends (CPU 1) and proxy (CPU 0),
+one run of DURATION s (20; at least the scenario's min_duration, so hang's
+freeze falls inside it) after WARMUP s (2).
 
 Writes results.csv, summary.md (p50/p90/p99/p99.9, delivered rate,
 waited, errors per row) and plots/openloop-<scenario>.png (p99 against
@@ -89,6 +92,17 @@ def capacity(scen):
     return total
 
 
+def scenario_rates(scen, offered):
+    """The (offered, req/s) pairs a scenario runs at: fractions of its
+    capacity bound (and any req/s given), or, for a scenario without one,
+    the req/s given or else its open_rates; None when there are none."""
+    cap = capacity(scen)
+    if cap is not None:
+        return [(f, f * cap if f <= 1 else f) for f in offered]
+    rates = [f for f in offered if f > 1] or scen.open_rates
+    return [(r, r) for r in rates] or None
+
+
 def openloop(port, rate, duration, warmup, conns, out_json, seed=1):
     cmd = ["taskset", "-c", bl.LOAD_CPU, OPENLOOP, "--target",
            f"127.0.0.1:{port}", "--rate", f"{rate:.3f}", "--duration",
@@ -117,8 +131,9 @@ def one_run(scen, cfg, frac, rate, args, out):
         cpu0 = proxy.cpu()
         js = os.path.join(out, "openloop", f"{scen.name}-{cfg.name}-{frac}.json")
         os.makedirs(os.path.dirname(js), exist_ok=True)
-        res = openloop(proxy.port, rate, args.duration, args.warmup,
-                       conns_for(rate, scen), js)
+        res = openloop(proxy.port, rate, max(args.duration,
+                                             scen.min_duration),
+                       args.warmup, conns_for(rate, scen), js)
         cpu = proxy.cpu() - cpu0
     finally:
         if proxy:
@@ -245,9 +260,11 @@ def main(argv):
         if not os.path.exists(path):
             raise SystemExit(f"openbench: no scenario {s}")
         scens.append(bl.Scenario.load(path))
-    runs = 2 if args.check_mmk else len(scens) * len(offered) * len(names)
-    out, _, _ = bl.tool_start("openbench", args.out, "open",
-                              runs * (args.duration + args.warmup + 15) + 60)
+    secs = 2 * (args.duration + args.warmup + 15) if args.check_mmk else sum(
+        len(scenario_rates(sc, offered) or []) * len(names)
+        * (max(args.duration, sc.min_duration) + args.warmup + 15)
+        for sc in scens)
+    out, _, _ = bl.tool_start("openbench", args.out, "open", secs + 60)
     bl.write_facts(out, {"openbench": " ".join(argv) or "defaults"})
     t0 = time.monotonic()
     try:
@@ -259,14 +276,14 @@ def main(argv):
             return 0 if ok else 1
         rows, failed = [], 0
         for scen in scens:
-            cap = capacity(scen)
-            for frac in offered:
-                if frac <= 1 and cap is None:
-                    print(f"openbench: {scen.name} has no capacity bound: "
-                          f"give OFFERED in req/s", file=sys.stderr)
-                    failed += 1
-                    continue
-                rate = frac * cap if frac <= 1 else frac
+            pairs = scenario_rates(scen, offered)
+            if pairs is None:
+                print(f"openbench: {scen.name} has no capacity bound and "
+                      f"no open_rates: give OFFERED in req/s",
+                      file=sys.stderr)
+                failed += 1
+                continue
+            for frac, rate in pairs:
                 for name in names:
                     try:
                         r = one_run(scen, bl.CONFIGS[name], frac, rate, args,

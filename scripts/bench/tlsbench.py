@@ -20,6 +20,10 @@ CPU 1.  Loads:
   `tls.resumption=false`, nginx `ssl_session_tickets off` and no cache,
   HAProxy `no-tls-tickets` and `tune.ssl.cachesize 0`): full handshakes.
 
+`--upstream-tls`: the backends serve TLS too (`lbbackend --tls-cert`)
+and lbproxy reaches them with `,tls`, verifying the run's certificate:
+TLS on both sides (lbproxy only; the peers are not configured for it).
+
 Rounds alternate the proxies (A B C, B C A, ...); the table gives the
 median of the rounds and the proxy's CPU seconds (utime+stime of its
 process tree) per 1,000 requests.  A peer that is not installed is
@@ -92,20 +96,7 @@ backend b
 """
 
 
-def make_cert(d):
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "cert.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    pem = os.path.join(d, "both.pem")
-    with open(pem, "w") as f:
-        f.write(open(cert).read() + open(key).read())
-    return cert, key, pem
-
-
-def start(kind, port, backends, certs, resumption, d):
+def start(kind, port, backends, certs, resumption, d, upstream_tls=False):
     cert, key, pem = certs
     log = os.path.join(d, f"{kind}.log")
     if kind == "lbproxy":
@@ -116,7 +107,10 @@ def start(kind, port, backends, certs, resumption, d):
                 "--set", "tls.min_version=TLS1.3",
                 "--set", f"tls.resumption={'true' if resumption else 'false'}"]
         for _, bport, _ in backends:
-            args += ["--backend", f"127.0.0.1:{bport}"]
+            args += ["--backend",
+                     f"127.0.0.1:{bport}{',tls' if upstream_tls else ''}"]
+        if upstream_tls:
+            args += ["--set", f"pool.upstream_tls_ca_file={cert}"]
     elif kind == "nginx":
         for t in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(d, "tmp", t), exist_ok=True)
@@ -162,9 +156,10 @@ def run_wrk(port, duration, close, raw, js):
         return json.loads(f.readline())
 
 
-def one_run(kind, load, backends, certs, duration, d):
+def one_run(kind, load, backends, certs, duration, d, upstream_tls=False):
     port = bl.free_port()
-    p = start(kind, port, backends, certs, load != "close-full", d)
+    p = start(kind, port, backends, certs, load != "close-full", d,
+              upstream_tls)
     try:
         # warm-up: handshakes, pools and caches
         run_wrk(port, 1, load != "keep-alive",
@@ -188,9 +183,13 @@ def main(argv):
     ap.add_argument("--proxies", default=",".join(PROXIES))
     ap.add_argument("--loads", default=",".join(LOADS))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--upstream-tls", action="store_true",
+                    help="TLS to the backends too (lbproxy only)")
     a = ap.parse_args(argv)
     kinds = [k for k in a.proxies.split(",")
              if k == "lbproxy" or shutil.which(k)]
+    if a.upstream_tls:
+        kinds = ["lbproxy"]
     loads = a.loads.split(",")
     out = os.path.abspath(a.out or os.path.join(
         bl.ROOT, "logs", "bench", "tlsbench-" + time.strftime("%Y%m%d-%H%M%S")))
@@ -200,7 +199,10 @@ def main(argv):
                           "--quiet"]) for b in "ABC"]
     res = {}
     try:
-        certs = make_cert(out)
+        certs = bl.bench_cert(out)
+        if a.upstream_tls:
+            for _, args in scen.backends:
+                args += ["--tls-cert", certs[0], "--tls-key", certs[1]]
         backends = bl.start_backends(scen, out)
         for rnd in range(a.rounds):
             order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
@@ -209,7 +211,7 @@ def main(argv):
                     d = os.path.join(out, f"r{rnd}")
                     os.makedirs(d, exist_ok=True)
                     rps, cpu_k, s = one_run(kind, load, backends, certs,
-                                            a.duration, d)
+                                            a.duration, d, a.upstream_tls)
                     errs = sum(s.get("errors", {}).values())
                     print(f"round {rnd + 1} {load:10} {kind:8} "
                           f"{rps:9.0f} req/s  {cpu_k:6.3f} CPU-s/1k req  "

@@ -33,7 +33,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 from idlemem import measured_pid, rss_settled  # noqa: E402
-from tlsbench import make_cert  # noqa: E402
 from tlsbench import start as start_peer  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
@@ -98,7 +97,7 @@ def main(argv):
         bl.ROOT, "logs", "bench", "tlsidle-" + time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
     os.sched_setaffinity(0, {int(bl.LOAD_CPU)})
-    cert, key, pem = make_cert(out)
+    cert, key, pem = bl.bench_cert(out)
     ctx = ssl.create_default_context(cafile=cert)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     rows = []

@@ -108,6 +108,8 @@ def test_losing_one_of_five_moves_only_its_keys(procs):
     procs.stop(bes[2])
     after = user_map(px.port, users)
     moved = {u for u in users if after[u] != before[u]}
+    print(f"\n{len(moved)} of {len(users)} keys moved "
+          f"({100 * len(moved) / len(users):.2f}%), {len(on_c)} were on C")
     assert moved == on_c, (len(moved), len(on_c))
     assert "C" not in set(after.values())
 
@@ -153,6 +155,8 @@ def test_bounded_load_spreads_a_hot_key(procs):
                 for b, be in zip("ABC", bes)}
         served = {b: sum(1 for i, _ in ids if i == b) for b in "ABC"}
         peaks[factor] = (conc, served)
+        print(f"\nhash_balance_factor {factor}: peak in flight per "
+              f"backend {conc}, served {served}")
         procs.stop(px)
         for b in bes:
             procs.stop(b)

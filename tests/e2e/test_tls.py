@@ -23,23 +23,11 @@ import pytest
 from httpc import read_response
 from lbtest import free_port, http_json, http_text, rss_kb, wait_until
 from rawbackend import RawBackend, ok
+from tlscerts import make_cert
 
 OPENSSL = shutil.which("openssl")
 CURL = shutil.which("curl")
 pytestmark = pytest.mark.skipif(not OPENSSL, reason="needs openssl")
-
-
-def make_cert(dirpath, name, cn, sans):
-    """A self-signed ECDSA P-256 certificate and its key; returns paths."""
-    cert = os.path.join(dirpath, f"{name}.pem")
-    key = os.path.join(dirpath, f"{name}.key")
-    san = ",".join(f"DNS:{s}" for s in sans)
-    subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", f"/CN={cn}",
-                    "-addext", f"subjectAltName={san}"],
-                   check=True, capture_output=True)
-    return cert, key
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +281,26 @@ def test_sessions_resume_and_are_counted(procs, certs, tmp_path, version):
     assert [r["tls_resumed"] for r in rows] == ["0", "1"]
     assert all(r["tls_cipher"] and float(r["tls_handshake_ms"]) >= 0
                for r in rows)
+
+
+def test_a_resumed_connection_gets_a_fresh_ticket(procs, certs):
+    """Each connection offers the ticket of the one before, as a client
+    that uses every ticket once does (RFC 8446 C.4; wrk reconnects so):
+    every one after the first resumes and leaves with a new ticket.  A
+    resumption that issued none (OpenSSL's TLS 1.3 default when the
+    ticket key callback does not ask for a renewal) left such a client
+    with a spent ticket, so every other connection was a full
+    handshake."""
+    be = procs.backend()
+    px = tls_proxy(procs, [be.port], [certs["b"]])
+    ctx = client_ctx(certs["b"][0], minimum_version=ssl.TLSVersion.TLSv1_3)
+    sess = None
+    for i in range(5):
+        with tls_conn(px.tls_port, ctx, "b.test", session=sess) as s:
+            assert https_get(s).status == 200  # the tickets arrive with it
+            assert s.session_reused == (i > 0), i
+            assert sess is None or s.session.id != sess.id, i
+            sess = s.session
 
 
 def test_tickets_outlive_a_reload(procs, certs):

@@ -87,7 +87,8 @@ static void test_add_find_remove(void **st)
     fx_init(&f);
     assert_int_equal(backendset_find(&f.s, "B"), 1);
     assert_int_equal(backendset_find(&f.s, "Z"), -1);
-    int c = backendset_add(&f.s, "C", "127.0.0.1:8084", 3, 0, err, sizeof(err));
+    int c = backendset_add(&f.s, "C", "127.0.0.1:8084", NULL, 3, 0, err,
+                           sizeof(err));
     assert_int_equal(c, 2);
     assert_string_equal(backendset_id(&f.s, 2), "C");
     assert_string_equal(backendset_addr(&f.s, 2), "127.0.0.1:8084");
@@ -96,9 +97,9 @@ static void test_add_find_remove(void **st)
     assert_int_equal(stats_count(f.s.stats), 3);
     assert_string_equal(backendset_state(&f.s, 2), "up");
     /* unix: backends too */
-    assert_int_equal(
-        backendset_add(&f.s, "U", "unix:/tmp/x.sock", 1, 0, err, sizeof(err)),
-        3);
+    assert_int_equal(backendset_add(&f.s, "U", "unix:/tmp/x.sock", NULL, 1, 0,
+                                    err, sizeof(err)),
+                     3);
     assert_string_equal(backendset_addr(&f.s, 3), "unix:/tmp/x.sock");
     /* remove: gone from lookups and picks, the slot keeps its index */
     assert_int_equal(backendset_remove(&f.s, "A"), 0);
@@ -135,8 +136,8 @@ static void test_bad_input_changes_nothing(void **st)
         {"D", "127.0.0.1:9000", 10001, EINVAL},
     };
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-        assert_int_equal(backendset_add(&f.s, bad[k].id, bad[k].addr, bad[k].w,
-                                        0, err, sizeof(err)),
+        assert_int_equal(backendset_add(&f.s, bad[k].id, bad[k].addr, NULL,
+                                        bad[k].w, 0, err, sizeof(err)),
                          -1);
         assert_int_equal(errno, bad[k].err);
         assert_true(err[0] != '\0');
@@ -172,12 +173,13 @@ static void test_reuse_fresh_stats(void **st)
     assert_int_equal(backendset_remove(&f.s, "A"), 0);
     /* A's request finishes after the removal: still counted to slot 0 */
     assert_int_equal(backendset_stats_index(&f.s, 0, "A"), 0);
-    assert_int_equal(
-        backendset_add(&f.s, "C", "127.0.0.1:8084", 1, 0, err, sizeof(err)),
-        2); /* slot 0 is busy */
+    assert_int_equal(backendset_add(&f.s, "C", "127.0.0.1:8084", NULL, 1, 0,
+                                    err, sizeof(err)),
+                     2); /* slot 0 is busy */
     balancer_observe(f.s.bal, 0, 1000, BALANCER_OK, x, 0);
-    assert_int_equal(
-        backendset_add(&f.s, "D", "127.0.0.1:8085", 1, 0, err, sizeof(err)), 0);
+    assert_int_equal(backendset_add(&f.s, "D", "127.0.0.1:8085", NULL, 1, 0,
+                                    err, sizeof(err)),
+                     0);
     assert_int_equal(requests_of(f.s.stats, 0), 0); /* fresh */
     assert_int_equal(requests_of(f.s.stats, 1), 1); /* B kept */
     /* a late record of A (slot 0, now D's) counts nowhere per backend */
@@ -211,13 +213,13 @@ static void test_states_and_full(void **st)
     assert_int_equal(balancer_backend(f.s.bal, 1)->weight, 7);
     for (int k = 2; k < CONFIG_MAX_BACKENDS; k++) {
         snprintf(id, sizeof(id), "n%d", k);
-        assert_int_equal(
-            backendset_add(&f.s, id, "127.0.0.1:9000", 1, 0, err, sizeof(err)),
-            k);
+        assert_int_equal(backendset_add(&f.s, id, "127.0.0.1:9000", NULL, 1, 0,
+                                        err, sizeof(err)),
+                         k);
     }
-    assert_int_equal(
-        backendset_add(&f.s, "full", "127.0.0.1:9000", 1, 0, err, sizeof(err)),
-        -1);
+    assert_int_equal(backendset_add(&f.s, "full", "127.0.0.1:9000", NULL, 1, 0,
+                                    err, sizeof(err)),
+                     -1);
     assert_int_equal(errno, ENOSPC);
     assert_int_equal(stats_count(f.s.stats), CONFIG_MAX_BACKENDS);
     fx_free(&f);

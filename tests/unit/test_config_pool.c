@@ -3,7 +3,8 @@
  * applied over the global ones (and flags after the file reaching pools
  * that do not set the key), [pool.NAME.backends], [route.NAME], the
  * file:line errors, the cross-section rules, and --print-config reading
- * back the same pools.
+ * back the same pools; TLS towards backends (the ",tls" flag and the
+ * upstream_tls_* keys, globally and per pool).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,6 +203,113 @@ static void test_print_round_trip(void **state)
     config_release(&b);
 }
 
+static const char tls_pools[] =
+    "[pool]\nupstream_tls_ca_file = /etc/ca.pem\n"
+    "upstream_tls_min_version = TLS1.3\n"
+    "[backends]\nA = 127.0.0.1:8443, tls\nB = 127.0.0.1:8081, weight=2\n"
+    "[pool.api]\nupstream_tls_verify = false\n"
+    "upstream_tls_sni = api.internal\n"
+    "[pool.api.backends]\nA = 127.0.0.1:9443 ,weight=3, TLS\n"
+    "S = unix:/run/s.sock, tls\n"
+    "[route.api]\nhost = api.example.com\npool = api\n";
+
+/* The flag and the keys, each pool's own over the global ones, read back
+ * the same from --print-config; the command line's spelling too. */
+static void test_upstream_tls(void **state)
+{
+    (void)state;
+    static struct config c, p, b, pb;
+    char err[512];
+    assert_int_equal(from_file(&c, tls_pools, err, sizeof(err), NULL), 0);
+    assert_int_equal(config_pool_build(&c, 0, &p, err, sizeof(err)), 0);
+    assert_true(p.backends[0].tls);
+    assert_false(p.backends[1].tls);
+    assert_int_equal(p.backends[1].weight, 2);
+    assert_true(p.upstream_tls_verify);
+    assert_string_equal(p.upstream_tls_ca_file, "/etc/ca.pem");
+    assert_string_equal(p.upstream_tls_sni, "");
+    assert_string_equal(p.upstream_tls_min_version, "TLS1.3");
+    assert_int_equal(config_pool_build(&c, 1, &p, err, sizeof(err)), 0);
+    assert_true(p.backends[0].tls);
+    assert_int_equal(p.backends[0].weight, 3);
+    assert_true(p.backends[1].tls);
+    assert_false(p.upstream_tls_verify);
+    assert_string_equal(p.upstream_tls_sni, "api.internal");
+    assert_string_equal(p.upstream_tls_ca_file, "/etc/ca.pem"); /* global */
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    config_print(&c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "A = 127.0.0.1:8443, tls\n"));
+    assert_int_equal(from_file(&b, out, err, sizeof(err), NULL), 0);
+    free(out);
+    for (size_t i = 0; i < 2; i++) {
+        config_pool_build(&c, i, &p, err, sizeof(err));
+        config_pool_build(&b, i, &pb, err, sizeof(err));
+        assert_memory_equal(p.backends, pb.backends,
+                            p.nbackends * sizeof(p.backends[0]));
+        assert_string_equal(p.upstream_tls_sni, pb.upstream_tls_sni);
+        assert_int_equal(p.upstream_tls_verify, pb.upstream_tls_verify);
+    }
+    config_release(&c);
+    config_release(&b);
+
+    char *argv[] = {"lbproxy",
+                    "--backend",
+                    "127.0.0.1:8443,tls,id=x",
+                    "--set",
+                    "pool.upstream_tls_verify=false",
+                    NULL};
+    assert_int_equal(config_from_args(&c, 5, argv, err, sizeof(err)), 0);
+    assert_true(c.backends[0].tls);
+    assert_string_equal(c.backends[0].id, "x");
+    assert_false(c.upstream_tls_verify);
+    config_release(&c);
+}
+
+/* What the TLS keys and the flag refuse, with the key named. */
+static void test_upstream_tls_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"[backends]\nA = 127.0.0.1:8443, tls=1\n", "[, tls]"},
+        {"[backends]\nA = 127.0.0.1:8443, tlsx\n", "[, tls]"},
+        {"[pool]\nupstream_tls_verify = maybe\n[backends]\nA = "
+         "127.0.0.1:1\n",
+         "upstream_tls_verify"},
+        {"[pool]\nupstream_tls_min_version = SSL3\n[backends]\nA = "
+         "127.0.0.1:1\n",
+         "upstream_tls_min_version"},
+        {"[pool]\nupstream_tls_sni = 10.0.0.1\n[backends]\nA = 127.0.0.1:1\n",
+         "upstream_tls_sni"},
+        {"[backends]\nA = unix:/run/a.sock, tls\n", "upstream_tls_sni"},
+        {"[backends]\nA = 127.0.0.1:1\n[pool.p]\nupstream_tls_sni = a..b\n"
+         "[pool.p.backends]\nA = 127.0.0.1:2, tls\n",
+         "pool p"},
+    };
+    static struct config c;
+    char err[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        assert_int_equal(from_file(&c, bad[i].text, err, sizeof(err), NULL),
+                         -1);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].want);
+    }
+    /* a Unix socket with a name to check, or without checks, is fine */
+    assert_int_equal(
+        from_file(&c,
+                  "[pool]\nupstream_tls_verify = false\n[backends]\nA = "
+                  "unix:/run/a.sock, tls\n",
+                  err, sizeof(err), NULL),
+        0);
+    config_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -209,6 +317,8 @@ int main(void)
         cmocka_unit_test(test_flag_reaches_pools),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_print_round_trip),
+        cmocka_unit_test(test_upstream_tls),
+        cmocka_unit_test(test_upstream_tls_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,9 @@
  * used one when full, an idle connection times out, a connection with
  * unread bytes (or closed by the backend) is never handed out, a preamble
  * (send_proxy's header) is the first thing a new connection carries, once,
- * and a unix:PATH backend connects like a TCP one.
+ * and a unix:PATH backend connects like a TCP one; a TLS backend's
+ * connection is not usable before its handshake, which a peer that is no
+ * TLS server fails (counted), and TLS needs the pool's TLS context.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 #include "config.h"
 #include "loop.h"
 #include "net.h"
+#include "tls_client.h"
 #include "upstream.h"
 
 struct fixture {
@@ -98,7 +101,7 @@ static struct upstream_conn *connect_one(struct fixture *f)
     uc->io.fn = on_io;
     uc->io.ctx = NULL;
     assert_int_equal(loop_io_add(f->loop, &uc->io, uc->io.fd, LOOP_READ), 0);
-    assert_int_equal(upstream_finish_connect(uc), 0);
+    assert_int_equal(upstream_finish_connect(uc), 1);
     return uc;
 }
 
@@ -244,7 +247,7 @@ static void test_preamble_first_and_once(void **state)
     uc->io.fn = on_io;
     assert_int_equal(loop_io_add(f.loop, &uc->io, uc->io.fd, LOOP_READ), 0);
     if (r == UPSTREAM_IN_PROGRESS)
-        assert_int_equal(upstream_finish_connect(uc), 0);
+        assert_int_equal(upstream_finish_connect(uc), 1);
     /* sent, or still to send once: never twice */
     assert_int_equal(upstream_send_preamble(uc), 1);
     assert_int_equal(upstream_send_preamble(uc), 1);
@@ -322,8 +325,10 @@ static void test_removed_slot_never_pools_old_connections(void **state)
     assert_int_equal(recv(f.peers[0], &x, 1, 0), 0); /* closed */
     /* slot 0 taken again (same address: the listener is still there) */
     snprintf(spec, sizeof(spec), "127.0.0.1:%s", f.cfg.backends[0].port);
-    assert_int_equal(upstream_add(f.up, 0, "B", spec, err, sizeof(err)), 0);
-    assert_int_equal(upstream_add(f.up, 0, "C", spec, err, sizeof(err)), -1);
+    assert_int_equal(upstream_add(f.up, 0, "B", spec, NULL, err, sizeof(err)),
+                     0);
+    assert_int_equal(upstream_add(f.up, 0, "C", spec, NULL, err, sizeof(err)),
+                     -1);
     assert_string_equal(upstream_id(f.up, 0), "B");
     upstream_release(out, false); /* the old occupant's: closed */
     assert_int_equal(upstream_idle_count(f.up, 0), 0);
@@ -332,12 +337,61 @@ static void test_removed_slot_never_pools_old_connections(void **state)
     struct upstream_conn *fresh = connect_one(&f);
     upstream_release(fresh, false);
     assert_int_equal(upstream_idle_count(f.up, 0), 1);
-    assert_int_equal(upstream_add(f.up, 1, "D", "nowhere", err, sizeof(err)),
-                     -1);
-    assert_int_equal(upstream_add(f.up, 2, "D", spec, err, sizeof(err)), -1);
     assert_int_equal(
-        upstream_add(f.up, 1, "D", "unix:/tmp/d.sock", err, sizeof(err)), 0);
+        upstream_add(f.up, 1, "D", "nowhere", NULL, err, sizeof(err)), -1);
+    assert_int_equal(upstream_add(f.up, 2, "D", spec, NULL, err, sizeof(err)),
+                     -1);
+    assert_int_equal(
+        upstream_add(f.up, 1, "D", "unix:/tmp/d.sock", NULL, err, sizeof(err)),
+        0);
     assert_int_equal(upstream_count(f.up), 2);
+    run_for(&f, 1);
+    teardown_pool(&f);
+}
+
+static void test_tls_backend(void **state)
+{
+    (void)state;
+    struct fixture f;
+    char err[256], x;
+    setup_pool(&f, 4, 60000);
+    assert_null(upstream_tls_host(f.up, 0));
+    /* a pool built without a TLS backend has no context for one */
+    assert_int_equal(
+        upstream_add(f.up, 1, "T", "127.0.0.1:1", "", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "TLS"));
+    upstream_destroy(f.up);
+    /* a CA file that does not load: no table, the file named */
+    f.cfg.backends[0].tls = true;
+    snprintf(f.cfg.upstream_tls_ca_file, sizeof(f.cfg.upstream_tls_ca_file),
+             "/nonexistent/ca.pem");
+    assert_null(upstream_create(f.loop, &f.cfg, err, sizeof(err)));
+    assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+    f.cfg.upstream_tls_ca_file[0] = '\0'; /* the system's paths */
+    f.up = upstream_create(f.loop, &f.cfg, err, sizeof(err));
+    assert_non_null(f.up);
+    assert_string_equal(upstream_tls_host(f.up, 0), "");
+    /* the peer is no TLS server: it reads the ClientHello and closes */
+    uint64_t failed = tls_client_counters()->failures;
+    struct upstream_conn *uc = NULL;
+    assert_int_equal(upstream_connect(f.up, 0, false, NULL, 0, &uc),
+                     UPSTREAM_IN_PROGRESS);
+    assert_true(uc->tls && !uc->connected);
+    int peer = accept(f.lfd, NULL, NULL);
+    uc->io.fn = on_io;
+    assert_int_equal(loop_io_add(f.loop, &uc->io, uc->io.fd, LOOP_WRITE), 0);
+    assert_int_equal(upstream_finish_connect(uc), 0); /* ClientHello out */
+    assert_false(uc->connected);
+    assert_true(recv(peer, &x, 1, 0) == 1); /* a TLS record's first byte */
+    assert_int_equal(x, 0x16);
+    close(peer);
+    int rc;
+    for (int i = 0; i < 100 && (rc = upstream_finish_connect(uc)) == 0; i++)
+        run_for(&f, 1);
+    assert_int_equal(rc, -1);
+    assert_true(uc->tls_failed);
+    assert_int_equal(tls_client_counters()->failures, failed + 1);
+    upstream_close(uc, false);
     run_for(&f, 1);
     teardown_pool(&f);
 }
@@ -353,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_preamble_first_and_once),
         cmocka_unit_test(test_unix_backend),
         cmocka_unit_test(test_removed_slot_never_pools_old_connections),
+        cmocka_unit_test(test_tls_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
