@@ -150,7 +150,7 @@ unit: $(UNIT_BINS)
 # backend emulator outwards, the Python unit test, the fuzz corpus replay
 # and the browser last.  A fragment's own `TESTS +=` is not used.
 TESTS := unit sim config-check \
-         e2e-backend e2e-proxy e2e-health e2e-balancing e2e-hash \
+         e2e-backend e2e-proxy e2e-health e2e-balancing e2e-hash e2e-prequal \
          e2e-smuggling e2e-desync e2e-retry e2e-queue \
          e2e-exhaustion e2e-faults \
          e2e-admin e2e-observability e2e-runtime-api e2e-relay e2e-frontdoor e2e-tunnel e2e-tls e2e-backend-tls \

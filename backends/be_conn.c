@@ -116,7 +116,7 @@ static void log_request(struct conn *c, const char *error)
 
 /* ---- responses ---- */
 
-static void put_connection(struct conn *c)
+void be_put_connection(struct conn *c)
 {
     if (!c->keep_alive) {
         OUT_LIT(c, "Connection: close\r\n\r\n");
@@ -129,8 +129,8 @@ static void put_connection(struct conn *c)
 }
 
 /* Queues a complete answer with a small, copied body. */
-static void respond_simple(struct conn *c, int status, const char *reason,
-                           const char *ctype, const char *body, size_t len)
+void be_respond_simple(struct conn *c, int status, const char *reason,
+                       const char *ctype, const char *body, size_t len)
 {
     struct be_server *s = c->srv;
     char head[256];
@@ -139,7 +139,7 @@ static void respond_simple(struct conn *c, int status, const char *reason,
                      "Content-Type: %s\r\nContent-Length: %zu\r\n",
                      status, reason, s->o->id, ctype, len);
     out_put(c, head, (size_t)n);
-    put_connection(c);
+    be_put_connection(c);
     if (!c->is_head)
         out_put(c, body, len);
 }
@@ -156,7 +156,7 @@ static void respond_fatal(struct conn *c, int status, const char *reason)
         c->close_after = 1;
         return;
     }
-    respond_simple(c, status, reason, "text/plain", body, (size_t)n);
+    be_respond_simple(c, status, reason, "text/plain", body, (size_t)n);
 }
 
 /* Queues the answer of an emulated request whose service is over. */
@@ -195,7 +195,7 @@ static void respond_app(struct conn *c)
     OUT_LIT(c, "\r\nX-Queue-Us: ");
     out_u64(c, c->job.queue_us);
     OUT_LIT(c, "\r\n");
-    put_connection(c);
+    be_put_connection(c);
     if (c->is_head || len == 0)
         return;
     if (len <= SMALL_BODY) {
@@ -204,34 +204,6 @@ static void respond_app(struct conn *c)
         c->seg = body;
         c->seg_len = len;
     }
-}
-
-static void respond_stats(struct conn *c)
-{
-    struct be_server *s = c->srv;
-    const struct be_stats *t = &s->st;
-    char prof[128], body[2048];
-    be_profile_str(be_server_profile(s), prof, sizeof(prof));
-    int n = snprintf(
-        body, sizeof(body),
-        "{\"id\":\"%s\",\"uptime_us\":%" PRIu64 ",\"accepts\":%" PRIu64
-        ",\"open_connections\":%" PRIu64 ",\"requests\":%" PRIu64
-        ",\"responses\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"resets\":%" PRIu64
-        ",\"hangs\":%" PRIu64 ",\"health_checks\":%" PRIu64
-        ",\"stats_requests\":%" PRIu64 ",\"bad_requests\":%" PRIu64
-        ",\"accept_errors\":%" PRIu64 ",\"in_service\":%d,\"queued\":%zu"
-        ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
-        ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-        ",\"ws_upgrades\":%" PRIu64 ",\"ws_frames\":%" PRIu64,
-        s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
-        t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
-        t->stats + 1, t->bad_requests, t->accept_errors, s->sched.busy,
-        s->sched.queued, s->sched.max_queued, s->o->workers, s->phase + 1, prof,
-        t->bytes_in, t->bytes_out, t->ws_upgrades, t->ws_frames);
-    n += be_tls_stats(s, body + n, sizeof(body) - (size_t)n - 2);
-    n += snprintf(body + n, sizeof(body) - (size_t)n, "}\n");
-    s->st.stats++;
-    respond_simple(c, 200, "OK", "application/json", body, (size_t)n);
 }
 
 /* ---- requests ---- */
@@ -310,6 +282,8 @@ static void on_head_complete(struct conn *c)
         c->route = R_HEALTH;
     else if (plen == 6 && memcmp(path, "/stats", 6) == 0)
         c->route = R_STATS;
+    else if (plen == 6 && memcmp(path, "/probe", 6) == 0)
+        c->route = R_PROBE;
     else if (plen == 13 && memcmp(path, "/echo-headers", 13) == 0)
         c->route = R_ECHO_HEADERS;
     else if (plen == 3 && memcmp(path, "/ws", 3) == 0)
@@ -349,6 +323,7 @@ static void conn_drive(struct conn *c);
 static void finish_service(struct conn *c, uint64_t done_us)
 {
     set_state(c, CS_READING);
+    be_probe_record(c->srv, c->job.queue_us + c->job.service_us);
     respond_app(c);
     be_sched_done(&c->srv->sched, &c->job, done_us);
 }
@@ -397,22 +372,26 @@ static void dispatch(struct conn *c)
     if (c->route == R_HEALTH) {
         s->st.health++;
         if (s->o->fail_health)
-            respond_simple(c, 503, "Service Unavailable", "text/plain",
-                           "unhealthy\n", 10);
+            be_respond_simple(c, 503, "Service Unavailable", "text/plain",
+                              "unhealthy\n", 10);
         else
-            respond_simple(c, 200, "OK", "text/plain", "ok\n", 3);
+            be_respond_simple(c, 200, "OK", "text/plain", "ok\n", 3);
         return;
     }
     if (c->route == R_STATS) {
-        respond_stats(c);
+        be_respond_stats(c);
+        return;
+    }
+    if (c->route == R_PROBE) {
+        be_respond_probe(c);
         return;
     }
     if (c->route == R_WS) { /* a valid handshake switches */
         if (be_ws_accept(c))
             set_state(c, CS_WS);
         else
-            respond_simple(c, 400, "Bad Request", "text/plain",
-                           "not a WebSocket handshake\n", 26);
+            be_respond_simple(c, 400, "Bad Request", "text/plain",
+                              "not a WebSocket handshake\n", 26);
         return;
     }
     if (llhttp_get_method(&c->parser) == HTTP_CONNECT) {
@@ -444,8 +423,8 @@ static void dispatch(struct conn *c)
         }
         if (u < o->reset_rate + o->hang_rate + o->error_rate) {
             s->st.errors++;
-            respond_simple(c, 500, "Internal Server Error", "text/plain",
-                           "injected error\n", 15);
+            be_respond_simple(c, 500, "Internal Server Error", "text/plain",
+                              "injected error\n", 15);
             return;
         }
     }

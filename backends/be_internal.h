@@ -43,6 +43,7 @@ enum route {
     R_ECHO_HEADERS,
     R_HEALTH,
     R_STATS,
+    R_PROBE,
     R_WS,
 };
 
@@ -115,7 +116,12 @@ struct be_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t ws_upgrades, ws_frames;
     uint64_t tls_handshakes, tls_resumed;
+    uint64_t probes;
 };
+
+/* The requests whose latency (queue + service) the probe answer's
+ * estimate is the median of. */
+#define BE_RECENT 32
 
 struct be_server {
     struct loop *loop;
@@ -141,6 +147,8 @@ struct be_server {
     char tls_sni[256]; /* the SNI of the last handshake */
     int destroying;
     struct be_stats st;
+    uint32_t recent[BE_RECENT]; /* the last latencies, a ring (us) */
+    unsigned nrecent, rpos;
 };
 
 static inline size_t out_free(const struct conn *c)
@@ -154,6 +162,26 @@ static inline void out_put(struct conn *c, const void *p, size_t n)
     memcpy(c->out + c->out_len, p, n);
     c->out_len += n;
 }
+
+/* ---- be_conn.c's answers, for the endpoints in other files ---- */
+
+/* Queues a complete answer with a small, copied body. */
+void be_respond_simple(struct conn *c, int status, const char *reason,
+                       const char *ctype, const char *body, size_t len);
+/* Ends a head: the Connection field the request asks for, the blank line
+ * (and close_after when the connection ends). */
+void be_put_connection(struct conn *c);
+
+/* ---- be_status.c: the emulator's own endpoints ---- */
+
+/* /stats: the counters as one JSON object. */
+void be_respond_stats(struct conn *c);
+/* /probe (prequal, docs/backend.md): requests in flight (with a worker or
+ * queued) and the median latency of the last BE_RECENT requests, in the
+ * head; 404 with --no-probe.  Never queued, no latency, no faults. */
+void be_respond_probe(struct conn *c);
+/* Records one finished request's latency for /probe. */
+void be_probe_record(struct be_server *s, uint64_t latency_us);
 
 /* ---- be_ws.c: the WebSocket echo endpoint (RFC 6455) ---- */
 

@@ -29,6 +29,7 @@ const char be_options_usage[] =
     "  --hang-rate P          never answer with probability P\n"
     "  --body-bytes N         response body size (default: a short text)\n"
     "  --fail-health          /health answers 503\n"
+    "  --no-probe             /probe answers 404 (no prequal probe endpoint)\n"
     "  --echo                 every path echoes the request body\n"
     "  --max-body N           largest body kept for an echo (default 64M)\n"
     "  --log-requests FILE    one JSON line per request: raw head, body size\n"
@@ -184,6 +185,9 @@ int be_options_set(struct be_options *o, const char *key, const char *value,
     } else if (is_key(key, "echo")) {
         if (parse_bool(value, &o->echo) < 0)
             goto bad;
+    } else if (is_key(key, "no_probe")) {
+        if (parse_bool(value, &o->no_probe) < 0)
+            goto bad;
     } else if (is_key(key, "seed")) {
         char *e;
         errno = 0;
@@ -324,8 +328,8 @@ int be_options_validate(struct be_options *o, char *err, size_t errlen)
 static int is_switch(const char *name)
 {
     return is_key(name, "echo") || is_key(name, "fail_health") ||
-           is_key(name, "verbose") || is_key(name, "quiet") ||
-           is_key(name, "help");
+           is_key(name, "no_probe") || is_key(name, "verbose") ||
+           is_key(name, "quiet") || is_key(name, "help");
 }
 
 /* Splits argv[*i] into a flag name and value; advances *i past both. */

@@ -22,7 +22,8 @@ struct be_options {
     double error_rate, reset_rate, hang_rate;
     long long body_bytes; /* -1 = the default text body */
     int fail_health;
-    int echo; /* echo the request body on every path */
+    int no_probe; /* /probe answers 404, as a server without it would */
+    int echo;     /* echo the request body on every path */
     uint64_t seed;
     int seed_set;
     size_t max_body;        /* largest request body kept for an echo */

@@ -86,6 +86,18 @@ struct balancer_params {
     /* hash: no backend takes more than this times the mean in flight
      * (>= 1.0; 0 = unbounded), default 1.25 */
     double hash_balance_factor;
+    /* prequal (docs/balancing.md "prequal"): probes per request (r_probe),
+     * the bound on probes per second, the probe pool's size (m), an
+     * entry's longest life, its reuse budget (b_reuse; 0: derived from the
+     * probe rate), the RIF quantile of the hot-cold rule (Q_RIF) and the
+     * longest time without a probe (the idle probe) */
+    double prequal_probe_rate;
+    unsigned prequal_max_probe_rate;
+    unsigned prequal_pool_size;
+    unsigned prequal_max_age_ms;
+    unsigned prequal_reuse;
+    double prequal_q_rif;
+    unsigned prequal_idle_probe_ms;
 };
 /* Fills p with the defaults of every tunable (the configuration's defaults
  * for the [balancer] and [health] keys come from here). */
@@ -123,7 +135,20 @@ struct balancer_backend {
      * nothing is in flight on it. */
     bool removed;
     enum balancer_admin admin;
+    /* Probes (a policy that asks for them, balancer_probe_due): sent,
+     * failed (no answer), and answered without the probe endpoint (the
+     * policy used its own view instead). */
+    uint64_t probes_sent, probes_failed, probes_fallback;
 };
+
+/* What became of a probe (balancer_probe_result). */
+enum balancer_probe_result {
+    BALANCER_PROBE_OK,          /* answered: requests in flight, latency */
+    BALANCER_PROBE_UNSUPPORTED, /* no probe endpoint (404, no fields) */
+    BALANCER_PROBE_FAILED,      /* no answer: refused, timeout, garbage */
+};
+/* "ok", "unsupported", "failed". */
+const char *balancer_probe_result_str(enum balancer_probe_result r);
 
 /* A policy: one file, one table, one line in the registry (balancer.c).
  * Backends are slots 0..n-1 of the array given to create, n changing at run
@@ -159,6 +184,16 @@ struct balancer_policy {
     /* Optional (NULL: no per-backend state): forget everything about slot
      * idx, which a new backend takes (balancer_add). */
     void (*clear)(void *state, size_t idx);
+    /* Optional (NULL: the policy wants no probes): the backends to probe
+     * now, among 0..n-1 with eligible[i] true (at least one is): at most
+     * max distinct indices written to out; returns how many. */
+    size_t (*probe_due)(void *state, const bool *eligible, size_t n,
+                        uint64_t now_us, unsigned *out, size_t max);
+    /* With probe_due: backend idx answered a probe with its requests in
+     * flight (rif) and its latency estimate; answered false: it has no
+     * probe endpoint, and the policy stands in its own view of it. */
+    void (*probe_result)(void *state, size_t idx, bool answered, unsigned rif,
+                         uint64_t latency_us, uint64_t now_us);
 };
 
 struct balancer;
@@ -194,6 +229,23 @@ bool balancer_wants_key(const struct balancer *b);
  * backends (its plain pick when it has none). */
 int balancer_pick_key(struct balancer *b, uint64_t tried, uint64_t key,
                       uint64_t now_us, unsigned *inflight_at_dispatch);
+/* Whether the policy asks for probes (balancer_probe_due); false for
+ * every policy without a probe_due, whose pools start no prober. */
+bool balancer_wants_probes(const struct balancer *b);
+/* The backends the policy wants probed now (live, ready and up ones
+ * only, none in the `busy` bitmap: bit i = a probe of backend i is under
+ * way): at most max slot indices written to out, each counted as a probe
+ * sent; returns how many (0 for a policy without probes). */
+size_t balancer_probe_due(struct balancer *b, uint64_t now_us, uint64_t busy,
+                          unsigned *out, size_t max);
+/* What became of a probe of backend idx sent by balancer_probe_due: with
+ * BALANCER_PROBE_OK its answer (requests in flight, latency estimate)
+ * goes to the policy; UNSUPPORTED makes the policy use its own view of
+ * the backend instead; FAILED is only counted.  No-op for a slot that is
+ * not live. */
+void balancer_probe_result(struct balancer *b, size_t idx,
+                           enum balancer_probe_result res, unsigned rif,
+                           uint64_t latency_us, uint64_t now_us);
 /* Reports one finished request dispatched by balancer_pick (decrements the
  * in-flight count, feeds the policy, updates passive health). */
 void balancer_observe(struct balancer *b, size_t idx, uint64_t latency_us,

@@ -141,6 +141,10 @@ struct config {
     char health_check_path[128];
     unsigned health_check_interval_ms;
 
+    /* mode = prequal: the probes' path and deadline (src/prequal_probe.c) */
+    char prequal_probe_path[128];
+    unsigned prequal_probe_timeout_ms;
+
     /* CSV log */
     unsigned log_flush_ms;
 

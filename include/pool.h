@@ -20,6 +20,7 @@ struct loop;
 struct upstream;
 struct balancer;
 struct health;
+struct prequal_probe;
 struct stats;
 struct route_table;
 
@@ -38,7 +39,9 @@ struct pool {
     struct shared_pool *follow;
     unsigned seen;         /* follow's version the upstream table matches */
     struct health *health; /* NULL: no active checks (or stopped) */
-    struct stats *stats;   /* per-backend series; the server's, borrowed */
+    /* mode = prequal: the probes (NULL: none, or stopped) */
+    struct prequal_probe *probe;
+    struct stats *stats; /* per-backend series; the server's, borrowed */
     /* the four above as one set the runtime API changes in place (its
      * name is cfg.pool) */
     struct backendset set;
@@ -83,10 +86,11 @@ struct stats *pool_set_attach_shared_stats(struct pool_set *ps,
  * the last. */
 void pool_set_put(struct pool_set *ps);
 /* Starts each pool's active health checks (where its configuration asks
- * for them); 0, or -1 with err filled. */
+ * for them) and its prequal probes (where its policy wants probes); 0, or
+ * -1 with err filled. */
 int pool_set_start_health(struct pool_set *ps, struct loop *loop, char *err,
                           size_t errlen);
-/* Stops them (a set that a reload replaced). */
+/* Stops both (a set that a reload replaced). */
 void pool_set_stop_health(struct pool_set *ps);
 /* The pool named name, or NULL. */
 struct pool *pool_set_find(const struct pool_set *ps, const char *name);

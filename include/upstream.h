@@ -133,6 +133,10 @@ int upstream_finish_connect(struct upstream_conn *uc);
  * off, when its TLS holds decoded bytes, or, with check_socket, when
  * unread bytes wait in it. */
 void upstream_release(struct upstream_conn *uc, bool check_socket);
+/* Whether a handed-out connection kept by its holder between exchanges
+ * can carry another: its slot still holds the backend it was made for
+ * and no byte (nor a close) waits in it. */
+bool upstream_conn_reusable(const struct upstream_conn *uc);
 /* Closes a handed-out connection; with `reset` the peer gets an RST. */
 void upstream_close(struct upstream_conn *uc, bool reset);
 

@@ -9,3 +9,6 @@ $(eval $(call PYTEST_SUITE,e2e-health,tests/e2e/test_health.py,$(LBPROXY) $(LBBA
 
 ## e2e-hash: e2e tests of mode = hash: keys stick, fallback to the client address, one of five lost moves only its keys, bounded load spreads a hot key (~25 s)
 $(eval $(call PYTEST_SUITE,e2e-hash,tests/e2e/test_hash.py,$(LBPROXY) $(LBBACKEND)))
+
+## e2e-prequal: e2e tests of mode = prequal: probes reach the backends at a bounded rate (also idle), a slow backend gets less, one without the probe endpoint still serves (~10 s)
+$(eval $(call PYTEST_SUITE,e2e-prequal,tests/e2e/test_prequal.py,$(LBPROXY) $(LBBACKEND)))

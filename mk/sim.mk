@@ -3,7 +3,7 @@
 
 SIM_BIN := $(BUILD)/tests/lbsim
 
-SIM_SRC := tests/sim/lbsim.c tests/sim/lbsim_check.c
+SIM_SRC := tests/sim/lbsim.c tests/sim/lbsim_check.c tests/sim/lbsim_probe.c
 
 $(SIM_BIN): $(SIM_SRC) tests/sim/lbsim.h $(LIBLB)
 	@mkdir -p $(dir $@)

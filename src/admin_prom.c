@@ -157,6 +157,34 @@ static void prom_tls(struct admin_buf *b, const struct tls_counters *t)
              "TLS handshakes under way.", t->in_progress);
 }
 
+/* mode = prequal: each probing backend's probes by what became of them
+ * (none of it for the other modes). */
+static void prom_probes(struct admin_buf *b, const struct bview *v,
+                        const struct pseries *ps, size_t n)
+{
+    static const char *const results[] = {"sent", "failed", "fallback"};
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any = any || v[i].probing;
+    if (!any)
+        return;
+    prom_head(b, "lbproxy_backend_probes_total", "counter",
+              "prequal probes of the backend: sent, failed (no answer), "
+              "fallback (answered without the probe endpoint).");
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t c[] = {v[i].probes_sent, v[i].probes_failed,
+                              v[i].probes_fallback};
+        if (!v[i].probing)
+            continue;
+        for (size_t k = 0; k < 3; k++) {
+            admin_buf_str(b, "lbproxy_backend_probes_total{");
+            prom_series(b, &ps[i]);
+            admin_buf_printf(b, ",result=\"%s\"} %llu\n", results[k],
+                             (unsigned long long)c[k]);
+        }
+    }
+}
+
 /* The TLS handshakes towards backends (zeros without any). */
 static void prom_upstream_tls(struct admin_buf *b,
                               const struct tls_client_counters *u)
@@ -376,6 +404,8 @@ void admin_render_metrics(struct admin_buf *b, const struct admin_sources *src,
             admin_buf_str(b, "\n");
         }
     }
+
+    prom_probes(b, v, ps, n);
 
     prom_head(b, "lbproxy_request_duration_seconds", "histogram",
               "Latency of finished requests: dispatch to last response byte "

@@ -397,6 +397,15 @@ void admin_render_stats(struct admin_buf *b, const struct admin_sources *src,
         admin_buf_printf(b, "%s,\"pool_idle\":%zu,\"score\":",
                          src->nworkers ? "]" : "", v[i].pool_idle);
         json_num(b, v[i].score, 3);
+        if (v[i].probing) {
+            admin_buf_str(b, ",\"probes\":{\"sent\":");
+            json_u64(b, v[i].probes_sent);
+            admin_buf_str(b, ",\"failed\":");
+            json_u64(b, v[i].probes_failed);
+            admin_buf_str(b, ",\"fallback\":");
+            json_u64(b, v[i].probes_fallback);
+            admin_buf_str(b, "}");
+        }
         admin_buf_str(b, ",\"requests\":");
         json_u64(b, c.requests);
         admin_buf_str(b, ",\"rps\":");

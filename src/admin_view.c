@@ -92,6 +92,10 @@ static bool view_of(const struct admin_sources *src, const struct admin_pool *p,
         v->weight = be->weight;
         v->admin_state = balancer_admin_str(be->admin);
         balancer_reason(bal, i, v->reason, sizeof(v->reason));
+        v->probing = balancer_wants_probes(bal);
+        v->probes_sent = be->probes_sent;
+        v->probes_failed = be->probes_failed;
+        v->probes_fallback = be->probes_fallback;
     }
     if (src->pool_idle)
         v->pool_idle = src->pool_idle(p->pool_ctx, i);

@@ -34,6 +34,10 @@ struct bview {
     unsigned in_flight_w[SHM_MAX_WORKERS];
     size_t pool_idle;
     double score;
+    /* mode = prequal: its pool's balancer probes; sent, failed (no
+     * answer), answered without the endpoint (own view used) */
+    bool probing;
+    uint64_t probes_sent, probes_failed, probes_fallback;
 };
 
 /* The pools (admin_sources.pools or the one plain pool): a new array in

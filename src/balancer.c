@@ -318,6 +318,57 @@ int balancer_pick_key(struct balancer *b, uint64_t tried, uint64_t key,
     return idx;
 }
 
+bool balancer_wants_probes(const struct balancer *b)
+{
+    return b->pol->probe_due != NULL;
+}
+
+size_t balancer_probe_due(struct balancer *b, uint64_t now_us, uint64_t busy,
+                          unsigned *out, size_t max)
+{
+    bool eligible[BALANCER_MAX_BACKENDS];
+    size_t k = 0, neligible = 0;
+
+    if (!b->pol->probe_due || max == 0)
+        return 0;
+    shm_lock(b->lock);
+    for (size_t i = 0; i < b->n; i++) {
+        struct balancer_backend *be = &b->be[i];
+        refresh(be, now_us);
+        eligible[i] = !be->removed && be->admin == BALANCER_READY &&
+                      be->health == BALANCER_UP && !(busy & ((uint64_t)1 << i));
+        neligible += eligible[i];
+    }
+    if (neligible > 0)
+        k = b->pol->probe_due(b->state, eligible, b->n, now_us, out, max);
+    for (size_t j = 0; j < k; j++)
+        b->be[out[j]].probes_sent++;
+    shm_unlock(b->lock);
+    return k;
+}
+
+void balancer_probe_result(struct balancer *b, size_t idx,
+                           enum balancer_probe_result res, unsigned rif,
+                           uint64_t latency_us, uint64_t now_us)
+{
+    if (!balancer_live(b, idx) || !b->pol->probe_result)
+        return;
+    shm_lock(b->lock);
+    switch (res) {
+    case BALANCER_PROBE_OK:
+        b->pol->probe_result(b->state, idx, true, rif, latency_us, now_us);
+        break;
+    case BALANCER_PROBE_UNSUPPORTED:
+        b->be[idx].probes_fallback++;
+        b->pol->probe_result(b->state, idx, false, 0, 0, now_us);
+        break;
+    case BALANCER_PROBE_FAILED:
+        b->be[idx].probes_failed++;
+        break;
+    }
+    shm_unlock(b->lock);
+}
+
 static void observe(struct balancer *b, size_t idx, uint64_t latency_us,
                     enum balancer_outcome outcome,
                     unsigned inflight_at_dispatch, uint64_t now_us)

@@ -45,6 +45,7 @@ extern const struct balancer_policy balancer_policy_sma;
 extern const struct balancer_policy balancer_policy_ewma;
 extern const struct balancer_policy balancer_policy_p2c;
 extern const struct balancer_policy balancer_policy_hash;
+extern const struct balancer_policy balancer_policy_prequal;
 
 /*
  * What requests still in flight say about a backend that has stopped

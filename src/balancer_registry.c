@@ -19,6 +19,7 @@ static const struct balancer_policy *const policies[] = {
     &balancer_policy_least_conn,
     &balancer_policy_p2c,
     &balancer_policy_hash,
+    &balancer_policy_prequal,
 };
 /* clang-format on */
 
@@ -74,6 +75,19 @@ const char *balancer_health_str(enum balancer_health h)
         return "probing";
     case BALANCER_DOWN:
         return "down";
+    }
+    return "?";
+}
+
+const char *balancer_probe_result_str(enum balancer_probe_result r)
+{
+    switch (r) {
+    case BALANCER_PROBE_OK:
+        return "ok";
+    case BALANCER_PROBE_UNSUPPORTED:
+        return "unsupported";
+    case BALANCER_PROBE_FAILED:
+        return "failed";
     }
     return "?";
 }
@@ -151,6 +165,13 @@ void balancer_params_default(struct balancer_params *p)
     p->outlier_factor = 5;
     p->seed = 1;
     p->hash_balance_factor = 1.25;
+    p->prequal_probe_rate = 3.0;
+    p->prequal_max_probe_rate = 1000;
+    p->prequal_pool_size = 16;
+    p->prequal_max_age_ms = 1000;
+    p->prequal_reuse = 0;
+    p->prequal_q_rif = 0.84;
+    p->prequal_idle_probe_ms = 100;
 }
 
 bool balancer_name_eq(const char *a, const char *b)

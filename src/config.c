@@ -156,6 +156,21 @@ const struct config_key config_keys[] = {
     K("balancer", "hash_key", hash_key, hash_key, "client"),
     {"balancer", "hash_balance_factor", &config_type_factor, 0,
      CFG_FIELD(balancer.hash_balance_factor), 0, 0, 1.0, 100.0, NULL},
+    {"balancer", "prequal_probe_rate", &config_type_num, 0,
+     CFG_FIELD(balancer.prequal_probe_rate), 0, 0, 0.0, 16.0, NULL},
+    K_BAL("balancer", "prequal_max_probe_rate", prequal_max_probe_rate, 1,
+          1000000),
+    K_BAL("balancer", "prequal_pool_size", prequal_pool_size, 1, 64),
+    K_BAL("balancer", "prequal_max_age_ms", prequal_max_age_ms, 1,
+          CONFIG_TIMEOUT_MAX),
+    K_BAL("balancer", "prequal_reuse", prequal_reuse, 0, 1000),
+    {"balancer", "prequal_q_rif", &config_type_num, 0,
+     CFG_FIELD(balancer.prequal_q_rif), 0, 0, 0.0, 1.0, NULL},
+    K_BAL("balancer", "prequal_idle_probe_ms", prequal_idle_probe_ms, 1,
+          CONFIG_TIMEOUT_MAX),
+    K("balancer", "prequal_probe_path", str, prequal_probe_path, "/probe"),
+    K_INT("balancer", "prequal_probe_timeout_ms", 0, prequal_probe_timeout_ms,
+          1, 60000, "100"),
 
     K("health", "check_path", str, health_check_path, ""),
     K_INT("health", "check_interval_ms", 0, health_check_interval_ms, 100,
@@ -689,6 +704,11 @@ int config_validate(const struct config *c, char *err, size_t errlen)
         INVALID("[health] check_path: expected a path starting with '/' and "
                 "without blanks, got '%s'",
                 hp);
+    const char *pp = c->prequal_probe_path;
+    if (pp[0] != '/' || strpbrk(pp, " \t\r\n"))
+        INVALID("[balancer] prequal_probe_path: expected a path starting "
+                "with '/' and without blanks, got '%s'",
+                pp);
     if (strcmp(c->listen, c->admin) == 0)
         INVALID("[proxy] listen and admin are the same address %s", c->listen);
     if (c->listen[0] == '\0' || c->logs_dir[0] == '\0' ||

@@ -11,6 +11,7 @@
 #include "balancer.h"
 #include "pool_balancer.h"
 #include "health.h"
+#include "prequal_probe.h"
 #include "route.h"
 #include "sharedgen.h"
 #include "tls_client.h"
@@ -21,6 +22,7 @@ static void pool_destroy(struct pool *p)
     if (!p)
         return;
     health_destroy(p->health);
+    prequal_probe_destroy(p->probe);
     if (!p->bal_shared) /* a shared one is the master's */
         balancer_destroy(p->bal);
     upstream_destroy(p->up);
@@ -152,6 +154,12 @@ int pool_set_start_health(struct pool_set *ps, struct loop *loop, char *err,
 {
     for (size_t i = 0; i < ps->npools; i++) {
         struct pool *p = ps->pools[i];
+        if (!p->probe && balancer_wants_probes(p->bal)) {
+            p->probe =
+                prequal_probe_create(loop, &p->cfg, p->up, p->bal, err, errlen);
+            if (!p->probe)
+                return -1;
+        }
         if (p->health || !health_enabled(&p->cfg))
             continue;
         p->health = health_create(loop, &p->cfg, p->up, p->bal, err, errlen);
@@ -167,6 +175,8 @@ void pool_set_stop_health(struct pool_set *ps)
     for (size_t i = 0; ps && i < ps->npools; i++) {
         health_destroy(ps->pools[i]->health);
         ps->pools[i]->health = NULL;
+        prequal_probe_destroy(ps->pools[i]->probe);
+        ps->pools[i]->probe = NULL;
         ps->pools[i]->set.health = NULL;
     }
 }

@@ -317,6 +317,13 @@ static bool conn_quiet(const struct upstream_conn *uc, bool check_socket)
     return !check_socket || socket_quiet(uc->io.fd);
 }
 
+bool upstream_conn_reusable(const struct upstream_conn *uc)
+{
+    const struct upstream *up = uc->up;
+    return upstream_live(up, uc->backend) &&
+           uc->gen == up->backends[uc->backend].gen && conn_quiet(uc, true);
+}
+
 struct upstream_conn *upstream_get_idle(struct upstream *up, size_t idx)
 {
     struct backend *b = &up->backends[idx];

@@ -146,6 +146,7 @@ const struct pol_spec lbsim_pols[] = {
      BALANCER_SCORE_LATENCY_X_INFLIGHT, true},
     {"ewma predicted *", "adaptive_ewma", -1, true},
     {"ewma fill", "adaptive_ewma", BALANCER_SCORE_FILL, true},
+    {"prequal", "prequal", -1, true},
 };
 #define NPOLS (sizeof(lbsim_pols) / sizeof(lbsim_pols[0]))
 const size_t lbsim_npols = NPOLS;
@@ -263,7 +264,14 @@ static struct event heap_pop(struct heap *h)
 
 /* ---- one run: a set under a policy ---- */
 
+/* A probe's round trip (prequal), and the recent requests a backend's
+ * latency estimate is the median of. */
+#define PROBE_DELAY_US 200
+#define RECENT 32
+
 struct sim_be {
+    uint32_t recent[RECENT]; /* latencies of its last requests (ring) */
+    unsigned nrecent, rpos;
     unsigned busy;
     unsigned *queue; /* FIFO of waiting clients (ring) */
     size_t qhead, qlen;
@@ -285,6 +293,7 @@ struct sim {
     const struct set_spec *set;
     const struct pol_spec *pol;
     struct balancer *b;
+    struct lbsim_probes *probes; /* NULL: the policy wants none */
     struct rng rng;
     struct heap heap;
     uint64_t seq, now;
@@ -299,6 +308,7 @@ struct sim {
     uint64_t picks_sec[128][MAX_BE];
     uint64_t picks[MAX_BE];
     uint64_t done, errors;
+    uint64_t all_done; /* warm-up included, for probes per request */
     uint64_t hang_picks;
     unsigned hang_stuck;
 };
@@ -443,6 +453,10 @@ static void complete(struct sim *s, unsigned c)
     bool measured = s->now >= s->set->warmup * SEC;
 
     be->in_flight--;
+    be->recent[be->rpos] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+    be->rpos = (be->rpos + 1) % RECENT;
+    if (be->nrecent < RECENT)
+        be->nrecent++;
     if (!cl->failing) {
         be->busy--;
         if (be->qlen > 0) {
@@ -456,6 +470,8 @@ static void complete(struct sim *s, unsigned c)
         balancer_observe(s->b, (size_t)i, lat,
                          cl->failing ? BALANCER_CONNECT_ERR : BALANCER_OK,
                          cl->x, s->now);
+    if (!cl->failing && !measured)
+        s->all_done++;
     if (cl->failing) {
         /* The proxy retries once on another backend, then gives up. */
         if (__builtin_popcountll(cl->tried) < 2) {
@@ -465,6 +481,7 @@ static void complete(struct sim *s, unsigned c)
         if (measured)
             s->errors++;
     } else if (measured) {
+        s->all_done++;
         s->done++;
         record(s, s->now - cl->started);
     }
@@ -475,6 +492,24 @@ static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
+}
+
+/* A probe's view of backend i (lbsim_state_fn): what the emulator's probe
+ * endpoint answers, its requests in flight and its recent median latency;
+ * a backend failing fast or frozen does not answer. */
+static bool probe_state(void *ctx, size_t i, unsigned *rif, uint64_t *lat)
+{
+    struct sim *s = ctx;
+    const struct sim_be *be = &s->be[i];
+    uint32_t v[RECENT];
+
+    if (in_event(s, (int)i) && (s->set->ev_fail || s->set->ev_hang))
+        return false;
+    *rif = be->in_flight;
+    memcpy(v, be->recent, be->nrecent * sizeof(v[0]));
+    qsort(v, be->nrecent, sizeof(v[0]), cmp_u32);
+    *lat = be->nrecent ? v[be->nrecent / 2] : 0;
+    return true;
 }
 
 void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
@@ -505,6 +540,8 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         s->b = balancer_create(pol->mode, &p, set->n, NULL);
         if (!s->b)
             abort();
+        if (balancer_wants_probes(s->b))
+            s->probes = lbsim_probes_new(s->b, PROBE_DELAY_US, probe_state, s);
     }
     for (unsigned c = 0; c < set->clients; c++)
         new_request(s, c);
@@ -524,6 +561,8 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         if (thaw_later(s, ev.client, ev.t))
             continue;
         s->now = ev.t;
+        if (s->probes)
+            lbsim_probes_pump(s->probes, s->now);
         complete(s, ev.client);
     }
 
@@ -534,6 +573,9 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
     r->hang_stuck = s->hang_stuck;
     r->ev_be = s->ev_be;
     r->rps = (double)s->done / (set->seconds - set->warmup);
+    r->probes_per_req =
+        s->all_done ? (double)lbsim_probes_sent(s->probes) / (double)s->all_done
+                    : 0;
     if (s->nlat > 0) {
         qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u32);
         r->p50_ms = s->lat[s->nlat / 2] / 1000.0;
@@ -564,6 +606,7 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
             tot += s->picks_sec[sec][i];
         r->sec_share[sec] = tot ? (double)s->picks_sec[sec][e] / tot : 0;
     }
+    lbsim_probes_free(s->probes);
     balancer_destroy(s->b);
     for (size_t i = 0; i < set->n; i++)
         free(s->be[i].queue);
@@ -646,6 +689,10 @@ static void report_set(const struct set_spec *set, uint64_t seed)
                    r[p].hang_stuck);
         printf("\n");
     }
+    for (size_t p = 0; p < NPOLS; p++)
+        if (r[p].probes_per_req > 0)
+            printf("\n%s: %.2f probes per request.\n", lbsim_pols[p].label,
+                   r[p].probes_per_req);
     if (windows) {
         printf("\nShare of backend %s's picks (%%) per 2-s window; "
                "event from %u s to %u s:\n\n",

@@ -69,12 +69,30 @@ struct result {
     uint64_t hang_picks;
     unsigned hang_stuck;
     int ev_be; /* the event's backend */
+    double probes_per_req; /* probes sent per finished request (prequal) */
 };
 
 extern const struct set_spec lbsim_sets[];
 extern const size_t lbsim_nsets;
 extern const struct pol_spec lbsim_pols[];
 extern const size_t lbsim_npols;
+
+/* lbsim_probe.c: probes for a policy that wants them (prequal), answered
+ * from the simulated backends' true state after a round trip. */
+struct balancer;
+struct lbsim_probes;
+/* Backend idx's state as a probe finds it: requests in flight at the
+ * server and its recent median latency; false when it cannot answer. */
+typedef bool lbsim_state_fn(void *ctx, size_t idx, unsigned *rif,
+                            uint64_t *lat_us);
+struct lbsim_probes *lbsim_probes_new(struct balancer *b, uint64_t delay_us,
+                                      lbsim_state_fn *state, void *ctx);
+/* Delivers the answers due by now and, at the prober's cadence, sends the
+ * probes the balancer asks for. */
+void lbsim_probes_pump(struct lbsim_probes *p, uint64_t now);
+/* Probes sent so far (0 for NULL). */
+uint64_t lbsim_probes_sent(const struct lbsim_probes *p);
+void lbsim_probes_free(struct lbsim_probes *p);
 
 /* Runs one set under one policy with the given seed into r. */
 void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,

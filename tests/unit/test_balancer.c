@@ -220,7 +220,7 @@ static void test_registry(void **st)
     assert_null(balancer_create("rr", NULL, BALANCER_MAX_BACKENDS + 1, NULL));
     balancer_names(names, sizeof(names));
     assert_string_equal(names, "round-robin, adaptive_sma, adaptive_ewma, "
-                               "least-conn, p2c-peak-ewma, hash");
+                               "least-conn, p2c-peak-ewma, hash, prequal");
     assert_int_equal(balancer_score_mode_parse("predicted"),
                      BALANCER_SCORE_PREDICTED);
     assert_int_equal(balancer_score_mode_parse("latency_x_inflight"),
