@@ -108,6 +108,9 @@ def _all_configs():
         out.append(Config(f"lb-{short}-np", "lbproxy", mode, False))
     out.append(Config("lb-lc-p", "lbproxy", "least-conn", True))
     out.append(Config("lb-p2c-p", "lbproxy", "p2c-peak-ewma", True))
+    out.append(Config("lb-prequal-p", "lbproxy", "prequal", True,
+                      note="Prequal (probes to the emulator's /probe; "
+                      "docs/balancing.md), a reference policy"))
     out.append(Config("lb-sma-noload-p", "lbproxy", "adaptive_sma", True,
                       ["balancer.load_aware=false"],
                       "plain argmin of the estimate (prototype behaviour)"))
@@ -165,6 +168,7 @@ CONFIGS = _all_configs()
 # opt-in variants (named explicitly in CONFIGS=).
 MATRIX = [n for n in CONFIGS
           if n not in ("direct", "relay", "lb-ewma-fill-p", "lb-rr-p-log",
+                       "lb-prequal-p",
                        "lb-ewma-nohedge-p", "lb-rr-p-route1",
                        "lb-rr-p-routes1k")
           and not n.startswith("base-") and not CONFIGS[n].tls]

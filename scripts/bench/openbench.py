@@ -47,8 +47,8 @@ import benchlib as bl  # noqa: E402
 
 OPENLOOP = os.path.join(bl.ROOT, os.environ.get("OPENLOOP",
                                                 "build/bench/openloop"))
-DEFAULT_CONFIGS = ["lb-ewma-p", "lb-lc-p", "lb-p2c-p", "haproxy-lc-reuse",
-                   "nginx-lc-ka"]
+DEFAULT_CONFIGS = ["lb-ewma-p", "lb-lc-p", "lb-p2c-p", "lb-prequal-p",
+                   "haproxy-lc-reuse", "nginx-lc-ka"]
 FIELDS = ["scenario", "config", "offered_frac", "offered_rps",
           "delivered_rps", "requests", "ok", "errors", "status_errors",
           "unfinished", "waited", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
