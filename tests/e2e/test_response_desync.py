@@ -18,7 +18,7 @@ import time
 import pytest
 
 from hardening_util import statuses
-from lbtest import read_until_close
+from lbtest import proc_state, read_until_close, wait_until
 from httpc import Conn
 from rawbackend import HeadServer, RawBackend, ok
 
@@ -192,7 +192,12 @@ def crafted(method, kind, size):
 
 
 def stop(p):
+    """SIGSTOP, and wait until it has taken effect (it is delivered
+    asynchronously: a process still running could handle what the test
+    sends next before stopping)."""
     os.kill(p.pid, signal.SIGSTOP)
+    wait_until(lambda: proc_state(p.pid) == "T", timeout=5, step=0.001,
+               what="the proxy stopped")
 
 
 def cont(p):

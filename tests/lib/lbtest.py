@@ -76,6 +76,17 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def proc_state(pid):
+    """The one-letter state of a process from /proc (T = stopped), "" when
+    it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return ""
+    return s[s.rfind(")") + 2:].split()[0]
+
+
 def cpu_seconds(pid):
     """utime + stime of a process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
