@@ -224,9 +224,14 @@ static enum step head_done(struct session *s)
     }
     half_deadline_clear(&s->client);
     /* End the message now, so that an answer of our own (a connect
-     * failure found at once) can keep the connection alive. */
-    enum step st = cside_body(s);
-    return st == STEP_REPLY ? st : STEP_HEAD;
+     * failure found at once) can keep the connection alive.  llhttp ends
+     * a body-less message without reading a byte (it would only call
+     * on_message_complete), and the parser starts over for the next
+     * request, so it is not run again. */
+    r->body_started = true;
+    s->client.msg = HALF_DONE;
+    buf_put(pool, &s->client.in, false);
+    return STEP_HEAD;
 }
 
 enum step cside_head(struct session *s)
