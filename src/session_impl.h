@@ -96,6 +96,7 @@ struct request {
     struct pool_set *gen; /* the pools when the request was routed */
     struct pool *pool;    /* the one chosen (NULL: not routed yet) */
     uint32_t rparse_off;  /* response head bytes parsed, from upstream.in */
+    uint64_t body_left;   /* Content-Length body bytes not relayed yet */
     int backend;
     uint64_t tried;
     unsigned retries, inflight_at_dispatch, ninterim;

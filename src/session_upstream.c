@@ -431,6 +431,7 @@ static enum step final_head(struct session *s)
     buf_commit(pool_of(s), out, (uint32_t)n);
     consume_head(s);
     r->resp_head_sent = true;
+    r->body_left = r->resp.content_length;
     s->upstream.msg = HALF_BODY;
     if (r->resp.tunnel) { /* 101: the exchange ends; the bytes go on */
         attempt_observe(s, BALANCER_OK);
@@ -470,10 +471,25 @@ enum step uside_response(struct session *s)
     if (n > room - FRAMING_SLACK)
         n = room - FRAMING_SLACK;
     const char *start = buf_start(in);
-    llhttp_errno_t e = llhttp_execute(&r->rparser, start, n);
     uint32_t used = n;
+    llhttp_errno_t e = HPE_OK;
+    if (r->resp.mode == HTTP_BODY_LENGTH) {
+        /* a Content-Length body is bytes counted: llhttp would only count
+         * them too (its parser is set up anew for the next response) */
+        if (used > r->body_left)
+            used = (uint32_t)r->body_left;
+        buf_append(pool, out, start, used);
+        r->body_left -= used;
+        if (r->body_left == 0) {
+            u->msg = HALF_DONE;
+            e = HPE_PAUSED;
+        }
+    } else {
+        e = llhttp_execute(&r->rparser, start, n);
+        if (e == HPE_PAUSED)
+            used = (uint32_t)(llhttp_get_error_pos(&r->rparser) - start);
+    }
     if (e == HPE_PAUSED) {
-        used = (uint32_t)(llhttp_get_error_pos(&r->rparser) - start);
         llhttp_resume(&r->rparser);
         if (used < n || buf_pending(in) > n)
             r->upstream_extra = true; /* bytes nobody asked for */
