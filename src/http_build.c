@@ -62,21 +62,19 @@ static void run_flush(struct out *o, const struct http_head *h, struct run *r)
 }
 
 /* Appends one field line.  A line that reads "Name: value\r\n" in the
- * source (the usual shape) joins the run of source bytes; any other is
- * rewritten in that shape. */
-static void put_field(struct out *o, const struct http_head *h,
-                      const struct http_header *hd, struct run *r)
+ * source (the usual shape, hd->canon) joins the run of source bytes; any
+ * other is rewritten in that shape.  Inlined: it runs once per field. */
+static inline __attribute__((always_inline)) void
+put_field(struct out *o, const struct http_head *h,
+          const struct http_header *hd, struct run *r)
 {
-    const char *b = h->base;
-    uint32_t ne = hd->name.off + hd->name.len;
-    uint32_t ve = hd->value.off + hd->value.len;
-    if (hd->value.off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
-        b[ve] == '\r') {
+    if (hd->canon) {
         if (r->end != hd->name.off) {
             run_flush(o, h, r);
             r->start = hd->name.off;
         }
-        r->end = ve + 2; /* the CR LF after a value in a parsed head */
+        /* the CR LF after a value in a parsed head */
+        r->end = hd->value.off + hd->value.len + 2;
         return;
     }
     run_flush(o, h, r);
