@@ -91,8 +91,12 @@ void cside_begin(struct session *s)
     s->client.msg = HALF_HEAD;
 }
 
+/* The request line for the record's method and path (only the CSV log
+ * writes them: nothing without session_ctx.record_detail). */
 static void copy_request_line(struct request *r)
 {
+    if (!r->s->ctx->record_detail)
+        return;
     const char *m = llhttp_method_name((llhttp_method_t)r->parser.method);
     size_t n = strlen(m);
     if (n >= sizeof(r->method_name))
