@@ -545,13 +545,16 @@ int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
 
 const char *http_method_name(int method, size_t *len)
 {
+    /* llhttp's name and its length, looked up once per method */
+    static const char *names[256];
     static unsigned char lens[256];
-    const char *m = llhttp_method_name((llhttp_method_t)method);
     unsigned idx = (unsigned)method & 0xff;
-    if (lens[idx] == 0)
-        lens[idx] = (unsigned char)strlen(m); /* once per method */
+    if (!names[idx]) {
+        names[idx] = llhttp_method_name((llhttp_method_t)method);
+        lens[idx] = (unsigned char)strlen(names[idx]);
+    }
     *len = lens[idx];
-    return m;
+    return names[idx];
 }
 
 const char *http_status_text(int status)

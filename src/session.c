@@ -523,7 +523,8 @@ static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
     (void)loop;
     struct session *s = io->ctx;
     /* a transport's read may be waiting for the socket to be writable */
-    if (events & (LOOP_READ | (half_tr_wants(&s->client) & LOOP_WRITE))) {
+    if ((events & LOOP_READ) ||
+        (events & half_tr_wants(&s->client) & LOOP_WRITE)) {
         if (s->state == SS_TUNNEL)
             tunnel_woken(&s->client, &s->ctx->bufs);
         int n = half_read(&s->client, &s->ctx->bufs);

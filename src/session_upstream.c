@@ -564,7 +564,8 @@ enum step uside_io(struct session *s, unsigned events, bool connecting)
         return STEP_RELAY;
     }
     /* a TLS read may wait for writability */
-    if (events & (LOOP_READ | (half_tr_wants(&s->upstream) & LOOP_WRITE)))
+    if ((events & LOOP_READ) ||
+        (events & half_tr_wants(&s->upstream) & LOOP_WRITE))
         return read_upstream(s);
     return STEP_MOVED;
 }
