@@ -321,7 +321,7 @@ static enum step flush_client(struct session *s)
 /* Request body, request bytes out, response in, response bytes out. */
 static enum step relay(struct session *s)
 {
-    bool moved = false;
+    bool moved = false, sent = false;
     /* request body bytes move only while it is read */
     enum step st = s->client.msg == HALF_BODY ? cside_body(s) : STEP_WAIT;
     if (st > STEP_MOVED)
@@ -331,7 +331,7 @@ static enum step relay(struct session *s)
         st = uside_flush(s);
         if (st > STEP_MOVED)
             return st;
-        moved |= st == STEP_MOVED;
+        sent = st == STEP_MOVED;
         st = uside_response(s);
         if (st > STEP_MOVED)
             return st;
@@ -344,6 +344,11 @@ static enum step relay(struct session *s)
     if (uside_complete(s) &&
         (!s->client.out.data || buf_pending(&s->client.out) == 0))
         return finish_request(s);
+    /* Request bytes sent upstream make room only for more of the body:
+     * when nothing else moved and no body is being read, another round
+     * could move nothing before the next event. */
+    if (sent && !moved && s->client.msg == HALF_BODY)
+        return STEP_MOVED;
     return moved ? STEP_MOVED : STEP_WAIT;
 }
 
