@@ -50,7 +50,11 @@ enum http_hdr {
 
 struct http_header {
     struct http_span name, value;
-    uint32_t kind; /* enum http_hdr */
+    uint8_t kind; /* enum http_hdr */
+    /* set by the checks: the line reads "Name: value\r\n" in the source,
+     * so a rebuild may copy it as it is (false: it is rewritten in that
+     * shape, the same bytes for a line that has it) */
+    bool canon;
 };
 
 #define HTTP_MAX_CONN_TOKENS 16

@@ -30,6 +30,11 @@ enum record_hedge {
     RECORD_HEDGE_WON,  /* hedged; the hedge answered */
 };
 
+/* One request.  The stats (and on_record finding their series) read pool,
+ * pool_index, backend, backend_id, status, req_bytes, resp_bytes,
+ * upstream_us, total_us and error; a session whose context does not ask
+ * for the detail (session_ctx.record_detail false: no CSV log) sets only
+ * those, and the other fields are left unset. */
 struct record {
     uint64_t wall_us;        /* request start, CLOCK_REALTIME, microseconds */
     const char *client_addr; /* "127.0.0.1:54321" */

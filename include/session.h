@@ -38,6 +38,10 @@ struct session_ctx {
     void (*on_attempt_failed)(void *arg, const struct pool *pool, int backend,
                               const char *backend_id, int err, int status);
     void *record_arg;
+    /* on_record reads the fields only the CSV log writes (method, path,
+     * client address, request id, times, TLS; record.h): false leaves
+     * them out (NULL, 0, -1) and saves their cost per request */
+    bool record_detail;
     /* Called when a client connection closes (accept may resume). */
     void (*on_close)(void *arg);
     void *close_arg;

@@ -100,6 +100,10 @@ uint64_t stats_start_us(const struct stats *s);
  * latency recorded is r->upstream_us when the request reached a backend,
  * else r->total_us; negative latencies are not recorded. */
 void stats_record(struct stats *s, const struct record *r, uint64_t now_us);
+/* The same with the record counted for backend index `backend` (-1: the
+ * total only) instead of r->backend. */
+void stats_record_as(struct stats *s, const struct record *r, int backend,
+                     uint64_t now_us);
 /* Counts an error on backend idx for an attempt that was retried on
  * another backend: the backend's errors grow, its requests and the total
  * (which counts what clients saw) do not.  err is an enum record_error;

@@ -131,12 +131,15 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             return HPE_USER;
         }
         struct http_header *hd = &h->headers[h->nheaders++];
-        hd->name.off = (uint32_t)(at - h->base);
-        hd->name.len = 0;
-        hd->value.off = hd->name.off;
+        uint32_t off = (uint32_t)(at - h->base);
+        hd->name.off = off;
+        hd->name.len = (uint32_t)len;
+        hd->value.off = off;
         hd->value.len = 0;
         hd->kind = HH_OTHER;
+        hd->canon = false;
         h->last = 1;
+        return 0;
     }
     h->headers[h->nheaders - 1].name.len += (uint32_t)len;
     return 0;
@@ -176,25 +179,22 @@ void http_settings_init(llhttp_settings_t *s)
     s->on_header_value = on_header_value;
 }
 
+/* The blanks that may end a field value. */
+static inline bool blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 static void trim_value(const struct http_head *h, struct http_span *v)
 {
     const char *s = sp(h, *v);
-    while (v->len > 0 && (s[v->len - 1] == ' ' || s[v->len - 1] == '\t'))
+    while (v->len > 0 && blank(s[v->len - 1]))
         v->len--;
-    while (v->len > 0 && (s[0] == ' ' || s[0] == '\t')) {
+    while (v->len > 0 && blank(s[0])) {
         s++;
         v->off++;
         v->len--;
     }
-}
-
-/* Drops the blanks that end a field value (llhttp's value span starts at
- * the first non-blank byte but keeps the trailing ones). */
-static void trim_value_end(const struct http_head *h, struct http_span *v)
-{
-    const char *s = sp(h, *v);
-    while (v->len > 0 && (s[v->len - 1] == ' ' || s[v->len - 1] == '\t'))
-        v->len--;
 }
 
 /* True if anything but ':' and blanks sits between a field's name and its
@@ -202,14 +202,33 @@ static void trim_value_end(const struct http_head *h, struct http_span *v)
  * ("Name:\r\n value"), which lbproxy refuses rather than normalises. */
 static bool folded(const struct http_head *h, const struct http_header *hd)
 {
-    uint32_t from = hd->name.off + hd->name.len;
-    if (hd->value.off <= from + 2)
-        return false; /* "Name:value", "Name: value" or an empty value */
     const char *s = h->base;
-    for (uint32_t i = from; i < hd->value.off; i++)
-        if (s[i] != ':' && s[i] != ' ' && s[i] != '\t')
+    for (uint32_t i = hd->name.off + hd->name.len; i < hd->value.off; i++)
+        if (s[i] != ':' && !blank(s[i]))
             return true;
     return false;
+}
+
+/* Readies a field of a whole head for the checks and the rebuilds: drops
+ * the blanks that end its value (llhttp's value span starts at the first
+ * non-blank byte but keeps the trailing ones) and notes whether the line
+ * reads "Name: value\r\n".  False for a folded line (see folded). */
+static inline bool field_scan(const struct http_head *h, struct http_header *hd)
+{
+    const char *b = h->base;
+    uint32_t ne = hd->name.off + hd->name.len;
+    struct http_span *v = &hd->value;
+    /* any byte <= ' ' may be a blank: the exact test is in the loop */
+    if (v->len > 0 && (unsigned char)b[v->off + v->len - 1] <= ' ') {
+        while (v->len > 0 && blank(b[v->off + v->len - 1]))
+            v->len--;
+    }
+    /* "Name:value", "Name: value" and an empty value are never folded */
+    if (v->off > ne + 2 && folded(h, hd))
+        return false;
+    hd->canon = v->off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
+                b[v->off + v->len] == '\r';
+    return true;
 }
 
 /* Splits a comma-separated list value into trimmed token spans. */
@@ -258,20 +277,19 @@ static bool offers_h2c(const struct http_head *h)
     return false;
 }
 
-/* Bytes a Host value (reg-name, IPv4, [IPv6], port) may hold. */
+/* Bytes a Host value (reg-name, IPv4, [IPv6], port) may hold: letters,
+ * digits and .-:[]_~%!$&'()*+;= ('1' at their ASCII code). */
 static bool host_byte(unsigned char c)
 {
-    static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
-                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                             "0123456789.-:[]_~%!$&'()*+;=";
-    static bool table[256];
-    static bool ready;
-    if (!ready) {
-        for (const char *p = ok; *p; p++)
-            table[(unsigned char)*p] = true;
-        ready = true;
-    }
-    return table[c];
+    static const char ok[129] = "0000000000000000" /* 0x00 */
+                                "0000000000000000" /* 0x10 */
+                                "0100111111110110" /* 0x20 */
+                                "1111111111110100" /* 0x30 */
+                                "0111111111111111" /* 0x40 */
+                                "1111111111110101" /* 0x50 */
+                                "0111111111111111" /* 0x60 */
+                                "1111111111100010" /* 0x70 */;
+    return c < 128 && ok[c] == '1';
 }
 
 static bool host_valid(const struct http_head *h, struct http_span v)
@@ -342,12 +360,12 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
     req->idempotent = method_idempotent(p->method);
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
-        trim_value_end(h, &hd->value);
+        bool flat = field_scan(h, hd);
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");
         /* control bytes in a value never get here: strict llhttp refuses
          * them (test_llhttp_refuses_control_bytes); a folded line does */
-        if (h->split_value || folded(h, hd))
+        if (h->split_value || !flat)
             return reject(req, 400, "control character in header value");
         switch ((enum http_hdr)hd->kind) {
         case HH_HOST:
@@ -454,8 +472,7 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     unsigned tes = 0;
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
-        trim_value_end(h, &hd->value);
-        if (h->split_value || folded(h, hd)) {
+        if (!field_scan(h, hd) || h->split_value) {
             resp->status = 502;
             resp->error = "control character in response header";
             return 502;
@@ -528,13 +545,16 @@ int http_parse_error_status(llhttp_errno_t err, const char *buf, size_t len,
 
 const char *http_method_name(int method, size_t *len)
 {
+    /* llhttp's name and its length, looked up once per method */
+    static const char *names[256];
     static unsigned char lens[256];
-    const char *m = llhttp_method_name((llhttp_method_t)method);
     unsigned idx = (unsigned)method & 0xff;
-    if (lens[idx] == 0)
-        lens[idx] = (unsigned char)strlen(m); /* once per method */
+    if (!names[idx]) {
+        names[idx] = llhttp_method_name((llhttp_method_t)method);
+        lens[idx] = (unsigned char)strlen(names[idx]);
+    }
     *len = lens[idx];
-    return m;
+    return names[idx];
 }
 
 const char *http_status_text(int status)

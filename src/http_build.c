@@ -17,7 +17,11 @@ struct out {
     bool overflow;
 };
 
-static void put(struct out *o, const char *s, size_t n)
+/* The writers below are inlined, so that a head's struct out lives in
+ * registers (a call that took its address would keep it in memory). */
+#define HOT static inline __attribute__((always_inline))
+
+HOT void put(struct out *o, const char *s, size_t n)
 {
     if (o->len + n > o->cap) {
         o->overflow = true;
@@ -27,7 +31,7 @@ static void put(struct out *o, const char *s, size_t n)
     o->len += n;
 }
 
-static void puts_(struct out *o, const char *s)
+HOT void puts_(struct out *o, const char *s)
 {
     put(o, s, strlen(s));
 }
@@ -35,13 +39,12 @@ static void puts_(struct out *o, const char *s)
 /* Appends a string literal (length known at compile time). */
 #define put_lit(o, lit) put(o, "" lit, sizeof(lit) - 1)
 
-static void put_span(struct out *o, const struct http_head *h,
-                     struct http_span s)
+HOT void put_span(struct out *o, const struct http_head *h, struct http_span s)
 {
     put(o, sp(h, s), s.len);
 }
 
-static void put_u64(struct out *o, uint64_t v)
+HOT void put_u64(struct out *o, uint64_t v)
 {
     char tmp[FMT_U64_LEN];
     size_t i = fmt_u64(tmp, v);
@@ -54,7 +57,7 @@ struct run {
     uint32_t start, end; /* source offsets; end 0: empty */
 };
 
-static void run_flush(struct out *o, const struct http_head *h, struct run *r)
+HOT void run_flush(struct out *o, const struct http_head *h, struct run *r)
 {
     if (r->end)
         put(o, h->base + r->start, r->end - r->start);
@@ -62,21 +65,18 @@ static void run_flush(struct out *o, const struct http_head *h, struct run *r)
 }
 
 /* Appends one field line.  A line that reads "Name: value\r\n" in the
- * source (the usual shape) joins the run of source bytes; any other is
- * rewritten in that shape. */
-static void put_field(struct out *o, const struct http_head *h,
-                      const struct http_header *hd, struct run *r)
+ * source (the usual shape, hd->canon) joins the run of source bytes; any
+ * other is rewritten in that shape. */
+HOT void put_field(struct out *o, const struct http_head *h,
+                   const struct http_header *hd, struct run *r)
 {
-    const char *b = h->base;
-    uint32_t ne = hd->name.off + hd->name.len;
-    uint32_t ve = hd->value.off + hd->value.len;
-    if (hd->value.off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
-        b[ve] == '\r') {
+    if (hd->canon) {
         if (r->end != hd->name.off) {
             run_flush(o, h, r);
             r->start = hd->name.off;
         }
-        r->end = ve + 2; /* the CR LF after a value in a parsed head */
+        /* the CR LF after a value in a parsed head */
+        r->end = hd->value.off + hd->value.len + 2;
         return;
     }
     run_flush(o, h, r);
@@ -88,10 +88,10 @@ static void put_field(struct out *o, const struct http_head *h,
 
 /* Appends "Name: v1, v2, extra\r\n" merging every field of `kind` (that
  * was not named in Connection) with `extra`; `name` is "Name: ". */
-static void put_merged(struct out *o, const struct http_head *h,
-                       enum http_hdr kind, const char *name, size_t name_len,
-                       const struct http_span *tokens, unsigned ntokens,
-                       const char *extra, size_t extra_len)
+HOT void put_merged(struct out *o, const struct http_head *h,
+                    enum http_hdr kind, const char *name, size_t name_len,
+                    const struct http_span *tokens, unsigned ntokens,
+                    const char *extra, size_t extra_len)
 {
     put(o, name, name_len);
     if (h->seen & (1u << kind)) {
@@ -111,7 +111,7 @@ static void put_merged(struct out *o, const struct http_head *h,
 
 #define LIT(s) "" s, sizeof(s) - 1
 
-static void put_request_id(struct out *o, const char *id, size_t len)
+HOT void put_request_id(struct out *o, const char *id, size_t len)
 {
     put_lit(o, "X-Request-Id: ");
     put(o, id, len);

@@ -298,24 +298,33 @@ void loop_stop(struct loop *loop)
     loop->stopped = 1;
 }
 
-/* Waits for events until the timeout (NULL = forever).  epoll_pwait2 keeps
- * microsecond timer precision; epoll_wait rounds up to whole milliseconds,
- * which makes every timer fire late (an emulated 10 ms service takes ~10.7
- * ms), so it is only the fallback for kernels before 5.11. */
-static int loop_wait(struct loop *loop, const struct timespec *ts)
+/* Waits for events for at most wait_us (-1 = forever).  epoll_pwait2
+ * keeps microsecond timer precision; epoll_wait rounds up to whole
+ * milliseconds, which makes every timer fire late (an emulated 10 ms
+ * service takes ~10.7 ms), so it is only the fallback for kernels before
+ * 5.11. */
+static int loop_wait(struct loop *loop, int64_t wait_us)
 {
     if (!loop->no_pwait2) {
-        int n =
-            epoll_pwait2(loop->epfd, loop->events, LOOP_MAX_EVENTS, ts, NULL);
+        struct timespec ts = {(time_t)(wait_us / 1000000),
+                              (long)(wait_us % 1000000) * 1000};
+        int n = epoll_pwait2(loop->epfd, loop->events, LOOP_MAX_EVENTS,
+                             wait_us < 0 ? NULL : &ts, NULL);
         if (n >= 0 || errno != ENOSYS)
             return n;
         loop->no_pwait2 = 1;
     }
-    int ms = -1;
-    if (ts)
-        ms = (int)(ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000);
+    int ms = wait_us < 0 ? -1 : (int)((wait_us + 999) / 1000);
     return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, ms);
 }
+
+/* The time is read once per wake-up, after the wait.  Before the next
+ * wait the loop's time is late by the round's work (handlers, timers),
+ * which would make the next timer fire as late: it is read again only
+ * when that timer is due within this much, where a few microseconds
+ * count (a timer further away is at most that late, and any event before
+ * it reads the clock again). */
+#define LOOP_REREAD_US 2000
 
 int loop_run(struct loop *loop)
 {
@@ -323,16 +332,14 @@ int loop_run(struct loop *loop)
     while (!loop->stopped) {
         if (loop->before_sleep)
             loop->before_sleep(loop, loop->before_sleep_ctx);
-        struct timespec ts, *tsp = NULL;
+        int64_t wait = -1;
         if (loop->heap_len > 0) {
-            loop_update_time(loop);
             uint64_t when = loop->heap[0]->when_us;
-            uint64_t wait = when > loop->now_us ? when - loop->now_us : 0;
-            ts.tv_sec = (time_t)(wait / 1000000u);
-            ts.tv_nsec = (long)(wait % 1000000u) * 1000;
-            tsp = &ts;
+            if (when < loop->now_us + LOOP_REREAD_US)
+                loop_update_time(loop);
+            wait = when > loop->now_us ? (int64_t)(when - loop->now_us) : 0;
         }
-        int n = loop_wait(loop, tsp);
+        int n = loop_wait(loop, wait);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,35 +55,52 @@ bool reqid_sane(const char *s, size_t n)
     return true;
 }
 
-/* Two hex digits per byte value, made once: an id is then 16 two-byte
- * copies (the hot path: about 100 instructions for the whole id). */
-static char hex_pairs[256][2];
-
-static void hex_pairs_init(void)
+#ifdef __SSE2__
+/* The 32 lowercase hex digits of hi then lo, most significant first:
+ * each nibble becomes a byte (shift, mask, interleave), then '0' +
+ * nibble, plus 'a' - '0' - 10 for those over 9, 16 digits at a time. */
+static void hex32(char t[32], uint64_t hi, uint64_t lo)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 256; i++) {
-        hex_pairs[i][0] = hex[i >> 4];
-        hex_pairs[i][1] = hex[i & 15];
+    __m128i x = _mm_set_epi64x((long long)__builtin_bswap64(lo),
+                               (long long)__builtin_bswap64(hi));
+    __m128i m = _mm_set1_epi8(0x0f);
+    __m128i up = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+    __m128i down = _mm_and_si128(x, m);
+    __m128i n[2] = {_mm_unpacklo_epi8(up, down), _mm_unpackhi_epi8(up, down)};
+    for (int i = 0; i < 2; i++) {
+        __m128i over9 = _mm_cmpgt_epi8(n[i], _mm_set1_epi8(9));
+        __m128i add =
+            _mm_add_epi8(_mm_set1_epi8('0'),
+                         _mm_and_si128(over9, _mm_set1_epi8('a' - '0' - 10)));
+        _mm_storeu_si128((__m128i *)(void *)(t + 16 * i),
+                         _mm_add_epi8(n[i], add));
     }
 }
+#else
+static void hex32(char t[32], uint64_t hi, uint64_t lo)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        t[i] = hex[(hi >> (60 - 4 * i)) & 15];
+        t[16 + i] = hex[(lo >> (60 - 4 * i)) & 15];
+    }
+}
+#endif
 
 void reqid_generate(char out[REQID_UUID_LEN + 1])
 {
-    /* where each of the 16 bytes goes in "8-4-4-4-12" */
-    static const uint8_t at[16] = {0,  2,  4,  6,  9,  11, 14, 16,
-                                   19, 21, 24, 26, 28, 30, 32, 34};
     if (!seeded)
         seed_once();
-    if (hex_pairs[0][0] == '\0')
-        hex_pairs_init();
     uint64_t hi = next64(), lo = next64();
     hi = (hi & ~0xf000ull) | 0x4000ull;       /* version 4 */
     lo = (lo & ~(3ull << 62)) | (2ull << 62); /* variant 10 */
-    for (int i = 0; i < 8; i++) {
-        memcpy(out + at[i], hex_pairs[(hi >> (56 - 8 * i)) & 0xff], 2);
-        memcpy(out + at[8 + i], hex_pairs[(lo >> (56 - 8 * i)) & 0xff], 2);
-    }
+    char t[32]; /* the digits, then in "8-4-4-4-12" */
+    hex32(t, hi, lo);
+    memcpy(out, t, 8);
+    memcpy(out + 9, t + 8, 4);
+    memcpy(out + 14, t + 12, 4);
+    memcpy(out + 19, t + 16, 4);
+    memcpy(out + 24, t + 20, 12);
     out[8] = out[13] = out[18] = out[23] = '-';
     out[REQID_UUID_LEN] = '\0';
 }

@@ -258,15 +258,13 @@ static void on_record(void *arg, const struct record *r)
         wk.rows[wk.index].requests++;
     uint64_t now = loop_now(srv.loop);
     struct pool *p = current_pool(r->pool, r->pool_index);
-    struct record copy = *r;
-    copy.backend = stats_index(p, r->backend, r->backend_id);
     if (p && p->stats) {
-        stats_record(p->stats, &copy, now);
+        stats_record_as(p->stats, r, stats_index(p, r->backend, r->backend_id),
+                        now);
         if (p->stats == srv.stats)
             return;
     }
-    copy.backend = -1; /* the total over every pool */
-    stats_record(srv.stats, &copy, now);
+    stats_record_as(srv.stats, r, -1, now); /* the total over every pool */
 }
 
 static void on_attempt_failed(void *arg, const struct pool *pool, int backend,
@@ -677,6 +675,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
             snprintf(err, errlen, "CSV log %s: %s", path, strerror(errno));
             return -1;
         }
+        srv.ctx.record_detail = true; /* the stats need no more */
         /* A default name is new per run: latest.csv follows it. */
         if (cfg->log_path[0] == '\0' && (!is_worker || wk.index == 0) &&
             csvlog_link_latest(path) < 0)

@@ -215,7 +215,7 @@ static void session_reply(struct session *s)
     session_set_state(s, SS_REPLY);
 }
 
-/* Acts on what a side asked for. */
+/* Acts on what a side asked for (see act). */
 static void apply(struct session *s, enum step st)
 {
     for (int i = 0; i < DRIVE_ROUNDS; i++) {
@@ -255,6 +255,14 @@ static void apply(struct session *s, enum step st)
     }
 }
 
+/* apply, called only when there is something to do: STEP_WAIT and
+ * STEP_MOVED ask for nothing (the drive loop runs again or waits). */
+static inline void act(struct session *s, enum step st)
+{
+    if (st > STEP_MOVED)
+        apply(s, st);
+}
+
 /* ---- finishing a request ---- */
 
 static void client_deadline(struct session *s, enum half_wait w, unsigned ms)
@@ -291,6 +299,11 @@ static enum step finish_request(struct session *s)
 
 static enum step flush_client(struct session *s)
 {
+    if (!s->client.out.data) { /* nothing to write, no buffer to return */
+        if (s->client.wait == HW_WRITE)
+            half_deadline_clear(&s->client);
+        return STEP_WAIT;
+    }
     int n = half_flush(&s->client, &s->ctx->bufs);
     if (n < 0) {
         s->want_close = true;
@@ -308,8 +321,9 @@ static enum step flush_client(struct session *s)
 /* Request body, request bytes out, response in, response bytes out. */
 static enum step relay(struct session *s)
 {
-    bool moved = false;
-    enum step st = cside_body(s);
+    bool moved = false, sent = false;
+    /* request body bytes move only while it is read */
+    enum step st = s->client.msg == HALF_BODY ? cside_body(s) : STEP_WAIT;
     if (st > STEP_MOVED)
         return st;
     moved |= st == STEP_MOVED;
@@ -317,7 +331,7 @@ static enum step relay(struct session *s)
         st = uside_flush(s);
         if (st > STEP_MOVED)
             return st;
-        moved |= st == STEP_MOVED;
+        sent = st == STEP_MOVED;
         st = uside_response(s);
         if (st > STEP_MOVED)
             return st;
@@ -330,6 +344,11 @@ static enum step relay(struct session *s)
     if (uside_complete(s) &&
         (!s->client.out.data || buf_pending(&s->client.out) == 0))
         return finish_request(s);
+    /* Request bytes sent upstream make room only for more of the body:
+     * when nothing else moved and no body is being read, another round
+     * could move nothing before the next event. */
+    if (sent && !moved && s->client.msg == HALF_BODY)
+        return STEP_MOVED;
     return moved ? STEP_MOVED : STEP_WAIT;
 }
 
@@ -432,7 +451,7 @@ static void drive(struct session *s)
         enum step st = run_state(s);
         if (st == STEP_WAIT && !read_buffered(s))
             break;
-        apply(s, st);
+        act(s, st);
     }
     if (s->state == SS_CLOSED)
         return;
@@ -509,7 +528,8 @@ static void on_client_io(struct loop *loop, struct loop_io *io, unsigned events)
     (void)loop;
     struct session *s = io->ctx;
     /* a transport's read may be waiting for the socket to be writable */
-    if (events & (LOOP_READ | (half_tr_wants(&s->client) & LOOP_WRITE))) {
+    if ((events & LOOP_READ) ||
+        (events & half_tr_wants(&s->client) & LOOP_WRITE)) {
         if (s->state == SS_TUNNEL)
             tunnel_woken(&s->client, &s->ctx->bufs);
         int n = half_read(&s->client, &s->ctx->bufs);
@@ -530,9 +550,9 @@ static void on_upstream_io(struct loop *loop, struct loop_io *io,
     (void)loop;
     struct session *s = io->ctx;
     if (s->state == SS_TUNNEL)
-        apply(s, tunnel_io(s, events));
+        act(s, tunnel_io(s, events));
     else
-        apply(s, uside_io(s, events, s->state == SS_CONNECT));
+        act(s, uside_io(s, events, s->state == SS_CONNECT));
     if (s->state != SS_CLOSED)
         drive(s);
 }

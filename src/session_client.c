@@ -91,8 +91,12 @@ void cside_begin(struct session *s)
     s->client.msg = HALF_HEAD;
 }
 
+/* The request line for the record's method and path (only the CSV log
+ * writes them: nothing without session_ctx.record_detail). */
 static void copy_request_line(struct request *r)
 {
+    if (!r->s->ctx->record_detail)
+        return;
     const char *m = llhttp_method_name((llhttp_method_t)r->parser.method);
     size_t n = strlen(m);
     if (n >= sizeof(r->method_name))
@@ -224,9 +228,14 @@ static enum step head_done(struct session *s)
     }
     half_deadline_clear(&s->client);
     /* End the message now, so that an answer of our own (a connect
-     * failure found at once) can keep the connection alive. */
-    enum step st = cside_body(s);
-    return st == STEP_REPLY ? st : STEP_HEAD;
+     * failure found at once) can keep the connection alive.  llhttp ends
+     * a body-less message without reading a byte (it would only call
+     * on_message_complete), and the parser starts over for the next
+     * request, so it is not run again. */
+    r->body_started = true;
+    s->client.msg = HALF_DONE;
+    buf_put(pool, &s->client.in, false);
+    return STEP_HEAD;
 }
 
 enum step cside_head(struct session *s)

@@ -1,7 +1,8 @@
 /*
  * session_impl: the session and request structs and the two sides' entry
  * points.  Private to session.c (the life cycle), session_client.c (the
- * client side) and session_upstream.c (the upstream side).
+ * client side) and session_upstream.c with session_deadline.c (the
+ * upstream side and its deadlines, which calls session_upstream.c).
  *
  * Call graph, one way only: session.c calls the sides (and the tunnel,
  * session_tunnel.c, which relays bytes once a 101 made the session one);
@@ -95,6 +96,7 @@ struct request {
     struct pool_set *gen; /* the pools when the request was routed */
     struct pool *pool;    /* the one chosen (NULL: not routed yet) */
     uint32_t rparse_off;  /* response head bytes parsed, from upstream.in */
+    uint64_t body_left;   /* Content-Length body bytes not relayed yet */
     int backend;
     uint64_t tried;
     unsigned retries, inflight_at_dispatch, ninterim;
@@ -321,11 +323,6 @@ enum step uside_io(struct session *s, unsigned events, bool connecting);
 enum step uside_flush(struct session *s);
 /* Moves response bytes from upstream.in to client.out as room allows. */
 enum step uside_response(struct session *s);
-/* The upstream deadline passed. */
-enum step uside_timeout(struct session *s, bool connecting);
-/* A hedge's socket had events / its deadline passed. */
-enum step uside_hedge_io(struct session *s, unsigned events);
-enum step uside_hedge_timeout(struct session *s);
 /* True when the response was read whole. */
 bool uside_complete(const struct session *s);
 /* True once part of the final response was queued for the client. */
@@ -338,6 +335,21 @@ void uside_done(struct session *s);
 void uside_abort(struct session *s, enum record_error err);
 /* The response says the client connection must close afterwards. */
 bool uside_closes_client(const struct session *s);
+/* For session_deadline.c: closes the attempt's connection (an RST with
+ * reset) and its deadline; the attempt failed before any response byte
+ * reached the client (retry on a fresh connection or another backend, or
+ * answer 502/504); the hedge becomes the attempt (the first one ended). */
+void uside_drop(struct session *s, bool reset);
+enum step uside_failed(struct session *s, enum balancer_outcome outcome);
+enum step uside_take_hedge(struct session *s);
+
+/* ---- session_deadline.c: the upstream side's deadlines ---- */
+
+/* The upstream deadline passed. */
+enum step uside_timeout(struct session *s, bool connecting);
+/* A hedge's socket had events / its deadline passed. */
+enum step uside_hedge_io(struct session *s, unsigned events);
+enum step uside_hedge_timeout(struct session *s);
 
 /* ---- session_tunnel.c: the tunnel after a 101 ---- */
 

@@ -25,7 +25,7 @@ static struct request *req_of(llhttp_t *p)
 /* ---- the connection ---- */
 
 /* Closes the attempt's connection (RST with reset) and its deadline. */
-static void drop_connection(struct session *s, bool reset)
+void uside_drop(struct session *s, bool reset)
 {
     half_deadline_clear(&s->upstream);
     if (s->uc) {
@@ -92,8 +92,6 @@ static int attach(struct session *s, struct upstream_conn *uc, bool connecting)
     return 0;
 }
 
-static enum step failed(struct session *s, enum balancer_outcome outcome);
-
 static enum record_error record_error_of(const struct request *r,
                                          enum balancer_outcome outcome)
 {
@@ -104,7 +102,7 @@ static enum record_error record_error_of(const struct request *r,
 
 /* The hedge becomes the request's attempt (the first one was ended): its
  * answer is parsed from the start of what it read. */
-static enum step take_hedge(struct session *s)
+enum step uside_take_hedge(struct session *s)
 {
     struct request *r = s->req;
     bool connecting = hedge_hand_over(s);
@@ -130,7 +128,7 @@ static enum step connect_backend(struct session *s, bool fresh)
         r->reused = true;
         r->connect_us = -1;
         if (attach(s, uc, false) < 0)
-            return failed(s, BALANCER_RESET);
+            return uside_failed(s, BALANCER_RESET);
         arm_response(s);
         return STEP_RELAY;
     }
@@ -144,7 +142,7 @@ static enum step connect_backend(struct session *s, bool fresh)
     case UPSTREAM_CONNECTED:
         r->connect_us = 0;
         if (attach(s, uc, false) < 0)
-            return failed(s, BALANCER_CONNECT_ERR);
+            return uside_failed(s, BALANCER_CONNECT_ERR);
         arm_response(s);
         return STEP_RELAY;
     case UPSTREAM_IN_PROGRESS: {
@@ -161,7 +159,7 @@ static enum step connect_backend(struct session *s, bool fresh)
         if (n > 0) {
             uc->connected = true;
             if (attach(s, uc, false) < 0)
-                return failed(s, BALANCER_CONNECT_ERR);
+                return uside_failed(s, BALANCER_CONNECT_ERR);
             out->off = (uint32_t)n;
             s->upstream.bytes_out += (uint64_t)n;
             r->connect_us = (int64_t)(now_us(s) - r->t_connect);
@@ -170,15 +168,15 @@ static enum step connect_backend(struct session *s, bool fresh)
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN) {
             upstream_close(uc, false); /* refused at once */
-            return failed(s, BALANCER_CONNECT_ERR);
+            return uside_failed(s, BALANCER_CONNECT_ERR);
         }
         if (attach(s, uc, true) < 0)
-            return failed(s, BALANCER_CONNECT_ERR);
+            return uside_failed(s, BALANCER_CONNECT_ERR);
         arm(s, HW_CONNECT, cfg->upstream_connect_timeout_ms);
         return STEP_CONNECT;
     }
     case UPSTREAM_REFUSED:
-        return failed(s, BALANCER_CONNECT_ERR);
+        return uside_failed(s, BALANCER_CONNECT_ERR);
     case UPSTREAM_ERROR:
         log_warn("connect to backend %s", upstream_id(up, idx));
         attempt_cancel(s);
@@ -208,11 +206,11 @@ enum step uside_dispatch(struct session *s)
 
 /* The current attempt failed before any response byte reached the client:
  * retry (a fresh connection or another backend) or answer 502/504. */
-static enum step failed(struct session *s, enum balancer_outcome outcome)
+enum step uside_failed(struct session *s, enum balancer_outcome outcome)
 {
     struct request *r = s->req;
     bool was_reused = r->reused;
-    drop_connection(s, false);
+    uside_drop(s, false);
     if (r->resp_head_sent) {
         attempt_observe(s, outcome);
         return step_close(r, RECORD_UPSTREAM_RESET);
@@ -221,7 +219,7 @@ static enum step failed(struct session *s, enum balancer_outcome outcome)
         /* a hedge runs: it goes on as the request's attempt */
         attempt_observe(s, outcome);
         attempt_note_failed(s, record_error_of(r, outcome));
-        return take_hedge(s);
+        return uside_take_hedge(s);
     }
     hedge_end_if(s); /* upstream_ms passed: it waited as long */
     bool can_resend = !r->ub_discarded;
@@ -265,110 +263,11 @@ static bool retry_5xx(struct session *s)
         return false;
     attempt_observe(s, BALANCER_HTTP_ERROR); /* the balancer hears of it */
     attempt_note_failed(s, RECORD_OK);       /* and the backend's errors */
-    drop_connection(s, true);
+    uside_drop(s, true);
     r->tried = tried;
     r->retries++;
     s->ctx->retries_5xx++;
     return true;
-}
-
-/* A per-try deadline passed with hedging on: a hedge starts at another
- * backend when one is left and the budget allows; the first attempt goes
- * on either way, until upstream_ms (`left` us from now) when a hedge
- * runs, else looked at again one per-try deadline later. */
-static enum step per_try_hedge(struct session *s, uint64_t left)
-{
-    struct request *r = s->req;
-    /* an upgrade is never hedged: two backends would each switch */
-    if (!r->hedging && s->client.msg == HALF_DONE && !r->hreq.upgrade &&
-        attempt_retry_possible(s) && hedge_start(s)) {
-        if (attempt_may_retry(s)) {
-            r->retries++;
-            r->hedged = true;
-        } else {
-            hedge_cancel(s);
-        }
-    }
-    uint64_t next = left;
-    if (!r->hedging) {
-        unsigned t = attempt_per_try_ms(s);
-        if (t && (uint64_t)t * 1000 < left)
-            next = (uint64_t)t * 1000;
-    }
-    half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE, now_us(s) + next);
-    return STEP_WAIT;
-}
-
-/* A hedge failed while the first attempt waits for its first byte: look
- * at it again one per-try deadline from now (within upstream_ms). */
-static void rearm_per_try(struct session *s)
-{
-    struct request *r = s->req;
-    unsigned t = attempt_per_try_ms(s);
-    if (t == 0 || s->upstream.bytes_in > 0 || s->state != SS_RELAY)
-        return;
-    uint64_t end =
-        r->t_dispatch + (uint64_t)pcfg(s->req)->upstream_timeout_ms * 1000;
-    uint64_t when = now_us(s) + (uint64_t)t * 1000;
-    half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE,
-                  when < end ? when : end);
-}
-
-enum step uside_hedge_io(struct session *s, unsigned events)
-{
-    struct request *r = s->req;
-    if (!r)
-        return STEP_WAIT;
-    enum hedge_event ev = hedge_io(s, events);
-    if (ev == HEDGE_FAILED)
-        rearm_per_try(s); /* another hedge may go elsewhere */
-    if (ev != HEDGE_WON)
-        return STEP_WAIT;
-    /* the hedge's head came first: the first attempt waited too long */
-    attempt_observe(s, BALANCER_TIMEOUT);
-    drop_connection(s, true);
-    return take_hedge(s);
-}
-
-enum step uside_hedge_timeout(struct session *s)
-{
-    if (hedge_timeout(s))
-        rearm_per_try(s);
-    return STEP_WAIT;
-}
-
-enum step uside_timeout(struct session *s, bool connecting)
-{
-    struct request *r = s->req;
-    if (connecting)
-        return failed(s, BALANCER_CONNECT_ERR);
-    if (s->upstream.bytes_in == 0 && r->hreq.idempotent) {
-        uint64_t full = (uint64_t)pcfg(s->req)->upstream_timeout_ms * 1000;
-        uint64_t waited = now_us(s) - r->t_dispatch;
-        if (waited < full && pcfg(s->req)->hedge)
-            return per_try_hedge(s, full - waited);
-        if (waited < full) {
-            /* a per-try deadline: another backend when one is left and
-             * the budget allows, else this attempt goes on and is looked
-             * at again later (cancelling it would turn a slow answer into
-             * an error) */
-            if (!attempt_retry_possible(s) || !attempt_another_backend(s)) {
-                unsigned t = attempt_per_try_ms(s);
-                uint64_t next = t ? (uint64_t)t * 1000 : full - waited;
-                if (next > full - waited)
-                    next = full - waited;
-                half_deadline(s->ctx->loop, &s->upstream, HW_RESPONSE,
-                              now_us(s) + next);
-                return STEP_WAIT;
-            }
-            s->ctx->per_try_retries++;
-        }
-        return failed(s, BALANCER_TIMEOUT); /* retried elsewhere */
-    }
-    attempt_observe(s, BALANCER_TIMEOUT);
-    if (!r->resp_head_sent)
-        return step_reply(r, 504, RECORD_TIMEOUT);
-    return step_close(r, RECORD_TIMEOUT);
 }
 
 /* ---- the response ---- */
@@ -420,7 +319,7 @@ static enum step bad_response(struct session *s, const char *why)
     log_debug("%s: bad response from %s: %s", s->addr,
               upstream_id(r->pool->up, (size_t)r->backend), why);
     attempt_observe(s, BALANCER_RESET);
-    drop_connection(s, true);
+    uside_drop(s, true);
     withdraw_response(s);
     if (r->resp_head_sent)
         return step_close(r, RECORD_BAD_RESPONSE);
@@ -532,6 +431,7 @@ static enum step final_head(struct session *s)
     buf_commit(pool_of(s), out, (uint32_t)n);
     consume_head(s);
     r->resp_head_sent = true;
+    r->body_left = r->resp.content_length;
     s->upstream.msg = HALF_BODY;
     if (r->resp.tunnel) { /* 101: the exchange ends; the bytes go on */
         attempt_observe(s, BALANCER_OK);
@@ -571,10 +471,25 @@ enum step uside_response(struct session *s)
     if (n > room - FRAMING_SLACK)
         n = room - FRAMING_SLACK;
     const char *start = buf_start(in);
-    llhttp_errno_t e = llhttp_execute(&r->rparser, start, n);
     uint32_t used = n;
+    llhttp_errno_t e = HPE_OK;
+    if (r->resp.mode == HTTP_BODY_LENGTH) {
+        /* a Content-Length body is bytes counted: llhttp would only count
+         * them too (its parser is set up anew for the next response) */
+        if (used > r->body_left)
+            used = (uint32_t)r->body_left;
+        buf_append(pool, out, start, used);
+        r->body_left -= used;
+        if (r->body_left == 0) {
+            u->msg = HALF_DONE;
+            e = HPE_PAUSED;
+        }
+    } else {
+        e = llhttp_execute(&r->rparser, start, n);
+        if (e == HPE_PAUSED)
+            used = (uint32_t)(llhttp_get_error_pos(&r->rparser) - start);
+    }
     if (e == HPE_PAUSED) {
-        used = (uint32_t)(llhttp_get_error_pos(&r->rparser) - start);
         llhttp_resume(&r->rparser);
         if (used < n || buf_pending(in) > n)
             r->upstream_extra = true; /* bytes nobody asked for */
@@ -602,12 +517,12 @@ static enum step upstream_eof(struct session *s)
     if (u->msg == HALF_DONE)
         return STEP_MOVED;
     if (u->bytes_in == 0)
-        return failed(s, BALANCER_RESET);
+        return uside_failed(s, BALANCER_RESET);
     /* truncated response: never present it as complete */
-    drop_connection(s, false);
+    uside_drop(s, false);
     withdraw_response(s);
     if (!r->resp_head_sent && r->hreq.idempotent)
-        return failed(s, BALANCER_RESET); /* nothing reached the client */
+        return uside_failed(s, BALANCER_RESET); /* nothing reached the client */
     attempt_observe(s, BALANCER_RESET);
     if (r->resp_head_sent)
         return step_close(r, RECORD_UPSTREAM_RESET); /* flushed first */
@@ -631,7 +546,7 @@ static enum step read_upstream(struct session *s)
         return STEP_WAIT;
     if (u->eof || (u->bytes_in > 0 && u->msg != HALF_HEAD))
         return upstream_eof(s);
-    return failed(s, BALANCER_RESET);
+    return uside_failed(s, BALANCER_RESET);
 }
 
 enum step uside_io(struct session *s, unsigned events, bool connecting)
@@ -643,13 +558,14 @@ enum step uside_io(struct session *s, unsigned events, bool connecting)
         if (rc == 0)
             return STEP_WAIT;
         if (rc < 0)
-            return failed(s, BALANCER_CONNECT_ERR);
+            return uside_failed(s, BALANCER_CONNECT_ERR);
         r->connect_us = (int64_t)(now_us(s) - r->t_connect);
         arm_response(s);
         return STEP_RELAY;
     }
     /* a TLS read may wait for writability */
-    if (events & (LOOP_READ | (half_tr_wants(&s->upstream) & LOOP_WRITE)))
+    if ((events & LOOP_READ) ||
+        (events & half_tr_wants(&s->upstream) & LOOP_WRITE))
         return read_upstream(s);
     return STEP_MOVED;
 }
@@ -683,7 +599,7 @@ enum step uside_flush(struct session *s)
         s->want_close = true;
         return STEP_MOVED;
     }
-    return failed(s, BALANCER_RESET);
+    return uside_failed(s, BALANCER_RESET);
 }
 
 /* ---- the end of an exchange ---- */
@@ -765,7 +681,7 @@ void uside_abort(struct session *s, enum record_error err)
         else
             attempt_cancel(s);
     }
-    drop_connection(s, false);
+    uside_drop(s, false);
     end_exchange(s);
 }
 

@@ -296,8 +296,16 @@ static int error_kind(const struct record *r)
     return -1;
 }
 
-static void account(struct series *se, uint64_t sec, int kind, int64_t lat,
-                    const struct record *r)
+/* Where one latency sample goes: its histogram bucket and its
+ * Prometheus bound (STATS_LE_COUNT: above the last), found once for both
+ * series a request counts in. */
+struct sample {
+    uint64_t us;
+    size_t bucket, le;
+};
+
+static void account(struct series *se, uint64_t sec, int kind,
+                    const struct sample *lat, const struct record *r)
 {
     se->c.requests++;
     se->c.bytes_in += r->req_bytes;
@@ -309,32 +317,40 @@ static void account(struct series *se, uint64_t sec, int kind, int64_t lat,
         se->c.err[kind]++;
         sl->errors++;
     }
-    if (lat < 0)
+    if (!lat)
         return;
-    uint64_t us = (uint64_t)lat;
-    sl->hist[stats_bucket(us)]++;
-    sl->lat_sum_us += us;
+    sl->hist[lat->bucket]++;
+    sl->lat_sum_us += lat->us;
     sl->lat_count++;
     se->dur_count++;
-    se->dur_sum_us += us;
-    for (size_t i = 0; i < STATS_LE_COUNT; i++) {
-        if (us <= le_us[i]) {
-            se->le[i]++;
-            break;
-        }
-    }
+    se->dur_sum_us += lat->us;
+    if (lat->le < STATS_LE_COUNT)
+        se->le[lat->le]++;
 }
 
 void stats_record(struct stats *s, const struct record *r, uint64_t now_us)
 {
+    stats_record_as(s, r, r->backend, now_us);
+}
+
+void stats_record_as(struct stats *s, const struct record *r, int backend,
+                     uint64_t now_us)
+{
     uint64_t sec = now_us / 1000000u;
     int kind = error_kind(r);
-    bool backend = r->backend >= 0 && (size_t)r->backend < s->n;
-    int64_t lat = backend && r->upstream_us >= 0 ? r->upstream_us : r->total_us;
+    bool be = backend >= 0 && (size_t)backend < s->n;
+    int64_t lat = be && r->upstream_us >= 0 ? r->upstream_us : r->total_us;
+    struct sample smp = {(uint64_t)lat, 0, 0};
+    if (lat >= 0) {
+        smp.bucket = stats_bucket(smp.us);
+        while (smp.le < STATS_LE_COUNT && smp.us > le_us[smp.le])
+            smp.le++;
+    }
+    const struct sample *sp = lat >= 0 ? &smp : NULL;
     shm_lock(s->lock);
-    if (backend)
-        account(&s->series[r->backend], sec, kind, lat, r);
-    account(&s->series[s->n], sec, kind, lat, r);
+    if (be)
+        account(&s->series[backend], sec, kind, sp, r);
+    account(&s->series[s->n], sec, kind, sp, r);
     shm_unlock(s->lock);
 }
 
