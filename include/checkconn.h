@@ -65,6 +65,12 @@ struct checkconn {
     int status; /* 100..599 once DONE */
 };
 
+/* The preamble for a new check connection under send_proxy (one of enum
+ * config_send_proxy): the PROXY header with no client address ("LOCAL"),
+ * written into buf (cap bytes); returns its length, 0 when there is none
+ * or it does not fit. */
+size_t checkconn_preamble(int send_proxy, uint8_t *buf, size_t cap);
+
 /* Starts one exchange: sends req (req_len bytes, which must live until
  * the end) on the kept connection or a new one, with a deadline at
  * deadline_us.  The outcome comes through c->done, possibly before this

@@ -16,6 +16,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "proxyproto.h"
 #include "upstream.h"
 
 const char *checkconn_result_str(enum checkconn_result r)
@@ -317,4 +319,13 @@ void checkconn_stop(struct checkconn *c)
         c->uc = NULL;
     }
     c->state = CHECKCONN_IDLE;
+}
+
+size_t checkconn_preamble(int send_proxy, uint8_t *buf, size_t cap)
+{
+    if (send_proxy == CONFIG_SEND_PROXY_OFF)
+        return 0;
+    int n = proxyproto_build(send_proxy == CONFIG_SEND_PROXY_V1 ? 1 : 2, buf,
+                             cap, NULL, NULL);
+    return n > 0 ? (size_t)n : 0;
 }

@@ -172,12 +172,7 @@ struct health *health_create(struct loop *loop, const struct config *cfg,
     h->up = up;
     h->bal = bal;
     snprintf(h->path, sizeof(h->path), "%s", cfg->health_check_path);
-    if (cfg->send_proxy != CONFIG_SEND_PROXY_OFF) {
-        int pl =
-            proxyproto_build(cfg->send_proxy == CONFIG_SEND_PROXY_V1 ? 1 : 2,
-                             h->pre, sizeof(h->pre), NULL, NULL);
-        h->prelen = pl > 0 ? (size_t)pl : 0;
-    }
+    h->prelen = checkconn_preamble(cfg->send_proxy, h->pre, sizeof(h->pre));
     h->interval_us = (uint64_t)cfg->health_check_interval_ms * 1000u;
     if (h->interval_us == 0)
         h->interval_us = 1000000u;

@@ -181,12 +181,7 @@ struct prequal_probe *prequal_probe_create(struct loop *loop,
     p->up = up;
     p->bal = bal;
     snprintf(p->path, sizeof(p->path), "%s", cfg->prequal_probe_path);
-    if (cfg->send_proxy != CONFIG_SEND_PROXY_OFF) {
-        int pl =
-            proxyproto_build(cfg->send_proxy == CONFIG_SEND_PROXY_V1 ? 1 : 2,
-                             p->pre, sizeof(p->pre), NULL, NULL);
-        p->prelen = pl > 0 ? (size_t)pl : 0;
-    }
+    p->prelen = checkconn_preamble(cfg->send_proxy, p->pre, sizeof(p->pre));
     p->timeout_us = (uint64_t)cfg->prequal_probe_timeout_ms * 1000u;
     p->idle_tick_us = PREQUAL_PROBE_IDLE_TICK_US;
     uint64_t idle = (uint64_t)cfg->balancer.prequal_idle_probe_ms * 1000u;
