@@ -23,7 +23,7 @@ import pytest
 
 from conftest import LBPROXY
 from dnstest import Dns
-from lbtest import free_port, http_json, wait_until
+from lbtest import free_port, http_json, read_until_close, wait_until
 from rawbackend import RawBackend
 from tlscerts import OPENSSL, make_ca, make_cert, make_signed
 
@@ -84,12 +84,7 @@ def get(port, path="/", body=None, timeout=10):
         if body is not None:
             head += f"Content-Length: {len(body)}\r\n"
         s.sendall(head.encode() + b"\r\n" + (body or b""))
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data, _ = read_until_close(s, timeout)
     finally:
         s.close()
     head, _, rest = data.partition(b"\r\n\r\n")
@@ -107,12 +102,7 @@ def backend_stats(pki, b):
     try:
         s.sendall(b"GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                   b"\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data, _ = read_until_close(s, 10)
     finally:
         s.close()
     return json.loads(data.partition(b"\r\n\r\n")[2])

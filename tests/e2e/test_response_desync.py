@@ -273,19 +273,26 @@ def test_body_after_bodiless_answer(gated, kind, method, size, other_client):
     run_case(*gated, method, kind, size, other_client)
 
 
+def junk_on_idle(conn):
+    """Sends bytes nobody asked for on a connection the proxy holds idle,
+    then answers "reused" to any request that still comes on it (it would
+    get the junk as its response)."""
+    conn.sendall(SPLIT)
+    conn.settimeout(1)
+    try:
+        if conn.recv(4096):
+            conn.sendall(ok(b"reused"))
+    except OSError:
+        pass
+
+
 def test_bytes_arriving_on_an_idle_pooled_connection_close_it(procs):
     """Stray bytes that come later, while the connection sits in the pool,
     close it: the next request goes out on a new connection."""
     def handle(conn, head):
         conn.sendall(ok(b"ok"))
-        time.sleep(0.1)
-        conn.sendall(SPLIT)  # the connection is idle in the pool now
-        conn.settimeout(1)
-        try:
-            if conn.recv(4096):  # a request on it would get the junk
-                conn.sendall(ok(b"reused"))
-        except OSError:
-            pass
+        time.sleep(0.1)  # the connection is idle in the pool then
+        junk_on_idle(conn)
 
     srv = HeadServer(handle)
     try:
@@ -316,13 +323,7 @@ def test_stray_bytes_and_a_request_in_one_round(procs):
             conn_count[0] += 1
             conn.sendall(ok(b"ok"))
             send_junk.wait(5)
-            conn.sendall(SPLIT)  # nobody asked: the connection is idle
-            conn.settimeout(1)
-            try:
-                if conn.recv(4096):  # a request on it would get the junk
-                    conn.sendall(ok(b"reused"))
-            except OSError:
-                pass
+            junk_on_idle(conn)
         else:
             conn.sendall(ok(b"fresh"))
 
