@@ -52,7 +52,8 @@ DEFAULT_CONFIGS = ["lb-ewma-p", "lb-lc-p", "lb-p2c-p", "lb-prequal-p",
 FIELDS = ["scenario", "config", "offered_frac", "offered_rps",
           "delivered_rps", "requests", "ok", "errors", "status_errors",
           "unfinished", "waited", "mean_ms", "p50_ms", "p90_ms", "p99_ms",
-          "p999_ms", "max_ms", "send_lag_p99_ms", "proxy_cpu_us_per_req"]
+          "p999_ms", "max_ms", "send_lag_p99_ms", "proxy_cpu_us_per_req",
+          "p99_floor_ms"]
 
 UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -90,6 +91,74 @@ def capacity(scen):
             return None
         total += k * 1000.0 / m
     return total
+
+
+def service_tail(profile, x_ms):
+    """P(service time > x_ms) for an lbbackend profile (fixed:, exp:,
+    uniform:A-B, each with an optional +BASE); None for one this does not
+    know."""
+    kind, _, rest = profile.partition(":")
+    rest, _, base = rest.partition("+")
+    x = x_ms - (duration_ms(base) if base else 0.0)
+    if kind == "fixed":
+        return 1.0 if x < duration_ms(rest) else 0.0
+    if kind == "exp":
+        return 1.0 if x <= 0 else math.exp(-x / duration_ms(rest))
+    if kind == "uniform":
+        lo, _, hi = rest.partition("-")
+        lo, hi = duration_ms(lo), duration_ms(hi)
+        if hi <= lo:
+            return 1.0 if x < lo else 0.0
+        return min(1.0, max(0.0, (hi - x) / (hi - lo)))
+    return None
+
+
+def tail_floor(scen, rate, q=0.99):
+    """The lowest q-quantile of latency (ms) that any policy sending each
+    request to one backend, once, could reach at `rate` req/s: no queueing
+    and no path, only the backends' service times, with every backend
+    filled up to its whole capacity in the order that leaves the fewest
+    requests above x (the fractional-knapsack optimum of the mixture's
+    tail at x; the minimum tail falls as x grows, so x is found by
+    bisection).  Unreachable (a backend at 100% utilisation queues without
+    bound), so a true lower bound; None without a capacity bound, for an
+    unknown profile, a backend whose profile changes (--phase), or at or
+    above capacity."""
+    caps = []
+    for _, args in scen.backends:
+        a = dict(zip(args[::2], args[1::2]))
+        k = int(a.get("--workers", "0"))
+        prof = a.get("--profile", "fixed:0ms")
+        m = mean_service_ms(prof)
+        if (k <= 0 or not m or service_tail(prof, 0.0) is None
+                or "--phase" in args):
+            return None
+        caps.append((prof, k * 1000.0 / m))
+    if rate <= 0 or rate >= sum(c for _, c in caps):
+        return None
+
+    def best_tail(x):
+        left, tail = rate, 0.0
+        for t, c in sorted((service_tail(p, x), c) for p, c in caps):
+            take = min(c, left)
+            tail += take / rate * t
+            left -= take
+            if left <= 0:
+                break
+        return tail
+
+    lo, hi = 0.0, 1.0
+    while best_tail(hi) > 1 - q:
+        hi *= 2
+        if hi > 1e7:
+            return None
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if best_tail(mid) > 1 - q:
+            lo = mid
+        else:
+            hi = mid
+    return hi
 
 
 def scenario_rates(scen, offered):
@@ -146,6 +215,8 @@ def one_run(scen, cfg, frac, rate, args, out):
     done = res.get("ok", 0)
     row["proxy_cpu_us_per_req"] = (f"{cpu * 1e6 / done:.2f}"
                                    if done and cfg.kind != "direct" else "")
+    floor = tail_floor(scen, rate)
+    row["p99_floor_ms"] = f"{floor:.1f}" if floor is not None else ""
     return row
 
 
@@ -162,6 +233,11 @@ def plot(rows, scen_name, out):
                      for r in rows if r["config"] == cfg)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
                 label=cfg)
+    floors = sorted({(float(r["offered_rps"]), float(r["p99_floor_ms"]))
+                     for r in rows if r.get("p99_floor_ms")})
+    if floors:
+        ax.plot([p[0] for p in floors], [p[1] for p in floors], "k--",
+                label="floor: service times only, one try")
     ax.set_xlabel("offered load (req/s, Poisson arrivals)")
     ax.set_ylabel("p99 latency from intended send (ms)")
     ax.set_yscale("log")
@@ -179,7 +255,7 @@ def plot(rows, scen_name, out):
 def table(rows):
     head = ["scenario", "offered", "config", "delivered req/s", "p50 ms",
             "p90 ms", "p99 ms", "p99.9 ms", "waited", "errors",
-            "CPU us/req"]
+            "CPU us/req", "p99 floor ms"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         off = (f"{float(r['offered_frac']):.0%} ({float(r['offered_rps']):.0f}/s)"
@@ -189,7 +265,12 @@ def table(rows):
             f"{float(r['p50_ms']):.1f}", f"{float(r['p90_ms']):.1f}",
             f"{float(r['p99_ms']):.1f}", f"{float(r['p999_ms']):.1f}",
             str(r["waited"]), str(int(r["errors"]) + int(r["unfinished"])),
-            r["proxy_cpu_us_per_req"] or "—"]) + " |")
+            r["proxy_cpu_us_per_req"] or "—",
+            r.get("p99_floor_ms") or "—"]) + " |")
+    lines.append("\np99 floor: the lowest p99 any policy that sends each "
+                 "request to one backend once could reach at that rate, "
+                 "from the backends' service-time distributions alone "
+                 "(no queueing, no path; openbench.tail_floor).")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,7 @@ the offered one with no error and no arrival waiting for a connection,
 report.md ends with the open-loop section; OPEN=0 skips the stage; and a
 scenario without a capacity bound runs at its own open_rates."""
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -67,3 +68,40 @@ def test_rates_without_a_capacity_bound():
     capped = bl.Scenario.load(os.path.join(ROOT, "config", "scenarios",
                                            "capped.ini"))
     assert openbench.scenario_rates(capped, [0.5]) == [(0.5, 700.0)]
+
+
+def test_tail_floor_of_capped():
+    """The p99 floor on capped (5+exp5, 10+exp10, 20+exp20 ms, 8 workers
+    each, capacity 1400/s), worked by hand: at 80% (1120/s) the fast
+    backend takes its whole 800/s and the medium one 320/s, so the floor
+    x solves (800 e^-((x-5)/5) + 320 e^-((x-10)/10)) / 1120 = 0.01, about
+    43.8 ms; at 95% the slow one must take 130/s, about 67.6 ms."""
+    scen = bl.Scenario.load(os.path.join(ROOT, "config", "scenarios",
+                                         "capped.ini"))
+
+    def tail(x, shares):
+        return sum(n * math.exp(-(x - b) / m) for n, b, m in shares) \
+            / sum(n for n, _, _ in shares)
+
+    f80 = openbench.tail_floor(scen, 1120)
+    assert abs(tail(f80, [(800, 5, 5), (320, 10, 10)]) - 0.01) < 1e-6
+    assert 43.7 < f80 < 43.9, f80
+    f95 = openbench.tail_floor(scen, 1330)
+    assert abs(tail(f95, [(800, 5, 5), (400, 10, 10), (130, 20, 20)])
+               - 0.01) < 1e-6
+    assert 67.5 < f95 < 67.7, f95
+    # no floor at or above capacity, or where a profile changes
+    assert openbench.tail_floor(scen, 1400) is None
+    deg = bl.Scenario.load(os.path.join(ROOT, "config", "scenarios",
+                                        "degrade.ini"))
+    assert openbench.tail_floor(deg, 100) is None
+
+
+def test_service_tail():
+    assert openbench.service_tail("fixed:10ms", 9.9) == 1.0
+    assert openbench.service_tail("fixed:10ms", 10.0) == 0.0
+    assert openbench.service_tail("exp:5ms+5ms", 5.0) == 1.0
+    assert abs(openbench.service_tail("exp:5ms+5ms", 10.0)
+               - math.exp(-1)) < 1e-12
+    assert openbench.service_tail("uniform:10ms-20ms", 15.0) == 0.5
+    assert openbench.service_tail("pareto:1ms", 1.0) is None
