@@ -66,6 +66,9 @@ size_t backendset_count(const struct backendset *s);
 bool backendset_live(const struct backendset *s, size_t idx);
 const char *backendset_id(const struct backendset *s, size_t idx);
 const char *backendset_addr(const struct backendset *s, size_t idx);
+/* The name a TLS backend was added with ("" for none), or NULL for a
+ * backend spoken to in plain TCP. */
+const char *backendset_tls_host(const struct backendset *s, size_t idx);
 
 /* The state of slot idx for display: "maint"; "draining" (drain with
  * requests in flight) or "drained" (drain and idle); else the health:

@@ -54,6 +54,9 @@ enum tls_client_step {
 
 /* Whether cfg has a backend marked ",tls" (so its pool needs a context). */
 bool tls_client_wanted(const struct config *cfg);
+
+/* True when tc checks its backends' certificates (upstream_tls_verify). */
+bool tls_client_verifies(const struct tls_client *tc);
 /* Builds cfg's client context (reads the CA file).  NULL with a message
  * naming the file and OpenSSL's reason in err. */
 struct tls_client *tls_client_create(const struct config *cfg, char *err,

@@ -21,6 +21,7 @@
 #include "backendset.h"
 #include "balancer.h"
 #include "config.h"
+#include "net.h"
 
 #define AUTH_HEADER "WWW-Authenticate: Bearer realm=\"lbproxy\"\r\n"
 
@@ -169,6 +170,10 @@ static cJSON *backend_json(const struct backendset *s, size_t idx)
         return NULL;
     cJSON_AddStringToObject(o, "id", backendset_id(s, idx));
     cJSON_AddStringToObject(o, "address", backendset_addr(s, idx));
+    const char *tls = backendset_tls_host(s, idx);
+    cJSON_AddBoolToObject(o, "tls", tls != NULL);
+    if (tls && tls[0])
+        cJSON_AddStringToObject(o, "tls_name", tls);
     cJSON_AddNumberToObject(o, "weight", be ? be->weight : 1);
     cJSON_AddStringToObject(o, "state", backendset_state(s, idx));
     cJSON_AddStringToObject(
@@ -203,13 +208,15 @@ static cJSON *pool_json(const struct backendset *s)
 /* What a POST or PATCH body asks for; has_* say which fields were given. */
 struct change {
     const char *id, *address;
+    const char *tls_name; /* NULL: none given */
+    bool tls;             /* "tls": true, or a tls_name given */
     bool has_weight, has_state;
     unsigned weight;
     enum balancer_admin state;
 };
 
 /* Parses and checks a body against the allowed fields ("id", "address",
- * "weight", "state" as `allowed` permits).  Returns 0, or 400 with a
+ * "tls", "tls_name" when adding; "weight", "state").  Returns 0, or 400 with a
  * message in *why.  *doc must be freed by the caller. */
 static int parse_change(const struct admin_api_req *rq, bool for_add,
                         cJSON **doc, struct change *c, const char **why)
@@ -228,6 +235,15 @@ static int parse_change(const struct admin_api_req *rq, bool for_add,
             c->id = f->valuestring;
         } else if (for_add && !strcmp(k, "address") && cJSON_IsString(f)) {
             c->address = f->valuestring;
+        } else if (for_add && !strcmp(k, "tls") && cJSON_IsBool(f)) {
+            c->tls = c->tls || cJSON_IsTrue(f);
+        } else if (for_add && !strcmp(k, "tls_name") && cJSON_IsString(f)) {
+            if (!net_name_valid(f->valuestring)) {
+                *why = "tls_name: a host name expected";
+                return 400;
+            }
+            c->tls_name = f->valuestring;
+            c->tls = true;
         } else if (!strcmp(k, "weight") && cJSON_IsNumber(f)) {
             double w = f->valuedouble;
             if (!(w >= 1 && w <= CONFIG_WEIGHT_MAX && floor(w) == w)) {
@@ -246,7 +262,7 @@ static int parse_change(const struct admin_api_req *rq, bool for_add,
             c->has_state = true;
         } else {
             *why = for_add ? "unknown or mistyped field (id, address, "
-                             "weight, state expected)"
+                             "tls, tls_name, weight, state expected)"
                            : "unknown or mistyped field (weight, state "
                              "expected)";
             return 400;
@@ -331,9 +347,10 @@ static int add_backend(struct backendset *s, const struct admin_api_req *rq,
         cJSON_Delete(doc);
         return error(out, st, why);
     }
+    const char *tls_host = c.tls ? (c.tls_name ? c.tls_name : "") : NULL;
     int idx =
-        backendset_add(s, c.id, c.address, NULL, c.has_weight ? c.weight : 1,
-                       now_us, err, sizeof(err));
+        backendset_add(s, c.id, c.address, tls_host,
+                       c.has_weight ? c.weight : 1, now_us, err, sizeof(err));
     if (idx >= 0 && c.has_state)
         backendset_set_state(s, c.id, c.state, now_us);
     cJSON_Delete(doc);

@@ -198,3 +198,8 @@ const char *backendset_addr(const struct backendset *s, size_t idx)
 {
     return upstream_addr(s->up, idx);
 }
+
+const char *backendset_tls_host(const struct backendset *s, size_t idx)
+{
+    return upstream_tls_host(s->up, idx);
+}

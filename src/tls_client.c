@@ -34,10 +34,17 @@ const struct tls_client_counters *tls_client_counters(void)
 
 bool tls_client_wanted(const struct config *cfg)
 {
+    if (cfg->upstream_tls_ca_file[0])
+        return true; /* ready for TLS backends added later (runtime API) */
     for (size_t i = 0; i < cfg->nbackends && i < CONFIG_MAX_BACKENDS; i++)
         if (cfg->backends[i].tls)
             return true;
     return false;
+}
+
+bool tls_client_verifies(const struct tls_client *tc)
+{
+    return tc->verify;
 }
 
 void tls_resume_clear(struct tls_resume *r)

@@ -153,8 +153,16 @@ int upstream_add(struct upstream *up, size_t idx, const char *id,
     if (tls_host && !up->tls) {
         snprintf(err, errlen,
                  "backend %s: TLS in a pool without a TLS "
-                 "backend in its configuration",
+                 "backend or upstream_tls_ca_file in its configuration",
                  id);
+        return -1;
+    }
+    if (tls_host && !tls_host[0] && cb.unix_path[0] && !up->tls_sni[0] &&
+        tls_client_verifies(up->tls)) {
+        snprintf(err, errlen,
+                 "backend %s: TLS over unix:%s has no host name to verify: "
+                 "give one (tls_name)",
+                 id, cb.unix_path);
         return -1;
     }
     struct backend *b = &up->backends[idx];

@@ -11,6 +11,7 @@ the configured name; a backend answering garbage or stalling the
 handshake ends cleanly (502, connect timeout); hedges and health checks
 speak TLS to a TLS backend; a reload with a bad CA file is refused."""
 import csv
+import http.client
 import json
 import os
 import signal
@@ -387,3 +388,89 @@ def test_named_backend_sends_and_checks_its_name(procs, pki, tmp_path):
         assert upstream_tls(p)["failures"] == 0
     finally:
         dns.close()
+
+
+def api_post(admin, token, path, body):
+    """POST a JSON body to the runtime API: (status, parsed answer)."""
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    c.request("POST", path, body=json.dumps(body),
+              headers={"Authorization": f"Bearer {token}",
+                       "Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, json.loads(data) if data else None
+
+
+def api_proxy(procs, tmp_path, specs, extra=()):
+    """proxy() with the runtime API on (a token file), round-robin."""
+    tok = tmp_path / "token"
+    tok.write_text("tls-api-token-0123456789\n")
+    os.chmod(tok, 0o600)
+    p = proxy(procs, specs, ["--mode", "round-robin", "--set",
+                             f"proxy.admin_token_file={tok}", *extra])
+    p.token = "tls-api-token-0123456789"
+    return p
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_runtime_api_adds_a_tls_backend(procs, pki, tmp_path, workers):
+    """A pool whose configuration names a CA file (no TLS backend yet) takes
+    a TLS backend from the runtime API; with --workers 2 every worker
+    follows and speaks TLS to it."""
+    a = procs.backend(bid="A")
+    c = tls_backend(procs, pki["ip"], bid="C")
+    p = api_proxy(procs, tmp_path, [f"127.0.0.1:{a.port}"],
+                  [*ca_flag(pki), "--workers", workers])
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "C", "address": f"127.0.0.1:{c.port}",
+                        "tls": True})
+    assert st == 201 and doc["tls"] is True and "tls_name" not in doc, doc
+    before = backend_stats(pki, c)
+    seen = []
+    for _ in range(40):  # new connections: spread over the workers
+        stc, body = get(p.port)
+        assert stc == 200, (stc, body)
+        seen.append(body)
+    assert any(b"backend C" in x for x in seen), seen
+    after = backend_stats(pki, c)
+    assert after["requests"] > before["requests"]
+    assert after["tls_handshakes"] > before["tls_handshakes"]
+    # every follower took it (sharedgen.c warns of a slot it cannot fill)
+    assert "backend C at" not in open(p.logfile).read()
+
+
+def test_runtime_api_tls_name_is_sent_and_checked(procs, pki, tmp_path):
+    c = tls_backend(procs, pki["name"], bid="C")  # backend.test only
+    a = procs.backend(bid="A")
+    p = api_proxy(procs, tmp_path, [f"127.0.0.1:{a.port}"], ca_flag(pki))
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "C", "address": f"127.0.0.1:{c.port}",
+                        "tls_name": "backend.test"})
+    assert st == 201 and doc["tls"] is True, doc
+    assert doc["tls_name"] == "backend.test", doc
+    bodies = [get(p.port, "/stats")[1] for _ in range(4)]
+    assert any(b'"tls_sni":"backend.test"' in b for b in bodies), bodies
+    assert upstream_tls(p)["failures"] == 0
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "D", "address": f"127.0.0.1:{c.port}",
+                        "tls_name": "not a name!"})
+    assert st == 400 and "tls_name" in doc["error"], doc
+
+
+def test_runtime_api_tls_needs_a_tls_ready_pool(procs, pki, tmp_path):
+    """Without a CA file or a TLS backend in its configuration a pool has no
+    TLS client: adding a TLS backend is refused, and nothing changes."""
+    a = procs.backend(bid="A")
+    c = tls_backend(procs, pki["ip"], bid="C")
+    p = api_proxy(procs, tmp_path, [f"127.0.0.1:{a.port}"])
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "C", "address": f"127.0.0.1:{c.port}",
+                        "tls": True})
+    assert st == 400 and "upstream_tls_ca_file" in doc["error"], doc
+    ids = [b["id"] for b in http_json(p.admin)["backends"]]
+    assert ids == ["A"], ids
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "C", "address": f"127.0.0.1:{c.port}",
+                        "tls": "yes"})
+    assert st == 400, doc
