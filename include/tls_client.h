@@ -52,11 +52,12 @@ enum tls_client_step {
     TLSC_FAILED,     /* failed; the reason was written */
 };
 
-/* Whether cfg has a backend marked ",tls" (so its pool needs a context). */
+/* Whether cfg's pool needs a context: a backend marked ",tls", or an
+ * upstream_tls_ca_file (ready for TLS backends the runtime API adds). */
 bool tls_client_wanted(const struct config *cfg);
-
 /* True when tc checks its backends' certificates (upstream_tls_verify). */
 bool tls_client_verifies(const struct tls_client *tc);
+
 /* Builds cfg's client context (reads the CA file).  NULL with a message
  * naming the file and OpenSSL's reason in err. */
 struct tls_client *tls_client_create(const struct config *cfg, char *err,

@@ -209,7 +209,7 @@ static cJSON *pool_json(const struct backendset *s)
 struct change {
     const char *id, *address;
     const char *tls_name; /* NULL: none given */
-    bool tls;             /* "tls": true, or a tls_name given */
+    bool tls, has_tls;    /* "tls" as given (a tls_name implies true) */
     bool has_weight, has_state;
     unsigned weight;
     enum balancer_admin state;
@@ -236,14 +236,14 @@ static int parse_change(const struct admin_api_req *rq, bool for_add,
         } else if (for_add && !strcmp(k, "address") && cJSON_IsString(f)) {
             c->address = f->valuestring;
         } else if (for_add && !strcmp(k, "tls") && cJSON_IsBool(f)) {
-            c->tls = c->tls || cJSON_IsTrue(f);
+            c->tls = cJSON_IsTrue(f);
+            c->has_tls = true;
         } else if (for_add && !strcmp(k, "tls_name") && cJSON_IsString(f)) {
             if (!net_name_valid(f->valuestring)) {
                 *why = "tls_name: a host name expected";
                 return 400;
             }
             c->tls_name = f->valuestring;
-            c->tls = true;
         } else if (!strcmp(k, "weight") && cJSON_IsNumber(f)) {
             double w = f->valuedouble;
             if (!(w >= 1 && w <= CONFIG_WEIGHT_MAX && floor(w) == w)) {
@@ -268,6 +268,12 @@ static int parse_change(const struct admin_api_req *rq, bool for_add,
             return 400;
         }
     }
+    if (c->tls_name && c->has_tls && !c->tls) {
+        *why = "tls_name with \"tls\": false";
+        return 400;
+    }
+    if (c->tls_name)
+        c->tls = true;
     if (for_add && (!c->id || !c->address)) {
         *why = "id and address are required";
         return 400;

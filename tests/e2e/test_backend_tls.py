@@ -456,6 +456,17 @@ def test_runtime_api_tls_name_is_sent_and_checked(procs, pki, tmp_path):
                        {"id": "D", "address": f"127.0.0.1:{c.port}",
                         "tls_name": "not a name!"})
     assert st == 400 and "tls_name" in doc["error"], doc
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "D", "address": f"127.0.0.1:{c.port}",
+                        "tls": False, "tls_name": "backend.test"})
+    assert st == 400 and "tls_name" in doc["error"], doc
+    # a Unix socket has no name of its own to verify
+    st, doc = api_post(p.admin, p.token, "/api/pools/default/backends",
+                       {"id": "U", "address": f"unix:{tmp_path}/u.sock",
+                        "tls": True})
+    assert st == 400 and "tls_name" in doc["error"], doc
+    ids = [b["id"] for b in http_json(p.admin)["backends"]]
+    assert ids == ["A", "C"], ids
 
 
 def test_runtime_api_tls_needs_a_tls_ready_pool(procs, pki, tmp_path):
