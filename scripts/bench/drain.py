@@ -37,11 +37,13 @@ import statistics
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
+
+sys.path.insert(0, os.path.join(bl.ROOT, "tests", "lib"))
+from lbtest import admin_call, write_token  # noqa: E402
 
 TOKEN = "drain-bench-token-0123456789abcdef"
 FIELDS = ["round", "mode", "requests", "rps", "errors", "err_status",
@@ -52,18 +54,8 @@ FIELDS = ["round", "mode", "requests", "rps", "errors", "err_status",
 
 def api(port, method, path, body=None, token=TOKEN):
     """One admin call; returns (status, parsed JSON or None)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                 data=data, method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if data:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, None
+    st, _, doc = admin_call(port, method, path, body, token)
+    return st, doc
 
 
 def backend_b(admin):
@@ -85,10 +77,7 @@ def served_by(port):
 
 def start_proxy(args, backends, d):
     """lbproxy with the runtime API on; returns (Proc, port, admin port)."""
-    token = os.path.join(d, "admin.token")
-    with open(token, "w") as f:
-        f.write(TOKEN + "\n")
-    os.chmod(token, 0o600)
+    token = write_token(d, TOKEN)
     port, admin = bl.free_port(), bl.free_port()
     cmd = [bl.LBPROXY, "--listen", f"127.0.0.1:{port}", "--admin",
            f"127.0.0.1:{admin}", "--mode", args.mode, "--persistent",

@@ -79,18 +79,27 @@ def mean_service_ms(profile):
     return None
 
 
-def capacity(scen):
-    """Sum over the backends of workers / mean service (req/s), or None
-    when a backend has no worker limit or an unknown profile."""
-    total = 0.0
+def backend_caps(scen):
+    """Per backend: (its --profile, workers / mean service in req/s,
+    whether a --phase changes the profile); None when a backend has no
+    worker limit or an unknown profile."""
+    caps = []
     for _, args in scen.backends:
         a = dict(zip(args[::2], args[1::2]))
         k = int(a.get("--workers", "0"))
-        m = mean_service_ms(a.get("--profile", "fixed:0ms"))
+        prof = a.get("--profile", "fixed:0ms")
+        m = mean_service_ms(prof)
         if k <= 0 or not m:
             return None
-        total += k * 1000.0 / m
-    return total
+        caps.append((prof, k * 1000.0 / m, "--phase" in args))
+    return caps
+
+
+def capacity(scen):
+    """Sum over the backends of workers / mean service (req/s), or None
+    when a backend has no worker limit or an unknown profile."""
+    caps = backend_caps(scen)
+    return sum(c for _, c, _ in caps) if caps is not None else None
 
 
 def service_tail(profile, x_ms):
@@ -124,16 +133,11 @@ def tail_floor(scen, rate, q=0.99):
     bound), so a true lower bound; None without a capacity bound, for an
     unknown profile, a backend whose profile changes (--phase), or at or
     above capacity."""
-    caps = []
-    for _, args in scen.backends:
-        a = dict(zip(args[::2], args[1::2]))
-        k = int(a.get("--workers", "0"))
-        prof = a.get("--profile", "fixed:0ms")
-        m = mean_service_ms(prof)
-        if (k <= 0 or not m or service_tail(prof, 0.0) is None
-                or "--phase" in args):
-            return None
-        caps.append((prof, k * 1000.0 / m))
+    caps = backend_caps(scen)
+    if caps is None or any(ph or service_tail(p, 0.0) is None
+                           for p, _, ph in caps):
+        return None
+    caps = [(p, c) for p, c, _ in caps]
     if rate <= 0 or rate >= sum(c for _, c in caps):
         return None
 

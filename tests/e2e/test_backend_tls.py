@@ -11,7 +11,6 @@ the configured name; a backend answering garbage or stalling the
 handshake ends cleanly (502, connect timeout); hedges and health checks
 speak TLS to a TLS backend; a reload with a bad CA file is refused."""
 import csv
-import http.client
 import json
 import os
 import signal
@@ -24,7 +23,8 @@ import pytest
 
 from conftest import LBPROXY
 from dnstest import Dns
-from lbtest import free_port, http_json, read_until_close, wait_until
+from lbtest import (admin_call, free_port, http_json, read_until_close,
+                    wait_until, write_token)
 from rawbackend import RawBackend
 from tlscerts import OPENSSL, make_ca, make_cert, make_signed
 
@@ -392,24 +392,17 @@ def test_named_backend_sends_and_checks_its_name(procs, pki, tmp_path):
 
 def api_post(admin, token, path, body):
     """POST a JSON body to the runtime API: (status, parsed answer)."""
-    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-    c.request("POST", path, body=json.dumps(body),
-              headers={"Authorization": f"Bearer {token}",
-                       "Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, json.loads(data) if data else None
+    st, _, doc = admin_call(admin, "POST", path, body, token)
+    return st, doc
 
 
 def api_proxy(procs, tmp_path, specs, extra=()):
     """proxy() with the runtime API on (a token file), round-robin."""
-    tok = tmp_path / "token"
-    tok.write_text("tls-api-token-0123456789\n")
-    os.chmod(tok, 0o600)
+    token = "tls-api-token-0123456789"
     p = proxy(procs, specs, ["--mode", "round-robin", "--set",
-                             f"proxy.admin_token_file={tok}", *extra])
-    p.token = "tls-api-token-0123456789"
+                             f"proxy.admin_token_file="
+                             f"{write_token(tmp_path, token)}", *extra])
+    p.token = token
     return p
 
 

@@ -8,7 +8,6 @@ remove, bad JSON and unknown names answer as documented; a reload replaces
 the runtime changes."""
 import http.client
 import json
-import os
 import signal
 import threading
 import time
@@ -16,16 +15,14 @@ import time
 import pytest
 
 from conftest import LBPROXY
-from lbtest import free_port, http_json, wait_port, wait_until
+import lbtest
+from lbtest import admin_call, free_port, http_json, wait_port, wait_until
 
 TOKEN = "s3cret-token-0123456789abcdef"
 
 
 def write_token(tmp_path, token=TOKEN, mode=0o600):
-    path = tmp_path / "token"
-    path.write_text(token + "\n")
-    os.chmod(path, mode)
-    return str(path)
+    return lbtest.write_token(tmp_path, token, mode)
 
 
 class Stack:
@@ -46,19 +43,7 @@ class Stack:
 
     def api(self, method, path, body=None, token=TOKEN, headers=None):
         """(status, response headers, parsed JSON body)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=5)
-        h = dict(headers or {})
-        if token is not None:
-            h["Authorization"] = f"Bearer {token}"
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        if body is not None:
-            h["Content-Type"] = "application/json"
-        c.request(method, path, body=body, headers=h)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, r, json.loads(data) if data else None
+        return admin_call(self.admin, method, path, body, token, headers)
 
     def backends(self):
         """/api/stats's backends by id."""

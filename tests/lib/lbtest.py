@@ -7,6 +7,7 @@ It lives in tests/lib/ beside httpc.py (the strict test client) so that
 neither side imports the other's private modules: tests/e2e/conftest.py and
 each script put this folder on sys.path.  Nothing here knows pytest.
 """
+import http.client
 import inspect
 import json
 import os
@@ -197,3 +198,35 @@ def http_text(port, path, timeout=5.0):
 def http_json(port, path="/api/stats", timeout=5.0):
     """The same, parsed as JSON (by default the admin's /api/stats)."""
     return json.loads(http_text(port, path, timeout))
+
+
+def write_token(dirpath, token, mode=0o600):
+    """Writes a runtime-API bearer token file (proxy.admin_token_file) into
+    dirpath; returns its path."""
+    path = os.path.join(str(dirpath), "token")
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+def admin_call(port, method, path, body=None, token=None, headers=None,
+               timeout=5.0):
+    """One call to the admin listener's runtime API: body (a dict is sent as
+    JSON; bytes or str as they are), the bearer token if given.  Returns
+    (status, the http.client response, the parsed JSON body or None)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = dict(headers or {})
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if body is not None:
+        h["Content-Type"] = "application/json"
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    return r.status, r, json.loads(data) if data else None
