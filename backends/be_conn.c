@@ -707,7 +707,8 @@ void be_conn_close(struct conn *c)
     struct be_server *s = c->srv;
     if (c->state == CS_CLOSED)
         return;
-    if (be_sched_forget(&s->sched, &c->job) && !s->destroying)
+    if (be_sched_forget(&s->sched, &c->job, loop_now(s->loop)) &&
+        !s->destroying)
         be_sched_pump(&s->sched, loop_now(s->loop));
     loop_timer_cancel(s->loop, &c->timer);
     be_tls_close(c); /* before its socket goes */

@@ -19,6 +19,26 @@ static int worker_free(const struct be_sched *s)
     return s->workers == 0 || s->busy < s->workers;
 }
 
+/* Adds the idle worker time up to t before the busy count changes.  Times
+ * come in as deadlines and arrivals, not always in order: a span is counted
+ * once, from the latest time seen. */
+static void idle_advance(struct be_sched *s, uint64_t t)
+{
+    if (s->idle_at == 0)
+        s->idle_at = t;
+    if (t <= s->idle_at)
+        return;
+    if (s->workers > 0 && s->busy < s->workers)
+        s->idle_us += (uint64_t)(s->workers - s->busy) * (t - s->idle_at);
+    s->idle_at = t;
+}
+
+uint64_t be_sched_idle_us(struct be_sched *s, uint64_t now_us)
+{
+    idle_advance(s, now_us);
+    return s->idle_us;
+}
+
 static void queue_push(struct be_sched *s, struct be_sched_job *j)
 {
     j->next = NULL;
@@ -53,6 +73,7 @@ static void queue_remove(struct be_sched *s, struct be_sched_job *j)
 static void take_worker(struct be_sched *s, struct be_sched_job *j,
                         uint64_t start_us)
 {
+    idle_advance(s, start_us);
     j->has_worker = 1;
     s->busy++;
     j->start_us = start_us;
@@ -85,12 +106,13 @@ void be_sched_pump(struct be_sched *s, uint64_t freed_us)
     }
 }
 
-int be_sched_forget(struct be_sched *s, struct be_sched_job *j)
+int be_sched_forget(struct be_sched *s, struct be_sched_job *j, uint64_t t)
 {
     if (j->queued)
         queue_remove(s, j);
     if (!j->has_worker)
         return 0;
+    idle_advance(s, t);
     j->has_worker = 0;
     s->busy--;
     return 1;
@@ -98,6 +120,6 @@ int be_sched_forget(struct be_sched *s, struct be_sched_job *j)
 
 void be_sched_done(struct be_sched *s, struct be_sched_job *j, uint64_t done_us)
 {
-    if (be_sched_forget(s, j))
+    if (be_sched_forget(s, j, done_us))
         be_sched_pump(s, done_us);
 }

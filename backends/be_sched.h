@@ -39,6 +39,10 @@ struct be_sched {
     int busy;    /* jobs holding a worker */
     size_t queued;
     uint64_t max_queued; /* the longest the queue has been */
+    /* Worker-microseconds spent idle (workers > 0 only), integrated over
+     * the times passed in up to idle_at: what a balancer left unused. */
+    uint64_t idle_us;
+    uint64_t idle_at;
     struct be_sched_job *head, *tail;
     be_sched_sample_fn *sample;
     be_sched_start_fn *start;
@@ -63,11 +67,16 @@ int be_sched_submit(struct be_sched *s, struct be_sched_job *j,
 void be_sched_done(struct be_sched *s, struct be_sched_job *j,
                    uint64_t done_us);
 
-/* Takes j out (a closing connection): it leaves the queue, or gives back
- * its worker without starting anything.  Returns 1 when a worker was
+/* Takes j out at now_us (a closing connection): it leaves the queue, or
+ * gives back its worker without starting anything.  Returns 1 when a worker was
  * freed (then the caller calls be_sched_pump unless it is tearing down),
  * else 0.  A job that is neither queued nor served is left alone. */
-int be_sched_forget(struct be_sched *s, struct be_sched_job *j);
+int be_sched_forget(struct be_sched *s, struct be_sched_job *j,
+                    uint64_t now_us);
+
+/* The idle worker time (worker-microseconds) up to now_us; 0 with
+ * unlimited workers. */
+uint64_t be_sched_idle_us(struct be_sched *s, uint64_t now_us);
 
 /* Gives free workers to queued jobs in FIFO order; each one's service
  * starts at freed_us, or at its arrival if that is later. */

@@ -28,12 +28,13 @@ void be_respond_stats(struct conn *c)
         ",\"max_queued\":%" PRIu64 ",\"workers\":%d,\"phase\":%d"
         ",\"profile\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
         ",\"ws_upgrades\":%" PRIu64 ",\"ws_frames\":%" PRIu64
-        ",\"probes\":%" PRIu64,
+        ",\"probes\":%" PRIu64 ",\"idle_worker_us\":%" PRIu64,
         s->o->id, loop_now(s->loop) - s->start_us, t->accepts, t->open,
         t->requests, t->responses, t->errors, t->resets, t->hangs, t->health,
         t->stats + 1, t->bad_requests, t->accept_errors, s->sched.busy,
         s->sched.queued, s->sched.max_queued, s->o->workers, s->phase + 1, prof,
-        t->bytes_in, t->bytes_out, t->ws_upgrades, t->ws_frames, t->probes);
+        t->bytes_in, t->bytes_out, t->ws_upgrades, t->ws_frames, t->probes,
+        be_sched_idle_us(&s->sched, loop_now(s->loop)));
     n += be_tls_stats(s, body + n, sizeof(body) - (size_t)n - 2);
     n += snprintf(body + n, sizeof(body) - (size_t)n, "}\n");
     s->st.stats++;

@@ -10,7 +10,9 @@
                                       backends, alternating
 
 Environment overrides: SCENARIOS (names, comma or space separated),
-DURATION, REPEAT, CONNS, THREADS, WARMUP (seconds), CONFIGS (configuration
+DURATION, REPEAT, CONNS, THREADS, WARMUP (seconds), RESTART (scenario|run:
+backends and proxy started once per scenario or afresh for each run, with
+the same seeds), CONFIGS (configuration
 names or "all"), LOG (on|off: lbproxy's CSV request log; on for the matrix,
 off for quickbench; --logcost sets it per configuration), OUT (run
 directory), ANALYZE (0 skips the report).
@@ -87,14 +89,17 @@ def measure(scen, cfg, k, proxy, backends, sd, run_dir, writer, tag=""):
     bl.wait_backends_idle(backends)
     cpu0 = proxy.cpu()
     be0 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
+    idle0 = bl.backends_idle(backends)
     start = time.time()
     summ, wrk_cpu = bl.run_wrk(proxy.port, scen, scen.duration, raw, js,
                                scheme=proxy.scheme)
     end = time.time()
+    idle1 = bl.backends_idle(backends)
     cpu1 = proxy.cpu()
     be1 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
     row = bl.result_row(scen, cfg, k, start, end, summ, cpu1 - cpu0,
                         be1 - be0, wrk_cpu, run_dir, raw, js, proxy.log_csv)
+    row["idle_workers_pct"] = bl.idle_pct(idle0, idle1, end - start)
     writer.add(row)
     return row
 
@@ -526,7 +531,8 @@ def main(argv):
                 f.write(f"  backend {bid}: {' '.join(args)}\n")
     bl.write_facts(run_dir, {"command": " ".join(
         [f"{k}={env[k]}" for k in ("SCENARIOS", "DURATION", "REPEAT",
-                                   "CONNS", "THREADS", "WARMUP", "CONFIGS",
+                                   "CONNS", "THREADS", "WARMUP", "RESTART",
+                                   "CONFIGS",
                                    "LOG") if env.get(k)]
         + [{"quick": "make quickbench", "logcost": "make logcost",
             "": "make bench"}[variant]])})

@@ -249,7 +249,8 @@ class Scenario:
         return s
 
     def apply_env(self, env):
-        """Applies DURATION, REPEAT, CONNS, THREADS, WARMUP, CONFIGS."""
+        """Applies DURATION, REPEAT, CONNS, THREADS, WARMUP, RESTART,
+        CONFIGS."""
         if env.get("DURATION"):
             d = int(env["DURATION"])
             if d < self.min_duration:
@@ -266,6 +267,10 @@ class Scenario:
             self.threads = int(env["THREADS"])
         if env.get("WARMUP"):
             self.warmup = int(env["WARMUP"])
+        if env.get("RESTART"):
+            if env["RESTART"] not in ("scenario", "run"):
+                raise SystemExit("RESTART must be scenario or run")
+            self.restart = env["RESTART"]
         if env.get("CONFIGS"):
             self.configs = select_configs(env["CONFIGS"])
 
@@ -420,6 +425,33 @@ def wait_backends_idle(backends, timeout=5.0):
             break
         time.sleep(0.02)
     return time.monotonic() - t0
+
+
+def backends_idle(backends):
+    """(idle worker-us, workers) summed over the backends with a worker
+    limit, from lbbackend /stats; None when one did not answer."""
+    idle = workers = 0
+    for _, port, _ in backends:
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/stats", timeout=1) as r:
+                s = json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+        if s.get("workers", 0) > 0:
+            idle += s.get("idle_worker_us", 0)
+            workers += s["workers"]
+    return idle, workers
+
+
+def idle_pct(before, after, secs):
+    """The share of the backends' worker time left idle between two
+    backends_idle() readings secs apart, as a percentage string ("" with
+    no worker limit or a missing reading): what the balancer wasted of a
+    capacity-bound set."""
+    if not before or not after or not after[1] or secs <= 0:
+        return ""
+    return f"{100.0 * (after[0] - before[0]) / (after[1] * secs * 1e6):.2f}"
 
 
 # ------------------------------------------------------------------ proxies
@@ -725,7 +757,7 @@ RESULT_FIELDS = [
     "p75_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "err_connect",
     "err_read", "err_write", "err_timeout", "err_status", "errors",
     "proxy_cpu_s", "proxy_cpu_us_per_req", "backends_cpu_s", "wrk_cpu_s",
-    "load_cpu_busy", "wrk_raw", "wrk_json", "proxy_log",
+    "load_cpu_busy", "idle_workers_pct", "wrk_raw", "wrk_json", "proxy_log",
 ]
 
 
@@ -763,6 +795,7 @@ def result_row(scen, cfg, run, start, end, summ, proxy_cpu, be_cpu,
                                  if cfg.kind != "direct" and req else ""),
         "backends_cpu_s": f"{be_cpu:.2f}", "wrk_cpu_s": f"{wrk_cpu:.2f}",
         "load_cpu_busy": f"{(be_cpu + wrk_cpu) / secs:.2f}" if secs else "",
+        "idle_workers_pct": "",
         "wrk_raw": rel(raw), "wrk_json": rel(js), "proxy_log": rel(log_csv),
     }
 

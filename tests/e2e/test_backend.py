@@ -363,6 +363,10 @@ def test_worker_limit_queues_the_extra_request(procs):
     # Margins cover the time between the three sends.
     assert queues[2] >= service * 1e6 - 50000
     assert walls[2] >= 2 * service - 0.05
+    # One worker sat idle while the third request was served: 300 ms of
+    # idle worker time, plus both workers' since it ended.
+    idle = stats(b.port)["idle_worker_us"] / 1e6
+    assert service - 0.05 <= idle <= service + 0.15
     # unlimited workers: all three in parallel
     b0 = backend(procs, "--profile", "fixed:300ms", "--workers", "0")
     res = concurrent_requests(b0.port, 3, conns=3)

@@ -167,14 +167,14 @@ static void test_fifo_and_forget(void **state)
     assert_int_equal(s->max_queued, 4);
 
     /* A queued job that leaves frees no worker; the others keep order. */
-    assert_int_equal(be_sched_forget(s, &q[1]), 0);
+    assert_int_equal(be_sched_forget(s, &q[1], 0), 0);
     assert_int_equal(s->queued, 3);
     assert_int_equal(q[1].queued, 0);
-    assert_int_equal(be_sched_forget(s, &q[1]), 0); /* twice is harmless */
+    assert_int_equal(be_sched_forget(s, &q[1], 0), 0); /* twice is harmless */
 
     /* The job in service leaves at 5000: a worker is freed, nothing starts
      * until the caller pumps. */
-    assert_int_equal(be_sched_forget(s, busy), 1);
+    assert_int_equal(be_sched_forget(s, busy, 0), 1);
     assert_int_equal(fx.nstarted, 0);
     assert_int_equal(s->busy, 0);
     be_sched_pump(s, 5000);
@@ -199,10 +199,34 @@ static void test_pump_never_starts_before_arrival(void **state)
     be_sched_submit(s, b, 8000);
     /* a's worker was freed (say, by a close) at a time stamped before b
      * arrived: b's service starts at its arrival, it never waited. */
-    assert_int_equal(be_sched_forget(s, a), 1);
+    assert_int_equal(be_sched_forget(s, a, 0), 1);
     be_sched_pump(s, 6000);
     assert_int_equal(b->start_us, 8000);
     assert_int_equal(b->queue_us, 0);
+}
+
+/* Idle worker time: what a balancer left unused, in worker-us. */
+static void test_idle_worker_time(void **state)
+{
+    (void)state;
+    struct be_sched *s = init(2);
+    struct be_sched_job *a = &fx.j[0], *b = &fx.j[1], *c = &fx.j[2];
+    be_sched_submit(s, a, 1000); /* the clock starts at the first arrival */
+    be_sched_submit(s, b, 3000); /* one worker idle 1000..3000 */
+    be_sched_submit(s, c, 4000); /* queued behind both */
+    be_sched_done(s, a, a->start_us + S_US); /* c takes a's worker at once */
+    assert_int_equal(be_sched_idle_us(s, 11000), 2000);
+    /* A deadline earlier than a time already seen is not counted twice. */
+    be_sched_done(s, b, b->start_us + S_US); /* 13000: one worker free */
+    assert_int_equal(be_sched_idle_us(s, 12000), 2000);
+    assert_int_equal(be_sched_idle_us(s, 14000), 3000);
+    assert_int_equal(be_sched_forget(s, c, 15000), 1); /* both free now */
+    assert_int_equal(be_sched_idle_us(s, 16000), 3000 + 1000 + 2 * 1000);
+
+    s = init(0); /* unlimited workers are never idle */
+    be_sched_submit(s, a, 1000);
+    be_sched_done(s, a, 1000 + S_US);
+    assert_int_equal(be_sched_idle_us(s, 50000), 0);
 }
 
 static void test_unlimited_workers(void **state)
@@ -243,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_exact_capacity),
         cmocka_unit_test(test_fifo_and_forget),
         cmocka_unit_test(test_pump_never_starts_before_arrival),
+        cmocka_unit_test(test_idle_worker_time),
         cmocka_unit_test(test_unlimited_workers),
         cmocka_unit_test(test_zero_service_time),
     };

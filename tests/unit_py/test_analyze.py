@@ -208,3 +208,11 @@ def test_results_that_disagree_with_raw_files_are_flagged(run_dir):
     report = (run_dir / "report.md").read_text()
     assert "Consistency check FAILED" in report
     assert "nginx-rr-ka run 2: rps 99999.0 != raw 41000.0" in report
+
+
+def test_idle_workers_pct_is_the_share_of_worker_time_left_idle():
+    # 24 workers for 10 s = 240 worker-s; 0.6 worker-s more idle = 0.25%.
+    assert bl.idle_pct((1_000_000, 24), (1_600_000, 24), 10.0) == "0.25"
+    # unlimited workers (none counted) or a missing reading: no figure
+    assert bl.idle_pct((0, 0), (0, 0), 10.0) == ""
+    assert bl.idle_pct(None, (5, 8), 10.0) == ""
