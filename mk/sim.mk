@@ -3,7 +3,8 @@
 
 SIM_BIN := $(BUILD)/tests/lbsim
 
-SIM_SRC := tests/sim/lbsim.c tests/sim/lbsim_check.c tests/sim/lbsim_probe.c
+SIM_SRC := tests/sim/lbsim.c tests/sim/lbsim_check.c tests/sim/lbsim_probe.c \
+           tests/sim/lbsim_report.c
 
 $(SIM_BIN): $(SIM_SRC) tests/sim/lbsim.h $(LIBLB)
 	@mkdir -p $(dir $@)
