@@ -4,7 +4,7 @@
 SIM_BIN := $(BUILD)/tests/lbsim
 
 SIM_SRC := tests/sim/lbsim.c tests/sim/lbsim_check.c tests/sim/lbsim_probe.c \
-           tests/sim/lbsim_report.c
+           tests/sim/lbsim_report.c tests/sim/lbsim_open.c
 
 $(SIM_BIN): $(SIM_SRC) tests/sim/lbsim.h $(LIBLB)
 	@mkdir -p $(dir $@)
@@ -17,6 +17,7 @@ $(SIM_BIN): $(SIM_SRC) tests/sim/lbsim.h $(LIBLB)
 sim: $(SIM_BIN)
 	$(Q)./$(SIM_BIN) check
 
-## sim-report: print the simulator's table of every policy on every set
+## sim-report: print the simulator's table of every policy on every set, closed and open loop
 sim-report: $(SIM_BIN)
 	$(Q)./$(SIM_BIN) report
+	$(Q)./$(SIM_BIN) open

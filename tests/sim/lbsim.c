@@ -15,6 +15,10 @@
  *   lbsim check             the asserting run for `make sim` (exit 1 on a
  *                           failed bound; lbsim_check.c)
  *
+ * With a rate (open loop) requests arrive instead as a Poisson stream that
+ * does not wait for answers, from a random stream of its own (every policy
+ * meets the same arrivals), and latency runs from the arrival.
+ *
  * The ORACLE is shortest expected delay with perfect knowledge: it knows
  * each backend's K and mean service time S and sends a request where its
  * expected completion is soonest: S if in_flight < K, else
@@ -211,9 +215,11 @@ static uint64_t service_us(struct rng *r, const struct be_spec *b,
 
 struct event {
     uint64_t t;
-    uint64_t seq; /* FIFO among equal times: deterministic */
-    unsigned client;
+    uint64_t seq;    /* FIFO among equal times: deterministic */
+    unsigned client; /* ARRIVAL: the next open-loop arrival */
 };
+
+#define ARRIVAL UINT32_MAX
 
 struct heap {
     struct event *e;
@@ -295,6 +301,10 @@ struct sim {
     struct balancer *b;
     struct lbsim_probes *probes; /* NULL: the policy wants none */
     struct rng rng;
+    struct rng arrivals; /* open loop: the gaps between arrivals */
+    unsigned free_slot[MAX_CLIENTS];
+    size_t nfree;
+    uint64_t dropped;
     struct heap heap;
     uint64_t seq, now;
     struct sim_be be[MAX_BE];
@@ -408,8 +418,10 @@ static void dispatch(struct sim *s, unsigned c)
     cl->tried |= 1ull << i;
     if (s->now >= s->set->warmup * SEC)
         s->picks[i]++;
-    s->picks_win[s->now / WINDOW_US][i]++;
-    s->picks_sec[s->now / SEC][i]++;
+    if (s->now / WINDOW_US < MAX_WINDOWS) /* sets longer than the tables */
+        s->picks_win[s->now / WINDOW_US][i]++;
+    if (s->now / SEC < 128)
+        s->picks_sec[s->now / SEC][i]++;
     be = &s->be[i];
     if (s->set->ev_hang && in_event(s, i))
         s->hang_picks++;
@@ -485,7 +497,26 @@ static void complete(struct sim *s, unsigned c)
         s->done++;
         record(s, s->now - cl->started);
     }
-    new_request(s, c);
+    if (s->set->rate > 0)
+        s->free_slot[s->nfree++] = c;
+    else
+        new_request(s, c);
+}
+
+/* Open loop: the arrival at now takes a free slot, and the next one is
+ * due an exponential gap later. */
+static void arrive(struct sim *s)
+{
+    double gap = -log(rng_unit(&s->arrivals)) / s->set->rate;
+
+    heap_push(&s->heap, (struct event){s->now + (uint64_t)(gap * SEC + 0.5),
+                                       s->seq++, ARRIVAL});
+    if (s->nfree == 0) {
+        if (s->now >= s->set->warmup * SEC)
+            s->dropped++;
+        return;
+    }
+    new_request(s, s->free_slot[--s->nfree]);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -543,8 +574,15 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         if (balancer_wants_probes(s->b))
             s->probes = lbsim_probes_new(s->b, PROBE_DELAY_US, probe_state, s);
     }
-    for (unsigned c = 0; c < set->clients; c++)
-        new_request(s, c);
+    if (set->rate > 0) {
+        rng_seed(&s->arrivals, seed ^ 0x6f70656e6c6f6f70u);
+        for (unsigned c = MAX_CLIENTS; c-- > 0;)
+            s->free_slot[s->nfree++] = c;
+        arrive(s);
+    } else {
+        for (unsigned c = 0; c < set->clients; c++)
+            new_request(s, c);
+    }
     while (s->heap.len > 0) {
         struct event ev = heap_pop(&s->heap);
         if (ev.t >= end)
@@ -558,17 +596,21 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         /* Clients stuck on the frozen backend when it resumes. */
         if (set->ev_hang && !s->hang_stuck && ev.t >= set->ev_to * SEC)
             s->hang_stuck = s->be[s->ev_be].in_flight;
-        if (thaw_later(s, ev.client, ev.t))
+        if (ev.client != ARRIVAL && thaw_later(s, ev.client, ev.t))
             continue;
         s->now = ev.t;
         if (s->probes)
             lbsim_probes_pump(s->probes, s->now);
-        complete(s, ev.client);
+        if (ev.client == ARRIVAL)
+            arrive(s);
+        else
+            complete(s, ev.client);
     }
 
     memset(r, 0, sizeof(*r));
     r->done = s->done;
     r->errors = s->errors;
+    r->dropped = s->dropped;
     r->hang_picks = s->hang_picks;
     r->hang_stuck = s->hang_stuck;
     r->ev_be = s->ev_be;
@@ -579,7 +621,9 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
     if (s->nlat > 0) {
         qsort(s->lat, s->nlat, sizeof(*s->lat), cmp_u32);
         r->p50_ms = s->lat[s->nlat / 2] / 1000.0;
+        r->p90_ms = s->lat[(size_t)(s->nlat * 0.90)] / 1000.0;
         r->p99_ms = s->lat[(size_t)(s->nlat * 0.99)] / 1000.0;
+        r->p999_ms = s->lat[(size_t)(s->nlat * 0.999)] / 1000.0;
         for (size_t k = 0; k < s->nlat; k++)
             sum += s->lat[k];
         r->mean_ms = sum / s->nlat / 1000.0;
@@ -591,7 +635,7 @@ void lbsim_run(const struct set_spec *set, const struct pol_spec *pol,
         for (size_t i = 0; i < set->n; i++)
             r->share[i] = tot ? (double)s->picks[i] / tot : 0;
     }
-    r->nwin = end / WINDOW_US;
+    r->nwin = end / WINDOW_US < MAX_WINDOWS ? end / WINDOW_US : MAX_WINDOWS;
     for (size_t w = 0; w < r->nwin && w < MAX_WINDOWS; w++) {
         uint64_t tot = 0;
         for (size_t i = 0; i < set->n; i++)

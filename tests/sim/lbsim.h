@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 #define MAX_BE 8
-#define MAX_CLIENTS 1024
+/* Closed-loop clients, or open-loop request slots (requests in flight). */
+#define MAX_CLIENTS 4096
 #define SEC 1000000ull
 
 enum dist { DIST_EXP, DIST_LOGNORMAL };
@@ -29,6 +30,10 @@ struct set_spec {
     size_t n;
     struct be_spec be[MAX_BE];
     unsigned clients;
+    /* Open loop: Poisson arrivals at `rate` requests per second, each held
+     * in one of MAX_CLIENTS slots while in flight (an arrival that finds
+     * none free is dropped and counted); 0 = closed loop with `clients`. */
+    double rate;
     unsigned seconds;
     unsigned warmup;
     /* Backend `ev_be` is changed between ev_from and ev_to seconds: service
@@ -58,8 +63,9 @@ struct pol_spec {
 
 struct result {
     double rps;
-    double p50_ms, p99_ms, mean_ms;
+    double p50_ms, p90_ms, p99_ms, p999_ms, mean_ms;
     uint64_t done, errors;
+    uint64_t dropped; /* open loop: arrivals with no free slot */
     double share[MAX_BE];                  /* picks, after warmup */
     double win_share[MAX_WINDOWS][MAX_BE]; /* picks per 2 s window */
     double sec_share[128];                 /* ev_be share per 1 s */
@@ -105,5 +111,13 @@ const struct set_spec *lbsim_find_set(const char *name);
 const struct pol_spec *lbsim_find_pol(const char *label);
 /* The asserting run of `make sim`: 0 when every bound holds, else 1. */
 int lbsim_check(uint64_t seed);
+
+/* lbsim_open.c: the open-loop report of one set (NULL: every set it has a
+ * plan for), whether it has one, and the open-loop checks, which report
+ * through lbsim_check's expect. */
+typedef void lbsim_expect_fn(bool ok, const char *fmt, ...);
+void lbsim_open_report(const char *set, uint64_t seed);
+bool lbsim_open_has(const char *set);
+void lbsim_open_check(uint64_t seed, lbsim_expect_fn *expect);
 
 #endif

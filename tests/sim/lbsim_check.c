@@ -196,6 +196,7 @@ int lbsim_check(uint64_t seed)
 
     check_hang(seed);
     check_prequal(seed);
+    lbsim_open_check(seed, expect);
 
     printf("%s: %d failed\n", failures ? "FAIL" : "PASS", failures);
     return failures ? 1 : 0;

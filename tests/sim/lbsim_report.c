@@ -88,7 +88,8 @@ static void report_set(const struct set_spec *set, uint64_t seed)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: lbsim report [SET...] | lbsim check\n"
+    fprintf(stderr, "usage: lbsim report [SET...] | lbsim open [SET...] | "
+                    "lbsim check\n"
                     "sets:");
     for (size_t i = 0; i < lbsim_nsets; i++)
         fprintf(stderr, " %s", lbsim_sets[i].name);
@@ -115,6 +116,18 @@ int main(int argc, char **argv)
                 return 2;
             }
             report_set(set, seed);
+        }
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "open") == 0) {
+        if (argc == 2)
+            lbsim_open_report(NULL, seed);
+        for (int a = 2; a < argc; a++) {
+            if (!lbsim_open_has(argv[a])) {
+                usage();
+                return 2;
+            }
+            lbsim_open_report(argv[a], seed);
         }
         return 0;
     }
