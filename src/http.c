@@ -226,7 +226,9 @@ static inline bool field_scan(const struct http_head *h, struct http_header *hd)
     /* "Name:value", "Name: value" and an empty value are never folded */
     if (v->off > ne + 2 && folded(h, hd))
         return false;
-    hd->canon = v->off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
+    uint16_t sep; /* the two bytes after the name, ": " in one compare */
+    memcpy(&sep, b + ne, 2);
+    hd->canon = v->off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
                 b[v->off + v->len] == '\r';
     return true;
 }
