@@ -21,6 +21,7 @@ void http_head_reset(struct http_head *h, const char *base)
     h->host = 0;
     h->too_many = false;
     h->split_value = false;
+    h->loose = false;
     h->last = 0;
 }
 
@@ -137,7 +138,6 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         hd->value.off = off;
         hd->value.len = 0;
         hd->kind = HH_OTHER;
-        hd->canon = false;
         h->last = 1;
         return 0;
     }
@@ -162,9 +162,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         if (hd->kind == HH_HOST && h->host == 0)
             h->host = h->nheaders;
     }
-    if (hd->value.len == 0 && len > 0)
+    if (hd->value.len == 0 && len > 0) {
         hd->value.off = (uint32_t)(at - h->base);
-    else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
+        /* past "Name: " ("Name:\r\n value" is an obs-fold): field_scan
+         * then looks at every field */
+        if (hd->value.off > hd->name.off + hd->name.len + 2)
+            h->loose = true;
+    } else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
         h->split_value = true; /* a span must be one run of bytes */
     hd->value.len += (uint32_t)len;
     return 0;
@@ -209,10 +213,12 @@ static bool folded(const struct http_head *h, const struct http_header *hd)
     return false;
 }
 
-/* Readies a field of a whole head for the checks and the rebuilds: drops
- * the blanks that end its value (llhttp's value span starts at the first
- * non-blank byte but keeps the trailing ones) and notes whether the line
- * reads "Name: value\r\n".  False for a folded line (see folded). */
+/* Readies a field the checks judge: drops the blanks that end its value
+ * (llhttp's value span starts at the first non-blank byte but keeps the
+ * trailing ones).  False for a folded line (see folded).  Only for a head
+ * marked loose may a field be folded; a field of kind HH_OTHER in any
+ * other head is never looked at (the rebuild copies its line as it is, or
+ * rewrites it with http_value). */
 static inline bool field_scan(const struct http_head *h, struct http_header *hd)
 {
     const char *b = h->base;
@@ -224,13 +230,7 @@ static inline bool field_scan(const struct http_head *h, struct http_header *hd)
             v->len--;
     }
     /* "Name:value", "Name: value" and an empty value are never folded */
-    if (v->off > ne + 2 && folded(h, hd))
-        return false;
-    uint16_t sep; /* the two bytes after the name, ": " in one compare */
-    memcpy(&sep, b + ne, 2);
-    hd->canon = v->off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
-                b[v->off + v->len] == '\r';
-    return true;
+    return !(v->off > ne + 2 && folded(h, hd));
 }
 
 /* Splits a comma-separated list value into trimmed token spans. */
@@ -356,18 +356,21 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
             return reject(req, 400, "invalid authority in request target");
     }
 
+    if (h->split_value)
+        return reject(req, 400, "control character in header value");
     unsigned hosts = 0, tes = 0;
     bool keep_alive_token = false, close_token = false;
     bool upgrade_token = false, conn_overflow = false;
     req->idempotent = method_idempotent(p->method);
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
-        bool flat = field_scan(h, hd);
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");
+        if (hd->kind == HH_OTHER && !h->loose)
+            continue; /* nothing to judge */
         /* control bytes in a value never get here: strict llhttp refuses
          * them (test_llhttp_refuses_control_bytes); a folded line does */
-        if (h->split_value || !flat)
+        if (!field_scan(h, hd))
             return reject(req, 400, "control character in header value");
         switch ((enum http_hdr)hd->kind) {
         case HH_HOST:
@@ -472,9 +475,20 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     }
     bool close_token = false, keep_alive_token = false, overflow = false;
     unsigned tes = 0;
-    for (unsigned i = 0; i < h->nheaders; i++) {
+    /* a head of fields of kind HH_OTHER (and Content-Length, which
+     * llhttp read) is not looked at field by field */
+    const uint32_t plain = (1u << HH_OTHER) | (1u << HH_CONTENT_LENGTH);
+    unsigned nscan = h->loose || (h->seen & ~plain) ? h->nheaders : 0;
+    if (h->split_value) {
+        resp->status = 502;
+        resp->error = "control character in response header";
+        return 502;
+    }
+    for (unsigned i = 0; i < nscan; i++) {
         struct http_header *hd = &h->headers[i];
-        if (!field_scan(h, hd) || h->split_value) {
+        if (hd->kind == HH_OTHER && !h->loose)
+            continue;
+        if (!field_scan(h, hd)) {
             resp->status = 502;
             resp->error = "control character in response header";
             return 502;
