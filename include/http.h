@@ -54,6 +54,11 @@ enum http_hdr {
 struct http_header {
     struct http_span name, value;
     uint8_t kind; /* enum http_hdr */
+    /* set while parsing: the line reads "Name: value\r\n" (one blank
+     * after the ':', none after the value, in one piece), so a rebuild
+     * may copy it as it is (false: it is rewritten in that shape, the same
+     * bytes for a line that has it) */
+    bool canon;
 };
 
 #define HTTP_MAX_CONN_TOKENS 16

@@ -138,6 +138,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         hd->value.off = off;
         hd->value.len = 0;
         hd->kind = HH_OTHER;
+        hd->canon = false;
         h->last = 1;
         return 0;
     }
@@ -149,10 +150,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_head *h = p->data;
     struct http_header *hd = &h->headers[h->nheaders - 1];
+    uint32_t ne = hd->name.off + hd->name.len;
     if (h->last != 2) {
         /* an empty value is reported with `at` wherever llhttp stands
          * (after the line end): anchor it right after the name */
-        hd->value.off = hd->name.off + hd->name.len;
+        hd->value.off = ne;
         hd->value.len = 0;
         h->last = 2;
         /* the name is complete: llhttp reports every value, even an
@@ -162,13 +164,24 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         if (hd->kind == HH_HOST && h->host == 0)
             h->host = h->nheaders;
     }
-    if (hd->value.len == 0 && len > 0) {
-        hd->value.off = (uint32_t)(at - h->base);
+    if (len == 0)
+        return 0;
+    if (hd->value.len == 0) {
+        uint32_t off = (uint32_t)(at - h->base);
+        hd->value.off = off;
+        hd->value.len = (uint32_t)len;
         /* past "Name: " ("Name:\r\n value" is an obs-fold): field_scan
          * then looks at every field */
-        if (hd->value.off > hd->name.off + hd->name.len + 2)
+        if (off > ne + 2)
             h->loose = true;
-    } else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
+        uint16_t sep; /* the two bytes after the name, ": " at once */
+        memcpy(&sep, h->base + ne, 2);
+        hd->canon = off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
+                    (unsigned char)at[len - 1] > ' ';
+        return 0;
+    }
+    hd->canon = false; /* in pieces: the line is rewritten */
+    if (at != h->base + hd->value.off + hd->value.len)
         h->split_value = true; /* a span must be one run of bytes */
     hd->value.len += (uint32_t)len;
     return 0;

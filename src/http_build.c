@@ -65,18 +65,12 @@ HOT void run_flush(struct out *o, const struct http_head *h, struct run *r)
 }
 
 /* Appends one field line.  A line that reads "Name: value\r\n" in the
- * source (the usual shape: one blank after the ':', none after the value)
- * joins the run of source bytes; any other is rewritten in that shape. */
+ * source (the usual shape, hd->canon) joins the run of source bytes; any
+ * other is rewritten in that shape. */
 HOT void put_field(struct out *o, const struct http_head *h,
                    const struct http_header *hd, struct run *r)
 {
-    const char *b = h->base;
-    uint32_t ne = hd->name.off + hd->name.len;
-    uint32_t ve = hd->value.off + hd->value.len;
-    uint16_t sep; /* the two bytes after the name, ": " in one compare */
-    memcpy(&sep, b + ne, 2);
-    if (hd->value.off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
-        b[ve] == '\r' && (unsigned char)b[ve - 1] > ' ') {
+    if (hd->canon) {
         if (r->end != hd->name.off) {
             run_flush(o, h, r);
             r->start = hd->name.off;
