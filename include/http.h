@@ -48,12 +48,16 @@ enum http_hdr {
      (1u << HH_PROXY_CONNECTION) | (1u << HH_TE) | (1u << HH_TRAILER) |        \
      (1u << HH_UPGRADE))
 
+/* A field: its name, its value (from llhttp's first non-blank byte; the
+ * checks drop the trailing blanks of every field they judge, those of a
+ * field of kind HH_OTHER stay until http_value), its kind. */
 struct http_header {
     struct http_span name, value;
     uint8_t kind; /* enum http_hdr */
-    /* set by the checks: the line reads "Name: value\r\n" in the source,
-     * so a rebuild may copy it as it is (false: it is rewritten in that
-     * shape, the same bytes for a line that has it) */
+    /* set while parsing: the line reads "Name: value\r\n" (one blank
+     * after the ':', none after the value, in one piece), so a rebuild
+     * may copy it as it is (false: it is rewritten in that shape, the same
+     * bytes for a line that has it) */
     bool canon;
 };
 
@@ -70,10 +74,23 @@ struct http_head {
     uint32_t seen;           /* 1 << kind of every field present */
     unsigned host;           /* 1 + index of the first Host field, 0: none */
     bool too_many;           /* more than max_headers were seen */
+    bool loose;              /* a value starts past "Name: ": every field
+                                is scanned (an obs-fold may hide there) */
     bool split_value;        /* a value came in pieces that do not touch
                                 (obs-fold: llhttp joins the lines) */
     unsigned char last;      /* 0 none, 1 name, 2 value (span building) */
 };
+
+/* A field's value without its trailing blanks. */
+static inline struct http_span http_value(const struct http_head *h,
+                                          const struct http_header *hd)
+{
+    struct http_span v = hd->value;
+    while (v.len > 0 && (h->base[v.off + v.len - 1] == ' ' ||
+                         h->base[v.off + v.len - 1] == '\t'))
+        v.len--;
+    return v;
+}
 
 /* Resets a head before parsing a new message from `base`. */
 void http_head_reset(struct http_head *h, const char *base);

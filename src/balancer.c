@@ -250,23 +250,23 @@ static int pick(struct balancer *b, uint64_t tried, uint64_t now_us,
 
     for (size_t i = 0; i < b->n; i++) {
         struct balancer_backend *be = &b->be[i];
-        eligible[i] = false;
+        bool up = false; /* stored once per backend (no memset first) */
         refresh(be, now_us);
-        /* removed, drained and in maintenance: not even failed open to */
         if ((tried & ((uint64_t)1 << i)) || be->removed ||
-            be->admin != BALANCER_READY)
-            continue;
-        if (be->health == BALANCER_PROBING && !be->probe_in_flight) {
+            be->admin != BALANCER_READY) {
+            /* removed, drained and in maintenance: not even failed open to */
+        } else if (be->health == BALANCER_PROBING && !be->probe_in_flight) {
             /* The first expired ejection gets the next request. */
             if (probe == b->n ||
                 be->ejected_until_us < b->be[probe].ejected_until_us)
                 probe = i;
         } else if (be->health == BALANCER_UP) {
-            eligible[i] = true;
+            up = true;
             neligible++;
         } else if (least_bad == b->n || worse(&b->be[least_bad], be)) {
             least_bad = i;
         }
+        eligible[i] = up;
     }
     if (neligible > 1 && b->p.slow_start_ms) /* off: nothing warms */
         neligible = slow_start_filter(b, eligible, now_us);

@@ -172,18 +172,20 @@ uint64_t hashkey_of(const struct hashkey *k, const struct http_head *h,
         if (kind != HASHKEY_HEADER && kind != HASHKEY_COOKIE)
             break;
         if (kind == HASHKEY_HEADER) {
-            if (f->name.len == k->name_len && f->value.len > 0 &&
-                strncasecmp(h->base + f->name.off, k->name, k->name_len) == 0) {
+            if (f->name.len == k->name_len &&
+                strncasecmp(h->base + f->name.off, k->name, k->name_len) == 0 &&
+                http_value(h, f).len > 0) {
                 if (used)
                     *used = HASHKEY_HEADER;
-                return hashkey_hash(v, f->value.len);
+                return hashkey_hash(v, http_value(h, f).len);
             }
             continue;
         }
         size_t off, vl;
         if (f->name.len == 6 &&
             strncasecmp(h->base + f->name.off, "cookie", 6) == 0 &&
-            hashkey_cookie(v, f->value.len, k->name, k->name_len, &off, &vl)) {
+            hashkey_cookie(v, http_value(h, f).len, k->name, k->name_len, &off,
+                           &vl)) {
             if (used)
                 *used = HASHKEY_COOKIE;
             return hashkey_hash(v + off, vl);

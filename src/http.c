@@ -21,6 +21,7 @@ void http_head_reset(struct http_head *h, const char *base)
     h->host = 0;
     h->too_many = false;
     h->split_value = false;
+    h->loose = false;
     h->last = 0;
 }
 
@@ -149,10 +150,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_head *h = p->data;
     struct http_header *hd = &h->headers[h->nheaders - 1];
+    uint32_t ne = hd->name.off + hd->name.len;
     if (h->last != 2) {
         /* an empty value is reported with `at` wherever llhttp stands
          * (after the line end): anchor it right after the name */
-        hd->value.off = hd->name.off + hd->name.len;
+        hd->value.off = ne;
         hd->value.len = 0;
         h->last = 2;
         /* the name is complete: llhttp reports every value, even an
@@ -162,9 +164,24 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         if (hd->kind == HH_HOST && h->host == 0)
             h->host = h->nheaders;
     }
-    if (hd->value.len == 0 && len > 0)
-        hd->value.off = (uint32_t)(at - h->base);
-    else if (len > 0 && at != h->base + hd->value.off + hd->value.len)
+    if (len == 0)
+        return 0;
+    if (hd->value.len == 0) {
+        uint32_t off = (uint32_t)(at - h->base);
+        hd->value.off = off;
+        hd->value.len = (uint32_t)len;
+        /* past "Name: " ("Name:\r\n value" is an obs-fold): field_scan
+         * then looks at every field */
+        if (off > ne + 2)
+            h->loose = true;
+        uint16_t sep; /* the two bytes after the name, ": " at once */
+        memcpy(&sep, h->base + ne, 2);
+        hd->canon = off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
+                    (unsigned char)at[len - 1] > ' ';
+        return 0;
+    }
+    hd->canon = false; /* in pieces: the line is rewritten */
+    if (at != h->base + hd->value.off + hd->value.len)
         h->split_value = true; /* a span must be one run of bytes */
     hd->value.len += (uint32_t)len;
     return 0;
@@ -209,10 +226,12 @@ static bool folded(const struct http_head *h, const struct http_header *hd)
     return false;
 }
 
-/* Readies a field of a whole head for the checks and the rebuilds: drops
- * the blanks that end its value (llhttp's value span starts at the first
- * non-blank byte but keeps the trailing ones) and notes whether the line
- * reads "Name: value\r\n".  False for a folded line (see folded). */
+/* Readies a field the checks judge: drops the blanks that end its value
+ * (llhttp's value span starts at the first non-blank byte but keeps the
+ * trailing ones).  False for a folded line (see folded).  Only for a head
+ * marked loose may a field be folded; a field of kind HH_OTHER in any
+ * other head is never looked at (the rebuild copies its line as it is, or
+ * rewrites it with http_value). */
 static inline bool field_scan(const struct http_head *h, struct http_header *hd)
 {
     const char *b = h->base;
@@ -224,11 +243,7 @@ static inline bool field_scan(const struct http_head *h, struct http_header *hd)
             v->len--;
     }
     /* "Name:value", "Name: value" and an empty value are never folded */
-    if (v->off > ne + 2 && folded(h, hd))
-        return false;
-    hd->canon = v->off == ne + 2 && b[ne] == ':' && b[ne + 1] == ' ' &&
-                b[v->off + v->len] == '\r';
-    return true;
+    return !(v->off > ne + 2 && folded(h, hd));
 }
 
 /* Splits a comma-separated list value into trimmed token spans. */
@@ -354,18 +369,21 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
             return reject(req, 400, "invalid authority in request target");
     }
 
+    if (h->split_value)
+        return reject(req, 400, "control character in header value");
     unsigned hosts = 0, tes = 0;
     bool keep_alive_token = false, close_token = false;
     bool upgrade_token = false, conn_overflow = false;
     req->idempotent = method_idempotent(p->method);
     for (unsigned i = 0; i < h->nheaders; i++) {
         struct http_header *hd = &h->headers[i];
-        bool flat = field_scan(h, hd);
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");
+        if (hd->kind == HH_OTHER && !h->loose)
+            continue; /* nothing to judge */
         /* control bytes in a value never get here: strict llhttp refuses
          * them (test_llhttp_refuses_control_bytes); a folded line does */
-        if (h->split_value || !flat)
+        if (!field_scan(h, hd))
             return reject(req, 400, "control character in header value");
         switch ((enum http_hdr)hd->kind) {
         case HH_HOST:
@@ -470,9 +488,20 @@ int http_response_check(const llhttp_t *p, struct http_head *h, int method,
     }
     bool close_token = false, keep_alive_token = false, overflow = false;
     unsigned tes = 0;
-    for (unsigned i = 0; i < h->nheaders; i++) {
+    /* a head of fields of kind HH_OTHER (and Content-Length, which
+     * llhttp read) is not looked at field by field */
+    const uint32_t plain = (1u << HH_OTHER) | (1u << HH_CONTENT_LENGTH);
+    unsigned nscan = h->loose || (h->seen & ~plain) ? h->nheaders : 0;
+    if (h->split_value) {
+        resp->status = 502;
+        resp->error = "control character in response header";
+        return 502;
+    }
+    for (unsigned i = 0; i < nscan; i++) {
         struct http_header *hd = &h->headers[i];
-        if (!field_scan(h, hd) || h->split_value) {
+        if (hd->kind == HH_OTHER && !h->loose)
+            continue;
+        if (!field_scan(h, hd)) {
             resp->status = 502;
             resp->error = "control character in response header";
             return 502;

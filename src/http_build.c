@@ -82,7 +82,7 @@ HOT void put_field(struct out *o, const struct http_head *h,
     run_flush(o, h, r);
     put_span(o, h, hd->name);
     put_lit(o, ": ");
-    put_span(o, h, hd->value);
+    put_span(o, h, http_value(h, hd));
     put_lit(o, "\r\n");
 }
 

@@ -15,6 +15,8 @@
 #include "retry.h"
 
 static llhttp_settings_t resp_settings;
+/* A response parser as llhttp_init leaves it, copied for each response. */
+static llhttp_t resp_parser;
 static loop_io_fn *upstream_io_fn; /* session.c's handler of upstream events */
 
 static struct request *req_of(llhttp_t *p)
@@ -52,7 +54,7 @@ static void arm_response(struct session *s)
 static void reset_response(struct session *s)
 {
     struct request *r = s->req;
-    llhttp_init(&r->rparser, HTTP_RESPONSE, &resp_settings);
+    r->rparser = resp_parser;
     r->rparser.data = &r->rhead;
     r->rhead.headers = r->headers + cfg_of(s)->max_headers;
     r->rhead.max_headers = cfg_of(s)->max_headers;
@@ -694,4 +696,5 @@ void uside_init(loop_io_fn *on_io, loop_io_fn *on_hedge_io,
     resp_settings.on_headers_complete = on_headers_complete;
     resp_settings.on_body = on_body;
     resp_settings.on_message_complete = on_message_complete;
+    llhttp_init(&resp_parser, HTTP_RESPONSE, &resp_settings);
 }

@@ -146,6 +146,13 @@ static void test_header_key(void **st)
     const char *pre[] = {"X-Users", "dave"};
     fake_init(&f, "/", pre, 1);
     assert_int_equal(hashkey_of(&k, &f.h, "c", 1, &used), H("c"));
+    /* The blanks that end a value (kept in a field no check judges) are
+     * not part of the key; only blanks count as empty. */
+    const char *blanks[] = {"X-User", "erin \t", "X-User", " \t"};
+    fake_init(&f, "/", blanks, 1);
+    assert_int_equal(hashkey_of(&k, &f.h, "c", 1, &used), H("erin"));
+    fake_init(&f, "/", blanks + 2, 1);
+    assert_int_equal(hashkey_of(&k, &f.h, "c", 1, &used), H("c"));
 }
 
 static void test_cookie_key(void **st)

@@ -116,6 +116,42 @@ static void test_obs_fold_after_empty_value_is_refused(void **state)
           "Transfer-Encoding:\r\n chunked\r\n\r\n");
     if (x.err == HPE_PAUSED)
         assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
+    /* in a field no check judges, of a head with no other kind of field:
+     * refused too, the request and the response */
+    parse(&x, HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-A:\r\n 1\r\n\r\n");
+    if (x.err == HPE_PAUSED)
+        assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
+    struct http_response r;
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nX-A:\r\n 1\r\nContent-Length: 0\r\n\r\n");
+    if (x.err == HPE_PAUSED)
+        assert_int_equal(
+            http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r), 502);
+}
+
+/* Blanks that end a value never reach the other side, in a field a check
+ * judges or not: the line is rewritten without them. */
+static void test_trailing_blanks_are_dropped(void **state)
+{
+    (void)state;
+    char out[1024];
+    build_req("GET / HTTP/1.1\r\nHost: t \r\nX-A: a b \t\r\nX-B: c\r\n"
+              "X-Forwarded-For: 6.6.6.6\t\r\n\r\n",
+              out, sizeof(out));
+    assert_non_null(strstr(out, "\r\nHost: t\r\nX-A: a b\r\nX-B: c\r\n"));
+    assert_non_null(strstr(out, "\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.9\r\n"));
+    static struct parsed x;
+    struct http_response r;
+    parse(&x, HTTP_RESPONSE,
+          "HTTP/1.1 200 OK\r\nX-A: a  \r\nContent-Length: 0\r\n\r\n");
+    assert_int_equal(x.err, HPE_PAUSED);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
+    int n =
+        http_build_response_head(out, sizeof(out), &x.p, &x.head, &r, 1, true);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "\r\nX-A: a\r\n"));
 }
 
 static void test_absolute_form(void **state)
@@ -546,6 +582,7 @@ int main(void)
         cmocka_unit_test(test_empty_header_value_is_accepted),
         cmocka_unit_test(test_obs_fold_after_empty_value_is_refused),
         cmocka_unit_test(test_obs_fold_is_refused),
+        cmocka_unit_test(test_trailing_blanks_are_dropped),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_http10_without_host_gets_one),
         cmocka_unit_test(test_connection_cannot_drop_our_headers),
