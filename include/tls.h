@@ -115,9 +115,10 @@ extern const struct transport transport_tls;
  * step for delay_ms (tls_idle.c); before the first TLS connection.  Without
  * it they are freed after every record. */
 void tls_idle_start(struct loop *loop, unsigned delay_ms);
-/* The delay the server uses: long beside a request's gaps under load,
- * short beside a keep-alive timeout. */
-#define TLS_IDLE_RELEASE_MS 100
+/* The delay the server uses: several times the gap between requests of a
+ * busy connection (a few ms), short enough that a burst of connections
+ * going quiet leaves no more memory behind than freeing per record. */
+#define TLS_IDLE_RELEASE_MS 20
 /* Stops that (before loop is destroyed). */
 void tls_idle_stop(void);
 /* Connections whose buffers were freed that way, since start. */

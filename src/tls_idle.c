@@ -13,20 +13,15 @@
  * (SSL_free_buffers refuses), and one that moves again gets new ones from
  * OpenSSL on its next read or write.
  *
- * Freed buffers in the middle of the heap stay resident (glibc's free()
- * only gives back the top), so connections that went quiet after a burst
- * would keep that memory in the process; after a sweep freed some, the
- * heap is trimmed (malloc_trim), at most once per TRIM_EVERY_US.
+ * The delay is short: the buffers of connections that went quiet are
+ * freed in the middle of the heap, where the allocator keeps them
+ * resident, so the longer a burst of connections holds them, the more
+ * memory stays with the process after it (tlsidle, 5,000 connections:
+ * a delay of 1 s left 0.6 KiB more per idle connection, 20 ms under 0.1).
  */
 #include "tls_impl.h"
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
 #include "loop.h"
-
-#define TRIM_EVERY_US 1000000
 
 static struct {
     struct loop *loop; /* NULL: not started (buffers go per record) */
@@ -34,8 +29,6 @@ static struct {
     uint64_t delay_us;
     struct tls_idle *head, *tail; /* by last step, oldest first */
     uint64_t released;
-    uint64_t untrimmed; /* freed since the last trim */
-    uint64_t trimmed_us;
 } q;
 
 static void unlink_node(struct tls_idle *n)
@@ -59,23 +52,11 @@ static void on_sweep(struct loop *loop, struct loop_timer *t)
         struct tls_idle *n = q.head;
         unlink_node(n); /* its next step links it again */
         /* refused while a record or decoded bytes wait in them */
-        if (!SSL_has_pending(n->ssl) && SSL_free_buffers(n->ssl)) {
+        if (!SSL_has_pending(n->ssl) && SSL_free_buffers(n->ssl))
             q.released++;
-            q.untrimmed++;
-        }
     }
-    uint64_t next = q.head ? q.head->last_us + q.delay_us : 0;
-    if (q.untrimmed && now >= q.trimmed_us + TRIM_EVERY_US) {
-#ifdef __GLIBC__
-        malloc_trim(0);
-#endif
-        q.untrimmed = 0;
-        q.trimmed_us = now;
-    } else if (q.untrimmed && (!next || q.trimmed_us + TRIM_EVERY_US < next)) {
-        next = q.trimmed_us + TRIM_EVERY_US; /* the trim that is owed */
-    }
-    if (next)
-        loop_timer_set(loop, t, next);
+    if (q.head)
+        loop_timer_set(loop, t, q.head->last_us + q.delay_us);
 }
 
 void tls_idle_start(struct loop *loop, unsigned delay_ms)
