@@ -8,10 +8,10 @@
  * costs the memory of every idle connection.  Here each connection sits
  * on one list in the order of its last read, write or handshake step, the
  * quietest at the head, and one timer armed for the head frees the
- * buffers of those quiet for `delay`: O(1) per step, one timer per
- * process.  A connection with bytes in its buffers keeps them
- * (SSL_free_buffers refuses), and one that moves again gets new ones from
- * OpenSSL on its next read or write.
+ * buffers of those quiet for `delay`: O(1) per step (a connection moves
+ * at most once per half delay), one timer per process.  A connection with
+ * bytes in its buffers keeps them (SSL_free_buffers refuses), and one
+ * that moves again gets new ones from OpenSSL on its next read or write.
  *
  * The delay is short: the buffers of connections that went quiet are
  * freed in the middle of the heap, where the allocator keeps them
@@ -96,7 +96,13 @@ void tls_idle_touch(struct tls_idle *n)
 {
     if (!q.loop || !n->ssl)
         return;
-    n->last_us = loop_now(q.loop);
+    uint64_t now = loop_now(q.loop);
+    /* moved less than half a delay ago: left in place, so a busy
+     * connection moves once per half delay, not per record, and is freed
+     * after between half and the whole delay of quiet */
+    if (n->linked && now - n->last_us < q.delay_us / 2)
+        return;
+    n->last_us = now;
     if (n == q.tail)
         return; /* already the newest (the timer is armed for the head) */
     if (n->linked)

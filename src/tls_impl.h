@@ -25,7 +25,7 @@ struct tls_idle {
  * buffers are then kept between records, SSL_MODE_RELEASE_BUFFERS off). */
 void tls_idle_adopt(struct tls_idle *n, SSL *ssl);
 /* The connection took a step (read, write, handshake): it moves to the
- * list's tail.  O(1). */
+ * list's tail, unless it moved there less than half a delay ago.  O(1). */
 void tls_idle_touch(struct tls_idle *n);
 /* Takes it off the list for good (before SSL_free). */
 void tls_idle_forget(struct tls_idle *n);
