@@ -110,6 +110,20 @@ void tls_acceptor_destroy(struct tls_acceptor *a);
  * with the socket underneath; see transport.h for wants and info. */
 extern const struct transport transport_tls;
 
+/* Keeps OpenSSL's record buffers of each TLS connection (both sides) of
+ * this process while it moves bytes, and frees them once it has taken no
+ * step for delay_ms (tls_idle.c); before the first TLS connection.  Without
+ * it they are freed after every record. */
+void tls_idle_start(struct loop *loop, unsigned delay_ms);
+/* The delay the server uses: several times the gap between requests of a
+ * busy connection (a few ms), short enough that a burst of connections
+ * going quiet leaves no more memory behind than freeing per record. */
+#define TLS_IDLE_RELEASE_MS 20
+/* Stops that (before loop is destroyed). */
+void tls_idle_stop(void);
+/* Connections whose buffers were freed that way, since start. */
+uint64_t tls_idle_released(void);
+
 /* --workers N: moves the session-ticket keys into the shared region (the
  * master calls it once, before forking), so every worker issues and opens
  * the same tickets.  0, or -1 when the region is full. */

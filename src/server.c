@@ -584,6 +584,7 @@ int server_start(const struct config *cfg, int argc, char **argv, char *err,
         snprintf(err, errlen, "event loop: %s", strerror(errno));
         return -1;
     }
+    tls_idle_start(srv.loop, TLS_IDLE_RELEASE_MS);
     srv.ctx.loop = srv.loop;
     srv.ctx.cfg = &srv.cfg;
     if (session_ctx_init(&srv.ctx, cfg->buffer_bytes + 2048) < 0) {
@@ -758,6 +759,7 @@ int server_run(void)
     close_io(&srv.sig_io);
     close_io(&srv.listen_io);
     close_io(&srv.tls_listen_io);
+    tls_idle_stop();
     loop_destroy(srv.loop);
     if (!is_worker)
         stats_destroy(srv.stats);

@@ -185,6 +185,7 @@ void *tls_client_start(struct tls_client *tc, int fd, const char *sni,
         if (slot->session && !SSL_set_session(c->ssl, slot->session))
             goto fail;
     }
+    tls_idle_adopt(&c->idle, c->ssl);
     return c;
 fail:
     ERR_clear_error();
@@ -223,6 +224,7 @@ static void failure(struct tls_conn *c, int e, char *why, size_t len)
 enum tls_client_step tls_client_handshake(void *state, char *why, size_t len)
 {
     struct tls_conn *c = state;
+    tls_idle_touch(&c->idle);
     int rc = SSL_do_handshake(c->ssl);
     if (rc == 1) {
         counters.handshakes++;

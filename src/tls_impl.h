@@ -12,9 +12,28 @@
 
 struct tls_resume;
 
+/* A connection's place on the list of tls_idle.c: its record buffers are
+ * freed once it has taken no step for the delay.  Zeroed: on no list. */
+struct tls_idle {
+    struct tls_idle *prev, *next;
+    SSL *ssl; /* NULL: forgotten */
+    uint64_t last_us;
+    bool linked;
+};
+
+/* Puts a new connection's ssl on the list (when tls_idle_start ran: its
+ * buffers are then kept between records, SSL_MODE_RELEASE_BUFFERS off). */
+void tls_idle_adopt(struct tls_idle *n, SSL *ssl);
+/* The connection took a step (read, write, handshake): it moves to the
+ * list's tail, unless it moved there less than half a delay ago.  O(1). */
+void tls_idle_touch(struct tls_idle *n);
+/* Takes it off the list for good (before SSL_free). */
+void tls_idle_forget(struct tls_idle *n);
+
 /* The state of transport_tls: one connection, server or client side. */
 struct tls_conn {
     SSL *ssl;
+    struct tls_idle idle;
     uint32_t handshake_us;
     bool read_wants_write; /* the last read said WANT_WRITE */
     bool write_wants_read; /* the last write said WANT_READ */

@@ -70,6 +70,7 @@ static ssize_t tls_read(int fd, void *state, char *p, size_t n)
     struct tls_conn *c = state;
     size_t got;
     c->read_wants_write = false;
+    tls_idle_touch(&c->idle);
     errno = 0;
     int rc = SSL_read_ex(c->ssl, p, n, &got);
     if (rc == 1) {
@@ -85,6 +86,7 @@ static ssize_t tls_write(int fd, void *state, const char *p, size_t n)
     struct tls_conn *c = state;
     size_t put;
     c->write_wants_read = false;
+    tls_idle_touch(&c->idle);
     errno = 0;
     int rc = SSL_write_ex(c->ssl, p, n, &put);
     if (rc == 1) {
@@ -110,6 +112,7 @@ static void tls_release(void *state)
         return;
     /* one try at close_notify: the socket is closed right after */
     tls_shutdown(-1, c);
+    tls_idle_forget(&c->idle);
     SSL_free(c->ssl);
     free(c);
 }
@@ -156,6 +159,7 @@ struct tls_hs {
     struct tls_acceptor *a;
     struct tls_server *ts; /* the contexts it started on (a reference) */
     SSL *ssl;
+    struct tls_idle idle; /* a stalled handshake frees its buffers too */
     uint64_t t0;
     struct tls_hs *prev, *next;
     socklen_t salen;
@@ -183,6 +187,7 @@ static void hs_unlink(struct tls_hs *hs)
     if (hs->next)
         hs->next->prev = hs->prev;
     a->c.in_progress--;
+    tls_idle_forget(&hs->idle);
     loop_timer_cancel(a->loop, &hs->timer);
     tls_server_put(hs->ts);
     loop_defer(a->loop, free, hs);
@@ -225,6 +230,7 @@ static void hs_fail(struct tls_hs *hs, enum tls_fail why)
         log_debug("TLS handshake failed (%s) %s", tls_fail_str(why), buf);
     }
     ERR_clear_error();
+    tls_idle_forget(&hs->idle);
     SSL_free(hs->ssl);
     hs->ssl = NULL;
     loop_io_close(a->loop, &hs->io);
@@ -243,6 +249,8 @@ static void hs_done(struct tls_hs *hs)
     }
     uint64_t us = loop_now(a->loop) - hs->t0;
     c->ssl = hs->ssl;
+    tls_idle_forget(&hs->idle);
+    tls_idle_adopt(&c->idle, c->ssl);
     c->handshake_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     a->c.handshakes++;
     a->c.handshake_us += us;
@@ -261,6 +269,7 @@ static void hs_done(struct tls_hs *hs)
 
 static void hs_step(struct tls_hs *hs)
 {
+    tls_idle_touch(&hs->idle);
     int rc = SSL_do_handshake(hs->ssl);
     if (rc == 1) {
         hs_done(hs);
@@ -320,6 +329,7 @@ int tls_accept(struct tls_acceptor *a, int fd, const struct sockaddr *sa,
         a->all->prev = hs;
     a->all = hs;
     a->c.in_progress++;
+    tls_idle_adopt(&hs->idle, hs->ssl);
     return 0;
 fail:
     if (hs)

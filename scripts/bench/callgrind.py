@@ -19,6 +19,12 @@ instruction lbproxy and its libraries executed (the kernel's work is not
 counted), including the event loop's share and any timer that fired
 meanwhile.
 
+--tls sends the requests over TLS 1.3 to lbproxy's TLS listener (an
+ECDSA P-256 certificate made for the run), on keep-alive connections made
+before the warm-up; with --tls-handshakes each request comes on a new
+connection (`Connection: close`) whose handshake resumes the previous
+one's session, so the figure is one resumed handshake and its request.
+
 --workers N counts the master and every worker: callgrind_control
 reaches only the process valgrind started, so each run is two whole runs,
 start to SIGTERM, one serving --warmup + --requests requests and one the
@@ -43,6 +49,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -116,27 +123,75 @@ def in_flight(socks, count, deadline):
         sel.close()
 
 
-def open_conns(port, n):
-    """n keep-alive client connections to the proxy (TCP_NODELAY)."""
+CLOSE_REQUEST = bl.GET_REQUEST.replace(b"\r\n\r\n",
+                                      b"\r\nConnection: close\r\n\r\n")
+
+
+def open_conns(port, n, tls=None):
+    """n keep-alive client connections to the proxy (TCP_NODELAY), over
+    TLS when tls is a client context."""
     out = []
     for _ in range(n):
         s = socket.create_connection(("127.0.0.1", port), timeout=30)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            s = tls.wrap_socket(s, server_hostname="localhost")
         out.append(s)
     return out
 
 
-def start_proxy(args, backends, d, port):
-    """lbproxy under callgrind, its dumps into d, once it listens."""
+class Handshakes:
+    """--tls-handshakes: each request on a new TLS connection with
+    `Connection: close`, resuming the session the previous one left (as
+    tlsbench's close load, whose wrk resumes); count() of them resumed."""
+
+    def __init__(self, port, ctx):
+        self.port, self.ctx, self.session, self.resumed = port, ctx, None, 0
+
+    def __call__(self, socks, count, deadline):
+        for i in range(count):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s = self.ctx.wrap_socket(s, server_hostname="localhost",
+                                     session=self.session)
+            try:
+                s.sendall(CLOSE_REQUEST)
+                st = bl.read_response(s, deadline)
+                if st != 200:
+                    raise RuntimeError(f"request {i} answered {st}")
+                self.resumed += s.session_reused
+                self.session = s.session  # its tickets came with the answer
+            finally:
+                s.close()
+
+
+def tls_setup(args, d):
+    """--tls: a certificate made for the run and a TLS 1.3 client context
+    trusting it; (lbproxy flags, context), or ([], None) without."""
+    if not args.tls:
+        return [], None
+    cert, key, _ = bl.bench_cert(d)
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ["--tls-cert", cert, "--tls-key", key, "--set",
+            "tls.min_version=TLS1.3"], ctx
+
+
+def start_proxy(args, backends, d, port, tls_flags=()):
+    """lbproxy under callgrind, its dumps into d, once it listens (on its
+    TLS listener, `port`, with tls_flags)."""
     mode = "--non-persistent" if args.non_persistent else "--persistent"
     cmd = ["valgrind", "--tool=callgrind",
            f"--callgrind-out-file={d}/callgrind.out.%p",
-           bl.LBPROXY, "--listen", f"127.0.0.1:{port}", "--mode",
+           bl.LBPROXY, "--listen",
+           f"127.0.0.1:{bl.free_port() if tls_flags else port}", "--mode",
            "round-robin", mode, "--log",
            os.path.join(d, "lbproxy.csv") if args.log else "off",
            "--admin", "off"]
     for bid, p, _ in backends:
         cmd += ["--backend", f"127.0.0.1:{p},id={bid}"]
+    if tls_flags:
+        cmd += ["--tls-listen", f"127.0.0.1:{port}", *tls_flags]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
     if args.routes:
@@ -199,11 +254,15 @@ def one_run(args, backends, out, k, deadline):
     port = bl.free_port()
     d = os.path.join(out, f"run{k}")
     os.makedirs(d, exist_ok=True)
-    px = start_proxy(args, backends, d, port)
+    tls_flags, ctx = tls_setup(args, d)
+    px = start_proxy(args, backends, d, port, tls_flags)
     socks = []
     try:
-        socks += open_conns(port, args.conns)
         drive = in_flight if args.inflight else sequential
+        if args.tls_handshakes:
+            drive = Handshakes(port, ctx)
+        else:
+            socks += open_conns(port, args.conns, ctx)
         drive(socks, args.warmup, deadline)
         callgrind_control(px.pid, "--zero")
         t0 = time.monotonic()
@@ -219,6 +278,10 @@ def one_run(args, backends, out, k, deadline):
         print(f"run {k}: {total} instructions for {args.requests} requests "
               f"({args.requests / secs:.0f} req/s under valgrind): "
               f"{total / args.requests:.0f} per request", flush=True)
+        made = args.warmup + args.requests
+        if args.tls_handshakes and drive.resumed < made - 1:
+            raise RuntimeError(f"only {drive.resumed} of {made} handshakes "
+                               "resumed")
         return total, dumps[0]
     finally:
         for s in socks:
@@ -297,6 +360,14 @@ def main(argv):
                     "routes over P pools as in quickbench's "
                     "lb-rr-p-routes1k (1000,100), or 0,0 for one host-less "
                     "route (lb-rr-p-route1)")
+    ap.add_argument("--tls", action="store_true",
+                    help="the client connections over TLS 1.3 (lbproxy's "
+                    "TLS listener, an ECDSA P-256 certificate made for the "
+                    "run)")
+    ap.add_argument("--tls-handshakes", action="store_true",
+                    help="with --tls: each request on a new connection "
+                    "(Connection: close) whose handshake resumes the "
+                    "previous one's session, as tlsbench's close load")
     ap.add_argument("--top", type=int, default=12,
                     help="functions listed from the last run (12)")
     ap.add_argument("--timeout", type=float, default=600,
@@ -306,6 +377,10 @@ def main(argv):
     args = ap.parse_args(argv)
     if min(args.requests, args.conns, args.runs) < 1 or args.warmup < 0:
         ap.error("--requests, --conns and --runs must be positive")
+    if args.tls_handshakes and (not args.tls or args.inflight):
+        ap.error("--tls-handshakes needs --tls and not --inflight")
+    if args.tls and args.workers:
+        ap.error("--tls is measured with one process (no --workers)")
     for t in ("valgrind", "callgrind_control", "taskset"):
         if not shutil.which(t):
             raise SystemExit(f"callgrind: {t} is missing (apt-get install "
@@ -320,6 +395,8 @@ def main(argv):
         variant += f"-workers{args.workers}"
     if args.routes:
         variant += "-routes{}x{}".format(*args.routes)
+    if args.tls:
+        variant += "-tls-handshakes" if args.tls_handshakes else "-tls"
     out, deadline, scen = bl.tool_start("callgrind", args.out,
                                         f"callgrind-{variant}", args.timeout)
     totals = []

@@ -1,6 +1,7 @@
 """scripts/bench/callgrind.py, run small (200 measured requests), ends with
 one `instructions/request: N` line whose N is positive and agrees with the
-dump it wrote, in both connection models; skipped without valgrind."""
+dump it wrote, in both connection models and over TLS (keep-alive, and a
+resumed handshake per request); skipped without valgrind."""
 import os
 import re
 import shutil
@@ -17,13 +18,12 @@ pytestmark = pytest.mark.skipif(
     reason="valgrind is not installed")
 
 
-@pytest.mark.parametrize("model", ["--persistent", "--non-persistent"])
+@pytest.mark.parametrize("model", [[], ["--non-persistent"], ["--tls"],
+                                   ["--tls", "--tls-handshakes"]])
 def test_small_run_prints_instructions_per_request(tmp_path, model):
     out = tmp_path / "cg"
     args = [sys.executable, CALLGRIND, "-n", "200", "--warmup", "20",
-            "--timeout", "120", "--out", str(out)]
-    if model == "--non-persistent":
-        args.append(model)
+            "--timeout", "120", "--out", str(out)] + model
     r = subprocess.run(args, capture_output=True, text=True, timeout=180,
                        cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
