@@ -406,6 +406,16 @@ def start_backends(scen, outdir, tag=""):
     return out
 
 
+def backend_stats(port):
+    """lbbackend's /stats as a dict; None when it does not answer."""
+    try:
+        with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/stats", timeout=1) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+
+
 def wait_backends_idle(backends, timeout=5.0):
     """Waits until every backend (lbbackend /stats) has nothing in service
     or queued: requests that the previous run's proxy left behind when wrk
@@ -416,11 +426,8 @@ def wait_backends_idle(backends, timeout=5.0):
     while time.monotonic() - t0 < timeout:
         busy = False
         for _, port, _ in backends:
-            try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/stats", timeout=1) as r:
-                    s = json.loads(r.read())
-            except (OSError, ValueError):
+            s = backend_stats(port)
+            if s is None:
                 return timeout
             if s.get("in_service", 0) or s.get("queued", 0):
                 busy = True
@@ -435,11 +442,8 @@ def backends_idle(backends):
     limit, from lbbackend /stats; None when one did not answer."""
     idle = workers = 0
     for _, port, _ in backends:
-        try:
-            with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/stats", timeout=1) as r:
-                s = json.loads(r.read())
-        except (OSError, ValueError):
+        s = backend_stats(port)
+        if s is None:
             return None
         if s.get("workers", 0) > 0:
             idle += s.get("idle_worker_us", 0)
