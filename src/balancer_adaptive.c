@@ -225,33 +225,6 @@ static double fill_predict(const struct balancer_adaptive *a, size_t idx,
     return svc * (x + 1.0) / k;
 }
 
-/* The anchor of "predicted": the slope fit's own mean point (its memory is
- * about 50 samples) while the line through it agrees with the policy's
- * estimate within ANCHOR_AGREE at the estimate's operating point; the
- * estimate (a handful of samples for the EWMA's alpha = 0.3) otherwise:
- * before the fit has ANCHOR_MIN_W of weight, after a change of speed the
- * estimate has seen first, and while failures' penalties (kept out of the
- * fit) dominate it.  On exponential service the estimate alone sways with
- * each slow sample and sends the next requests elsewhere for it
- * (docs/balancing.md, "The anchor"). */
-#define ANCHOR_AGREE 3.0
-#define ANCHOR_MIN_W 8.0
-
-static void predicted_anchor(const struct balancer_adaptive *a, size_t idx,
-                             double *est, double *est_x)
-{
-    const struct balancer_adaptive_slot *s = &a->s[idx];
-    double f;
-
-    if (!(s->fit_w > ANCHOR_MIN_W))
-        return;
-    f = s->fit_my + balancer_adaptive_slope(a, idx) * (*est_x - s->fit_mx);
-    if (f < ANCHOR_AGREE * *est && *est < ANCHOR_AGREE * f) {
-        *est = s->fit_my;
-        *est_x = s->fit_mx;
-    }
-}
-
 static double score_with(const struct balancer_adaptive *a, size_t idx,
                          double est, double est_x, bool *queued,
                          uint64_t now_us)
@@ -272,8 +245,6 @@ static double score_with(const struct balancer_adaptive *a, size_t idx,
     case BALANCER_SCORE_LATENCY_X_INFLIGHT:
         return est * (x + 1.0);
     case BALANCER_SCORE_PREDICTED:
-        if (!stalled)
-            predicted_anchor(a, idx, &est, &est_x);
         pred = est + balancer_adaptive_slope(a, idx) * (x - est_x);
         /* Below the operating point the line is extrapolated; never trust
          * it below the single-queue bound est / (est_x + 1). */

@@ -25,9 +25,8 @@ LUA = os.path.join(ROOT, "scripts", "wrk", "report.lua")
 PEERS = os.path.join(ROOT, "scripts", "peers")
 LBPROXY = os.path.join(ROOT, os.environ.get("LBPROXY", "lbproxy"))
 # Another lbproxy build to compare with in the same run (for example one of
-# an older commit, built in a worktree): configurations base-rr-p,
-# base-rr-np and base-ewma-p run it.  Unset: those configurations do not
-# exist.
+# an older commit, built in a worktree): configurations base-rr-p and
+# base-rr-np run it.  Unset: those configurations do not exist.
 LBPROXY_BASE = os.environ.get("LBPROXY_BASE", "")
 LBBACKEND = os.path.join(ROOT, os.environ.get("LBBACKEND", "lbbackend"))
 # The L4 relay of the "relay" configuration (scripts/bench/relay.c, built by
@@ -126,11 +125,9 @@ def _all_configs():
                       "per-try deadlines cancel and retry instead of "
                       "hedging (the default before hedges)"))
     if LBPROXY_BASE:
-        for name, mode, persistent in (("rr-p", "round-robin", True),
-                                       ("rr-np", "round-robin", False),
-                                       ("ewma-p", "adaptive_ewma", True)):
-            c = Config(f"base-{name}", "lbproxy", mode, persistent,
-                       note=f"lb-{name} run by LBPROXY_BASE={LBPROXY_BASE}")
+        for persistent, tail in ((True, "p"), (False, "np")):
+            c = Config(f"base-rr-{tail}", "lbproxy", "round-robin", persistent,
+                       note=f"lb-rr-{tail} run by LBPROXY_BASE={LBPROXY_BASE}")
             c.exe = os.path.abspath(LBPROXY_BASE)
             out.append(c)
     out.append(Config("lb-rr-p-route1", "lbproxy", "round-robin", True,
