@@ -168,22 +168,24 @@ uint64_t hashkey_of(const struct hashkey *k, const struct http_head *h,
     enum hashkey_kind kind = (enum hashkey_kind)k->kind;
     for (unsigned i = 0; h && i < h->nheaders; i++) {
         const struct http_header *f = &h->headers[i];
-        const char *v = h->base + f->value.off;
         if (kind != HASHKEY_HEADER && kind != HASHKEY_COOKIE)
             break;
+        const char *name = h->base + f->name.off;
         if (kind == HASHKEY_HEADER) {
             if (f->name.len == k->name_len &&
-                strncasecmp(h->base + f->name.off, k->name, k->name_len) == 0 &&
-                http_value(h, f).len > 0) {
+                strncasecmp(name, k->name, k->name_len) == 0) {
+                struct http_span v = http_value(h, f);
+                if (v.len == 0)
+                    continue;
                 if (used)
                     *used = HASHKEY_HEADER;
-                return hashkey_hash(v, http_value(h, f).len);
+                return hashkey_hash(h->base + v.off, v.len);
             }
             continue;
         }
         size_t off, vl;
-        if (f->name.len == 6 &&
-            strncasecmp(h->base + f->name.off, "cookie", 6) == 0 &&
+        const char *v = h->base + f->value.off;
+        if (f->name.len == 6 && strncasecmp(name, "cookie", 6) == 0 &&
             hashkey_cookie(v, http_value(h, f).len, k->name, k->name_len, &off,
                            &vl)) {
             if (used)
