@@ -31,7 +31,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 
 DEFAULT_ORDER = ["flat", "hetero", "capped", "flaky", "degrade"]
 # relay (an L4 relay, one upstream connection per client connection) sits
@@ -73,7 +75,7 @@ class Clock:
     def line(self):
         el = time.monotonic() - self.t0
         left = sum(self.remaining.values())
-        return f"elapsed {bl.fmt_secs(el)}, ~{bl.fmt_secs(left)} left"
+        return f"elapsed {br.fmt_secs(el)}, ~{br.fmt_secs(left)} left"
 
 
 def rotate(items, k):
@@ -97,7 +99,7 @@ def measure(scen, cfg, k, proxy, backends, sd, run_dir, writer, tag=""):
     idle1 = bl.backends_idle(backends)
     cpu1 = proxy.cpu()
     be1 = sum(bl.tree_cpu_seconds(p.pid) for _, _, p in backends)
-    row = bl.result_row(scen, cfg, k, start, end, summ, cpu1 - cpu0,
+    row = br.result_row(scen, cfg, k, start, end, summ, cpu1 - cpu0,
                         be1 - be0, wrk_cpu, run_dir, raw, js, proxy.log_csv)
     row["idle_workers_pct"] = bl.idle_pct(idle0, idle1, end - start)
     writer.add(row)
@@ -146,7 +148,7 @@ def run_scenario(scen, run_dir, writer, clock, state):
     sd = os.path.join(run_dir, scen.name)
     os.makedirs(sd, exist_ok=True)
     log_on = state["log_on"]
-    cfgs = [bl.CONFIGS[n] for n in scen.configs]
+    cfgs = [bc.CONFIGS[n] for n in scen.configs]
     broken = {}
     n_runs = len(cfgs) * scen.repeat
     done = 0
@@ -292,7 +294,7 @@ def load_scenarios(env):
         if n not in avail:
             raise SystemExit(f"bench: no scenario {n!r} in config/scenarios "
                              f"(have: {' '.join(avail)})")
-        s = bl.Scenario.load(avail[n])
+        s = bc.Scenario.load(avail[n])
         s.apply_env(env)
         out.append(s)
     return out
@@ -300,7 +302,7 @@ def load_scenarios(env):
 
 def zero_ms_scenario(name, description, configs, warmup, env):
     """Three 0 ms backends, wrk -t1 -c100 -d10s, REPEAT 3 (overridable)."""
-    s = bl.Scenario(name)
+    s = bc.Scenario(name)
     s.description = description
     s.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0"])
                   for b in "ABC"]
@@ -432,7 +434,7 @@ def logcost_summary(rows, scen, run_dir):
 
 
 def check_tools(scenarios):
-    kinds = {bl.CONFIGS[c].kind for s in scenarios for c in s.configs}
+    kinds = {bc.CONFIGS[c].kind for s in scenarios for c in s.configs}
     need = ["wrk", "taskset"] + [k for k in ("nginx", "haproxy")
                                  if k in kinds]
     missing = [t for t in need if not shutil.which(t)]
@@ -529,7 +531,7 @@ def main(argv):
                     f"  configs={' '.join(s.configs)}\n")
             for bid, args in s.backends:
                 f.write(f"  backend {bid}: {' '.join(args)}\n")
-    bl.write_facts(run_dir, {"command": " ".join(
+    br.write_facts(run_dir, {"command": " ".join(
         [f"{k}={env[k]}" for k in ("SCENARIOS", "DURATION", "REPEAT",
                                    "CONNS", "THREADS", "WARMUP", "RESTART",
                                    "CONFIGS",
@@ -540,7 +542,7 @@ def main(argv):
     total = sum(len(s.configs) * s.repeat for s in scenarios)
     log(run_dir, f"bench: run directory {os.path.relpath(run_dir, bl.ROOT)}"
         f"; {total} runs planned, estimated {clock.line().split(', ')[1]}")
-    writer = bl.ResultsWriter(os.path.join(run_dir, "results.csv"))
+    writer = br.ResultsWriter(os.path.join(run_dir, "results.csv"))
     state = {"n": 0, "total": total, "log_on": log_on}
     rows = []
     try:
@@ -554,7 +556,7 @@ def main(argv):
         bl.Proc.stop_all()
         writer.close()
     open_out = None if variant else open_stage(env, scenarios, run_dir)
-    log(run_dir, f"bench: done in {bl.fmt_secs(time.monotonic() - clock.t0)}"
+    log(run_dir, f"bench: done in {br.fmt_secs(time.monotonic() - clock.t0)}"
         f"; results in {os.path.relpath(run_dir, bl.ROOT)}/results.csv")
     import csv
     with open(os.path.join(run_dir, "results.csv")) as f:

@@ -35,7 +35,9 @@ import time
 from datetime import datetime
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 
 VARIANTS = {
     "hedge": [],
@@ -70,7 +72,7 @@ def log_figures(path, slow_from, slow_to):
 
 
 def one_run(variant, k, args, scen, out):
-    cfg = bl.Config(f"lb-ewma-p-{variant}", "lbproxy", "adaptive_ewma", True,
+    cfg = bc.Config(f"lb-ewma-p-{variant}", "lbproxy", "adaptive_ewma", True,
                     VARIANTS[variant])
     tag = f"-r{k}"
     t_backends = time.time()
@@ -94,7 +96,7 @@ def one_run(variant, k, args, scen, out):
             proxy.stop()  # flushes the CSV log
         for _, _, p in backends:
             p.stop()
-    row = bl.result_row(scen, cfg, k, start, end, summ, px_cpu, be_cpu,
+    row = br.result_row(scen, cfg, k, start, end, summ, px_cpu, be_cpu,
                         wrk_cpu, out, raw, js, log_csv)
     n, extra, hedges, wins, pn, pextra = log_figures(
         log_csv, t_backends + args.slow_start,
@@ -186,10 +188,10 @@ def main(argv):
                           f"{back_ms}:exp:2ms", "--quiet"]) for b in "ABC"]
     scen.connections = args.conns
     scen.timeout = f"{args.duration}s"
-    bl.write_facts(out, {"budget": " ".join(argv) or "defaults"})
+    br.write_facts(out, {"budget": " ".join(argv) or "defaults"})
     print(f"budget: {len(variants)} variant(s) x {args.rounds} round(s), "
           f"wrk -c{args.conns} -d{args.duration}s "
-          f"(~{bl.fmt_secs(n_runs * (args.duration + 2))})", flush=True)
+          f"(~{br.fmt_secs(n_runs * (args.duration + 2))})", flush=True)
     rows, failed = [], 0
     t0 = time.monotonic()
     try:
@@ -217,7 +219,7 @@ def main(argv):
             w = csv.DictWriter(f, list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-    bl.write_summary(out, table(rows, args), t0)
+    br.write_summary(out, table(rows, args), t0)
     return 1 if failed or not rows else 0
 
 

@@ -56,6 +56,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
 
 
@@ -198,7 +199,7 @@ def start_proxy(args, backends, d, port, tls_flags=()):
         nroutes, npools = args.routes
         ini = os.path.join(d, "routes.ini")
         with open(ini, "w") as f:
-            f.write(bl.routes_ini(nroutes, npools)(backends))
+            f.write(bc.routes_ini(nroutes, npools)(backends))
         cmd += ["--config", ini]
     cmd += args.proxy_arg
     px = bl.Proc(cmd, bl.PROXY_CPU, os.path.join(d, "valgrind.log"),

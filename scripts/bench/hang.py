@@ -45,7 +45,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 
 DEFAULT_CONFIGS = ["lb-ewma-p", "lb-sma-p", "lb-p2c-p", "lb-lc-p",
                    "lb-rr-p", "haproxy-lc-reuse", "nginx-lc-ka"]
@@ -266,7 +268,7 @@ def one_run(cfg, fault, k, args, scen, out):
             proxy.stop()  # flushes lbproxy's CSV log
         for _, _, p in backends:
             p.stop()
-    row = bl.result_row(scen, cfg, k, start, end, summ, px_cpu, be_cpu,
+    row = br.result_row(scen, cfg, k, start, end, summ, px_cpu, be_cpu,
                         wrk_cpu, out, raw, js, log_csv)
     slow = extra.get("slow") or {}
     row.update({
@@ -323,7 +325,7 @@ def table(rows, names, args):
         "|" + "---|" * len(head),
     ]
     for name in names:
-        cfg = bl.CONFIGS[name]
+        cfg = bc.CONFIGS[name]
         h = by.get((name, "hang"), [])
         b = by.get((name, "nofault"), [])
         if not h:
@@ -420,10 +422,10 @@ def main(argv):
         ap.error("--hang-start >= 0, --hang-len > 0 and --slow > 0")
     if args.hang_start + args.hang_len > args.duration:
         ap.error("the hang must end within --duration")
-    names = bl.select_configs(args.configs)
+    names = bc.select_configs(args.configs)
     for n in names:
-        if bl.CONFIGS[n].kind == "lbproxy":
-            bl.CONFIGS[n].sets = list(bl.CONFIGS[n].sets) + args.set
+        if bc.CONFIGS[n].kind == "lbproxy":
+            bc.CONFIGS[n].sets = list(bc.CONFIGS[n].sets) + args.set
     for b in (bl.LBPROXY, bl.LBBACKEND):
         if not os.access(b, os.X_OK):
             raise SystemExit(f"hang: {b} is missing; run make first")
@@ -431,7 +433,7 @@ def main(argv):
         if not shutil.which(t):
             raise SystemExit(f"hang: {t} is missing")
     for n in names:
-        kind = bl.CONFIGS[n].kind
+        kind = bc.CONFIGS[n].kind
         if kind in ("nginx", "haproxy") and not shutil.which(kind):
             raise SystemExit(f"hang: {kind} is missing "
                              "(scripts/install-deps.sh --bench)")
@@ -448,15 +450,15 @@ def main(argv):
     # run_wrk runs the script named by benchlib.LUA: ours wraps report.lua.
     bl.LUA = write_wrapper(out, sorted({250000, int(args.slow * 1e6)}),
                            args.conns)
-    bl.write_facts(out, {"hang": " ".join(sys.argv[1:]) or "defaults"})
+    br.write_facts(out, {"hang": " ".join(sys.argv[1:]) or "defaults"})
     print(f"hang: {len(names)} configuration(s) x {args.rounds} round(s) x "
           f"{'/'.join(faults)}, wrk -t{args.threads} -c{args.conns} "
           f"-d{args.duration}s, backend {args.victim} stopped at "
           f"t={args.hang_start:g} s for {args.hang_len:g} s "
-          f"(~{bl.fmt_secs(n_runs * (args.duration + 1.5))})", flush=True)
+          f"(~{br.fmt_secs(n_runs * (args.duration + 1.5))})", flush=True)
     rows, failed = [], 0
     t0 = time.monotonic()
-    fields = bl.RESULT_FIELDS + EXTRA_FIELDS
+    fields = br.RESULT_FIELDS + EXTRA_FIELDS
     results = open(os.path.join(out, "results.csv"), "w", newline="")
     w = csv.DictWriter(results, fields)
     w.writeheader()
@@ -466,7 +468,7 @@ def main(argv):
                 # Alternate which run goes first, round by round.
                 for fault in (faults if k % 2 else faults[::-1]):
                     try:
-                        r = one_run(bl.CONFIGS[name], fault, k, args, scen,
+                        r = one_run(bc.CONFIGS[name], fault, k, args, scen,
                                     out)
                     except (RuntimeError, OSError) as e:
                         failed += 1
@@ -491,7 +493,7 @@ def main(argv):
         signal.setitimer(signal.ITIMER_REAL, 0)
         bl.Proc.stop_all()
         results.close()
-    bl.write_summary(out, table(rows, names, args), t0,
+    br.write_summary(out, table(rows, names, args), t0,
                      "summary.md and results.csv")
     return 1 if failed or not rows else 0
 

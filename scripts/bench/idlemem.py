@@ -40,6 +40,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
 
 PROXIES = ["lbproxy", "nginx", "haproxy"]
@@ -186,12 +187,12 @@ def rss_settled(pid, settle):
 
 def proxy_config(kind, n):
     if kind == "lbproxy":
-        base = bl.CONFIGS["lb-rr-p"]
-        return bl.Config("lbproxy", "lbproxy", base.mode, True,
+        base = bc.CONFIGS["lb-rr-p"]
+        return bc.Config("lbproxy", "lbproxy", base.mode, True,
                          [f"limits.max_clients={n + 64}"])
     if kind == "nginx":
-        return bl.CONFIGS["nginx-rr-ka"]
-    return bl.CONFIGS["haproxy-rr-reuse"]
+        return bc.CONFIGS["nginx-rr-ka"]
+    return bc.CONFIGS["haproxy-rr-reuse"]
 
 
 def capacity(kind, n):

@@ -43,7 +43,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 
 OPENLOOP = os.path.join(bl.ROOT, os.environ.get("OPENLOOP",
                                                 "build/bench/openloop"))
@@ -338,19 +340,19 @@ def main(argv):
     if not shutil.which("taskset"):
         raise SystemExit("openbench: taskset is missing")
     offered = [float(x) for x in args.offered.split(",") if x]
-    names = bl.select_configs(args.configs)
+    names = bc.select_configs(args.configs)
     scens = []
     for s in args.scenarios.replace(",", " ").split():
         path = os.path.join(bl.ROOT, "config", "scenarios", s + ".ini")
         if not os.path.exists(path):
             raise SystemExit(f"openbench: no scenario {s}")
-        scens.append(bl.Scenario.load(path))
+        scens.append(bc.Scenario.load(path))
     secs = 2 * (args.duration + args.warmup + 15) if args.check_mmk else sum(
         len(scenario_rates(sc, offered) or []) * len(names)
         * (max(args.duration, sc.min_duration) + args.warmup + 15)
         for sc in scens)
     out, _, _ = bl.tool_start("openbench", args.out, "open", secs + 60)
-    bl.write_facts(out, {"openbench": " ".join(argv) or "defaults"})
+    br.write_facts(out, {"openbench": " ".join(argv) or "defaults"})
     t0 = time.monotonic()
     try:
         if args.check_mmk:
@@ -371,7 +373,7 @@ def main(argv):
             for frac, rate in pairs:
                 for name in names:
                     try:
-                        r = one_run(scen, bl.CONFIGS[name], frac, rate, args,
+                        r = one_run(scen, bc.CONFIGS[name], frac, rate, args,
                                     out)
                     except (RuntimeError, OSError,
                             subprocess.TimeoutExpired) as e:
@@ -396,7 +398,7 @@ def main(argv):
         w.writerows(rows)
     for scen in scens:
         plot([r for r in rows if r["scenario"] == scen.name], scen.name, out)
-    bl.write_summary(out, table(rows), t0, "summary.md, results.csv, plots/")
+    br.write_summary(out, table(rows), t0, "summary.md, results.csv, plots/")
     return 1 if failed or not rows else 0
 
 

@@ -35,13 +35,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "lib"))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 import netns  # noqa: E402
 from openbench import capacity  # noqa: E402
 
 TARGET = 0.95
 CONFIGS = {"one": 1, "two": 2}
-FIELDS = bl.RESULT_FIELDS + ["instances", "bound_rps", "of_bound",
+FIELDS = br.RESULT_FIELDS + ["instances", "bound_rps", "of_bound",
                              "instance_requests"]
 
 
@@ -128,9 +130,9 @@ def one_run(net, name, k, scen, backends, mode, out, bound):
     finally:
         for p in lbs:
             net.stop(p)
-    cfg = bl.Config(name, "lbproxy", mode, True,
+    cfg = bc.Config(name, "lbproxy", mode, True,
                     note=f"{n} instance(s) behind the nftables VIP")
-    row = bl.result_row(scen, cfg, k, start, end, summ, px_cpu, be_cpu,
+    row = br.result_row(scen, cfg, k, start, end, summ, px_cpu, be_cpu,
                         wrk_cpu, out, raw, js, "")
     row.update({"instances": n, "bound_rps": f"{bound:.0f}",
                 "of_bound": f"{float(row['rps']) / bound:.4f}",
@@ -195,7 +197,7 @@ def main(argv):
     for t in ("wrk", "taskset"):
         if not shutil.which(t):
             raise SystemExit(f"scaleout: {t} is missing")
-    scen = bl.Scenario.load(args.scenario)
+    scen = bc.Scenario.load(args.scenario)
     scen.apply_env({k: env.get(k) for k in ("CONNS", "THREADS", "WARMUP")})
     scen.duration = args.duration
     bound = capacity(scen)
@@ -207,11 +209,11 @@ def main(argv):
         bl.ROOT, "logs", "bench",
         "scaleout-" + time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
-    bl.write_facts(out, {"scaleout": " ".join(argv) or "defaults"})
+    br.write_facts(out, {"scaleout": " ".join(argv) or "defaults"})
     runs = len(CONFIGS) * args.rounds
     print(f"scaleout: {scen.name}, one and two instances x {args.rounds} "
           f"round(s), {args.duration}-s runs "
-          f"(~{bl.fmt_secs(runs * (args.duration + scen.warmup + 1))})",
+          f"(~{br.fmt_secs(runs * (args.duration + scen.warmup + 1))})",
           flush=True)
     t0 = time.monotonic()
     net = netns.Network(instances=max(CONFIGS.values()))
@@ -233,7 +235,7 @@ def main(argv):
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
         w.writerows(rows)
-    bl.write_summary(out, table(rows, scen, args.mode, bound), t0)
+    br.write_summary(out, table(rows, scen, args.mode, bound), t0)
     return 0
 
 

@@ -39,6 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
 
 PROXIES = ["lbproxy", "nginx", "haproxy"]
@@ -194,7 +195,7 @@ def main(argv):
     out = os.path.abspath(a.out or os.path.join(
         bl.ROOT, "logs", "bench", "tlsbench-" + time.strftime("%Y%m%d-%H%M%S")))
     os.makedirs(out, exist_ok=True)
-    scen = bl.Scenario("tlsbench")
+    scen = bc.Scenario("tlsbench")
     scen.backends = [(b, ["--profile", "fixed:0ms", "--workers", "0",
                           "--quiet"]) for b in "ABC"]
     res = {}

@@ -46,7 +46,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 import bench  # noqa: E402
 from openbench import capacity  # noqa: E402
 
@@ -62,7 +64,7 @@ T_COST_BASE = 1.03  # cost: w1 / today's (base)
 REPLACE_WAIT = 5.0  # seconds the pgrep poll runs at most
 # bench.measure() hands each row to a writer; rows are written at the end.
 NO_WRITER = types.SimpleNamespace(add=lambda row: None)
-FIELDS = bl.RESULT_FIELDS + [
+FIELDS = br.RESULT_FIELDS + [
     "part", "workers", "reuseport", "bound_rps", "of_bound",
     "worker_requests", "worker_restarts", "stats_requests",
     "metrics_requests", "stats_client_closed", "metrics_client_closed",
@@ -173,7 +175,7 @@ def lb_config(name, mode, admin_port, args):
         sets.append("proxy.shared_balancers=false")
     if workers > 1 and args.worker_cpus:
         sets.append(f"proxy.worker_cpus={args.worker_cpus}")
-    cfg = bl.Config(name, "lbproxy", mode, True, sets)
+    cfg = bc.Config(name, "lbproxy", mode, True, sets)
     if name == "base":
         cfg.exe = os.path.abspath(bl.LBPROXY_BASE)
     cfg.workers = workers
@@ -299,7 +301,7 @@ def kill_own_wrk():
 
 def fault_run(name, k, args, out, rows):
     """One kill -9 of a worker under wrk load."""
-    scen = bl.Scenario("fault")
+    scen = bc.Scenario("fault")
     scen.backends = [(b, ["--profile", "exp:2ms", "--quiet"]) for b in "ABC"]
     scen.connections = args.conns
     scen.timeout = "2s"
@@ -382,7 +384,7 @@ def fault_run(name, k, args, out, rows):
     with open(st.proxy.proc.log_path, errors="replace") as f:
         logged = any("restarting" in line and f"pid {victim}" in line
                      for line in f)
-    row = bl.result_row(scen, st.proxy.cfg, k, start_unix, end_unix, summ,
+    row = br.result_row(scen, st.proxy.cfg, k, start_unix, end_unix, summ,
                         px_cpu, 0.0, wrk_cpu, out, raw, js, "")
     e = summ["errors"]
     sock = e["connect"] + e["read"] + e["write"] + e["timeout"]
@@ -696,7 +698,7 @@ def main(argv):
     if why:
         raise SystemExit(f"workers: this lbproxy has no [proxy] workers: "
                          f"{why}")
-    capped = bl.Scenario.load(os.path.join(bl.ROOT, "config", "scenarios",
+    capped = bc.Scenario.load(os.path.join(bl.ROOT, "config", "scenarios",
                                            "capped.ini"))
     capped.duration, capped.repeat = args.duration, args.rounds
     capped.warmup, capped.connections = args.warmup, args.conns
@@ -712,7 +714,7 @@ def main(argv):
     timeout = runs + 120 + (hang_seconds(args) if "hang" in args.parts
                             else 0)
     out, _, _ = bl.tool_start("workers", args.out, "workers", timeout)
-    bl.write_facts(out, {"workers": " ".join(argv) or "defaults"})
+    br.write_facts(out, {"workers": " ".join(argv) or "defaults"})
     print(f"workers: parts {','.join(args.parts)}, configurations "
           f"{','.join(args.configs)}, {args.rounds} round(s), "
           f"{args.duration}-s runs", flush=True)
@@ -767,7 +769,7 @@ def main(argv):
     for n, _, body in hangs:
         lines += [f"### hang (scripts/bench/hang.py) with --workers {n}", "",
                   body, ""]
-    bl.write_summary(out, "\n".join(lines), t0, "summary.md and results.csv")
+    br.write_summary(out, "\n".join(lines), t0, "summary.md and results.csv")
     return 1 if failed or not (rows or hangs) else 0
 
 

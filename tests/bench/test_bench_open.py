@@ -15,6 +15,7 @@ from test_hang import tree_processes
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BENCH = os.path.join(ROOT, "scripts", "bench", "bench.py")
 sys.path.insert(0, os.path.dirname(BENCH))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
 import openbench  # noqa: E402
 
@@ -58,14 +59,14 @@ def test_open_zero_skips_the_stage(tmp_path):
 
 def test_rates_without_a_capacity_bound():
     path = os.path.join(ROOT, "config", "scenarios", "hetero.ini")
-    scen = bl.Scenario.load(path)
+    scen = bc.Scenario.load(path)
     assert openbench.capacity(scen) is None
     assert openbench.scenario_rates(scen, [0.5, 0.8]) == \
         [(r, r) for r in scen.open_rates]
     assert scen.open_rates
     assert openbench.scenario_rates(scen, [0.5, 3000.0]) == [(3000.0,
                                                               3000.0)]
-    capped = bl.Scenario.load(os.path.join(ROOT, "config", "scenarios",
+    capped = bc.Scenario.load(os.path.join(ROOT, "config", "scenarios",
                                            "capped.ini"))
     assert openbench.scenario_rates(capped, [0.5]) == [(0.5, 700.0)]
 
@@ -76,7 +77,7 @@ def test_tail_floor_of_capped():
     backend takes its whole 800/s and the medium one 320/s, so the floor
     x solves (800 e^-((x-5)/5) + 320 e^-((x-10)/10)) / 1120 = 0.01, about
     43.8 ms; at 95% the slow one must take 130/s, about 67.6 ms."""
-    scen = bl.Scenario.load(os.path.join(ROOT, "config", "scenarios",
+    scen = bc.Scenario.load(os.path.join(ROOT, "config", "scenarios",
                                          "capped.ini"))
 
     def tail(x, shares):
@@ -92,7 +93,7 @@ def test_tail_floor_of_capped():
     assert 67.5 < f95 < 67.7, f95
     # no floor at or above capacity, or where a profile changes
     assert openbench.tail_floor(scen, 1400) is None
-    deg = bl.Scenario.load(os.path.join(ROOT, "config", "scenarios",
+    deg = bc.Scenario.load(os.path.join(ROOT, "config", "scenarios",
                                         "degrade.ini"))
     assert openbench.tail_floor(deg, 100) is None
 

@@ -19,7 +19,9 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "bench"))
+import benchconf as bc  # noqa: E402
 import benchlib as bl  # noqa: E402
+import benchreport as br  # noqa: E402
 
 ANALYZE = os.path.join(ROOT, "scripts", "analyze")
 
@@ -101,13 +103,13 @@ def run_dir(tmp_path):
         "[scenario]\ndescription = test\n[backends]\n"
         "A = --profile exp:5ms --phase 1s:exp:50ms\n"
         "B = --profile exp:10ms\nC = --profile exp:20ms\n")
-    scen = bl.Scenario("synthetic")
+    scen = bc.Scenario("synthetic")
     scen.duration = int(DURATION)
-    w = bl.ResultsWriter(str(d / "results.csv"))
+    w = br.ResultsWriter(str(d / "results.csv"))
     t = T0
     for k in range(3):
         for name, runs in RUNS.items():
-            cfg = bl.CONFIGS[name]
+            cfg = bc.CONFIGS[name]
             rps, p99, st = runs[k]
             js = d / "synthetic" / "wrk" / f"{name}-r{k + 1}.json"
             raw = d / "synthetic" / "wrk" / f"{name}-r{k + 1}.txt"
@@ -118,7 +120,7 @@ def run_dir(tmp_path):
                 log = str(d / "synthetic" / "lbproxy" / f"{name}.csv")
                 if k == 0:
                     write_log(log, t)
-            row = bl.result_row(scen, cfg, k + 1, t, t + DURATION,
+            row = br.result_row(scen, cfg, k + 1, t, t + DURATION,
                                 summary(rps, p99, st), 1.0, 0.5, 0.4,
                                 str(d), str(raw), str(js), log)
             w.add(row)
