@@ -293,18 +293,27 @@ static bool offers_h2c(const struct http_head *h)
 }
 
 /* Bytes a Host value (reg-name, IPv4, [IPv6], port) may hold: letters,
- * digits and .-:[]_~%!$&'()*+;= ('1' at their ASCII code). */
+ * digits and .-:[]_~%!$&'()*+;= ('1' at their code; every byte has its
+ * place, so no range test comes first). */
 static bool host_byte(unsigned char c)
 {
-    static const char ok[129] = "0000000000000000" /* 0x00 */
+    static const char ok[257] = "0000000000000000" /* 0x00 */
                                 "0000000000000000" /* 0x10 */
                                 "0100111111110110" /* 0x20 */
                                 "1111111111110100" /* 0x30 */
                                 "0111111111111111" /* 0x40 */
                                 "1111111111110101" /* 0x50 */
                                 "0111111111111111" /* 0x60 */
-                                "1111111111100010" /* 0x70 */;
-    return c < 128 && ok[c] == '1';
+                                "1111111111100010" /* 0x70 */
+                                "0000000000000000" /* 0x80 */
+                                "0000000000000000" /* 0x90 */
+                                "0000000000000000" /* 0xa0 */
+                                "0000000000000000" /* 0xb0 */
+                                "0000000000000000" /* 0xc0 */
+                                "0000000000000000" /* 0xd0 */
+                                "0000000000000000" /* 0xe0 */
+                                "0000000000000000" /* 0xf0 */;
+    return ok[c] == '1';
 }
 
 static bool host_valid(const struct http_head *h, struct http_span v)

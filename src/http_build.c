@@ -239,6 +239,16 @@ static bool status_line_as_is(const llhttp_t *p, const struct http_head *h,
            h->base[h->reason.off + h->reason.len] == '\r';
 }
 
+/* True when a Content-Length field reads "Content-Length: N\r\n" with N
+ * as put_u64 writes it: llhttp has read N as digits alone (anything else
+ * fails the parse), so it is the length, and without a leading zero it is
+ * that length's one spelling. */
+static bool length_as_is(const struct http_head *h,
+                         const struct http_header *hd)
+{
+    return hd->canon && (hd->value.len == 1 || h->base[hd->value.off] != '0');
+}
+
 int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
                              const struct http_head *h,
                              const struct http_response *resp, int client_minor,
@@ -274,13 +284,23 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
         drop |= 1u << HH_X_REQUEST_ID;
     if (resp->tunnel) /* kept, though hop-by-hop and named in Connection */
         drop &= ~(1u << HH_UPGRADE);
+    bool length_kept = false;
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        if ((drop >> hd->kind) & 1)
-            continue;
+        bool keep_length = false;
+        if ((drop >> hd->kind) & 1) {
+            /* a Content-Length line that reads as the one written below
+             * would stays in the run (one copy fewer) */
+            if (!(hd->kind == HH_CONTENT_LENGTH &&
+                  resp->mode == HTTP_BODY_LENGTH && !length_kept &&
+                  length_as_is(h, hd)))
+                continue;
+            keep_length = true;
+        }
         if (ntokens && !(resp->tunnel && hd->kind == HH_UPGRADE) &&
             named_in(h, hd->name, tokens, ntokens))
             continue;
+        length_kept |= keep_length;
         put_field(&o, h, hd, &run);
     }
     run_flush(&o, h, &run);
@@ -292,7 +312,7 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
                    sizeof("1.1 " PROXY_NAME) - 1);
     if (echo)
         put_request_id(&o, resp->request_id, resp->request_id_len);
-    if (resp->mode == HTTP_BODY_LENGTH) {
+    if (resp->mode == HTTP_BODY_LENGTH && !length_kept) {
         put_lit(&o, "Content-Length: ");
         put_u64(&o, resp->content_length);
         put_lit(&o, "\r\n");

@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -236,6 +237,24 @@ static void test_limits_and_hosts(void **state)
                                "Connection: Content-Length\r\n\r\n",
                                &req, &x),
                      400);
+    /* every byte value inside a Host: only letters, digits and
+     * .-:[]_~%!$&'()*+;= pass (others fail the check, or llhttp first) */
+    for (unsigned c = 1; c < 256; c++) {
+        char text[64];
+        snprintf(text, sizeof(text), "GET / HTTP/1.1\r\nHost: a%cb\r\n\r\n",
+                 (int)c);
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') ||
+                  (c < 128 && strchr(".-:[]_~%!$&'()*+;=", (int)c));
+        parse(&x, HTTP_REQUEST, text);
+        if (ok) {
+            assert_int_equal(x.err, HPE_PAUSED);
+            assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 0);
+        } else if (x.err == HPE_PAUSED) {
+            assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req),
+                             400);
+        }
+    }
 }
 
 static void test_parse_error_status(void **state)
@@ -490,6 +509,61 @@ static void test_request_id_in_heads(void **state)
     assert_null(strstr(out, "X-Request-Id"));
 }
 
+/* The response's Content-Length line: kept as it came when it reads as
+ * the rebuild would write it, else rewritten; exactly one either way. */
+static const char *build_resp(const char *text, char *out, size_t cap)
+{
+    static struct parsed x;
+    struct http_response r;
+    parse(&x, HTTP_RESPONSE, text);
+    assert_int_equal(x.err, HPE_PAUSED);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
+    int n = http_build_response_head(out, cap - 1, &x.p, &x.head, &r, 1, true);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_response_length_line(void **state)
+{
+    (void)state;
+    char out[1024];
+    assert_string_equal(
+        build_resp("HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 21\r\n"
+                   "X-B: 2\r\n\r\n",
+                   out, sizeof(out)),
+        "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 21\r\nX-B: 2\r\n"
+        "Via: 1.1 lbproxy\r\n\r\n");
+    assert_string_equal(
+        build_resp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", out,
+                   sizeof(out)),
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nVia: 1.1 lbproxy\r\n\r\n");
+    /* a leading zero, no blank after the colon, a trailing blank: the
+     * line is written anew */
+    static const char *odd[] = {"Content-Length: 021", "Content-Length:21",
+                                "Content-Length: 21 ", "Content-Length:  21"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        char in[256];
+        snprintf(in, sizeof(in), "HTTP/1.1 200 OK\r\n%s\r\nX-B: 2\r\n\r\n",
+                 odd[i]);
+        build_resp(in, out, sizeof(out));
+        assert_int_equal(count_of(out, "Content-Length: 21\r\n"), 1);
+        assert_int_equal(count_of(out, "Content-Length"), 1); /* that one */
+    }
+    /* another spelling of the name stays as it came */
+    build_resp("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", out,
+               sizeof(out));
+    assert_non_null(strstr(out, "\r\ncontent-length: 5\r\n"));
+    assert_null(strstr(out, "Content-Length"));
+    /* named in Connection: still framed, once */
+    build_resp("HTTP/1.1 200 OK\r\nConnection: content-length\r\n"
+               "Content-Length: 3\r\n\r\n",
+               out, sizeof(out));
+    assert_int_equal(count_of(out, "Content-Length: 3\r\n"), 1);
+    assert_int_equal(count_of(out, "ength:"), 1);
+}
+
 /* Connection: upgrade with an Upgrade field on a body-less HTTP/1.1
  * request travels upstream with both (Connection naming Upgrade does not
  * drop it); h2c, HTTP/1.0, a body, or an Upgrade without the Connection
@@ -583,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_obs_fold_after_empty_value_is_refused),
         cmocka_unit_test(test_obs_fold_is_refused),
         cmocka_unit_test(test_trailing_blanks_are_dropped),
+        cmocka_unit_test(test_response_length_line),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_http10_without_host_gets_one),
         cmocka_unit_test(test_connection_cannot_drop_our_headers),
