@@ -349,10 +349,13 @@ int loop_run(struct loop *loop)
         loop->round++;
         loop->round_full = n == LOOP_MAX_EVENTS;
         /* first mark every fd of the batch, so that a handler can tell an
-         * fd whose event is still to come in this round */
-        for (int i = 0; i < n; i++)
-            ((struct loop_io *)loop->events[i].data.ptr)->pending_round =
-                loop->round;
+         * fd whose event is still to come in this round (in a batch of
+         * one there is none: its fd's mark is cleared before its handler
+         * runs) */
+        if (n > 1)
+            for (int i = 0; i < n; i++)
+                ((struct loop_io *)loop->events[i].data.ptr)->pending_round =
+                    loop->round;
         for (int i = 0; i < n; i++) {
             struct loop_io *io = loop->events[i].data.ptr;
             uint32_t e = loop->events[i].events;
