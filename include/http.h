@@ -68,6 +68,7 @@ struct http_header {
 struct http_head {
     const char *base; /* buffer the spans refer to */
     struct http_header *headers;
+    struct http_header *cur; /* the field being read (headers + nheaders - 1) */
     unsigned nheaders, max_headers;
     struct http_span url;    /* request target */
     struct http_span reason; /* response reason phrase */

@@ -132,6 +132,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
             return HPE_USER;
         }
         struct http_header *hd = &h->headers[h->nheaders++];
+        h->cur = hd;
         uint32_t off = (uint32_t)(at - h->base);
         hd->name.off = off;
         hd->name.len = (uint32_t)len;
@@ -142,14 +143,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         h->last = 1;
         return 0;
     }
-    h->headers[h->nheaders - 1].name.len += (uint32_t)len;
+    h->cur->name.len += (uint32_t)len;
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_head *h = p->data;
-    struct http_header *hd = &h->headers[h->nheaders - 1];
+    struct http_header *hd = h->cur; /* llhttp reports a name first */
     uint32_t ne = hd->name.off + hd->name.len;
     if (h->last != 2) {
         /* an empty value is reported with `at` wherever llhttp stands
