@@ -71,7 +71,7 @@ drain: all
 workers: all
 	$(Q)$(PYTHON) scripts/bench/workers.py
 
-## bench-tools-test: idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run), scaleout.py (2-s runs; root), workers.py (2-s runs, a worker killed), drain.py (3-s run), bench.py's TLS scenarios (1-s runs) and open-loop stage (2-s runs) and the openloop generator produce their figures and leave nothing behind
+## bench-tools-test: bench.py's --help and argument check, idlemem.py (N=200), callgrind.py (200 requests), hang.py (3-s runs, 1-s hang), budget.py (4-s runs), openbench.py (3-s run), scaleout.py (2-s runs; root), workers.py (2-s runs, a worker killed), drain.py (3-s run), bench.py's TLS scenarios (1-s runs) and open-loop stage (2-s runs) and the openloop generator produce their figures and leave nothing behind
 $(eval $(call PYTEST_SUITE,bench-tools-test,tests/bench,all))
 
 ## logcost: the CSV request log's cost, lbproxy persistent round-robin with --log off and on, alternating (DURATION= REPEAT=)

@@ -503,6 +503,14 @@ def append_open_report(run_dir, out):
 
 
 def main(argv):
+    if "-h" in argv or "--help" in argv:
+        print(__doc__.strip())
+        return 0
+    unknown = [a for a in argv if a not in ("--quick", "--logcost")]
+    if unknown:
+        print(f"bench: unknown argument {unknown[0]!r} (settings come from "
+              "the environment; --help lists them)", file=sys.stderr)
+        return 2
     variant = ("quick" if "--quick" in argv
                else "logcost" if "--logcost" in argv else "")
     env = os.environ
