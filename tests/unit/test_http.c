@@ -70,6 +70,22 @@ static void build_req(const char *text, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Parses and checks a response to a GET and rebuilds its head for a
+ * keep-alive HTTP/1.1 client. */
+static const char *build_resp(const char *text, char *out, size_t cap)
+{
+    static struct parsed x;
+    struct http_response r;
+    parse(&x, HTTP_RESPONSE, text);
+    assert_int_equal(x.err, HPE_PAUSED);
+    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
+                     0);
+    int n = http_build_response_head(out, cap - 1, &x.p, &x.head, &r, 1, true);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return out;
+}
+
 static void test_empty_header_value_is_accepted(void **state)
 {
     (void)state;
@@ -141,17 +157,8 @@ static void test_trailing_blanks_are_dropped(void **state)
               out, sizeof(out));
     assert_non_null(strstr(out, "\r\nHost: t\r\nX-A: a b\r\nX-B: c\r\n"));
     assert_non_null(strstr(out, "\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.9\r\n"));
-    static struct parsed x;
-    struct http_response r;
-    parse(&x, HTTP_RESPONSE,
-          "HTTP/1.1 200 OK\r\nX-A: a  \r\nContent-Length: 0\r\n\r\n");
-    assert_int_equal(x.err, HPE_PAUSED);
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
-                     0);
-    int n =
-        http_build_response_head(out, sizeof(out), &x.p, &x.head, &r, 1, true);
-    assert_true(n > 0);
-    out[n] = '\0';
+    build_resp("HTTP/1.1 200 OK\r\nX-A: a  \r\nContent-Length: 0\r\n\r\n", out,
+               sizeof(out));
     assert_non_null(strstr(out, "\r\nX-A: a\r\n"));
 }
 
@@ -511,20 +518,6 @@ static void test_request_id_in_heads(void **state)
 
 /* The response's Content-Length line: kept as it came when it reads as
  * the rebuild would write it, else rewritten; exactly one either way. */
-static const char *build_resp(const char *text, char *out, size_t cap)
-{
-    static struct parsed x;
-    struct http_response r;
-    parse(&x, HTTP_RESPONSE, text);
-    assert_int_equal(x.err, HPE_PAUSED);
-    assert_int_equal(http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r),
-                     0);
-    int n = http_build_response_head(out, cap - 1, &x.p, &x.head, &r, 1, true);
-    assert_true(n > 0);
-    out[n] = '\0';
-    return out;
-}
-
 static void test_response_length_line(void **state)
 {
     (void)state;
