@@ -51,6 +51,17 @@ static void parse(struct parsed *x, llhttp_type_t type, const char *text)
         x->err_off = (size_t)(llhttp_get_error_pos(&x->p) - x->buf);
 }
 
+/* For a head either check or llhttp may refuse: true when the parse
+ * reached the check; otherwise asserts that llhttp refused it (a head that
+ * stopped short of its end would be neither). */
+static bool reached_check(const struct parsed *x)
+{
+    if (x->err == HPE_PAUSED)
+        return true;
+    assert_true(x->err != HPE_OK);
+    return false;
+}
+
 static int check_req(const char *text, struct http_request *req,
                      struct parsed *x)
 {
@@ -118,7 +129,7 @@ static void test_obs_fold_is_refused(void **state)
     parse(&x, HTTP_RESPONSE,
           "HTTP/1.1 200 OK\r\nX-A: 1\r\n\t2\r\n"
           "Content-Length: 0\r\n\r\n");
-    if (x.err == HPE_PAUSED)
+    if (reached_check(&x))
         assert_int_equal(
             http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r), 502);
 }
@@ -223,7 +234,7 @@ static void test_transfer_encodings(void **state)
     parse(&x, HTTP_REQUEST,
           "POST / HTTP/1.0\r\nHost: t\r\n"
           "Transfer-Encoding: chunked\r\n\r\n");
-    if (x.err == HPE_PAUSED)
+    if (reached_check(&x))
         assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 400);
 }
 
@@ -257,7 +268,7 @@ static void test_limits_and_hosts(void **state)
         if (ok) {
             assert_int_equal(x.err, HPE_PAUSED);
             assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 0);
-        } else if (x.err == HPE_PAUSED) {
+        } else if (reached_check(&x)) {
             assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req),
                              400);
         }
@@ -288,7 +299,7 @@ static void test_response_checks(void **state)
     parse(&x, HTTP_RESPONSE,
           "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
           "Transfer-Encoding: chunked\r\n\r\n");
-    if (x.err == HPE_PAUSED)
+    if (reached_check(&x))
         assert_int_equal(
             http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r), 502);
     parse(&x, HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
