@@ -74,6 +74,8 @@ struct http_head {
     struct http_span reason; /* response reason phrase */
     uint32_t seen;           /* 1 << kind of every field present */
     unsigned host;           /* 1 + index of the first Host field, 0: none */
+    unsigned length;         /* 1 + index of the Content-Length field */
+    uint32_t canon_bytes;    /* the bytes of the canon lines (http_lines) */
     bool too_many;           /* more than max_headers were seen */
     bool loose;              /* a value starts past "Name: ": every field
                                 is scanned (an obs-fold may hide there) */

@@ -19,6 +19,8 @@ void http_head_reset(struct http_head *h, const char *base)
     h->reason.off = h->reason.len = 0;
     h->seen = 0;
     h->host = 0;
+    h->length = 0;
+    h->canon_bytes = 0;
     h->too_many = false;
     h->split_value = false;
     h->loose = false;
@@ -162,8 +164,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
          * empty one, so this is the one place a field gets its kind */
         hd->kind = classify(sp(h, hd->name), hd->name.len);
         h->seen |= 1u << hd->kind;
-        if (hd->kind == HH_HOST && h->host == 0)
-            h->host = h->nheaders;
+        if (hd->kind != HH_OTHER) {
+            if (hd->kind == HH_HOST && h->host == 0)
+                h->host = h->nheaders;
+            else if (hd->kind == HH_CONTENT_LENGTH)
+                h->length = h->nheaders; /* llhttp refuses a second */
+        }
     }
     if (len == 0)
         return 0;
@@ -179,9 +185,13 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         memcpy(&sep, h->base + ne, 2);
         hd->canon = off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
                     (unsigned char)at[len - 1] > ' ';
+        if (hd->canon) /* "Name: value\r\n" */
+            h->canon_bytes += hd->name.len + (uint32_t)len + 4;
         return 0;
     }
-    hd->canon = false; /* in pieces: the line is rewritten */
+    if (hd->canon) /* in pieces: the line is rewritten */
+        h->canon_bytes -= hd->name.len + hd->value.len + 4;
+    hd->canon = false;
     if (at != h->base + hd->value.off + hd->value.len)
         h->split_value = true; /* a span must be one run of bytes */
     hd->value.len += (uint32_t)len;

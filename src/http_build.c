@@ -111,6 +111,21 @@ HOT void put_merged(struct out *o, const struct http_head *h,
 
 #define LIT(s) "" s, sizeof(s) - 1
 
+/* The end of the field lines when all of them read "Name: value\r\n"
+ * (hd->canon) one right after the other from `start`: then they go out
+ * as one run of source bytes, unchanged.  0 otherwise.  Canon lines do not
+ * overlap and lie in order between the first and the end of the last, so
+ * their bytes add up to that distance only if every line is canon and no
+ * byte lies between two. */
+static uint32_t lines_as_is(const struct http_head *h, uint32_t start)
+{
+    if (h->nheaders == 0 || h->headers[0].name.off != start)
+        return 0;
+    const struct http_header *last = &h->headers[h->nheaders - 1];
+    uint32_t end = last->value.off + last->value.len + 2;
+    return end - start == h->canon_bytes ? end : 0;
+}
+
 HOT void put_request_id(struct out *o, const char *id, size_t len)
 {
     put_lit(o, "X-Request-Id: ");
@@ -167,7 +182,12 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
         drop |= 1u << HH_X_REQUEST_ID; /* ours replaces the client's */
     if (req->upgrade) /* kept, though hop-by-hop and named in Connection */
         drop &= ~(1u << HH_UPGRADE);
-    for (unsigned i = 0; i < h->nheaders; i++) {
+    uint32_t lines_end = 0;
+    if (run.end && !(h->seen & drop) && req->nconn_tokens == 0)
+        lines_end = lines_as_is(h, run.end); /* no field changes */
+    if (lines_end)
+        run.end = lines_end;
+    for (unsigned i = 0; i < h->nheaders && !lines_end; i++) {
         const struct http_header *hd = &h->headers[i];
         if ((drop >> hd->kind) & 1)
             continue;
@@ -285,7 +305,16 @@ int http_build_response_head(char *buf, size_t cap, const llhttp_t *p,
     if (resp->tunnel) /* kept, though hop-by-hop and named in Connection */
         drop &= ~(1u << HH_UPGRADE);
     bool length_kept = false;
-    for (unsigned i = 0; i < h->nheaders; i++) {
+    uint32_t lines_end = 0;
+    if (run.end && resp->mode == HTTP_BODY_LENGTH && h->length &&
+        !(h->seen & drop & ~(1u << HH_CONTENT_LENGTH)) &&
+        length_as_is(h, &h->headers[h->length - 1]))
+        lines_end = lines_as_is(h, run.end); /* no field changes */
+    if (lines_end) {
+        run.end = lines_end;
+        length_kept = true;
+    }
+    for (unsigned i = 0; i < h->nheaders && !lines_end; i++) {
         const struct http_header *hd = &h->headers[i];
         bool keep_length = false;
         if ((drop >> hd->kind) & 1) {

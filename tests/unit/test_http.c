@@ -568,6 +568,91 @@ static void test_response_length_line(void **state)
     assert_int_equal(count_of(out, "ength:"), 1);
 }
 
+/* Like build_resp and build_req, with the head fed to llhttp in two
+ * pieces cut at `cut` (0: whole). */
+static void build_cut(llhttp_type_t type, const char *text, size_t cut,
+                      char *out, size_t cap)
+{
+    static struct parsed x;
+    parse(&x, type, "");
+    size_t n = strlen(text);
+    memcpy(x.buf, text, n);
+    x.err = llhttp_execute(&x.p, x.buf, cut);
+    if (x.err == HPE_OK)
+        x.err = llhttp_execute(&x.p, x.buf + cut, n - cut);
+    assert_int_equal(x.err, HPE_PAUSED);
+    int len;
+    if (type == HTTP_REQUEST) {
+        struct http_request req;
+        assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 0);
+        len = http_build_request_head(out, cap - 1, &x.p, &x.head, &req,
+                                      "192.0.2.9", false);
+    } else {
+        struct http_response r;
+        assert_int_equal(
+            http_response_check(&x.p, &x.head, HTTP_GET, 1, false, &r), 0);
+        len =
+            http_build_response_head(out, cap - 1, &x.p, &x.head, &r, 1, true);
+    }
+    assert_true(len > 0);
+    out[len] = '\0';
+}
+
+/* A head whose lines all read "Name: value\r\n" goes out as one run of
+ * its bytes; one line of another shape anywhere (first, middle, last), or
+ * a head that came in two pieces, must come out the same as the rebuilt
+ * head, line by line. */
+static void test_heads_out_as_one_run(void **state)
+{
+    (void)state;
+    static const char *odd[] = {"X-B:2", "X-B:  2", "X-B: 2 ", "X-B: 2\t",
+                                "X-B: 2"};
+    /* the lines before and after the odd one */
+    static const char *before[] = {"", "X-A: 1\r\n", "X-A: 1\r\nX-C: 3\r\n"};
+    static const char *after[] = {"X-A: 1\r\nX-C: 3\r\n", "X-C: 3\r\n", ""};
+    static const char *want[] = {"X-B: 2\r\nX-A: 1\r\nX-C: 3\r\n",
+                                 "X-A: 1\r\nX-B: 2\r\nX-C: 3\r\n",
+                                 "X-A: 1\r\nX-C: 3\r\nX-B: 2\r\n"};
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+            char fields[128], in[512], expect[512], out[1024];
+            snprintf(fields, sizeof(fields), "%s%s\r\n%s", before[k], odd[i],
+                     after[k]);
+            /* the response */
+            snprintf(in, sizeof(in),
+                     "HTTP/1.1 200 OK\r\n%sContent-Length: 4\r\n\r\n", fields);
+            snprintf(expect, sizeof(expect),
+                     "HTTP/1.1 200 OK\r\n%sContent-Length: 4\r\n"
+                     "Via: 1.1 lbproxy\r\n\r\n",
+                     want[k]);
+            for (size_t cut = 0; cut < strlen(in); cut++) {
+                build_cut(HTTP_RESPONSE, in, cut, out, sizeof(out));
+                assert_string_equal(out, expect);
+            }
+            /* the request */
+            snprintf(in, sizeof(in), "GET /x HTTP/1.1\r\nHost: h\r\n%s\r\n",
+                     fields);
+            snprintf(expect, sizeof(expect),
+                     "GET /x HTTP/1.1\r\nHost: h\r\n%s"
+                     "X-Forwarded-For: 192.0.2.9\r\n"
+                     "X-Forwarded-Proto: http\r\nVia: 1.1 lbproxy\r\n\r\n",
+                     want[k]);
+            for (size_t cut = 0; cut < strlen(in); cut++) {
+                build_cut(HTTP_REQUEST, in, cut, out, sizeof(out));
+                assert_string_equal(out, expect);
+            }
+        }
+    }
+    /* an empty value among canon lines is written "Name: " */
+    char out[1024];
+    build_cut(HTTP_RESPONSE,
+              "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-E:\r\nContent-Length: 4\r\n"
+              "\r\n",
+              0, out, sizeof(out));
+    assert_string_equal(out, "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-E: \r\n"
+                             "Content-Length: 4\r\nVia: 1.1 lbproxy\r\n\r\n");
+}
+
 /* Connection: upgrade with an Upgrade field on a body-less HTTP/1.1
  * request travels upstream with both (Connection naming Upgrade does not
  * drop it); h2c, HTTP/1.0, a body, or an Upgrade without the Connection
@@ -662,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_obs_fold_is_refused),
         cmocka_unit_test(test_trailing_blanks_are_dropped),
         cmocka_unit_test(test_response_length_line),
+        cmocka_unit_test(test_heads_out_as_one_run),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_http10_without_host_gets_one),
         cmocka_unit_test(test_connection_cannot_drop_our_headers),
