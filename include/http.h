@@ -150,7 +150,8 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
 int http_build_request_head(char *out, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
                             const struct http_request *req,
-                            const char *client_ip, bool close_upstream);
+                            const char *client_ip, size_t client_ip_len,
+                            bool close_upstream);
 
 /* How the response body travels to the client. */
 enum http_body_mode {

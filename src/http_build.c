@@ -136,7 +136,8 @@ HOT void put_request_id(struct out *o, const char *id, size_t len)
 int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
                             const struct http_head *h,
                             const struct http_request *req,
-                            const char *client_ip, bool close_upstream)
+                            const char *client_ip, size_t client_ip_len,
+                            bool close_upstream)
 {
     struct out o = {buf, 0, cap, false};
     struct http_span target = h->url;
@@ -212,8 +213,7 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
         put_lit(&o, "\r\n");
     }
     put_merged(&o, h, HH_X_FORWARDED_FOR, LIT("X-Forwarded-For: "),
-               req->conn_tokens, req->nconn_tokens, client_ip,
-               strlen(client_ip));
+               req->conn_tokens, req->nconn_tokens, client_ip, client_ip_len);
     if (!req->tls && !(h->seen & (1u << HH_VIA)) && p->http_minor == 1) {
         /* the usual case, in one copy of a constant */
         put_lit(&o, "X-Forwarded-Proto: http\r\nVia: 1.1 " PROXY_NAME "\r\n");

@@ -690,6 +690,7 @@ int session_accept_tr(struct session_ctx *ctx, int fd,
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     net_format_ip(sa, s->ip, sizeof(s->ip)); /* "unknown" for other */
+    s->ip_len = (uint8_t)strlen(s->ip);
     net_format(sa, s->addr, sizeof(s->addr));
     make_preamble(s, fd, sa, local);
     if (loop_io_add(ctx->loop, &s->cio, fd, LOOP_READ) < 0) {

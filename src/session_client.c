@@ -204,15 +204,15 @@ static enum step head_done(struct session *s)
     /* Once per request, while the head's spans are valid: what the hash
      * policy of the request's pool picks by (nothing for other policies). */
     if (balancer_wants_key(r->pool->bal)) {
-        r->hash_key = hashkey_of(&pcfg(r)->hash_key, &r->head, s->ip,
-                                 strlen(s->ip), NULL);
+        r->hash_key =
+            hashkey_of(&pcfg(r)->hash_key, &r->head, s->ip, s->ip_len, NULL);
         r->keyed = true;
     }
     if (!buf_get(pool, &s->upstream.out))
         return step_reply(r, 503, RECORD_BAD_REQUEST);
     int n = http_build_request_head(
         s->upstream.out.data, pool->size - FRAMING_SLACK, &r->parser, &r->head,
-        &r->hreq, s->ip, !pcfg(r)->persistent);
+        &r->hreq, s->ip, s->ip_len, !pcfg(r)->persistent);
     if (n < 0)
         return reject(s, 431);
     buf_commit(pool, &s->upstream.out, (uint32_t)n);

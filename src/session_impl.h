@@ -170,6 +170,7 @@ struct session {
                         connection of this client starts with, or NULL */
     char addr[64];
     char ip[48];
+    uint8_t ip_len; /* strlen(ip) */
 };
 
 static inline const struct config *cfg_of(const struct session *s)

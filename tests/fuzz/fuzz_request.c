@@ -208,7 +208,7 @@ static int one_request(llhttp_t *p, char *buf, size_t *off, size_t size)
         return 0;
     }
     int n = http_build_request_head(out, 16384, p, &rc.head, &rc.req,
-                                    "127.0.0.1", size & 1);
+                                    "127.0.0.1", 9, size & 1);
     if (n < 0)
         return 0;
     rc.out_len = (size_t)n;

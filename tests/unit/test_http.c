@@ -76,7 +76,7 @@ static void build_req(const char *text, char *out, size_t cap)
     struct http_request req;
     assert_int_equal(check_req(text, &req, &x), 0);
     int n = http_build_request_head(out, cap - 1, &x.p, &x.head, &req,
-                                    "192.0.2.9", false);
+                                    "192.0.2.9", 9, false);
     assert_true(n > 0);
     out[n] = '\0';
 }
@@ -483,13 +483,13 @@ static void test_request_id_in_heads(void **state)
     assert_int_equal(http_request_check(&x.p, &x.head, 100, &req), 0);
     assert_null(req.request_id); /* the check leaves none */
     int n = http_build_request_head(out, sizeof(out) - 1, &x.p, &x.head, &req,
-                                    "192.0.2.1", false);
+                                    "192.0.2.1", 9, false);
     out[n] = '\0';
     assert_non_null(strstr(out, "X-Request-Id: bad id\r\n")); /* off */
     req.request_id = "0b7e5c3a-9f1d-4e2b-8a6c-3d5e7f9a1b2c";
     req.request_id_len = strlen(req.request_id);
     n = http_build_request_head(out, sizeof(out) - 1, &x.p, &x.head, &req,
-                                "192.0.2.1", false);
+                                "192.0.2.1", 9, false);
     out[n] = '\0';
     assert_null(strstr(out, "bad id"));
     assert_int_equal(count_of(out, "X-Request-Id:"), 1);
@@ -586,7 +586,7 @@ static void build_cut(llhttp_type_t type, const char *text, size_t cut,
         struct http_request req;
         assert_int_equal(http_request_check(&x.p, &x.head, 1000, &req), 0);
         len = http_build_request_head(out, cap - 1, &x.p, &x.head, &req,
-                                      "192.0.2.9", false);
+                                      "192.0.2.9", 9, false);
     } else {
         struct http_response r;
         assert_int_equal(
