@@ -135,13 +135,10 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         }
         struct http_header *hd = &h->headers[h->nheaders++];
         h->cur = hd;
-        uint32_t off = (uint32_t)(at - h->base);
-        hd->name.off = off;
+        /* the value, kind and canon come with the value, which llhttp
+         * reports for every field, even an empty one (on_header_value) */
+        hd->name.off = (uint32_t)(at - h->base);
         hd->name.len = (uint32_t)len;
-        hd->value.off = off;
-        hd->value.len = 0;
-        hd->kind = HH_OTHER;
-        hd->canon = false;
         h->last = 1;
         return 0;
     }
@@ -159,6 +156,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
          * (after the line end): anchor it right after the name */
         hd->value.off = ne;
         hd->value.len = 0;
+        hd->canon = false;
         h->last = 2;
         /* the name is complete: llhttp reports every value, even an
          * empty one, so this is the one place a field gets its kind */
