@@ -146,17 +146,32 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* The first bytes of a field's value, len > 0, at `at`; ne is the end of
+ * the name. */
+static inline void value_begins(struct http_head *h, struct http_header *hd,
+                                uint32_t ne, const char *at, size_t len)
+{
+    uint32_t off = (uint32_t)(at - h->base);
+    hd->value.off = off;
+    hd->value.len = (uint32_t)len;
+    /* past "Name: " ("Name:\r\n value" is an obs-fold): field_scan then
+     * looks at every field */
+    if (off > ne + 2)
+        h->loose = true;
+    uint16_t sep; /* the two bytes after the name, ": " at once */
+    memcpy(&sep, h->base + ne, 2);
+    hd->canon = off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
+                (unsigned char)at[len - 1] > ' ';
+    if (hd->canon) /* "Name: value\r\n" */
+        h->canon_bytes += hd->name.len + (uint32_t)len + 4;
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct http_head *h = p->data;
     struct http_header *hd = h->cur; /* llhttp reports a name first */
     uint32_t ne = hd->name.off + hd->name.len;
     if (h->last != 2) {
-        /* an empty value is reported with `at` wherever llhttp stands
-         * (after the line end): anchor it right after the name */
-        hd->value.off = ne;
-        hd->value.len = 0;
-        hd->canon = false;
         h->last = 2;
         /* the name is complete: llhttp reports every value, even an
          * empty one, so this is the one place a field gets its kind */
@@ -168,23 +183,21 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
             else if (hd->kind == HH_CONTENT_LENGTH)
                 h->length = h->nheaders; /* llhttp refuses a second */
         }
+        if (len > 0) {
+            value_begins(h, hd, ne, at, len);
+            return 0;
+        }
+        /* an empty value is reported with `at` wherever llhttp stands
+         * (after the line end): anchor it right after the name */
+        hd->value.off = ne;
+        hd->value.len = 0;
+        hd->canon = false;
+        return 0;
     }
     if (len == 0)
         return 0;
-    if (hd->value.len == 0) {
-        uint32_t off = (uint32_t)(at - h->base);
-        hd->value.off = off;
-        hd->value.len = (uint32_t)len;
-        /* past "Name: " ("Name:\r\n value" is an obs-fold): field_scan
-         * then looks at every field */
-        if (off > ne + 2)
-            h->loose = true;
-        uint16_t sep; /* the two bytes after the name, ": " at once */
-        memcpy(&sep, h->base + ne, 2);
-        hd->canon = off == ne + 2 && memcmp(&sep, ": ", 2) == 0 &&
-                    (unsigned char)at[len - 1] > ' ';
-        if (hd->canon) /* "Name: value\r\n" */
-            h->canon_bytes += hd->name.len + (uint32_t)len + 4;
+    if (hd->value.len == 0) { /* after an empty piece */
+        value_begins(h, hd, ne, at, len);
         return 0;
     }
     if (hd->canon) /* in pieces: the line is rewritten */
