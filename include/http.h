@@ -38,6 +38,7 @@ enum http_hdr {
     HH_X_FORWARDED_PROTO,
     HH_VIA,
     HH_X_REQUEST_ID,
+    HH_EMPTY_NAME, /* ": value": llhttp admits it, a request check refuses it */
 };
 
 /* Hop-by-hop fields (RFC 9110 7.6.1; Content-Length and Transfer-Encoding
@@ -74,6 +75,7 @@ struct http_head {
     struct http_span reason; /* response reason phrase */
     uint32_t seen;           /* 1 << kind of every field present */
     unsigned host;           /* 1 + index of the first Host field, 0: none */
+    bool host_again;         /* a second Host field came */
     unsigned length;         /* 1 + index of the Content-Length field */
     uint32_t canon_bytes;    /* the bytes of the canon lines (http_lines) */
     bool too_many;           /* more than max_headers were seen */

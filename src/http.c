@@ -19,6 +19,7 @@ void http_head_reset(struct http_head *h, const char *base)
     h->reason.off = h->reason.len = 0;
     h->seen = 0;
     h->host = 0;
+    h->host_again = false;
     h->length = 0;
     h->canon_bytes = 0;
     h->too_many = false;
@@ -69,6 +70,8 @@ static enum http_hdr classify(const char *n, uint32_t len)
 {
 #define IS(lit) tok_ieq(n, "" lit, sizeof(lit) - 1)
     switch (len) {
+    case 0:
+        return HH_EMPTY_NAME;
     case 2:
         return IS("te") ? HH_TE : HH_OTHER;
     case 3:
@@ -178,10 +181,14 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         hd->kind = classify(sp(h, hd->name), hd->name.len);
         h->seen |= 1u << hd->kind;
         if (hd->kind != HH_OTHER) {
-            if (hd->kind == HH_HOST && h->host == 0)
-                h->host = h->nheaders;
-            else if (hd->kind == HH_CONTENT_LENGTH)
+            if (hd->kind == HH_HOST) {
+                if (h->host)
+                    h->host_again = true;
+                else
+                    h->host = h->nheaders;
+            } else if (hd->kind == HH_CONTENT_LENGTH) {
                 h->length = h->nheaders; /* llhttp refuses a second */
+            }
         }
         if (len > 0) {
             value_begins(h, hd, ne, at, len);
@@ -406,7 +413,22 @@ int http_request_check(const llhttp_t *p, struct http_head *h,
     bool keep_alive_token = false, close_token = false;
     bool upgrade_token = false, conn_overflow = false;
     req->idempotent = method_idempotent(p->method);
-    for (unsigned i = 0; i < h->nheaders; i++) {
+    /* A head of fields of kind HH_OTHER and one Host (the usual request)
+     * has only its Host judged: the loop below would skip the others. */
+    const uint32_t plain = (1u << HH_OTHER) | (1u << HH_HOST);
+    unsigned nscan = h->nheaders;
+    if (!h->loose && !(h->seen & ~plain) && !h->host_again) {
+        nscan = 0;
+        if (h->host) {
+            struct http_header *hd = &h->headers[h->host - 1];
+            hosts = 1;
+            if (!field_scan(h, hd)) /* as in the loop (never: not loose) */
+                return reject(req, 400, "control character in header value");
+            if (!host_valid(h, hd->value))
+                return reject(req, 400, "invalid Host");
+        }
+    }
+    for (unsigned i = 0; i < nscan; i++) {
         struct http_header *hd = &h->headers[i];
         if (hd->name.len == 0)
             return reject(req, 400, "empty header name");

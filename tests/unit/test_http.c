@@ -568,6 +568,45 @@ static void test_response_length_line(void **state)
     assert_int_equal(count_of(out, "ength:"), 1);
 }
 
+/* Requests of fields of no interest and Host: the one Host is judged,
+ * as a head of other fields would have it judged (same answers, same
+ * reasons); a field without a name is refused wherever it stands. */
+static void test_plain_request_heads(void **state)
+{
+    (void)state;
+    static struct parsed x;
+    struct http_request req;
+    static const struct {
+        const char *head;
+        int status;
+        const char *why;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nX-A: 1\r\nHost: a\r\nX-B: 2\r\n\r\n", 0, NULL},
+        {"GET / HTTP/1.1\r\nHost: a \t \r\n\r\n", 0, NULL},
+        {"GET / HTTP/1.1\r\nX-A: 1\r\n: x\r\nHost: a\r\n\r\n", 400,
+         "empty header name"},
+        {"GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", 400, "empty header name"},
+        {"GET / HTTP/1.1\r\n: x\r\n\r\n", 400, "empty header name"},
+        {"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nHost: a\r\n\r\n", 400,
+         "several Host fields"},
+        {"GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400,
+         "several Host fields"},
+        {"GET / HTTP/1.1\r\nX-A: 1\r\nHost: a b\r\n\r\n", 400, "invalid Host"},
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", 0, NULL},
+        {"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400, "no Host"},
+        {"GET / HTTP/1.0\r\nX-A: 1\r\n\r\n", 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(check_req(cases[i].head, &req, &x), cases[i].status);
+        if (cases[i].why)
+            assert_string_equal(req.error, cases[i].why);
+    }
+    char out[1024];
+    build_req("GET / HTTP/1.1\r\nHost: a \t \r\nX-A: 1\r\n\r\n", out,
+              sizeof(out));
+    assert_non_null(strstr(out, "\r\nHost: a\r\nX-A: 1\r\n"));
+}
+
 /* Like build_resp and build_req, with the head fed to llhttp in two
  * pieces cut at `cut` (0: whole). */
 static void build_cut(llhttp_type_t type, const char *text, size_t cut,
@@ -753,6 +792,7 @@ int main(void)
         cmocka_unit_test(test_connection_cannot_drop_our_headers),
         cmocka_unit_test(test_transfer_encodings),
         cmocka_unit_test(test_limits_and_hosts),
+        cmocka_unit_test(test_plain_request_heads),
         cmocka_unit_test(test_parse_error_status),
         cmocka_unit_test(test_response_checks),
         cmocka_unit_test(test_interim_responses),
