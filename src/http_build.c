@@ -160,9 +160,11 @@ int http_build_request_head(char *buf, size_t cap, const llhttp_t *p,
     if (authority.len == 0 && h->url.off > mlen && sp(h, h->url)[0] != '?' &&
         p->http_minor == 1 &&
         memcmp(h->base + url_end, " HTTP/1.1\r\n", 11) == 0 &&
-        h->base[h->url.off - 1] == ' ' &&
-        memcmp(h->base + h->url.off - 1 - mlen, m, mlen) == 0) {
-        /* the request line goes out as it came: start the run with it */
+        h->base[h->url.off - 1] == ' ' && h->base[h->url.off - 2] != ' ') {
+        /* the request line goes out as it came: start the run with it.
+         * llhttp read the method as it is spelt (strict mode matches it
+         * byte for byte), then one space or more: with one, the method's
+         * bytes stand right before it */
         run.start = h->url.off - 1 - (uint32_t)mlen;
         run.end = url_end + 11;
     } else {

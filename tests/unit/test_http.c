@@ -607,6 +607,39 @@ static void test_plain_request_heads(void **state)
     assert_non_null(strstr(out, "\r\nHost: a\r\nX-A: 1\r\n"));
 }
 
+/* A request line goes out as it came only when it reads "METHOD target
+ * HTTP/1.1": other spacings and leading blank lines are rewritten. */
+static void test_request_line(void **state)
+{
+    (void)state;
+    static const char *in[] = {
+        "GET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET  /a HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET   /a HTTP/1.1\r\nHost: h\r\n\r\n",
+        "\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n",
+        "\r\n\r\nGET  /a HTTP/1.1\r\nHost: h\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        char out[1024];
+        build_req(in[i], out, sizeof(out));
+        const char *want = "GET /a HTTP/1.1\r\nHost: h\r\n";
+        assert_true(strncmp(out, want, strlen(want)) == 0);
+    }
+    static const char *methods[] = {"DELETE", "OPTIONS", "PROPFIND",
+                                    "M-SEARCH"};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        char text[128], out[1024];
+        for (int spaces = 1; spaces <= 2; spaces++) {
+            snprintf(text, sizeof(text), "%s%s/x HTTP/1.1\r\nHost: h\r\n\r\n",
+                     methods[i], spaces == 1 ? " " : "  ");
+            build_req(text, out, sizeof(out));
+            char want[64];
+            snprintf(want, sizeof(want), "%s /x HTTP/1.1\r\n", methods[i]);
+            assert_true(strncmp(out, want, strlen(want)) == 0);
+        }
+    }
+}
+
 /* Like build_resp and build_req, with the head fed to llhttp in two
  * pieces cut at `cut` (0: whole). */
 static void build_cut(llhttp_type_t type, const char *text, size_t cut,
@@ -793,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_transfer_encodings),
         cmocka_unit_test(test_limits_and_hosts),
         cmocka_unit_test(test_plain_request_heads),
+        cmocka_unit_test(test_request_line),
         cmocka_unit_test(test_parse_error_status),
         cmocka_unit_test(test_response_checks),
         cmocka_unit_test(test_interim_responses),
