@@ -181,21 +181,11 @@ void balancer_slow_start(struct balancer *b, size_t idx, uint64_t now_us)
  * rate is far above the others' is ejected even when its failures are not
  * consecutive.  The fail-open rule is untouched (an outlier is an ejected
  * backend like any other); at most half of the backends are out at once. */
-static void outlier_window(struct balancer *b, uint64_t now_us)
+static void outlier_sweep(struct balancer *b, uint64_t now_us)
 {
-    uint64_t win = (uint64_t)b->p.outlier_window_ms * 1000u;
     double rate[BALANCER_MAX_BACKENDS];
     size_t out = 0, qual = 0;
     double sum = 0.0;
-
-    if (win == 0)
-        return;
-    if (b->window_us == 0 || now_us < b->window_us) {
-        b->window_us = now_us;
-        return;
-    }
-    if (now_us - b->window_us < win)
-        return;
     size_t live = 0;
     for (size_t i = 0; i < b->n; i++) {
         const struct balancer_backend *be = &b->be[i];
@@ -230,6 +220,21 @@ static void outlier_window(struct balancer *b, uint64_t now_us)
     for (size_t i = 0; i < b->n; i++)
         b->be[i].win_req = b->be[i].win_fail = 0;
     b->window_us = now_us;
+}
+
+/* Runs the sweep when a window is over (inline: with windows off, the
+ * default, or mid-window, nothing happens). */
+static inline void outlier_window(struct balancer *b, uint64_t now_us)
+{
+    uint64_t win = (uint64_t)b->p.outlier_window_ms * 1000u;
+    if (win == 0)
+        return;
+    if (b->window_us == 0 || now_us < b->window_us) {
+        b->window_us = now_us;
+        return;
+    }
+    if (now_us - b->window_us >= win)
+        outlier_sweep(b, now_us);
 }
 
 /* The policy's pick, by key for balancer_pick_key. */
