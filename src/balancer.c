@@ -54,6 +54,7 @@ struct balancer *balancer_create(const char *mode,
         b->be[i].health = BALANCER_UP;
         b->be[i].last_fail = BALANCER_OK;
     }
+    b->nout = 0; /* every backend up and ready (BALANCER_READY is 0) */
     b->state = pol->create(&b->p, b->be);
     if (!b->state)
         goto fail;
@@ -73,18 +74,39 @@ void balancer_destroy(struct balancer *b)
     shm_free(b);
 }
 
+/* Recounts the backends that are not up, ready and present (b->nout):
+ * after every change of a backend's health, admin state or presence. */
+static void count_out(struct balancer *b)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < b->n; i++)
+        k += b->be[i].removed || b->be[i].admin != BALANCER_READY ||
+             b->be[i].health != BALANCER_UP;
+    b->nout = k;
+}
+
+/* The one place a backend's health changes. */
+static void set_health(struct balancer *b, struct balancer_backend *be,
+                       enum balancer_health h)
+{
+    be->health = h;
+    count_out(b);
+}
+
 /* An ejection whose time is up turns into PROBING. */
-static void refresh(struct balancer_backend *be, uint64_t now_us)
+static void refresh(struct balancer *b, struct balancer_backend *be,
+                    uint64_t now_us)
 {
     if (be->health == BALANCER_EJECTED && now_us >= be->ejected_until_us) {
-        be->health = BALANCER_PROBING;
+        set_health(b, be, BALANCER_PROBING);
         be->probe_in_flight = false;
     }
 }
 
-static void eject(const struct balancer_params *p, struct balancer_backend *be,
+static void eject(struct balancer *b, struct balancer_backend *be,
                   uint64_t now_us)
 {
+    const struct balancer_params *p = &b->p;
     uint64_t ms = p->fail_timeout_ms ? p->fail_timeout_ms : 1;
     uint64_t cap = p->max_eject_ms > ms ? p->max_eject_ms : ms;
 
@@ -93,7 +115,7 @@ static void eject(const struct balancer_params *p, struct balancer_backend *be,
         ms *= 2;
     if (ms > cap)
         ms = cap;
-    be->health = BALANCER_EJECTED;
+    set_health(b, be, BALANCER_EJECTED);
     be->ejected_until_us = now_us + ms * 1000u;
     be->probe_in_flight = false;
     be->eject_fails = be->consecutive_fails;
@@ -211,7 +233,7 @@ static void outlier_sweep(struct balancer *b, uint64_t now_us)
         if (rate[i] * 100.0 >= (double)b->p.outlier_min_fail_pct &&
             rate[i] > (double)b->p.outlier_factor * others &&
             2 * (out + 1) <= live) {
-            eject(&b->p, be, now_us);
+            eject(b, be, now_us);
             be->eject_fails = be->win_fail;
             be->outlier = true;
             out++;
@@ -253,10 +275,18 @@ static int pick(struct balancer *b, uint64_t tried, uint64_t now_us,
     size_t neligible = 0, probe = b->n, least_bad = b->n;
     size_t idx;
 
+    if (b->nout == 0 && tried == 0 && !b->p.slow_start_ms && b->n > 0) {
+        /* every backend up, ready and present (the usual case): each is
+         * eligible, none probes, none is failed open to */
+        static const bool every[BALANCER_MAX_BACKENDS] = {
+            [0 ... BALANCER_MAX_BACKENDS - 1] = true};
+        idx = policy_pick(b, every, now_us);
+        goto picked;
+    }
     for (size_t i = 0; i < b->n; i++) {
         struct balancer_backend *be = &b->be[i];
         bool up = false; /* stored once per backend (no memset first) */
-        refresh(be, now_us);
+        refresh(b, be, now_us);
         if ((tried & ((uint64_t)1 << i)) || be->removed ||
             be->admin != BALANCER_READY) {
             /* removed, drained and in maintenance: not even failed open to */
@@ -287,6 +317,7 @@ static int pick(struct balancer *b, uint64_t tried, uint64_t now_us,
     } else {
         return -1; /* every backend was tried */
     }
+picked:
     if (inflight_at_dispatch)
         *inflight_at_dispatch = b->be[idx].in_flight;
     if (b->be[idx].in_flight == 0) /* a stall can only start now */
@@ -339,7 +370,7 @@ size_t balancer_probe_due(struct balancer *b, uint64_t now_us, uint64_t busy,
     shm_lock(b->lock);
     for (size_t i = 0; i < b->n; i++) {
         struct balancer_backend *be = &b->be[i];
-        refresh(be, now_us);
+        refresh(b, be, now_us);
         eligible[i] = !be->removed && be->admin == BALANCER_READY &&
                       be->health == BALANCER_UP && !(busy & ((uint64_t)1 << i));
         neligible += eligible[i];
@@ -394,7 +425,7 @@ static void observe(struct balancer *b, size_t idx, uint64_t latency_us,
     /* A failure never looks fast: it counts at least the penalty. */
     if (!ok && sample < penalty_us)
         sample = penalty_us;
-    refresh(be, now_us);
+    refresh(b, be, now_us);
     /* A successful probe starts the backend over: its first sample is this
      * one, not the penalties of the outage. */
     if (ok && be->health == BALANCER_PROBING && b->pol->reset)
@@ -418,7 +449,7 @@ static void observe(struct balancer *b, size_t idx, uint64_t latency_us,
         }
         be->consecutive_fails = 0;
         if (be->health == BALANCER_PROBING) {
-            be->health = BALANCER_UP;
+            set_health(b, be, BALANCER_UP);
             be->ejections = 0;
             be->probe_in_flight = false;
             be->outlier = false;
@@ -432,10 +463,10 @@ static void observe(struct balancer *b, size_t idx, uint64_t latency_us,
     switch (be->health) {
     case BALANCER_UP:
         if (b->p.max_fails > 0 && be->consecutive_fails >= b->p.max_fails)
-            eject(&b->p, be, now_us);
+            eject(b, be, now_us);
         break;
     case BALANCER_PROBING: /* the probe failed: back off for longer */
-        eject(&b->p, be, now_us);
+        eject(b, be, now_us);
         break;
     case BALANCER_EJECTED: /* a request from before the ejection, or a */
     case BALANCER_DOWN:    /* fail-open one: already out, nothing to add */
@@ -476,10 +507,10 @@ void balancer_set_health(struct balancer *b, size_t idx, bool up,
     shm_lock(b->lock);
     be = &b->be[idx];
     if (!up) {
-        be->health = BALANCER_DOWN;
+        set_health(b, be, BALANCER_DOWN);
         be->probe_in_flight = false;
     } else if (be->health == BALANCER_DOWN) {
-        be->health = BALANCER_UP;
+        set_health(b, be, BALANCER_UP);
         be->consecutive_fails = 0;
         be->ejections = 0;
         be->outlier = false;
@@ -518,6 +549,7 @@ int balancer_add(struct balancer *b, unsigned weight, uint64_t now_us)
         b->pol->clear(b->state, idx);
     if (idx == b->n)
         b->n++;
+    count_out(b);
     slow_start(b, idx, now_us);
     shm_unlock(b->lock);
     return (int)idx;
@@ -531,6 +563,7 @@ int balancer_remove(struct balancer *b, size_t idx)
     b->be[idx].removed = true;
     b->be[idx].probe_in_flight = false;
     b->be[idx].warming = false;
+    count_out(b);
     shm_unlock(b->lock);
     return 0;
 }
@@ -552,6 +585,7 @@ int balancer_set_admin(struct balancer *b, size_t idx, enum balancer_admin a,
     if (a == BALANCER_READY && b->be[idx].admin != BALANCER_READY)
         slow_start(b, idx, now_us);
     b->be[idx].admin = a;
+    count_out(b);
     shm_unlock(b->lock);
     return 0;
 }
@@ -577,7 +611,7 @@ double balancer_score(struct balancer *b, size_t idx, uint64_t now_us)
     if (idx >= b->n)
         return 0.0;
     shm_lock(b->lock);
-    refresh(&b->be[idx], now_us);
+    refresh(b, &b->be[idx], now_us);
     double score = b->pol->score(b->state, idx, now_us);
     shm_unlock(b->lock);
     return score;

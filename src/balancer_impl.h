@@ -16,6 +16,9 @@ struct balancer {
     void *state;
     struct balancer_params p;
     size_t n;
+    /* backends not up, ready and present (count_out): with none, pick
+     * skips its look at each one */
+    unsigned nout;
     struct balancer_backend be[BALANCER_MAX_BACKENDS];
     uint64_t rng;       /* slow start's draws */
     uint64_t window_us; /* start of the outlier window */
