@@ -166,7 +166,8 @@ struct balancer_policy {
                    uint64_t now_us);
     /* One finished request: latency_us from dispatch to last byte (penalised
      * by the caller for failures), inflight_at_dispatch the backend's
-     * in-flight count when it was picked (not counting this request). */
+     * in-flight count when it was picked (not counting this request).
+     * NULL for a policy that learns nothing from a request (round-robin). */
     void (*observe)(void *state, size_t idx, uint64_t latency_us, bool ok,
                     unsigned inflight_at_dispatch, uint64_t now_us);
     /* The number the dashboard shows for a backend (lower = preferred). */

@@ -430,7 +430,9 @@ static void observe(struct balancer *b, size_t idx, uint64_t latency_us,
      * one, not the penalties of the outage. */
     if (ok && be->health == BALANCER_PROBING && b->pol->reset)
         b->pol->reset(b->state, idx);
-    b->pol->observe(b->state, idx, sample, ok, inflight_at_dispatch, now_us);
+    if (b->pol->observe)
+        b->pol->observe(b->state, idx, sample, ok, inflight_at_dispatch,
+                        now_us);
     be->win_req++;
     if (!ok)
         be->win_fail++;
