@@ -27,8 +27,10 @@ struct loop {
     uint64_t timer_seq;       /* arming counter, see loop_timer.seq */
     struct loop_timer **heap; /* heap[0] is the earliest deadline */
     uint32_t heap_len, heap_cap;
-    struct loop_deferred *deferred;
-    size_t ndeferred, deferred_cap;
+    /* releases to run after this round; `spare` is the list being run
+     * (a release may defer more), kept for the next round's swap */
+    struct loop_deferred *deferred, *spare;
+    size_t ndeferred, deferred_cap, spare_cap;
     loop_hook_fn *before_sleep;
     void *before_sleep_ctx;
     uint64_t round;  /* waits returned */
@@ -60,16 +62,19 @@ fail:
 
 static void run_deferred(struct loop *loop)
 {
-    /* A deferred release may defer more; run until the list is empty. */
+    /* A deferred release may defer more; run until the list is empty.
+     * The two lists swap: neither is allocated again each round. */
     while (loop->ndeferred > 0) {
         size_t n = loop->ndeferred;
         struct loop_deferred *d = loop->deferred;
-        loop->deferred = NULL;
+        size_t cap = loop->deferred_cap;
+        loop->deferred = loop->spare;
+        loop->deferred_cap = loop->spare_cap;
         loop->ndeferred = 0;
-        loop->deferred_cap = 0;
+        loop->spare = d;
+        loop->spare_cap = cap;
         for (size_t i = 0; i < n; i++)
             d[i].fn(d[i].ptr);
-        free(d);
     }
 }
 
@@ -80,6 +85,8 @@ void loop_destroy(struct loop *loop)
     run_deferred(loop);
     if (loop->epfd >= 0)
         close(loop->epfd);
+    free(loop->deferred);
+    free(loop->spare);
     free(loop->heap);
     free(loop);
 }

@@ -321,6 +321,51 @@ static void test_maybe_ready(void **state)
     loop_destroy(loop);
 }
 
+/* Deferred releases: what a release defers runs in the same pass, after
+ * the list it came from; every one runs once, in order. */
+struct deferral {
+    struct loop *loop;
+    int order[256];
+    int n;
+};
+static struct deferral dfr;
+
+static void on_deferred(void *ptr)
+{
+    int id = (int)(intptr_t)ptr;
+    dfr.order[dfr.n++] = id;
+    if (id < 40) /* the first 40 each defer one more, id + 100 */
+        loop_defer(dfr.loop, on_deferred, (void *)(intptr_t)(id + 100));
+}
+
+static void test_deferred_releases(void **state)
+{
+    (void)state;
+    struct loop *loop = loop_create();
+    assert_non_null(loop);
+    for (int round = 0; round < 3; round++) {
+        memset(&dfr, 0, sizeof(dfr));
+        dfr.loop = loop;
+        for (int i = 0; i < 70; i++) /* more than the first capacity */
+            assert_int_equal(loop_defer(loop, on_deferred, (void *)(intptr_t)i),
+                             0);
+        struct loop_deferred *lists[2] = {loop->deferred, loop->spare};
+        run_deferred(loop);
+        assert_int_equal(dfr.n, 110);
+        for (int i = 0; i < 70; i++)
+            assert_int_equal(dfr.order[i], i);
+        for (int i = 0; i < 40; i++)
+            assert_int_equal(dfr.order[70 + i], 100 + i);
+        assert_int_equal(loop->ndeferred, 0);
+        if (round > 0) { /* the lists are reused, not allocated again */
+            assert_true(loop->deferred == lists[0] ||
+                        loop->deferred == lists[1]);
+            assert_true(loop->spare == lists[0] || loop->spare == lists[1]);
+        }
+    }
+    loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_maybe_ready),
+        cmocka_unit_test(test_deferred_releases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
