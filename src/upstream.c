@@ -180,6 +180,30 @@ int upstream_add(struct upstream *up, size_t idx, const char *id,
     return 0;
 }
 
+/* Connection structs whose round is over, kept for the next connects: a
+ * connection per request would otherwise cost a calloc and a free each.
+ * Bounded; emptied when an upstream table goes. */
+#define CONN_CACHE 64
+static struct upstream_conn *conn_cache[CONN_CACHE];
+static unsigned nconn_cache;
+
+static struct upstream_conn *conn_alloc(void)
+{
+    if (nconn_cache == 0)
+        return calloc(1, sizeof(struct upstream_conn));
+    struct upstream_conn *uc = conn_cache[--nconn_cache];
+    memset(uc, 0, sizeof(*uc));
+    return uc;
+}
+
+static void conn_recycle(void *p)
+{
+    if (nconn_cache < CONN_CACHE)
+        conn_cache[nconn_cache++] = p;
+    else
+        free(p);
+}
+
 static void conn_free(struct upstream_conn *uc, bool reset)
 {
     struct loop *loop = uc->up->loop;
@@ -193,7 +217,7 @@ static void conn_free(struct upstream_conn *uc, bool reset)
     loop_io_close(loop, &uc->io);
     free(uc->pre);
     uc->pre = NULL;
-    loop_defer(loop, free, uc);
+    loop_defer(loop, conn_recycle, uc); /* after the round: stale events */
 }
 
 static void idle_unlink(struct backend *b, struct upstream_conn *uc)
@@ -230,6 +254,8 @@ void upstream_destroy(struct upstream *up)
     }
     tls_client_destroy(up->tls);
     free(up);
+    while (nconn_cache > 0)
+        free(conn_cache[--nconn_cache]);
 }
 
 int upstream_remove(struct upstream *up, size_t idx)
@@ -409,7 +435,7 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
                                               size_t prelen,
                                               struct upstream_conn **out)
 {
-    struct upstream_conn *uc = calloc(1, sizeof(*uc));
+    struct upstream_conn *uc = conn_alloc();
     if (!uc) {
         errno = ENOMEM;
         return UPSTREAM_ERROR;
@@ -420,7 +446,7 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
     enum net_connect_result r = net_connect(&b->addr, &fd, NULL, 0);
     if (r == NET_REFUSED || r == NET_ERROR) {
         int e = errno;
-        free(uc);
+        conn_recycle(uc);
         errno = e;
         return r == NET_REFUSED ? UPSTREAM_REFUSED : UPSTREAM_ERROR;
     }
@@ -430,7 +456,7 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
                                         &b->resume);
         if (!uc->tr_state) {
             close(fd);
-            free(uc);
+            conn_recycle(uc);
             errno = ENOMEM;
             return UPSTREAM_ERROR;
         }
@@ -451,7 +477,7 @@ enum upstream_connect_result upstream_connect(struct upstream *up, size_t idx,
         uc->tr->release(uc->tr_state);
         free(uc->pre);
         close(fd);
-        free(uc);
+        conn_recycle(uc);
         errno = e;
         return e == ENOMEM || e == EINVAL ? UPSTREAM_ERROR : UPSTREAM_REFUSED;
     }

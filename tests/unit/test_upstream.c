@@ -233,6 +233,37 @@ static size_t peer_read(int fd, char *buf, size_t cap)
     return (size_t)n;
 }
 
+/* A closed connection's struct serves the next connect after its round
+ * (no calloc and free per connection), as a fresh one: nothing of the old
+ * connection's pool links, preamble or times is left. */
+static void test_closed_struct_is_reused_clean(void **state)
+{
+    (void)state;
+    struct fixture f;
+    setup_pool(&f, 4, 60000);
+    struct upstream_conn *a = connect_one(&f), *b = connect_one(&f);
+    upstream_release(a, true);
+    upstream_release(b, true); /* a and b linked in the idle list */
+    assert_ptr_equal(upstream_get_idle(f.up, 0), b);
+    upstream_close(b, false);
+    run_for(&f, 1); /* the round ends: b's struct is free to reuse */
+    struct upstream_conn *c = connect_one(&f);
+    assert_ptr_equal(c, b);
+    assert_null(c->prev);
+    assert_null(c->next);
+    assert_null(c->pre);
+    assert_int_equal(c->prelen, 0);
+    assert_int_equal(c->idle_since_us, 0);
+    assert_false(c->tls);
+    assert_false(c->tls_failed);
+    assert_int_equal(upstream_idle_count(f.up, 0), 1); /* a alone */
+    upstream_close(c, false);
+    assert_ptr_equal(upstream_get_idle(f.up, 0), a);
+    upstream_close(a, false);
+    run_for(&f, 1);
+    teardown_pool(&f);
+}
+
 static void test_preamble_first_and_once(void **state)
 {
     (void)state;
@@ -404,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_idle_timeout_closes_oldest_first),
         cmocka_unit_test(test_unread_bytes_are_never_handed_out),
         cmocka_unit_test(test_closed_by_backend_is_dropped),
+        cmocka_unit_test(test_closed_struct_is_reused_clean),
         cmocka_unit_test(test_preamble_first_and_once),
         cmocka_unit_test(test_unix_backend),
         cmocka_unit_test(test_removed_slot_never_pools_old_connections),
