@@ -412,6 +412,20 @@ static void update_interest(struct session *s)
     }
 }
 
+/* After a turn of the drive loop that used every round while bytes still
+ * moved: some may be left that could move now and that no I/O would
+ * announce (one side's input partly passed on, with no room left to read
+ * into, while the other side's output was flushed whole).  Both sockets
+ * also wait for writability, which they nearly always have, so the next
+ * loop round drives the session on; the turn after that sets the interest
+ * sets anew.  Not inlined: drive's usual path keeps its registers. */
+__attribute__((noinline)) static void drive_again(struct session *s)
+{
+    loop_io_mod(s->ctx->loop, &s->cio, s->cio.events | LOOP_WRITE);
+    if (s->uc && (s->state == SS_RELAY || s->state == SS_TUNNEL))
+        loop_io_mod(s->ctx->loop, &s->uc->io, s->uc->io.events | LOOP_WRITE);
+}
+
 static void client_ended(struct session *s);
 
 /* Reads what a transport already holds decoded (TLS), which no socket
@@ -445,7 +459,8 @@ static bool read_buffered(struct session *s)
 /* Runs the state machine until nothing more can happen without I/O. */
 static void drive(struct session *s)
 {
-    for (int round = 0; round < DRIVE_ROUNDS; round++) {
+    int round;
+    for (round = 0; round < DRIVE_ROUNDS; round++) {
         if (s->state == SS_CLOSED)
             return;
         enum step st = run_state(s);
@@ -461,6 +476,8 @@ static void drive(struct session *s)
         return;
     }
     update_interest(s);
+    if (round == DRIVE_ROUNDS)
+        drive_again(s);
     if (s->ctx->q_head)
         queue_kick(s->ctx); /* a backend slot may have come free */
 }
