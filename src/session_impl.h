@@ -166,11 +166,11 @@ struct session {
     bool keep_alive; /* the client connection may persist */
     bool want_close; /* close after the current response */
     uint8_t pp_len;  /* bytes at pp_out */
+    uint8_t ip_len;  /* strlen(ip) */
     uint8_t *pp_out; /* send_proxy: the PROXY header each new upstream
                         connection of this client starts with, or NULL */
     char addr[64];
     char ip[48];
-    uint8_t ip_len; /* strlen(ip) */
 };
 
 static inline const struct config *cfg_of(const struct session *s)
