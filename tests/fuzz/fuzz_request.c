@@ -4,7 +4,9 @@
  * http_build_request_head, and the body is re-chunked as client.c does.
  * Invariant checked: whatever lbproxy would forward is read by a fresh
  * strict parser as exactly one request with the same method and body, which
- * passes http_request_check again (normalisation is stable).  Bytes after a
+ * passes http_request_check again (normalisation is stable), and the
+ * check and the rebuild come to what their long ways give (same_check,
+ * same_head).  Bytes after a
  * complete request are the next pipelined request on a keep-alive
  * connection, parsed by the same parser after it resumes (as client.c
  * does, up to MAX_PIPELINED per input), each checked the same way.
@@ -179,6 +181,44 @@ static void check_forwarded(const struct req_ctx *rc, const llhttp_t *orig,
 static struct req_ctx rc;
 static char out[OUT_CAP];
 
+/* The check and the rebuild take shortcuts for the usual heads (fields of
+ * no interest and one Host: only the Host judged; every line "Name:
+ * value": one run of source bytes).  A copy of the head that claims a
+ * second Host and no canon bytes takes the long way; both must come to
+ * the same answer and write the same bytes. */
+static struct http_head slow;
+static struct http_header slow_hdrs[MAXH];
+static struct http_request slow_req;
+static char slow_out[16384];
+
+static void copy_slow(const struct http_head *h)
+{
+    slow = *h;
+    memcpy(slow_hdrs, h->headers, h->nheaders * sizeof(*h->headers));
+    slow.headers = slow_hdrs;
+    slow.host_again = true;
+    slow.canon_bytes = UINT32_MAX;
+}
+
+static void same_check(const llhttp_t *p, int st)
+{
+    if (http_request_check(p, &slow, MAX_BODY, &slow_req) != st ||
+        memcmp(&rc.req, &slow_req,
+               offsetof(struct http_request, conn_tokens)) ||
+        rc.req.nconn_tokens != slow_req.nconn_tokens ||
+        memcmp(rc.req.conn_tokens, slow_req.conn_tokens,
+               rc.req.nconn_tokens * sizeof(rc.req.conn_tokens[0])))
+        abort();
+}
+
+static void same_head(const llhttp_t *p, int n, bool close_upstream)
+{
+    int m = http_build_request_head(slow_out, sizeof(slow_out), p, &slow,
+                                    &slow_req, "127.0.0.1", 9, close_upstream);
+    if (m != n || memcmp(slow_out, out, (size_t)n) != 0)
+        abort();
+}
+
 /* Parses, checks and forwards one request starting at buf + *off.  Returns
  * 1 when it completed on a keep-alive connection and bytes follow (the
  * next pipelined request starts at the updated *off), else 0. */
@@ -202,7 +242,10 @@ static int one_request(llhttp_t *p, char *buf, size_t *off, size_t size)
         return 0;
     }
     size_t hoff = (size_t)(llhttp_get_error_pos(p) - buf);
-    if (http_request_check(p, &rc.head, MAX_BODY, &rc.req) != 0) {
+    copy_slow(&rc.head);
+    int st = http_request_check(p, &rc.head, MAX_BODY, &rc.req);
+    same_check(p, st);
+    if (st != 0) {
         if (rc.req.status < 400 || rc.req.status > 505 || !rc.req.error)
             abort();
         return 0;
@@ -211,6 +254,7 @@ static int one_request(llhttp_t *p, char *buf, size_t *off, size_t size)
                                     "127.0.0.1", 9, size & 1);
     if (n < 0)
         return 0;
+    same_head(p, n, size & 1);
     rc.out_len = (size_t)n;
     llhttp_resume(p);
     /* body bytes in two pieces, as they may arrive from the socket */

@@ -186,14 +186,37 @@ static void check_relayed(struct resp_ctx *rc, int status)
     }
 }
 
+/* http_build_response_head, and the same head built the long way: a copy
+ * that claims no canon bytes, so no run of lines goes out whole.  Both
+ * must write the same bytes. */
+static int build_head(char *out, size_t cap, const llhttp_t *p,
+                      const struct http_head *h,
+                      const struct http_response *resp, int client_minor,
+                      bool keep_alive)
+{
+    static struct http_head slow;
+    static char alt[16384];
+    int n = http_build_response_head(out, cap, p, h, resp, client_minor,
+                                     keep_alive);
+    slow = *h;
+    slow.canon_bytes = UINT32_MAX;
+    int m = http_build_response_head(alt, sizeof(alt), p, &slow, resp,
+                                     client_minor, keep_alive);
+    if (n >= 0 && (m != n || memcmp(alt, out, (size_t)n) != 0)) {
+        fprintf(stderr, "the head's run differs from its field lines\n");
+        abort();
+    }
+    return n;
+}
+
 /* A tunnel's 101: the head built for the client parses as one complete
  * 101 with an Upgrade field and nothing after it. */
 static void check_tunnel(struct resp_ctx *rc, llhttp_t *src, int keep_alive)
 {
     static struct check_ctx cc;
     char *head = rc->out + rc->out_len;
-    int n = http_build_response_head(head, 16384 - rc->out_len, src, &rc->head,
-                                     &rc->resp, rc->client_minor, keep_alive);
+    int n = build_head(head, 16384 - rc->out_len, src, &rc->head, &rc->resp,
+                       rc->client_minor, keep_alive);
     if (n < 0)
         return; /* too large: a 502 */
     llhttp_settings_t s;
@@ -270,9 +293,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (++rc.ninterim > HTTP_MAX_INTERIM)
             goto out; /* 502: a backend cannot hold the session with 1xx */
         if (rc.client_minor == 1) {
-            int n =
-                http_build_response_head(out + rc.out_len, 16384 - rc.out_len,
-                                         &p, &rc.head, &rc.resp, 1, 1);
+            int n = build_head(out + rc.out_len, 16384 - rc.out_len, &p,
+                               &rc.head, &rc.resp, 1, 1);
             if (n < 0)
                 goto out;
             rc.out_len += (size_t)n;
@@ -291,9 +313,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (rc.resp.mode == HTTP_BODY_CLOSE)
         keep_alive = 0; /* as client.c */
-    int n = http_build_response_head(out + rc.out_len, 16384 - rc.out_len, &p,
-                                     &rc.head, &rc.resp, rc.client_minor,
-                                     keep_alive);
+    int n = build_head(out + rc.out_len, 16384 - rc.out_len, &p, &rc.head,
+                       &rc.resp, rc.client_minor, keep_alive);
     if (n < 0)
         goto out;
     rc.out_len += (size_t)n;
