@@ -6,10 +6,10 @@
  * strict parser as exactly one request with the same method and body, which
  * passes http_request_check again (normalisation is stable), and the
  * check and the rebuild come to what their long ways give (same_check,
- * same_head).  Bytes after a
- * complete request are the next pipelined request on a keep-alive
- * connection, parsed by the same parser after it resumes (as client.c
- * does, up to MAX_PIPELINED per input), each checked the same way.
+ * same_head).  Bytes after a complete request are the next pipelined
+ * request on a keep-alive connection, parsed by the same parser after it
+ * resumes (as client.c does, up to MAX_PIPELINED per input), each checked
+ * the same way.
  */
 #include <stdint.h>
 #include <stdio.h>
