@@ -76,8 +76,10 @@ struct http_head {
     uint32_t seen;           /* 1 << kind of every field present */
     unsigned host;           /* 1 + index of the first Host field, 0: none */
     bool host_again;         /* a second Host field came */
-    unsigned length;         /* 1 + index of the Content-Length field */
-    uint32_t canon_bytes;    /* the bytes of the canon lines (http_lines) */
+    unsigned length;         /* 1 + index of the Content-Length field, 0:
+                                none (llhttp refuses a second) */
+    uint32_t canon_bytes;    /* the bytes of the canon lines, "Name: value"
+                                and CR LF each (the rebuilds' one-run test) */
     bool too_many;           /* more than max_headers were seen */
     bool loose;              /* a value starts past "Name: ": every field
                                 is scanned (an obs-fold may hide there) */
