@@ -182,14 +182,21 @@ int upstream_add(struct upstream *up, size_t idx, const char *id,
 
 /* Connection structs whose round is over, kept for the next connects: a
  * connection per request would otherwise cost a calloc and a free each.
- * Bounded; emptied when an upstream table goes. */
+ * Bounded; emptied when an upstream table goes.  Off under AddressSanitizer,
+ * so that a use of a closed connection is still caught there rather than
+ * landing in the next one. */
+#ifdef __SANITIZE_ADDRESS__
+#define CONN_CACHE_ON 0
+#else
+#define CONN_CACHE_ON 1
+#endif
 #define CONN_CACHE 64
 static struct upstream_conn *conn_cache[CONN_CACHE];
 static unsigned nconn_cache;
 
 static struct upstream_conn *conn_alloc(void)
 {
-    if (nconn_cache == 0)
+    if (!CONN_CACHE_ON || nconn_cache == 0)
         return calloc(1, sizeof(struct upstream_conn));
     struct upstream_conn *uc = conn_cache[--nconn_cache];
     memset(uc, 0, sizeof(*uc));
@@ -198,7 +205,7 @@ static struct upstream_conn *conn_alloc(void)
 
 static void conn_recycle(void *p)
 {
-    if (nconn_cache < CONN_CACHE)
+    if (CONN_CACHE_ON && nconn_cache < CONN_CACHE)
         conn_cache[nconn_cache++] = p;
     else
         free(p);

@@ -248,7 +248,9 @@ static void test_closed_struct_is_reused_clean(void **state)
     upstream_close(b, false);
     run_for(&f, 1); /* the round ends: b's struct is free to reuse */
     struct upstream_conn *c = connect_one(&f);
+#ifndef __SANITIZE_ADDRESS__ /* where the cache is off (upstream.c) */
     assert_ptr_equal(c, b);
+#endif
     assert_null(c->prev);
     assert_null(c->next);
     assert_null(c->pre);
