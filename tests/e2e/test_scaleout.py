@@ -265,11 +265,17 @@ def test_kill_one_instance_loses_only_its_in_flight_requests(net, cluster):
     # A connect begun after lb1 was reaped meets no listener there: it is
     # refused, never dropped.  (When connect() returned is no witness: the
     # kernel may finish the handshake into lb1's queue before the kill and
-    # the client thread note it after the reap, on a loaded machine.)
-    assert all(r[1] is not None and r[0] < t_dead for r in dropped), (
-        "a connection begun after lb1 died was dropped")
-    assert len(at_kill) / 4 <= len(dropped) <= 3 * len(at_kill) / 4, (
-        len(dropped), len(at_kill))
+    # the client thread note it after the reap, on a loaded machine; and a
+    # connect begun between the kill and the reap may be reset by the
+    # closing listener, never having connected.)
+    late = [(round(r[0] - t_kill, 3), r[1] and round(r[1] - t_kill, 3),
+             round(r[2] - t_kill, 3)) for r in dropped if r[0] >= t_dead]
+    assert not late, ("a connection begun after lb1 died was dropped "
+                      "(start, connected, end after the kill; reaped at "
+                      f"{t_dead - t_kill:.3f})", late)
+    lost = [r for r in dropped if r[1] is not None]  # requests, not connects
+    assert len(at_kill) / 4 <= len(lost) <= 3 * len(at_kill) / 4, (
+        len(lost), len(at_kill))
 
     # Until the rule changes, every other new connection is DNATed to the
     # dead instance's address, where nothing listens: refused at once.
