@@ -111,6 +111,7 @@ export LBPROXY LBBACKEND
 # The C files `make fmt` formats and `make fmt-check` checks: all of them.
 C_FILES := $(wildcard src/*.c src/*.h include/*.h backends/*.c backends/*.h \
                       tests/*.c tests/unit/*.c tests/sim/*.c tests/fuzz/*.c \
+                      tests/lib/*.c tests/lib/*.h \
                       scripts/bench/*.c)
 
 # PYTEST_SUITE(target,test file,prerequisites[,environment]): the one rule
@@ -144,7 +145,8 @@ $(BUILD)/llhttp/llhttp_sse42.o: $(LLHTTP_DIR)/llhttp.c $(BUILD)/llhttp/sse42.def
 	$(call E,CC,$@)
 	$(Q)$(LLHTTP_CC) -c $< -o $@
 
-$(BUILD)/llhttp/sse42.defs: $(LLHTTP_DIR)/llhttp.c Makefile
+# (a pattern: the fuzz build under build/fuzz makes its own)
+%/llhttp/sse42.defs: $(LLHTTP_DIR)/llhttp.c Makefile
 	@mkdir -p $(dir $@)
 	$(call E,GEN,$@)
 	$(Q)$(CC) -std=c11 -O0 -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_INC) -c $< \
@@ -168,11 +170,15 @@ $(LBBACKEND): $(BACK_OBJS) $(LIBLB)
 	$(call E,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+# A unit test may name helper sources of tests/lib as extra prerequisites;
+# they are compiled into it.
 $(BUILD)/tests/%: tests/unit/%.c $(LIBLB)
 	@mkdir -p $(dir $@)
 	$(call E,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) -Isrc $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) \
-	    -o $@ $< $(LIBLB) -lcmocka $(PKG_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) -Isrc -Itests/lib $(CFLAGS) -Wno-missing-prototypes \
+	    $(LDFLAGS) -o $@ $< $(filter tests/lib/%.c,$^) $(LIBLB) -lcmocka \
+	    $(PKG_LIBS) $(LDLIBS)
+$(BUILD)/tests/test_llhttp_cpu: tests/lib/llhttp_trace.c tests/lib/llhttp_trace.h
 
 -include mk/*.mk
 

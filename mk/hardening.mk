@@ -49,29 +49,69 @@ $(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) include/http.h include/proxyproto
 	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) -fsanitize=fuzzer $(FUZZ_CPPFLAGS) \
 	    -o $@ $< $(FUZZ_LIB_OBJS)
 
+# fuzz_llhttp_cpu (x86-64 only): the two llhttp builds side by side, named
+# as the Makefile names them for lbproxy (LLHTTP_SSE42), with
+# tests/lib/llhttp_trace.c; seeded from its own corpus and the request
+# and response harnesses' corpora.
+ifeq ($(LLHTTP_SSE42),1)
+FUZZERS      += fuzz_llhttp_cpu
+FUZZ_BINS    += $(FUZZ_DIR)/fuzz_llhttp_cpu
+FUZZ_SEEDS_fuzz_llhttp_cpu := tests/fuzz/corpus/fuzz_request \
+                              tests/fuzz/corpus/fuzz_response
+FUZZ_CPU_OBJS := $(FUZZ_DIR)/llhttp-cpu/llhttp_base.o \
+                 $(FUZZ_DIR)/llhttp-cpu/llhttp_sse42.o $(FUZZ_DIR)/llhttp/api.o \
+                 $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/llhttp_cpu.o \
+                 $(FUZZ_DIR)/tests/lib/llhttp_trace.o
+
+$(FUZZ_DIR)/llhttp-cpu/llhttp_base.o: $(LLHTTP_DIR)/llhttp.c
+	@mkdir -p $(dir $@)
+	$(call E,FUZZCC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) \
+	    -Dllhttp__internal_execute=llhttp__internal_execute_base -c $< -o $@
+
+$(FUZZ_DIR)/llhttp-cpu/llhttp_sse42.o: $(LLHTTP_DIR)/llhttp.c $(FUZZ_DIR)/llhttp/sse42.defs
+	@mkdir -p $(dir $@)
+	$(call E,FUZZCC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) -msse4.2 \
+	    @$(FUZZ_DIR)/llhttp/sse42.defs -c $< -o $@
+
+$(FUZZ_DIR)/tests/lib/%.o: tests/lib/%.c tests/lib/%.h include/llhttp_cpu.h
+	@mkdir -p $(dir $@)
+	$(call E,FUZZCC,$@)
+	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) $(FUZZ_CPPFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_llhttp_cpu: tests/fuzz/fuzz_llhttp_cpu.c $(FUZZ_CPU_OBJS)
+	@mkdir -p $(dir $@)
+	$(call E,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(CSTD) $(FUZZ_FLAGS) -fsanitize=fuzzer $(FUZZ_CPPFLAGS) \
+	    -Itests/lib -o $@ $< $(FUZZ_CPU_OBJS)
+.SECONDARY: $(FUZZ_CPU_OBJS)
+endif
+
 .SECONDARY: $(FUZZ_LIB_OBJS)
 .PHONY: fuzz fuzz-build fuzz-regress
 ## fuzz-build: build the libFuzzer harnesses (clang, ASan + UBSan)
 fuzz-build: $(FUZZ_BINS)
 
 ## fuzz: run each fuzz harness for FUZZ_SECONDS (default 60) on its corpus
+# (new inputs go to the first corpus directory, the one under build/fuzz;
+# the checked-in ones and FUZZ_SEEDS_<harness> are only read)
 fuzz: $(FUZZ_BINS)
-	$(Q)set -e; for f in $(FUZZERS); do \
-	    echo "== $$f ($(FUZZ_SECONDS) s)"; \
-	    mkdir -p $(FUZZ_DIR)/corpus/$$f $(FUZZ_DIR)/artifacts; \
-	    $(FUZZ_DIR)/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$$f- \
-	        $(FUZZ_DIR)/corpus/$$f tests/fuzz/corpus/$$f; \
-	done
+	$(Q)set -e; $(foreach f,$(FUZZERS), \
+	    echo "== $(f) ($(FUZZ_SECONDS) s)"; \
+	    mkdir -p $(FUZZ_DIR)/corpus/$(f) $(FUZZ_DIR)/artifacts; \
+	    $(FUZZ_DIR)/$(f) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_DIR)/artifacts/$(f)- \
+	        $(FUZZ_DIR)/corpus/$(f) tests/fuzz/corpus/$(f) $(FUZZ_SEEDS_$(f));)
 
 # The checked-in corpus (seeds and regression inputs) replays in a second
 # (part of `make test`); real fuzzing (`make fuzz`) is by hand or a
 # separate CI step.
 ## fuzz-regress: replay the checked-in fuzz corpus once (no fuzzing)
 fuzz-regress: $(FUZZ_BINS)
-	$(Q)set -e; for f in $(FUZZERS); do \
-	    $(FUZZ_DIR)/$$f -runs=0 -artifact_prefix=$(FUZZ_DIR)/ \
-	        tests/fuzz/corpus/$$f > $(FUZZ_DIR)/$$f.regress.log 2>&1 || \
-	        { cat $(FUZZ_DIR)/$$f.regress.log; exit 1; }; \
-	    echo "  $$f: `tail -1 $(FUZZ_DIR)/$$f.regress.log`"; \
-	done
+	$(Q)set -e; $(foreach f,$(FUZZERS), \
+	    $(FUZZ_DIR)/$(f) -runs=0 -artifact_prefix=$(FUZZ_DIR)/ \
+	        tests/fuzz/corpus/$(f) $(FUZZ_SEEDS_$(f)) \
+	        > $(FUZZ_DIR)/$(f).regress.log 2>&1 || \
+	        { cat $(FUZZ_DIR)/$(f).regress.log; exit 1; }; \
+	    echo "  $(f): `tail -1 $(FUZZ_DIR)/$(f).regress.log`";)

@@ -2,7 +2,8 @@
  * Unit tests of the two llhttp builds (src/llhttp_cpu.c): the SSE4.2 build
  * must parse every input exactly as the baseline build does - the same
  * callbacks with the same spans, the same result and error position - fed
- * whole, in 7-byte pieces and byte by byte.  The inputs are the fuzz
+ * whole, in 7-byte pieces and byte by byte, with and without a pause after
+ * each head (tests/lib/llhttp_trace.c).  The inputs are the fuzz
  * corpus (requests and responses) and header values in which each byte
  * value sits at each place of a 16-byte scan window.  On a CPU without
  * SSE4.2 only the baseline runs and the comparison is skipped.
@@ -20,98 +21,14 @@
 #include <cmocka.h>
 
 #include "llhttp_cpu.h"
-
-typedef int (*execute_fn)(llhttp__internal_t *s, const char *p,
-                          const char *endp);
-
-/* What a parse did: a hash over every callback (kind, offset, length) and
- * how it ended. */
-struct trace {
-    const char *base;
-    uint64_t hash;
-    unsigned events;
-    int err;
-    long err_pos;
-};
-
-static void mix(struct trace *t, uint64_t v)
-{
-    t->hash = (t->hash ^ v) * 1099511628211u; /* FNV-1a, word-wise */
-    t->events++;
-}
-
-static int note(llhttp_t *p, unsigned kind, const char *at, size_t len)
-{
-    struct trace *t = p->data;
-    mix(t, kind);
-    mix(t, (uint64_t)(at - t->base));
-    mix(t, len);
-    return 0;
-}
-
-#define SPAN_CB(name, kind)                                                    \
-    static int name(llhttp_t *p, const char *at, size_t len)                   \
-    {                                                                          \
-        return note(p, kind, at, len);                                         \
-    }
-#define CB(name, kind)                                                         \
-    static int name(llhttp_t *p)                                               \
-    {                                                                          \
-        return note(p, kind, ((struct trace *)p->data)->base, 0);              \
-    }
-SPAN_CB(on_url, 1)
-SPAN_CB(on_status, 2)
-SPAN_CB(on_field, 3)
-SPAN_CB(on_value, 4)
-SPAN_CB(on_body, 5)
-SPAN_CB(on_method, 6)
-SPAN_CB(on_version, 7)
-CB(on_begin, 10)
-CB(on_headers_complete, 11)
-CB(on_message_complete, 12)
-CB(on_field_complete, 13)
-CB(on_value_complete, 14)
-
-static llhttp_settings_t settings;
-
-static void settings_setup(void)
-{
-    llhttp_settings_init(&settings);
-    settings.on_url = on_url;
-    settings.on_status = on_status;
-    settings.on_header_field = on_field;
-    settings.on_header_value = on_value;
-    settings.on_body = on_body;
-    settings.on_method = on_method;
-    settings.on_version = on_version;
-    settings.on_message_begin = on_begin;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_message_complete = on_message_complete;
-    settings.on_header_field_complete = on_field_complete;
-    settings.on_header_value_complete = on_value_complete;
-}
+#include "llhttp_trace.h"
 
 /* Parses `data` with one build, `piece` bytes per call (0: whole). */
-static struct trace parse(execute_fn exec, llhttp_type_t type, const char *data,
-                          size_t len, size_t piece)
+static struct llhttp_trace parse(llhttp_execute_fn exec, llhttp_type_t type,
+                                 const char *data, size_t len, size_t piece)
 {
-    struct trace t = {data, 14695981039346656037u, 0, HPE_OK, -1};
-    llhttp_t p;
-    llhttp_init(&p, type, &settings);
-    p.data = &t;
-    size_t off = 0;
-    while (off < len) {
-        size_t n = piece == 0 || len - off < piece ? len - off : piece;
-        int e = exec(&p, data + off, data + off + n);
-        if (e != HPE_OK) {
-            t.err = e;
-            t.err_pos = (long)(llhttp_get_error_pos(&p) - data);
-            break;
-        }
-        off += n;
-    }
-    mix(&t, (uint64_t)p.error);
-    return t;
+    return llhttp_trace_parse(exec, type, data, len,
+                              (struct llhttp_feed){piece, false});
 }
 
 static bool have_sse42(void)
@@ -122,7 +39,8 @@ static bool have_sse42(void)
 
 static unsigned compared;
 
-/* Both builds, three ways of feeding, both parser types. */
+/* Both builds, three ways of feeding, with and without a pause after
+ * each head, both parser types. */
 static void compare(const char *data, size_t len, const char *what)
 {
     static const size_t pieces[] = {0, 7, 1};
@@ -130,17 +48,13 @@ static void compare(const char *data, size_t len, const char *what)
         for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
             if (pieces[i] == 1 && len > 65536)
                 continue; /* byte by byte only for the smaller inputs */
-            struct trace a = parse(llhttp__internal_execute_base, type, data,
-                                   len, pieces[i]);
-            struct trace b = parse(llhttp__internal_execute_sse42, type, data,
-                                   len, pieces[i]);
-            if (a.hash != b.hash || a.events != b.events || a.err != b.err ||
-                a.err_pos != b.err_pos)
-                fail_msg("%s (type %d, pieces of %zu): baseline %u events "
-                         "err %d at %ld, sse4.2 %u events err %d at %ld",
-                         what, type, pieces[i], a.events, a.err, a.err_pos,
-                         b.events, b.err, b.err_pos);
-            compared++;
+            for (int pause = 0; pause < 2; pause++) {
+                char why[256];
+                struct llhttp_feed feed = {pieces[i], pause};
+                if (!llhttp_trace_same(type, data, len, feed, why, sizeof(why)))
+                    fail_msg("%s (%s)", what, why);
+                compared++;
+            }
         }
     }
 }
@@ -223,10 +137,10 @@ static void test_dispatch(void **state)
     static const char req[] =
         "GET /a HTTP/1.1\r\nHost: example.test\r\n"
         "User-Agent: a-longer-value-than-16-bytes\r\n\r\n";
-    struct trace a =
+    struct llhttp_trace a =
         parse(llhttp__internal_execute, HTTP_REQUEST, req, sizeof(req) - 1, 0);
-    struct trace b = parse(llhttp__internal_execute_base, HTTP_REQUEST, req,
-                           sizeof(req) - 1, 0);
+    struct llhttp_trace b = parse(llhttp__internal_execute_base, HTTP_REQUEST,
+                                  req, sizeof(req) - 1, 0);
     assert_int_equal(a.err, HPE_OK);
     assert_true(a.hash == b.hash && a.events == b.events);
     assert_true(a.events > 20);
@@ -234,7 +148,6 @@ static void test_dispatch(void **state)
 
 int main(void)
 {
-    settings_setup();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fuzz_corpus_same),
         cmocka_unit_test(test_value_bytes_same),
