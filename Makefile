@@ -78,8 +78,9 @@ LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/ht
 LLHTTP_SSE42 ?= $(if $(findstring x86_64,$(shell $(CC) -dumpmachine)),1,0)
 ifeq ($(LLHTTP_SSE42),1)
 LLHTTP_OBJS += $(BUILD)/llhttp/llhttp_sse42.o $(BUILD)/src/llhttp_cpu.o
-$(BUILD)/llhttp/llhttp.o: LLHTTP_DEFS := \
-    -Dllhttp__internal_execute=llhttp__internal_execute_base
+# (the rename is also the fuzz build's, mk/hardening.mk)
+LLHTTP_BASE_DEFS := -Dllhttp__internal_execute=llhttp__internal_execute_base
+$(BUILD)/llhttp/llhttp.o: LLHTTP_DEFS := $(LLHTTP_BASE_DEFS)
 # every global of the second build gets the suffix _sse42: the names come
 # from the baseline's own symbol table, as a response file (@file) for cc
 $(BUILD)/llhttp/llhttp_sse42.o: LLHTTP_DEFS := -msse4.2 @$(BUILD)/llhttp/sse42.defs

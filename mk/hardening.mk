@@ -63,17 +63,15 @@ FUZZ_CPU_OBJS := $(FUZZ_DIR)/llhttp-cpu/llhttp_base.o \
                  $(FUZZ_DIR)/llhttp/http.o $(FUZZ_DIR)/src/llhttp_cpu.o \
                  $(FUZZ_DIR)/tests/lib/llhttp_trace.o
 
-$(FUZZ_DIR)/llhttp-cpu/llhttp_base.o: $(LLHTTP_DIR)/llhttp.c
+# both from llhttp.c, with the Makefile's renames (LLHTTP_DEFS there)
+$(FUZZ_DIR)/llhttp-cpu/llhttp_%.o: $(LLHTTP_DIR)/llhttp.c
 	@mkdir -p $(dir $@)
 	$(call E,FUZZCC,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) \
-	    -Dllhttp__internal_execute=llhttp__internal_execute_base -c $< -o $@
-
-$(FUZZ_DIR)/llhttp-cpu/llhttp_sse42.o: $(LLHTTP_DIR)/llhttp.c $(FUZZ_DIR)/llhttp/sse42.defs
-	@mkdir -p $(dir $@)
-	$(call E,FUZZCC,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) -msse4.2 \
-	    @$(FUZZ_DIR)/llhttp/sse42.defs -c $< -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -I$(LLHTTP_INC) $(FUZZ_LLHTTP_DEFS) -c $< -o $@
+$(FUZZ_DIR)/llhttp-cpu/llhttp_base.o: FUZZ_LLHTTP_DEFS := $(LLHTTP_BASE_DEFS)
+$(FUZZ_DIR)/llhttp-cpu/llhttp_sse42.o: FUZZ_LLHTTP_DEFS := -msse4.2 \
+    @$(FUZZ_DIR)/llhttp/sse42.defs
+$(FUZZ_DIR)/llhttp-cpu/llhttp_sse42.o: $(FUZZ_DIR)/llhttp/sse42.defs
 
 $(FUZZ_DIR)/tests/lib/%.o: tests/lib/%.c tests/lib/%.h include/llhttp_cpu.h
 	@mkdir -p $(dir $@)

@@ -47,17 +47,12 @@ CB(on_value_complete, 14)
 
 static int on_headers_complete(llhttp_t *p)
 {
-    note(p, 11, ((struct llhttp_trace *)p->data)->base, 0);
-    return 0;
+    struct llhttp_trace *t = p->data;
+    note(p, 11, t->base, 0);
+    return t->pause_on_head ? HPE_PAUSED : 0;
 }
 
-static int on_headers_complete_pause(llhttp_t *p)
-{
-    note(p, 11, ((struct llhttp_trace *)p->data)->base, 0);
-    return HPE_PAUSED;
-}
-
-static void settings_init(llhttp_settings_t *s, bool pause_on_head)
+static void settings_init(llhttp_settings_t *s)
 {
     llhttp_settings_init(s);
     s->on_url = on_url;
@@ -68,8 +63,7 @@ static void settings_init(llhttp_settings_t *s, bool pause_on_head)
     s->on_method = on_method;
     s->on_version = on_version;
     s->on_message_begin = on_begin;
-    s->on_headers_complete =
-        pause_on_head ? on_headers_complete_pause : on_headers_complete;
+    s->on_headers_complete = on_headers_complete;
     s->on_message_complete = on_message_complete;
     s->on_header_field_complete = on_field_complete;
     s->on_header_value_complete = on_value_complete;
@@ -79,9 +73,10 @@ struct llhttp_trace llhttp_trace_parse(llhttp_execute_fn exec,
                                        llhttp_type_t type, const char *data,
                                        size_t len, struct llhttp_feed feed)
 {
-    struct llhttp_trace t = {data, 14695981039346656037u, 0, 0, HPE_OK, -1};
+    struct llhttp_trace t = {
+        data, feed.pause_on_head, 14695981039346656037u, 0, 0, HPE_OK, -1};
     llhttp_settings_t settings;
-    settings_init(&settings, feed.pause_on_head);
+    settings_init(&settings);
     llhttp_t p;
     llhttp_init(&p, type, &settings);
     p.data = &t;

@@ -19,6 +19,7 @@ typedef int (*llhttp_execute_fn)(llhttp__internal_t *s, const char *p,
 
 struct llhttp_trace {
     const char *base;
+    bool pause_on_head; /* on_headers_complete pauses (llhttp_feed) */
     uint64_t hash;
     unsigned events;
     unsigned pauses; /* headers-complete pauses resumed */
